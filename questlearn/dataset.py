@@ -1,0 +1,162 @@
+"""``QuestSequence``: a Keras ``PyDataset`` over the shards of a split.
+
+Example
+-------
+>>> train = QuestSequence("split/", "train", batch_size=1024, workers=4, use_multiprocessing=True)
+>>> model.fit(train, epochs=10, shuffle=False)   # the dataset shuffles itself, seeded
+
+Pass ``shuffle=False`` to ``fit``: Keras would otherwise reorder whole
+batches with an unseeded shuffle on top of this dataset's seeded one (no
+rows are lost either way, but the run is no longer reproducible).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from .batches import BatchPlan, ShardReader
+from .manifest import load_manifest
+from .supervision import BatchLoadError, note_batch_failed, note_batch_started, watch_worker_pools
+
+
+class QuestSequence(keras.utils.PyDataset):
+    """Batches of ``(x, y)`` from a split made by :func:`questlearn.split.split_csv`.
+
+    Parameters
+    ----------
+    split_dir : str or Path
+        Directory holding ``manifest.json``.
+    subset : str
+        ``"train"`` or ``"validate"``.
+    batch_size : int or None
+        Rows per batch, independent of the shard size. The last batch may be
+        shorter (it is never dropped). ``None`` gives one batch per shard,
+        like the original one-file-one-batch recipe.
+    source : str
+        ``"npy"`` (binary shards, fast) or ``"csv"`` (the CSV shards).
+    shuffle : bool
+        Seeded per-epoch permutation of shard order and of rows inside each
+        shard; every row is still seen exactly once per epoch.
+    seed : int
+        Seed of that permutation; the same seed gives the same order.
+    features : list of str, optional
+        Feature columns; default all features of the manifest schema.
+    fill, categorical, label_mode
+        See :class:`questlearn.batches.ShardReader`.
+    workers, use_multiprocessing, max_queue_size
+        Keras ``PyDataset`` parallelism, passed to ``super().__init__``.
+        Threads (``use_multiprocessing=False``) suit the npy source, whose
+        reads release the GIL; processes suit the CSV source.
+
+    Notes
+    -----
+    The object holds paths and the manifest only and opens files lazily, so
+    it pickles for the ``spawn`` and ``forkserver`` start methods. Any error
+    while loading a batch is raised as :class:`BatchLoadError` naming the
+    batch and its shards; a worker process killed by the OS makes ``fit``
+    fail within about a second instead of hanging (see
+    :mod:`questlearn.supervision`).
+    """
+
+    def __init__(self, split_dir, subset: str = "train", batch_size: int | None = 1024, *, source: str = "npy",
+                 shuffle: bool = True, seed: int = 0, features=None, fill: str = "zero",
+                 categorical: str = "one_hot", label_mode: str = "sparse",
+                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10):
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
+        if int(workers) < 1 or int(max_queue_size) < 1:
+            raise ValueError(f"workers and max_queue_size must be at least 1, got {workers} and {max_queue_size}")
+        self.manifest = load_manifest(split_dir)
+        self.split_dir = self.manifest["root"]
+        self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
+                                  categorical=categorical, label_mode=label_mode)
+        if not self.reader.shards:
+            raise ValueError(f"the {subset!r} subset of {self.split_dir} has no shards (val_fraction was 0?)")
+        self.subset, self.batch_size, self.shuffle, self.seed = subset, batch_size, bool(shuffle), int(seed)
+        self.epoch = 0
+        self.shard_index, self.shard_count = 0, 1
+        self._plan = None
+        self._owner_pid = os.getpid()
+        if use_multiprocessing:
+            watch_worker_pools()
+
+    # -- Keras contract --------------------------------------------------
+    def __len__(self) -> int:
+        total = len(self.plan)
+        return len(range(self.shard_index, total, self.shard_count))
+
+    def __getitem__(self, index: int):
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch index {index} is out of range: this QuestSequence has {len(self)} batches")
+        batch = self.shard_index + index * self.shard_count
+        segments = self.plan.segments(batch)
+        if os.getpid() != self._owner_pid:
+            note_batch_started(self._owner_pid, self._describe(batch, segments))
+        try:
+            return self.reader.read(segments)
+        except (Exception, SystemExit) as error:
+            message = f"could not load {self._describe(batch, segments)}: {type(error).__name__}: {error}"
+            if os.getpid() != self._owner_pid:
+                note_batch_failed(self._owner_pid, message)
+            raise BatchLoadError(message) from None
+
+    def on_epoch_end(self):
+        """Advance to the next epoch's seeded order."""
+        self.epoch += 1
+        self._plan = None
+
+    # -- helpers ------------------------------------------------------------
+    @property
+    def plan(self) -> BatchPlan:
+        if self._plan is None or self._plan.epoch != self.epoch:
+            rows = [shard["rows"] for shard in self.reader.shards]
+            self._plan = BatchPlan(rows, self.batch_size, self.shuffle, self.seed, self.epoch)
+        return self._plan
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jump to the order of ``epoch`` (e.g. after resuming training)."""
+        self.epoch = int(epoch)
+        self._plan = None
+
+    def shard(self, index: int, count: int) -> "QuestSequence":
+        """A copy that yields only batches ``index, index + count, ...``.
+
+        For multi-worker training: the ``count`` copies see disjoint sets of
+        batches that together cover the epoch.
+        """
+        if not 0 <= int(index) < int(count):
+            raise ValueError(f"need 0 <= index < count, got index={index}, count={count}")
+        clone = QuestSequence.__new__(QuestSequence)
+        clone.__dict__.update(self.__dict__)
+        clone.shard_index, clone.shard_count = self.shard_index + int(index) * self.shard_count, self.shard_count * int(count)
+        clone._plan = None
+        return clone
+
+    @property
+    def num_classes(self) -> int:
+        return self.reader.num_classes
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.reader.output_names()
+
+    def feature_moments(self):
+        """``(mean, variance)`` per input column, from the manifest (no data pass)."""
+        return self.reader.output_moments()
+
+    def _describe(self, batch: int, segments) -> str:
+        shards = ", ".join(self.reader.shard_name(shard) for shard, _ in segments)
+        return f"batch {batch} of the {self.subset!r} subset of {self.split_dir} (epoch {self.epoch}; shards: {shards})"
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_plan"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return (f"QuestSequence({self.split_dir!r}, subset={self.subset!r}, batch_size={self.batch_size}, "
+                f"source={self.reader.source!r}, batches={len(self)}, rows={self.plan.total_rows})")

@@ -1,0 +1,146 @@
+"""Make Keras worker processes fail loudly instead of hanging.
+
+Keras runs ``PyDataset`` workers in a ``multiprocessing.Pool`` and waits on
+each batch with ``AsyncResult.get()`` and no timeout. If a worker dies (the
+OS out-of-memory killer sends SIGKILL) its batch never arrives and ``fit``
+hangs forever (CPython gh-66587). And after an ordinary exception the pool
+can stay alive with its workers.
+
+A watchdog thread in the training process looks at Keras's pools every
+``POLL_SECONDS``. When a worker died, or a worker reported a failed batch,
+it fails every pending batch of that pool with a :class:`BatchLoadError`
+naming the batch and shards the worker was loading, so ``fit`` raises
+within about a second; shortly after, it terminates the pool so no worker
+processes are left behind.
+
+This reaches into Keras's ``py_dataset_adapter._DATA_POOLS`` and the
+standard library's ``Pool`` internals (``_pool``, ``_cache``, ``_state``).
+``tests/test_dataset_faults.py`` fails if either changes shape.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+POLL_SECONDS = 0.2
+TERMINATE_AFTER_SECONDS = 2.0
+
+_watchdog_lock = threading.Lock()
+_watchdog_thread = None
+
+
+class BatchLoadError(RuntimeError):
+    """A batch could not be loaded; the message names the batch and shards."""
+
+
+def heartbeat_dir(owner_pid: int) -> Path:
+    """Where the workers of training process ``owner_pid`` note their batch."""
+    return Path(tempfile.gettempdir()) / f"questlearn-workers-{owner_pid}"
+
+
+def note_batch_started(owner_pid: int, description: str) -> None:
+    """Record, from a worker process, which batch it is loading now."""
+    try:
+        (heartbeat_dir(owner_pid) / str(os.getpid())).write_text(description, encoding="utf-8")
+    except OSError:
+        pass  # supervision is best effort: never fail a batch because of it
+
+
+def note_batch_failed(owner_pid: int, message: str) -> None:
+    """Record, from a worker process, that its batch failed with ``message``."""
+    try:
+        (heartbeat_dir(owner_pid) / f"{os.getpid()}.failed").write_text(message, encoding="utf-8")
+    except OSError:
+        pass
+
+
+def watch_worker_pools() -> None:
+    """Start the watchdog thread of this process (once; idempotent)."""
+    global _watchdog_thread
+    with _watchdog_lock:
+        if _watchdog_thread is not None and _watchdog_thread.is_alive():
+            return
+        directory = heartbeat_dir(os.getpid())
+        directory.mkdir(parents=True, exist_ok=True)
+        atexit.register(shutil.rmtree, directory, True)
+        _watchdog_thread = threading.Thread(target=_watch, name="questlearn-worker-watchdog", daemon=True)
+        _watchdog_thread.start()
+
+
+def _watch() -> None:
+    from keras.src.trainers.data_adapters import py_dataset_adapter
+
+    records = weakref.WeakKeyDictionary()
+    while True:
+        time.sleep(POLL_SECONDS)
+        for pool in list(py_dataset_adapter._DATA_POOLS):
+            try:
+                _check(pool, records.setdefault(pool, {"seen": {}, "initial": None, "failed": None}))
+            except Exception:  # pragma: no cover - a watchdog must never die
+                continue
+
+
+def _check(pool, record: dict) -> None:
+    workers = list(pool._pool)
+    for process in workers:
+        record["seen"].setdefault(process.pid, process)
+    if record["initial"] is None and len(workers) == pool._processes:
+        record["initial"] = {process.pid for process in workers}
+    if record["failed"] is None and pool._state == "RUN":
+        record["failed"] = _find_failure(record, workers)
+    if record["failed"] is None:
+        return
+    error, since = record["failed"]
+    for result in list(pool._cache.values()):
+        try:
+            result._set(0, (False, error))
+        except (KeyError, AttributeError):
+            pass
+    if time.monotonic() - since > TERMINATE_AFTER_SECONDS and pool._state != "TERMINATE":
+        pool.terminate()
+
+
+def _find_failure(record: dict, workers):
+    owner = heartbeat_dir(os.getpid())
+    for process in list(record["seen"].values()):
+        failed = owner / f"{process.pid}.failed"
+        if failed.exists():
+            return BatchLoadError(failed.read_text(encoding="utf-8")), time.monotonic()
+        code = process.exitcode
+        if code is not None and code != 0:
+            return BatchLoadError(_death_message(process.pid, code, owner)), time.monotonic()
+    if record["initial"] is not None:
+        current = {process.pid for process in workers}
+        newcomers = current - record["initial"]
+        if newcomers:
+            vanished = record["initial"] - current
+            pid = min(vanished) if vanished else min(newcomers)
+            return BatchLoadError(_death_message(pid, None, owner)), time.monotonic()
+    return None
+
+
+def _death_message(pid: int, code, owner: Path) -> str:
+    if code is not None and code < 0:
+        try:
+            how = f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+        if code == -signal.SIGKILL:
+            how += " (the OS out-of-memory killer does this: lower workers, max_queue_size or batch_size)"
+    elif code is not None:
+        how = f"exited with code {code}"
+    else:
+        how = "died and was replaced by the pool"
+    try:
+        doing = " while loading " + (owner / str(pid)).read_text(encoding="utf-8")
+    except OSError:
+        doing = ""
+    return f"a data worker process (pid {pid}) {how}{doing}; stopping instead of waiting forever for its batch"
