@@ -29,6 +29,8 @@ CR = 0x0D
 UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+UNTERMINATED = ("unterminated quoted field: the quote here opens a field that is never closed "
+                "before the end of the file")
 
 
 class CsvFormatError(ValueError):
@@ -79,6 +81,9 @@ class RecordBlock:
         Offsets of every ``\\n`` in ``data`` (used to turn offsets into lines).
     blank_lines : int
         Number of empty lines skipped in this block.
+    read_to : int
+        How far the scanner had read the file when it yielded this block;
+        resuming with it reproduces the exact same later blocks.
     """
 
     data: bytes
@@ -88,6 +93,7 @@ class RecordBlock:
     first_line: int
     newlines: np.ndarray
     blank_lines: int
+    read_to: int = 0
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -178,14 +184,19 @@ class CsvScanner:
         return self._header_end, 1 + self._header_lines
 
     # -- data records ---------------------------------------------------
-    def blocks(self, start_offset: int | None = None, start_line: int | None = None) -> Iterator[RecordBlock]:
-        """Yield validated :class:`RecordBlock` objects until the end of file."""
+    def blocks(self, start_offset: int | None = None, start_line: int | None = None,
+               read_to: int | None = None) -> Iterator[RecordBlock]:
+        """Yield validated :class:`RecordBlock` objects until the end of file.
+
+        ``start_offset``, ``start_line`` and ``read_to`` resume a scan from a
+        block returned earlier (its end, line and ``read_to``).
+        """
         offset, line = self.data_start
         if start_offset is not None:
             offset, line = int(start_offset), int(start_line)
-        pending = b""
         with open(self.path, "rb") as handle:
             handle.seek(offset)
+            pending = handle.read(max(0, int(read_to) - offset)) if read_to is not None else b""
             while True:
                 chunk = handle.read(self.block_size)
                 eof = not chunk
@@ -209,6 +220,7 @@ class CsvScanner:
                 pending = data[consumed:]
                 offset += consumed
                 line += len(block.newlines)
+                block.read_to = handle.tell()
                 yield block
                 if eof:
                     return
@@ -223,18 +235,14 @@ class CsvScanner:
         newlines = np.flatnonzero(array == LF)
         terminators = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
         if len(terminators) == 0:
-            if eof and len(quotes) % 2:
-                opening = self._last_opening(quotes)
-                self._fail(data, newlines, base, line, int(opening),
-                           "unterminated quoted field: this quote is never closed before the end of the file")
+            if eof:
+                self._unterminated(array, quotes, 0, newlines, data, base, line)
             return None
         if max_records is not None:
             terminators = terminators[:max_records]
         cut = int(terminators[-1]) + 1
         if eof and max_records is None and cut < len(data):
-            opening = self._last_opening(quotes[quotes >= cut]) if len(quotes[quotes >= cut]) else cut
-            self._fail(data, newlines, base, line, int(opening),
-                       "unterminated quoted field: this quote is never closed before the end of the file")
+            self._unterminated(array, quotes, cut, newlines, data, base, line)
         region = array[:cut]
         quotes = quotes[quotes < cut]
         newlines = newlines[newlines < cut]
@@ -250,7 +258,7 @@ class CsvScanner:
             if len(bare):
                 self._fail(data, newlines, base, line, int(bare[0]),
                            "bare CR line ending: convert the file to LF or CRLF line endings")
-        self._check_quotes(array, region, quotes, newlines, data, base, line)
+        self._check_quotes(array, quotes, newlines, data, base, line)
         if region.max(initial=0) >= 0x80:
             try:
                 data[:cut].decode("utf-8")
@@ -278,14 +286,26 @@ class CsvScanner:
             newlines=newlines, blank_lines=int(blank.sum()),
         )
 
-    @staticmethod
-    def _last_opening(quotes: np.ndarray) -> int:
-        ranks = np.arange(len(quotes))
-        return int(quotes[ranks % 2 == 0][-1])
+    def _unterminated(self, array, quotes, record_start, newlines, data, base, line):
+        """The file ends inside a quoted field of the record at ``record_start``."""
+        quotes = quotes[quotes >= record_start]
+        self._check_quotes(array, quotes, newlines, data, base, line)
+        self._fail(data, newlines, base, line, self._field_opening_before(array, quotes, len(array)), UNTERMINATED)
 
-    def _check_quotes(self, array, region, quotes, newlines, data, base, line):
+    @staticmethod
+    def _field_opening_before(array, quotes, position) -> int:
+        """The last quote before ``position`` that opens a field (not an escaped ``""``)."""
+        openings = quotes[0::2]
+        openings = openings[(openings == 0) | (array[np.maximum(openings - 1, 0)] != QUOTE)]
+        return int(openings[np.searchsorted(openings, position, side="right") - 1])
+
+    def _check_quotes(self, array, quotes, newlines, data, base, line):
         """RFC 4180: a quote opens a field only at its start, and a closing
-        quote is followed by a delimiter, a line end or a doubled quote."""
+        quote is followed by a delimiter, a line end or a doubled quote.
+
+        A misplaced quote shifts the meaning of every later quote, so the
+        error points at the quote that opened the field where parsing broke.
+        """
         if not len(quotes):
             return
         opening = quotes[0::2]
@@ -296,9 +316,12 @@ class CsvScanner:
         bad_close = (following != COMMA) & (following != LF) & (following != CR) & (following != QUOTE)
         problems = []
         if bad_open.any():
-            problems.append((int(opening[bad_open][0]), "stray quote inside an unquoted field (quote the whole field and double inner quotes)"))
+            problems.append((int(opening[bad_open][0]), "a quote inside an unquoted field"))
         if bad_close.any():
-            problems.append((int(closing[bad_close][0]) + 1, "unexpected character after a closing quote (inner quotes must be doubled)"))
-        if problems:
-            position, problem = min(problems)
-            self._fail(data, newlines, base, line, position, problem)
+            problems.append((int(closing[bad_close][0]) + 1, "text after a closing quote"))
+        if not problems:
+            return
+        position, problem = min(problems)
+        self._fail(data, newlines, base, line, self._field_opening_before(array, quotes, position),
+                   f"malformed quoting: {problem} at byte offset {base + position}, in the field opened by "
+                   "the quote here (quote whole fields, and double any quote inside them)")

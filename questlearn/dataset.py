@@ -94,13 +94,14 @@ class QuestSequence(keras.utils.PyDataset):
             raise IndexError(f"batch index {index} is out of range: this QuestSequence has {len(self)} batches")
         batch = self.shard_index + index * self.shard_count
         segments = self.plan.segments(batch)
-        if os.getpid() != self._owner_pid:
+        in_worker = os.getpid() != self._owner_pid
+        if in_worker:
             note_batch_started(self._owner_pid, self._describe(batch, segments))
         try:
             return self.reader.read(segments)
         except (Exception, SystemExit) as error:
             message = f"could not load {self._describe(batch, segments)}: {type(error).__name__}: {error}"
-            if os.getpid() != self._owner_pid:
+            if in_worker:
                 note_batch_failed(self._owner_pid, message)
             raise BatchLoadError(message) from None
 

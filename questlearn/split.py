@@ -206,6 +206,7 @@ class _Splitter:
             (self.out / subset).mkdir()
         self.subsets = {name: _Subset(name) for name in SUBSETS}
         self.offset, self.line = self.scanner.data_start
+        self.read_to = None
         self.records = 0
         self.blank_lines = 0
         self.rng = np.random.Generator(np.random.PCG64(self.params.seed))
@@ -225,7 +226,7 @@ class _Splitter:
                 "(or the source changed since); delete it or choose another output directory"
             )
         self.subsets = {name: _Subset(**state) for name, state in journal["subsets"].items()}
-        self.offset, self.line = journal["offset"], journal["line"]
+        self.offset, self.line, self.read_to = journal["offset"], journal["line"], journal["read_to"]
         self.records, self.blank_lines = journal["records"], journal["blank_lines"]
         self.rng = np.random.Generator(np.random.PCG64())
         self.rng.bit_generator.state = journal["rng"]
@@ -267,13 +268,14 @@ class _Splitter:
 
         total = self.fingerprint["bytes"]
         with tqdm(total=total, initial=self.offset, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
-            for block in self.scanner.blocks(self.offset, self.line):
+            for block in self.scanner.blocks(self.offset, self.line, self.read_to):
                 end = block.offset + len(block.data)
                 self.digest.update(block.data[: len(block.data) - max(0, end - total)])
                 if len(block):
                     self._process(block)
                 self.blank_lines += block.blank_lines
                 self.offset, self.line = min(end, total), block.line_of(len(block.data))
+                self.read_to = block.read_to
                 self._checkpoint()
                 bar.update(min(end, total) - bar.n)
         if self.records == 0:
@@ -448,6 +450,7 @@ class _Splitter:
             "source": self.fingerprint,
             "offset": self.offset,
             "line": self.line,
+            "read_to": self.read_to,
             "records": self.records,
             "blank_lines": self.blank_lines,
             "rng": self.rng.bit_generator.state,

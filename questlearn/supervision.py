@@ -57,7 +57,8 @@ def note_batch_started(owner_pid: int, description: str) -> None:
 def note_batch_failed(owner_pid: int, message: str) -> None:
     """Record, from a worker process, that its batch failed with ``message``."""
     try:
-        (heartbeat_dir(owner_pid) / f"{os.getpid()}.failed").write_text(message, encoding="utf-8")
+        with open(heartbeat_dir(owner_pid) / f"{os.getpid()}.failed", "x", encoding="utf-8") as handle:
+            handle.write(message)  # "x": the first failure is the one to report
     except OSError:
         pass
 

@@ -135,16 +135,15 @@ def corrupt(source, target, kind: str, row: int) -> tuple[int, int]:
     if kind == "ragged_row":
         fields.pop(3)
     elif kind == "unterminated_quote":
-        fields[2] = b'"' + fields[2]
+        fields[3] = b'"' + fields[3]
+        offset += len(b",".join(fields[:3])) + 1
     elif kind == "bad_utf8":
-        fields[2] = fields[2] + b"\xff"
-        offset += len(b",".join(fields[:3])) - 1
+        fields[3] = fields[3] + b"\xff"
+        offset += len(b",".join(fields[:4])) - 1
     elif kind == "missing_label_value":
         fields[-1] = b""
     elif kind == "not_a_number":
         fields[3] = b"level-ten"
-    if kind == "unterminated_quote":
-        offset += len(b",".join(fields[:2])) + 1
     lines[index] = b",".join(fields)
     Path(target).write_bytes(b"\n".join(lines))
     return index + 1, offset

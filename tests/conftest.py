@@ -1,0 +1,39 @@
+"""Shared fixtures: small synthetic quest logs and splits of them."""
+
+import os
+
+import pytest
+
+from questlearn.split import split_csv
+from questlearn.synth import write_quest_log
+
+ID_COLUMNS = ("attempt_id", "player_id")
+
+
+@pytest.fixture(scope="session")
+def quest_log(tmp_path_factory):
+    """3,000 rows with the tricky ``note`` column (quoted commas, quotes, LF, CRLF, UTF-8) and a BOM."""
+    return write_quest_log(tmp_path_factory.mktemp("log") / "quests.csv", rows=3000, seed=7, nasty=True)
+
+
+@pytest.fixture(scope="session")
+def plain_log(tmp_path_factory):
+    """2,000 plain rows (no note column), for corrupting in bad-input tests."""
+    return write_quest_log(tmp_path_factory.mktemp("plain") / "quests.csv", rows=2000, seed=3)
+
+
+@pytest.fixture(scope="session")
+def id_split(tmp_path_factory):
+    """Split where ``attempt_id`` is a numeric feature, so batches reveal which rows they hold."""
+    log = write_quest_log(tmp_path_factory.mktemp("idlog") / "quests.csv", rows=2500, seed=11)
+    out = tmp_path_factory.mktemp("idsplit") / "split"
+    split_csv(log, out, rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)
+    return out
+
+
+def run_env():
+    """Environment for child Python processes: quiet TensorFlow, same backend."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,56 @@
+"""Run ``fit`` on a QuestSequence whose batch 5 fails, and report how it ended.
+
+Usage: python faulty_fit.py SPLIT_DIR START_METHOD FAULT WORKERS USE_MULTIPROCESSING
+
+FAULT is ``raise`` (ordinary exception), ``systemexit``, ``sigkill`` (the
+worker process is killed, as by the out-of-memory killer) or ``truncate``
+(a shard file is cut short after the dataset was built). Prints one line
+``RESULT <seconds> <leftover child processes> <error type>: <message>``.
+"""
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+FAIL_AT = 5
+
+
+def main():
+    split_dir, start_method, fault, workers, processes = sys.argv[1:6]
+    multiprocessing.set_start_method(start_method, force=True)
+    import keras
+    import psutil
+
+    from faulty_sequence import FaultySequence
+
+    train = FaultySequence(split_dir, "train", batch_size=64, fault=fault, fail_at=FAIL_AT,
+                           workers=int(workers), use_multiprocessing=processes == "1", max_queue_size=4)
+    if fault == "truncate":
+        shard = os.path.join(split_dir, train.reader.shard_name(train.plan.segments(FAIL_AT)[0][0]))
+        with open(shard, "r+b") as handle:
+            handle.truncate(200)
+    model = keras.Sequential([keras.Input((len(train.feature_names),)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    started = time.monotonic()
+    try:
+        model.fit(train, epochs=1, shuffle=False, verbose=0)
+        outcome = "NO-ERROR: fit finished"
+    except BaseException as error:  # noqa: BLE001 - we report whatever came out
+        outcome = f"{type(error).__name__}: {' '.join(str(error).split())}"
+    elapsed = time.monotonic() - started
+    deadline = time.monotonic() + 10
+    me = psutil.Process()
+    while time.monotonic() < deadline:
+        leftover = [c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+                    and "forkserver" not in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())]
+        if not leftover:
+            break
+        time.sleep(0.2)
+    print(f"RESULT {elapsed:.1f} {len(leftover)} {outcome}", flush=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

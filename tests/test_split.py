@@ -1,0 +1,245 @@
+"""The splitter: no row lost or duplicated, strict errors, atomic and resumable."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from questlearn.csvscan import CsvFormatError
+from questlearn.manifest import load_manifest
+from questlearn.split import JOURNAL_NAME, split_csv
+from questlearn.synth import CORRUPTIONS, corrupt, write_quest_log
+
+from conftest import ID_COLUMNS, run_env
+
+
+def csv_rows(path):
+    """Rows of a CSV file as lists of strings (header first), parsed by Python's csv module."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return list(csv.reader(handle, strict=True))
+
+
+def all_shard_files(manifest, part):
+    root = Path(manifest["root"])
+    for subset in ("train", "validate"):
+        for shard in manifest["subsets"][subset]["shards"]:
+            yield subset, shard, root / shard["files"][part]["name"]
+
+
+@pytest.fixture(scope="module")
+def nasty_split(quest_log, tmp_path_factory):
+    out = tmp_path_factory.mktemp("nasty") / "split"
+    # Tiny blocks and shards: boundaries fall next to quoted newlines and CRLFs.
+    split_csv(quest_log, out, rows_per_shard=97, val_fraction=0.25, seed=1, id_columns=ID_COLUMNS, block_size=1024)
+    return load_manifest(out)
+
+
+def test_every_source_row_lands_in_exactly_one_csv_shard(quest_log, nasty_split):
+    header, *source = csv_rows(quest_log)
+    seen = []
+    for _, shard, path in all_shard_files(nasty_split, "csv"):
+        shard_header, *rows = csv_rows(path)
+        assert shard_header == header  # header in every shard, BOM stripped
+        assert len(rows) == shard["rows"] > 0  # no empty shard
+        seen += rows
+    assert len(seen) == len(source) == 3000
+    by_id = {row[0]: row for row in seen}
+    assert len(by_id) == len(seen)  # no duplicates
+    assert all(by_id[row[0]] == row for row in source)  # same content, quoted newlines and all
+    assert any("\r\n" in row[-2] for row in seen) and any("\n" in row[-2] for row in seen)
+
+
+def test_every_source_row_lands_in_exactly_one_binary_shard(quest_log, nasty_split):
+    table = pd.read_csv(quest_log, keep_default_na=False, na_values=[""])
+    features = nasty_split["schema"]["features"]
+    numeric = [f for f in features if f != "quest_type" and f != "note"]
+    seen_rows = []
+    for _, shard, path in all_shard_files(nasty_split, "rows"):
+        rows = np.load(path)
+        x = np.load(str(path).replace(".rows.npy", ".features.npy"))
+        labels = np.load(str(path).replace(".rows.npy", ".labels.npy"))
+        assert len(rows) == len(x) == len(labels) == shard["rows"]
+        expected = table.iloc[rows]
+        for column in numeric:
+            np.testing.assert_array_equal(x[:, features.index(column)], expected[column].to_numpy(np.float32))
+        vocabulary = nasty_split["schema"]["categories"]["quest_type"]
+        assert [vocabulary[int(c)] for c in x[:, features.index("quest_type")]] == expected["quest_type"].tolist()
+        classes = nasty_split["schema"]["classes"]
+        codes = nasty_split["schema"]["label_codes"]
+        assert [classes[codes[c]] for c in labels] == expected["cleared"].astype(str).tolist()
+        seen_rows += rows.tolist()
+    assert sorted(seen_rows) == list(range(3000))
+
+
+def test_manifest_records_schema_stats_and_checksums(quest_log, nasty_split):
+    import hashlib
+
+    manifest = nasty_split
+    assert manifest["source"]["sha256"] == hashlib.sha256(quest_log.read_bytes()).hexdigest()
+    assert manifest["source"]["rows"] == 3000
+    assert manifest["schema"]["classes"] == ["0", "1"]
+    kinds = {c["name"]: c["kind"] for c in manifest["schema"]["columns"]}
+    assert kinds["attempt_id"] == "id" and kinds["quest_type"] == "categorical" and kinds["cleared"] == "label"
+    assert kinds["stamina"] == "numeric" and kinds["note"] == "categorical"
+    table = pd.read_csv(quest_log, keep_default_na=False, na_values=[""])
+    for column in ("stamina", "power", "telemetry_00"):
+        stats = manifest["stats"][column]
+        assert stats["missing"] == table[column].isna().sum()
+        assert stats["count"] == table[column].notna().sum()
+        assert stats["mean"] == pytest.approx(table[column].mean(), rel=1e-9)
+        assert stats["std"] == pytest.approx(table[column].std(ddof=0), rel=1e-9)
+        assert (stats["min"], stats["max"]) == (table[column].min(), table[column].max())
+    assert manifest["stats"]["stamina"]["missing"] > 0
+    counts = manifest["stats"]["quest_type"]["category_counts"]
+    assert counts == table["quest_type"].value_counts().to_dict()
+    for _, shard, path in all_shard_files(manifest, "csv"):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["files"]["csv"]["sha256"]
+    names = [Path(shard["files"]["csv"]["name"]) for _, shard, _ in all_shard_files(manifest, "csv")]
+    assert names[0] == Path("train/split_data_00000.csv")
+    assert all(n.parent.name in ("train", "validate") and n.name.startswith("split_data_") for n in names)
+
+
+def test_assignment_is_deterministic_per_seed(plain_log, tmp_path):
+    first = split_csv(plain_log, tmp_path / "a", rows_per_shard=500, seed=4)
+    again = split_csv(plain_log, tmp_path / "b", rows_per_shard=500, seed=4, block_size=2048)
+    other = split_csv(plain_log, tmp_path / "c", rows_per_shard=500, seed=5)
+    shas = lambda m: [s["files"]["csv"]["sha256"] for s in m["subsets"]["validate"]["shards"]]  # noqa: E731
+    assert shas(first) == shas(again)  # independent of the read block size
+    assert shas(first) != shas(other)
+    assert abs(first["subsets"]["validate"]["rows"] / 2000 - 0.2) < 0.05
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_corrupted_rows_are_reported_with_line_and_byte(plain_log, tmp_path, kind):
+    broken = tmp_path / "broken.csv"
+    line, offset = corrupt(plain_log, broken, kind, row=1234)
+    with pytest.raises(CsvFormatError) as caught:
+        split_csv(broken, tmp_path / "out", block_size=4096)
+    assert (caught.value.line, caught.value.byte_offset) == (line, offset), str(caught.value)
+    assert str(broken) in str(caught.value)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("payload,words", [
+    (b"", "empty"),
+    (b"a,b,cleared\n", "no data rows"),
+    (b"a,b,c\n1,2,3\n", "label column 'cleared' is missing"),
+    (b"a,a,cleared\n1,2,0\n", "column 'a' twice"),
+    (b"a,,cleared\n1,2,0\n", "empty column name"),
+])
+def test_bad_files_are_refused(tmp_path, payload, words):
+    source = tmp_path / "bad.csv"
+    source.write_bytes(payload)
+    with pytest.raises(CsvFormatError, match=words) as caught:
+        split_csv(source, tmp_path / "out")
+    assert "line 1" in str(caught.value) or "line 2" in str(caught.value)
+
+
+def test_finished_split_is_a_no_op_and_other_parameters_are_refused(plain_log, tmp_path):
+    out = tmp_path / "out"
+    manifest = split_csv(plain_log, out, rows_per_shard=700)
+    before = (out / "manifest.json").read_bytes()
+    assert split_csv(plain_log, out, rows_per_shard=700) == manifest
+    assert (out / "manifest.json").read_bytes() == before
+    with pytest.raises(ValueError, match="other parameters"):
+        split_csv(plain_log, out, rows_per_shard=800)
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        split_csv(plain_log, stranger)
+
+
+def test_manifest_paths_outside_the_split_are_rejected(plain_log, tmp_path):
+    out = tmp_path / "out"
+    split_csv(plain_log, out, rows_per_shard=700)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["subsets"]["train"]["shards"][0]["files"]["csv"]["name"] = "../../etc/passwd"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="not a path inside"):
+        load_manifest(out)
+
+
+def test_truncated_shard_is_detected(plain_log, tmp_path):
+    out = tmp_path / "out"
+    manifest = split_csv(plain_log, out, rows_per_shard=700)
+    shard = out / manifest["subsets"]["train"]["shards"][0]["files"]["csv"]["name"]
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(ValueError, match="changed or truncated"):
+        load_manifest(out)
+
+
+SPLIT_COMMAND = [sys.executable, "-m", "questlearn.cli", "split", "--rows-per-shard", "3000",
+                 "--block-size", "65536", "--seed", "2", "--id-column", "attempt_id", "--no-progress"]
+
+
+@pytest.mark.timeout(300)
+def test_killed_split_resumes_to_byte_identical_output(tmp_path):
+    source = write_quest_log(tmp_path / "big.csv", rows=60_000, seed=9, nasty=True)
+    clean = tmp_path / "clean"
+    subprocess.run([*SPLIT_COMMAND, str(source), str(clean)], check=True, env=run_env())
+    killed = tmp_path / "killed"
+    kills = 0
+    for delay in (0.3, 0.5, 0.8, 1.1):
+        process = subprocess.Popen([*SPLIT_COMMAND, str(source), str(killed)], env=run_env())
+        journal = killed / JOURNAL_NAME
+        deadline = time.monotonic() + 60
+        while not journal.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay * 0.2)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+        if (killed / "manifest.json").exists():
+            break
+    assert kills >= 1, "the split finished before it could be killed; make the input bigger"
+    assert not (killed / "manifest.json").exists() or kills >= 1
+    subprocess.run([*SPLIT_COMMAND, str(source), str(killed)], check=True, env=run_env())
+
+    def tree(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    clean_files, resumed_files = tree(clean), tree(killed)
+    assert sorted(clean_files) == sorted(resumed_files)
+    for name in clean_files:
+        assert clean_files[name] == resumed_files[name], name
+    assert not any(name.endswith((".partial", ".tmp")) or "journal" in name for name in resumed_files)
+
+
+def test_resume_is_refused_when_the_source_changed(tmp_path):
+    source = write_quest_log(tmp_path / "big.csv", rows=40_000, seed=9)
+    out = tmp_path / "out"
+    process = subprocess.Popen([*SPLIT_COMMAND, str(source), str(out)], env=run_env())
+    deadline = time.monotonic() + 60
+    while not (out / JOURNAL_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if (out / "manifest.json").exists():
+        pytest.skip("split finished before the kill")
+    with open(source, "r+b") as handle:
+        handle.seek(200)
+        handle.write(b"9")
+    result = subprocess.run([*SPLIT_COMMAND, str(source), str(out)], env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unfinished split of another source" in result.stderr or "changed since" in result.stderr
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_bytes(b"a,b,cleared\n1,2\n")
+    result = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", str(source), str(tmp_path / "o")],
+                            capture_output=True, text=True, env=run_env())
+    assert result.returncode == 2
+    assert "line 2, byte offset 12: ragged row" in result.stderr
+    assert "Traceback" not in result.stderr
