@@ -1,4 +1,4 @@
-"""A QuestSequence that fails on purpose at one batch (for fault tests).
+"""A QuestSequence that fails on purpose while reading one batch (for fault tests).
 
 It lives in an importable module, not in a test function, so worker
 processes started with ``spawn`` or ``forkserver`` can unpickle it.
@@ -11,19 +11,21 @@ from questlearn.dataset import QuestSequence
 
 
 class FaultySequence(QuestSequence):
+    """Batch ``fail_at`` fails inside the shard reader.
+
+    ``fault``: ``"raise"`` (OSError), ``"systemexit"`` or ``"sigkill"`` (the
+    worker process kills itself mid-read, as the out-of-memory killer would).
+    Any other value reads normally.
+    """
+
     def __init__(self, *args, fault="raise", fail_at=5, **kwargs):
         super().__init__(*args, **kwargs)
         self.fault, self.fail_at = fault, fail_at
 
     def __getitem__(self, index):
-        if index != self.fail_at:
+        if index != self.fail_at or self.fault not in ("raise", "systemexit", "sigkill"):
             return super().__getitem__(index)
-        if self.fault == "sigkill" and os.getpid() != self._owner_pid:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if self.fault not in ("raise", "systemexit"):
-            return super().__getitem__(index)
-        error = OSError("injected read error") if self.fault == "raise" else SystemExit(3)
-        reader, self.reader = self.reader, _BrokenReader(self.reader, error)
+        reader, self.reader = self.reader, _BrokenReader(self.reader, self.fault, self._owner_pid)
         try:
             return super().__getitem__(index)
         finally:
@@ -31,13 +33,17 @@ class FaultySequence(QuestSequence):
 
 
 class _BrokenReader:
-    """Wraps a ShardReader; ``read`` raises the given error."""
+    """Wraps a ShardReader; ``read`` fails in the requested way."""
 
-    def __init__(self, reader, error):
-        self._reader, self._error = reader, error
+    def __init__(self, reader, fault, owner_pid):
+        self._reader, self._fault, self._owner_pid = reader, fault, owner_pid
 
     def __getattr__(self, name):
         return getattr(self._reader, name)
 
     def read(self, segments):
-        raise self._error
+        if self._fault == "sigkill":
+            if os.getpid() != self._owner_pid:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return self._reader.read(segments)
+        raise OSError("injected read error") if self._fault == "raise" else SystemExit(3)
