@@ -1,0 +1,80 @@
+"""A small, sensible model for tabular quest logs.
+
+An MLP whose first layer is a ``Normalization`` set from the manifest's
+streamed mean and variance, so a 100 GB log needs no extra pass to adapt
+it. Softmax over the manifest's classes, sparse categorical cross-entropy,
+accuracy and ROC AUC.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="questlearn")
+class SparseAUC(keras.metrics.AUC):
+    """ROC AUC for integer labels and softmax outputs.
+
+    Two classes: the AUC of the positive class's probability. More classes:
+    the mean one-vs-rest AUC.
+    """
+
+    def __init__(self, num_classes: int = 2, name: str = "auc", **kwargs):
+        kwargs.pop("multi_label", None)
+        kwargs.pop("num_labels", None)
+        self.num_classes = int(num_classes)
+        multi = self.num_classes > 2
+        super().__init__(name=name, multi_label=multi, num_labels=self.num_classes if multi else None, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        if self.num_classes == 2:
+            return super().update_state(y_true, y_pred[:, 1], sample_weight)
+        return super().update_state(keras.ops.one_hot(y_true, self.num_classes), y_pred, sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_classes"] = self.num_classes
+        return config
+
+
+def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: float = 0.1,
+                learning_rate: float = 1e-3) -> keras.Model:
+    """Build and compile the MLP.
+
+    Parameters
+    ----------
+    mean, variance : array-like
+        Per input column, e.g. ``QuestSequence.feature_moments()``.
+    num_classes : int
+        Number of label classes (from the manifest).
+    hidden : sequence of int
+        Units of the hidden ``Dense`` layers.
+    dropout : float
+        Dropout after each hidden layer.
+    learning_rate : float
+        Adam learning rate.
+
+    Returns
+    -------
+    keras.Model
+        Compiled with sparse categorical cross-entropy, ``accuracy`` and ``auc``.
+    """
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, the manifest has {num_classes}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    inputs = keras.Input(shape=(len(mean),), name="features")
+    x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize_from_manifest")(inputs)
+    for units in hidden:
+        x = keras.layers.Dense(units, activation="relu")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
+    model = keras.Model(inputs, outputs, name="quest_mlp")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes)],
+    )
+    return model

@@ -1,0 +1,180 @@
+"""Train the quest model on a split, with the callbacks long runs need.
+
+``model_dir`` receives:
+
+* ``best.keras`` — the best model by validation loss (``ModelCheckpoint``);
+* ``model.keras`` — the model at the end (early stopping restores the best
+  weights first);
+* ``backup/`` — ``BackupAndRestore`` state while training runs: an
+  interrupted run started again with the same arguments resumes at the
+  epoch after the last finished one;
+* ``history.csv`` — one row per finished epoch (``CSVLogger``, appended
+  across resumptions) and ``history.json`` — the same, as lists, plus the
+  device, the class baseline and the data set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .dataset import QuestSequence
+from .devices import describe_device
+from .model import build_model
+
+
+class ThroughputLogger(keras.callbacks.Callback):
+    """Add ``epoch_seconds`` and ``rows_per_second`` (training rows) to each epoch's logs."""
+
+    def __init__(self, rows_per_epoch: int):
+        super().__init__()
+        self.rows_per_epoch = int(rows_per_epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+            logs["rows_per_second"] = self.rows_per_epoch / seconds
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train` did."""
+
+    model: keras.Model
+    history: dict
+    model_dir: Path
+    device: str
+    majority_baseline: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return max(self.history.get("val_accuracy", [float("nan")]))
+
+    def summary(self) -> dict:
+        return {
+            "device": self.device,
+            "epochs": len(self.history.get("epoch", [])),
+            "best_val_accuracy": round(self.best_val_accuracy, 4),
+            "majority_baseline": round(self.majority_baseline, 4),
+            "rows_per_second_last_epoch": round(self.history["rows_per_second"][-1]) if self.history.get("rows_per_second") else None,
+            "model": str(self.model_dir / "model.keras"),
+            "history": str(self.model_dir / "history.json"),
+        }
+
+
+def class_counts(dataset: QuestSequence) -> np.ndarray:
+    """Exact count of each class in a dataset's subset (reads labels only)."""
+    counts = np.zeros(dataset.num_classes, dtype=np.int64)
+    reader = dataset.reader
+    for shard in range(len(reader.shards)):
+        _, labels = reader._load(shard)
+        counts += np.bincount(np.asarray(labels), minlength=dataset.num_classes)
+    return counts
+
+
+def read_history_csv(path) -> dict:
+    """``history.csv`` written by ``CSVLogger`` as ``{column: [values...]}``."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = rows[0].keys() if rows else []
+    return {column: [int(r[column]) if column == "epoch" else float(r[column]) for r in rows] for column in columns}
+
+
+def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
+          use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
+          hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
+          verbose: int = 1, extra_callbacks=()) -> TrainingResult:
+    """Train :func:`~questlearn.model.build_model` on ``split_dir``.
+
+    Parameters
+    ----------
+    split_dir : str or Path
+        A finished split (holds ``manifest.json``).
+    model_dir : str or Path
+        Where models, backups and history go (see the module docstring).
+    epochs, batch_size : int
+        As in ``fit`` and :class:`~questlearn.dataset.QuestSequence`.
+    workers, use_multiprocessing, max_queue_size
+        Parallel loading of both subsets (Keras ``PyDataset`` arguments).
+    source : str
+        ``"npy"`` or ``"csv"`` shards.
+    seed : int
+        Seeds weights, dropout and the data order.
+    hidden, dropout, learning_rate
+        Model shape and optimiser (see :func:`~questlearn.model.build_model`).
+    patience : int
+        Early stopping patience in epochs, on validation loss.
+    verbose : int
+        Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+    extra_callbacks : sequence of keras.callbacks.Callback
+        Appended to the standard callbacks.
+
+    Returns
+    -------
+    TrainingResult
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = model_dir / "backup"
+    history_csv = model_dir / "history.csv"
+    if not backup_dir.exists() and history_csv.exists():
+        history_csv.unlink()  # a finished earlier run: start its history afresh
+
+    keras.utils.set_random_seed(seed)
+    loading = dict(batch_size=batch_size, source=source, workers=workers,
+                   use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+    train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
+    validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
+    mean, variance = train_data.feature_moments()
+    model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout, learning_rate=learning_rate)
+
+    device = describe_device()
+    counts = class_counts(validation_data)
+    baseline = float(counts.max() / counts.sum())
+    if verbose:
+        print(f"questlearn: training on {device}; {train_data.plan.total_rows} training rows, "
+              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; "
+              f"majority-class baseline on validation: {baseline:.4f}")
+
+    callbacks = [
+        ThroughputLogger(train_data.plan.total_rows),
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        *extra_callbacks,
+    ]
+    # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
+    model.fit(train_data, validation_data=validation_data, epochs=epochs, shuffle=False,
+              callbacks=callbacks, verbose=verbose)
+    model.save(model_dir / "model.keras")
+
+    history = read_history_csv(history_csv)
+    record = {
+        **history,
+        "device": device,
+        "majority_baseline": baseline,
+        "backend": keras.backend.backend(),
+        "split_dir": str(Path(split_dir).resolve()),
+        "train_rows": train_data.plan.total_rows,
+        "batch_size": batch_size,
+        "workers": workers,
+        "use_multiprocessing": use_multiprocessing,
+    }
+    with open(model_dir / "history.json", "w", encoding="utf-8") as handle:
+        json.dump({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, handle, indent=1)
+    return TrainingResult(model=model, history=history, model_dir=model_dir, device=device, majority_baseline=baseline)
