@@ -70,7 +70,7 @@ class QuestSequence(keras.utils.PyDataset):
         if int(workers) < 1 or int(max_queue_size) < 1:
             raise ValueError(f"workers and max_queue_size must be at least 1, got {workers} and {max_queue_size}")
         self.manifest = load_manifest(split_dir)
-        self.split_dir = self.manifest["root"]
+        self.split_dir = str(split_dir)  # as given, for messages; files are read from manifest["root"]
         self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
                                   categorical=categorical, label_mode=label_mode)
         if not self.reader.shards:

@@ -264,7 +264,7 @@ class _Splitter:
 
     # -- the pass -------------------------------------------------------
     def _split(self):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         total = self.fingerprint["bytes"]
         with tqdm(total=total, initial=self.offset, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
