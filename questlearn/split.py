@@ -268,7 +268,7 @@ class _Splitter:
 
         total = self.fingerprint["bytes"]
         with tqdm(total=total, initial=self.offset, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
-            for block in self.scanner.blocks(self.offset, self.line, self.read_to):
+            for block in _read_ahead(self.scanner.blocks(self.offset, self.line, self.read_to)):
                 end = block.offset + len(block.data)
                 self.digest.update(block.data[: len(block.data) - max(0, end - total)])
                 if len(block):
@@ -373,8 +373,11 @@ class _Splitter:
 
     def _route(self, block: RecordBlock, columns: dict):
         to_validation = self.rng.random(len(block)) < self.params.val_fraction
-        features = np.column_stack([columns[n] for n in self.feature_names]).astype(np.float32) if self.feature_names else np.empty((len(block), 0), np.float32)
-        labels = columns[self.params.label].astype(np.int32)
+        if "npy" in self.params.formats:
+            features = np.empty((len(block), len(self.feature_names)), np.float32)
+            for position, name in enumerate(self.feature_names):
+                features[:, position] = columns[name]
+            labels = columns[self.params.label].astype(np.int32)
         row_numbers = self.records + np.arange(len(block), dtype=np.int64)
         memory = memoryview(block.data)
         for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
@@ -413,9 +416,12 @@ class _Splitter:
             final = self.out / self._final_name(subset, part)
             temporary = final.with_name(final.name + ".tmp")
             if part == "csv":
-                shutil.copyfile(partial, temporary)
-                with open(temporary, "rb+") as handle:
+                with open(partial, "rb+") as handle:
                     os.fsync(handle.fileno())
+                try:
+                    os.link(partial, temporary)  # the partial name is dropped after the next checkpoint
+                except OSError:  # no hard links on this file system
+                    shutil.copyfile(partial, temporary)
             else:
                 array = np.fromfile(partial, dtype=BINARY_PARTS[part])
                 if part == "features":
@@ -512,6 +518,55 @@ class _Splitter:
         for path in leftovers:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _read_ahead(blocks):
+    """Scan the next block in a background thread while this one is processed.
+
+    numpy and pyarrow release the GIL, so scanning and parsing overlap on two
+    cores. At most two blocks are in memory at once; an error in the scanner
+    is raised here, in order.
+    """
+    import queue
+    import threading
+
+    handoff = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for block in blocks:
+                while not stop.is_set():
+                    try:
+                        handoff.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(done)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            handoff.put(error)
+
+    thread = threading.Thread(target=produce, name="questlearn-scan-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                handoff.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        blocks.close()
 
 
 def _shard_index(file_name: str):

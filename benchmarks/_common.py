@@ -1,0 +1,51 @@
+"""Helpers shared by the benchmarks: child-process runs with peak RSS, reporting."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def peak_rss_mib() -> dict:
+    """Peak resident memory of this process and of its largest waited-for child, in MiB (Linux units)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"self": round(own, 1), "largest_child": round(children, 1)}
+
+
+def run_child(script: Path, *args: str) -> dict:
+    """Run ``script --child ARGS`` in a fresh interpreter; return the JSON it prints last."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([sys.executable, str(script), "--child", *args], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{script.name} child failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=1) + "\n")
+    return path
+
+
+def verdict(checks: dict) -> int:
+    """Print each target as PASS/FAIL; return an exit code."""
+    failed = 0
+    for description, ok in checks.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {description}")
+        failed += not ok
+    return 1 if failed else 0
