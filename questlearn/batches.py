@@ -7,14 +7,15 @@ This module holds the keras-free core of :class:`~questlearn.dataset.QuestSequen
   each shard, computed from ``(seed, epoch, shard)`` alone, so every worker
   process agrees on it without sharing state and each row appears exactly
   once per epoch. Memory is O(number of shards), never O(rows).
-* :class:`ShardReader` loads a shard (memory-mapped ``.npy`` or CSV parsed
-  with the manifest's fixed schema) and turns rows into model inputs:
+* :class:`ShardReader` loads a shard (``.npy``, or CSV parsed with the
+  manifest's fixed schema) and turns its rows into model inputs:
   missing values filled, categories one-hot encoded with the manifest
   vocabulary, labels mapped to the manifest's classes, float32 out.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class BatchPlan:
         self.order = shards
         self.ends = np.cumsum(self.shard_rows[self.order])
         self.total_rows = int(self.ends[-1]) if len(self.ends) else 0
+        self._permutations = OrderedDict()  # shard -> row order; a few, not all (memory)
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         if self.batch_size is None:
@@ -64,7 +67,24 @@ class BatchPlan:
         """Row order inside ``shard`` for this epoch."""
         if not self.shuffle:
             return np.arange(self.shard_rows[shard])
-        return np.random.default_rng([self.seed, self.epoch, int(shard)]).permutation(int(self.shard_rows[shard]))
+        with self._lock:
+            if shard in self._permutations:
+                return self._permutations[shard]
+        order = np.random.default_rng([self.seed, self.epoch, int(shard)]).permutation(int(self.shard_rows[shard]))
+        with self._lock:
+            self._permutations[shard] = order
+            while len(self._permutations) > 8:
+                self._permutations.popitem(last=False)
+        return order
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_permutations"], state["_lock"] = OrderedDict(), None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def segments(self, index: int) -> list[tuple[int, np.ndarray]]:
         """``[(shard, row positions), ...]`` that make up batch ``index``."""
@@ -97,7 +117,7 @@ class ShardReader:
     subset : str
         ``"train"`` or ``"validate"``.
     source : str
-        ``"npy"`` (binary shards, memory-mapped) or ``"csv"``.
+        ``"npy"`` (binary shards) or ``"csv"``.
     features : list of str, optional
         Feature columns to use; default all features in the manifest.
     fill : str
@@ -110,8 +130,8 @@ class ShardReader:
     label_mode : str
         ``"sparse"`` (int32 class index) or ``"one_hot"`` (float32).
     cache_shards : int
-        How many parsed CSV shards each process keeps (memory bound:
-        ``cache_shards * rows_per_shard * features * 4`` bytes).
+        How many encoded shards each process keeps (memory bound:
+        ``cache_shards * rows_per_shard * inputs * 4`` bytes).
     """
 
     def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str = "zero",
@@ -145,11 +165,17 @@ class ShardReader:
         self.shards = manifest["subsets"][subset]["shards"]
         self.root = Path(manifest["root"])
         self._cache = OrderedDict()
+        self._lock = threading.Lock()
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_cache"] = OrderedDict()  # open files stay in the process that opened them
+        state["_lock"] = None
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # -- shapes and names ----------------------------------------------
     @property
@@ -207,42 +233,59 @@ class ShardReader:
     # -- reading -----------------------------------------------------------
     def read(self, segments) -> tuple[np.ndarray, np.ndarray]:
         """Model inputs and labels for ``[(shard, row positions), ...]``."""
-        parts = [self._raw_rows(shard, rows) for shard, rows in segments]
-        raw = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        parts = []
+        for shard, rows in segments:
+            x, labels = self._load(shard)
+            parts.append((np.take(x, rows, axis=0), labels[rows]))
+        x = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        x = self._encode(raw)
         if self.label_mode == "one_hot":
             return x, np.eye(self.num_classes, dtype=np.float32)[labels]
         return x, labels
 
-    def _raw_rows(self, shard: int, rows: np.ndarray):
-        features, labels = self._load(shard)
-        expected = self.shards[shard]["rows"]
-        if len(labels) != expected:
-            raise ValueError(f"shard {self.shard_name(shard)} has {len(labels)} rows, the manifest says {expected}: the file was changed")
-        if self.source == "npy" and len(rows) > 1:
-            order = np.argsort(rows, kind="stable")  # read the memory map front to back
-            picked = np.empty((len(rows), features.shape[1]), np.float32)
-            picked[order] = features[rows[order]]
-            return picked, labels[rows]
-        return features[rows], labels[rows]
-
     def _load(self, shard: int):
-        if shard in self._cache:
-            self._cache.move_to_end(shard)
-            return self._cache[shard]
+        """Encoded inputs and class labels of a whole shard, from a small cache.
+
+        A shard is read and encoded once and kept while its batches are
+        served (the epoch order walks the shards one after the other), so a
+        batch is two ``take`` calls. Thread workers share the cache; a shard
+        being loaded by one thread is waited for, not loaded again. Memory:
+        ``cache_shards * rows_per_shard * inputs * 4`` bytes per process.
+        """
+        with self._lock:
+            entry = self._cache.get(shard)
+            if entry is None:
+                entry = self._cache[shard] = _Pending()
+                owner = True
+            else:
+                self._cache.move_to_end(shard)
+                owner = False
+        if not owner:
+            return entry.wait()
+        try:
+            features, labels = self._read_shard(shard)
+            expected = self.shards[shard]["rows"]
+            if len(labels) != expected or len(features) != expected:
+                raise ValueError(f"shard {self.shard_name(shard)} has {len(labels)} rows, the manifest says {expected}: the file was changed")
+            loaded = (self._encode(features), labels)
+        except BaseException as error:
+            with self._lock:
+                self._cache.pop(shard, None)
+            entry.fail(error)
+            raise
+        entry.set(loaded)
+        with self._lock:
+            while len(self._cache) > self.cache_shards:
+                self._cache.popitem(last=False)
+        return loaded
+
+    def _read_shard(self, shard: int):
         files = self.shards[shard]["files"]
         if self.source == "npy":
-            features = np.load(resolve_inside(self.root, files["features"]["name"]), mmap_mode="r", allow_pickle=False)
+            features = np.load(resolve_inside(self.root, files["features"]["name"]), allow_pickle=False)
             labels = self.label_codes[np.load(resolve_inside(self.root, files["labels"]["name"]), allow_pickle=False)]
-            keep = 64
-        else:
-            features, labels = self._parse_csv(resolve_inside(self.root, files["csv"]["name"]))
-            keep = self.cache_shards
-        self._cache[shard] = (features, labels)
-        while len(self._cache) > keep:
-            self._cache.popitem(last=False)
-        return features, labels
+            return features, labels
+        return self._parse_csv(resolve_inside(self.root, files["csv"]["name"]))
 
     def _parse_csv(self, path: Path):
         import pyarrow as pa
@@ -273,16 +316,58 @@ class ShardReader:
         return features, labels.to_numpy(zero_copy_only=False).astype(np.int32)
 
     def _encode(self, raw: np.ndarray) -> np.ndarray:
-        numeric = raw[:, self._numeric_positions]
-        blocks = [np.where(np.isnan(numeric), self._fill_values, numeric).astype(np.float32, copy=False)]
+        """Stored features (NaN = missing, categories as codes) -> float32 model inputs."""
+        x = np.empty((len(raw), len(self.output_names())), np.float32)
+        width = len(self.numeric)
+        numeric = x[:, :width]
+        for source, target, length in _runs(self._numeric_positions):
+            numeric[:, target:target + length] = raw[:, source:source + length]  # slices: 10x faster than fancy indexing
+        missing = np.isnan(numeric)
+        if missing.any():
+            np.copyto(numeric, np.broadcast_to(self._fill_values, numeric.shape), where=missing)
         for feature in self.categorical_features:
             column = raw[:, self.all_features.index(feature)]
-            missing = np.isnan(column)
+            present = np.flatnonzero(~np.isnan(column))
             if self.categorical == "one_hot":
-                hot = np.zeros((len(column), len(self.manifest["schema"]["categories"][feature])), np.float32)
-                present = np.flatnonzero(~missing)
-                hot[present, column[present].astype(np.int64)] = 1.0
-                blocks.append(hot)
+                size = len(self.manifest["schema"]["categories"][feature])
+                block = x[:, width:width + size]
+                block[...] = 0.0
+                block[present, column[present].astype(np.intp)] = 1.0
+                width += size
             else:
-                blocks.append(np.where(missing, np.float32(-1.0), column)[:, None].astype(np.float32))
-        return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+                x[:, width] = -1.0
+                x[present, width] = column[present]
+                width += 1
+        return x
+
+
+def _runs(positions: np.ndarray):
+    """``(source start, target start, length)`` of each run of consecutive positions."""
+    if not len(positions):
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    lengths = np.diff(np.concatenate((starts, [len(positions)])))
+    return [(int(positions[a]), int(a), int(n)) for a, n in zip(starts, lengths)]
+
+
+class _Pending:
+    """A shard load in progress: other threads wait for its result."""
+
+    def __init__(self):
+        self._done = threading.Event()
+        self._value = self._error = None
+
+    def set(self, value):
+        self._value = value
+        self._done.set()
+
+    def fail(self, error):
+        self._error = error
+        self._done.set()
+
+    def wait(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value

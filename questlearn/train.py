@@ -79,7 +79,7 @@ def class_counts(dataset: QuestSequence) -> np.ndarray:
     counts = np.zeros(dataset.num_classes, dtype=np.int64)
     reader = dataset.reader
     for shard in range(len(reader.shards)):
-        _, labels = reader._load(shard)
+        _, labels = reader._read_shard(shard)
         counts += np.bincount(np.asarray(labels), minlength=dataset.num_classes)
     return counts
 

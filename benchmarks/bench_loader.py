@@ -1,0 +1,257 @@
+"""Loader throughput (rows/s, no model) and memory, side by side in one run.
+
+Contenders, all on the same data and the same number of workers:
+
+* ``recipe`` — the original blog recipe: a Keras Sequence/PyDataset whose
+  batch ``i`` is ``pandas.read_csv`` of the 1000-row file ``i``, ``fillna(0)``,
+  one-hot quest type, ``to_categorical`` labels;
+* ``make_csv_dataset`` — ``tf.data.experimental.make_csv_dataset`` over the
+  same 1000-row CSV files (batch 1000, 2 parallel reads);
+* ``questlearn_csv`` / ``questlearn_npy`` — QuestSequence(batch_size=1000)
+  on the CSV shards (``workers`` threads) or the binary shards (read in
+  line: ``workers=1`` is fastest there) of a questlearn split.
+
+Every contender reads the data for the same number of epochs (pools and
+files are set up again each epoch, as ``fit`` does).
+
+PyDatasets are read through Keras's own adapter and enqueuer
+(``PyDatasetAdapter.get_numpy_iterator``), as ``fit`` reads them. Each
+contender runs in a fresh process; peak RSS includes worker processes.
+
+Usage: python benchmarks/bench_loader.py [--megabytes 48] [--workers 2]
+
+Targets (issue 3): questlearn npy >= 20x recipe and >= 100x
+make_csv_dataset; questlearn CSV >= 1.5x recipe; peak RSS flat 1x -> 4x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import peak_rss_mib, run_child, save, verdict  # noqa: E402
+
+ID_COLUMNS = ("attempt_id", "player_id")
+QUEST_TYPES = ["fetch", "escort", "puzzle", "dungeon", "boss", "raid"]
+
+
+def recipe_dataset(files, workers, processes):
+    import keras
+    import numpy as np
+    import pandas as pd
+
+    class RecipeSequence(keras.utils.PyDataset):
+        """The original recipe: one 1000-row CSV file is one batch."""
+
+        def __init__(self, files, **kwargs):
+            super().__init__(**kwargs)
+            self.files = files
+
+        def __len__(self):
+            return len(self.files)
+
+        def __getitem__(self, index):
+            frame = pd.read_csv(self.files[index]).fillna(0)
+            y = keras.utils.to_categorical(frame.pop("cleared").to_numpy(), num_classes=2)
+            quest = pd.Categorical(frame.pop("quest_type"), categories=QUEST_TYPES)
+            x = pd.concat([frame.drop(columns=list(ID_COLUMNS)), pd.get_dummies(quest, dtype="float32")], axis=1)
+            return x.to_numpy(np.float32), y
+
+    return RecipeSequence(files, workers=workers, use_multiprocessing=processes)
+
+
+EPOCHS = 4
+
+
+class SteadyClock:
+    """Rows and seconds between the first and the last batch of each epoch.
+
+    Keras re-creates its worker pool every epoch and waits 0.1 s for the
+    queue to drain at the end; those fixed costs vanish on a 100 GB epoch,
+    so the steady-state rate excludes them (the wall-clock rate, reported
+    beside it, does not).
+    """
+
+    def __init__(self):
+        self.rows = self.seconds = 0.0
+
+    def epoch(self, batches):
+        first = last = None
+        for rows in batches:
+            now = time.perf_counter()
+            if first is None:
+                first = now
+            else:
+                self.rows += rows
+            last = now
+        if first is not None:
+            self.seconds += last - first
+
+
+def through_keras(dataset, clock) -> int:
+    """Rows read in ``EPOCHS`` epochs, the way ``fit`` iterates a PyDataset."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    adapter = PyDatasetAdapter(dataset, shuffle=False)
+    total = [0]
+
+    def batches():
+        for batch in adapter.get_numpy_iterator():
+            total[0] += len(batch[0])
+            yield len(batch[0])
+
+    for _ in range(EPOCHS):
+        adapter.on_epoch_begin()
+        clock.epoch(batches())
+        adapter.on_epoch_end()
+    return total[0]
+
+
+def child(kind: str, data: str, workers: str) -> dict:
+    data, workers = Path(data), int(workers)
+    import keras  # noqa: F401 - imported before timing, as in a training script
+
+    sampler = TreeMemorySampler()
+    clock = SteadyClock()
+    started = time.perf_counter()
+    if kind == "recipe":
+        files = sorted((data / "recipe").glob("split_data_*.csv"))
+        rows = through_keras(recipe_dataset(files, workers, processes=True), clock)
+    elif kind == "make_csv_dataset":
+        import tensorflow as tf
+
+        files = sorted(str(p) for p in (data / "recipe").glob("split_data_*.csv"))
+        dataset = tf.data.experimental.make_csv_dataset(
+            files, batch_size=1000, label_name="cleared", num_epochs=1, shuffle=False,
+            num_parallel_reads=workers, select_columns=None)
+        total = [0]
+
+        def sizes():
+            for _, label in dataset:
+                total[0] += int(label.shape[0])
+                yield int(label.shape[0])
+
+        for _ in range(EPOCHS):
+            clock.epoch(sizes())
+        rows = total[0]
+    else:
+        from questlearn.dataset import QuestSequence
+
+        source = "csv" if kind == "questlearn_csv" else "npy"
+        # npy batches are two numpy takes: Keras's thread pool costs more than it saves,
+        # so they are read in line (workers=1). CSV shards are parsed by worker threads
+        # (pyarrow releases the GIL) that share one shard cache.
+        dataset = QuestSequence(data / "split", "train", batch_size=1000, source=source, shuffle=True,
+                                workers=1 if source == "npy" else workers, use_multiprocessing=False)
+        rows = through_keras(dataset, clock)
+    seconds = time.perf_counter() - started
+    steady = clock.rows / clock.seconds
+    return {"rows": rows, "seconds": seconds, "rows_per_second": steady, "wall_rows_per_second": rows / seconds,
+            "peak_rss_mib": sampler.stop(), "rss": peak_rss_mib()}
+
+
+class TreeMemorySampler:
+    """Largest RSS of this process plus all its children, sampled every 20 ms."""
+
+    def __init__(self):
+        import threading
+
+        import psutil
+
+        self._process, self._peak, self._stop = psutil.Process(), 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            total = self._process.memory_info().rss
+            for child in self._process.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except Exception:  # noqa: BLE001 - a worker may exit between listing and reading
+                    pass
+            self._peak = max(self._peak, total)
+            self._stop.wait(0.02)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return round(self._peak / 2**20, 1)
+
+
+def prepare(root: Path, megabytes: float, seed: int) -> None:
+    import pandas as pd
+
+    from questlearn.split import split_csv
+    from questlearn.synth import rows_for_megabytes, write_quest_log
+
+    log = write_quest_log(root / "log.csv", rows=rows_for_megabytes(megabytes), seed=seed)
+    # questlearn: one split; the train subset is what the loaders read.
+    split_csv(log, root / "split", rows_per_shard=50_000, val_fraction=0.2, seed=0, id_columns=ID_COLUMNS)
+    # The recipe's shards: the same train rows, 1000 per file (pandas chunks of the train CSV shards).
+    (root / "recipe").mkdir()
+    index = 0
+    for shard in sorted((root / "split" / "train").glob("split_data_*.csv")):
+        for chunk in pd.read_csv(shard, chunksize=1000):
+            chunk.to_csv(root / "recipe" / f"split_data_{index:05d}.csv", index=False)
+            index += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=float, default=48.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "WORKERS"))
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="questlearn-bench-loader-"))
+    try:
+        for factor in (1, 4):
+            (work / f"{factor}x").mkdir()
+        prepare(work / "1x", args.megabytes, seed=1)
+        runs = {}
+        for kind in ("recipe", "make_csv_dataset", "questlearn_csv", "questlearn_npy"):
+            runs[kind] = run_child(Path(__file__), kind, str(work / "1x"), str(args.workers))
+            print(f"{kind:18} {runs[kind]['rows_per_second']:>12,.0f} rows/s steady "
+                  f"({runs[kind]['wall_rows_per_second']:>10,.0f} wall: {runs[kind]['rows']} rows in "
+                  f"{runs[kind]['seconds']:.2f} s), peak RSS incl. workers {runs[kind]['peak_rss_mib']:.0f} MiB")
+        shutil.rmtree(work / "1x" / "recipe")
+        prepare(work / "4x", args.megabytes * 4, seed=2)
+        memory = {}
+        for factor in (1, 4):
+            for kind in ("questlearn_csv", "questlearn_npy"):
+                memory[f"{kind}_{factor}x"] = run_child(Path(__file__), kind, str(work / f"{factor}x"), str(args.workers))
+                print(f"{kind} at {factor}x: peak RSS incl. workers {memory[f'{kind}_{factor}x']['peak_rss_mib']:.0f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    rate = {kind: run["rows_per_second"] for kind, run in runs.items()}
+    ratios = {
+        "npy_vs_recipe": rate["questlearn_npy"] / rate["recipe"],
+        "npy_vs_make_csv_dataset": rate["questlearn_npy"] / rate["make_csv_dataset"],
+        "csv_vs_recipe": rate["questlearn_csv"] / rate["recipe"],
+    }
+    growth = {kind: memory[f"{kind}_4x"]["peak_rss_mib"] / memory[f"{kind}_1x"]["peak_rss_mib"] - 1
+              for kind in ("questlearn_csv", "questlearn_npy")}
+    print("\n" + ", ".join(f"{k}: {v:.1f}x" for k, v in ratios.items()))
+    print("peak RSS growth 1x -> 4x: " + ", ".join(f"{k} {v * 100:+.1f} %" for k, v in growth.items()))
+    save("loader", {"workers": args.workers, "runs": runs, "ratios": ratios, "memory": memory, "rss_growth": growth})
+    return verdict({
+        f"questlearn npy >= 20x recipe ({ratios['npy_vs_recipe']:.1f}x)": ratios["npy_vs_recipe"] >= 20,
+        f"questlearn npy >= 100x make_csv_dataset ({ratios['npy_vs_make_csv_dataset']:.1f}x)": ratios["npy_vs_make_csv_dataset"] >= 100,
+        f"questlearn csv >= 1.5x recipe ({ratios['csv_vs_recipe']:.1f}x)": ratios["csv_vs_recipe"] >= 1.5,
+        **{f"{k} peak RSS growth < 10 % ({v * 100:+.1f} %)": v < 0.10 for k, v in growth.items()},
+    })
+
+
+if __name__ == "__main__":
+    sys.exit(main())
