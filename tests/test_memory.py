@@ -1,0 +1,56 @@
+"""Peak memory must not grow with the data: 1x vs 4x, in fresh processes.
+
+(The benchmarks measure the same at larger sizes; see benchmarks/.)
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from questlearn.split import split_csv
+from questlearn.synth import write_quest_log
+
+from conftest import run_env
+
+HERE = Path(__file__).parent
+SMALL_ROWS = 50_000  # ~11 MB; 4x is ~43 MB
+
+
+def peak(*args):
+    result = subprocess.run([sys.executable, str(HERE / "memory_probe.py"), *map(str, args)],
+                            capture_output=True, text=True, env=run_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("PEAK"))
+    own, children = map(float, line.split()[1:])
+    return own, children
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("memory")
+    return {factor: write_quest_log(root / f"log_{factor}x.csv", rows=SMALL_ROWS * factor, seed=factor)
+            for factor in (1, 4)}
+
+
+@pytest.mark.timeout(600)
+def test_split_peak_memory_is_flat(logs, tmp_path):
+    small, _ = peak("split", logs[1], tmp_path / "s1")
+    large, _ = peak("split", logs[4], tmp_path / "s4")
+    size_growth_mib = (logs[4].stat().st_size - logs[1].stat().st_size) / 2**20
+    assert large <= small * 1.10, (small, large)
+    assert large - small < 0.25 * size_growth_mib  # a whole-file read would add at least the file size
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("source", ["npy", "csv"])
+def test_loader_peak_memory_is_flat_workers_included(logs, tmp_path, source):
+    peaks = {}
+    for factor, log in logs.items():
+        out = tmp_path / f"split{factor}"
+        split_csv(log, out, rows_per_shard=20_000, id_columns=("attempt_id",))
+        peaks[factor] = peak("load", out, source)
+    (own_small, workers_small), (own_large, workers_large) = peaks[1], peaks[4]
+    assert own_large <= own_small * 1.10, peaks
+    assert workers_large <= workers_small * 1.10, peaks
