@@ -1,13 +1,11 @@
 """Shared fixtures: small synthetic quest logs and splits of them."""
 
-import os
-
 import pytest
 
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
-ID_COLUMNS = ("attempt_id", "player_id")
+from helpers import ID_COLUMNS
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +27,3 @@ def id_split(tmp_path_factory):
     out = tmp_path_factory.mktemp("idsplit") / "split"
     split_csv(log, out, rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)
     return out
-
-
-def run_env():
-    """Environment for child Python processes: quiet TensorFlow, same backend."""
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from test_dataset import expected_ids
-from conftest import run_env
+from helpers import run_env
 
 HERE = Path(__file__).parent
 START_METHODS = ["fork", "spawn", "forkserver"]

@@ -12,7 +12,7 @@ import pytest
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
-from conftest import run_env
+from helpers import run_env
 
 HERE = Path(__file__).parent
 SMALL_ROWS = 50_000  # ~11 MB; 4x is ~43 MB

@@ -19,7 +19,7 @@ from questlearn.manifest import load_manifest
 from questlearn.split import JOURNAL_NAME, split_csv
 from questlearn.synth import CORRUPTIONS, corrupt, write_quest_log
 
-from conftest import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, run_env
 
 
 def csv_rows(path):

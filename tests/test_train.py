@@ -15,7 +15,7 @@ from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 from questlearn.train import read_history_csv, train
 
-from conftest import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, run_env
 
 
 @pytest.fixture(scope="module")
