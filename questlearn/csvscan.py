@@ -158,17 +158,22 @@ class CsvScanner:
     # -- header ---------------------------------------------------------
     def _read_header(self) -> Header:
         with open(self.path, "rb") as handle:
-            head = handle.read(self.max_record_bytes + 1)
-        bom = head.startswith(UTF8_BOM)
-        begin = len(UTF8_BOM) if bom else 0
-        if not head[begin:].strip(b"\r\n"):
-            raise CsvFormatError(self.path, 1, 0, "the file is empty: expected a header row naming the columns")
-        eof = len(head) <= self.max_record_bytes
-        if eof and not head.endswith(b"\n"):
-            head += b"\n"
-        block = self._scan(head[begin:], begin, 1, eof=eof, expected_fields=None, max_records=1)
-        if block is None or not len(block):
-            raise CsvFormatError(self.path, 1, begin, "the header row never ends (unterminated quote?)")
+            head = handle.read(1 << 16)
+            bom = head.startswith(UTF8_BOM)
+            begin = len(UTF8_BOM) if bom else 0
+            while True:
+                eof = len(head) < (1 << 16) or len(head) > self.max_record_bytes
+                more = b"" if eof else handle.read(len(head))
+                eof = eof or not more
+                if eof and not head[begin:].strip(b"\r\n"):
+                    raise CsvFormatError(self.path, 1, 0, "the file is empty: expected a header row naming the columns")
+                candidate = head + b"\n" if eof and not head.endswith(b"\n") else head
+                block = self._scan(candidate[begin:], begin, 1, eof=eof, expected_fields=None, max_records=1)
+                if block is not None and len(block):
+                    break
+                if eof:
+                    raise CsvFormatError(self.path, 1, begin, "the header row never ends (unterminated quote?)")
+                head += more
         raw = block.data[block.starts[0] : block.stops[0]]
         terminator = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
         text = raw.decode("utf-8")

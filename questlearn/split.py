@@ -137,6 +137,7 @@ class _Subset:
     name: str
     shard_index: int = 0
     partial_rows: int = 0
+    partial_label_counts: dict = field(default_factory=dict)
     rows: int = 0
     partial_sizes: dict = field(default_factory=dict)
 
@@ -199,6 +200,7 @@ class _Splitter:
         return manifest
 
     def _fresh_start(self):
+        self._clear_unjournaled_start()
         leftovers = [p.name for p in self.out.iterdir() if p.name != LOCK_NAME]
         if leftovers:
             raise ValueError(f"{self.out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
@@ -218,6 +220,25 @@ class _Splitter:
         (self.out / SHARD_LOG_NAME).write_bytes(b"")
         self.shard_log_size = 0
         self.garbage = []
+
+    def _clear_unjournaled_start(self):
+        """Remove what a split killed before its first checkpoint left behind.
+
+        Only files this module names are removed (subset folders holding
+        nothing but ``split_data_*`` files, the shard log, a journal being
+        written); anything else makes :meth:`_fresh_start` refuse the folder.
+        """
+        names = {p.name for p in self.out.iterdir()} - {LOCK_NAME}
+        ours = {*SUBSETS, SHARD_LOG_NAME, f".{JOURNAL_NAME}.tmp"}
+        if not names or not names <= ours:
+            return
+        for subset in SUBSETS:
+            folder = self.out / subset
+            if folder.is_dir() and not all(_shard_index(p.name) is not None and p.is_file() for p in folder.iterdir()):
+                return
+        for name in names:
+            path = self.out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     def _resume(self, journal: dict):
         if journal["parameters"] != self.params.as_record() or journal["source"] != self.fingerprint:
@@ -379,6 +400,8 @@ class _Splitter:
                 features[:, position] = columns[name]
             labels = columns[self.params.label].astype(np.int32)
         row_numbers = self.records + np.arange(len(block), dtype=np.int64)
+        label_values = self.vocabularies[self.params.label].values
+        label_codes = columns[self.params.label].astype(np.int64)
         memory = memoryview(block.data)
         for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
             state = self.subsets[subset]
@@ -392,6 +415,10 @@ class _Splitter:
                     self._append(state, "features", features[take].tobytes())
                     self._append(state, "labels", labels[take].tobytes())
                     self._append(state, "rows", row_numbers[take].tobytes())
+                counts = np.bincount(label_codes[take], minlength=len(label_values))
+                for value, count in zip(label_values, counts.tolist()):
+                    if count:
+                        state.partial_label_counts[value] = state.partial_label_counts.get(value, 0) + count
                 state.partial_rows += len(take)
                 state.rows += len(take)
                 if state.partial_rows == self.params.rows_per_shard:
@@ -435,7 +462,8 @@ class _Splitter:
             # a resume may need it.
             self.garbage.append(partial)
             files[part] = {"name": self._final_name(subset, part), "bytes": final.stat().st_size, "sha256": sha256_of(final)}
-        entry = {"subset": subset.name, "index": subset.shard_index, "rows": subset.partial_rows, "files": files}
+        entry = {"subset": subset.name, "index": subset.shard_index, "rows": subset.partial_rows, "files": files,
+                 "label_counts": dict(sorted(subset.partial_label_counts.items()))}
         with open(self.out / SHARD_LOG_NAME, "ab") as handle:
             handle.write(json.dumps(entry, sort_keys=True).encode() + b"\n")
             handle.flush()
@@ -444,6 +472,7 @@ class _Splitter:
         subset.shard_index += 1
         subset.partial_rows = 0
         subset.partial_sizes = {}
+        subset.partial_label_counts = {}
 
     def _checkpoint(self) -> None:
         for subset in self.subsets.values():

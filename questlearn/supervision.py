@@ -98,6 +98,9 @@ def _check(pool, record: dict) -> None:
     if record["failed"] is None and pool._state == "RUN":
         record["failed"] = _find_failure(record, workers)
     if record["failed"] is None:
+        if pool._state != "RUN" and not record.get("forgotten"):
+            _forget(record)  # the pool closed normally
+            record["forgotten"] = True
         return
     error, since = record["failed"]
     for result in list(pool._cache.values()):
@@ -107,6 +110,18 @@ def _check(pool, record: dict) -> None:
             pass
     if time.monotonic() - since > TERMINATE_AFTER_SECONDS and pool._state != "TERMINATE":
         pool.terminate()
+        _forget(record)
+
+
+def _forget(record: dict) -> None:
+    """Delete the notes of a pool's workers, so a recycled pid starts clean."""
+    owner = heartbeat_dir(os.getpid())
+    for pid in record["seen"]:
+        for name in (str(pid), f"{pid}.failed"):
+            try:
+                (owner / name).unlink()
+            except OSError:
+                pass
 
 
 def _find_failure(record: dict, workers):

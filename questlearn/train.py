@@ -75,12 +75,12 @@ class TrainingResult:
 
 
 def class_counts(dataset: QuestSequence) -> np.ndarray:
-    """Exact count of each class in a dataset's subset (reads labels only)."""
-    counts = np.zeros(dataset.num_classes, dtype=np.int64)
-    reader = dataset.reader
-    for shard in range(len(reader.shards)):
-        _, labels = reader._read_shard(shard)
-        counts += np.bincount(np.asarray(labels), minlength=dataset.num_classes)
+    """Exact count of each class in a dataset's subset, from the manifest (no data read)."""
+    classes = dataset.manifest["schema"]["classes"]
+    counts = np.zeros(len(classes), dtype=np.int64)
+    for shard in dataset.reader.shards:
+        for value, count in shard["label_counts"].items():
+            counts[classes.index(value)] += count
     return counts
 
 

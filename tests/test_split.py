@@ -50,6 +50,8 @@ def test_every_source_row_lands_in_exactly_one_csv_shard(quest_log, nasty_split)
         shard_header, *rows = csv_rows(path)
         assert shard_header == header  # header in every shard, BOM stripped
         assert len(rows) == shard["rows"] > 0  # no empty shard
+        labels = [row[-1] for row in rows]
+        assert shard["label_counts"] == {value: labels.count(value) for value in sorted(set(labels))}
         seen += rows
     assert len(seen) == len(source) == 3000
     by_id = {row[0]: row for row in seen}
@@ -214,6 +216,22 @@ def test_killed_split_resumes_to_byte_identical_output(tmp_path):
     for name in clean_files:
         assert clean_files[name] == resumed_files[name], name
     assert not any(name.endswith((".partial", ".tmp")) or "journal" in name for name in resumed_files)
+
+
+def test_split_killed_before_its_first_checkpoint_starts_over(plain_log, tmp_path):
+    clean = split_csv(plain_log, tmp_path / "clean", rows_per_shard=700)
+    out = tmp_path / "out"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / ".split_data_00000.csv.partial").write_bytes(b"attempt_id,half a row")
+    (out / ".split-shards.jsonl").write_bytes(b"")
+    again = split_csv(plain_log, out, rows_per_shard=700)
+    assert again["subsets"] == clean["subsets"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "train").mkdir()
+    (tmp_path / "mine" / "train" / "holiday.jpg").write_bytes(b"not ours")
+    with pytest.raises(ValueError, match="not empty"):
+        split_csv(plain_log, tmp_path / "mine")
+    assert (tmp_path / "mine" / "train" / "holiday.jpg").exists()
 
 
 def test_resume_is_refused_when_the_source_changed(tmp_path):
