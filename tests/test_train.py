@@ -155,3 +155,22 @@ def test_demo_command_runs_end_to_end(tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["epochs"] == 1 and 0 < summary["best_val_accuracy"] <= 1  # quality: see the tests above
     assert (tmp_path / "split" / "manifest.json").exists() and (tmp_path / "model" / "history.json").exists()
+
+
+@pytest.mark.timeout(300)
+def test_synth_split_and_train_commands(tmp_path):
+    def cli(*args):
+        result = subprocess.run([sys.executable, "-m", "questlearn", *map(str, args)], capture_output=True,
+                                text=True, env=run_env(), timeout=280)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    assert "wrote 4000 rows" in cli("synth", tmp_path / "log.csv", "--rows", 4000, "--nasty")
+    out = cli("split", tmp_path / "log.csv", tmp_path / "split", "--rows-per-shard", 1000, "--id-column", "attempt_id",
+              "--id-column", "player_id", "--categorical-column", "party_size", "--no-progress")
+    assert "split 4000 rows" in out
+    manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    assert {c["name"]: c["kind"] for c in manifest["schema"]["columns"]}["party_size"] == "categorical"
+    out = cli("train", tmp_path / "split", "--model-dir", tmp_path / "model", "--epochs", 1, "--batch-size", 256,
+              "--source", "csv", "--verbose", 0)
+    assert json.loads(out[out.index("{"):])["epochs"] == 1
