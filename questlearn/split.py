@@ -394,14 +394,13 @@ class _Splitter:
 
     def _route(self, block: RecordBlock, columns: dict):
         to_validation = self.rng.random(len(block)) < self.params.val_fraction
+        label_values = self.vocabularies[self.params.label].values
+        label_codes = columns[self.params.label].astype(np.int32)
         if "npy" in self.params.formats:
             features = np.empty((len(block), len(self.feature_names)), np.float32)
             for position, name in enumerate(self.feature_names):
                 features[:, position] = columns[name]
-            labels = columns[self.params.label].astype(np.int32)
-        row_numbers = self.records + np.arange(len(block), dtype=np.int64)
-        label_values = self.vocabularies[self.params.label].values
-        label_codes = columns[self.params.label].astype(np.int64)
+            row_numbers = self.records + np.arange(len(block), dtype=np.int64)
         memory = memoryview(block.data)
         for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
             state = self.subsets[subset]
@@ -413,7 +412,7 @@ class _Splitter:
                     self._append(state, "csv", _gather_records(memory, block.starts[take], block.stops[take]))
                 if "npy" in self.params.formats:
                     self._append(state, "features", features[take].tobytes())
-                    self._append(state, "labels", labels[take].tobytes())
+                    self._append(state, "labels", label_codes[take].tobytes())
                     self._append(state, "rows", row_numbers[take].tobytes())
                 counts = np.bincount(label_codes[take], minlength=len(label_values))
                 for value, count in zip(label_values, counts.tolist()):
@@ -432,7 +431,10 @@ class _Splitter:
                     handle.write(self.scanner.header.raw)
             subset.partial_sizes[part] = path.stat().st_size
         with open(path, "ab") as handle:
-            handle.writelines(payload) if isinstance(payload, list) else handle.write(payload)
+            if isinstance(payload, list):
+                handle.writelines(payload)
+            else:
+                handle.write(payload)
         subset.partial_sizes[part] = path.stat().st_size
 
     def _finalize(self, subset: _Subset) -> None:
