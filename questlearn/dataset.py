@@ -43,8 +43,9 @@ class QuestSequence(keras.utils.PyDataset):
         Seed of that permutation; the same seed gives the same order.
     features : list of str, optional
         Feature columns; default all features of the manifest schema.
-    fill, categorical, label_mode
-        See :class:`questlearn.batches.ShardReader`.
+    fill, categorical, label_mode, cache_shards
+        See :class:`questlearn.batches.ShardReader`; ``cache_shards`` encoded
+        shards per process bound the loader's memory.
     workers, use_multiprocessing, max_queue_size
         Keras ``PyDataset`` parallelism, passed to ``super().__init__``.
         Threads (``use_multiprocessing=False``) suit the npy source, whose
@@ -62,7 +63,7 @@ class QuestSequence(keras.utils.PyDataset):
 
     def __init__(self, split_dir, subset: str = "train", batch_size: int | None = 1024, *, source: str = "npy",
                  shuffle: bool = True, seed: int = 0, features=None, fill: str = "zero",
-                 categorical: str = "one_hot", label_mode: str = "sparse",
+                 categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
                  workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if batch_size is not None and int(batch_size) < 1:
@@ -72,7 +73,7 @@ class QuestSequence(keras.utils.PyDataset):
         self.manifest = load_manifest(split_dir)
         self.split_dir = str(split_dir)  # as given, for messages; files are read from manifest["root"]
         self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
-                                  categorical=categorical, label_mode=label_mode)
+                                  categorical=categorical, label_mode=label_mode, cache_shards=cache_shards)
         if not self.reader.shards:
             raise ValueError(f"the {subset!r} subset of {self.split_dir} has no shards (val_fraction was 0?)")
         self.subset, self.batch_size, self.shuffle, self.seed = subset, batch_size, bool(shuffle), int(seed)
