@@ -141,6 +141,8 @@ class ShardReader:
                                      ("label_mode", label_mode, LABEL_MODES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if int(cache_shards) < 1:
+            raise ValueError(f"cache_shards must be at least 1, got {cache_shards}")
         formats = manifest["parameters"]["formats"]
         if source not in formats:
             raise ValueError(f"this split was written with formats {formats}; it has no {source!r} shards (re-split with formats including {source!r})")

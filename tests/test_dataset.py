@@ -52,6 +52,12 @@ def test_every_row_exactly_once_per_epoch(id_split, source, workers, processes, 
         np.testing.assert_array_equal(np.concatenate(first), expected)
 
 
+def test_keras_batch_shuffle_on_top_still_reads_every_row_once(id_split):
+    dataset = QuestSequence(id_split, "train", batch_size=97, workers=2)
+    ids, _ = epoch_through_keras(dataset, shuffle_in_fit=True)
+    np.testing.assert_array_equal(np.sort(np.concatenate(ids)), expected_ids(id_split, "train"))
+
+
 def test_same_seed_same_order_other_seed_other_order(id_split):
     def order(seed):
         dataset = QuestSequence(id_split, "train", batch_size=100, seed=seed)
@@ -158,5 +164,7 @@ def test_bad_arguments_are_value_errors(id_split, tmp_path):
         QuestSequence(id_split, "test")
     with pytest.raises(ValueError, match="unknown feature"):
         QuestSequence(id_split, features=["nope"])
+    with pytest.raises(ValueError, match="cache_shards"):
+        QuestSequence(id_split, cache_shards=0)
     with pytest.raises(IndexError):
         QuestSequence(id_split)[10_000]
