@@ -5,7 +5,6 @@ import pytest
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
-from helpers import ID_COLUMNS
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ worker process is killed, as by the out-of-memory killer) or ``truncate``
 
 import multiprocessing
 import os
-import signal
 import sys
 import time
 

@@ -1,9 +1,7 @@
 """The splitter: no row lost or duplicated, strict errors, atomic and resumable."""
 
 import csv
-import io
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """Training: beats the baseline, resumes after interruption, works on real data and other backends."""
 
 import json
-import os
 import subprocess
 import sys
 
