@@ -18,7 +18,7 @@ import keras
 
 from .batches import BatchPlan, ShardReader
 from .manifest import load_manifest
-from .supervision import BatchLoadError, note_batch_failed, note_batch_started, watch_worker_pools
+from .supervision import BatchLoadError, note_batch_failed, note_batch_finished, note_batch_started, watch_worker_pools
 
 
 class QuestSequence(keras.utils.PyDataset):
@@ -99,12 +99,15 @@ class QuestSequence(keras.utils.PyDataset):
         if in_worker:
             note_batch_started(self._owner_pid, self._describe(batch, segments))
         try:
-            return self.reader.read(segments)
+            batch_data = self.reader.read(segments)
         except (Exception, SystemExit) as error:
             message = f"could not load {self._describe(batch, segments)}: {type(error).__name__}: {error}"
             if in_worker:
                 note_batch_failed(self._owner_pid, message)
             raise BatchLoadError(message) from None
+        if in_worker:
+            note_batch_finished(self._owner_pid)
+        return batch_data
 
     def on_epoch_end(self):
         """Advance to the next epoch's seeded order."""

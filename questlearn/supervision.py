@@ -54,6 +54,14 @@ def note_batch_started(owner_pid: int, description: str) -> None:
         pass  # supervision is best effort: never fail a batch because of it
 
 
+def note_batch_finished(owner_pid: int) -> None:
+    """Remove this worker's note: a note left behind means it died mid-batch."""
+    try:
+        (heartbeat_dir(owner_pid) / str(os.getpid())).unlink()
+    except OSError:
+        pass
+
+
 def note_batch_failed(owner_pid: int, message: str) -> None:
     """Record, from a worker process, that its batch failed with ``message``."""
     try:
@@ -84,7 +92,9 @@ def _watch() -> None:
         time.sleep(POLL_SECONDS)
         for pool in list(py_dataset_adapter._DATA_POOLS):
             try:
-                _check(pool, records.setdefault(pool, {"seen": {}, "initial": None, "failed": None}))
+                record = records.setdefault(pool, {"seen": {}, "initial": None, "failed": None,
+                                                   "born": time.time() - POLL_SECONDS - 0.5})
+                _check(pool, record)
             except Exception:  # pragma: no cover - a watchdog must never die
                 continue
 
@@ -133,14 +143,38 @@ def _find_failure(record: dict, workers):
         code = process.exitcode
         if code is not None and code != 0:
             return BatchLoadError(_death_message(process.pid, code, owner)), time.monotonic()
+    current = {process.pid for process in workers}
     if record["initial"] is not None:
-        current = {process.pid for process in workers}
         newcomers = current - record["initial"]
         if newcomers:
             vanished = record["initial"] - current
             pid = min(vanished) if vanished else min(newcomers)
             return BatchLoadError(_death_message(pid, None, owner)), time.monotonic()
+    # A worker that died before the watchdog first saw the pool: its note of the
+    # batch it was loading (workers delete the note when a batch is done),
+    # written since the pool started, outlives it.
+    try:
+        notes = [p for p in owner.iterdir() if p.name.isdigit() and int(p.name) not in current]
+    except OSError:
+        notes = []
+    for note in notes:
+        try:
+            recent = note.stat().st_mtime >= record["born"]
+        except OSError:
+            continue
+        if recent and not _alive(int(note.name)):
+            return BatchLoadError(_death_message(int(note.name), None, owner)), time.monotonic()
     return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _death_message(pid: int, code, owner: Path) -> str:
@@ -154,7 +188,7 @@ def _death_message(pid: int, code, owner: Path) -> str:
     elif code is not None:
         how = f"exited with code {code}"
     else:
-        how = "died and was replaced by the pool"
+        how = "died (it was replaced by the pool)"
     try:
         doing = " while loading " + (owner / str(pid)).read_text(encoding="utf-8")
     except OSError:

@@ -1,6 +1,6 @@
 """Run ``fit`` on a QuestSequence whose batch 5 fails, and report how it ended.
 
-Usage: python faulty_fit.py SPLIT_DIR START_METHOD FAULT WORKERS USE_MULTIPROCESSING
+Usage: python faulty_fit.py SPLIT_DIR START_METHOD FAULT WORKERS USE_MULTIPROCESSING [FAIL_AT]
 
 FAULT is ``raise`` (ordinary exception), ``systemexit``, ``sigkill`` (the
 worker process is killed, as by the out-of-memory killer) or ``truncate``
@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-FAIL_AT = 5
+FAIL_AT = int(sys.argv[6]) if len(sys.argv) > 6 else 5
 
 
 def main():
