@@ -6,8 +6,11 @@ OS out-of-memory killer sends SIGKILL) its batch never arrives and ``fit``
 hangs forever (CPython gh-66587). And after an ordinary exception the pool
 can stay alive with its workers.
 
-A watchdog thread in the training process looks at Keras's pools every
-``POLL_SECONDS``. When a worker died, or a worker reported a failed batch,
+Each worker process notes, in a small file per pid, the batch it is loading
+and deletes the note when the batch is done. A watchdog thread in the
+training process looks at Keras's pools every ``POLL_SECONDS``. When a
+worker died (its exit code, a replaced worker, or a note whose process is
+gone), or a worker reported a failed batch,
 it fails every pending batch of that pool with a :class:`BatchLoadError`
 naming the batch and shards the worker was loading, so ``fit`` raises
 within about a second; shortly after, it terminates the pool so no worker
