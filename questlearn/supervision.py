@@ -10,15 +10,14 @@ Each worker process notes, in a small file per pid, the batch it is loading
 and deletes the note when the batch is done. A watchdog thread in the
 training process looks at Keras's pools every ``POLL_SECONDS``. When a
 worker died (its exit code, a replaced worker, or a note whose process is
-gone), or a worker reported a failed batch,
-it fails every pending batch of that pool with a :class:`BatchLoadError`
-naming the batch and shards the worker was loading, so ``fit`` raises
-within about a second; shortly after, it terminates the pool so no worker
-processes are left behind.
+gone), or a worker reported a failed batch, it fails every pending batch
+of that pool with a :class:`BatchLoadError` naming the batch and shards the
+worker was loading, so ``fit`` raises within about a second; shortly after,
+it terminates the pool so no worker processes are left behind.
 
 This reaches into Keras's ``py_dataset_adapter._DATA_POOLS`` and the
 standard library's ``Pool`` internals (``_pool``, ``_cache``, ``_state``).
-``tests/test_dataset_faults.py`` fails if either changes shape.
+``tests/test_dataset_workers.py`` fails if either changes shape.
 """
 
 from __future__ import annotations
