@@ -110,11 +110,10 @@ class RecordBlock:
 
 @dataclass
 class Header:
-    """The header record: column names, raw bytes and line terminator."""
+    """The header record: column names and raw bytes (terminator included)."""
 
     names: list[str]
     raw: bytes
-    terminator: bytes
     bom: bool
 
 
@@ -175,13 +174,12 @@ class CsvScanner:
                     raise CsvFormatError(self.path, 1, begin, "the header row never ends (unterminated quote?)")
                 head += more
         raw = block.data[block.starts[0] : block.stops[0]]
-        terminator = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
         text = raw.decode("utf-8")
         names = next(csv.reader(io.StringIO(text, newline=""), strict=True))
         self._header_end = begin + int(block.stops[0])
         self._header_lines = raw.count(b"\n")
         self._fields = len(names)
-        return Header(names=names, raw=raw, terminator=terminator, bom=bom)
+        return Header(names=names, raw=raw, bom=bom)
 
     @property
     def data_start(self) -> tuple[int, int]:
@@ -230,7 +228,7 @@ class CsvScanner:
                 if eof:
                     return
 
-    def _fail(self, data: bytes, newlines: np.ndarray, base: int, line: int, position: int, problem: str):
+    def _fail(self, newlines: np.ndarray, base: int, line: int, position: int, problem: str):
         raise CsvFormatError(self.path, line + int(np.searchsorted(newlines, position)), base + position, problem)
 
     def _scan(self, data, base, line, eof, expected_fields, max_records=None):
@@ -241,34 +239,34 @@ class CsvScanner:
         terminators = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
         if len(terminators) == 0:
             if eof:
-                self._unterminated(array, quotes, 0, newlines, data, base, line)
+                self._unterminated(array, quotes, 0, newlines, base, line)
             return None
         if max_records is not None:
             terminators = terminators[:max_records]
         cut = int(terminators[-1]) + 1
         if eof and max_records is None and cut < len(data):
-            self._unterminated(array, quotes, cut, newlines, data, base, line)
+            self._unterminated(array, quotes, cut, newlines, base, line)
         region = array[:cut]
         quotes = quotes[quotes < cut]
         newlines = newlines[newlines < cut]
 
         nul = np.flatnonzero(region == 0)
         if len(nul):
-            self._fail(data, newlines, base, line, int(nul[0]),
+            self._fail(newlines, base, line, int(nul[0]),
                        "NUL byte: the file looks binary or UTF-16, expected UTF-8 text")
         carriage = np.flatnonzero(region == CR)
         if len(carriage):
             outside = carriage[(np.searchsorted(quotes, carriage) & 1) == 0]
             bare = outside[array[outside + 1] != LF]
             if len(bare):
-                self._fail(data, newlines, base, line, int(bare[0]),
+                self._fail(newlines, base, line, int(bare[0]),
                            "bare CR line ending: convert the file to LF or CRLF line endings")
-        self._check_quotes(array, quotes, newlines, data, base, line)
+        self._check_quotes(array, quotes, newlines, base, line)
         if region.max(initial=0) >= 0x80:
             try:
                 data[:cut].decode("utf-8")
             except UnicodeDecodeError as error:
-                self._fail(data, newlines, base, line, error.start,
+                self._fail(newlines, base, line, error.start,
                            f"invalid UTF-8 ({error.reason}); re-encode the file as UTF-8")
 
         starts = np.concatenate(([0], terminators[:-1] + 1))
@@ -284,18 +282,18 @@ class CsvScanner:
             ragged = np.flatnonzero(fields != expected_fields)
             if len(ragged):
                 index = int(ragged[0])
-                self._fail(data, newlines, base, line, int(starts[index]),
+                self._fail(newlines, base, line, int(starts[index]),
                            f"ragged row: expected {expected_fields} fields as in the header, found {int(fields[index])}")
         return RecordBlock(
             data=data[:cut], starts=starts, stops=stops, offset=base, first_line=line,
             newlines=newlines, blank_lines=int(blank.sum()),
         )
 
-    def _unterminated(self, array, quotes, record_start, newlines, data, base, line):
+    def _unterminated(self, array, quotes, record_start, newlines, base, line):
         """The file ends inside a quoted field of the record at ``record_start``."""
         quotes = quotes[quotes >= record_start]
-        self._check_quotes(array, quotes, newlines, data, base, line)
-        self._fail(data, newlines, base, line, self._field_opening_before(array, quotes, len(array)), UNTERMINATED)
+        self._check_quotes(array, quotes, newlines, base, line)
+        self._fail(newlines, base, line, self._field_opening_before(array, quotes, len(array)), UNTERMINATED)
 
     @staticmethod
     def _field_opening_before(array, quotes, position) -> int:
@@ -304,7 +302,7 @@ class CsvScanner:
         openings = openings[(openings == 0) | (array[np.maximum(openings - 1, 0)] != QUOTE)]
         return int(openings[np.searchsorted(openings, position, side="right") - 1])
 
-    def _check_quotes(self, array, quotes, newlines, data, base, line):
+    def _check_quotes(self, array, quotes, newlines, base, line):
         """RFC 4180: a quote opens a field only at its start, and a closing
         quote is followed by a delimiter, a line end or a doubled quote.
 
@@ -327,6 +325,6 @@ class CsvScanner:
         if not problems:
             return
         position, problem = min(problems)
-        self._fail(data, newlines, base, line, self._field_opening_before(array, quotes, position),
+        self._fail(newlines, base, line, self._field_opening_before(array, quotes, position),
                    f"malformed quoting: {problem} at byte offset {base + position}, in the field opened by "
                    "the quote here (quote whole fields, and double any quote inside them)")

@@ -238,7 +238,10 @@ class _Splitter:
                 return
         for name in names:
             path = self.out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def _resume(self, journal: dict):
         if journal["parameters"] != self.params.as_record() or journal["source"] != self.fingerprint:
@@ -618,10 +621,3 @@ def _gather_records(memory: memoryview, starts: np.ndarray, stops: np.ndarray) -
     run_stops = stops[np.concatenate((breaks - 1, [len(starts) - 1]))].tolist()
     return [memory[a:b] for a, b in zip(run_starts, run_stops)]
 
-
-def remove_split(out_dir) -> None:
-    """Delete a split directory made by :func:`split_csv` (refuses other directories)."""
-    out = Path(out_dir)
-    if not ((out / MANIFEST_NAME).exists() or (out / JOURNAL_NAME).exists()):
-        raise ValueError(f"{out} does not look like a questlearn split; not deleting it")
-    shutil.rmtree(out)
