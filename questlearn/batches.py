@@ -77,6 +77,12 @@ class BatchPlan:
                 self._permutations.popitem(last=False)
         return order
 
+    def _rows(self, shard: int, begin: int, end: int) -> np.ndarray:
+        """Positions ``begin:end`` of the epoch's row order inside ``shard``."""
+        if not self.shuffle:
+            return np.arange(begin, end)  # not the whole shard's arange, per batch
+        return self.rows_in_shard(shard)[begin:end]
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_permutations"], state["_lock"] = OrderedDict(), None
@@ -101,7 +107,7 @@ class BatchPlan:
             shard = int(self.order[position])
             shard_start = int(self.ends[position] - self.shard_rows[shard])
             stop = min(last, int(self.ends[position]))
-            result.append((shard, self.rows_in_shard(shard)[first - shard_start : stop - shard_start]))
+            result.append((shard, self._rows(shard, first - shard_start, stop - shard_start)))
             first = stop
             position += 1
         return result
