@@ -68,6 +68,21 @@ def test_same_seed_same_order_other_seed_other_order(id_split):
     assert not np.array_equal(order(1), order(2))
 
 
+def test_set_epoch_reproduces_the_order_of_that_epoch(id_split):
+    def order(dataset):
+        column = ids_of(dataset)
+        return np.concatenate([dataset[i][0][:, column] for i in range(len(dataset))])
+
+    advanced = QuestSequence(id_split, "train", batch_size=100, seed=2)
+    first = order(advanced)
+    for _ in range(3):
+        advanced.on_epoch_end()
+    jumped = QuestSequence(id_split, "train", batch_size=100, seed=2)
+    jumped.set_epoch(3)
+    np.testing.assert_array_equal(order(jumped), order(advanced))
+    assert not np.array_equal(order(jumped), first)
+
+
 def test_batch_size_is_independent_of_shard_size(id_split):
     manifest = load_manifest(id_split)
     rows = manifest["subsets"]["train"]["rows"]
