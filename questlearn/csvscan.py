@@ -33,6 +33,11 @@ UNTERMINATED = ("unterminated quoted field: the quote here opens a field that is
                 "before the end of the file")
 
 
+def _outside_quotes(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The positions preceded by an even number of quotes: outside any quoted field."""
+    return positions[(np.searchsorted(quotes, positions) & 1) == 0]
+
+
 class CsvFormatError(ValueError):
     """A CSV file is not well-formed; the message names file, line and byte.
 
@@ -236,7 +241,7 @@ class CsvScanner:
         array = np.frombuffer(data, dtype=np.uint8)
         quotes = np.flatnonzero(array == QUOTE)
         newlines = np.flatnonzero(array == LF)
-        terminators = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
+        terminators = _outside_quotes(quotes, newlines)
         if len(terminators) == 0:
             if eof:
                 self._unterminated(array, quotes, 0, newlines, base, line)
@@ -256,7 +261,7 @@ class CsvScanner:
                        "NUL byte: the file looks binary or UTF-16, expected UTF-8 text")
         carriage = np.flatnonzero(region == CR)
         if len(carriage):
-            outside = carriage[(np.searchsorted(quotes, carriage) & 1) == 0]
+            outside = _outside_quotes(quotes, carriage)
             bare = outside[array[outside + 1] != LF]
             if len(bare):
                 self._fail(newlines, base, line, int(bare[0]),
@@ -276,7 +281,7 @@ class CsvScanner:
         starts, stops = starts[~blank], stops[~blank]
         if expected_fields is not None and len(starts):
             commas = np.flatnonzero(region == COMMA)
-            commas = commas[(np.searchsorted(quotes, commas) & 1) == 0]
+            commas = _outside_quotes(quotes, commas)
             fields = np.diff(np.searchsorted(commas, np.concatenate(([starts[0]], stops)))) + 1
             # commas between a record's stop and the next start are impossible (blank lines only)
             ragged = np.flatnonzero(fields != expected_fields)
