@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 QUOTE = 0x22
-COMMA = 0x2C
+BACKSLASH = 0x5C
 LF = 0x0A
 CR = 0x0D
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -87,8 +87,11 @@ class RecordBlock:
     blank_lines : int
         Number of empty lines skipped in this block.
     read_to : int
-        How far the scanner had read the file when it yielded this block;
-        resuming with it reproduces the exact same later blocks.
+        How far the scanner had read the (decompressed) file when it yielded
+        this block; resuming with it reproduces the exact same later blocks.
+    raw_position, raw_sha256 : int, str
+        Bytes of the file on disk read by then, and their SHA-256 (a resumed
+        split checks the file against it).
     """
 
     data: bytes
@@ -99,6 +102,8 @@ class RecordBlock:
     newlines: np.ndarray
     blank_lines: int
     read_to: int = 0
+    raw_position: int = 0
+    raw_sha256: str = ""
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -122,66 +127,92 @@ class Header:
     bom: bool
 
 
+COMMON_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
 class CsvScanner:
     """Iterate over the records of a CSV file in validated blocks.
 
     Parameters
     ----------
-    path : str or Path
-        The CSV file (UTF-8, comma-separated, RFC 4180 quoting; a leading
-        UTF-8 byte-order mark is stripped once).
+    source : SourceFile, str or Path
+        The CSV file (UTF-8, RFC 4180 quoting; a leading UTF-8 byte-order
+        mark is stripped once; gzip, bz2, xz or zstd compressed files are
+        decompressed on the fly, see :mod:`questlearn.sources`).
     block_size : int
         Bytes read per step; memory use is a small multiple of this.
     max_record_bytes : int
         Longest record accepted.
-    start_offset, start_line : int
-        Resume position (a record boundary returned earlier as
-        ``block.offset + len(block.data)``).
+    delimiter : str
+        One-character field delimiter (``","`` by default).
 
     Raises
     ------
     CsvFormatError
         On an empty file, a header-only file (from :meth:`blocks` callers),
         ragged rows, stray or unterminated quotes, bare CR line endings,
-        NUL bytes, invalid UTF-8, or an over-long record.
+        NUL bytes, invalid UTF-8, or an over-long record. Byte offsets and
+        lines count decompressed bytes.
     """
 
     def __init__(
         self,
-        path: str | Path,
+        source,
         block_size: int = DEFAULT_BLOCK_SIZE,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        delimiter: str = ",",
     ):
+        from .sources import SourceFile, single_file
+
         if block_size < 1:
             raise ValueError(f"block_size must be positive, got {block_size}")
-        self.path = str(path)
+        if len(delimiter) != 1 or delimiter in "\"\r\n" or ord(delimiter) > 127:
+            raise ValueError(f"the delimiter must be one ASCII character other than a quote or a line end, got {delimiter!r}")
+        self.source = source if isinstance(source, SourceFile) else single_file(source)
+        self.path = self.source.shown or str(self.source.path)
         self.block_size = int(block_size)
         self.max_record_bytes = int(max_record_bytes)
+        self.delimiter = delimiter
+        self._delimiter_byte = ord(delimiter)
+        self.raw_position = 0
+        self.sha256 = None
         self.header = self._read_header()
+
+    def _open(self, expect=None):
+        from .sources import open_decoded
+
+        return open_decoded(self.source, expect)
 
     # -- header ---------------------------------------------------------
     def _read_header(self) -> Header:
-        with open(self.path, "rb") as handle:
-            head = handle.read(1 << 16)
+        stream = self._open()
+        try:
+            head = stream.read(1 << 16)
             bom = head.startswith(UTF8_BOM)
             begin = len(UTF8_BOM) if bom else 0
             while True:
                 eof = len(head) < (1 << 16) or len(head) > self.max_record_bytes
-                more = b"" if eof else handle.read(len(head))
+                more = b"" if eof else stream.read(len(head))
                 eof = eof or not more
-                if eof and not head[begin:].strip(b"\r\n"):
+                body = head[begin:]
+                start = begin + len(body) - len(body.lstrip(b"\r\n"))  # blank lines before the header are skipped
+                if eof and start == len(head):
                     raise CsvFormatError(self.path, 1, 0, "the file is empty: expected a header row naming the columns")
                 candidate = head + b"\n" if eof and not head.endswith(b"\n") else head
-                block = self._scan(candidate[begin:], begin, 1, eof=eof, expected_fields=None, max_records=1)
+                first_line = 1 + head[begin:start].count(b"\n")
+                block = self._scan(candidate[start:], start, first_line, eof=eof, expected_fields=None, max_records=1)
                 if block is not None and len(block):
                     break
                 if eof:
-                    raise CsvFormatError(self.path, 1, begin, "the header row never ends (unterminated quote?)")
+                    raise CsvFormatError(self.path, first_line, start, "the header row never ends (unterminated quote?)")
                 head += more
+        finally:
+            stream.close()
         raw = block.data[block.starts[0] : block.stops[0]]
         text = raw.decode("utf-8")
-        names = next(csv.reader(io.StringIO(text, newline=""), strict=True))
-        self._header_end = begin + int(block.stops[0])
+        names = next(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter, strict=True))
+        self._header_end = start + int(block.stops[0])
+        self._header_line = first_line
         self._header_lines = raw.count(b"\n")
         self._fields = len(names)
         return Header(names=names, raw=raw, bom=bom)
@@ -189,29 +220,69 @@ class CsvScanner:
     @property
     def data_start(self) -> tuple[int, int]:
         """``(byte_offset, line)`` of the first data record."""
-        return self._header_end, 1 + self._header_lines
+        return self._header_end, self._header_line + self._header_lines
+
+    def check_names(self) -> None:
+        """Refuse header rows that cannot name the columns, with the likely fix.
+
+        Raises
+        ------
+        CsvFormatError
+            A header without the delimiter but with another common one; an
+            unnamed first column (a pandas/Dask index); an empty or
+            duplicated column name.
+        """
+        names, line = self.header.names, self._header_line
+        offset = self._header_end - len(self.header.raw)
+        if len(names) == 1:
+            others = [d for d in COMMON_DELIMITERS if d != self.delimiter and d in names[0]]
+            if others:
+                found = others[0]
+                raise CsvFormatError(
+                    self.path, line, offset,
+                    f"the header holds no {COMMON_DELIMITERS.get(self.delimiter, repr(self.delimiter))} but "
+                    f"{COMMON_DELIMITERS[found]}s: the file looks {COMMON_DELIMITERS[found]}-delimited; "
+                    f"pass --delimiter {'tab' if found == chr(9) else repr(found)} (Python: delimiter={found!r})",
+                )
+        if len(names) > 1 and not names[0].strip():
+            raise CsvFormatError(
+                self.path, line, offset,
+                "the first column has no name: this looks like a pandas or Dask index written with the data; "
+                "write the file with to_csv(..., index=False), or give the column a name",
+            )
+        seen = set()
+        for name in names:
+            if not name.strip():
+                raise CsvFormatError(self.path, line, offset, f"the header has an empty column name (columns: {names})")
+            if name in seen:
+                raise CsvFormatError(self.path, line, offset, f"the header names column {name!r} twice; column names must be unique")
+            seen.add(name)
 
     # -- data records ---------------------------------------------------
     def blocks(self, start_offset: int | None = None, start_line: int | None = None,
-               read_to: int | None = None) -> Iterator[RecordBlock]:
+               read_to: int | None = None, expect=None) -> Iterator[RecordBlock]:
         """Yield validated :class:`RecordBlock` objects until the end of file.
 
         ``start_offset``, ``start_line`` and ``read_to`` resume a scan from a
-        block returned earlier (its end, line and ``read_to``).
+        block returned earlier (its end, line and ``read_to``); ``expect``
+        is that block's ``(raw_position, raw_sha256)``, checked against the
+        file as it is read again. After the last block, :attr:`sha256` holds
+        the SHA-256 of the whole raw file.
         """
         offset, line = self.data_start
         if start_offset is not None:
             offset, line = int(start_offset), int(start_line)
-        with open(self.path, "rb") as handle:
-            handle.seek(offset)
-            pending = handle.read(max(0, int(read_to) - offset)) if read_to is not None else b""
+        stream = self._open(expect)
+        try:
+            stream.skip(offset)
+            pending = stream.read(max(0, int(read_to) - offset)) if read_to is not None else b""
             while True:
-                chunk = handle.read(self.block_size)
+                chunk = stream.read(self.block_size)
                 eof = not chunk
                 data = pending + chunk
                 if eof:
                     if not data:
-                        return
+                        break
                     if not data.endswith(b"\n"):
                         data += b"\n"
                 block = self._scan(data, offset, line, eof=eof, expected_fields=self._fields)
@@ -228,10 +299,22 @@ class CsvScanner:
                 pending = data[consumed:]
                 offset += consumed
                 line += len(block.newlines)
-                block.read_to = handle.tell()
+                block.read_to = stream.position
+                block.raw_position = stream.raw.position
+                block.raw_sha256 = stream.raw.digest.copy().hexdigest()
+                self.raw_position = stream.raw.position
                 yield block
                 if eof:
-                    return
+                    break
+            self.sha256 = stream.finish()
+            self.raw_position = stream.raw.position
+        finally:
+            stream.close()
+
+    def scan_fragment(self, data: bytes, base: int):
+        """Validated whole records at the start of ``data`` (read from byte
+        ``base``, not at the end of the file), or None; for sampling."""
+        return self._scan(data, base, 1, eof=False, expected_fields=self._fields)
 
     def _fail(self, newlines: np.ndarray, base: int, line: int, position: int, problem: str):
         raise CsvFormatError(self.path, line + int(np.searchsorted(newlines, position)), base + position, problem)
@@ -280,7 +363,7 @@ class CsvScanner:
         blank = content_end == starts
         starts, stops = starts[~blank], stops[~blank]
         if expected_fields is not None and len(starts):
-            commas = np.flatnonzero(region == COMMA)
+            commas = np.flatnonzero(region == self._delimiter_byte)
             commas = _outside_quotes(quotes, commas)
             fields = np.diff(np.searchsorted(commas, np.concatenate(([starts[0]], stops)))) + 1
             # commas between a record's stop and the next start are impossible (blank lines only)
@@ -316,12 +399,13 @@ class CsvScanner:
         """
         if not len(quotes):
             return
+        delimiter = self._delimiter_byte
         opening = quotes[0::2]
         closing = quotes[1::2]
         previous = array[np.maximum(opening - 1, 0)]
-        bad_open = (opening > 0) & (previous != COMMA) & (previous != LF) & (previous != QUOTE)
+        bad_open = (opening > 0) & (previous != delimiter) & (previous != LF) & (previous != QUOTE)
         following = array[closing + 1]
-        bad_close = (following != COMMA) & (following != LF) & (following != CR) & (following != QUOTE)
+        bad_close = (following != delimiter) & (following != LF) & (following != CR) & (following != QUOTE)
         problems = []
         if bad_open.any():
             problems.append((int(opening[bad_open][0]), "a quote inside an unquoted field"))
@@ -330,6 +414,10 @@ class CsvScanner:
         if not problems:
             return
         position, problem = min(problems)
+        advice = "quote whole fields, and double any quote inside them"
+        if BACKSLASH in (array[max(position - 2, 0)], array[max(position - 1, 0)]):
+            advice = ('this looks like backslash-escaped quotes (\\"), the default of Spark\'s CSV writer; write the '
+                      "file with .option(\"escape\", '\"') so quotes inside fields are doubled as RFC 4180 says")
         self._fail(newlines, base, line, self._field_opening_before(array, quotes, position),
                    f"malformed quoting: {problem} at byte offset {base + position}, in the field opened by "
-                   "the quote here (quote whole fields, and double any quote inside them)")
+                   f"the quote here ({advice})")

@@ -1,27 +1,36 @@
-"""Split a CSV file larger than memory into train and validation shards.
+"""Split a log larger than memory into train and validation shards.
 
-One sequential pass over the source (:class:`~questlearn.csvscan.CsvScanner`)
-assigns every record, by a seeded random draw, to ``train/`` or
-``validate/`` and appends it to the current shard of that subset:
+The pipeline, one stage per module:
 
-* CSV shards ``split_data_00000.csv`` hold the source rows byte for byte,
-  after a copy of the header;
-* binary shards (``.features.npy`` float32, ``.labels.npy`` int32,
-  ``.rows.npy`` int64 source row numbers) hold the same rows parsed once,
-  so training never parses CSV again.
+1. :mod:`~questlearn.sources` — which files (one, a directory, a glob, a
+   list; plain, gzip/bz2/xz/zstd, or Parquet);
+2. :mod:`~questlearn.sampling` and :mod:`~questlearn.infer` — a sample
+   spread over the source decides every column's kind, printed before the
+   pass (problems such as an unknown missing-value token stop it here);
+3. :mod:`~questlearn.csvscan` and :mod:`~questlearn.reading` — one
+   sequential pass of strict record scanning and typed parsing;
+4. this module — every record goes, by a seeded random draw, to ``train/``
+   or ``validate/``, is encoded (:mod:`~questlearn.schema`) and appended to
+   the current shard of that subset:
+
+   * CSV shards ``split_data_00000.csv`` hold the source rows byte for byte
+     (for Parquet sources, rows written by pyarrow) after the header;
+   * binary shards (``.features.npy`` float32, ``.labels.npy`` int32 class
+     codes or float32 regression targets, ``.rows.npy`` int64 source row
+     numbers) hold the same rows parsed once;
+5. :mod:`~questlearn.manifest` — ``manifest.json``, written last, atomically.
 
 Shards grow in hidden ``.partial`` files and are renamed into place when
-full. After every block a journal records the exact state (source offset,
+full. After every block a journal records the exact state (file, offset,
 random state, statistics, partial file sizes), so a killed split resumes
 where the last block ended and finishes byte-identical to a clean run.
-``manifest.json`` is written last, atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -30,17 +39,24 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 
-from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner, RecordBlock
+from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner
+from .infer import infer_schema
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
-from .schema import CATEGORICAL, IDENTIFIER, LABEL, NUMERIC, NumericStats, Vocabulary, arrow_types, class_order, infer_kinds
+from .reading import Chunk, parse_records
+from .sampling import sample_csv, sample_parquet
+from .schema import (CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
+                     arrow_types, class_order, label_strings, looks_like_token, missing_tokens)
+from .sources import check_unchanged, open_decoded, resolve_sources
 
 JOURNAL_NAME = ".split-journal.json"
 SHARD_LOG_NAME = ".split-shards.jsonl"
 LOCK_NAME = ".split.lock"
+MARKER_NAME = ".questlearn-split"
 FORMATS = ("csv", "npy")
 BINARY_PARTS = {"features": np.float32, "labels": np.int32, "rows": np.int64}
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+PARQUET_BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,11 @@ class SplitParameters:
     formats: tuple = FORMATS
     block_size: int = DEFAULT_BLOCK_SIZE
     max_categories: int = 1000
+    na_values: tuple = ()
+    keep_default_na: bool = True
+    delimiter: str = ","
+    task: str = CLASSIFICATION
+    max_classes: int = 50
 
     def __post_init__(self):
         if int(self.rows_per_shard) < 1:
@@ -67,31 +88,48 @@ class SplitParameters:
             raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats}")
         if self.block_size < 1024:
             raise ValueError(f"block_size must be at least 1024 bytes, got {self.block_size}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if int(self.max_categories) < 1 or int(self.max_classes) < 2:
+            raise ValueError(f"max_categories must be >= 1 and max_classes >= 2, got {self.max_categories}, {self.max_classes}")
 
     def as_record(self) -> dict:
         record = asdict(self)
-        for key in ("id_columns", "categorical_columns", "formats"):
+        for key in ("id_columns", "categorical_columns", "formats", "na_values"):
             record[key] = list(record[key])
         return record
 
+    @property
+    def null_values(self) -> list:
+        return missing_tokens(self.na_values, self.keep_default_na)
 
-def split_csv(source, out_dir, *, progress: bool = False, **parameters) -> dict:
+
+def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, **parameters) -> dict:
     """Split ``source`` into shards under ``out_dir`` and return the manifest.
 
     Parameters
     ----------
-    source : str or Path
-        UTF-8 CSV file with a header row (RFC 4180 quoting; LF or CRLF).
+    source : str, Path, or list of them
+        A CSV file (UTF-8, RFC 4180 quoting; plain or gzip/bz2/xz/zstd
+        compressed, detected by content), a Parquet file, a directory of part
+        files, a glob, or a list of files: see
+        :func:`questlearn.sources.resolve_sources`. All CSV files must have
+        the same header.
     out_dir : str or Path
         Output directory: empty, or holding this same split (finished, or
         interrupted and now resumed).
     progress : bool
-        Show a tqdm progress bar (bytes of the source).
+        Show a progress bar (bytes of the source as stored, compressed or not).
+    verbose : bool
+        Print the inferred schema before the pass, and what to know at the end.
     **parameters
         Fields of :class:`SplitParameters`: ``rows_per_shard``,
         ``val_fraction``, ``seed``, ``label``, ``id_columns``,
         ``categorical_columns``, ``formats`` (``("csv", "npy")``),
-        ``block_size``, ``max_categories``.
+        ``block_size``, ``max_categories``, ``na_values`` (extra
+        missing-value tokens), ``keep_default_na`` (pandas' default tokens),
+        ``delimiter``, ``task`` (``"classification"`` or ``"regression"``),
+        ``max_classes``.
 
     Returns
     -------
@@ -103,16 +141,47 @@ def split_csv(source, out_dir, *, progress: bool = False, **parameters) -> dict:
     CsvFormatError
         Malformed input, with file, line and byte offset.
     ValueError
-        Bad parameters, or an output directory holding something else.
+        Bad parameters, a schema problem found in the sample, a full disk,
+        or an output directory holding something else.
     """
-    for key in ("id_columns", "categorical_columns", "formats"):
+    for key in ("id_columns", "categorical_columns", "formats", "na_values"):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
     params = SplitParameters(**parameters)
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(out):
-        return _Splitter(Path(source), out, params, progress).run()
+    splitter = None
+    try:
+        with _exclusive_lock(out):
+            splitter = _Splitter(source, out, params, progress, verbose)
+            return splitter.run()
+    except OSError as error:
+        free = shutil.disk_usage(out).free if out.exists() else None
+        if error.errno == errno.ENOSPC or (free is not None and free < (64 << 20)):
+            raise ValueError(f"the disk holding {out} is full ({(free or 0) / 1e6:.0f} MB free): free some space and "
+                             "run the same command again; the split resumes where it stopped") from None
+        raise
+    except Exception:
+        if splitter is None or (splitter.writing and not splitter.any_shard_final()):
+            _discard_unfinished(out, created)
+        raise
+
+
+def _discard_unfinished(out: Path, created: bool) -> None:
+    """After a failure before any shard was final, remove what questlearn wrote
+    (proved by its marker), so the command can be run again as printed."""
+    if not (out / MARKER_NAME).exists() and not created:
+        return
+    for name in (*SUBSETS, JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", SHARD_LOG_NAME, MARKER_NAME, LOCK_NAME):
+        path = out / name
+        if path.is_dir():
+            if all(p.name.startswith(".split_data_") or p.name.endswith(".tmp") for p in path.iterdir()):
+                shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
 
 
 @contextlib.contextmanager
@@ -143,40 +212,76 @@ class _Subset:
 
 
 class _Splitter:
-    def __init__(self, source: Path, out: Path, params: SplitParameters, progress: bool):
-        if not source.is_file():
-            raise ValueError(f"source {source} does not exist or is not a file")
-        self.source, self.out, self.params, self.progress = source, out, params, progress
-        self.scanner = CsvScanner(source, block_size=params.block_size)
-        self.names = self.scanner.header.names
-        self._check_header()
-        stat = source.stat()
-        self.fingerprint = {"path": str(source.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool):
+        self.out, self.params, self.progress, self.verbose = out, params, progress, verbose
+        self.writing = False
+        self.files = resolve_sources(source)
+        self.format = self.files[0].format
+        if self.format == "csv":
+            self.scanner = CsvScanner(self.files[0], block_size=params.block_size, delimiter=params.delimiter)
+            self.scanner.check_names()
+            self.names = self.scanner.header.names
+            for other in self.files[1:]:
+                names = CsvScanner(other, block_size=params.block_size, delimiter=params.delimiter).header.names
+                if names != self.names:
+                    raise CsvFormatError(other.shown, 1, 0, f"the header differs from {self.files[0].shown}'s "
+                                         f"(expected {self.names}, found {names}); every file of a source must have the same columns")
+        else:
+            self._check_parquet_schemas()
+        self._check_columns()
+        self.fingerprint = {"files": [f.fingerprint() for f in self.files]}
 
     # -- set-up ---------------------------------------------------------
-    def _check_header(self):
-        header_offset = 3 if self.scanner.header.bom else 0
-        seen = set()
-        for name in self.names:
-            if not name.strip():
-                raise CsvFormatError(self.source, 1, header_offset, f"the header has an empty column name (columns: {self.names})")
-            if name in seen:
-                raise CsvFormatError(self.source, 1, header_offset, f"the header names column {name!r} twice; column names must be unique")
-            seen.add(name)
+    def _check_parquet_schemas(self):
+        import pyarrow.parquet as pq
+
+        schema = pq.ParquetFile(self.files[0].path).schema_arrow
+        for other in self.files[1:]:
+            if not pq.ParquetFile(other.path).schema_arrow.equals(schema):
+                raise ValueError(f"{other.shown}: its Parquet schema differs from {self.files[0].shown}'s; "
+                                 "every file of a source must have the same columns and types")
+        self.names = list(schema.names)
+
+    def _check_columns(self):
         label = self.params.label
-        if label not in seen:
-            raise CsvFormatError(self.source, 1, header_offset, f"label column {label!r} is missing from the header (columns: {self.names})")
+        where = self.files[0].shown
+        if label not in self.names:
+            raise CsvFormatError(where, 1, 0, f"label column {label!r} is missing from the header (columns: {self.names}); "
+                                 "name the label with --label (Python: label=...)")
         for declared in (*self.params.id_columns, *self.params.categorical_columns):
-            if declared not in seen:
-                raise ValueError(f"column {declared!r} was declared but is not in the header of {self.source} (columns: {self.names})")
+            if declared not in self.names:
+                raise ValueError(f"column {declared!r} was declared but is not in the header of {where} (columns: {self.names})")
         if label in self.params.id_columns or label in self.params.categorical_columns:
             raise ValueError(f"the label {label!r} cannot also be an id or categorical feature column")
+
+    def infer(self):
+        """Sample the source and decide the column kinds (printed; problems raise)."""
+        p = self.params
+        if self.format == "csv":
+            sample, note, locate = sample_csv(self.files, delimiter=p.delimiter, null_values=p.null_values)
+            native = None
+        else:
+            sample, note = sample_parquet(self.files)
+            native, locate = dict(zip(sample.schema.names, sample.schema.types)), None
+        inferred = infer_schema(sample, label=p.label, task=p.task, id_columns=p.id_columns,
+                                categorical_columns=p.categorical_columns, max_categories=p.max_categories,
+                                max_classes=p.max_classes, native_types=native, sample_note=note, locate=locate)
+        if self.verbose:
+            tokens = p.null_values if self.format == "csv" else None
+            print(inferred.describe(tokens), flush=True)
+        inferred.raise_problems()
+        return inferred
+
+    def any_shard_final(self) -> bool:
+        log = self.out / SHARD_LOG_NAME
+        return log.exists() and log.stat().st_size > 0
 
     def run(self) -> dict:
         manifest_path = self.out / MANIFEST_NAME
         if manifest_path.exists():
             return self._already_done(manifest_path)
         journal_path = self.out / JOURNAL_NAME
+        self.writing = True
         if journal_path.exists():
             self._resume(json.loads(journal_path.read_text(encoding="utf-8")))
         else:
@@ -187,10 +292,10 @@ class _Splitter:
     def _already_done(self, manifest_path: Path) -> dict:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         same_params = manifest.get("parameters") == self.params.as_record()
-        recorded = manifest.get("source", {})
-        same_source = recorded.get("bytes") == self.fingerprint["bytes"] and (
-            recorded.get("mtime_ns") == self.fingerprint["mtime_ns"] or recorded.get("sha256") == sha256_of(self.source)
-        )
+        recorded = manifest.get("source", {}).get("files", [])
+        same_source = len(recorded) == len(self.files) and all(
+            r.get("bytes") == f.bytes and (r.get("mtime_ns") == f.mtime_ns or r.get("sha256") == sha256_of(f.path))
+            for r, f in zip(recorded, self.files))
         if not (same_params and same_source):
             raise ValueError(
                 f"{self.out} already holds a finished split of another source or with other parameters; "
@@ -201,42 +306,55 @@ class _Splitter:
 
     def _fresh_start(self):
         self._clear_unjournaled_start()
-        leftovers = [p.name for p in self.out.iterdir() if p.name != LOCK_NAME]
+        leftovers = [p.name for p in self.out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
         if leftovers:
             raise ValueError(f"{self.out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
+        inferred = self.infer()
+        (self.out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
         for subset in SUBSETS:
             (self.out / subset).mkdir()
         self.subsets = {name: _Subset(name) for name in SUBSETS}
-        self.offset, self.line = self.scanner.data_start
-        self.read_to = None
+        self.kinds, self.label_numeric = inferred.kinds, inferred.label_numeric
+        self.inferred = [asdict(c) for c in inferred.columns]
+        self.position = {"file": 0, "offset": None, "line": None, "read_to": None, "expect": None, "batch": 0}
+        self.done_files = []
+        self.file_rows = 0
         self.records = 0
         self.blank_lines = 0
+        self.empty_files = 0
         self.rng = np.random.Generator(np.random.PCG64(self.params.seed))
-        self.kinds = None
-        self.numeric, self.vocabularies = {}, {}
-        self.digest = hashlib.sha256()
-        with open(self.source, "rb") as handle:
-            self.digest.update(handle.read(self.offset))
+        self._init_statistics()
         (self.out / SHARD_LOG_NAME).write_bytes(b"")
         self.shard_log_size = 0
         self.garbage = []
 
+    def _init_statistics(self, numeric=None, vocabularies=None, label_stats=None):
+        p = self.params
+        self.numeric = {n: NumericStats(**(numeric or {}).get(n, {})) for n, k in self.kinds.items() if k == NUMERIC}
+        self.vocabularies = {}
+        for name, kind in self.kinds.items():
+            if kind == CATEGORICAL or (kind == LABEL and p.task == CLASSIFICATION):
+                limit, overflow = (p.max_classes, "error") if kind == LABEL else (p.max_categories, "oov")
+                self.vocabularies[name] = Vocabulary(name, limit, overflow=overflow, **(vocabularies or {}).get(name, {}))
+        self.label_stats = {s: NumericStats(**(label_stats or {}).get(s, {})) for s in SUBSETS} if p.task == REGRESSION else {}
+
     def _clear_unjournaled_start(self):
         """Remove what a split killed before its first checkpoint left behind.
 
-        Only files this module names are removed (subset folders holding
-        nothing but ``split_data_*`` files, the shard log, a journal being
-        written); anything else makes :meth:`_fresh_start` refuse the folder.
+        Only when questlearn's marker file proves the folder is its own, and
+        only files this module names (subset folders holding nothing but
+        ``split_data_*`` files, the shard log, a journal being written);
+        anything else makes :meth:`_fresh_start` refuse the folder.
         """
         names = {p.name for p in self.out.iterdir()} - {LOCK_NAME}
-        ours = {*SUBSETS, SHARD_LOG_NAME, f".{JOURNAL_NAME}.tmp"}
-        if not names or not names <= ours:
+        ours = {*SUBSETS, SHARD_LOG_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
+        if MARKER_NAME not in names or not names <= ours:
             return
         for subset in SUBSETS:
             folder = self.out / subset
             if folder.is_dir() and not all(_shard_index(p.name) is not None and p.is_file() for p in folder.iterdir()):
                 return
-        for name in names:
+        for name in names - {MARKER_NAME}:
             path = self.out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -249,23 +367,16 @@ class _Splitter:
                 f"{self.out} holds an unfinished split of another source or with other parameters "
                 "(or the source changed since); delete it or choose another output directory"
             )
+        if self.verbose:
+            print(f"questlearn: resuming the interrupted split in {self.out} (schema as inferred when it started)", flush=True)
         self.subsets = {name: _Subset(**state) for name, state in journal["subsets"].items()}
-        self.offset, self.line, self.read_to = journal["offset"], journal["line"], journal["read_to"]
-        self.records, self.blank_lines = journal["records"], journal["blank_lines"]
+        self.position = journal["position"]
+        self.done_files, self.file_rows = journal["done_files"], journal["file_rows"]
+        self.records, self.blank_lines, self.empty_files = journal["records"], journal["blank_lines"], journal["empty_files"]
         self.rng = np.random.Generator(np.random.PCG64())
         self.rng.bit_generator.state = journal["rng"]
-        self.kinds = journal["kinds"]
-        self.numeric = {name: NumericStats(**state) for name, state in journal["numeric"].items()}
-        self.vocabularies = {name: Vocabulary(name, self.params.max_categories, **state) for name, state in journal["vocabularies"].items()}
-        self.digest = hashlib.sha256()
-        with open(self.source, "rb") as handle:
-            remaining = self.offset
-            while remaining:
-                chunk = handle.read(min(remaining, 1 << 20))
-                self.digest.update(chunk)
-                remaining -= len(chunk)
-        if self.digest.hexdigest() != journal["prefix_sha256"]:
-            raise ValueError(f"{self.source} changed since the interrupted split in {self.out} started; delete {self.out} and split again")
+        self.kinds, self.label_numeric, self.inferred = journal["kinds"], journal["label_numeric"], journal["inferred"]
+        self._init_statistics(journal["numeric"], journal["vocabularies"], journal["label_stats"])
         # Undo whatever happened after the last checkpoint.
         self.shard_log_size = journal["shard_log_size"]
         with open(self.out / SHARD_LOG_NAME, "r+b") as handle:
@@ -288,100 +399,156 @@ class _Splitter:
 
     # -- the pass -------------------------------------------------------
     def _split(self):
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
-        total = self.fingerprint["bytes"]
-        with tqdm(total=total, initial=self.offset, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
-            for block in _read_ahead(self.scanner.blocks(self.offset, self.line, self.read_to)):
-                end = block.offset + len(block.data)
-                self.digest.update(block.data[: len(block.data) - max(0, end - total)])
-                if len(block):
-                    self._process(block)
-                self.blank_lines += block.blank_lines
-                self.offset, self.line = min(end, total), block.line_of(len(block.data))
-                self.read_to = block.read_to
+        total = sum(f.bytes for f in self.files)
+        done = sum(f.bytes for f in self.files[: self.position["file"]])
+        with tqdm(total=total, initial=done, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
+            while self.position["file"] < len(self.files):
+                source_file = self.files[self.position["file"]]
+                reader = self._csv_chunks if self.format == "csv" else self._parquet_chunks
+                for chunk, position, read in _read_ahead(reader(source_file)):
+                    if len(chunk):
+                        self._process(chunk)
+                        self.file_rows += len(chunk)
+                    self.position.update(position)
+                    self._checkpoint()
+                    bar.update(done + read - bar.n)
+                check_unchanged(source_file)
+                if self.file_rows == 0:
+                    self.empty_files += 1
+                self.done_files.append({"name": source_file.name, "bytes": source_file.bytes,
+                                        "sha256": self._file_sha256, "rows": self.file_rows,
+                                        "compression": source_file.compression})
+                done += source_file.bytes
+                self.file_rows = 0
+                self.position = {"file": self.position["file"] + 1, "offset": None, "line": None,
+                                 "read_to": None, "expect": None, "batch": 0}
                 self._checkpoint()
-                bar.update(min(end, total) - bar.n)
         if self.records == 0:
-            raise CsvFormatError(self.source, self.scanner.data_start[1], self.scanner.data_start[0],
-                                 "the file has a header but no data rows")
+            first = self.files[0]
+            raise CsvFormatError(first.shown, 2, 0, "the source has a header but no data rows")
 
-    def _parse(self, block: RecordBlock, types=None) -> pa.Table:
-        include = [n for n in self.names if n not in self.params.id_columns]
-        return pa_csv.read_csv(
-            io.BytesIO(block.data),
-            read_options=pa_csv.ReadOptions(column_names=self.names, block_size=max(len(block.data) + 1, 1 << 20)),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=types or {}, include_columns=include, null_values=[""],
-                strings_can_be_null=True, quoted_strings_can_be_null=True,
-            ),
-        )
+    def _csv_chunks(self, source_file):
+        """``(chunk, journal position, raw bytes read)`` for each block of a CSV file."""
+        p = self.params
+        scanner = self.scanner if source_file is self.files[0] else CsvScanner(
+            source_file, block_size=p.block_size, delimiter=p.delimiter)
+        types = arrow_types(self.kinds, self.label_numeric)
+        position = self.position
+        expect = tuple(position["expect"]) if position["expect"] else None
+        for block in scanner.blocks(position["offset"], position["line"], position["read_to"], expect):
+            self.blank_lines += block.blank_lines
+            try:
+                table = parse_records(block.data, self.names, delimiter=p.delimiter, types=types,
+                                      include=list(types), null_values=p.null_values) if len(block) else pa.table({})
+            except pa.ArrowInvalid as error:
+                self.explain_conversion_error(block, error, source_file.shown)
+                raise
+            chunk = Chunk(table, source_file.shown, block)
+            if len(block) and table.num_rows != len(block):
+                raise RuntimeError(f"internal error: parsed {table.num_rows} rows but scanned {len(block)} near byte {block.offset}")
+            yield chunk, {"offset": block.offset + len(block.data), "line": block.line_of(len(block.data)),
+                          "read_to": block.read_to, "expect": [block.raw_position, block.raw_sha256]}, block.raw_position
+        self._file_sha256 = scanner.sha256
 
-    def _process(self, block: RecordBlock):
-        if self.kinds is None:
-            inferred = infer_kinds(self._parse(block), self.params.label, self.params.id_columns, self.params.categorical_columns)
-            self.kinds = {n: inferred.get(n, IDENTIFIER) for n in self.names}
-            for name, kind in self.kinds.items():
-                if kind == NUMERIC:
-                    self.numeric[name] = NumericStats()
-                elif kind in (CATEGORICAL, LABEL):
-                    self.vocabularies[name] = Vocabulary(name, self.params.max_categories)
-        try:
-            table = self._parse(block, arrow_types(self.kinds))
-        except pa.ArrowInvalid as error:
-            self._explain_conversion_error(block, error)
-            raise
-        if table.num_rows != len(block):
-            raise RuntimeError(f"internal error: parsed {table.num_rows} rows but scanned {len(block)} near byte {block.offset}")
+    def _parquet_chunks(self, source_file):
+        """``(chunk, journal position, bytes read)`` for each batch of a Parquet file."""
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(source_file.path)
+        total_rows = max(parquet.metadata.num_rows, 1)
+        wanted = [n for n, t in arrow_types(self.kinds, self.label_numeric).items()]
+        first, row = self.position["batch"], 0
+        for index, batch in enumerate(parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)):
+            if index >= first:
+                table = pa.Table.from_batches([batch])
+                try:
+                    columns = {n: _cast_column(table[n], self.kinds[n], self.label_numeric) for n in wanted}
+                except pa.ArrowInvalid as error:
+                    raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}: {error} (the sample "
+                                     "made this column numeric)") from None
+                chunk = Chunk(pa.table(columns), source_file.shown, None, row, full_table=table)
+                yield chunk, {"batch": index + 1}, source_file.bytes * (row + len(table)) // total_rows
+            row += batch.num_rows
+        self._file_sha256 = sha256_of(source_file.path)
+
+    def _process(self, chunk: Chunk):
         columns = {}
-        for name in table.column_names:
+        for name in chunk.table.column_names:
             kind = self.kinds[name]
-            if kind == NUMERIC:
-                values = table[name].to_numpy().astype(np.float64, copy=False)
-                infinite = np.flatnonzero(np.isinf(values))
-                if len(infinite):
-                    line, byte = block.locate(int(infinite[0]))
-                    raise CsvFormatError(self.source, line, byte, f"column {name!r} holds an infinite value; questlearn accepts finite numbers or an empty field for missing")
-                self.numeric[name].update(values)
+            column = chunk.table[name]
+            if kind == NUMERIC or (kind == LABEL and self.params.task == REGRESSION):
+                if kind == LABEL:
+                    self._check_label_present(chunk, name, column)
+                values = column.to_numpy().astype(np.float64, copy=False)
+                self._check_numbers(chunk, name, values, column)
+                if kind == NUMERIC:
+                    self.numeric[name].update(values)
             else:
                 if kind == LABEL:
-                    missing = np.flatnonzero(table[name].is_null().to_numpy(zero_copy_only=False))
-                    if len(missing):
-                        line, byte = block.locate(int(missing[0]))
-                        raise CsvFormatError(self.source, line, byte, f"missing label: column {name!r} is empty in this row")
+                    self._check_label_present(chunk, name, column)
+                    column = label_strings(column)
                 try:
-                    values = self.vocabularies[name].encode(table[name])
+                    values = self.vocabularies[name].encode(column)
                 except OverflowError:
-                    what = "the label has" if kind == LABEL else f"categorical column {name!r} has"
-                    raise CsvFormatError(
-                        self.source, *block.locate(0),
-                        f"{what} more than {self.params.max_categories} distinct values in the rows up to this block; "
-                        + ("questlearn trains classifiers, so the label must be a class" if kind == LABEL
-                           else f"declare it with id_columns=[{name!r}] (CLI: --id-column {name}) or raise max_categories"),
-                    ) from None
+                    raise chunk.error(0, f"the label {name!r} has more than {self.params.max_classes} distinct values "
+                                      "in the rows up to this block; " + ("use --task regression for a numeric target, or "
+                                      if self.label_numeric else "") + "raise --max-classes") from None
             columns[name] = values
-        self._route(block, columns)
-        self.records += len(block)
+        self._route(chunk, columns)
+        self.records += len(chunk)
 
-    def _explain_conversion_error(self, block: RecordBlock, error: Exception):
-        """Turn pyarrow's location-free conversion error into one with a line."""
-        table = self._parse(block, {n: pa.string() for n in self.names})
-        for name, kind in self.kinds.items():
-            if kind != NUMERIC:
+    def _check_label_present(self, chunk: Chunk, name: str, column) -> None:
+        missing = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+        if len(missing):
+            raise chunk.error(int(missing[0]), f"missing label: column {name!r} is empty or a missing-value token in "
+                              "this row; remove such rows, or choose the missing-value tokens with --na-value / "
+                              "--no-default-na")
+
+    def _check_numbers(self, chunk: Chunk, name: str, values: np.ndarray, column) -> None:
+        """Refuse infinities, NaN written as a number (in CSV), and values float32 cannot hold."""
+        nan_written = np.isnan(values) & ~column.is_null().to_numpy(zero_copy_only=False)
+        if nan_written.any() and chunk.block is not None:
+            row = int(np.flatnonzero(nan_written)[0])
+            raise chunk.error(row, f"column {name!r} holds NaN written as a value; add it as a missing-value token "
+                              "(--na-value) or leave the field empty")
+        too_large = np.abs(values) > FLOAT32_MAX
+        if too_large.any():
+            row = int(np.flatnonzero(too_large)[0])
+            what = "an infinite value" if np.isinf(values[row]) else f"{values[row]:g}, beyond float32's range (±3.4e38)"
+            raise chunk.error(row, f"column {name!r} holds {what}; questlearn accepts finite numbers within float32's "
+                              "range, or a missing value")
+
+    def explain_conversion_error(self, block, error: Exception, path: str):
+        """Turn pyarrow's conversion error into one with a line and the right fix."""
+        p = self.params
+        message = str(error)
+        marker = "invalid value '"
+        value = message[message.index(marker) + len(marker): message.rindex("'")] if marker in message else None
+        strings = parse_records(block.data, self.names, delimiter=p.delimiter,
+                                types={n: pa.string() for n in self.names}, null_values=p.null_values)
+        for name, numeric in arrow_types(self.kinds, self.label_numeric).items():
+            if numeric != pa.float64():
                 continue
-            for row, value in enumerate(table[name].to_pylist()):
-                if value is None:
-                    continue
-                try:
-                    float(value)
-                except ValueError:
-                    line, byte = block.locate(row)
-                    raise CsvFormatError(
-                        self.source, line, byte,
-                        f"column {name!r} holds {value!r}, which is not a number, but the first rows made it numeric; "
-                        f"declare it with categorical_columns=[{name!r}] (CLI: --categorical-column {name}) if it is a category",
-                    ) from error
+            column = strings[name]
+            rows = [i for i, v in enumerate(column.to_pylist()) if v is not None and (v == value if value is not None else False)]
+            if not rows:
+                continue
+            line, byte = block.locate(rows[0])
+            if self.kinds[name] == LABEL:
+                fix = ("the label's sampled values were all numbers; if this marks a missing label, remove the row or "
+                       f"add --na-value {value!r}")
+            elif looks_like_token(value):
+                fix = (f"if {value!r} marks a missing value, add --na-value {value!r} (Python: na_values=[{value!r}]); "
+                       f"if the column is a category, declare --categorical-column {name}")
+            else:
+                fix = (f"write numbers without digit separators, units or spaces; if the column is a category, declare "
+                       f"--categorical-column {name} (Python: categorical_columns=[{name!r}])")
+            raise CsvFormatError(path, line, byte,
+                                 f"column {name!r} holds {value!r}, which is not a number, but the sample made it "
+                                 f"numeric; {fix}") from error
+        raise error
 
     # -- writing shards -----------------------------------------------
     @property
@@ -395,16 +562,18 @@ class _Splitter:
         suffix = "csv" if part == "csv" else f"{part}.npy"
         return f"{subset.name}/split_data_{subset.shard_index:05d}.{suffix}"
 
-    def _route(self, block: RecordBlock, columns: dict):
-        to_validation = self.rng.random(len(block)) < self.params.val_fraction
-        label_values = self.vocabularies[self.params.label].values
-        label_codes = columns[self.params.label].astype(np.int32)
+    def _route(self, chunk: Chunk, columns: dict):
+        count = len(chunk)
+        to_validation = self.rng.random(count) < self.params.val_fraction
+        regression = self.params.task == REGRESSION
+        label = columns[self.params.label]
+        labels = label.astype(np.float32) if regression else label.astype(np.int32)
+        label_values = [] if regression else self.vocabularies[self.params.label].values
         if "npy" in self.params.formats:
-            features = np.empty((len(block), len(self.feature_names)), np.float32)
+            features = np.empty((count, len(self.feature_names)), np.float32)
             for position, name in enumerate(self.feature_names):
                 features[:, position] = columns[name]
-            row_numbers = self.records + np.arange(len(block), dtype=np.int64)
-        memory = memoryview(block.data)
+            row_numbers = self.records + np.arange(count, dtype=np.int64)
         for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
             state = self.subsets[subset]
             indices = np.flatnonzero(selected)
@@ -412,26 +581,34 @@ class _Splitter:
                 room = self.params.rows_per_shard - state.partial_rows
                 take, indices = indices[:room], indices[room:]
                 if "csv" in self.params.formats:
-                    self._append(state, "csv", _gather_records(memory, block.starts[take], block.stops[take]))
+                    self._append(state, "csv", chunk.record_bytes(take, self.params.delimiter))
                 if "npy" in self.params.formats:
                     self._append(state, "features", features[take].tobytes())
-                    self._append(state, "labels", label_codes[take].tobytes())
+                    self._append(state, "labels", labels[take].tobytes())
                     self._append(state, "rows", row_numbers[take].tobytes())
-                counts = np.bincount(label_codes[take], minlength=len(label_values))
-                for value, count in zip(label_values, counts.tolist()):
-                    if count:
-                        state.partial_label_counts[value] = state.partial_label_counts.get(value, 0) + count
+                if regression:
+                    self.label_stats[subset].update(labels[take].astype(np.float64))
+                else:
+                    counts = np.bincount(labels[take], minlength=len(label_values))
+                    for value, n in zip(label_values, counts.tolist()):
+                        if n:
+                            state.partial_label_counts[value] = state.partial_label_counts.get(value, 0) + n
                 state.partial_rows += len(take)
                 state.rows += len(take)
                 if state.partial_rows == self.params.rows_per_shard:
                     self._finalize(state)
+
+    def _header_bytes(self) -> bytes:
+        if self.format == "csv":
+            return self.scanner.header.raw
+        return (self.params.delimiter.join(_csv_field(n, self.params.delimiter) for n in self.names) + "\n").encode()
 
     def _append(self, subset: _Subset, part: str, payload) -> None:
         path = self._partial_path(subset, part)
         if part not in subset.partial_sizes:
             with open(path, "wb") as handle:
                 if part == "csv":
-                    handle.write(self.scanner.header.raw)
+                    handle.write(self._header_bytes())
             subset.partial_sizes[part] = path.stat().st_size
         with open(path, "ab") as handle:
             if isinstance(payload, list):
@@ -455,7 +632,8 @@ class _Splitter:
                 except OSError:  # no hard links on this file system
                     shutil.copyfile(partial, temporary)
             else:
-                array = np.fromfile(partial, dtype=BINARY_PARTS[part])
+                dtype = np.float32 if part == "labels" and self.params.task == REGRESSION else BINARY_PARTS[part]
+                array = np.fromfile(partial, dtype=dtype)
                 if part == "features":
                     array = array.reshape(subset.partial_rows, len(self.feature_names))
                 with open(temporary, "wb") as handle:
@@ -488,16 +666,19 @@ class _Splitter:
         journal = {
             "parameters": self.params.as_record(),
             "source": self.fingerprint,
-            "offset": self.offset,
-            "line": self.line,
-            "read_to": self.read_to,
+            "position": self.position,
+            "done_files": self.done_files,
+            "file_rows": self.file_rows,
             "records": self.records,
             "blank_lines": self.blank_lines,
+            "empty_files": self.empty_files,
             "rng": self.rng.bit_generator.state,
             "kinds": self.kinds,
+            "label_numeric": self.label_numeric,
+            "inferred": self.inferred,
             "numeric": {n: s.state() for n, s in self.numeric.items()},
             "vocabularies": {n: v.state() for n, v in self.vocabularies.items()},
-            "prefix_sha256": self.digest.hexdigest(),
+            "label_stats": {n: s.state() for n, s in self.label_stats.items()},
             "shard_log_size": self.shard_log_size,
             "subsets": {n: asdict(s) for n, s in self.subsets.items()},
         }
@@ -515,33 +696,66 @@ class _Splitter:
         for line in (self.out / SHARD_LOG_NAME).read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)
             shards[entry.pop("subset")].append(entry)
-        label = self.params.label
-        vocabulary = self.vocabularies[label]
-        classes = class_order(vocabulary.values)
+        p = self.params
+        label = p.label
+        if p.task == CLASSIFICATION:
+            vocabulary = self.vocabularies[label]
+            classes = class_order(vocabulary.values)
+            codes = [classes.index(v) for v in vocabulary.values]
+        else:
+            classes, codes = [], []
+        total_bytes = sum(f["bytes"] for f in self.done_files)
+        source = {"files": self.done_files, "bytes": total_bytes, "rows": self.records, "format": self.format,
+                  "blank_lines_skipped": self.blank_lines, "empty_files_skipped": self.empty_files, "header": self.names}
+        if len(self.files) == 1:
+            source.update(path=str(self.files[0].path), sha256=self.done_files[0]["sha256"], mtime_ns=self.files[0].mtime_ns)
+        stats = {n: s.summary() for n, s in self.numeric.items()}
+        for name, vocabulary in self.vocabularies.items():
+            stats[name] = {"count": sum(vocabulary.counts) + vocabulary.oov, "missing": self.records - sum(vocabulary.counts) - vocabulary.oov,
+                           "category_counts": dict(zip(vocabulary.values, vocabulary.counts)), "oov": vocabulary.oov}
+        if p.task == REGRESSION:
+            merged = NumericStats()
+            for subset_stats in self.label_stats.values():
+                merged.merge(subset_stats)
+            stats[label] = merged.summary()
         manifest = {
             "format_version": FORMAT_VERSION,
             "complete": True,
-            "source": {**self.fingerprint, "sha256": self.digest.hexdigest(), "rows": self.records,
-                       "blank_lines_skipped": self.blank_lines, "header": self.names},
-            "parameters": self.params.as_record(),
+            "source": source,
+            "parameters": p.as_record(),
             "schema": {
+                "task": p.task,
                 "columns": [{"name": n, "kind": self.kinds[n]} for n in self.names],
+                "inferred": self.inferred,
                 "label": label,
+                "label_numeric": self.label_numeric,
                 "classes": classes,
-                "label_codes": [classes.index(v) for v in vocabulary.values],
+                "label_codes": codes,
                 "features": self.feature_names,
                 "categories": {n: v.values for n, v in self.vocabularies.items() if n != label},
+                "na_values": p.null_values if self.format == "csv" else [],
+                "delimiter": p.delimiter,
             },
-            "stats": {
-                **{n: s.summary() for n, s in self.numeric.items()},
-                **{n: {"count": sum(v.counts), "missing": self.records - sum(v.counts),
-                       "category_counts": dict(zip(v.values, v.counts))} for n, v in self.vocabularies.items()},
-            },
-            "subsets": {name: {"rows": self.subsets[name].rows, "shards": shards[name]} for name in SUBSETS},
+            "stats": stats,
+            "subsets": {name: {"rows": self.subsets[name].rows, "shards": shards[name],
+                               **({"label_stats": self.label_stats[name].summary()} if p.task == REGRESSION else {})}
+                        for name in SUBSETS},
         }
         write_json_atomically(self.out / MANIFEST_NAME, manifest)
         self._remove_bookkeeping()
+        if self.verbose:
+            self._report_end(manifest)
         return manifest
+
+    def _report_end(self, manifest: dict) -> None:
+        for name, vocabulary in self.vocabularies.items():
+            if vocabulary.oov:
+                print(f"questlearn: column {name!r} outgrew --max-categories {self.params.max_categories}: "
+                      f"{vocabulary.oov} rows hold later values, mapped to one out-of-vocabulary code", flush=True)
+        if self.empty_files:
+            print(f"questlearn: skipped {self.empty_files} header-only file(s)", flush=True)
+        if manifest["schema"]["task"] == CLASSIFICATION:
+            print(f"questlearn: label {self.params.label!r} classes: {manifest['schema']['classes']}", flush=True)
 
     def _remove_bookkeeping(self):
         """Delete the journal, shard log and partial files of a finished split."""
@@ -554,12 +768,25 @@ class _Splitter:
                 path.unlink()
 
 
-def _read_ahead(blocks):
-    """Scan the next block in a background thread while this one is processed.
+def _cast_column(column, kind: str, label_numeric: bool):
+    """A Parquet column in the type the pass reads it as."""
+    if kind == NUMERIC or (kind == LABEL and label_numeric):
+        return column.cast(pa.float64())
+    return column.cast(pa.string())
+
+
+def _csv_field(text: str, delimiter: str) -> str:
+    if any(c in text for c in (delimiter, '"', "\n", "\r")):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _read_ahead(items):
+    """Produce the next item in a background thread while this one is processed.
 
     numpy and pyarrow release the GIL, so scanning and parsing overlap on two
-    cores. At most two blocks are in memory at once; an error in the scanner
-    is raised here, in order.
+    cores. At most two items are in memory at once; an error in the
+    producer is raised here, in order.
     """
     import queue
     import threading
@@ -570,10 +797,10 @@ def _read_ahead(blocks):
 
     def produce():
         try:
-            for block in blocks:
+            for item in items:
                 while not stop.is_set():
                     try:
-                        handoff.put(block, timeout=0.1)
+                        handoff.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
@@ -600,7 +827,7 @@ def _read_ahead(blocks):
                 handoff.get(timeout=0.1)
             except queue.Empty:
                 pass
-        blocks.close()
+        items.close()
 
 
 def _shard_index(file_name: str):
@@ -610,14 +837,3 @@ def _shard_index(file_name: str):
         return None
     digits = stem[len("split_data_"):].split(".", 1)[0]
     return int(digits) if digits.isdigit() else None
-
-
-def _gather_records(memory: memoryview, starts: np.ndarray, stops: np.ndarray) -> list:
-    """Raw bytes of the given records, merging runs of adjacent records."""
-    if not len(starts):
-        return []
-    breaks = np.flatnonzero(starts[1:] != stops[:-1]) + 1
-    run_starts = starts[np.concatenate(([0], breaks))].tolist()
-    run_stops = stops[np.concatenate((breaks - 1, [len(starts) - 1]))].tolist()
-    return [memory[a:b] for a, b in zip(run_starts, run_stops)]
-

@@ -14,7 +14,7 @@ import pytest
 
 from questlearn.csvscan import CsvFormatError
 from questlearn.manifest import load_manifest
-from questlearn.split import JOURNAL_NAME, split_csv
+from questlearn.split import JOURNAL_NAME, MARKER_NAME, split_csv
 from questlearn.synth import CORRUPTIONS, corrupt, write_quest_log
 
 from helpers import ID_COLUMNS, run_env
@@ -222,6 +222,7 @@ def test_split_killed_before_its_first_checkpoint_starts_over(plain_log, tmp_pat
     (out / "train").mkdir(parents=True)
     (out / "train" / ".split_data_00000.csv.partial").write_bytes(b"attempt_id,half a row")
     (out / ".split-shards.jsonl").write_bytes(b"")
+    (out / MARKER_NAME).write_text("written by questlearn split")  # a split writes its marker before anything else
     again = split_csv(plain_log, out, rows_per_shard=700)
     assert again["subsets"] == clean["subsets"]
     (tmp_path / "mine").mkdir()
@@ -230,6 +231,38 @@ def test_split_killed_before_its_first_checkpoint_starts_over(plain_log, tmp_pat
     with pytest.raises(ValueError, match="not empty"):
         split_csv(plain_log, tmp_path / "mine")
     assert (tmp_path / "mine" / "train" / "holiday.jpg").exists()
+
+
+def test_files_questlearn_did_not_write_are_never_removed(plain_log, tmp_path):
+    """Shard-like names alone prove nothing: without questlearn's marker the folder is refused, untouched."""
+    out = tmp_path / "someone_elses"
+    for subset in ("train", "validate"):
+        (out / subset).mkdir(parents=True)
+        (out / subset / "split_data_00000.csv").write_bytes(b"precious,data\n1,2\n")
+        (out / subset / ".split_data_00001.csv.partial").write_bytes(b"also theirs")
+    (out / ".split-shards.jsonl").write_bytes(b"")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="not empty"):
+        split_csv(plain_log, out)
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".split.lock"}
+    assert after == before
+
+
+def test_a_split_that_fails_before_any_shard_leaves_nothing_behind(plain_log, tmp_path):
+    """Re-running with the fix the message suggests works as printed (no 'not empty' refusal)."""
+    broken = tmp_path / "broken.csv"
+    corrupt(plain_log, broken, "ragged_row", row=1900)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(CsvFormatError):
+        split_csv(broken, out, rows_per_shard=5000)
+    assert not out.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(CsvFormatError):
+        split_csv(broken, existing, rows_per_shard=5000)
+    assert sorted(p.name for p in existing.iterdir() if p.name != ".split.lock") == []
+    split_csv(plain_log, existing, rows_per_shard=5000)
+    assert (existing / "manifest.json").exists()
 
 
 def test_resume_is_refused_when_the_source_changed(tmp_path):

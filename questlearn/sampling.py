@@ -1,0 +1,144 @@
+"""Take a sample spread over the whole source, to decide column kinds.
+
+The first block of a log says little about row 90 million: a token such as
+``NA`` may first appear late, and a column may hold only numbers at the
+start. So the sample is the first block plus ``pieces`` pieces at evenly
+spaced offsets of the (uncompressed) files, each resynchronised on a record
+boundary: from the first line end after the offset, the first position from
+which the strict scanner reads whole records with the header's field count.
+Compressed files cannot be entered in the middle; for them the sample is the
+beginning of several files. Parquet files are sampled by row group.
+
+Nothing here is a guarantee: the pass still checks every value, and the
+sample only decides what it will check for.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from .csvscan import CsvFormatError, CsvScanner
+from .reading import parse_records
+
+SAMPLE_PIECES = 8
+PIECE_BYTES = 1 << 20
+FIRST_BYTES = 4 << 20
+RESYNC_ATTEMPTS = 32
+
+
+def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECES,
+               piece_bytes: int = PIECE_BYTES, first_bytes: int = FIRST_BYTES):
+    """Sampled rows of CSV ``files`` as string columns.
+
+    The first file's first block (``first_bytes``; its last record counts
+    even without a trailing newline) is always part of the sample.
+
+    Returns
+    -------
+    table : pyarrow.Table
+    note : str
+        Where the sample came from.
+    locate : callable
+        ``locate(row) -> (file, line or None, byte offset)`` of a sample row
+        (the line is None in pieces entered in the middle of a file).
+    """
+    first = CsvScanner(files[0], block_size=first_bytes, delimiter=delimiter)
+    names = first.header.names
+    strings = {name: pa.string() for name in names}
+    tables, pieces_at = [], []  # pieces_at: (first sample row, block, file, line known)
+
+    def add(block, source_file, line_known=True):
+        if block is not None and len(block):
+            pieces_at.append((sum(t.num_rows for t in tables), block, source_file.shown, line_known))
+            tables.append(parse_records(block.data, names, delimiter=delimiter, types=strings, null_values=null_values))
+
+    def locate(row: int):
+        start, block, shown, line_known = [p for p in pieces_at if p[0] <= row][-1]
+        line, byte = block.locate(row - start)
+        return shown, line if line_known else None, byte
+
+    blocks = first.blocks()
+    try:
+        head = next(blocks, None)
+    finally:
+        blocks.close()
+    covered = 0
+    if head is not None:
+        add(head, files[0])
+        covered = head.offset + len(head.data)
+    taken = 0
+    plain = [f for f in files if f.compression is None]
+    total = sum(f.bytes for f in plain)
+    if total > covered + piece_bytes:
+        for k in range(pieces):
+            target = total * (k + 1) // (pieces + 1)
+            for source_file in plain:
+                if target < source_file.bytes:
+                    break
+                target -= source_file.bytes
+            if source_file is files[0] and target < covered:
+                continue
+            block = _resynchronised(first, source_file, target, piece_bytes)
+            if block is not None:
+                add(block, source_file, line_known=False)
+                taken += 1
+    compressed = [f for f in files[1:] if f.compression is not None]
+    step = max(1, len(compressed) // pieces)
+    for source_file in compressed[::step][:pieces]:
+        blocks = CsvScanner(source_file, block_size=piece_bytes, delimiter=delimiter).blocks()
+        try:
+            block = next(blocks, None)
+        finally:
+            blocks.close()
+        if block is not None:
+            add(block, source_file)
+            taken += 1
+    note = f"first {min(covered, first_bytes) / 1e6:.1f} MB of {files[0].name}"
+    if taken:
+        note += f" + {taken} pieces spread over the {'files' if len(files) > 1 else 'file'}"
+    if files[0].compression or compressed:
+        note += "; compressed files are sampled from their beginning"
+    table = pa.concat_tables(tables) if tables else pa.table({n: pa.array([], pa.string()) for n in names})
+    return table, note, locate
+
+
+def _resynchronised(scanner: CsvScanner, source_file, offset: int, piece_bytes: int):
+    """Whole records read from ``offset`` on, after finding a record boundary."""
+    with open(source_file.path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(piece_bytes)
+    position = 0
+    for _ in range(RESYNC_ATTEMPTS):
+        newline = data.find(b"\n", position)
+        if newline < 0:
+            return None
+        position = newline + 1
+        try:
+            block = scanner.scan_fragment(data[position:], offset + position)
+        except CsvFormatError:
+            continue  # started inside a quoted field: try the next line end
+        if block is not None and len(block):
+            return block
+    return None
+
+
+def sample_parquet(files, *, pieces: int = SAMPLE_PIECES, rows: int = 8192) -> tuple[pa.Table, str]:
+    """Sampled rows of Parquet ``files`` in their own types: the first row
+    group's first rows and ``pieces`` row groups spread over the files."""
+    import pyarrow.parquet as pq
+
+    groups = []
+    for index, source_file in enumerate(files):
+        metadata = pq.ParquetFile(source_file.path).metadata
+        groups += [(index, g) for g in range(metadata.num_row_groups)]
+    chosen = sorted({groups[0]} | {groups[len(groups) * (k + 1) // (pieces + 1)] for k in range(pieces)
+                                   if len(groups) > 1}) if groups else []
+    tables = []
+    for index, group in chosen:
+        reader = pq.ParquetFile(files[index].path)
+        batch = next(reader.iter_batches(batch_size=rows, row_groups=[group]), None)
+        if batch is not None:
+            tables.append(pa.Table.from_batches([batch]))
+    schema = pq.ParquetFile(files[0].path).schema_arrow
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return table, f"{len(tables)} row groups spread over {len(files)} Parquet file{'s' if len(files) > 1 else ''}"

@@ -1,0 +1,296 @@
+"""What a split reads: one file, several, a directory, a glob; plain, compressed or Parquet.
+
+:func:`resolve_sources` turns what the user passed into an ordered list of
+:class:`SourceFile` objects, refusing what cannot be read safely (an
+unfinished Spark/Hadoop output directory, a mix of CSV and Parquet, an empty
+directory). :func:`open_decoded` opens one file as a stream of its
+*decompressed* bytes that also hashes the raw bytes read, stops at the size
+the file had when the split started, and reports how far into the raw file
+it is (for progress bars that count compressed bytes).
+
+Compression is detected by magic bytes, never by file name: gzip, bz2 and
+zstd are decoded by pyarrow's codecs, xz by the standard library's
+``lzma``; no extra dependency is needed.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import lzma
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+COMPRESSION_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+PARQUET_MAGIC = b"PAR1"
+GLOB_CHARACTERS = set("*?[")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file of a split.
+
+    Attributes
+    ----------
+    path : Path
+        Absolute path.
+    name : str
+        Name relative to the source given (for messages and the manifest).
+    format : str
+        ``"csv"`` or ``"parquet"``.
+    compression : str or None
+        ``"gzip"``, ``"bz2"``, ``"xz"``, ``"zstd"``, or None.
+    bytes : int
+        Size on disk when the split started; reading stops there.
+    mtime_ns : int
+        Modification time when the split started.
+    shown : str
+        The path as the user gave it, for error messages.
+    """
+
+    path: Path
+    name: str
+    format: str
+    compression: str | None
+    bytes: int
+    mtime_ns: int
+    shown: str = ""
+
+    def fingerprint(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "bytes": self.bytes, "mtime_ns": self.mtime_ns,
+                "compression": self.compression}
+
+    def describe(self) -> str:
+        return self.name if self.compression is None else f"{self.name} ({self.compression})"
+
+
+def _ignored(name: str) -> bool:
+    """Hidden files, ``_SUCCESS``-style markers and Hadoop ``.crc`` checksums are not data."""
+    return name.startswith((".", "_")) or name.endswith(".crc")
+
+
+def _detect(path: Path) -> tuple[str, str | None]:
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet", None
+    for magic, compression in COMPRESSION_MAGIC:
+        if head.startswith(magic):
+            return "csv", compression
+    return "csv", None
+
+
+def _directory_files(folder: Path) -> list[Path]:
+    entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    if any(p.name.startswith("part-") for p in entries):
+        if (folder / "_temporary").exists():
+            raise ValueError(f"{folder} holds _temporary/: a Spark or Hadoop job is still writing it (or died while "
+                             "writing); wait for the job to finish, or re-run it")
+        if not (folder / "_SUCCESS").exists():
+            raise ValueError(f"{folder} holds part-* files but no _SUCCESS marker: the Spark or Hadoop job that wrote "
+                             "it did not finish, so parts may be missing; re-run the job")
+    files, folders = [], []
+    for entry in entries:
+        if _ignored(entry.name):
+            continue
+        (folders if entry.is_dir() else files).append(entry)
+    if folders:
+        raise ValueError(f"{folder} holds sub-directories ({', '.join(p.name for p in folders[:3])}); questlearn reads "
+                         "the files of one directory: pass the files or a glob such as 'dir/*/*.csv'")
+    return files
+
+
+def resolve_sources(source) -> list[SourceFile]:
+    """The files that make up ``source``, in the order they are read.
+
+    Parameters
+    ----------
+    source : str, Path, or a list of them
+        A file; a directory (its files in name order, skipping hidden files,
+        ``_``-prefixed files and ``.crc`` files); a glob pattern (matches in
+        name order, with the same files skipped); or a list of any of these,
+        read in the order given.
+
+    Returns
+    -------
+    list of SourceFile
+
+    Raises
+    ------
+    ValueError
+        Nothing to read, an unfinished Spark/Hadoop output directory, a
+        sub-directory, or CSV and Parquet files mixed.
+    """
+    items = list(source) if isinstance(source, (list, tuple)) else [source]
+    if not items:
+        raise ValueError("no source given: pass a file, a directory, a glob or a list of files")
+    paths: list[tuple[Path, Path]] = []  # (file, what its name is relative to)
+    for item in items:
+        item_path = Path(item)
+        if item_path.is_dir():
+            paths += [(p, item_path) for p in _directory_files(item_path)]
+        elif item_path.is_file():
+            paths.append((item_path, item_path.parent))
+        elif GLOB_CHARACTERS & set(str(item)):
+            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not _ignored(Path(m).name) and Path(m).is_file()]
+            if not matches:
+                raise ValueError(f"the pattern {str(item)!r} matches no data file")
+            base = Path(os.path.commonpath([str(m.parent) for m in matches]))
+            paths += [(m, base) for m in matches]
+        else:
+            raise ValueError(f"source {item_path} does not exist (pass a file, a directory or a glob)")
+    if not paths:
+        raise ValueError(f"{items[0]} holds no data files (hidden, '_'-prefixed and .crc files are skipped)")
+    files, seen = [], set()
+    for path, base in paths:
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ValueError(f"{path} is named twice in the source; every file is read once")
+        seen.add(resolved)
+        stat = resolved.stat()
+        kind, compression = _detect(resolved)
+        name = str(path.relative_to(base)) if len(items) == 1 and path != Path(items[0]) else str(path)
+        files.append(SourceFile(resolved, name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path)))
+    formats = {f.format for f in files}
+    if len(formats) > 1:
+        parquet = next(f for f in files if f.format == "parquet")
+        raise ValueError(f"the source mixes CSV and Parquet files ({parquet.name} is Parquet); split them separately")
+    return files
+
+
+def single_file(path) -> SourceFile:
+    """A :class:`SourceFile` for one path (format and compression detected)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"source {path} does not exist or is not a file")
+    stat = path.stat()
+    kind, compression = _detect(path)
+    return SourceFile(path.resolve(), path.name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
+
+
+def check_unchanged(source_file: SourceFile) -> None:
+    """Refuse a file that changed (size or modification time) while it was read."""
+    stat = source_file.path.stat()
+    if stat.st_size != source_file.bytes or stat.st_mtime_ns != source_file.mtime_ns:
+        raise ValueError(
+            f"{source_file.path} changed while questlearn read it ({source_file.bytes} -> {stat.st_size} bytes); "
+            "split a finished file (copy a log that is still being written first)"
+        )
+
+
+class _HashingReader(io.RawIOBase):
+    """Raw bytes of a file up to ``limit``, hashed as they are read.
+
+    ``expect=(position, sha256 hex)`` checks, when reading crosses
+    ``position``, that the file's first ``position`` bytes still hash to what
+    an interrupted split recorded.
+    """
+
+    def __init__(self, source_file: SourceFile, expect=None):
+        self.source_file = source_file
+        self.handle = open(source_file.path, "rb")
+        self.limit = source_file.bytes
+        self.position = 0
+        self.digest = hashlib.sha256()
+        self.expect = expect
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        wanted = min(len(buffer), self.limit - self.position)
+        if wanted <= 0:
+            return 0
+        view = memoryview(buffer)[:wanted]
+        got = self.handle.readinto(view) or 0
+        if self.expect is not None and self.position + got >= self.expect[0]:
+            cut = self.expect[0] - self.position
+            self.digest.update(view[:cut])
+            if self.digest.hexdigest() != self.expect[1]:
+                raise ValueError(f"{self.source_file.path} changed since the interrupted split started; "
+                                 "delete the output directory and split again")
+            self.digest.update(view[cut:got])
+            self.expect = None
+        else:
+            self.digest.update(view[:got])
+        self.position += got
+        return got
+
+    def close(self) -> None:
+        self.handle.close()
+        super().close()
+
+
+class DecodedStream:
+    """The decompressed bytes of one :class:`SourceFile`.
+
+    Attributes
+    ----------
+    position : int
+        Decompressed bytes returned so far.
+    raw : _HashingReader
+        The raw file: ``raw.position`` (bytes of the file read, for progress)
+        and ``raw.digest``.
+    """
+
+    def __init__(self, source_file: SourceFile, expect=None):
+        self.source_file = source_file
+        self.raw = _HashingReader(source_file, expect)
+        compression = source_file.compression
+        if compression is None:
+            self._stream = self.raw
+        elif compression == "xz":
+            self._stream = lzma.LZMAFile(self.raw)
+        else:
+            import pyarrow as pa
+
+            self._stream = pa.CompressedInputStream(pa.PythonFile(self.raw, mode="r"), compression)
+        self.position = 0
+
+    def read(self, size: int) -> bytes:
+        chunks, wanted = [], size
+        while wanted > 0:  # raw and decoded reads may return less than asked before the end
+            try:
+                chunk = self._stream.read(wanted)
+            except (OSError, EOFError, lzma.LZMAError) as error:
+                raise ValueError(f"{self.source_file.path}: the {self.source_file.compression} data is corrupt or "
+                                 f"truncated near uncompressed byte {self.position}: {error}") from None
+            chunk = bytes(chunk)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        data = b"".join(chunks)
+        self.position += len(data)
+        return data
+
+    def skip(self, count: int) -> None:
+        """Read and drop ``count`` bytes (a resumed split re-decodes up to its checkpoint)."""
+        while count > 0:
+            chunk = self.read(min(count, 1 << 22))
+            if not chunk:
+                raise ValueError(f"{self.source_file.path} is shorter than an interrupted split recorded")
+            count -= len(chunk)
+
+    def finish(self) -> str:
+        """Read the rest of the raw file (trailing bytes a decoder ignored) and return its SHA-256."""
+        while self.raw.readinto(bytearray(1 << 20)):
+            pass
+        return self.raw.digest.hexdigest()
+
+    def close(self) -> None:
+        if self._stream is not self.raw:
+            self._stream.close()
+        self.raw.close()
+
+
+def open_decoded(source_file: SourceFile, expect=None) -> DecodedStream:
+    """Open ``source_file`` as decompressed bytes (see :class:`DecodedStream`)."""
+    return DecodedStream(source_file, expect)
