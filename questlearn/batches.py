@@ -162,6 +162,9 @@ class ShardReader:
         if unknown:
             raise ValueError(f"unknown feature columns {unknown}; this split has {self.all_features}")
         self.kinds = {c["name"]: c["kind"] for c in schema["columns"]}
+        self.task = schema.get("task", "classification")
+        if self.task == "regression" and label_mode != "sparse":
+            raise ValueError("a regression split has a numeric target: label_mode must be 'sparse' (the value itself)")
         self.classes = list(schema["classes"])
         self.label_codes = np.asarray(schema["label_codes"], dtype=np.int32)
         self.numeric = [f for f in self.features if self.kinds[f] == "numeric"]
@@ -190,14 +193,23 @@ class ShardReader:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def vocabulary_width(self, feature: str) -> int:
+        """One-hot columns of a categorical feature: its vocabulary, plus one
+        out-of-vocabulary column when the split saw values past
+        ``max_categories``."""
+        extra = 1 if self.manifest["stats"][feature].get("oov", 0) else 0
+        return len(self.manifest["schema"]["categories"][feature]) + extra
+
     def output_names(self) -> list[str]:
         """Names of the columns of the ``x`` arrays: numeric features in
         order, then each categorical feature (one column per category when
-        one-hot encoded)."""
+        one-hot encoded, ``name=<other>`` for out-of-vocabulary values)."""
         names = list(self.numeric)
         for feature in self.categorical_features:
             if self.categorical == "one_hot":
-                names += [f"{feature}={value}" for value in self.manifest["schema"]["categories"][feature]]
+                values = self.manifest["schema"]["categories"][feature]
+                names += [f"{feature}={value}" for value in values]
+                names += [f"{feature}=<other>"] * (self.vocabulary_width(feature) - len(values))
             else:
                 names.append(feature)
         return names
@@ -221,7 +233,9 @@ class ShardReader:
             means.append(total_mean)
             variances.append(max(second - total_mean * total_mean, 0.0))
         for feature in self.categorical_features:
-            counts = np.asarray(list(stats[feature]["category_counts"].values()), dtype=np.float64)
+            counts = list(stats[feature]["category_counts"].values())
+            counts += [stats[feature].get("oov", 0)] * (self.vocabulary_width(feature) - len(counts))
+            counts = np.asarray(counts, dtype=np.float64)
             if self.categorical == "one_hot":
                 frequency = counts / rows
                 means += frequency.tolist()
@@ -249,7 +263,7 @@ class ShardReader:
         labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
         if self.label_mode == "one_hot":
             return x, np.eye(self.num_classes, dtype=np.float32)[labels]
-        return x, labels
+        return x, labels  # class codes, or regression targets
 
     def _load(self, shard: int):
         """Encoded inputs and class labels of a whole shard, from a small cache.
@@ -291,8 +305,10 @@ class ShardReader:
         files = self.shards[shard]["files"]
         if self.source == "npy":
             features = np.load(resolve_inside(self.root, files["features"]["name"]), allow_pickle=False)
-            labels = self.label_codes[np.load(resolve_inside(self.root, files["labels"]["name"]), allow_pickle=False)]
-            return features, labels
+            labels = np.load(resolve_inside(self.root, files["labels"]["name"]), allow_pickle=False)
+            if self.task == "regression":
+                return features, labels.astype(np.float32, copy=False)
+            return features, self.label_codes[labels]
         return self._parse_csv(resolve_inside(self.root, files["csv"]["name"]))
 
     def _parse_csv(self, path: Path):
@@ -300,14 +316,17 @@ class ShardReader:
         import pyarrow.compute as pc
         import pyarrow.csv as pa_csv
 
+        from .schema import arrow_types, label_strings
+
         schema = self.manifest["schema"]
         label = schema["label"]
         wanted = self.all_features + [label]
-        types = {n: pa.float64() if self.kinds[n] == "numeric" else pa.string() for n in wanted}
+        types = arrow_types({n: self.kinds[n] for n in wanted}, schema.get("label_numeric", False))
         table = pa_csv.read_csv(
             path,
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=wanted, null_values=[""],
+            parse_options=pa_csv.ParseOptions(delimiter=schema.get("delimiter", ","), newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=wanted,
+                                                  null_values=schema.get("na_values", [""]),
                                                   strings_can_be_null=True, quoted_strings_can_be_null=True),
         )
         columns = []
@@ -315,10 +334,16 @@ class ShardReader:
             if self.kinds[name] == "numeric":
                 columns.append(table[name].to_numpy().astype(np.float32))
             else:
-                codes = pc.index_in(table[name], value_set=pa.array(schema["categories"][name], pa.string()))
-                columns.append(codes.to_numpy(zero_copy_only=False).astype(np.float32))
+                vocabulary = schema["categories"][name]
+                codes = pc.index_in(table[name], value_set=pa.array(vocabulary, pa.string()))
+                codes = codes.to_numpy(zero_copy_only=False).astype(np.float32)
+                unseen = np.isnan(codes) & ~table[name].is_null().to_numpy(zero_copy_only=False)
+                codes[unseen] = len(vocabulary)  # out of vocabulary, as the split encoded it
+                columns.append(codes)
         features = np.column_stack(columns) if columns else np.empty((table.num_rows, 0), np.float32)
-        labels = pc.index_in(table[label], value_set=pa.array(self.classes, pa.string()))
+        if self.task == "regression":
+            return features, table[label].to_numpy().astype(np.float32)
+        labels = pc.index_in(label_strings(table[label]), value_set=pa.array(self.classes, pa.string()))
         if labels.null_count:
             raise ValueError(f"{path} has a label outside the manifest classes {self.classes} (or an empty one)")
         return features, labels.to_numpy(zero_copy_only=False).astype(np.int32)
@@ -337,7 +362,7 @@ class ShardReader:
             column = raw[:, self.all_features.index(feature)]
             present = np.flatnonzero(~np.isnan(column))
             if self.categorical == "one_hot":
-                size = len(self.manifest["schema"]["categories"][feature])
+                size = self.vocabulary_width(feature)
                 block = x[:, width:width + size]
                 block[...] = 0.0
                 block[present, column[present].astype(np.intp)] = 1.0

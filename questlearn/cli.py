@@ -20,16 +20,36 @@ def _synth(args) -> None:
     print(f"wrote {rows} rows ({path.stat().st_size / 1e6:.1f} MB) to {path}")
 
 
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
+
+
+def _schema_options(args) -> dict:
+    """The options that shape the schema, shared by split and inspect."""
+    return dict(label=args.label, id_columns=args.id_column, categorical_columns=args.categorical_column,
+                na_values=args.na_value, keep_default_na=not args.no_default_na,
+                delimiter=DELIMITER_NAMES.get(args.delimiter, args.delimiter), task=args.task,
+                max_categories=args.max_categories, max_classes=args.max_classes)
+
+
+def _inspect(args) -> int:
+    from .inspection import inspect_source
+
+    sources = args.source if len(args.source) > 1 else args.source[0]
+    inferred = inspect_source(sources, rows=args.rows, **_schema_options(args))
+    return 1 if inferred.problems else 0
+
+
 def _split(args) -> None:
     from .split import split_csv
 
+    sources = args.source if len(args.source) > 1 else args.source[0]
     manifest = split_csv(
-        args.source, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
-        seed=args.seed, label=args.label, id_columns=args.id_column, categorical_columns=args.categorical_column,
-        formats=args.formats.split(","), block_size=args.block_size, progress=not args.no_progress,
+        sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
+        seed=args.seed, formats=args.formats.split(","), block_size=args.block_size,
+        progress=not args.no_progress, **_schema_options(args),
     )
     subsets = manifest["subsets"]
-    print(f"split {manifest['source']['rows']} rows of {args.source} into {args.output}: "
+    print(f"split {manifest['source']['rows']} rows of {len(manifest['source']['files'])} file(s) into {args.output}: "
           f"train {subsets['train']['rows']} rows in {len(subsets['train']['shards'])} shards, "
           f"validate {subsets['validate']['rows']} rows in {len(subsets['validate']['shards'])} shards")
 
@@ -60,6 +80,28 @@ def _demo(args) -> None:
     print(json.dumps(result.summary(), indent=1))
 
 
+def _add_schema_options(parser) -> None:
+    parser.add_argument("--label", default="cleared", help="the column to predict")
+    parser.add_argument("--task", choices=("classification", "regression"), default="classification",
+                        help="classification (the label's values are classes) or regression (a numeric target)")
+    parser.add_argument("--na-value", action="append", default=[], metavar="TOKEN",
+                        help="a string that means 'missing' in this data, e.g. '?' (repeatable; added to the defaults)")
+    parser.add_argument("--no-default-na", action="store_true",
+                        help="only the empty field and --na-value tokens mean missing (default: also pandas' tokens "
+                             "NA, N/A, NULL, NaN, None, #N/A, ...)")
+    parser.add_argument("--delimiter", default=",",
+                        help="field delimiter: ',', ';', '|', 'tab' (or the character itself)")
+    parser.add_argument("--id-column", action="append", default=[],
+                        help="identifier column, kept in CSV shards but never a feature (repeatable)")
+    parser.add_argument("--categorical-column", action="append", default=[],
+                        help="treat this column as a category even if it looks numeric (repeatable)")
+    parser.add_argument("--max-categories", type=int, default=1000,
+                        help="distinct values a categorical column may have; a string column with more in the sample "
+                             "is free text (not a feature); later values past it share one out-of-vocabulary code")
+    parser.add_argument("--max-classes", type=int, default=50,
+                        help="distinct label values accepted for classification")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="questlearn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,19 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--nasty", action="store_true", help="add a free-text column with quoting edge cases and a BOM")
     synth.set_defaults(run=_synth)
 
-    split = commands.add_parser("split", help="split a CSV into train/validate shards (resumable)")
-    split.add_argument("source", type=Path)
+    split = commands.add_parser("split", help="split a CSV or Parquet source into train/validate shards (resumable)")
+    split.add_argument("source", nargs="+",
+                       help="a CSV file (plain, .gz/.bz2/.xz/.zst: detected by content), a Parquet file, a directory "
+                            "of part files, a glob, or several of them; then the output directory")
     split.add_argument("output", type=Path)
     split.add_argument("--rows-per-shard", type=int, default=100_000)
     split.add_argument("--val-fraction", type=float, default=0.2)
     split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--label", default="cleared")
-    split.add_argument("--id-column", action="append", default=[], help="identifier column, kept in CSV shards but never a feature (repeatable)")
-    split.add_argument("--categorical-column", action="append", default=[], help="treat this column as a category even if it looks numeric (repeatable)")
+    _add_schema_options(split)
     split.add_argument("--formats", default="csv,npy", help="comma-separated: csv, npy (default both)")
     split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     split.add_argument("--no-progress", action="store_true")
     split.set_defaults(run=_split)
+
+    inspect = commands.add_parser("inspect", help="print the schema split would infer, and the first parsed rows; "
+                                                  "reads a sample only and writes nothing")
+    inspect.add_argument("source", nargs="+", help="as for split")
+    inspect.add_argument("--rows", type=int, default=5, help="first rows to show")
+    _add_schema_options(inspect)
+    inspect.set_defaults(run=_inspect)
 
     train = commands.add_parser("train", help="train the tabular model on a split")
     train.add_argument("split_dir", type=Path)
@@ -111,11 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        code = args.run(args)
     except ValueError as error:  # CsvFormatError included: a clear message, no traceback
         print(f"questlearn {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

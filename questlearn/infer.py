@@ -150,6 +150,11 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
         note = ""
         if name == label:
             kind = LABEL
+            if missing:
+                problems.append(f"the label {name!r} is missing in {missing} sampled rows: every row needs a label; "
+                                "remove those rows, or set the missing-value tokens (--na-value, --no-default-na)")
+                if location is None and locate is not None:
+                    location = locate(pc.index(pc.is_null(column), True).as_py())
             numbers = numeric_native or (string_native and _non_numbers(present)[0] == 0 and len(present) > 0)
             if task == REGRESSION:
                 if not numbers:

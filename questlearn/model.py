@@ -39,7 +39,8 @@ class SparseAUC(keras.metrics.AUC):
 
 
 def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: float = 0.1,
-                learning_rate: float = 1e-3) -> keras.Model:
+                learning_rate: float = 1e-3, task: str = "classification", target_mean: float = 0.0,
+                target_std: float = 1.0) -> keras.Model:
     """Build and compile the MLP.
 
     Parameters
@@ -54,14 +55,37 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
         Dropout after each hidden layer.
     learning_rate : float
         Adam learning rate.
+    task : str
+        ``"classification"`` (softmax over ``num_classes``) or ``"regression"``
+        (one linear output; ``num_classes`` is ignored).
+    target_mean, target_std : float
+        Regression: the training target's moments (from the manifest). The
+        network predicts a standardised value that a ``Rescaling`` layer
+        turns back into the target's units, so training starts at the mean.
 
     Returns
     -------
     keras.Model
-        Compiled with sparse categorical cross-entropy, ``accuracy`` and ``auc``.
+        Classification: compiled with sparse categorical cross-entropy,
+        ``accuracy`` and ``auc``. Regression: mean squared error, ``mae``
+        and ``rmse``.
     """
+    if task == "regression":
+        return _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std)
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, the manifest has {num_classes}")
+    inputs, x = _hidden_layers(mean, variance, hidden, dropout)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
+    model = keras.Model(inputs, outputs, name="quest_mlp")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes)],
+    )
+    return model
+
+
+def _hidden_layers(mean, variance, hidden, dropout):
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     inputs = keras.Input(shape=(len(mean),), name="features")
@@ -70,11 +94,18 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
         x = keras.layers.Dense(units, activation="relu")(x)
         if dropout:
             x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
-    model = keras.Model(inputs, outputs, name="quest_mlp")
+    return inputs, x
+
+
+def _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std) -> keras.Model:
+    inputs, x = _hidden_layers(mean, variance, hidden, dropout)
+    standardised = keras.layers.Dense(1, name="standardised_target")(x)
+    scale = float(target_std) if target_std and target_std > 0 else 1.0
+    outputs = keras.layers.Rescaling(scale=scale, offset=float(target_mean), name="prediction")(standardised)
+    model = keras.Model(inputs, outputs, name="quest_mlp_regressor")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes)],
+        loss=keras.losses.MeanSquaredError(),
+        metrics=[keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")],
     )
     return model

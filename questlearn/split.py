@@ -256,6 +256,14 @@ class _Splitter:
 
     def infer(self):
         """Sample the source and decide the column kinds (printed; problems raise)."""
+        inferred = self.sample_schema()
+        if self.verbose:
+            print(inferred.describe(self.params.null_values if self.format == "csv" else None), flush=True)
+        inferred.raise_problems()
+        return inferred
+
+    def sample_schema(self):
+        """The :class:`~questlearn.infer.InferredSchema` of a sample spread over the source."""
         p = self.params
         if self.format == "csv":
             sample, note, locate = sample_csv(self.files, delimiter=p.delimiter, null_values=p.null_values)
@@ -266,10 +274,7 @@ class _Splitter:
         inferred = infer_schema(sample, label=p.label, task=p.task, id_columns=p.id_columns,
                                 categorical_columns=p.categorical_columns, max_categories=p.max_categories,
                                 max_classes=p.max_classes, native_types=native, sample_note=note, locate=locate)
-        if self.verbose:
-            tokens = p.null_values if self.format == "csv" else None
-            print(inferred.describe(tokens), flush=True)
-        inferred.raise_problems()
+        inferred.sample = sample
         return inferred
 
     def any_shard_final(self) -> bool:

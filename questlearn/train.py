@@ -63,11 +63,18 @@ class TrainingResult:
         return max(self.history.get("val_accuracy", [float("nan")]))
 
     def summary(self) -> dict:
+        if "mean_baseline" in self.extra:
+            quality = {"best_val_rmse": round(min(self.history.get("val_rmse", [float("nan")])), 6),
+                       "best_val_mae": round(min(self.history.get("val_mae", [float("nan")])), 6),
+                       "mean_baseline_rmse": round(self.extra["mean_baseline"]["rmse"], 6),
+                       "mean_baseline_mae": round(self.extra["mean_baseline"]["mae"], 6)}
+        else:
+            quality = {"best_val_accuracy": round(self.best_val_accuracy, 4),
+                       "majority_baseline": round(self.majority_baseline, 4)}
         return {
             "device": self.device,
             "epochs": len(self.history.get("epoch", [])),
-            "best_val_accuracy": round(self.best_val_accuracy, 4),
-            "majority_baseline": round(self.majority_baseline, 4),
+            **quality,
             "rows_per_second_last_epoch": round(self.history["rows_per_second"][-1]) if self.history.get("rows_per_second") else None,
             "model": str(self.model_dir / "model.keras"),
             "history": str(self.model_dir / "history.json"),
@@ -82,6 +89,24 @@ def class_counts(dataset: QuestSequence) -> np.ndarray:
         for value, count in shard["label_counts"].items():
             counts[classes.index(value)] += count
     return counts
+
+
+def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> dict:
+    """MAE and RMSE on validation of always predicting the training target's mean.
+
+    Reads only the validation shards, one at a time (bounded memory).
+    """
+    target_mean = train_data.manifest["subsets"]["train"]["label_stats"]["mean"]
+    reader = validation_data.reader
+    absolute = squared = 0.0
+    rows = 0
+    for shard in range(len(reader.shards)):
+        _, targets = reader._read_shard(shard)
+        errors = targets.astype(np.float64) - target_mean
+        absolute += float(np.abs(errors).sum())
+        squared += float((errors * errors).sum())
+        rows += len(targets)
+    return {"mean": target_mean, "mae": absolute / max(rows, 1), "rmse": math.sqrt(squared / max(rows, 1))}
 
 
 def read_history_csv(path) -> dict:
@@ -140,15 +165,27 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
     validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
     mean, variance = train_data.feature_moments()
-    model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout, learning_rate=learning_rate)
+    regression = train_data.reader.task == "regression"
+    extra = {}
+    if regression:
+        target = train_data.manifest["subsets"]["train"]["label_stats"]
+        model = build_model(mean, variance, 1, hidden=hidden, dropout=dropout, learning_rate=learning_rate,
+                            task="regression", target_mean=target["mean"], target_std=target["std"])
+        extra["mean_baseline"] = mean_baseline(train_data, validation_data)
+        baseline = float("nan")
+        said = (f"predict-the-mean baseline on validation: MAE {extra['mean_baseline']['mae']:.4g}, "
+                f"RMSE {extra['mean_baseline']['rmse']:.4g}")
+    else:
+        model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout,
+                            learning_rate=learning_rate)
+        counts = class_counts(validation_data)
+        baseline = float(counts.max() / counts.sum())
+        said = f"majority-class baseline on validation: {baseline:.4f}"
 
     device = describe_device()
-    counts = class_counts(validation_data)
-    baseline = float(counts.max() / counts.sum())
     if verbose:
         print(f"questlearn: training on {device}; {train_data.plan.total_rows} training rows, "
-              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; "
-              f"majority-class baseline on validation: {baseline:.4f}")
+              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; {said}")
 
     callbacks = [
         ThroughputLogger(train_data.plan.total_rows),
@@ -167,7 +204,9 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     record = {
         **history,
         "device": device,
+        "task": "regression" if regression else "classification",
         "majority_baseline": baseline,
+        **extra,
         "backend": keras.backend.backend(),
         "split_dir": str(Path(split_dir).resolve()),
         "train_rows": train_data.plan.total_rows,
@@ -177,4 +216,5 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     }
     with open(model_dir / "history.json", "w", encoding="utf-8") as handle:
         json.dump({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, handle, indent=1)
-    return TrainingResult(model=model, history=history, model_dir=model_dir, device=device, majority_baseline=baseline)
+    return TrainingResult(model=model, history=history, model_dir=model_dir, device=device, majority_baseline=baseline,
+                          extra=extra)

@@ -1,0 +1,278 @@
+"""Sources: compressed, multi-file and Parquet inputs give the same shards as one plain CSV."""
+
+import bz2
+import gzip
+import lzma
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+from questlearn.csvscan import CsvFormatError
+from questlearn.manifest import load_manifest
+from questlearn.split import JOURNAL_NAME, split_csv
+from questlearn.synth import write_quest_log
+
+from helpers import ID_COLUMNS, run_env
+
+SPLIT = ["python3", "-m", "questlearn.cli", "split", "--no-progress", "--rows-per-shard", "4000",
+         "--id-column", "attempt_id", "--id-column", "player_id", "--block-size", "65536"]
+
+
+def split(source, out, **parameters):
+    """Split quietly and return the loaded manifest (with its ``root``)."""
+    split_csv(source, out, verbose=False, **parameters)
+    return load_manifest(out)
+
+
+def compress(source: Path, target: Path, kind: str) -> Path:
+    data = source.read_bytes()
+    if kind == "gzip":
+        target.write_bytes(gzip.compress(data))
+    elif kind == "bz2":
+        target.write_bytes(bz2.compress(data))
+    elif kind == "xz":
+        target.write_bytes(lzma.compress(data))
+    else:
+        with pa.CompressedOutputStream(str(target), "zstd") as stream:
+            stream.write(data)
+    return target
+
+
+def shard_hashes(manifest, part="csv"):
+    return [(subset, s["files"][part]["sha256"]) for subset in ("train", "validate")
+            for s in manifest["subsets"][subset]["shards"]]
+
+
+def split_rows(manifest):
+    """Every data row of the CSV shards, as bytes lines (header dropped), train then validate."""
+    rows = []
+    for subset in ("train", "validate"):
+        for shard in manifest["subsets"][subset]["shards"]:
+            lines = (Path(manifest["root"]) / shard["files"]["csv"]["name"]).read_bytes().splitlines()
+            rows += lines[1:]
+    return rows
+
+
+def write_parts(source: Path, folder: Path, parts: int, header_only: int | None = None) -> list:
+    """Cut ``source`` (no quoted newlines) into ``parts`` CSV files with the header in each."""
+    lines = source.read_bytes().splitlines(keepends=True)
+    header, body = lines[0], lines[1:]
+    folder.mkdir(parents=True, exist_ok=True)
+    size = -(-len(body) // parts)
+    paths = []
+    for index in range(parts):
+        path = folder / f"part-{index:05d}.csv"
+        rows = [] if index == header_only else body[index * size:(index + 1) * size]
+        path.write_bytes(header + b"".join(rows))
+        paths.append(path)
+        if index == header_only:
+            path.write_bytes(header)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sources")
+    log = write_quest_log(root / "quests.csv", rows=6000, seed=13)
+    manifest = split(log, root / "plain", rows_per_shard=1000, id_columns=ID_COLUMNS, block_size=8192)
+    return root, log, manifest
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "xz", "zstd"])
+def test_compressed_sources_give_the_same_shards_as_the_plain_file(plain, kind, tmp_path):
+    root, log, expected = plain
+    packed = compress(log, tmp_path / "quests.csv.data", kind)  # a name that says nothing: detected by content
+    manifest = split(packed, tmp_path / "out", rows_per_shard=1000, id_columns=ID_COLUMNS, block_size=8192)
+    assert shard_hashes(manifest) == shard_hashes(expected)
+    assert shard_hashes(manifest, "features") == shard_hashes(expected, "features")
+    recorded = manifest["source"]["files"][0]
+    assert recorded["compression"] == kind and recorded["rows"] == 6000
+    assert recorded["sha256"] == __import__("hashlib").sha256(packed.read_bytes()).hexdigest()
+    assert recorded["bytes"] == packed.stat().st_size
+
+
+def test_a_corrupt_gzip_source_is_reported_as_such(plain, tmp_path):
+    _, log, _ = plain
+    packed = compress(log, tmp_path / "q.csv.gz", "gzip")
+    data = bytearray(packed.read_bytes())
+    packed.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ValueError, match="gzip data is corrupt or truncated"):
+        split_csv(packed, tmp_path / "out", id_columns=ID_COLUMNS, block_size=8192, verbose=False)
+
+
+def test_many_files_are_one_source_in_name_order(plain, tmp_path):
+    root, log, expected = plain
+    folder = tmp_path / "parts"
+    write_parts(log, folder, 4, header_only=2)
+    (folder / "_SUCCESS").write_bytes(b"")
+    (folder / ".part-00000.csv.crc").write_bytes(b"checksum")
+    (folder / ".hidden.csv").write_bytes(b"junk")
+    manifest = split(folder, tmp_path / "out", rows_per_shard=1000, id_columns=ID_COLUMNS, block_size=8192)
+    part_rows = [r for p in sorted(folder.glob("part-*.csv")) for r in p.read_bytes().splitlines()[1:]]
+    assert sorted(split_rows(manifest)) == sorted(part_rows)
+    assert manifest["source"]["rows"] == sum(len(p.read_bytes().splitlines()) - 1 for p in folder.glob("part-*.csv"))
+    assert [f["name"] for f in manifest["source"]["files"]] == [f"part-{i:05d}.csv" for i in range(4)]
+    assert manifest["source"]["empty_files_skipped"] == 1
+    by_glob = split(str(folder / "part-*.csv"), tmp_path / "glob", rows_per_shard=1000, id_columns=ID_COLUMNS,
+                        block_size=8192)
+    assert shard_hashes(by_glob) == shard_hashes(manifest)
+    listed = split(sorted(folder.glob("part-*.csv")), tmp_path / "list", rows_per_shard=1000,
+                       id_columns=ID_COLUMNS, block_size=8192)
+    assert shard_hashes(listed) == shard_hashes(manifest)
+
+
+def test_multi_file_rows_equal_the_single_file_rows(plain, tmp_path):
+    root, log, expected = plain
+    folder = tmp_path / "parts"
+    write_parts(log, folder, 3)
+    (folder / "_SUCCESS").write_bytes(b"")
+    manifest = split(folder, tmp_path / "out", rows_per_shard=1000, id_columns=ID_COLUMNS, block_size=8192)
+    assert sorted(split_rows(manifest)) == sorted(split_rows(expected))
+    rows = np.concatenate([np.load(Path(manifest["root"]) / s["files"]["rows"]["name"])
+                           for sub in ("train", "validate") for s in manifest["subsets"][sub]["shards"]])
+    assert sorted(rows.tolist()) == list(range(6000))
+
+
+def test_unfinished_spark_directories_and_mismatched_headers_are_refused(plain, tmp_path):
+    _, log, _ = plain
+    folder = tmp_path / "spark"
+    write_parts(log, folder, 2)
+    with pytest.raises(ValueError, match="no _SUCCESS marker"):
+        split_csv(folder, tmp_path / "a", verbose=False)
+    (folder / "_SUCCESS").write_bytes(b"")
+    (folder / "_temporary").mkdir()
+    with pytest.raises(ValueError, match="_temporary/: a Spark or Hadoop job is still writing"):
+        split_csv(folder, tmp_path / "b", verbose=False)
+    (folder / "_temporary").rmdir()
+    part = folder / "part-00001.csv"
+    part.write_bytes(part.read_bytes().replace(b"attempt_id,", b"attempt,", 1))
+    with pytest.raises(CsvFormatError, match="the header differs") as caught:
+        split_csv(folder, tmp_path / "c", verbose=False)
+    assert str(part) in str(caught.value) and "line 1" in str(caught.value)
+
+
+def test_parquet_sources_keep_every_row(plain, tmp_path):
+    root, log, expected = plain
+    table = pa_csv.read_csv(log)
+    single = tmp_path / "quests.parquet"
+    pq.write_table(table, single, row_group_size=700)
+    manifest = split(single, tmp_path / "one", rows_per_shard=1000, id_columns=ID_COLUMNS)
+    folder = tmp_path / "parquet_parts"
+    folder.mkdir()
+    for index, start in enumerate(range(0, table.num_rows, 2500)):
+        pq.write_table(table.slice(start, 2500), folder / f"part-{index:05d}.parquet", row_group_size=900)
+    (folder / "_SUCCESS").write_bytes(b"")
+    parts = split(folder, tmp_path / "parts", rows_per_shard=1000, id_columns=ID_COLUMNS)
+    for result in (manifest, parts):
+        assert result["source"]["format"] == "parquet"
+        assert result["source"]["rows"] == table.num_rows
+        kinds = {c["name"]: c["kind"] for c in result["schema"]["columns"]}
+        assert kinds["power"] == "numeric" and kinds["quest_type"] == "categorical" and kinds["cleared"] == "label"
+        shards = [pa_csv.read_csv(Path(result["root"]) / s["files"]["csv"]["name"])
+                  for sub in ("train", "validate") for s in result["subsets"][sub]["shards"]]
+        ids = sorted(i for shard in shards for i in shard["attempt_id"].to_pylist())
+        assert ids == sorted(table["attempt_id"].to_pylist())
+        assert result["stats"]["power"]["count"] == expected["stats"]["power"]["count"]
+        assert result["stats"]["power"]["mean"] == pytest.approx(expected["stats"]["power"]["mean"], rel=1e-12)
+        assert result["stats"]["stamina"]["missing"] == expected["stats"]["stamina"]["missing"]
+
+
+@pytest.mark.parametrize("payload,words", [
+    (b"a;b;cleared\n1;2;0\n", "looks semicolon-delimited; pass --delimiter ';'"),
+    (b"a\tb\tcleared\n1\t2\t0\n", "looks tab-delimited; pass --delimiter tab"),
+    (b",a,cleared\n0,1,0\n1,2,1\n", "pandas or Dask index written with the data; write the file with to_csv(..., index=False)"),
+    (b'a,note,cleared\n1,"he said \\"hi\\" twice",0\n', "backslash-escaped quotes"),
+])
+def test_writer_mistakes_name_their_fix(tmp_path, payload, words):
+    source = tmp_path / "data.csv"
+    source.write_bytes(payload)
+    with pytest.raises(CsvFormatError) as caught:
+        split_csv(source, tmp_path / "out", verbose=False)
+    assert words in str(caught.value)
+    if b"\\" in payload:
+        assert ".option(\"escape\", '\"')" in str(caught.value)
+
+
+def test_other_delimiters_split_like_commas(plain, tmp_path):
+    _, log, expected = plain
+    text = log.read_text(encoding="utf-8")
+    assert ";" not in text
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text(text.replace(",", ";"), encoding="utf-8")
+    manifest = split(semicolons, tmp_path / "out", delimiter=";", rows_per_shard=1000, id_columns=ID_COLUMNS,
+                         block_size=8192)
+    assert shard_hashes(manifest, "features") == shard_hashes(expected, "features")
+    assert manifest["schema"]["delimiter"] == ";"
+
+
+def _kill_and_resume(command, out: Path, delays):
+    kills = 0
+    for delay in delays:
+        process = subprocess.Popen(command, env=run_env(), stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not (out / JOURNAL_NAME).exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+        if (out / "manifest.json").exists():
+            break
+    subprocess.run(command, check=True, env=run_env(), stdout=subprocess.DEVNULL)
+    return kills
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".split.lock"}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("layout", ["gzip", "parts"])
+def test_killed_split_of_gzip_and_multi_file_sources_resumes_byte_identical(tmp_path, layout):
+    log = write_quest_log(tmp_path / "big.csv", rows=60_000, seed=9)
+    if layout == "gzip":
+        source = compress(log, tmp_path / "big.csv.gz", "gzip")
+    else:
+        source = tmp_path / "parts"
+        write_parts(log, source, 6)
+        (source / "_SUCCESS").write_bytes(b"")
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    subprocess.run([*SPLIT, str(source), str(clean)], check=True, env=run_env(), stdout=subprocess.DEVNULL)
+    kills = _kill_and_resume([*SPLIT, str(source), str(killed)], killed, (0.3, 0.8, 1.5, 2.5))
+    assert kills >= 1, "the split finished before it could be killed; make the input bigger"
+    clean_files, resumed_files = _tree(clean), _tree(killed)
+    assert sorted(clean_files) == sorted(resumed_files)
+    for name in clean_files:
+        assert clean_files[name] == resumed_files[name], name
+    if layout == "parts":
+        manifest = load_manifest(killed)
+        assert [f["rows"] for f in manifest["source"]["files"]] == [10_000] * 6
+
+
+def test_a_source_that_grows_during_the_split_is_refused(plain, tmp_path, monkeypatch):
+    _, log, _ = plain
+    growing = tmp_path / "growing.csv"
+    growing.write_bytes(log.read_bytes())
+    from questlearn import split as split_module
+
+    original = split_module._Splitter.infer
+
+    def infer_then_append(self):
+        result = original(self)
+        with open(growing, "ab") as handle:
+            handle.write(log.read_bytes().splitlines(keepends=True)[1])
+        return result
+
+    monkeypatch.setattr(split_module._Splitter, "infer", infer_then_append)
+    with pytest.raises(ValueError, match="changed while questlearn read it"):
+        split_csv(growing, tmp_path / "out", id_columns=ID_COLUMNS, verbose=False)
+    assert not (tmp_path / "out" / "manifest.json").exists()
