@@ -164,8 +164,9 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
                 note = "regression target"
             else:
                 label_numeric = bool(numbers)
-                classes = len(pc.unique(label_strings(pc.cast(present, pa.float64()) if numbers and not numeric_native
-                                                      else present))) if len(present) else 0
+                as_numbers = pc.cast(pc.utf8_trim_whitespace(present), pa.float64()) if numbers and not numeric_native \
+                    else present
+                classes = len(pc.unique(label_strings(as_numbers))) if len(present) else 0
                 distinct = classes
                 note = f"{classes} classes in the sample" + (", compared as numbers" if numbers else "")
                 if classes > max_classes:

@@ -63,7 +63,7 @@ def _parsed_rows(inferred, rows: int) -> pa.Table:
         column = head[name]
         if inferred.kinds[name] == NUMERIC and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             try:
-                column = pc.cast(column, pa.float64())
+                column = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
             except pa.ArrowInvalid:
                 pass  # a problem the report already names: show the text
         columns[name] = column

@@ -57,15 +57,16 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
         line, byte = block.locate(row - start)
         return shown, line if line_known else None, byte
 
+    covered = 0
     blocks = first.blocks()
-    try:
-        head = next(blocks, None)
+    try:  # up to first_bytes, or the end of a small file (its last record may lack a newline)
+        for block in blocks:
+            add(block, files[0])
+            covered = block.offset + len(block.data)
+            if covered >= first_bytes:
+                break
     finally:
         blocks.close()
-    covered = 0
-    if head is not None:
-        add(head, files[0])
-        covered = head.offset + len(head.data)
     taken = 0
     plain = [f for f in files if f.compression is None]
     total = sum(f.bytes for f in plain)
