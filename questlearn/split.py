@@ -288,7 +288,7 @@ class _Splitter:
 
     # -- the pass -------------------------------------------------------
     def _split(self):
-        from tqdm import tqdm
+        from tqdm.auto import tqdm  # a widget in Jupyter, text elsewhere
 
         total = self.fingerprint["bytes"]
         with tqdm(total=total, initial=self.offset, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
