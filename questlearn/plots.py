@@ -52,6 +52,8 @@ def plot_history(history, title: str | None = None):
             axis.plot(epochs, history[f"val_{key}"], marker="o", label="validation")
         if key == "accuracy" and history.get("majority_baseline"):
             axis.axhline(history["majority_baseline"], color="grey", linestyle="--", label="majority baseline")
+        if key == "rows_per_second":
+            axis.set_ylim(bottom=0)  # from 0, so a small dip does not look like a collapse
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)

@@ -85,6 +85,8 @@ def test_history_round_trips_and_plots(quest_split, tmp_path):
     assert [line.get_label() for line in accuracy_axis.lines] == ["train", "validation", "majority baseline"]
     np.testing.assert_allclose(loss_axis.lines[1].get_ydata(), history["val_loss"])
     assert [line.get_label() for line in speed_axis.lines] == ["train"]
+    assert list(loss_axis.lines[0].get_xdata()) == [1, 2]  # epochs counted from 1, as in Keras's log
+    assert speed_axis.get_ylim()[0] == 0  # throughput from 0
     assert plot_history(tmp_path / "model" / "history.csv").axes  # the CSV log plots too
     with pytest.raises(ValueError, match="no 'loss'"):
         plot_history({"epoch": []})
