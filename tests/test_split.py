@@ -292,3 +292,34 @@ def test_cli_reports_errors_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "line 2, byte offset 12: ragged row" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_a_full_disk_says_so_in_one_line_and_the_split_resumes_after_space_is_freed(tmp_path):
+    import os
+    import shutil as shell
+
+    if os.geteuid() != 0 or not shell.which("mount"):
+        pytest.skip("needs root to mount a small tmpfs")
+    source = write_quest_log(tmp_path / "log.csv", rows=30_000, seed=2)  # about 6 MB of source, more of shards
+    disk = tmp_path / "tiny"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        command = [*SPLIT_COMMAND, str(source), str(disk / "out")]
+        full = subprocess.run(command, capture_output=True, text=True, env=run_env(), timeout=240)
+        assert full.returncode == 2, full.stderr
+        lines = [line for line in full.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "is full" in lines[0] and "run the same command again" in lines[0], full.stderr
+        assert "Traceback" not in full.stderr
+        assert not (disk / "out" / "manifest.json").exists()
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        subprocess.run(command, check=True, env=run_env(), capture_output=True, timeout=240)
+        clean = tmp_path / "clean"
+        subprocess.run([*SPLIT_COMMAND, str(source), str(clean)], check=True, env=run_env(), capture_output=True, timeout=240)
+        for path in sorted(clean.rglob("*")):
+            if path.is_file() and path.name != ".split.lock":
+                assert (disk / "out" / path.relative_to(clean)).read_bytes() == path.read_bytes(), path.name
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
