@@ -39,6 +39,10 @@ def _train(args) -> None:
 
     callbacks = []
     if args.tensorboard is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install 'questlearn[tensorboard]'")
         from .quiet import keras
 
         callbacks.append(keras.callbacks.TensorBoard(str(args.tensorboard)))

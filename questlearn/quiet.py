@@ -87,15 +87,19 @@ def import_tensorflow():
     Also for other Keras backends, where only some layers (``StringLookup``)
     pull TensorFlow in later.
     """
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    with filtered_stderr():
-        import tensorflow as tf
+    global _tensorflow
+    if _tensorflow is None:
+        with filtered_stderr():
+            import tensorflow as tf
 
-        # Device discovery is when CUDA prints its probe errors; do it now, filtered.
-        with contextlib.suppress(Exception):
-            tf.config.list_physical_devices()
-    return tf
+            # Device discovery is when CUDA prints its probe errors; do it now, filtered.
+            with contextlib.suppress(Exception):
+                tf.config.list_physical_devices()
+        _tensorflow = tf
+    return _tensorflow
+
+
+_tensorflow = None
 
 
 def _import_keras():
