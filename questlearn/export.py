@@ -24,7 +24,6 @@ backend (Keras's ``StringLookup`` is TensorFlow-based).
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -77,8 +76,8 @@ def inference_spec(reader) -> dict:
 
 
 def layer_name(column: str, used: set) -> str:
-    """A Keras-safe, unique layer name for a column (its input name)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", column) or "column"
+    """The input's name: the column name (Keras forbids only ``/``), unique."""
+    name = column.replace("/", "_") or "column"
     candidate, number = name, 1
     while candidate in used:
         number += 1
@@ -103,7 +102,7 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         Inputs: a dict ``{column: (batch, 1) tensor}``. Output: the trained
         network's output (class probabilities, or the regression value).
     """
-    used: set = set()
+    used = {trained.name}
     inputs, parts = {}, []
     numeric = [f["name"] for f in spec["features"] if f["kind"] == "numeric"]
     categorical = [f["name"] for f in spec["features"] if f["kind"] == "categorical"]
@@ -112,22 +111,40 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         for name in numeric:
             inputs[name] = keras.Input(shape=(1,), dtype="float32", name=layer_name(name, used))
             columns.append(inputs[name])
-        values = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="numeric_columns")(columns)
+        values = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="questlearn_numeric_columns")(columns)
         fill = np.asarray([spec["fill_values"][n] for n in numeric], np.float32)
-        parts.append(keras.ops.where(keras.ops.isnan(values), fill, values))
+        parts.append(_fill_missing(values, fill))
     for name in categorical:
         inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
         vocabulary = spec["categories"][name]
         if not vocabulary:  # never seen with a value: no training columns either
             continue
         lookup = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, oov_token=OOV_TOKEN,
-                                           output_mode="one_hot", name=f"vocabulary_{layer_name(name, used)}")
-        # Index 0 is out-of-vocabulary (unseen or missing): all zeros, as in training.
-        parts.append(lookup(inputs[name])[:, 1:])
+                                           output_mode="one_hot", name=f"questlearn_vocabulary_{len(parts)}")
+        # Index 0 is out-of-vocabulary (unseen or missing): dropped, so all zeros, as in training.
+        number = len(parts)
+        one_hot = keras.layers.Reshape((len(vocabulary) + 1, 1), name=f"questlearn_columns_{number}")(lookup(inputs[name]))
+        one_hot = keras.layers.Cropping1D((1, 0), name=f"questlearn_drop_oov_{number}")(one_hot)
+        parts.append(keras.layers.Reshape((len(vocabulary),), name=f"questlearn_one_hot_{number}")(one_hot))
     if not parts:
         raise ValueError("the model has no feature columns to take as inputs")
-    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="encoded_features")(parts)
+    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="questlearn_encoded_features")(parts)
     return keras.Model(inputs, trained(encoded), name="quest_inference")
+
+
+def _fill_missing(values, fill: np.ndarray):
+    """``where(isnan(values), fill, values)`` as named graph operations.
+
+    Named, so that a feature column called ``where`` or ``isnan`` cannot
+    clash with an automatically named operation. The classes are the ones
+    ``keras.ops.where``/``isnan`` create (and a saved model names anyway).
+    """
+    try:
+        from keras.src.ops.numpy import Isnan, Where
+    except ImportError:  # pragma: no cover - another Keras layout: automatic names
+        return keras.ops.where(keras.ops.isnan(values), fill, values)
+    missing = Isnan(name="questlearn_missing").symbolic_call(values)
+    return Where(name="questlearn_fill_missing").symbolic_call(missing, fill, values)
 
 
 def portable_copy(trained: keras.Model, task: str = "classification") -> keras.Model:

@@ -230,6 +230,8 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     stream = open_input(source, predictor.spec["na_values"], block_size)
     types = predictor.column_types(stream.names)
     output = Path(output)
+    if not output.parent.is_dir():
+        raise ValueError(f"cannot write {output}: the directory {output.parent} does not exist")
     partial = output.with_name(f".{output.name}.partial")
     rows, writer = 0, None
     try:
