@@ -94,3 +94,21 @@ def test_both_models_load_and_predict_where_questlearn_cannot_be_imported(traine
     got = json.loads(done.stdout.split("RESULT ", 1)[1])
     np.testing.assert_allclose(got["inference"], expected_inference, atol=1e-5)
     np.testing.assert_allclose(got["trained"], result.model.predict(x[:5], verbose=0), atol=1e-5)
+
+
+def test_columns_named_like_graph_operations_and_with_slashes(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from questlearn.export import build_inference_model
+
+    spec = {"features": [{"name": "where", "kind": "numeric"}, {"name": "isnan", "kind": "numeric"},
+                         {"name": "get_item", "kind": "categorical"}, {"name": "a/b c", "kind": "categorical"}],
+            "fill_values": {"where": 1.0, "isnan": 2.0}, "categories": {"get_item": ["x", "y"], "a/b c": ["u"]}}
+    inputs = keras.Input((5,))
+    identity = keras.Model(inputs, keras.layers.Identity()(inputs), name="quest_mlp")
+    build_inference_model(identity, spec).save(tmp_path / "m.keras")
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    rows = {"where": tf.constant([[np.nan], [5.0]]), "isnan": tf.constant([[1.0], [np.nan]]),
+            "get_item": tf.constant([["y"], ["unseen"]]), "a/b c": tf.constant([["u"], [""]])}
+    np.testing.assert_array_equal(model.predict(rows, verbose=0), [[1, 1, 0, 1, 1], [5, 2, 0, 0, 0]])
