@@ -14,9 +14,25 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
+def own_peak_rss_kib() -> float:
+    """This process's peak resident memory in KiB.
+
+    Linux's ``VmHWM`` belongs to this address space alone. ``ru_maxrss`` is
+    not: it survives ``exec``, so a child started from a large parent
+    (subprocess uses vfork) reports the parent's size as its own peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def peak_rss_mib() -> dict:
-    """Peak resident memory of this process and of its largest waited-for child, in MiB (Linux units)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process and of its largest waited-for child, in MiB."""
+    own = own_peak_rss_kib() / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"self": round(own, 1), "largest_child": round(children, 1)}
 

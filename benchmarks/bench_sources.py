@@ -53,21 +53,41 @@ def child(kind: str, source: str, out: str) -> dict:
 
 
 def write_parts(log: Path, folder: Path, parts: int) -> Path:
-    lines = log.read_bytes().splitlines(keepends=True)
-    header, body = lines[0], lines[1:]
+    """Cut ``log`` (no quoted newlines) into ``parts`` files of about equal size, streaming."""
     folder.mkdir()
-    size = -(-len(body) // parts)
-    for index in range(parts):
-        (folder / f"part-{index:05d}.csv").write_bytes(header + b"".join(body[index * size:(index + 1) * size]))
+    size = log.stat().st_size // parts + 1
+    with open(log, "rb") as source:
+        header = source.readline()
+        for index in range(parts):
+            with open(folder / f"part-{index:05d}.csv", "wb") as part:
+                part.write(header)
+                written = 0
+                for line in source:
+                    part.write(line)
+                    written += len(line)
+                    if written >= size:
+                        break
     (folder / "_SUCCESS").write_bytes(b"")
     return folder
 
 
+def write_parquet(log: Path, target: Path) -> Path:
+    """``log`` as Parquet in 50,000-row groups, streaming."""
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    reader = pa_csv.open_csv(log, read_options=pa_csv.ReadOptions(block_size=8 << 20))
+    with pq.ParquetWriter(target, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch, row_group_size=50_000)
+    return target
+
+
 def repeat_to(log: Path, target: Path, gigabytes: float) -> Path:
     """A file of about ``gigabytes`` GB: the log's header, then its rows over and over."""
-    data = log.read_bytes()
-    newline = data.index(b"\n") + 1
-    header, body = data[:newline], data[newline:]
+    with open(log, "rb") as source:
+        header = source.readline()
+        body = source.read()
     with open(target, "wb") as handle:
         handle.write(header)
         written = 0
@@ -88,9 +108,6 @@ def main() -> int:
         print(json.dumps(child(*args.child)))
         return 0
 
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
-
     from questlearn.synth import rows_for_megabytes, write_quest_log
 
     here = Path(__file__)
@@ -100,7 +117,8 @@ def main() -> int:
                 for f in (1, 4)}
         megabytes = logs[1].stat().st_size / 1e6
         packed = work / "log_1x.csv.gz"
-        packed.write_bytes(gzip.compress(logs[1].read_bytes(), compresslevel=6))
+        with open(logs[1], "rb") as plain, gzip.open(packed, "wb", compresslevel=6) as compressed:
+            shutil.copyfileobj(plain, compressed, 1 << 20)
         rounds = []
         for number in range(args.rounds):
             order = ("plain", "gzip") if number % 2 == 0 else ("gzip", "plain")
@@ -127,8 +145,7 @@ def main() -> int:
         memory = {}
         for factor, log in logs.items():
             parts = write_parts(log, work / f"parts_{factor}x", 4 * factor)
-            parquet = work / f"log_{factor}x.parquet"
-            pq.write_table(pa_csv.read_csv(log), parquet, row_group_size=50_000)
+            parquet = write_parquet(log, work / f"log_{factor}x.parquet")
             for name, source in (("parts", parts), ("parquet", parquet)):
                 run = run_child(here, "split", str(source), str(work / f"mem_{name}_{factor}x"))
                 memory.setdefault(name, {})[f"{factor}x"] = run

@@ -1,7 +1,9 @@
 """questlearn: train Keras models on tabular CSV logs far larger than memory.
 
-Modules (import what you need; only ``dataset``, ``model``, ``train`` and
-``devices`` import Keras):
+Modules (import what you need; only ``dataset``, ``model``, ``train``,
+``devices``, ``export``, ``predict`` and ``evaluate`` import Keras, always
+through :mod:`questlearn.quiet`, which keeps TensorFlow's start-up log out
+of the output; in a notebook, ``import questlearn.quiet`` before Keras):
 
 * :mod:`questlearn.csvscan` — strict streaming CSV record scanner
 * :mod:`questlearn.split` — split a CSV into resumable train/validate shards
@@ -11,6 +13,8 @@ Modules (import what you need; only ``dataset``, ``model``, ``train`` and
 * :mod:`questlearn.dataset` — ``QuestSequence``, the Keras ``PyDataset``
 * :mod:`questlearn.supervision` — keeps worker failures from hanging ``fit``
 * :mod:`questlearn.model`, :mod:`questlearn.train`, :mod:`questlearn.plots`
+* :mod:`questlearn.export` — ``inference.keras``: raw columns in, probabilities out
+* :mod:`questlearn.predict`, :mod:`questlearn.evaluate` — score and measure new rows
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -1,4 +1,4 @@
-"""Command line: ``questlearn synth | split | train | demo``.
+"""Command line: ``questlearn synth | split | train | predict | evaluate | plot | demo``.
 
 Run ``questlearn COMMAND --help`` for the options of each command. Heavy
 imports (Keras and its backend) happen only in the commands that train.
@@ -16,7 +16,7 @@ def _synth(args) -> None:
     from .synth import rows_for_megabytes, write_quest_log
 
     rows = args.rows if args.rows is not None else rows_for_megabytes(args.megabytes, args.nasty)
-    path = write_quest_log(args.output, rows=rows, seed=args.seed, nasty=args.nasty)
+    path = write_quest_log(args.output, rows=rows, seed=args.seed, nasty=args.nasty, progress=not args.no_progress)
     print(f"wrote {rows} rows ({path.stat().st_size / 1e6:.1f} MB) to {path}")
 
 
@@ -57,10 +57,60 @@ def _split(args) -> None:
 def _train(args) -> None:
     from .train import train
 
+    callbacks = []
+    if args.tensorboard is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("--tensorboard needs the tensorboard package: pip install 'questlearn[tensorboard]'")
+        from .quiet import keras
+
+        callbacks.append(keras.callbacks.TensorBoard(str(args.tensorboard)))
     result = train(args.split_dir, args.model_dir, epochs=args.epochs, batch_size=args.batch_size,
                    workers=args.workers, use_multiprocessing=args.processes, source=args.source,
-                   seed=args.seed, verbose=args.verbose)
+                   seed=args.seed, verbose=args.verbose, hidden=args.hidden, dropout=args.dropout,
+                   learning_rate=args.learning_rate, patience=args.patience, fill=args.fill,
+                   class_weight=args.class_weight, extra_callbacks=callbacks)
     print(json.dumps(result.summary(), indent=1))
+
+
+def _predict(args) -> None:
+    from .predict import predict_file
+
+    rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size, progress=not args.no_progress)
+    print(f"wrote {rows} predictions to {args.output}")
+
+
+def _evaluate(args) -> None:
+    from .evaluate import evaluate
+
+    print(json.dumps(evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress), indent=1))
+
+
+def _plot(args) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    except ImportError:
+        raise ValueError("plotting needs matplotlib: pip install 'questlearn[notebooks]'") from None
+    from .plots import plot_history
+
+    history = args.model_dir / "history.json"
+    if not history.is_file():
+        raise ValueError(f"{args.model_dir} holds no history.json: train a model there first")
+    plot_history(history, title=str(args.model_dir)).savefig(args.output, dpi=120)
+    print(f"wrote {args.output}")
+
+
+def _hidden_units(text: str) -> tuple:
+    try:
+        units = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 64,32, got {text!r}") from None
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes such as 64,32, got {text!r}")
+    return units
 
 
 def _demo(args) -> None:
@@ -73,7 +123,7 @@ def _demo(args) -> None:
     root.mkdir(parents=True, exist_ok=True)
     log = root / "quests.csv"
     if not log.exists():
-        write_quest_log(log, rows=args.rows, seed=0)
+        write_quest_log(log, rows=args.rows, seed=0, progress=not args.no_progress)
     split_csv(log, root / "split", rows_per_shard=10_000, val_fraction=0.2, seed=0,
               id_columns=("attempt_id", "player_id"), progress=not args.no_progress)
     result = train(root / "split", root / "model", epochs=args.epochs, batch_size=1024, workers=2, verbose=2)
@@ -87,8 +137,8 @@ def _add_schema_options(parser) -> None:
     parser.add_argument("--na-value", action="append", default=[], metavar="TOKEN",
                         help="a string that means 'missing' in this data, e.g. '?' (repeatable; added to the defaults)")
     parser.add_argument("--no-default-na", action="store_true",
-                        help="only the empty field and --na-value tokens mean missing (default: also pandas' tokens "
-                             "NA, N/A, NULL, NaN, None, #N/A, ...)")
+                        help="only the empty field and --na-value tokens mean missing, not pandas' default tokens "
+                             "(NA, N/A, NULL, NaN, None, #N/A, ...)")
     parser.add_argument("--delimiter", default=",",
                         help="field delimiter: ',', ';', '|', 'tab' (or the character itself)")
     parser.add_argument("--id-column", action="append", default=[],
@@ -103,56 +153,93 @@ def _add_schema_options(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="questlearn", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    from . import __version__
 
-    synth = commands.add_parser("synth", help="write a synthetic quest log CSV")
-    synth.add_argument("output", type=Path)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="questlearn", description=__doc__.splitlines()[0], formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help_text):
+        return commands.add_parser(name, help=help_text, description=help_text, formatter_class=formatter)
+
+    synth = command("synth", "write a synthetic quest log CSV")
+    synth.add_argument("output", type=Path, help="CSV file to write")
     size = synth.add_mutually_exclusive_group(required=True)
-    size.add_argument("--rows", type=int)
-    size.add_argument("--megabytes", type=float)
-    synth.add_argument("--seed", type=int, default=0)
+    size.add_argument("--rows", type=int, help="number of data rows")
+    size.add_argument("--megabytes", type=float, help="approximate file size instead of --rows")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     synth.add_argument("--nasty", action="store_true", help="add a free-text column with quoting edge cases and a BOM")
+    synth.add_argument("--no-progress", action="store_true", help="no progress bar")
     synth.set_defaults(run=_synth)
 
-    split = commands.add_parser("split", help="split a CSV or Parquet source into train/validate shards (resumable)")
+    split = command("split", "split a CSV or Parquet source into train/validate shards (resumable)")
     split.add_argument("source", nargs="+",
-                       help="a CSV file (plain, .gz/.bz2/.xz/.zst: detected by content), a Parquet file, a directory "
-                            "of part files, a glob, or several of them; then the output directory")
-    split.add_argument("output", type=Path)
-    split.add_argument("--rows-per-shard", type=int, default=100_000)
-    split.add_argument("--val-fraction", type=float, default=0.2)
-    split.add_argument("--seed", type=int, default=0)
+                       help="a CSV file (plain, or gzip/bz2/xz/zstd: detected by content), a Parquet file, a "
+                            "directory of part files, a glob, or several of them")
+    split.add_argument("output", type=Path, help="output directory (empty, or this same split to resume)")
+    split.add_argument("--rows-per-shard", type=int, default=100_000, help="rows per shard file")
+    split.add_argument("--val-fraction", type=float, default=0.2, help="share of rows drawn into the validate subset")
+    split.add_argument("--seed", type=int, default=0, help="seed of the train/validate draw")
     _add_schema_options(split)
-    split.add_argument("--formats", default="csv,npy", help="comma-separated: csv, npy (default both)")
+    split.add_argument("--formats", default="csv,npy", help="comma-separated shard formats: csv, npy")
     split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
-    split.add_argument("--no-progress", action="store_true")
+    split.add_argument("--no-progress", action="store_true", help="no progress bar")
     split.set_defaults(run=_split)
 
-    inspect = commands.add_parser("inspect", help="print the schema split would infer, and the first parsed rows; "
-                                                  "reads a sample only and writes nothing")
+    inspect = command("inspect", "print the schema split would infer and the first parsed rows; reads a sample "
+                                 "only and writes nothing")
     inspect.add_argument("source", nargs="+", help="as for split")
     inspect.add_argument("--rows", type=int, default=5, help="first rows to show")
     _add_schema_options(inspect)
     inspect.set_defaults(run=_inspect)
 
-    train = commands.add_parser("train", help="train the tabular model on a split")
-    train.add_argument("split_dir", type=Path)
-    train.add_argument("--model-dir", type=Path, default=Path("model"))
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=1024)
-    train.add_argument("--workers", type=int, default=2)
+    train = command("train", "train the tabular model on a split")
+    train.add_argument("split_dir", type=Path, help="a finished split (holds manifest.json)")
+    train.add_argument("--model-dir", type=Path, default=Path("model"), help="where models, backups and the history go")
+    train.add_argument("--epochs", type=int, default=10, help="most epochs to train")
+    train.add_argument("--batch-size", type=int, default=1024, help="rows per batch")
+    train.add_argument("--workers", type=int, default=2, help="parallel batch loaders")
     train.add_argument("--processes", action="store_true", help="worker processes instead of threads")
-    train.add_argument("--source", choices=("npy", "csv"), default="npy")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    train.add_argument("--source", choices=("npy", "csv"), default="npy", help="which shards to read")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, dropout and data order")
+    train.add_argument("--hidden", type=_hidden_units, default="64,32", metavar="UNITS",
+                       help="hidden layer sizes, comma-separated (e.g. 64,32)")
+    train.add_argument("--dropout", type=float, default=0.1, help="dropout after each hidden layer")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    train.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (validation loss)")
+    train.add_argument("--fill", choices=("zero", "mean"), default="zero", help="what a missing numeric value becomes")
+    train.add_argument("--class-weight", choices=("balanced",), default=None,
+                       help="weigh classes inversely to their frequency")
+    train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR", help="write TensorBoard logs to DIR")
+    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 a line per epoch")
     train.set_defaults(run=_train)
 
-    demo = commands.add_parser("demo", help="synthesise, split and train end to end on a small quest log")
-    demo.add_argument("--directory", type=Path, default=Path("questlearn-demo"))
-    demo.add_argument("--rows", type=int, default=50_000)
-    demo.add_argument("--epochs", type=int, default=3)
-    demo.add_argument("--no-progress", action="store_true")
+    predict = command("predict", "score the rows of a CSV with a trained model (streams any size)")
+    predict.add_argument("model_dir", type=Path, help="a trained model directory (holds inference.keras)")
+    predict.add_argument("input", type=Path, help="CSV file with the feature columns")
+    predict.add_argument("output", type=Path, help="CSV file to write: ids, p_<class>, predicted, label")
+    predict.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict.set_defaults(run=_predict)
+
+    evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
+    evaluate.add_argument("model_dir", type=Path, help="a trained model directory")
+    evaluate.add_argument("input", type=Path, help="a labelled CSV file, or a split directory (its validate subset)")
+    evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(run=_evaluate)
+
+    plot = command("plot", "draw loss, accuracy and throughput per epoch of a training run")
+    plot.add_argument("model_dir", type=Path, help="a trained model directory (holds history.json)")
+    plot.add_argument("-o", "--output", type=Path, default=Path("history.png"), help="image file to write")
+    plot.set_defaults(run=_plot)
+
+    demo = command("demo", "synthesise, split and train end to end on a small quest log")
+    demo.add_argument("--directory", type=Path, default=Path("questlearn-demo"), help="working directory")
+    demo.add_argument("--rows", type=int, default=50_000, help="rows of the synthetic log")
+    demo.add_argument("--epochs", type=int, default=3, help="epochs to train")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -164,6 +251,10 @@ def main(argv=None) -> int:
     except ValueError as error:  # CsvFormatError included: a clear message, no traceback
         print(f"questlearn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resumable = args.command in ("split", "train", "demo")
+        print("interrupted; run the same command again to resume" if resumable else "interrupted", file=sys.stderr)
+        return 130
     return code or 0
 
 

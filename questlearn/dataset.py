@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-import keras
+from .quiet import keras
 
 from .batches import BatchPlan, ShardReader
 from .manifest import load_manifest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import keras
+from .quiet import keras
 
 
 def describe_device() -> str:

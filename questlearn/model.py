@@ -8,7 +8,7 @@ accuracy and ROC AUC.
 
 from __future__ import annotations
 
-import keras
+from .quiet import keras
 
 
 @keras.saving.register_keras_serializable(package="questlearn")

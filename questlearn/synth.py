@@ -64,7 +64,7 @@ def _chunk(rng: np.random.Generator, first_id: int, rows: int, nasty: bool) -> p
     return pa.table(columns)
 
 
-def write_quest_log(path, rows: int, seed: int = 0, nasty: bool = False) -> Path:
+def write_quest_log(path, rows: int, seed: int = 0, nasty: bool = False, progress: bool = False) -> Path:
     """Write a synthetic quest log CSV with ``rows`` data rows.
 
     Parameters
@@ -77,6 +77,8 @@ def write_quest_log(path, rows: int, seed: int = 0, nasty: bool = False) -> Path
         Seed; the same seed and rows give the same bytes.
     nasty : bool
         Add a tricky free-text ``note`` column and a UTF-8 BOM.
+    progress : bool
+        Show a progress bar (rows written).
 
     Returns
     -------
@@ -87,8 +89,10 @@ def write_quest_log(path, rows: int, seed: int = 0, nasty: bool = False) -> Path
         raise ValueError(f"rows must be non-negative, got {rows}")
     path = Path(path)
     rng = np.random.Generator(np.random.PCG64(seed))
+    from tqdm import tqdm
+
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    with open(path, "wb") as handle:
+    with open(path, "wb") as handle, tqdm(total=rows, unit="rows", unit_scale=True, desc="synth", disable=not progress) as bar:
         if nasty:
             handle.write(b"\xef\xbb\xbf")
         header_table = _chunk(np.random.Generator(np.random.PCG64(0)), 0, 1, nasty)
@@ -98,6 +102,7 @@ def write_quest_log(path, rows: int, seed: int = 0, nasty: bool = False) -> Path
             sink = pa.BufferOutputStream()
             pa_csv.write_csv(table, sink, write_options=options)
             handle.write(sink.getvalue().to_pybytes())
+            bar.update(table.num_rows)
     return path
 
 

@@ -4,7 +4,8 @@
 
 * ``best.keras`` — the best model by validation loss (``ModelCheckpoint``);
 * ``model.keras`` — the model at the end (early stopping restores the best
-  weights first);
+  weights first), loadable without questlearn; ``inference.keras`` — the
+  same network taking raw columns (see :mod:`questlearn.export`);
 * ``backup/`` — ``BackupAndRestore`` state while training runs: an
   interrupted run started again with the same arguments resumes at the
   epoch after the last finished one;
@@ -22,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras
+from .quiet import keras
 import numpy as np
 
 from .dataset import QuestSequence
 from .devices import describe_device
+from .export import export_models
 from .model import build_model
 
 
@@ -120,7 +122,7 @@ def read_history_csv(path) -> dict:
 def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
           hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
-          verbose: int = 1, extra_callbacks=()) -> TrainingResult:
+          fill: str = "zero", class_weight=None, verbose: int = 1, extra_callbacks=()) -> TrainingResult:
     """Train :func:`~questlearn.model.build_model` on ``split_dir``.
 
     Parameters
@@ -141,6 +143,11 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         Model shape and optimiser (see :func:`~questlearn.model.build_model`).
     patience : int
         Early stopping patience in epochs, on validation loss.
+    fill : str
+        Missing numeric values become ``"zero"`` or the training ``"mean"``.
+    class_weight : None, "balanced" or dict
+        Passed to ``fit``; ``"balanced"`` weighs class ``c`` by
+        ``rows / (classes * rows of c)`` in the training subset.
     verbose : int
         Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
     extra_callbacks : sequence of keras.callbacks.Callback
@@ -160,7 +167,7 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         history_csv.unlink()  # a finished earlier run: start its history afresh
 
     keras.utils.set_random_seed(seed)
-    loading = dict(batch_size=batch_size, source=source, workers=workers,
+    loading = dict(batch_size=batch_size, source=source, workers=workers, fill=fill,
                    use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
     train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
     validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
@@ -196,9 +203,12 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         *extra_callbacks,
     ]
     # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
+    if class_weight == "balanced":
+        counts = class_counts(train_data)
+        class_weight = {c: float(counts.sum() / (len(counts) * n)) for c, n in enumerate(counts.tolist()) if n}
     model.fit(train_data, validation_data=validation_data, epochs=epochs, shuffle=False,
-              callbacks=callbacks, verbose=verbose)
-    model.save(model_dir / "model.keras")
+              callbacks=callbacks, verbose=verbose, class_weight=class_weight)
+    export_models(model, train_data.reader, model_dir)  # model.keras, inference.keras, inference.json
 
     history = read_history_csv(history_csv)
     record = {

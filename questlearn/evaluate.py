@@ -1,0 +1,164 @@
+"""Measure a trained model on labelled rows: ``questlearn evaluate MODEL_DIR INPUT``.
+
+``INPUT`` is a labelled source (read like ``questlearn predict`` reads it,
+through ``inference.keras``) or a split directory (its ``validate`` subset,
+read from the shards through ``model.keras``). Rows stream through in
+blocks; the metrics are Keras's own, updated block by block, so the
+figures agree with ``model.evaluate`` on the same rows.
+
+Classification: loss (cross-entropy), accuracy, ROC AUC, the majority
+baseline (accuracy of always predicting the most frequent class of these
+rows) and the confusion matrix (rows: true class, columns: predicted).
+Regression: loss (MSE), MAE, RMSE and the predict-the-training-mean
+baseline's MAE and RMSE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError
+from .manifest import MANIFEST_NAME
+
+
+class _Tally:
+    """Streaming metrics over ``(outputs, labels)`` blocks."""
+
+    def __init__(self, spec: dict):
+        from .model import SparseAUC
+        from .quiet import keras
+
+        self.spec, self.rows = spec, 0
+        self.regression = spec["task"] == "regression"
+        if self.regression:
+            self.metrics = {"loss": keras.metrics.MeanSquaredError(), "mae": keras.metrics.MeanAbsoluteError(),
+                            "rmse": keras.metrics.RootMeanSquaredError()}
+            self.mean = float(spec["label_mean"] or 0.0)
+            self.baseline_abs = self.baseline_sq = 0.0
+        else:
+            classes = len(spec["classes"])
+            self.metrics = {"loss": keras.metrics.SparseCategoricalCrossentropy(),
+                            "accuracy": keras.metrics.SparseCategoricalAccuracy(), "auc": SparseAUC(classes)}
+            self.confusion = np.zeros((classes, classes), np.int64)
+
+    def update(self, outputs: np.ndarray, labels: np.ndarray) -> None:
+        if not len(labels):
+            return
+        self.rows += len(labels)
+        if self.regression:
+            outputs = outputs.reshape(-1, 1)
+            labels = labels.astype(np.float32).reshape(-1, 1)
+            self.baseline_abs += float(np.abs(labels - self.mean).sum())
+            self.baseline_sq += float(((labels - self.mean) ** 2).sum())
+        else:
+            np.add.at(self.confusion, (labels, outputs.argmax(axis=1)), 1)
+        for metric in self.metrics.values():
+            metric.update_state(labels, outputs)
+
+    def result(self) -> dict:
+        if not self.rows:
+            raise ValueError("no rows to evaluate")
+        report = {name: float(metric.result()) for name, metric in self.metrics.items()}
+        report["rows"] = self.rows
+        if self.regression:
+            report["baseline"] = {"predicts": "the training mean", "value": self.mean,
+                                  "mae": self.baseline_abs / self.rows, "rmse": (self.baseline_sq / self.rows) ** 0.5}
+        else:
+            counts = self.confusion.sum(axis=1)
+            report["majority_baseline"] = float(counts.max() / counts.sum())
+            report["majority_class"] = self.spec["classes"][int(counts.argmax())]
+            report["classes"] = list(self.spec["classes"])
+            report["confusion_matrix"] = self.confusion.tolist()
+        return report
+
+
+def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_size: int = 8192,
+             progress: bool = False) -> dict:
+    """Metrics of the model in ``model_dir`` on the labelled rows of ``source``.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A trained model directory.
+    source : str or Path
+        A labelled CSV source, or a split directory (its validate subset).
+    block_size : int
+        Bytes of input per step for a file source.
+    batch_size : int
+        Rows per model call for a split directory.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        See the module docstring; JSON-ready.
+    """
+    from tqdm import tqdm
+
+    from .predict import Predictor, open_input
+
+    source = Path(source)
+    if (source / MANIFEST_NAME).is_file():
+        return _evaluate_split(Path(model_dir), source, batch_size, progress)
+    predictor = Predictor(model_dir)
+    spec = predictor.spec
+    label = spec["label"]
+    stream = open_input(source, spec["na_values"], block_size)
+    if label not in stream.names:
+        raise ValueError(f"the input {source} has no label column {label!r}, so there is nothing to evaluate against "
+                         f"(use `questlearn predict` to score unlabelled rows)")
+    tally = _Tally(spec)
+    with tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="evaluate", disable=not progress) as bar:
+        for block in stream.blocks(predictor.column_types(stream.names)):
+            labels = _label_values(block, label, spec)
+            tally.update(predictor.raw_outputs(block.table), labels)
+            bar.update(block.bytes_done - bar.n)
+    return {"source": str(source), **tally.result()}
+
+
+def _label_values(block, label: str, spec: dict) -> np.ndarray:
+    """Class indices (or float targets) of a block's labels; an unknown or empty one is located."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = block.table[label]
+    if spec["task"] == "regression":
+        try:
+            values = column.cast(pa.float64())
+        except pa.ArrowInvalid as error:
+            raise CsvFormatError(*block.locate(0), f"the label column {label!r} holds a value that is not a number: {error}") from None
+        codes = values
+    else:
+        codes = pc.index_in(column, value_set=pa.array(spec["classes"], pa.string()))
+    bad = np.flatnonzero(codes.is_null().to_numpy(zero_copy_only=False))
+    if len(bad):
+        value = column[int(bad[0])].as_py()
+        what = "is empty" if value is None else f"holds {value!r}, which is not one of the model's classes {spec['classes']}"
+        raise CsvFormatError(*block.locate(int(bad[0])), f"the label column {label!r} {what}")
+    return codes.to_numpy(zero_copy_only=False).astype(np.float32 if spec["task"] == "regression" else np.int32)
+
+
+def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress: bool) -> dict:
+    """The validate subset of a split, through ``model.keras`` and the training loader."""
+    import json
+
+    from tqdm import tqdm
+
+    from .dataset import QuestSequence
+    from .export import INFERENCE_SPEC, TRAINED_MODEL
+    from .quiet import keras
+
+    spec = json.loads((model_dir / INFERENCE_SPEC).read_text(encoding="utf-8"))
+    features = [f["name"] for f in spec["features"]]
+    data = QuestSequence(split_dir, "validate", batch_size=batch_size, shuffle=False, fill=spec["fill"])
+    if data.reader.numeric + data.reader.categorical_features != features:
+        raise ValueError(f"the split {split_dir} has other feature columns than the model in {model_dir} was trained on")
+    model = keras.saving.load_model(model_dir / TRAINED_MODEL)
+    tally = _Tally(spec)
+    for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):
+        x, labels = data[index]
+        tally.update(np.asarray(model.predict_on_batch(x), np.float32), labels)
+    return {"source": f"{split_dir} (validate subset)", **tally.result()}

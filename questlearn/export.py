@@ -1,0 +1,198 @@
+"""Save a trained model so it can be used without questlearn.
+
+:func:`export_models` writes, into a model directory:
+
+* ``model.keras`` — the trained network (encoded float inputs), compiled
+  with built-in Keras objects only, so ``keras.saving.load_model`` works in
+  a process that never imports questlearn;
+* ``inference.keras`` — the same network behind the preprocessing the
+  loader does during training, built from the manifest with Keras layers
+  (no ``adapt`` pass): one named input per feature column (numeric:
+  float32, NaN for missing; categorical: string, ``""`` for missing), the
+  fill policy, the vocabularies (an unseen category goes to the
+  out-of-vocabulary index, encoded like a missing one) and the column order
+  of :class:`~questlearn.batches.ShardReader`. It shares the trained
+  weights and gives the training model's probabilities on the same rows;
+* ``inference.json`` — what ``questlearn predict`` needs to read raw input:
+  feature columns and kinds, id columns, label, classes, task and the
+  missing-value tokens.
+
+``inference.keras`` has string inputs, so it runs with the TensorFlow
+backend (Keras's ``StringLookup`` is TensorFlow-based).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .quiet import import_tensorflow, keras
+
+INFERENCE_MODEL = "inference.keras"
+INFERENCE_SPEC = "inference.json"
+TRAINED_MODEL = "model.keras"
+OOV_TOKEN = "\x00questlearn-out-of-vocabulary"
+DEFAULT_NA_VALUES = [""]  # what splits without ``schema.na_values`` treated as missing
+
+
+def inference_spec(reader) -> dict:
+    """The description of the raw input that ``inference.keras`` takes.
+
+    Parameters
+    ----------
+    reader : questlearn.batches.ShardReader
+        The reader that fed training (its features, fill policy, manifest).
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``features`` (``[{"name", "kind"}]`` in input order),
+        ``id_columns``, ``label``, ``task``, ``classes``, ``na_values``,
+        ``fill``, ``fill_values``, ``categories``, ``label_mean``.
+    """
+    manifest = reader.manifest
+    schema = manifest["schema"]
+    kinds = {c["name"]: c["kind"] for c in schema["columns"]}
+    stats = manifest["stats"]
+    task = schema.get("task", "classification")
+    label_stats = stats.get(schema["label"], {})
+    return {
+        "features": [{"name": n, "kind": "numeric"} for n in reader.numeric]
+        + [{"name": n, "kind": "categorical"} for n in reader.categorical_features],
+        "id_columns": [c["name"] for c in schema["columns"] if c["kind"] == "id"],
+        "label": schema["label"],
+        "task": task,
+        "classes": list(schema["classes"]),
+        "na_values": list(schema.get("na_values", DEFAULT_NA_VALUES)),
+        "fill": reader.fill,
+        "fill_values": {n: (0.0 if reader.fill == "zero" else float(stats[n]["mean"] or 0.0)) for n in reader.numeric},
+        "categories": {n: list(schema["categories"][n]) for n in reader.categorical_features},
+        "label_mean": label_stats.get("mean") if task == "regression" else None,
+        "column_kinds": kinds,
+    }
+
+
+def layer_name(column: str, used: set) -> str:
+    """The input's name: the column name (Keras forbids only ``/``), unique."""
+    name = column.replace("/", "_") or "column"
+    candidate, number = name, 1
+    while candidate in used:
+        number += 1
+        candidate = f"{name}_{number}"
+    used.add(candidate)
+    return candidate
+
+
+def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
+    """Raw named columns -> the trained network, with built-in layers only.
+
+    Parameters
+    ----------
+    trained : keras.Model
+        The trained network; it is called as a layer, so weights are shared.
+    spec : dict
+        From :func:`inference_spec`.
+
+    Returns
+    -------
+    keras.Model
+        Inputs: a dict ``{column: (batch, 1) tensor}``. Output: the trained
+        network's output (class probabilities, or the regression value).
+    """
+    used = {trained.name}
+    inputs, parts = {}, []
+    numeric = [f["name"] for f in spec["features"] if f["kind"] == "numeric"]
+    categorical = [f["name"] for f in spec["features"] if f["kind"] == "categorical"]
+    if numeric:
+        columns = []
+        for name in numeric:
+            inputs[name] = keras.Input(shape=(1,), dtype="float32", name=layer_name(name, used))
+            columns.append(inputs[name])
+        values = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="questlearn_numeric_columns")(columns)
+        fill = np.asarray([spec["fill_values"][n] for n in numeric], np.float32)
+        parts.append(_fill_missing(values, fill))
+    for name in categorical:
+        inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
+        vocabulary = spec["categories"][name]
+        if not vocabulary:  # never seen with a value: no training columns either
+            continue
+        lookup = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, oov_token=OOV_TOKEN,
+                                           output_mode="one_hot", name=f"questlearn_vocabulary_{len(parts)}")
+        # Index 0 is out-of-vocabulary (unseen or missing): dropped, so all zeros, as in training.
+        number = len(parts)
+        one_hot = keras.layers.Reshape((len(vocabulary) + 1, 1), name=f"questlearn_columns_{number}")(lookup(inputs[name]))
+        one_hot = keras.layers.Cropping1D((1, 0), name=f"questlearn_drop_oov_{number}")(one_hot)
+        parts.append(keras.layers.Reshape((len(vocabulary),), name=f"questlearn_one_hot_{number}")(one_hot))
+    if not parts:
+        raise ValueError("the model has no feature columns to take as inputs")
+    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="questlearn_encoded_features")(parts)
+    return keras.Model(inputs, trained(encoded), name="quest_inference")
+
+
+def _fill_missing(values, fill: np.ndarray):
+    """``where(isnan(values), fill, values)`` as named graph operations.
+
+    Named, so that a feature column called ``where`` or ``isnan`` cannot
+    clash with an automatically named operation. The classes are the ones
+    ``keras.ops.where``/``isnan`` create (and a saved model names anyway).
+    """
+    try:
+        from keras.src.ops.numpy import Isnan, Where
+    except ImportError:  # pragma: no cover - another Keras layout: automatic names
+        return keras.ops.where(keras.ops.isnan(values), fill, values)
+    missing = Isnan(name="questlearn_missing").symbolic_call(values)
+    return Where(name="questlearn_fill_missing").symbolic_call(missing, fill, values)
+
+
+def portable_copy(trained: keras.Model, task: str = "classification") -> keras.Model:
+    """The trained network, compiled with built-in loss and metrics only."""
+    copy = keras.models.clone_model(trained)
+    copy.set_weights(trained.get_weights())
+    if task == "regression":
+        loss = keras.losses.MeanSquaredError()
+        metrics = [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    learning_rate = float(keras.ops.convert_to_numpy(trained.optimizer.learning_rate)) if trained.optimizer else 1e-3
+    copy.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    copy.optimizer.build(copy.trainable_variables)  # saved with its slots: loads without a warning
+    return copy
+
+
+def export_models(trained: keras.Model, reader, model_dir) -> Path:
+    """Write ``model.keras``, ``inference.keras`` and ``inference.json``.
+
+    Parameters
+    ----------
+    trained : keras.Model
+        The trained network.
+    reader : questlearn.batches.ShardReader
+        The training data's reader (e.g. ``QuestSequence.reader``).
+    model_dir : str or Path
+        Destination directory.
+
+    Returns
+    -------
+    Path or None
+        The path of ``inference.keras``; None where TensorFlow is missing
+        (a note says so on stderr).
+    """
+    model_dir = Path(model_dir)
+    spec = inference_spec(reader)
+    portable = portable_copy(trained, spec["task"])  # nested below too: no custom object in either file
+    portable.save(model_dir / TRAINED_MODEL)
+    path = model_dir / INFERENCE_MODEL
+    try:
+        import_tensorflow()  # StringLookup and string inputs are TensorFlow-based
+        build_inference_model(portable, spec).save(path)
+    except ImportError:
+        print(f"questlearn: {path.name} not written: its string inputs need TensorFlow, which is not installed here; "
+              f"{TRAINED_MODEL} (encoded inputs) was written", file=sys.stderr)
+        path = None
+    with open(model_dir / INFERENCE_SPEC, "w", encoding="utf-8") as handle:
+        json.dump(spec, handle, indent=1)
+    return path

@@ -1,0 +1,297 @@
+"""Score new rows with a trained model: ``questlearn predict MODEL_DIR INPUT OUTPUT.csv``.
+
+:func:`predict_file` streams the input in blocks (memory is bounded by the
+block size, never the file size) through ``MODEL_DIR/inference.keras`` and
+writes one output row per input row, in input order: the id columns passed
+through, ``p_<class>`` per class, ``predicted``, and the label when the
+input has it. :func:`predict_frame` does the same for a pandas DataFrame or
+a dict of columns.
+
+The input is read by :func:`open_input`, the one place that knows how a
+source becomes a stream of parsed pyarrow tables.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner
+from .export import INFERENCE_MODEL, INFERENCE_SPEC
+
+CHUNK_ROWS = 8192  # rows per model call
+
+
+@dataclass
+class InputBlock:
+    """Parsed rows of the input and how to find them in the source."""
+
+    table: pa.Table
+    locate: Callable[[int], tuple[str, int, int]]  # row -> (file, line, byte offset)
+    bytes_done: int  # progress: source bytes consumed so far
+
+
+@dataclass
+class InputStream:
+    """A source opened for reading: its columns, size and blocks."""
+
+    names: list[str]
+    total_bytes: int
+    blocks: Callable[[dict], Iterator[InputBlock]]  # column types -> parsed blocks
+
+
+def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE) -> InputStream:
+    """Open a source as a stream of parsed pyarrow tables.
+
+    Today a single plain CSV file, scanned strictly by
+    :class:`~questlearn.csvscan.CsvScanner` (malformed input stops with
+    file, line and byte).
+
+    Parameters
+    ----------
+    source : str or Path
+        The input file.
+    na_values : list of str
+        Tokens read as missing (the manifest's ``schema.na_values``).
+    block_size : int
+        Bytes per block; memory is a small multiple of this.
+
+    Returns
+    -------
+    InputStream
+        ``blocks(column_types)`` yields :class:`InputBlock` objects holding
+        only the requested columns, parsed as the given pyarrow types.
+    """
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"input {path} does not exist or is not a file")
+    scanner = CsvScanner(path, block_size=block_size)
+    names = scanner.header.names
+
+    def parse(block, types):
+        return pa_csv.read_csv(
+            io.BytesIO(block.data),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=max(len(block.data) + 1, 1 << 20)),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=list(types), null_values=list(na_values),
+                                                  strings_can_be_null=True, quoted_strings_can_be_null=True),
+        )
+
+    def blocks(types: dict) -> Iterator[InputBlock]:
+        for block in scanner.blocks():
+            if not len(block):
+                continue
+
+            def locate(row, block=block):
+                return (str(path), *block.locate(row))
+
+            try:
+                table = parse(block, types)
+            except pa.ArrowInvalid as error:
+                raise _conversion_error(parse(block, {n: pa.string() for n in types}), types, locate) from error
+            yield InputBlock(table, locate, block.offset + len(block.data))
+
+    return InputStream(names=names, total_bytes=path.stat().st_size, blocks=blocks)
+
+
+def _conversion_error(table: pa.Table, types: dict, locate) -> CsvFormatError:
+    """The first value that is not a number in a numeric column, located."""
+    for name, kind in types.items():
+        if kind != pa.float64():
+            continue
+        for row, value in enumerate(table[name].to_pylist()):
+            if value is None:
+                continue
+            try:
+                float(value)
+            except ValueError:
+                return CsvFormatError(*locate(row), f"column {name!r} holds {value!r}, which is not a number, "
+                                                    "but the model was trained on it as a numeric column")
+    return CsvFormatError(*locate(0), "pyarrow could not convert this block to the model's column types")
+
+
+class Predictor:
+    """A loaded ``inference.keras`` with the description of its input.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A directory written by :func:`questlearn.train.train`.
+    """
+
+    def __init__(self, model_dir):
+        from .quiet import keras
+
+        self.model_dir = Path(model_dir)
+        spec_path, model_path = self.model_dir / INFERENCE_SPEC, self.model_dir / INFERENCE_MODEL
+        if not spec_path.is_file() or not model_path.is_file():
+            raise ValueError(f"{self.model_dir} holds no {INFERENCE_MODEL} / {INFERENCE_SPEC}: train a model with "
+                             "`questlearn train` (this questlearn version) first")
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(f"{INFERENCE_MODEL} takes string columns, which need the TensorFlow backend; "
+                             f"the Keras backend here is {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
+        self.spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        self.model = keras.saving.load_model(model_path)
+        self.features = [f["name"] for f in self.spec["features"]]
+        self.kinds = {f["name"]: f["kind"] for f in self.spec["features"]}
+        self.classes = self.spec["classes"]
+        self.regression = self.spec["task"] == "regression"
+
+    def column_types(self, available) -> dict:
+        """pyarrow types of the columns to read; a missing feature is an error."""
+        missing = [f for f in self.features if f not in available]
+        if missing:
+            raise ValueError(f"the input has no column {missing[0]!r}, a feature of the model in {self.model_dir} "
+                             f"(missing: {missing}; the model's features: {self.features})")
+        types = {n: pa.string() for n in self.spec["id_columns"] if n in available}
+        types.update({n: pa.float64() if self.kinds[n] == "numeric" else pa.string() for n in self.features})
+        if self.spec["label"] in available:
+            types[self.spec["label"]] = pa.string()
+        return types
+
+    def output_columns(self, table: pa.Table) -> list[str]:
+        ids = [n for n in self.spec["id_columns"] if n in table.column_names]
+        scores = [] if self.regression else [f"p_{c}" for c in self.classes]
+        label = [self.spec["label"]] if self.spec["label"] in table.column_names else []
+        return ids + scores + ["predicted"] + label
+
+    def model_inputs(self, table: pa.Table) -> dict:
+        """``{feature: (rows, 1) tensor}`` as ``inference.keras`` takes them."""
+        from .quiet import import_tensorflow
+
+        tf = import_tensorflow()
+        inputs = {}
+        for name in self.features:
+            column = table[name]
+            if self.kinds[name] == "numeric":
+                values = column.to_numpy().astype(np.float32).reshape(-1, 1)
+            else:
+                values = pc.fill_null(column, "").to_numpy(zero_copy_only=False).astype(object).reshape(-1, 1)
+            inputs[name] = tf.constant(values)
+        return inputs
+
+    def raw_outputs(self, table: pa.Table) -> np.ndarray:
+        """The model's output for every row of ``table``, in chunks."""
+        parts = []
+        for start in range(0, table.num_rows, CHUNK_ROWS):
+            chunk = table.slice(start, CHUNK_ROWS)
+            parts.append(np.asarray(self.model.predict_on_batch(self.model_inputs(chunk)), np.float32))
+        width = 1 if self.regression else len(self.classes)
+        return np.concatenate(parts) if parts else np.empty((0, width), np.float32)
+
+    def score(self, table: pa.Table) -> pa.Table:
+        """Output rows (ids, ``p_<class>``, ``predicted``, label) for ``table``."""
+        outputs = self.raw_outputs(table)
+        columns = {n: table[n] for n in self.spec["id_columns"] if n in table.column_names}
+        if self.regression:
+            columns["predicted"] = pa.array(outputs[:, 0])
+        else:
+            for position, name in enumerate(self.classes):
+                columns[f"p_{name}"] = pa.array(outputs[:, position])
+            columns["predicted"] = pa.array(np.asarray(self.classes, dtype=object)[outputs.argmax(axis=1)].tolist(), pa.string())
+        if self.spec["label"] in table.column_names:
+            columns[self.spec["label"]] = table[self.spec["label"]]
+        return pa.table(columns)
+
+
+def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_SIZE, progress: bool = False) -> int:
+    """Score every row of ``source`` into the CSV file ``output``.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A trained model directory (holds ``inference.keras``).
+    source : str or Path
+        The input (see :func:`open_input`).
+    output : str or Path
+        The CSV file to write; it appears only when every row is scored.
+    block_size : int
+        Bytes of input per step (memory scales with this).
+    progress : bool
+        Show a progress bar (bytes of input).
+
+    Returns
+    -------
+    int
+        Number of rows written.
+    """
+    from tqdm import tqdm
+
+    predictor = Predictor(model_dir)
+    stream = open_input(source, predictor.spec["na_values"], block_size)
+    types = predictor.column_types(stream.names)
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise ValueError(f"cannot write {output}: the directory {output.parent} does not exist")
+    partial = output.with_name(f".{output.name}.partial")
+    rows, writer = 0, None
+    try:
+        with open(partial, "wb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
+                                               disable=not progress) as bar:
+            for block in stream.blocks(types):
+                scored = predictor.score(block.table)
+                if writer is None:
+                    writer = pa_csv.CSVWriter(sink, scored.schema)
+                writer.write_table(scored)
+                rows += scored.num_rows
+                bar.update(block.bytes_done - bar.n)
+            if writer is None:  # a header and no rows: still a valid, empty result
+                empty = predictor.score(pa.table({n: pa.array([], t) for n, t in types.items()}))
+                writer = pa_csv.CSVWriter(sink, empty.schema)
+            writer.close()
+        os.replace(partial, output)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return rows
+
+
+def predict_frame(model_dir, data):
+    """Score a pandas DataFrame or a dict of columns.
+
+    Parameters
+    ----------
+    model_dir : str or Path or Predictor
+        A trained model directory (or a loaded :class:`Predictor`).
+    data : pandas.DataFrame or dict
+        One entry per column. Missing values: ``None``/``NaN`` or one of the
+        manifest's missing-value tokens.
+
+    Returns
+    -------
+    pandas.DataFrame or dict
+        The same output columns as :func:`predict_file`: a DataFrame for a
+        DataFrame input, else a dict of numpy arrays.
+    """
+    predictor = model_dir if isinstance(model_dir, Predictor) else Predictor(model_dir)
+    is_frame = type(data).__name__ == "DataFrame"
+    table = pa.Table.from_pandas(data, preserve_index=False) if is_frame else pa.table(
+        {str(k): v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(v) if not isinstance(v, list) else v)
+         for k, v in data.items()})
+    types = predictor.column_types(table.column_names)
+    na_values = pa.array(predictor.spec["na_values"], pa.string())
+    columns = {}
+    for name, wanted in types.items():
+        column = table[name]
+        if name not in predictor.kinds:  # ids and the label pass through as given
+            columns[name] = column
+            continue
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = pc.if_else(pc.is_in(column, value_set=na_values), pa.scalar(None, column.type), column)
+        try:
+            columns[name] = column.cast(wanted)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise ValueError(f"column {name!r} cannot be read as {wanted} for the model: {error}") from None
+    scored = predictor.score(pa.table(columns))
+    if is_frame:
+        return scored.to_pandas()
+    return {name: scored[name].to_numpy(zero_copy_only=False) for name in scored.column_names}

@@ -1,0 +1,116 @@
+"""Import Keras without TensorFlow's C++ start-up log; keep genuine errors.
+
+TensorFlow 2.21 writes its start-up lines (oneDNN notice, "Could not find
+cuda drivers", CPU feature guard, and ``E0000 ... failed call to cuInit``
+on a machine without a GPU) straight to file descriptor 2, partly before
+absl logging is initialised, so ``TF_CPP_MIN_LOG_LEVEL`` alone does not
+hide them. This module therefore:
+
+1. sets ``TF_CPP_MIN_LOG_LEVEL=2`` (unless the user set it) so that C++
+   INFO and WARNING lines logged *after* start-up are dropped by TensorFlow
+   itself, while ERROR lines still show;
+2. imports Keras (and, with the TensorFlow backend, probes the devices,
+   which is when CUDA prints its ``cuInit`` error) with file descriptor 2
+   redirected to a temporary file;
+3. writes back to ``sys.stderr`` every captured line that is not known
+   start-up noise, so a real error during import stays visible.
+
+Every questlearn module that needs Keras imports it from here
+(``from .quiet import keras``). In a notebook, import this module before
+Keras::
+
+    import questlearn.quiet  # noqa: F401  (first: filters TensorFlow's start-up log)
+    import keras
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Lines TensorFlow/CUDA print while starting that say nothing actionable.
+NOISE = re.compile(
+    r"^("
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \S+ +\d+ \S+:\d+\] .*"  # glog INFO / WARNING lines
+    r"|E\d{4} \S+ +\d+ \S+:\d+\] (failed call to cuInit|Unable to register cu(DNN|FFT|BLAS) factory"
+    r"|computation placer already registered).*"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\."
+    r"|.*rebuild TensorFlow with the appropriate compiler flags\."
+    r")\s*$"
+)
+
+
+def is_noise(line: str) -> bool:
+    """True for a TensorFlow/CUDA start-up log line that carries no error."""
+    return bool(NOISE.match(line))
+
+
+@contextlib.contextmanager
+def filtered_stderr():
+    """Capture file descriptor 2; on exit, re-emit the lines that are not noise.
+
+    Falls back to doing nothing when descriptor 2 cannot be duplicated
+    (e.g. it is closed).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines() if line.strip() and not is_noise(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def import_tensorflow():
+    """Import TensorFlow (raises ImportError when absent) with its start-up log filtered.
+
+    Also for other Keras backends, where only some layers (``StringLookup``)
+    pull TensorFlow in later.
+    """
+    global _tensorflow
+    if _tensorflow is None:
+        with filtered_stderr():
+            import tensorflow as tf
+
+            # Device discovery is when CUDA prints its probe errors; do it now, filtered.
+            with contextlib.suppress(Exception):
+                tf.config.list_physical_devices()
+        _tensorflow = tf
+    return _tensorflow
+
+
+_tensorflow = None
+
+
+def _import_keras():
+    with filtered_stderr():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import_tensorflow()
+    return keras
+
+
+keras = _import_keras()
+
+__all__ = ["keras", "filtered_stderr", "import_tensorflow", "is_noise"]

@@ -1,0 +1,139 @@
+"""The command line: help and defaults, new commands, Ctrl-C, and output free of TensorFlow's log."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import questlearn
+from questlearn.cli import build_parser
+from questlearn.quiet import is_noise
+
+
+TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \S+ +\d+ \S+:\d+\]|absl::InitializeLog|cuInit|rebuild TensorFlow")
+
+
+def cli(*args, env=None, timeout=280):
+    return subprocess.run([sys.executable, "-m", "questlearn", *map(str, args)], capture_output=True, text=True,
+                          env=env or plain_env(), timeout=timeout)
+
+
+def plain_env():
+    """The user's environment: TF_CPP_MIN_LOG_LEVEL is not set for them."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def test_every_option_has_help_and_help_shows_defaults():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"synth", "split", "train", "predict", "evaluate", "plot", "demo"}
+    for name, command in commands.items():
+        text = command.format_help()
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help text"
+            if action.option_strings and action.default is not None:
+                assert "(default:" in text
+        assert text.count("(default:") >= sum(1 for a in command._actions if a.option_strings and a.dest != "help"), name
+    assert "(default: 64,32)" in re.sub(r"\s+", " ", commands["train"].format_help())
+
+
+def test_version():
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"questlearn {questlearn.__version__}"
+
+
+def test_quiet_import_drops_start_up_noise_but_keeps_real_errors():
+    code = (
+        "import os\n"
+        "from questlearn.quiet import filtered_stderr\n"
+        "with filtered_stderr():\n"
+        "    os.write(2, b'I0000 00:00:1795571487.494494   11176 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "    os.write(2, b'E0000 00:00:1795571494.970452   11176 cuda_platform.cc:52] failed call to cuInit: INTERNAL\\n')\n"
+        "    os.write(2, b'E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure\\n')\n"
+        "    os.write(2, b'Traceback: something real\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure",
+                                          "Traceback: something real"]
+    assert is_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
+    assert not is_noise("ValueError: bad input")
+
+
+@pytest.mark.timeout(300)
+def test_demo_writes_no_tensorflow_log_line_to_stderr(tmp_path):
+    result = cli("demo", "--directory", tmp_path, "--rows", 5000, "--epochs", 1, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    noisy = [line for line in result.stderr.splitlines() if TF_LOG_LINE.search(line)]
+    assert not noisy, noisy
+    assert (tmp_path / "model" / "inference.keras").exists()
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
+    from questlearn.synth import write_quest_log
+
+    log = write_quest_log(tmp_path / "big.csv", rows=150_000, seed=2)
+    out = tmp_path / "split"
+    args = [sys.executable, "-m", "questlearn", "split", str(log), str(out), "--block-size", "16384", "--no-progress"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plain_env())
+    deadline = time.monotonic() + 120
+    while not (out / ".split-journal.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, (stdout, stderr)
+    assert stderr == "interrupted; run the same command again to resume\n"
+    assert not (out / "manifest.json").exists()
+    finished = cli(*args[3:])
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "split 150000 rows" in finished.stdout
+
+
+@pytest.mark.timeout(600)
+def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
+    from questlearn.split import split_csv
+    from questlearn.synth import write_quest_log
+
+    log = write_quest_log(tmp_path / "quests.csv", rows=3000, seed=4)
+    split_dir = tmp_path / "split"
+    split_csv(log, split_dir, rows_per_shard=1000, val_fraction=0.25, id_columns=("attempt_id", "player_id"))
+    model = tmp_path / "model"
+    result = cli("train", split_dir, "--model-dir", model, "--epochs", 2, "--hidden", "16,8", "--dropout", 0,
+                 "--learning-rate", 0.01, "--patience", 1, "--fill", "mean", "--class-weight", "balanced",
+                 "--tensorboard", tmp_path / "tb", "--verbose", 0)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not [line for line in result.stderr.splitlines() if TF_LOG_LINE.search(line)], result.stderr
+    import keras
+
+    trained = keras.saving.load_model(model / "model.keras")
+    assert [layer.units for layer in trained.layers if isinstance(layer, keras.layers.Dense)] == [16, 8, 2]
+    assert json.loads((model / "inference.json").read_text())["fill"] == "mean"
+    assert any((tmp_path / "tb").rglob("*tfevents*"))
+
+    predicted = cli("predict", model, log, tmp_path / "scores.csv", "--no-progress")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert "wrote 3000 predictions" in predicted.stdout
+    assert not [line for line in predicted.stderr.splitlines() if TF_LOG_LINE.search(line)], predicted.stderr
+    assert len((tmp_path / "scores.csv").read_text().splitlines()) == 3001
+
+    evaluated = cli("evaluate", model, split_dir, "--no-progress")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads(evaluated.stdout)
+    assert {"loss", "accuracy", "auc", "majority_baseline", "confusion_matrix"} <= set(report)
+
+    missing = cli("predict", model, tmp_path / "nowhere.csv", tmp_path / "x.csv", "--no-progress")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+    plotted = cli("plot", model, "-o", tmp_path / "history.png")
+    assert plotted.returncode == 0, plotted.stderr[-3000:]
+    assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,114 @@
+"""inference.keras: same probabilities as the training model, loads without questlearn."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from questlearn.dataset import QuestSequence
+from questlearn.predict import Predictor, open_input, predict_frame
+
+from helpers import run_env
+from trained import train_small_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_small_model(tmp_path_factory.mktemp("export"))
+
+
+def validate_rows(split_dir):
+    """The validate subset as raw parsed columns (its CSV shard) and as the training loader encodes it."""
+    manifest = json.loads((split_dir / "manifest.json").read_text())
+    (shard,) = manifest["subsets"]["validate"]["shards"]
+    data = QuestSequence(split_dir, "validate", batch_size=None, shuffle=False, fill="mean")
+    x, labels = data[0]
+    return split_dir / shard["files"]["csv"]["name"], x, labels
+
+
+@pytest.mark.timeout(300)
+def test_inference_model_gives_the_training_models_probabilities(trained):
+    _, split_dir, result = trained
+    csv_shard, x, _ = validate_rows(split_dir)
+    predictor = Predictor(result.model_dir)
+    stream = open_input(csv_shard, predictor.spec["na_values"])
+    tables = [block.table for block in stream.blocks(predictor.column_types(stream.names))]
+    raw = np.concatenate([predictor.raw_outputs(t) for t in tables])
+    expected = result.model.predict(x, verbose=0)
+    assert raw.shape == expected.shape and len(raw) > 900
+    assert sum(int(t["stamina"].null_count) for t in tables) > 10  # missing values were filled inside the model
+    np.testing.assert_allclose(raw, expected, atol=1e-5)
+
+
+@pytest.mark.timeout(300)
+def test_unseen_and_missing_categories_are_encoded_as_in_training(trained):
+    log, _, result = trained
+    rows = pd.read_csv(log, nrows=3)
+    unseen, missing = rows.copy(), rows.copy()
+    unseen["quest_type"] = "never-seen-before"
+    missing["quest_type"] = None
+    missing.loc[0, "stamina"] = np.nan
+    unseen.loc[0, "stamina"] = np.nan
+    p_unseen = predict_frame(result.model_dir, unseen)
+    p_missing = predict_frame(result.model_dir, missing)
+    np.testing.assert_allclose(p_unseen[["p_0", "p_1"]].to_numpy(), p_missing[["p_0", "p_1"]].to_numpy(), atol=1e-6)
+    # The training encoding of the same rows: quest_type one-hot all zeros, stamina = training mean.
+    spec = json.loads((result.model_dir / "inference.json").read_text())
+    numeric = [f["name"] for f in spec["features"] if f["kind"] == "numeric"]
+    encoded = np.zeros((3, result.model.input_shape[-1]), np.float32)
+    values = missing[numeric].to_numpy(np.float32)
+    fill = np.asarray([spec["fill_values"][n] for n in numeric], np.float32)
+    encoded[:, :len(numeric)] = np.where(np.isnan(values), fill, values)
+    np.testing.assert_allclose(p_missing[["p_0", "p_1"]].to_numpy(), result.model.predict(encoded, verbose=0), atol=1e-5)
+
+
+@pytest.mark.timeout(300)
+def test_both_models_load_and_predict_where_questlearn_cannot_be_imported(trained, tmp_path):
+    log, split_dir, result = trained
+    _, x, _ = validate_rows(split_dir)
+    rows = pd.read_csv(log, nrows=5)
+    expected_inference = predict_frame(result.model_dir, rows)[["p_0", "p_1"]].to_numpy()
+    np.save(tmp_path / "x.npy", x[:5])
+    code = (
+        "import sys, json\n"
+        "sys.modules['questlearn'] = None  # any import of questlearn now fails\n"
+        "import numpy as np, pandas as pd, keras, tensorflow as tf\n"
+        "model_dir, log, x = sys.argv[1:4]\n"
+        "inference = keras.saving.load_model(model_dir + '/inference.keras')\n"
+        "spec = json.load(open(model_dir + '/inference.json'))\n"
+        "rows = pd.read_csv(log, nrows=5)\n"
+        "inputs = {f['name']: tf.constant(rows[f['name']].to_numpy('float32').reshape(-1, 1)) if f['kind'] == 'numeric'\n"
+        "          else tf.constant(rows[f['name']].fillna('').astype(str).to_numpy(object).reshape(-1, 1)) for f in spec['features']}\n"
+        "trained = keras.saving.load_model(model_dir + '/model.keras')\n"
+        "print('RESULT', json.dumps({'inference': np.asarray(inference.predict(inputs, verbose=0)).tolist(),\n"
+        "                            'trained': trained.predict(np.load(x), verbose=0).tolist(),\n"
+        "                            'metrics': trained.metrics_names}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(result.model_dir), str(log), str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, env=run_env(), timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Skipping variable loading" not in done.stderr, done.stderr[-2000:]
+    got = json.loads(done.stdout.split("RESULT ", 1)[1])
+    np.testing.assert_allclose(got["inference"], expected_inference, atol=1e-5)
+    np.testing.assert_allclose(got["trained"], result.model.predict(x[:5], verbose=0), atol=1e-5)
+
+
+def test_columns_named_like_graph_operations_and_with_slashes(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from questlearn.export import build_inference_model
+
+    spec = {"features": [{"name": "where", "kind": "numeric"}, {"name": "isnan", "kind": "numeric"},
+                         {"name": "get_item", "kind": "categorical"}, {"name": "a/b c", "kind": "categorical"}],
+            "fill_values": {"where": 1.0, "isnan": 2.0}, "categories": {"get_item": ["x", "y"], "a/b c": ["u"]}}
+    inputs = keras.Input((5,))
+    identity = keras.Model(inputs, keras.layers.Identity()(inputs), name="quest_mlp")
+    build_inference_model(identity, spec).save(tmp_path / "m.keras")
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    rows = {"where": tf.constant([[np.nan], [5.0]]), "isnan": tf.constant([[1.0], [np.nan]]),
+            "get_item": tf.constant([["y"], ["unseen"]]), "a/b c": tf.constant([["u"], [""]])}
+    np.testing.assert_array_equal(model.predict(rows, verbose=0), [[1, 1, 0, 1, 1], [5, 2, 0, 0, 0]])

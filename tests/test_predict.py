@@ -1,0 +1,111 @@
+"""predict and evaluate: streaming, order, ids, missing columns, bad rows, agreement with model.evaluate."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from questlearn.csvscan import CsvFormatError
+from questlearn.dataset import QuestSequence
+from questlearn.evaluate import evaluate
+from questlearn.predict import predict_file, predict_frame
+from questlearn.synth import corrupt, write_quest_log
+
+from trained import train_small_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_small_model(tmp_path_factory.mktemp("predict"))
+
+
+@pytest.mark.timeout(300)
+def test_predict_streams_every_row_in_order_with_ids_and_label(trained, tmp_path):
+    _, _, result = trained
+    # The nasty log: BOM, quoted commas/quotes/newlines in an extra (ignored) column, many small blocks.
+    log = write_quest_log(tmp_path / "nasty.csv", rows=2500, seed=9, nasty=True)
+    rows = predict_file(result.model_dir, log, tmp_path / "out.csv", block_size=16 * 1024)
+    source = pd.read_csv(log, encoding="utf-8-sig")
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert rows == len(out) == len(source) == 2500
+    assert list(out.columns) == ["attempt_id", "player_id", "p_0", "p_1", "predicted", "cleared"]
+    assert (out["attempt_id"] == source["attempt_id"]).all() and (out["player_id"] == source["player_id"]).all()
+    assert (out["cleared"] == source["cleared"]).all()
+    np.testing.assert_allclose(out["p_0"] + out["p_1"], 1.0, atol=1e-5)
+    assert (out["predicted"] == out[["p_0", "p_1"]].to_numpy().argmax(axis=1)).all()
+    # The same rows through the DataFrame entry point give the same probabilities.
+    frame = predict_frame(result.model_dir, source)
+    np.testing.assert_allclose(frame[["p_0", "p_1"]].to_numpy(), out[["p_0", "p_1"]].to_numpy(), atol=1e-5)
+    assert (accuracy := (out["predicted"] == out["cleared"]).mean()) > 0.6, accuracy
+
+
+@pytest.mark.timeout(300)
+def test_dict_input_missing_values_tokens_and_unseen_categories(trained):
+    log, _, result = trained
+    rows = pd.read_csv(log, nrows=4)
+    columns = {name: rows[name].tolist() for name in rows.columns if name != "cleared"}
+    columns["quest_type"] = ["fetch", "unheard-of", None, ""]
+    columns["stamina"] = [1.0, None, float("nan"), 50.0]
+    scored = predict_frame(result.model_dir, columns)
+    assert set(scored) == {"attempt_id", "player_id", "p_0", "p_1", "predicted"}
+    assert scored["attempt_id"].tolist() == rows["attempt_id"].tolist()
+    p = np.stack([scored["p_0"], scored["p_1"]], axis=1)
+    assert np.isfinite(p).all()
+    # Rows 1-3: an unseen category, None and the "" token all take the out-of-vocabulary (all-zero) encoding.
+    same = {name: [columns[name][1]] * 3 for name in columns}
+    same["quest_type"] = ["unheard-of", None, ""]
+    q = predict_frame(result.model_dir, same)
+    np.testing.assert_allclose(q["p_1"], q["p_1"][0], atol=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_a_missing_feature_column_is_named(trained, tmp_path):
+    log, _, result = trained
+    pd.read_csv(log, nrows=10).drop(columns=["power"]).to_csv(tmp_path / "no_power.csv", index=False)
+    with pytest.raises(ValueError, match="no column 'power'"):
+        predict_file(result.model_dir, tmp_path / "no_power.csv", tmp_path / "out.csv")
+    with pytest.raises(ValueError, match="no column 'power'"):
+        predict_frame(result.model_dir, pd.read_csv(tmp_path / "no_power.csv"))
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["ragged_row", "not_a_number", "unterminated_quote"])
+def test_malformed_rows_stop_with_file_line_and_byte(trained, tmp_path, kind):
+    log, _, result = trained
+    line, byte = corrupt(log, tmp_path / "bad.csv", kind, row=1700)
+    with pytest.raises(CsvFormatError) as caught:
+        predict_file(result.model_dir, tmp_path / "bad.csv", tmp_path / "out.csv", block_size=8192)
+    assert (caught.value.path, caught.value.line) == (str(tmp_path / "bad.csv"), line)
+    if kind != "not_a_number":  # conversion errors are located at the row's start
+        assert caught.value.byte_offset == byte
+    assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+@pytest.mark.timeout(300)
+def test_evaluate_agrees_with_model_evaluate(trained):
+    _, split_dir, result = trained
+    data = QuestSequence(split_dir, "validate", batch_size=256, shuffle=False, fill="mean")
+    expected = result.model.evaluate(data, verbose=0, return_dict=True)
+    manifest = json.loads((split_dir / "manifest.json").read_text())
+    (shard,) = manifest["subsets"]["validate"]["shards"]
+    for source in (split_dir, split_dir / shard["files"]["csv"]["name"]):
+        report = evaluate(result.model_dir, source, block_size=16 * 1024)
+        assert report["rows"] == manifest["subsets"]["validate"]["rows"]
+        for key in ("loss", "accuracy", "auc"):
+            assert report[key] == pytest.approx(expected[key], abs=1e-4), (source, key)
+        matrix = np.asarray(report["confusion_matrix"])
+        assert matrix.sum() == report["rows"]
+        assert np.trace(matrix) / matrix.sum() == pytest.approx(report["accuracy"], abs=1e-6)
+        counts = [shard["label_counts"].get(c, 0) for c in report["classes"]]
+        assert matrix.sum(axis=1).tolist() == counts
+        assert report["majority_baseline"] == pytest.approx(max(counts) / sum(counts))
+
+
+@pytest.mark.timeout(300)
+def test_evaluate_needs_the_label(trained, tmp_path):
+    log, _, result = trained
+    pd.read_csv(log, nrows=10).drop(columns=["cleared"]).to_csv(tmp_path / "unlabelled.csv", index=False)
+    with pytest.raises(ValueError, match="no label column 'cleared'"):
+        evaluate(result.model_dir, tmp_path / "unlabelled.csv")
