@@ -1,4 +1,4 @@
-"""Command line: ``questlearn synth | split | train | predict | evaluate | plot | demo``.
+"""Command line: ``questlearn synth | inspect | split | train | predict | evaluate | plot | demo``.
 
 Run ``questlearn COMMAND --help`` for the options of each command. Heavy
 imports (Keras and its backend) happen only in the commands that train.

@@ -21,6 +21,7 @@ import numpy as np
 
 from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError
 from .manifest import MANIFEST_NAME
+from .schema import label_strings
 
 
 class _Tally:
@@ -100,13 +101,12 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
 
     from .predict import Predictor, open_input
 
-    source = Path(source)
-    if (source / MANIFEST_NAME).is_file():
-        return _evaluate_split(Path(model_dir), source, batch_size, progress)
+    if isinstance(source, (str, Path)) and (Path(source) / MANIFEST_NAME).is_file():
+        return _evaluate_split(Path(model_dir), Path(source), batch_size, progress)
     predictor = Predictor(model_dir)
     spec = predictor.spec
     label = spec["label"]
-    stream = open_input(source, spec["na_values"], block_size)
+    stream = open_input(source, spec["na_values"], block_size, spec.get("delimiter", ","))
     if label not in stream.names:
         raise ValueError(f"the input {source} has no label column {label!r}, so there is nothing to evaluate against "
                          f"(use `questlearn predict` to score unlabelled rows)")
@@ -116,7 +116,7 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
             labels = _label_values(block, label, spec)
             tally.update(predictor.raw_outputs(block.table), labels)
             bar.update(block.bytes_done - bar.n)
-    return {"source": str(source), **tally.result()}
+    return {"source": str(source) if isinstance(source, (str, Path)) else [str(s) for s in source], **tally.result()}
 
 
 def _label_values(block, label: str, spec: dict) -> np.ndarray:
@@ -132,7 +132,13 @@ def _label_values(block, label: str, spec: dict) -> np.ndarray:
             raise CsvFormatError(*block.locate(0), f"the label column {label!r} holds a value that is not a number: {error}") from None
         codes = values
     else:
-        codes = pc.index_in(column, value_set=pa.array(spec["classes"], pa.string()))
+        if spec.get("label_numeric") and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            try:  # classes that are numbers are compared as numbers, as the split did: "1.0" is class "1"
+                column = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
+            except pa.ArrowInvalid as error:
+                raise CsvFormatError(*block.locate(0), f"the label column {label!r} holds a value that is not a "
+                                     f"number, but the model's classes are numbers: {error}") from None
+        codes = pc.index_in(label_strings(column), value_set=pa.array(spec["classes"], pa.string()))
     bad = np.flatnonzero(codes.is_null().to_numpy(zero_copy_only=False))
     if len(bad):
         value = column[int(bad[0])].as_py()

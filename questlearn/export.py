@@ -66,11 +66,15 @@ def inference_spec(reader) -> dict:
         "label": schema["label"],
         "task": task,
         "classes": list(schema["classes"]),
+        "label_numeric": bool(schema.get("label_numeric", False)),
         "na_values": list(schema.get("na_values", DEFAULT_NA_VALUES)),
         "fill": reader.fill,
         "fill_values": {n: (0.0 if reader.fill == "zero" else float(stats[n]["mean"] or 0.0)) for n in reader.numeric},
         "categories": {n: list(schema["categories"][n]) for n in reader.categorical_features},
-        "label_mean": label_stats.get("mean") if task == "regression" else None,
+        "other_column": {n: reader.vocabulary_width(n) > len(schema["categories"][n]) for n in reader.categorical_features},
+        "delimiter": schema.get("delimiter", ","),
+        "label_mean": (manifest["subsets"]["train"].get("label_stats", label_stats).get("mean")
+                       if task == "regression" else None),  # the training subset's mean: the baseline's prediction
         "column_kinds": kinds,
     }
 
@@ -119,13 +123,21 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         vocabulary = spec["categories"][name]
         if not vocabulary:  # never seen with a value: no training columns either
             continue
-        lookup = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, oov_token=OOV_TOKEN,
-                                           output_mode="one_hot", name=f"questlearn_vocabulary_{len(parts)}")
-        # Index 0 is out-of-vocabulary (unseen or missing): dropped, so all zeros, as in training.
         number = len(parts)
+        other = spec.get("other_column", {}).get(name, False)
+        # Index 0 is out-of-vocabulary. Without an <other> column in training (the usual case) it is dropped:
+        # unseen and missing values are all zeros, as in training. With one (the column outgrew max_categories
+        # in the split), "" (missing) is the mask token, all zeros, and index 0 moves last, where training has it.
+        lookup = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, oov_token=OOV_TOKEN,
+                                           mask_token="" if other else None, output_mode="one_hot",
+                                           name=f"questlearn_vocabulary_{number}")
         one_hot = keras.layers.Reshape((len(vocabulary) + 1, 1), name=f"questlearn_columns_{number}")(lookup(inputs[name]))
-        one_hot = keras.layers.Cropping1D((1, 0), name=f"questlearn_drop_oov_{number}")(one_hot)
-        parts.append(keras.layers.Reshape((len(vocabulary),), name=f"questlearn_one_hot_{number}")(one_hot))
+        known = keras.layers.Cropping1D((1, 0), name=f"questlearn_drop_oov_{number}")(one_hot)
+        if other:
+            unseen = keras.layers.Cropping1D((0, len(vocabulary)), name=f"questlearn_other_{number}")(one_hot)
+            known = keras.layers.Concatenate(axis=1, name=f"questlearn_other_last_{number}")([known, unseen])
+        width = len(vocabulary) + (1 if other else 0)
+        parts.append(keras.layers.Reshape((width,), name=f"questlearn_one_hot_{number}")(known))
     if not parts:
         raise ValueError("the model has no feature columns to take as inputs")
     encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="questlearn_encoded_features")(parts)

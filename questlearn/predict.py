@@ -13,7 +13,6 @@ source becomes a stream of parsed pyarrow tables.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ import pyarrow.csv as pa_csv
 
 from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner
 from .export import INFERENCE_MODEL, INFERENCE_SPEC
+from .reading import first_row_holding, parse_records, reported_value
+from .sources import resolve_sources
 
 CHUNK_ROWS = 8192  # rows per model call
 
@@ -49,21 +50,25 @@ class InputStream:
     blocks: Callable[[dict], Iterator[InputBlock]]  # column types -> parsed blocks
 
 
-def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE) -> InputStream:
+def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimiter: str = ",") -> InputStream:
     """Open a source as a stream of parsed pyarrow tables.
 
-    Today a single plain CSV file, scanned strictly by
-    :class:`~questlearn.csvscan.CsvScanner` (malformed input stops with
-    file, line and byte).
+    Every source kind ``split`` accepts (:func:`questlearn.sources.resolve_sources`):
+    CSV files plain or compressed, scanned strictly by
+    :class:`~questlearn.csvscan.CsvScanner` (malformed input stops with file,
+    line and byte), several files or a directory (every header must equal the
+    first's), or Parquet files read by batch.
 
     Parameters
     ----------
-    source : str or Path
-        The input file.
+    source : str, Path or list
+        The input.
     na_values : list of str
         Tokens read as missing (the manifest's ``schema.na_values``).
     block_size : int
         Bytes per block; memory is a small multiple of this.
+    delimiter : str
+        The CSV field delimiter the model's split used.
 
     Returns
     -------
@@ -71,52 +76,80 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE) -> Input
         ``blocks(column_types)`` yields :class:`InputBlock` objects holding
         only the requested columns, parsed as the given pyarrow types.
     """
-    path = Path(source)
-    if not path.is_file():
-        raise ValueError(f"input {path} does not exist or is not a file")
-    scanner = CsvScanner(path, block_size=block_size)
-    names = scanner.header.names
-
-    def parse(block, types):
-        return pa_csv.read_csv(
-            io.BytesIO(block.data),
-            read_options=pa_csv.ReadOptions(column_names=names, block_size=max(len(block.data) + 1, 1 << 20)),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=list(types), null_values=list(na_values),
-                                                  strings_can_be_null=True, quoted_strings_can_be_null=True),
-        )
+    files = resolve_sources(source)
+    total = sum(f.bytes for f in files)
+    if files[0].format == "parquet":
+        return _parquet_input(files, total)
+    scanners = [CsvScanner(f, block_size=block_size, delimiter=delimiter) for f in files]
+    names = scanners[0].header.names
+    for scanner in scanners[1:]:
+        if scanner.header.names != names:
+            raise CsvFormatError(scanner.path, 1, 0, f"the header differs from {scanners[0].path}'s (expected {names}, "
+                                 f"found {scanner.header.names}); every file of an input must have the same columns")
 
     def blocks(types: dict) -> Iterator[InputBlock]:
-        for block in scanner.blocks():
-            if not len(block):
-                continue
+        done = 0
+        for source_file, scanner in zip(files, scanners):
+            for block in scanner.blocks():
+                if not len(block):
+                    continue
 
-            def locate(row, block=block):
-                return (str(path), *block.locate(row))
+                def locate(row, block=block, shown=scanner.path):
+                    return (shown, *block.locate(row))
 
-            try:
-                table = parse(block, types)
-            except pa.ArrowInvalid as error:
-                raise _conversion_error(parse(block, {n: pa.string() for n in types}), types, locate) from error
-            yield InputBlock(table, locate, block.offset + len(block.data))
+                try:
+                    table = parse_records(block.data, names, delimiter=delimiter, types=types, include=list(types),
+                                          null_values=na_values)
+                except pa.ArrowInvalid as error:
+                    strings = parse_records(block.data, names, delimiter=delimiter, include=list(types),
+                                            types={n: pa.string() for n in types}, null_values=na_values)
+                    raise _conversion_error(strings, types, locate, reported_value(error)) from error
+                yield InputBlock(table, locate, done + block.raw_position)
+            done += source_file.bytes
 
-    return InputStream(names=names, total_bytes=path.stat().st_size, blocks=blocks)
+    return InputStream(names=names, total_bytes=total, blocks=blocks)
 
 
-def _conversion_error(table: pa.Table, types: dict, locate) -> CsvFormatError:
-    """The first value that is not a number in a numeric column, located."""
-    for name, kind in types.items():
-        if kind != pa.float64():
-            continue
-        for row, value in enumerate(table[name].to_pylist()):
-            if value is None:
-                continue
-            try:
-                float(value)
-            except ValueError:
-                return CsvFormatError(*locate(row), f"column {name!r} holds {value!r}, which is not a number, "
-                                                    "but the model was trained on it as a numeric column")
-    return CsvFormatError(*locate(0), "pyarrow could not convert this block to the model's column types")
+def _parquet_input(files, total: int) -> InputStream:
+    import pyarrow.parquet as pq
+
+    schema = pq.ParquetFile(files[0].path).schema_arrow
+    for other in files[1:]:
+        if not pq.ParquetFile(other.path).schema_arrow.equals(schema):
+            raise ValueError(f"{other.shown}: its Parquet schema differs from {files[0].shown}'s")
+
+    def blocks(types: dict) -> Iterator[InputBlock]:
+        done = 0
+        for source_file in files:
+            parquet, first = pq.ParquetFile(source_file.path), 0
+            rows = max(parquet.metadata.num_rows, 1)
+            for batch in parquet.iter_batches(batch_size=65_536, columns=list(types)):
+                try:
+                    table = pa.table({n: batch.column(n).cast(t) for n, t in types.items()})
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                    raise ValueError(f"{source_file.shown}: rows {first + 1}-{first + batch.num_rows}: cannot read "
+                                     f"them as the model's column types: {error}") from None
+
+                def locate(row, shown=source_file.shown, first=first):
+                    return (shown, first + row + 1, 0)
+
+                first += batch.num_rows
+                yield InputBlock(table, locate, done + source_file.bytes * first // rows)
+            done += source_file.bytes
+
+    return InputStream(names=list(schema.names), total_bytes=total, blocks=blocks)
+
+
+def _conversion_error(strings: pa.Table, types: dict, locate, value) -> CsvFormatError:
+    """Where the value pyarrow could not convert is, with what it means."""
+    numeric = [n for n, t in types.items() if t == pa.float64()]
+    found = first_row_holding(strings, numeric, value)
+    if found is None:
+        return CsvFormatError(*locate(0), "pyarrow could not convert this block to the model's column types")
+    name, row = found
+    return CsvFormatError(*locate(row), f"column {name!r} holds {value!r}, which is not a number, but the model was "
+                                        "trained on it as a numeric column (a missing-value token the split did not "
+                                        "know? the model's tokens are in inference.json)")
 
 
 class Predictor:
@@ -227,7 +260,7 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     from tqdm import tqdm
 
     predictor = Predictor(model_dir)
-    stream = open_input(source, predictor.spec["na_values"], block_size)
+    stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","))
     types = predictor.column_types(stream.names)
     output = Path(output)
     if not output.parent.is_dir():

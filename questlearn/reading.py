@@ -95,6 +95,28 @@ class Chunk:
         return [sink.getvalue()]
 
 
+def reported_value(error: Exception):
+    """The value pyarrow named in a conversion error (``invalid value 'x'``), or None."""
+    message, marker = str(error), "invalid value '"
+    if marker not in message:
+        return None
+    start = message.index(marker) + len(marker)
+    return message[start: message.rindex("'")]
+
+
+def first_row_holding(strings: pa.Table, columns, value):
+    """``(column, row)`` of the first cell equal to ``value`` among ``columns`` (parsed as strings), or None."""
+    import pyarrow.compute as pc
+
+    if value is None:
+        return None
+    for name in columns:
+        hits = pc.equal(strings[name], value).fill_null(False)
+        if pc.any(hits).as_py():
+            return name, pc.index(hits, True).as_py()
+    return None
+
+
 def _gather_records(memory: memoryview, starts: np.ndarray, stops: np.ndarray) -> list:
     """Raw bytes of the given records, merging runs of adjacent records."""
     if not len(starts):

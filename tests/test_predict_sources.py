@@ -1,0 +1,113 @@
+"""predict and evaluate read every source kind split reads; out-of-vocabulary columns and regression models."""
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+from questlearn.dataset import QuestSequence
+from questlearn.evaluate import evaluate
+from questlearn.predict import predict_file, predict_frame
+from questlearn.split import split_csv
+from questlearn.synth import write_quest_log
+from questlearn.train import train
+
+from trained import train_small_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train_small_model(tmp_path_factory.mktemp("predict_sources"))
+
+
+@pytest.fixture(scope="module")
+def new_rows(tmp_path_factory):
+    """3,000 unseen rows as a plain CSV, a gzip copy, three part files, and Parquet."""
+    root = tmp_path_factory.mktemp("new_rows")
+    plain = write_quest_log(root / "new.csv", rows=3000, seed=31)
+    packed = root / "new.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    lines = plain.read_bytes().splitlines(keepends=True)
+    parts = root / "parts"
+    parts.mkdir()
+    for index, start in enumerate(range(1, len(lines), 1000)):
+        (parts / f"part-{index:05d}.csv").write_bytes(lines[0] + b"".join(lines[start:start + 1000]))
+    (parts / "_SUCCESS").write_bytes(b"")
+    parquet = root / "new.parquet"
+    pq.write_table(pa_csv.read_csv(plain), parquet, row_group_size=700)
+    return {"plain": plain, "gzip": packed, "parts": parts, "parquet": parquet}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["gzip", "parts", "parquet"])
+def test_predict_keeps_rows_and_order_for_every_source_kind(trained, new_rows, tmp_path, kind):
+    _, _, result = trained
+    expected_rows = predict_file(result.model_dir, new_rows["plain"], tmp_path / "plain.csv")
+    rows = predict_file(result.model_dir, new_rows[kind], tmp_path / f"{kind}.csv", block_size=64 * 1024)
+    expected, got = pd.read_csv(tmp_path / "plain.csv"), pd.read_csv(tmp_path / f"{kind}.csv")
+    assert rows == expected_rows == 3000
+    assert (got["attempt_id"] == expected["attempt_id"]).all() and (got["player_id"] == expected["player_id"]).all()
+    np.testing.assert_allclose(got[["p_0", "p_1"]].to_numpy(), expected[["p_0", "p_1"]].to_numpy(), atol=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_evaluate_agrees_across_source_kinds(trained, new_rows):
+    _, _, result = trained
+    reference = evaluate(result.model_dir, new_rows["plain"])
+    for kind in ("gzip", "parts", "parquet"):
+        report = evaluate(result.model_dir, new_rows[kind])
+        assert report["rows"] == 3000 and report["confusion_matrix"] == reference["confusion_matrix"], kind
+        assert report["accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_a_column_with_an_other_category_is_encoded_as_in_training(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = 3000
+    guild = [f"g{i % 5}" for i in range(rows)]
+    guild[2500:] = [f"late{i}" for i in range(2500, rows)]  # past max_categories: one <other> column
+    frame = pd.DataFrame({"guild": guild, "level": rng.integers(1, 60, rows).astype(float),
+                          "cleared": rng.integers(0, 2, rows)})
+    frame.loc[::37, "guild"] = None  # missing: all zeros, not <other>
+    source = tmp_path / "guilds.csv"
+    frame.to_csv(source, index=False)
+    split_csv(source, tmp_path / "split", categorical_columns=["guild"], max_categories=10, rows_per_shard=rows,
+              val_fraction=0.3, verbose=False)
+    result = train(tmp_path / "split", tmp_path / "model", epochs=1, batch_size=256, workers=1, verbose=0)
+    validate = QuestSequence(tmp_path / "split", "validate", batch_size=None, shuffle=False)
+    assert validate.feature_names[-1] == "guild=<other>"
+    x, _ = validate[0]
+    manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    shard = tmp_path / "split" / manifest["subsets"]["validate"]["shards"][0]["files"]["csv"]["name"]
+    raw = pd.read_csv(shard, keep_default_na=False, na_values=[""])
+    scored = predict_frame(result.model_dir, raw)
+    np.testing.assert_allclose(scored[["p_0", "p_1"]].to_numpy(), result.model.predict(x, verbose=0), atol=1e-5)
+    assert (x[:, -1] == 1).sum() > 0 and (x[raw["guild"].isna().to_numpy(), -11:] == 0).all()
+
+
+@pytest.mark.timeout(600)
+def test_a_regression_model_predicts_and_evaluates_like_keras(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    source = tmp_path / "diabetes.csv"
+    frame.to_csv(source, index=False)
+    split_csv(source, tmp_path / "split", label="target", task="regression", rows_per_shard=500, verbose=False)
+    result = train(tmp_path / "split", tmp_path / "model", epochs=3, batch_size=32, workers=1, verbose=0)
+    validate = QuestSequence(tmp_path / "split", "validate", batch_size=None, shuffle=False)
+    x, y = validate[0]
+    expected = result.model.predict(x, verbose=0)[:, 0]
+    manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    rows = pd.read_csv(tmp_path / "split" / manifest["subsets"]["validate"]["shards"][0]["files"]["csv"]["name"])
+    scored = predict_frame(result.model_dir, rows)
+    np.testing.assert_allclose(scored["predicted"].to_numpy(), expected, rtol=1e-4, atol=1e-3)
+    report = evaluate(result.model_dir, tmp_path / "split")
+    loss, mae, rmse = result.model.evaluate(x, y, verbose=0)
+    assert report["mae"] == pytest.approx(mae, rel=1e-4) and report["rmse"] == pytest.approx(rmse, rel=1e-4)
+    from_file = evaluate(result.model_dir, tmp_path / "split" / manifest["subsets"]["validate"]["shards"][0]["files"]["csv"]["name"])
+    assert from_file["mae"] == pytest.approx(mae, rel=1e-4)
+    assert from_file["baseline"]["rmse"] > 0
