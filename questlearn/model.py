@@ -38,8 +38,22 @@ class SparseAUC(keras.metrics.AUC):
         return config
 
 
+@keras.saving.register_keras_serializable(package="questlearn")
+class RowsSeen(keras.metrics.Sum):
+    """Rows that went through the model: the sum of sample weights (rows with
+    weight 0, such as the padding of equal shards, do not count). Under a
+    data-parallel distribution the batch is global, so this is the global count."""
+
+    def __init__(self, name: str = "rows_seen", dtype="int32", **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)  # int32: exact to 2**31 rows; float32 would round past 2**24
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        ones = keras.ops.ones((keras.ops.shape(y_pred)[0],), dtype=self.dtype)
+        return super().update_state(ones if sample_weight is None else keras.ops.cast(sample_weight, self.dtype))
+
+
 def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: float = 0.1,
-                learning_rate: float = 1e-3) -> keras.Model:
+                learning_rate: float = 1e-3, extra_metrics=()) -> keras.Model:
     """Build and compile the MLP.
 
     Parameters
@@ -54,11 +68,14 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
         Dropout after each hidden layer.
     learning_rate : float
         Adam learning rate.
+    extra_metrics : sequence of keras.metrics.Metric
+        Compiled after the standard ones (e.g. :class:`RowsSeen`).
 
     Returns
     -------
     keras.Model
-        Compiled with sparse categorical cross-entropy, ``accuracy`` and ``auc``.
+        Compiled with sparse categorical cross-entropy; ``accuracy`` and ``auc`` as weighted metrics
+        (rows of sample weight 0 count in none).
     """
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, the manifest has {num_classes}")
@@ -75,6 +92,7 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes)],
+        # weighted: rows with sample weight 0 (padding of equal shards) count in no metric; the same without weights
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes), *extra_metrics],
     )
     return model
