@@ -186,7 +186,9 @@ def agree(fingerprint: dict, index: int, count: int, *, timeout: float = AGREE_T
     differing = sorted({key for p in prints.values() for key in set(p) | set(fingerprint) if p.get(key) != fingerprint.get(key)})
     if differing:
         lines = "; ".join(f"{key}: " + ", ".join(f"process {i}={prints[i].get(key)!r}" for i in range(count)) for key in differing)
-        raise ValueError(f"the {count} processes of this job disagree, so none of them trains: {lines}")
+        hint = (" A multi-process run does not resume from process 0's backup (the others keep none):"
+                " remove its backup/ directory to start over." if "resuming from a backup" in differing else "")
+        raise ValueError(f"the {count} processes of this job disagree, so none of them trains: {lines}.{hint}")
 
 
 def _make_report_class():
