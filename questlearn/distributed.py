@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -256,6 +257,7 @@ def launch_local(child_argv, num_processes: int, *, timeout: float | None = None
                                    "--coordinator", coordinator], env=env)
                  for index in range(int(num_processes))]
     started, failed_at, status = time.monotonic(), None, 0
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the children on `kill` too
     try:
         while any(p.poll() is None for p in processes):
             codes = [p.poll() for p in processes]
@@ -268,6 +270,7 @@ def launch_local(child_argv, num_processes: int, *, timeout: float | None = None
                 break
             time.sleep(0.2)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for p in processes:
             if p.poll() is None:
                 p.terminate()
@@ -278,6 +281,10 @@ def launch_local(child_argv, num_processes: int, *, timeout: float | None = None
                 p.kill()
                 p.wait()
     return status or next((p.returncode for p in processes if p.returncode), 0)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def train_from_cli(args, options):
