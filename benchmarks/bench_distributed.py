@@ -24,7 +24,8 @@ MLP's gradients (a few thousand floats) is cheap next to a step, so rows/s
 should grow close to linearly with processes as long as the input pipeline of
 each process keeps up (see bench_fit.py's input-wait fraction).
 
-Usage: python benchmarks/bench_distributed.py [--megabytes 10] [--epochs 3] [--rounds 3] [--batch-size 1024]
+Usage: python benchmarks/bench_distributed.py [--megabytes 10] [--epochs 6] [--rounds 3] [--batch-size 1024]
+(results/distributed.json; another batch size writes results/distributed_batchN.json)
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def run(kind: str, split: Path, model_dir: Path, epochs: int, batch_size: int) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=10)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1024)
     args = parser.parse_args()
@@ -100,7 +101,7 @@ def main() -> int:
     payload = {"parameters": vars(args), "train_rows": train_rows, "summary": summary,
                "speedup_2_vs_1_process": round(ratio, 3), "one_process_vs_plain": round(overhead, 3),
                "every_row_once_per_epoch": counted, "runs": runs}
-    path = save("distributed", payload)
+    path = save("distributed" if args.batch_size == 1024 else f"distributed_batch{args.batch_size}", payload)
     print(json.dumps({k: payload[k] for k in ("train_rows", "summary", "speedup_2_vs_1_process", "one_process_vs_plain",
                                                "every_row_once_per_epoch")}, indent=1))
     print(f"wrote {path}")

@@ -135,13 +135,13 @@ def shard_for_process(train_data, validation_data, index: int, count: int, *, re
     train_shard, validation_shard = train_data.shard(index, count), validation_data.shard(index, count)
     fingerprint = configuration_fingerprint(train_shard, validation_shard, resuming=resuming, seed=seed)
     agree(fingerprint, index, count, timeout=agree_timeout)
-    first, stop = train_shard.equal_shards.rows(index)
+    layout = train_shard.equal_shards
+    rows_per_process = [stop - first for first, stop in map(layout.rows, range(count))]
     extras = {
         "metrics": [RowsSeen()],
-        "callbacks": [ProcessRowsReport(index, count, stop - first)],
-        "record": {"processes": count, "train_rows_per_process": [train_shard.equal_shards.rows(i)[1] - train_shard.equal_shards.rows(i)[0] for i in range(count)],
-                   "padding_rows_per_epoch": train_shard.equal_shards.padding_rows,
-                   "batches_per_process": len(train_shard)},
+        "callbacks": [ProcessRowsReport(index, count, rows_per_process[index])],
+        "record": {"processes": count, "train_rows_per_process": rows_per_process,
+                   "padding_rows_per_epoch": layout.padding_rows, "batches_per_process": layout.batches},
     }
     return train_shard, validation_shard, extras
 
