@@ -100,7 +100,12 @@ class BatchPlan:
             shard = int(self.order[index])
             return [(shard, self.rows_in_shard(shard))]
         first = index * self.batch_size
-        last = min(first + self.batch_size, self.total_rows)
+        return self.segments_between(first, min(first + self.batch_size, self.total_rows))
+
+    def segments_between(self, first: int, last: int) -> list[tuple[int, np.ndarray]]:
+        """``[(shard, row positions), ...]`` of positions ``first:last`` of the epoch's row order."""
+        if not 0 <= first <= last <= self.total_rows:
+            raise IndexError(f"rows {first}:{last} are out of range for {self.total_rows} rows")
         result = []
         position = int(np.searchsorted(self.ends, first, side="right"))
         while first < last:
@@ -111,6 +116,58 @@ class BatchPlan:
             first = stop
             position += 1
         return result
+
+
+class EqualShards:
+    """Split an epoch's rows into ``count`` ranges with equal batches, for data-parallel training.
+
+    Synchronous data parallelism needs every process to run the same number
+    of steps on batches of the same shape: a process with one batch more
+    waits forever in the gradient all-reduce, and a ragged batch of a
+    different size makes processes disagree about the global batch. So rows,
+    not batches, are split: process ``index`` gets a contiguous range of the
+    epoch's (seeded, shuffled) row order, the first ``total % count``
+    processes one row more than the others. Those others pad their last
+    batch with one copy of a row of their own range, given sample weight 0,
+    so every process serves ``batches`` batches of identical shapes:
+    ``batch_size`` rows each, the last one ``last_batch_rows``. Every row is
+    still used exactly once per epoch across processes (padding rows carry
+    no weight); at most ``count - 1`` padding rows are added per epoch.
+
+    Parameters
+    ----------
+    total_rows, batch_size, count : int
+        Rows in the epoch, rows per batch, number of processes.
+    """
+
+    def __init__(self, total_rows: int, batch_size: int, count: int):
+        self.total_rows, self.batch_size, self.count = int(total_rows), int(batch_size), int(count)
+        if self.count < 1 or self.batch_size < 1:
+            raise ValueError(f"count and batch_size must be at least 1, got {count} and {batch_size}")
+        if self.total_rows < self.count:
+            raise ValueError(f"cannot split {total_rows} rows among {count} processes: each needs at least one row")
+        self.rows_per_process = -(-self.total_rows // self.count)
+        self.padding_rows = self.rows_per_process * self.count - self.total_rows
+        self.batches = -(-self.rows_per_process // self.batch_size)
+        self.last_batch_rows = self.rows_per_process - (self.batches - 1) * self.batch_size
+
+    def rows(self, index: int) -> tuple[int, int]:
+        """``(first, stop)``: the positions of the epoch's row order that process ``index`` owns."""
+        if not 0 <= int(index) < self.count:
+            raise ValueError(f"need 0 <= index < count, got index={index}, count={self.count}")
+        full = self.count - self.padding_rows  # processes with rows_per_process rows; the rest have one fewer
+        first = int(index) * (self.rows_per_process - 1) + min(int(index), full)
+        return first, first + self.rows_per_process - (0 if index < full else 1)
+
+    def batch(self, index: int, batch: int) -> tuple[int, int, int]:
+        """``(first, stop, padding)``: positions of batch ``batch`` of process ``index``, and padding rows to add."""
+        if not 0 <= int(batch) < self.batches:
+            raise IndexError(f"batch index {batch} is out of range: each process has {self.batches} batches")
+        own_first, own_stop = self.rows(index)
+        first = min(own_first + batch * self.batch_size, own_stop)
+        stop = min(first + self.batch_size, own_stop)
+        shape = self.batch_size if batch < self.batches - 1 else self.last_batch_rows
+        return first, stop, shape - (stop - first)
 
 
 class ShardReader:

@@ -55,23 +55,33 @@ def _split(args) -> None:
 
 
 def _train(args) -> None:
-    from .train import train
+    options = dict(epochs=args.epochs, batch_size=args.batch_size, workers=args.workers,
+                   use_multiprocessing=args.processes, source=args.source, seed=args.seed, verbose=args.verbose,
+                   hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
+                   fill=args.fill, class_weight=args.class_weight)
+    if args.local_processes or args.num_processes or args.ray is not None:  # several processes: questlearn.distributed
+        from .distributed import train_from_cli
 
-    callbacks = []
-    if args.tensorboard is not None:
-        import importlib.util
+        result = train_from_cli(args, options)
+        if result is None:
+            return
+    else:
+        from .train import train
 
-        if importlib.util.find_spec("tensorboard") is None:
-            raise ValueError("--tensorboard needs the tensorboard package: pip install 'questlearn[tensorboard]'")
-        from .quiet import keras
-
-        callbacks.append(keras.callbacks.TensorBoard(str(args.tensorboard)))
-    result = train(args.split_dir, args.model_dir, epochs=args.epochs, batch_size=args.batch_size,
-                   workers=args.workers, use_multiprocessing=args.processes, source=args.source,
-                   seed=args.seed, verbose=args.verbose, hidden=args.hidden, dropout=args.dropout,
-                   learning_rate=args.learning_rate, patience=args.patience, fill=args.fill,
-                   class_weight=args.class_weight, extra_callbacks=callbacks)
+        result = train(args.split_dir, args.model_dir, extra_callbacks=_tensorboard(args), **options)
     print(json.dumps(result.summary(), indent=1))
+
+
+def _tensorboard(args) -> list:
+    if args.tensorboard is None:
+        return []
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("--tensorboard needs the tensorboard package: pip install 'questlearn[tensorboard]'")
+    from .quiet import keras
+
+    return [keras.callbacks.TensorBoard(str(args.tensorboard))]
 
 
 def _predict(args) -> None:
@@ -213,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weigh classes inversely to their frequency")
     train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR", help="write TensorBoard logs to DIR")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 a line per epoch")
+    scale = train.add_argument_group("several processes (JAX backend; see README 'Scaling out')")
+    scale.add_argument("--num-processes", type=int, help="processes in the data-parallel job (one per host or GPU)")
+    scale.add_argument("--process-id", type=int, help="this process's number, 0 .. N-1 (0 writes the files)")
+    scale.add_argument("--coordinator", help="HOST:PORT where process 0 serves the job's coordinator")
+    scale.add_argument("--startup-timeout", type=int, default=300, help="seconds to wait for all processes to join")
+    scale.add_argument("--local-processes", type=int, help="start this many processes here, coordinator on 127.0.0.1")
+    scale.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run under Ray Train: a local Ray on 127.0.0.1, or the cluster at ADDRESS")
+    scale.add_argument("--ray-workers", type=int, default=2, help="Ray Train workers (one process each)")
     train.set_defaults(run=_train)
 
     predict = command("predict", "score the rows of a CSV with a trained model (streams any size)")
@@ -246,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --local-processes starts children with these
     try:
         code = args.run(args)
     except ValueError as error:  # CsvFormatError included: a clear message, no traceback

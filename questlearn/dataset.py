@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .quiet import keras
 
-from .batches import BatchPlan, ShardReader
+from .batches import BatchPlan, EqualShards, ShardReader
 from .manifest import load_manifest
 from .supervision import BatchLoadError, note_batch_failed, note_batch_finished, note_batch_started, watch_worker_pools
 
@@ -86,15 +88,21 @@ class QuestSequence(keras.utils.PyDataset):
 
     # -- Keras contract --------------------------------------------------
     def __len__(self) -> int:
-        total = len(self.plan)
-        return len(range(self.shard_index, total, self.shard_count))
+        if self.shard_count > 1:
+            return self.equal_shards.batches
+        return len(self.plan)
 
     def __getitem__(self, index: int):
         index = int(index)
         if not 0 <= index < len(self):
             raise IndexError(f"batch index {index} is out of range: this QuestSequence has {len(self)} batches")
-        batch = self.shard_index + index * self.shard_count
-        segments = self.plan.segments(batch)
+        if self.shard_count > 1:  # an equal shard: pad to the common shape with weight-0 copies of its first row
+            first, stop, padding = self.equal_shards.batch(self.shard_index, index)
+            own_first = self.equal_shards.rows(self.shard_index)[0]
+            segments = self.plan.segments_between(first, stop) + self.plan.segments_between(own_first, own_first + 1) * padding
+            batch = f"{index} of process {self.shard_index}'s equal shard (rows {first}:{stop} of {self.plan.total_rows})"
+        else:
+            batch, segments = index, self.plan.segments(index)
         in_worker = os.getpid() != self._owner_pid
         if in_worker:
             note_batch_started(self._owner_pid, self._describe(batch, segments))
@@ -107,6 +115,10 @@ class QuestSequence(keras.utils.PyDataset):
             raise BatchLoadError(message) from None
         if in_worker:
             note_batch_finished(self._owner_pid)
+        if self.shard_count > 1:
+            weights = np.ones(len(batch_data[1]), np.float32)
+            weights[stop - first:] = 0.0
+            return (*batch_data, weights)
         return batch_data
 
     def on_epoch_end(self):
@@ -128,17 +140,27 @@ class QuestSequence(keras.utils.PyDataset):
         self._plan = None
 
     def shard(self, index: int, count: int) -> "QuestSequence":
-        """A copy that yields only batches ``index, index + count, ...``.
+        """The part of each epoch that process ``index`` of ``count`` trains on.
 
-        For multi-worker training: the ``count`` copies see disjoint sets of
-        batches that together cover the epoch.
+        For data-parallel training. Rows, not batches, are split (see
+        :class:`questlearn.batches.EqualShards`): every one of the ``count``
+        copies has the same number of batches, of the same shapes, in every
+        epoch, and together they use each row of the epoch's seeded order
+        exactly once. A sharded copy (``count > 1``) yields
+        ``(x, y, sample_weight)``; the at most ``count - 1`` padding rows per
+        epoch that equalise the shapes have weight 0.
         """
         if not 0 <= int(index) < int(count):
             raise ValueError(f"need 0 <= index < count, got index={index}, count={count}")
+        if self.shard_count > 1:
+            raise ValueError(f"this QuestSequence is already shard {self.shard_index} of {self.shard_count}; shard the unsharded one")
+        if self.batch_size is None and int(count) > 1:
+            raise ValueError("shard() needs a batch_size: one batch per shard gives processes batches of different sizes")
         clone = QuestSequence.__new__(QuestSequence)
         clone.__dict__.update(self.__dict__)
-        clone.shard_index, clone.shard_count = self.shard_index + int(index) * self.shard_count, self.shard_count * int(count)
+        clone.shard_index, clone.shard_count = int(index), int(count)
         clone._plan = None
+        clone.equal_shards = EqualShards(self.plan.total_rows, self.batch_size, int(count))  # raises if too few rows
         return clone
 
     @property

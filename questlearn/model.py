@@ -38,9 +38,23 @@ class SparseAUC(keras.metrics.AUC):
         return config
 
 
+@keras.saving.register_keras_serializable(package="questlearn")
+class RowsSeen(keras.metrics.Sum):
+    """Rows that went through the model: the sum of sample weights (rows with
+    weight 0, such as the padding of equal shards, do not count). Under a
+    data-parallel distribution the batch is global, so this is the global count."""
+
+    def __init__(self, name: str = "rows_seen", dtype="int32", **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)  # int32: exact to 2**31 rows; float32 would round past 2**24
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        ones = keras.ops.ones((keras.ops.shape(y_pred)[0],), dtype=self.dtype)
+        return super().update_state(ones if sample_weight is None else keras.ops.cast(sample_weight, self.dtype))
+
+
 def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: float = 0.1,
                 learning_rate: float = 1e-3, task: str = "classification", target_mean: float = 0.0,
-                target_std: float = 1.0) -> keras.Model:
+                target_std: float = 1.0, extra_metrics=()) -> keras.Model:
     """Build and compile the MLP.
 
     Parameters
@@ -62,16 +76,19 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
         Regression: the training target's moments (from the manifest). The
         network predicts a standardised value that a ``Rescaling`` layer
         turns back into the target's units, so training starts at the mean.
+    extra_metrics : sequence of keras.metrics.Metric
+        Compiled after the standard ones (e.g. :class:`RowsSeen`).
 
     Returns
     -------
     keras.Model
         Classification: compiled with sparse categorical cross-entropy,
         ``accuracy`` and ``auc``. Regression: mean squared error, ``mae``
-        and ``rmse``.
+        and ``rmse``. Metrics are weighted: rows of sample weight 0 (the
+        padding of equal shards) count in none.
     """
     if task == "regression":
-        return _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std)
+        return _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std, extra_metrics)
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, the manifest has {num_classes}")
     inputs, x = _hidden_layers(mean, variance, hidden, dropout)
@@ -80,7 +97,8 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes)],
+        # weighted: rows with sample weight 0 (padding of equal shards) count in no metric; the same without weights
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes), *extra_metrics],
     )
     return model
 
@@ -97,7 +115,8 @@ def _hidden_layers(mean, variance, hidden, dropout):
     return inputs, x
 
 
-def _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std) -> keras.Model:
+def _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std,
+                     extra_metrics=()) -> keras.Model:
     inputs, x = _hidden_layers(mean, variance, hidden, dropout)
     standardised = keras.layers.Dense(1, name="standardised_target")(x)
     scale = float(target_std) if target_std and target_std > 0 else 1.0
@@ -106,6 +125,7 @@ def _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.MeanSquaredError(),
-        metrics=[keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")],
+        weighted_metrics=[keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse"),
+                          *extra_metrics],
     )
     return model

@@ -122,7 +122,8 @@ def read_history_csv(path) -> dict:
 def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
           hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
-          fill: str = "zero", class_weight=None, verbose: int = 1, extra_callbacks=()) -> TrainingResult:
+          fill: str = "zero", class_weight=None, verbose: int = 1, extra_callbacks=(),
+          process: tuple[int, int] | None = None) -> TrainingResult:
     """Train :func:`~questlearn.model.build_model` on ``split_dir``.
 
     Parameters
@@ -152,6 +153,10 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
     extra_callbacks : sequence of keras.callbacks.Callback
         Appended to the standard callbacks.
+    process : (int, int), optional
+        ``(index, count)``: run as process ``index`` of a ``count``-process
+        data-parallel job set up by :mod:`questlearn.distributed` (use its
+        ``train_process``, which also keeps files to process 0).
 
     Returns
     -------
@@ -171,20 +176,30 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
                    use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
     train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
     validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
+    parallel = {}
+    if process is not None:  # equal shards, agreed by all processes, or all fail here
+        from .distributed import shard_for_process
+
+        train_data, validation_data, parallel = shard_for_process(train_data, validation_data, *process,
+                                                                  resuming=backup_dir.exists(), seed=seed)
     mean, variance = train_data.feature_moments()
     regression = train_data.reader.task == "regression"
     extra = {}
+    metrics = parallel.get("metrics", ())
     if regression:
+        if class_weight is not None:
+            raise ValueError("class_weight applies to classification; this split's task is regression")
         target = train_data.manifest["subsets"]["train"]["label_stats"]
         model = build_model(mean, variance, 1, hidden=hidden, dropout=dropout, learning_rate=learning_rate,
-                            task="regression", target_mean=target["mean"], target_std=target["std"])
+                            task="regression", target_mean=target["mean"], target_std=target["std"],
+                            extra_metrics=metrics)
         extra["mean_baseline"] = mean_baseline(train_data, validation_data)
         baseline = float("nan")
         said = (f"predict-the-mean baseline on validation: MAE {extra['mean_baseline']['mae']:.4g}, "
                 f"RMSE {extra['mean_baseline']['rmse']:.4g}")
     else:
         model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout,
-                            learning_rate=learning_rate)
+                            learning_rate=learning_rate, extra_metrics=metrics)
         counts = class_counts(validation_data)
         baseline = float(counts.max() / counts.sum())
         said = f"majority-class baseline on validation: {baseline:.4f}"
@@ -200,6 +215,7 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
+        *parallel.get("callbacks", ()),
         *extra_callbacks,
     ]
     # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
@@ -223,6 +239,7 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         "batch_size": batch_size,
         "workers": workers,
         "use_multiprocessing": use_multiprocessing,
+        **parallel.get("record", {}),
     }
     with open(model_dir / "history.json", "w", encoding="utf-8") as handle:
         json.dump({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, handle, indent=1)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
+from questlearn.batches import EqualShards
 from questlearn.dataset import QuestSequence
 from questlearn.manifest import load_manifest
 
@@ -151,15 +152,48 @@ def test_feature_moments_match_the_data(id_split):
     assert np.all(np.abs(np.sqrt(variance) - x.std(axis=0)) < 0.1 * scale)
 
 
-def test_shards_for_multiworker_training_are_disjoint_and_complete(id_split):
+def test_shards_for_multiworker_training_are_equal_disjoint_and_complete(id_split):
     dataset = QuestSequence(id_split, "train", batch_size=50, seed=4)
     column = ids_of(dataset)
-    parts = [dataset.shard(index, 3) for index in range(3)]
-    assert sum(len(p) for p in parts) == len(dataset)
-    seen = np.concatenate([p[i][0][:, column] for p in parts for i in range(len(p))])
-    np.testing.assert_array_equal(np.sort(seen), expected_ids(id_split, "train"))
+    total = dataset.plan.total_rows
+    assert total % (3 * 50) and total % 3  # the remainder case: padding is needed
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        parts = [dataset.shard(index, 3) for index in range(3)]
+        for part in parts:
+            part.set_epoch(epoch)
+        assert len({len(p) for p in parts}) == 1  # same number of batches
+        batches = [[p[i] for i in range(len(p))] for p in parts]
+        shapes = {tuple(len(b[0]) for b in process) for process in batches}
+        assert len(shapes) == 1  # and the same shapes, batch by batch
+        weights = np.concatenate([b[2] for process in batches for b in process])
+        assert set(np.unique(weights)) <= {0.0, 1.0} and (weights == 0).sum() == 3 * parts[0].equal_shards.rows_per_process - total
+        seen = np.concatenate([b[0][b[2] > 0][:, column] for process in batches for b in process])
+        np.testing.assert_array_equal(np.sort(seen), expected_ids(id_split, "train"))
+    first_epoch = np.concatenate([dataset.shard(0, 3)[i][0][:, column] for i in range(2)])
+    dataset.set_epoch(0)
+    assert not np.array_equal(first_epoch, np.concatenate([dataset.shard(0, 3)[i][0][:, column] for i in range(2)]))
     with pytest.raises(ValueError):
         dataset.shard(3, 3)
+    with pytest.raises(ValueError, match="already shard"):
+        dataset.shard(0, 2).shard(0, 2)
+    with pytest.raises(ValueError, match="needs a batch_size"):
+        QuestSequence(id_split, "train", batch_size=None).shard(0, 2)
+
+
+@pytest.mark.parametrize("total, batch, count", [(10, 3, 3), (9, 3, 3), (7, 10, 2), (101, 10, 4), (100, 25, 4), (5, 1, 5)])
+def test_equal_shards_cover_every_row_once_with_equal_batches(total, batch, count):
+    shards = EqualShards(total, batch, count)
+    covered, shapes = [], set()
+    for index in range(count):
+        layout = [shards.batch(index, b) for b in range(shards.batches)]
+        shapes.add(tuple(stop - first + pad for first, stop, pad in layout))
+        covered += [row for first, stop, _ in layout for row in range(first, stop)]
+        assert sum(pad for *_, pad in layout) <= 1
+    assert len(shapes) == 1 and sorted(covered) == list(range(total))
+    assert shards.padding_rows == count * shards.rows_per_process - total < count
+    with pytest.raises(ValueError, match="at least one row"):
+        EqualShards(count - 1, batch, count)
 
 
 def test_pickles_without_open_files(id_split):
