@@ -85,7 +85,7 @@ def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_s
 
     saved = keras.saving.load_model(model_dir / "model.keras", compile=False)
     assert weights_digest(saved) == digest  # process 0 wrote the model that all processes trained
-    assert sorted(p.name for p in model_dir.iterdir()) == ["best.keras", "history.csv", "history.json", "model.keras"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["best.keras", "history.csv", "history.json", "inference.json", "inference.keras", "model.keras"]
 
 
 @pytest.mark.timeout(240)
