@@ -39,7 +39,8 @@ def _train(args) -> None:
 
     result = train(args.split_dir, args.model_dir, epochs=args.epochs, batch_size=args.batch_size,
                    workers=args.workers, use_multiprocessing=args.processes, source=args.source,
-                   seed=args.seed, verbose=args.verbose)
+                   seed=args.seed, verbose=args.verbose, progress=args.verbose == 1,
+                   save_every_batches=args.save_every_batches, save_every_minutes=args.save_every_minutes)
     print(json.dumps(result.summary(), indent=1))
 
 
@@ -96,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--processes", action="store_true", help="worker processes instead of threads")
     train.add_argument("--source", choices=("npy", "csv"), default="npy")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                       help="0 silent, 1 rows/s and time left inside each epoch (default), 2 Keras's line per epoch")
+    train.add_argument("--save-every-batches", type=int, default=None, metavar="N",
+                       help="also save the training state every N batches: a killed run resumes at the batch after the last save")
+    train.add_argument("--save-every-minutes", type=float, default=None, metavar="M",
+                       help="also save the training state every M minutes inside an epoch")
     train.set_defaults(run=_train)
 
     demo = commands.add_parser("demo", help="synthesise, split and train end to end on a small quest log")

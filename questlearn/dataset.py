@@ -79,6 +79,7 @@ class QuestSequence(keras.utils.PyDataset):
         self.subset, self.batch_size, self.shuffle, self.seed = subset, batch_size, bool(shuffle), int(seed)
         self.epoch = 0
         self.shard_index, self.shard_count = 0, 1
+        self.start_batch = 0  # batches of this epoch to skip: set when resuming mid-epoch (questlearn.resume)
         self._plan = None
         self._owner_pid = os.getpid()
         if use_multiprocessing:
@@ -87,13 +88,13 @@ class QuestSequence(keras.utils.PyDataset):
     # -- Keras contract --------------------------------------------------
     def __len__(self) -> int:
         total = len(self.plan)
-        return len(range(self.shard_index, total, self.shard_count))
+        return len(range(self.shard_index, total, self.shard_count)) - self.start_batch
 
     def __getitem__(self, index: int):
         index = int(index)
         if not 0 <= index < len(self):
             raise IndexError(f"batch index {index} is out of range: this QuestSequence has {len(self)} batches")
-        batch = self.shard_index + index * self.shard_count
+        batch = self.shard_index + (index + self.start_batch) * self.shard_count
         segments = self.plan.segments(batch)
         in_worker = os.getpid() != self._owner_pid
         if in_worker:

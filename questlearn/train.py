@@ -5,9 +5,11 @@
 * ``best.keras`` — the best model by validation loss (``ModelCheckpoint``);
 * ``model.keras`` — the model at the end (early stopping restores the best
   weights first);
-* ``backup/`` — ``BackupAndRestore`` state while training runs: an
-  interrupted run started again with the same arguments resumes at the
-  epoch after the last finished one;
+* ``backup/`` — the training state while training runs
+  (:mod:`questlearn.resume`): an interrupted run started again with the
+  same arguments resumes after the last save — at the next epoch, or, with
+  ``save_every_batches`` / ``save_every_minutes``, inside the interrupted
+  epoch at the batch after the last save, so no row of it is used twice;
 * ``history.csv`` — one row per finished epoch (``CSVLogger``, appended
   across resumptions) and ``history.json`` — the same, as lists, plus the
   device, the class baseline and the data set.
@@ -28,6 +30,8 @@ import numpy as np
 from .dataset import QuestSequence
 from .devices import describe_device
 from .model import build_model
+from .progress import TrainingProgress
+from .resume import TrainingBackup, check_compatible, load_backup, remove_backup, trim_history
 
 
 class ThroughputLogger(keras.callbacks.Callback):
@@ -95,7 +99,8 @@ def read_history_csv(path) -> dict:
 def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
           hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
-          verbose: int = 1, extra_callbacks=()) -> TrainingResult:
+          verbose: int = 1, extra_callbacks=(), save_every_batches: int | None = None,
+          save_every_minutes: float | None = None, progress: bool = False) -> TrainingResult:
     """Train :func:`~questlearn.model.build_model` on ``split_dir``.
 
     Parameters
@@ -120,6 +125,15 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
     extra_callbacks : sequence of keras.callbacks.Callback
         Appended to the standard callbacks.
+    save_every_batches, save_every_minutes : optional
+        Also save the training state inside an epoch, every this many
+        batches and/or minutes; a killed run then resumes at the batch after
+        the last save (see :mod:`questlearn.resume`). The state is always
+        saved at the end of each epoch.
+    progress : bool
+        Show rows done, rows/s and time left inside each epoch
+        (:class:`~questlearn.progress.TrainingProgress`) instead of Keras's
+        progress bar; ``verbose`` then only controls the opening line.
 
     Returns
     -------
@@ -131,7 +145,8 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     model_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = model_dir / "backup"
     history_csv = model_dir / "history.csv"
-    if not backup_dir.exists() and history_csv.exists():
+    resumed = load_backup(backup_dir)
+    if resumed is None and history_csv.exists():
         history_csv.unlink()  # a finished earlier run: start its history afresh
 
     keras.utils.set_random_seed(seed)
@@ -150,17 +165,41 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
               f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; "
               f"majority-class baseline on validation: {baseline:.4f}")
 
+    checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    backup = TrainingBackup(backup_dir, train_data, every_batches=save_every_batches, every_minutes=save_every_minutes,
+                            resumed=resumed, watched=(checkpoint, early_stopping))
     callbacks = [
         ThroughputLogger(train_data.plan.total_rows),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        backup.time_keeper(),
+        checkpoint,
+        early_stopping,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
+        *([TrainingProgress(train_data, epochs=epochs)] if progress else []),
+        backup,  # after EarlyStopping and CSVLogger: its epoch-end save includes their state
         *extra_callbacks,
     ]
+    fit = dict(validation_data=validation_data, shuffle=False, callbacks=callbacks, verbose=0 if progress else verbose)
     # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
-    model.fit(train_data, validation_data=validation_data, epochs=epochs, shuffle=False,
-              callbacks=callbacks, verbose=verbose)
+    first_epoch = 0
+    if resumed is not None:
+        check_compatible(resumed, train_data)
+        backup.set_model(model)
+        backup.restore_model(sample=validation_data[0])
+        trim_history(history_csv, resumed.epoch)
+        first_epoch = resumed.epoch
+        if verbose:
+            print(f"questlearn: resuming from {backup_dir} at epoch {first_epoch + 1}, batch {resumed.batches_done + 1}")
+    if resumed is not None and resumed.batches_done and first_epoch < epochs:
+        train_data.start_batch, backup.continues = resumed.batches_done, first_epoch + 1 < epochs
+        model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch, **fit)  # the rest of that epoch
+        train_data.start_batch, backup.continues = 0, False
+        first_epoch += 1
+        if model.stop_training:
+            first_epoch = epochs  # EarlyStopping ended the run in that epoch
+    if first_epoch < epochs:
+        model.fit(train_data, epochs=epochs, initial_epoch=first_epoch, **fit)
+    remove_backup(backup_dir)
     model.save(model_dir / "model.keras")
 
     history = read_history_csv(history_csv)
