@@ -32,6 +32,7 @@ from .devices import describe_device
 from .model import build_model
 from .progress import TrainingProgress
 from .resume import TrainingBackup, check_compatible, load_backup, remove_backup, trim_history
+from .torch_cpu import limit_torch_threads
 
 
 class ThroughputLogger(keras.callbacks.Callback):
@@ -158,8 +159,11 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout, learning_rate=learning_rate)
 
     device = describe_device()
+    threads = limit_torch_threads(workers)  # None unless torch on CPU, whose threads must not oversubscribe cores
     counts = class_counts(validation_data)
     baseline = float(counts.max() / counts.sum())
+    if verbose and threads:
+        print(f"questlearn: {threads}")
     if verbose:
         print(f"questlearn: training on {device}; {train_data.plan.total_rows} training rows, "
               f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; "
