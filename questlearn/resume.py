@@ -15,6 +15,8 @@ instead. It saves, atomically, in ``backup/state.npz``:
 * the optimizer's variables (its step count and moments);
 * the running metric totals of the epoch so far (``model.metrics_variables``),
   so the resumed epoch's history entry covers the whole epoch;
+* on torch, torch's global random generators (unseeded ``Dropout`` draws
+  from them there), put back just before the first resumed batch;
 * where it is: ``epoch``, ``batches_done`` (dataset batches of that epoch
   already trained on), the seconds spent in that epoch, and the state of
   ``EarlyStopping`` and ``ModelCheckpoint`` (best value, patience used, best
@@ -141,6 +143,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self.continues = False  # True during a fit that runs only the rest of an interrupted epoch
         self._carry = None
         self._saved_model = None
+        self._rng_pending = None
 
     # -- restoring -------------------------------------------------------
     def restore_model(self, sample=None) -> None:
@@ -160,6 +163,7 @@ class TrainingBackup(keras.callbacks.Callback):
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         _assign(optimizer.variables, state.group("optimizer"), "optimizer")
+        self._rng_pending = state.group("rng")  # put back just before the first batch (see on_train_batch_begin)
 
     def on_train_begin(self, logs=None):
         if self._carry is not None:  # a second fit in this process: carry on from the first
@@ -196,6 +200,13 @@ class TrainingBackup(keras.callbacks.Callback):
             _assign(self.model.metrics_variables, state.group("metrics"), "metric")
             self._carried_seconds = float(state.meta["epoch_seconds"])
 
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._rng_pending is not None:
+            # Only now: starting fit and the epoch drew from torch's generator
+            # (its DataLoader draws a seed per iterator) where the saved run did not.
+            _set_backend_rng_state(self._rng_pending)
+            self._rng_pending = None
+
     def on_train_batch_end(self, batch, logs=None):
         done = self._offset + batch + 1
         now = time.monotonic()
@@ -231,6 +242,7 @@ class TrainingBackup(keras.callbacks.Callback):
         put("model", self._saved_model)
         put("optimizer", _arrays(self.model.optimizer.variables))
         put("metrics", _arrays(self.model.metrics_variables))
+        put("rng", _backend_rng_state())
         watched = []
         for index, callback in enumerate(self.watched):
             saved = {name: _plain(getattr(callback, name)) for name in _WATCHED[:-1] if hasattr(callback, name)}
@@ -279,6 +291,29 @@ def trim_history(history_csv, epochs: int) -> None:
         partial = path.with_name(path.name + ".partial")
         partial.write_text("".join(lines[:epochs + 1]), encoding="utf-8")
         os.replace(partial, path)
+
+
+def _backend_rng_state() -> list[np.ndarray]:
+    """torch's global generators: on torch, ``Dropout`` without a seed draws from them
+    (the other backends draw from seed-generator state in ``model.variables``)."""
+    if keras.backend.backend() != "torch":
+        return []
+    import torch
+
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available():
+        states += torch.cuda.get_rng_state_all()
+    return [state.numpy() for state in states]
+
+
+def _set_backend_rng_state(states) -> None:
+    if not states or keras.backend.backend() != "torch":
+        return
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(states[0]))
+    if torch.cuda.is_available() and len(states) > 1:
+        torch.cuda.set_rng_state_all([torch.from_numpy(state) for state in states[1:]])
 
 
 def _plain(value):

@@ -144,3 +144,54 @@ def test_resume_refuses_another_data_order_and_keeps_early_stopping_state(id_fea
         train(id_feature_split, tmp_path / "other", **{**arguments, "save_every_batches": 0})
     result = train(id_feature_split, tmp_path, **arguments)
     assert result.history["epoch"] == [0, 1]
+    assert not (tmp_path / "backup").exists()
+
+
+@pytest.mark.timeout(300)
+def test_save_every_minutes_saves_inside_the_epoch(id_feature_split, tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(id_feature_split, tmp_path, epochs=1, batch_size=64, workers=1, verbose=0, save_every_minutes=1e-9,
+              extra_callbacks=[CrashAt(0, 3)])
+    state = load_backup(tmp_path / "backup")
+    assert (state.epoch, state.batches_done) == (0, 4)  # a save after every batch: the time is always up
+
+
+BACKEND_CHECK = """
+import sys, keras, numpy as np
+from questlearn.train import train
+from questlearn.resume import load_backup
+
+class CrashAt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == (1, 17):
+            raise RuntimeError("simulated crash")
+
+split, root = sys.argv[1], sys.argv[2]
+arguments = dict(epochs=3, batch_size=64, workers=1, verbose=0, seed=4, patience=10)
+straight = train(split, root + "/a", **arguments)
+try:
+    train(split, root + "/b", save_every_batches=5, extra_callbacks=[CrashAt()], **arguments)
+except RuntimeError:
+    pass
+state = load_backup(root + "/b/backup")
+assert (state.epoch, state.batches_done) == (1, 15), (state.epoch, state.batches_done)
+resumed = train(split, root + "/b", save_every_batches=5, **arguments)
+assert straight.history["loss"] == resumed.history["loss"], (straight.history["loss"], resumed.history["loss"])
+for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+print("SAME", keras.backend.backend())
+"""
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(id_feature_split, tmp_path, backend):
+    """jax keeps dropout's random state in seed variables; torch draws from its global generator,
+    which the backup saves too: on both, a resumed run is the uninterrupted run."""
+    pytest.importorskip(backend)
+    result = subprocess.run([sys.executable, "-c", BACKEND_CHECK, str(id_feature_split), str(tmp_path)],
+                            capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=380)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"SAME {backend}" in result.stdout
