@@ -165,6 +165,12 @@ class TrainingBackup(keras.callbacks.Callback):
         _assign(optimizer.variables, state.group("optimizer"), "optimizer")
         self._rng_pending = state.group("rng")  # put back just before the first batch (see on_train_batch_begin)
 
+    def restore_best_weights(self) -> None:
+        """Do what ``EarlyStopping(restore_best_weights=True)`` does when training ends."""
+        for index, (callback, saved) in enumerate(zip(self.watched, self.resumed.meta["watched"])):
+            if getattr(callback, "restore_best_weights", False) and saved.get("best_weights"):
+                self.model.set_weights(self.resumed.group(f"best_weights_{index}"))
+
     def on_train_begin(self, logs=None):
         if self._carry is not None:  # a second fit in this process: carry on from the first
             for callback, saved in zip(self.watched, self._carry):
@@ -334,6 +340,36 @@ def check_compatible(state: BackupState, dataset) -> None:
     if state.batches_done >= len(dataset):
         raise ValueError(f"the backup says {state.batches_done} batches of epoch {state.epoch} are done, but an epoch "
                          f"has only {len(dataset)}: the split changed since; delete the backup directory to start afresh")
+
+
+def fit_resuming(model, train_data, backup: TrainingBackup, *, epochs: int, sample, history_csv, verbose: int,
+                 fit_verbose: int, **fit) -> None:
+    """``model.fit(train_data, epochs=epochs, **fit)``, resumed from ``backup.resumed`` if there is one.
+
+    A state saved inside an epoch is resumed in two ``fit`` calls: the rest
+    of the interrupted epoch (the data set starting at ``batches_done``),
+    then the remaining epochs; a ``fit`` call cannot change the number of
+    batches between its epochs.
+    """
+    state = backup.resumed
+    first_epoch = 0
+    if state is not None:
+        check_compatible(state, train_data)
+        backup.set_model(model)
+        backup.restore_model(sample=sample)
+        trim_history(history_csv, state.epoch)
+        first_epoch = state.epoch
+        if verbose:
+            print(f"questlearn: resuming from {backup.backup_dir} at epoch {first_epoch + 1}, batch {state.batches_done + 1}")
+    if state is not None and state.batches_done and first_epoch < epochs:
+        train_data.start_batch, backup.continues = state.batches_done, first_epoch + 1 < epochs
+        model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch, verbose=fit_verbose, **fit)
+        train_data.start_batch, backup.continues = 0, False
+        first_epoch = epochs if model.stop_training else first_epoch + 1  # EarlyStopping may end the run there
+    if first_epoch < epochs:
+        model.fit(train_data, epochs=epochs, initial_epoch=first_epoch, verbose=fit_verbose, **fit)
+    elif state is not None and not state.batches_done:
+        backup.restore_best_weights()  # every epoch was done: only EarlyStopping's last step is left
 
 
 def remove_backup(backup_dir) -> None:

@@ -31,7 +31,7 @@ from .dataset import QuestSequence
 from .devices import describe_device
 from .model import build_model
 from .progress import TrainingProgress
-from .resume import TrainingBackup, check_compatible, load_backup, remove_backup, trim_history
+from .resume import TrainingBackup, fit_resuming, load_backup, remove_backup
 from .torch_cpu import limit_torch_threads
 
 
@@ -183,28 +183,12 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         backup,  # after EarlyStopping and CSVLogger: its epoch-end save includes their state
         *extra_callbacks,
     ]
-    fit = dict(validation_data=validation_data, shuffle=False, callbacks=callbacks, verbose=0 if progress else verbose)
     # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
-    first_epoch = 0
-    if resumed is not None:
-        check_compatible(resumed, train_data)
-        backup.set_model(model)
-        backup.restore_model(sample=validation_data[0])
-        trim_history(history_csv, resumed.epoch)
-        first_epoch = resumed.epoch
-        if verbose:
-            print(f"questlearn: resuming from {backup_dir} at epoch {first_epoch + 1}, batch {resumed.batches_done + 1}")
-    if resumed is not None and resumed.batches_done and first_epoch < epochs:
-        train_data.start_batch, backup.continues = resumed.batches_done, first_epoch + 1 < epochs
-        model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch, **fit)  # the rest of that epoch
-        train_data.start_batch, backup.continues = 0, False
-        first_epoch += 1
-        if model.stop_training:
-            first_epoch = epochs  # EarlyStopping ended the run in that epoch
-    if first_epoch < epochs:
-        model.fit(train_data, epochs=epochs, initial_epoch=first_epoch, **fit)
-    remove_backup(backup_dir)
+    fit_resuming(model, train_data, backup, epochs=epochs, sample=validation_data[0], history_csv=history_csv,
+                 verbose=verbose, validation_data=validation_data, shuffle=False, callbacks=callbacks,
+                 fit_verbose=0 if progress else verbose)
     model.save(model_dir / "model.keras")
+    remove_backup(backup_dir)  # only now: a kill before the save resumes instead of starting afresh
 
     history = read_history_csv(history_csv)
     record = {

@@ -195,3 +195,24 @@ def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(id_feature_s
                             capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=380)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"SAME {backend}" in result.stdout
+
+
+class CrashOnSave(keras.callbacks.Callback):
+    """Simulates a kill after the last epoch's state was saved, before model.keras was written."""
+
+    def on_train_end(self, logs=None):
+        raise RuntimeError("simulated crash")
+
+
+@pytest.mark.timeout(300)
+def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_feature_split, tmp_path):
+    arguments = dict(epochs=4, batch_size=256, workers=1, verbose=0, seed=4, learning_rate=0.05, dropout=0.0, patience=10)
+    straight = train(id_feature_split, tmp_path / "a", **arguments)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(id_feature_split, tmp_path / "b", extra_callbacks=[CrashOnSave()], **arguments)
+    state = load_backup(tmp_path / "b" / "backup")
+    assert state.epoch == 4 and state.meta["watched"][1]["best_epoch"] < 3  # the best is not the last epoch
+    finished = train(id_feature_split, tmp_path / "b", **arguments)
+    assert finished.history["epoch"] == [0, 1, 2, 3]
+    for a, b in zip(straight.model.get_weights(), finished.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
