@@ -179,8 +179,8 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         checkpoint,
         early_stopping,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
-        *([TrainingProgress(train_data, epochs=epochs)] if progress else []),
         backup,  # after EarlyStopping and CSVLogger: its epoch-end save includes their state
+        *([TrainingProgress(train_data, epochs=epochs)] if progress else []),  # after backup, which sets the epoch
         *extra_callbacks,
     ]
     # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
