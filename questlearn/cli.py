@@ -68,7 +68,9 @@ def _train(args) -> None:
     else:
         from .train import train
 
-        result = train(args.split_dir, args.model_dir, extra_callbacks=_tensorboard(args), **options)
+        result = train(args.split_dir, args.model_dir, extra_callbacks=_tensorboard(args), progress=args.verbose == 1,
+                       save_every_batches=args.save_every_batches, save_every_minutes=args.save_every_minutes,
+                       **options)
     print(json.dumps(result.summary(), indent=1))
 
 
@@ -222,7 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weight", choices=("balanced",), default=None,
                        help="weigh classes inversely to their frequency")
     train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR", help="write TensorBoard logs to DIR")
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 a line per epoch")
+    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                       help="0 silent, 1 rows/s and time left inside each epoch, 2 Keras's line per epoch")
+    train.add_argument("--save-every-batches", type=int, default=None, metavar="N",
+                       help="also save the training state every N batches: a killed run resumes at the batch after the last save")
+    train.add_argument("--save-every-minutes", type=float, default=None, metavar="M",
+                       help="also save the training state every M minutes inside an epoch")
     scale = train.add_argument_group("several processes (JAX backend; see README 'Scaling out')")
     scale.add_argument("--num-processes", type=int, help="processes in the data-parallel job (one per host or GPU)")
     scale.add_argument("--process-id", type=int, help="this process's number, 0 .. N-1 (0 writes the files)")

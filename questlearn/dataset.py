@@ -81,6 +81,7 @@ class QuestSequence(keras.utils.PyDataset):
         self.subset, self.batch_size, self.shuffle, self.seed = subset, batch_size, bool(shuffle), int(seed)
         self.epoch = 0
         self.shard_index, self.shard_count = 0, 1
+        self.start_batch = 0  # batches of this epoch to skip: set when resuming mid-epoch (questlearn.resume)
         self._plan = None
         self._owner_pid = os.getpid()
         if use_multiprocessing:
@@ -88,21 +89,21 @@ class QuestSequence(keras.utils.PyDataset):
 
     # -- Keras contract --------------------------------------------------
     def __len__(self) -> int:
-        if self.shard_count > 1:
-            return self.equal_shards.batches
-        return len(self.plan)
+        total = self.equal_shards.batches if self.shard_count > 1 else len(self.plan)
+        return total - self.start_batch  # a resumed epoch starts after its last saved batch
 
     def __getitem__(self, index: int):
         index = int(index)
         if not 0 <= index < len(self):
             raise IndexError(f"batch index {index} is out of range: this QuestSequence has {len(self)} batches")
+        position = index + self.start_batch
         if self.shard_count > 1:  # an equal shard: pad to the common shape with weight-0 copies of its first row
-            first, stop, padding = self.equal_shards.batch(self.shard_index, index)
+            first, stop, padding = self.equal_shards.batch(self.shard_index, position)
             own_first = self.equal_shards.rows(self.shard_index)[0]
             segments = self.plan.segments_between(first, stop) + self.plan.segments_between(own_first, own_first + 1) * padding
-            batch = f"{index} of process {self.shard_index}'s equal shard (rows {first}:{stop} of {self.plan.total_rows})"
+            batch = f"{position} of process {self.shard_index}'s equal shard (rows {first}:{stop} of {self.plan.total_rows})"
         else:
-            batch, segments = index, self.plan.segments(index)
+            batch, segments = position, self.plan.segments(position)
         in_worker = os.getpid() != self._owner_pid
         if in_worker:
             note_batch_started(self._owner_pid, self._describe(batch, segments))

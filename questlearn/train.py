@@ -6,9 +6,11 @@
 * ``model.keras`` — the model at the end (early stopping restores the best
   weights first), loadable without questlearn; ``inference.keras`` — the
   same network taking raw columns (see :mod:`questlearn.export`);
-* ``backup/`` — ``BackupAndRestore`` state while training runs: an
-  interrupted run started again with the same arguments resumes at the
-  epoch after the last finished one;
+* ``backup/`` — the training state while training runs
+  (:mod:`questlearn.resume`): an interrupted run started again with the
+  same arguments resumes after the last save — at the next epoch, or, with
+  ``save_every_batches`` / ``save_every_minutes``, inside the interrupted
+  epoch at the batch after the last save, so no row of it is used twice;
 * ``history.csv`` — one row per finished epoch (``CSVLogger``, appended
   across resumptions) and ``history.json`` — the same, as lists, plus the
   device, the class baseline and the data set.
@@ -30,6 +32,9 @@ from .dataset import QuestSequence
 from .devices import describe_device
 from .export import export_models
 from .model import build_model
+from .progress import TrainingProgress
+from .resume import TrainingBackup, fit_resuming, load_backup, remove_backup
+from .torch_cpu import limit_torch_threads
 
 
 class ThroughputLogger(keras.callbacks.Callback):
@@ -123,7 +128,8 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
           hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
           fill: str = "zero", class_weight=None, verbose: int = 1, extra_callbacks=(),
-          process: tuple[int, int] | None = None) -> TrainingResult:
+          process: tuple[int, int] | None = None, save_every_batches: int | None = None,
+          save_every_minutes: float | None = None, progress: bool = False) -> TrainingResult:
     """Train :func:`~questlearn.model.build_model` on ``split_dir``.
 
     Parameters
@@ -157,6 +163,15 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         ``(index, count)``: run as process ``index`` of a ``count``-process
         data-parallel job set up by :mod:`questlearn.distributed` (use its
         ``train_process``, which also keeps files to process 0).
+    save_every_batches, save_every_minutes : optional
+        Also save the training state inside an epoch, every this many
+        batches and/or minutes; a killed run then resumes at the batch after
+        the last save (see :mod:`questlearn.resume`). The state is always
+        saved at the end of each epoch.
+    progress : bool
+        Show rows done, rows/s and time left inside each epoch
+        (:class:`~questlearn.progress.TrainingProgress`) instead of Keras's
+        progress bar; ``verbose`` then only controls the opening line.
 
     Returns
     -------
@@ -168,7 +183,8 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     model_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = model_dir / "backup"
     history_csv = model_dir / "history.csv"
-    if not backup_dir.exists() and history_csv.exists():
+    resumed = load_backup(backup_dir)
+    if resumed is None and history_csv.exists():
         history_csv.unlink()  # a finished earlier run: start its history afresh
 
     keras.utils.set_random_seed(seed)
@@ -205,26 +221,37 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         said = f"majority-class baseline on validation: {baseline:.4f}"
 
     device = describe_device()
+    threads = limit_torch_threads(workers)  # None unless torch on CPU, whose threads must not oversubscribe cores
+    if verbose and threads:
+        print(f"questlearn: {threads}")
     if verbose:
         print(f"questlearn: training on {device}; {train_data.plan.total_rows} training rows, "
               f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; {said}")
 
+    checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    backup = TrainingBackup(backup_dir, train_data, every_batches=save_every_batches, every_minutes=save_every_minutes,
+                            resumed=resumed, watched=(checkpoint, early_stopping))
     callbacks = [
         ThroughputLogger(train_data.plan.total_rows),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        backup.time_keeper(),
+        checkpoint,
+        early_stopping,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
         *parallel.get("callbacks", ()),
+        backup,  # after EarlyStopping and CSVLogger: its epoch-end save includes their state
+        *([TrainingProgress(train_data, epochs=epochs)] if progress else []),  # after backup, which sets the epoch
         *extra_callbacks,
     ]
-    # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
     if class_weight == "balanced":
         counts = class_counts(train_data)
         class_weight = {c: float(counts.sum() / (len(counts) * n)) for c, n in enumerate(counts.tolist()) if n}
-    model.fit(train_data, validation_data=validation_data, epochs=epochs, shuffle=False,
-              callbacks=callbacks, verbose=verbose, class_weight=class_weight)
+    # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
+    fit_resuming(model, train_data, backup, epochs=epochs, sample=validation_data[0], history_csv=history_csv,
+                 verbose=verbose, validation_data=validation_data, shuffle=False, callbacks=callbacks,
+                 fit_verbose=0 if progress else verbose, class_weight=class_weight)
     export_models(model, train_data.reader, model_dir)  # model.keras, inference.keras, inference.json
+    remove_backup(backup_dir)  # only now: a kill before the export resumes instead of starting afresh
 
     history = read_history_csv(history_csv)
     record = {

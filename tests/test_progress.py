@@ -1,0 +1,95 @@
+"""Progress inside an epoch: one rewritten line on a terminal, few lines in a log."""
+
+import io
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+from questlearn.dataset import QuestSequence
+from questlearn.model import build_model
+from questlearn.progress import TrainingProgress, rows_in_batches
+from questlearn.split import split_csv
+from questlearn.synth import write_quest_log
+
+from helpers import ID_COLUMNS, run_env
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("progress")
+    log = write_quest_log(root / "quests.csv", rows=4000, seed=8)
+    split_csv(log, root / "split", rows_per_shard=500, seed=0, id_columns=ID_COLUMNS, progress=False)
+    return root / "split"
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def fit_with_progress(split_dir, stream, epochs=2, batch_size=8, **options):
+    data = QuestSequence(split_dir, "train", batch_size=batch_size, seed=1)
+    model = build_model(*data.feature_moments(), data.num_classes)
+    progress = TrainingProgress(data, stream=stream, **options)
+    started = time.monotonic()
+    model.fit(data, epochs=epochs, verbose=0, shuffle=False, callbacks=[progress])
+    return data, progress, time.monotonic() - started
+
+
+@pytest.mark.timeout(300)
+def test_progress_to_a_file_prints_a_bounded_number_of_lines_per_epoch(small_split):
+    stream = io.StringIO()
+    interval = 0.25
+    data, progress, seconds = fit_with_progress(small_split, stream, interval=interval)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    batches = len(data) * 2
+    # at most one line per interval plus the epoch summary, never one per batch
+    assert len(lines) <= 2 * 1 + seconds / interval, (len(lines), seconds)
+    assert len(lines) < batches / 4
+    assert len(lines) > 2  # progress lines inside the epochs, not only the summaries
+    total = data.plan.total_rows
+    summaries = [line for line in lines if f"{total:,} rows in" in line]
+    assert [s.split()[1] for s in summaries] == ["1/2", "2/2"]
+    assert all("loss" in s and "rows/s" in s for s in summaries)
+    for line in lines:
+        if line not in summaries:
+            assert f"/{total:,} rows (" in line and "rows/s" in line and "left" in line
+
+
+@pytest.mark.timeout(300)
+def test_progress_on_a_terminal_rewrites_one_line(small_split):
+    stream = FakeTerminal()
+    _, progress, _ = fit_with_progress(small_split, stream, epochs=1, batch_size=4)
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")  # one finished line per epoch
+    assert text.count("\r") >= 2  # rewritten in place while the epoch ran
+    assert progress.dynamic and progress.lines == 1
+
+
+def test_rows_in_batches_counts_the_short_last_batch(small_split):
+    data = QuestSequence(small_split, "train", batch_size=1000)
+    plan = data.plan
+    assert rows_in_batches(plan, range(len(plan))) == plan.total_rows
+    assert rows_in_batches(plan, [len(plan) - 1]) == plan.total_rows - 1000 * (len(plan) - 1)
+    whole_shards = QuestSequence(small_split, "train", batch_size=None).plan
+    assert rows_in_batches(whole_shards, range(len(whole_shards))) == whole_shards.total_rows
+    with pytest.raises(ValueError, match="interval"):
+        TrainingProgress(data, interval=0)
+
+
+@pytest.mark.timeout(300)
+def test_cli_progress_piped_to_a_file_stays_short(small_split, tmp_path):
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "questlearn.cli", "train", str(small_split), "--model-dir",
+                             str(tmp_path / "model"), "--epochs", "3", "--batch-size", "16", "--workers", "1"],
+                            capture_output=True, text=True, env=run_env(), timeout=280)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert "\r" not in result.stdout
+    assert sum(" rows in " in line for line in epoch_lines) == 3  # one summary per epoch
+    assert len(epoch_lines) <= 3 + seconds / 10  # LOG_INTERVAL_SECONDS between progress lines

@@ -1,0 +1,218 @@
+"""Mid-epoch resume: a SIGKILLed ``questlearn train`` continues at the batch after its last save."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from questlearn.resume import load_backup
+from questlearn.split import split_csv
+from questlearn.synth import write_quest_log
+from questlearn.train import read_history_csv, train
+
+from helpers import run_env
+
+CHILD = Path(__file__).with_name("resume_child.py")
+TRAIN_ARGS = ["--epochs", "3", "--batch-size", "64", "--workers", "1", "--seed", "4"]
+
+
+@pytest.fixture(scope="module")
+def id_feature_split(tmp_path_factory):
+    """A split where ``attempt_id`` is a feature, so each batch shows which rows it holds."""
+    root = tmp_path_factory.mktemp("resume")
+    log = write_quest_log(root / "quests.csv", rows=6000, seed=3)
+    split_csv(log, root / "split", rows_per_shard=700, seed=0, id_columns=("player_id",), progress=False)
+    return root / "split"
+
+
+def train_ids(split_dir):
+    manifest = json.loads((split_dir / "manifest.json").read_text())
+    shards = manifest["subsets"]["train"]["shards"]
+    return Counter(pd.concat([pd.read_csv(split_dir / s["files"]["csv"]["name"], usecols=["attempt_id"])
+                              for s in shards])["attempt_id"].tolist())
+
+
+def run_child(record, pause, model_dir, split_dir, extra=()):
+    command = [sys.executable, str(CHILD), str(record), pause, "--", str(split_dir), "--model-dir", str(model_dir),
+               *TRAIN_ARGS, *extra]
+    return subprocess.Popen(command, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def records(path):
+    """``[(epoch, batch, [ids...]), ...]`` in the order the batches were trained."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        epoch, batch, *ids = map(int, line.split())
+        rows.append((epoch, batch, ids))
+    return rows
+
+
+@pytest.mark.timeout(400)
+def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path):
+    expected = train_ids(id_feature_split)
+
+    uninterrupted = run_child(tmp_path / "a.txt", "-", tmp_path / "a", id_feature_split)
+    out, err = uninterrupted.communicate(timeout=300)
+    assert uninterrupted.returncode == 0, err[-3000:]
+
+    killed = run_child(tmp_path / "b.txt", "1:37", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
+    deadline = time.monotonic() + 240
+    while not Path(f"{tmp_path / 'b.txt'}.paused").exists():
+        assert killed.poll() is None, killed.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "the child never reached epoch 1, batch 37"
+        time.sleep(0.1)
+    os.kill(killed.pid, signal.SIGKILL)  # in the middle of epoch 1, 7 batches after its save at batch 30
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    state = load_backup(tmp_path / "b" / "backup")
+    assert (state.epoch, state.batches_done) == (1, 30)
+    before_kill = records(tmp_path / "b.txt")
+    assert [b for e, b, _ in before_kill if e == 1] == list(range(38))  # trained up to batch 37, then killed
+
+    Path(tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
+    resumed = run_child(tmp_path / "b.txt", "-", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    assert "resuming from" in out and "batch 31" in out
+
+    after = records(tmp_path / "b.txt")
+    batches_per_epoch = max(b for e, b, _ in records(tmp_path / "a.txt") if e == 0) + 1
+    assert [b for e, b, _ in after if e == 1] == list(range(30, batches_per_epoch))  # starts right after the save
+    # The model's lineage in epoch 1: batches 0-29 of the killed run (kept in the saved state; its
+    # batches 30-37 were lost with it) and batches 30-end of the resumed run.
+    kept = [i for e, b, ids in before_kill if e == 1 and b < state.batches_done for i in ids]
+    continued = [i for e, b, ids in after if e == 1 for i in ids]
+    used = Counter(kept + continued)
+    assert used == expected, "the interrupted epoch skipped or repeated rows"
+    assert max(used.values()) == 1
+    # Same rows, same order as the uninterrupted run, in every epoch.
+    straight = [(e, b, ids) for e, b, ids in records(tmp_path / "a.txt")]
+    lineage = [r for r in before_kill if r[0] == 0 or (r[0] == 1 and r[1] < 30)] + after
+    assert lineage == straight
+
+    history_a = read_history_csv(tmp_path / "a" / "history.csv")
+    history_b = read_history_csv(tmp_path / "b" / "history.csv")
+    assert history_b["epoch"] == [0, 1, 2]  # one entry per epoch, the resumed one covering the whole epoch
+    weights_a = keras.saving.load_model(tmp_path / "a" / "model.keras").get_weights()
+    weights_b = keras.saving.load_model(tmp_path / "b" / "model.keras").get_weights()
+    if keras.backend.backend() == "tensorflow":
+        # TensorFlow on CPU with one loading thread is deterministic: the resumed run is the same run.
+        for column in ("loss", "accuracy", "auc", "val_loss"):
+            assert history_a[column] == history_b[column], column
+        for a, b in zip(weights_a, weights_b):
+            np.testing.assert_array_equal(a, b)
+    else:
+        for a, b in zip(weights_a, weights_b):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not (tmp_path / "b" / "backup").exists()
+
+
+class CrashAt(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.mark.timeout(300)
+def test_resume_refuses_another_data_order_and_keeps_early_stopping_state(id_feature_split, tmp_path):
+    arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, save_every_batches=5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(id_feature_split, tmp_path, extra_callbacks=[CrashAt(1, 12)], **arguments)
+    state = load_backup(tmp_path / "backup")
+    assert (state.epoch, state.batches_done) == (1, 10)
+    early_stopping = state.meta["watched"][1]
+    assert early_stopping["best_epoch"] == 0 and early_stopping["best_weights"]  # epoch 0's result is kept
+    with pytest.raises(ValueError, match="batch_size"):
+        train(id_feature_split, tmp_path, **{**arguments, "batch_size": 128})
+    with pytest.raises(ValueError, match="save_every_batches"):
+        train(id_feature_split, tmp_path / "other", **{**arguments, "save_every_batches": 0})
+    result = train(id_feature_split, tmp_path, **arguments)
+    assert result.history["epoch"] == [0, 1]
+    assert not (tmp_path / "backup").exists()
+
+
+@pytest.mark.timeout(300)
+def test_save_every_minutes_saves_inside_the_epoch(id_feature_split, tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(id_feature_split, tmp_path, epochs=1, batch_size=64, workers=1, verbose=0, save_every_minutes=1e-9,
+              extra_callbacks=[CrashAt(0, 3)])
+    state = load_backup(tmp_path / "backup")
+    assert (state.epoch, state.batches_done) == (0, 4)  # a save after every batch: the time is always up
+
+
+BACKEND_CHECK = """
+import sys, keras, numpy as np
+from questlearn.train import train
+from questlearn.resume import load_backup
+
+class CrashAt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == (1, 17):
+            raise RuntimeError("simulated crash")
+
+split, root = sys.argv[1], sys.argv[2]
+arguments = dict(epochs=3, batch_size=64, workers=1, verbose=0, seed=4, patience=10)
+straight = train(split, root + "/a", **arguments)
+try:
+    train(split, root + "/b", save_every_batches=5, extra_callbacks=[CrashAt()], **arguments)
+except RuntimeError:
+    pass
+state = load_backup(root + "/b/backup")
+assert (state.epoch, state.batches_done) == (1, 15), (state.epoch, state.batches_done)
+resumed = train(split, root + "/b", save_every_batches=5, **arguments)
+assert straight.history["loss"] == resumed.history["loss"], (straight.history["loss"], resumed.history["loss"])
+for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+print("SAME", keras.backend.backend())
+"""
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(id_feature_split, tmp_path, backend):
+    """jax keeps dropout's random state in seed variables; torch draws from its global generator,
+    which the backup saves too: on both, a resumed run is the uninterrupted run."""
+    pytest.importorskip(backend)
+    result = subprocess.run([sys.executable, "-c", BACKEND_CHECK, str(id_feature_split), str(tmp_path)],
+                            capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=380)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"SAME {backend}" in result.stdout
+
+
+class CrashOnSave(keras.callbacks.Callback):
+    """Simulates a kill after the last epoch's state was saved, before model.keras was written."""
+
+    def on_train_end(self, logs=None):
+        raise RuntimeError("simulated crash")
+
+
+@pytest.mark.timeout(300)
+def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_feature_split, tmp_path):
+    arguments = dict(epochs=4, batch_size=256, workers=1, verbose=0, seed=4, learning_rate=0.05, dropout=0.0, patience=10)
+    straight = train(id_feature_split, tmp_path / "a", **arguments)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(id_feature_split, tmp_path / "b", extra_callbacks=[CrashOnSave()], **arguments)
+    state = load_backup(tmp_path / "b" / "backup")
+    assert state.epoch == 4 and state.meta["watched"][1]["best_epoch"] < 3  # the best is not the last epoch
+    finished = train(id_feature_split, tmp_path / "b", **arguments)
+    assert finished.history["epoch"] == [0, 1, 2, 3]
+    for a, b in zip(straight.model.get_weights(), finished.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
