@@ -81,8 +81,8 @@ def main():
         def on_train_batch_end(self, batch, logs=None):
             self.inner.on_train_batch_end(batch, logs)
 
-    def train_with_recorder(*args, **kwargs):
-        return original_train(*args, extra_callbacks=[LateRecorder()], **kwargs)
+    def train_with_recorder(*args, extra_callbacks=(), **kwargs):
+        return original_train(*args, extra_callbacks=[*extra_callbacks, LateRecorder()], **kwargs)
 
     questlearn.train.train = train_with_recorder
     sys.exit(cli_main(["train", *train_args]))

@@ -33,7 +33,7 @@ def plain_env():
 def test_every_option_has_help_and_help_shows_defaults():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"synth", "split", "train", "predict", "evaluate", "plot", "demo"}
+    assert set(commands) == {"synth", "inspect", "split", "train", "predict", "evaluate", "plot", "demo"}
     for name, command in commands.items():
         text = command.format_help()
         for action in command._actions:
