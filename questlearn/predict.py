@@ -123,7 +123,9 @@ def _parquet_input(files, total: int) -> InputStream:
         for source_file in files:
             parquet, first = pq.ParquetFile(source_file.path), 0
             rows = max(parquet.metadata.num_rows, 1)
-            for batch in parquet.iter_batches(batch_size=65_536, columns=list(types)):
+            batches = (batch for group in range(parquet.metadata.num_row_groups)  # one row group at a time
+                       for batch in parquet.iter_batches(batch_size=65_536, columns=list(types), row_groups=[group]))
+            for batch in batches:
                 try:
                     table = pa.table({n: batch.column(n).cast(t) for n, t in types.items()})
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:

@@ -464,18 +464,20 @@ class _Splitter:
         parquet = pq.ParquetFile(source_file.path)
         total_rows = max(parquet.metadata.num_rows, 1)
         wanted = [n for n, t in arrow_types(self.kinds, self.label_numeric).items()]
-        first, row = self.position["batch"], 0
-        for index, batch in enumerate(parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)):
-            if index >= first:
-                table = pa.Table.from_batches([batch])
-                try:
-                    columns = {n: _cast_column(table[n], self.kinds[n], self.label_numeric) for n in wanted}
-                except pa.ArrowInvalid as error:
-                    raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}: {error} (the sample "
-                                     "made this column numeric)") from None
-                chunk = Chunk(pa.table(columns), source_file.shown, None, row, full_table=table)
-                yield chunk, {"batch": index + 1}, source_file.bytes * (row + len(table)) // total_rows
-            row += batch.num_rows
+        first, row, index = self.position["batch"], 0, 0
+        for group in range(parquet.metadata.num_row_groups):  # one row group at a time: memory is one group's
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
+                if index >= first:
+                    table = pa.Table.from_batches([batch])
+                    try:
+                        columns = {n: _cast_column(table[n], self.kinds[n], self.label_numeric) for n in wanted}
+                    except pa.ArrowInvalid as error:
+                        raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}: {error} (the sample "
+                                         "made this column numeric)") from None
+                    chunk = Chunk(pa.table(columns), source_file.shown, None, row, full_table=table)
+                    yield chunk, {"batch": index + 1}, source_file.bytes * (row + len(table)) // total_rows
+                row += batch.num_rows
+                index += 1
         self._file_sha256 = sha256_of(source_file.path)
 
     def _process(self, chunk: Chunk):
