@@ -119,7 +119,7 @@ def _check(pool, record: dict) -> None:
         record["failed"] = _find_failure(record, workers)
     if record["failed"] is None:
         if pool._state != "RUN" and not record.get("forgotten"):
-            _forget(record)  # the pool closed normally
+            _forget(list(record["seen"]))  # the pool closed normally
             record["forgotten"] = True
         return
     error, since = record["failed"]
@@ -131,11 +131,11 @@ def _check(pool, record: dict) -> None:
     if time.monotonic() - since > TERMINATE_AFTER_SECONDS and not record.get("shutting_down"):
         record["shutting_down"] = True
         workers = list(record["seen"].values())
-        threading.Thread(target=_shut_down, args=(pool, workers, record), name="questlearn-pool-shutdown",
+        threading.Thread(target=_shut_down, args=(pool, workers), name="questlearn-pool-shutdown",
                          daemon=True).start()
 
 
-def _shut_down(pool, workers, record: dict) -> None:
+def _shut_down(pool, workers) -> None:
     """Terminate a failed pool, killing its workers if terminating hangs.
 
     Runs in a thread of its own, never in the watchdog's. ``Pool.terminate``
@@ -151,6 +151,7 @@ def _shut_down(pool, workers, record: dict) -> None:
     terminator.start()
     terminator.join(KILL_AFTER_SECONDS)
     if terminator.is_alive():
+        workers = list({process.pid: process for process in [*workers, *list(pool._pool)]}.values())
         for process in workers:
             if process.exitcode is None:
                 _quietly(process.kill)
@@ -160,7 +161,7 @@ def _shut_down(pool, workers, record: dict) -> None:
             if lock is not None:
                 _quietly(lock.release)  # ValueError when nobody holds it: fine
         terminator.join(KILL_AFTER_SECONDS)
-    _forget(record)
+    _forget([process.pid for process in workers])
 
 
 def _quietly(function, *args) -> None:
@@ -170,10 +171,10 @@ def _quietly(function, *args) -> None:
         pass
 
 
-def _forget(record: dict) -> None:
+def _forget(pids) -> None:
     """Delete the notes of a pool's workers, so a recycled pid starts clean."""
     owner = heartbeat_dir(os.getpid())
-    for pid in record["seen"]:
+    for pid in pids:
         for name in (str(pid), f"{pid}.failed"):
             try:
                 (owner / name).unlink()
