@@ -80,7 +80,10 @@ class InferredSchema:
     def raise_problems(self) -> None:
         if not self.problems:
             return
-        text = "the sample shows problems to settle before splitting:\n  " + "\n  ".join(self.problems)
+        if len(self.problems) == 1:
+            text = f"the sample shows a problem to settle before splitting: {self.problems[0]}"
+        else:
+            text = "the sample shows problems to settle before splitting:\n  " + "\n  ".join(self.problems)
         if self.location is not None:
             path, line, byte = self.location
             if line is not None:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import run_env
@@ -45,15 +46,25 @@ def test_the_scan_ahead_thread_is_stopped_before_interpreter_shutdown():
 
 @pytest.mark.timeout(600)
 def test_many_splits_ending_in_a_conversion_error_exit_with_code_2(tmp_path):
-    log = write_quest_log(tmp_path / "quests.csv", rows=3000, seed=4)
+    from questlearn.sampling import FIRST_BYTES, PIECE_BYTES, SAMPLE_PIECES
+
+    log = write_quest_log(tmp_path / "quests.csv", rows=150_000, seed=4)
     lines = log.read_text().split("\n")
-    fields = lines[2200].split(",")
-    fields[4] = "abc"  # a word in a numeric column, far enough in that the next block is being scanned ahead
-    lines[2200] = ",".join(fields)
+    # A word in a numeric column in a gap between the schema sample's pieces, so that the pass (not the
+    # sample) meets it, with the next block being scanned ahead.
+    total = log.stat().st_size
+    gap_start = max(FIRST_BYTES, total // (SAMPLE_PIECES + 1) + PIECE_BYTES)
+    gap_end = 2 * total // (SAMPLE_PIECES + 1)
+    assert gap_end - gap_start > 200_000
+    offsets = np.cumsum([len(line) + 1 for line in lines])
+    bad = int(np.searchsorted(offsets, (gap_start + gap_end) // 2))
+    fields = lines[bad].split(",")
+    fields[4] = "abc"
+    lines[bad] = ",".join(fields)
     log.write_text("\n".join(lines))
     runs = 6
     commands = [[sys.executable, "-m", "questlearn", "split", str(log), str(tmp_path / f"out{i}"),
-                 "--block-size", "4096", "--no-progress"] for i in range(runs)]
+                 "--block-size", "65536", "--no-progress"] for i in range(runs)]
     for first in range(0, runs, 2):  # two at a time: the machine has two cores
         processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env())
                      for c in commands[first:first + 2]]
@@ -61,4 +72,4 @@ def test_many_splits_ending_in_a_conversion_error_exit_with_code_2(tmp_path):
             _, stderr = process.communicate(timeout=120)
             assert "terminate called" not in stderr and process.returncode == 2, (process.returncode, stderr[-2000:])
             assert stderr.strip().count("\n") == 0 and stderr.startswith("questlearn split: error: "), stderr
-            assert "line 2201" in stderr and "'abc'" in stderr
+            assert f"line {bad + 1}" in stderr and "'abc'" in stderr and "sample made it numeric" in stderr
