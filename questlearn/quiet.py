@@ -39,7 +39,8 @@ NOISE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} \S+ +\d+ \S+:\d+\] .*"  # glog INFO / WARNING lines
     r"|E\d{4} \S+ +\d+ \S+:\d+\] (failed call to cuInit|Unable to register cu(DNN|FFT|BLAS) factory"
-    r"|computation placer already registered).*"
+    r"|computation placer already registered"
+    r"|oneDNN supports DT_BOOL only on platforms with AVX-512).*"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\."
     r"|.*rebuild TensorFlow with the appropriate compiler flags\."
     r")\s*$"
@@ -95,6 +96,11 @@ def import_tensorflow():
             # Device discovery is when CUDA prints its probe errors; do it now, filtered.
             with contextlib.suppress(Exception):
                 tf.config.list_physical_devices()
+            # On a CPU without AVX-512, oneDNN logs once per process (as an E-line) that it cannot
+            # handle booleans, when the first boolean op runs: e.g. in fit, in the AUC of a
+            # multi-class model. Run one here, so that the notice falls in the filter.
+            with contextlib.suppress(Exception):
+                tf.transpose(tf.constant([[True]]))
         _tensorflow = tf
     return _tensorflow
 

@@ -70,6 +70,23 @@ def test_quiet_import_drops_start_up_noise_but_keeps_real_errors():
 
 
 @pytest.mark.timeout(300)
+def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr():
+    """A 3-class model's AUC runs boolean ops; on CPUs without AVX-512 oneDNN logs an E-line about it once."""
+    code = (
+        "import numpy as np\n"
+        "from questlearn.quiet import keras\n"
+        "from questlearn.model import SparseAUC\n"
+        "x, y = np.random.rand(64, 4).astype('float32'), np.arange(64) % 3\n"
+        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='softmax')])\n"
+        "model.compile('adam', 'sparse_categorical_crossentropy', metrics=[SparseAUC(3)])\n"
+        "model.fit(x, y, epochs=1, verbose=0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=280)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.strip() == "", result.stderr[-3000:]
+
+
+@pytest.mark.timeout(300)
 def test_demo_writes_no_tensorflow_log_line_to_stderr(tmp_path):
     result = cli("demo", "--directory", tmp_path, "--rows", 5000, "--epochs", 1, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -49,6 +49,7 @@ SCREENSHOT_CELLS = {
     "02_check_batch_shapes.ipynb": "WorkerKilledSequence(SPLIT",
     "03_train_with_workers.ipynb": "history = model.fit(",
     "04_plot_the_history.ipynb": "plot_history(history",
+    "05_your_own_data.ipynb": "report = evaluate(MODEL, SPLIT)",
 }
 NOTEBOOK_SECONDS = 420
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
