@@ -94,8 +94,18 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
     params = SplitParameters(**parameters)
     if parallel is not None and int(parallel) < 1:
         raise ValueError(f"--parallel must be at least 1, got {parallel}")
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _split_parallel(source, out, params, parallel, ray, verbose)
+    except Exception:
+        if created and all(p.name == LOCK_NAME for p in out.iterdir()):  # failed before writing anything: leave nothing
+            shutil.rmtree(out)
+        raise
+
+
+def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, verbose: bool) -> dict:
     with _exclusive_lock(out):
         parent = _Splitter(source, out, params, False, verbose)
         if (out / MANIFEST_NAME).exists():
@@ -196,6 +206,7 @@ def _die_with_parent() -> None:
 def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # no fork of a parent holding pyarrow's threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
@@ -208,6 +219,9 @@ def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
                 if error is not None:
                     for other in pending:
                         other.cancel()
+                    if isinstance(error, BrokenProcessPool):
+                        raise ValueError(f"the process splitting {futures[future]['shown']} died (killed, or out of "
+                                         "memory); run the same command again: finished parts are kept") from None
                     raise error
                 if verbose:
                     print(f"questlearn: part {futures[future]['shown']} split ({future.result()} rows)", flush=True)

@@ -233,3 +233,24 @@ def test_ray_runs_the_part_tasks_on_127_0_0_1_and_merges_the_same_split(splits, 
     assert manifest["parallel"]["ray_nodes"] == ["127.0.0.1"]
     assert manifest["subsets"] == processes["subsets"]  # same seeds, same merge: the same shards
     assert manifest["stats"] == processes["stats"]
+
+
+def test_a_regression_target_merges_to_the_sequential_statistics(splits, tmp_path):
+    parts, _, _ = splits
+    options = dict(rows_per_shard=500, seed=1, label="power", task="regression", id_columns=("attempt_id", "player_id"))
+    sequential = split_csv(parts, tmp_path / "sequential", verbose=False, **options)
+    parallel = split_csv(parts, tmp_path / "parallel", parallel=2, verbose=False, **options)
+    for name, expected in sequential["stats"].items():
+        got = parallel["stats"][name]
+        if "category_counts" in expected:
+            assert got == expected, name
+            continue
+        assert (got["count"], got["missing"]) == (expected["count"], expected["missing"]), name
+        for key in ("mean", "variance", "min", "max"):
+            assert got[key] == pytest.approx(expected[key], rel=REL, abs=1e-12), (name, key)
+    for subset in ("train", "validate"):  # each subset's target statistics agree with its own rows
+        targets = np.concatenate([np.load(files["labels"]) for files, shard in shards_of(load_manifest(tmp_path / "parallel"))
+                                  if Path(files["labels"]).parent.name == subset]).astype(np.float64)
+        summary = parallel["subsets"][subset]["label_stats"]
+        assert summary["count"] == len(targets) == parallel["subsets"][subset]["rows"]
+        assert summary["mean"] == pytest.approx(targets.mean(), rel=1e-6)
