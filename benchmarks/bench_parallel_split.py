@@ -77,7 +77,7 @@ def main() -> int:
     speedup = medians["sequential"] / medians["parallel_2"]
     print(f"\nmedian: sequential {medians['sequential']:.2f} s, --parallel 2 {medians['parallel_2']:.2f} s: "
           f"speed-up {speedup:.2f}x on {megabytes:.0f} MB in {args.parts} parts")
-    path = save("parallel_split", {"source_megabytes": megabytes, "parts": args.parts, "rounds": args.rounds,
+    path = save(f"parallel_split_{megabytes:.0f}mb", {"source_megabytes": megabytes, "parts": args.parts, "rounds": args.rounds,
                                    "options": {k: list(v) if isinstance(v, tuple) else v for k, v in OPTIONS.items()},
                                    "runs": runs, "median_seconds": medians,
                                    "median_mb_per_s": {k: megabytes / v for k, v in medians.items()},
