@@ -9,7 +9,10 @@ Contenders, all on the same data and the same number of workers:
   same 1000-row CSV files (batch 1000, 2 parallel reads);
 * ``questlearn_csv`` / ``questlearn_npy`` — QuestSequence(batch_size=1000)
   on the CSV shards (``workers`` threads) or the binary shards (read in
-  line: ``workers=1`` is fastest there) of a questlearn split.
+  line: ``workers=1`` is fastest there) of a questlearn split, with the
+  default integrity check (each shard file's SHA-256 once per run);
+* ``questlearn_csv_verify_off`` / ``questlearn_npy_verify_off`` — the same
+  with ``verify="off"``: the cost of the integrity check, side by side.
 
 Every contender reads the data for the same number of epochs (pools and
 files are set up again each epoch, as ``fit`` does).
@@ -19,6 +22,10 @@ PyDatasets are read through Keras's own adapter and enqueuer
 contender runs in a fresh process; peak RSS includes worker processes.
 
 Usage: python benchmarks/bench_loader.py [--megabytes 48] [--workers 2]
+       python benchmarks/bench_loader.py --verify-cost [--megabytes 48] [--rounds 3]
+
+``--verify-cost`` runs only the four questlearn contenders, alternating, in
+``--rounds`` rounds, and saves medians to ``results/loader_verify.json``.
 
 Targets (issue 3): questlearn npy >= 20x recipe and >= 100x
 make_csv_dataset; questlearn CSV >= 1.5x recipe; peak RSS flat 1x -> 4x.
@@ -80,18 +87,22 @@ class SteadyClock:
 
     def __init__(self):
         self.rows = self.seconds = 0.0
+        self.epoch_rates = []  # rows/s of each epoch, the first included (it pays for any one-off check)
 
     def epoch(self, batches):
         first = last = None
+        rows_now = 0
         for rows in batches:
             now = time.perf_counter()
             if first is None:
                 first = now
             else:
                 self.rows += rows
+                rows_now += rows
             last = now
         if first is not None:
             self.seconds += last - first
+            self.epoch_rates.append(rows_now / max(last - first, 1e-9))
 
 
 def through_keras(dataset, clock) -> int:
@@ -143,17 +154,20 @@ def child(kind: str, data: str, workers: str) -> dict:
     else:
         from questlearn.dataset import QuestSequence
 
-        source = "csv" if kind == "questlearn_csv" else "npy"
+        source = "csv" if kind.startswith("questlearn_csv") else "npy"
+        verify = "off" if kind.endswith("_verify_off") else "once"
         # npy batches are two numpy takes: Keras's thread pool costs more than it saves,
         # so they are read in line (workers=1). CSV shards are parsed by worker threads
         # (pyarrow releases the GIL) that share one shard cache.
         dataset = QuestSequence(data / "split", "train", batch_size=1000, source=source, shuffle=True,
-                                workers=1 if source == "npy" else workers, use_multiprocessing=False)
+                                workers=1 if source == "npy" else workers, use_multiprocessing=False, verify=verify)
         rows = through_keras(dataset, clock)
     seconds = time.perf_counter() - started
     steady = clock.rows / clock.seconds
     return {"rows": rows, "seconds": seconds, "rows_per_second": steady, "wall_rows_per_second": rows / seconds,
-            "peak_rss_mib": sampler.stop(), "rss": peak_rss_mib()}
+            "first_epoch_rows_per_second": clock.epoch_rates[0],
+            "later_epochs_rows_per_second": sorted(clock.epoch_rates[1:])[len(clock.epoch_rates[1:]) // 2],
+            "epoch_rows_per_second": clock.epoch_rates, "peak_rss_mib": sampler.stop(), "rss": peak_rss_mib()}
 
 
 class TreeMemorySampler:
@@ -185,7 +199,7 @@ class TreeMemorySampler:
         return round(self._peak / 2**20, 1)
 
 
-def prepare(root: Path, megabytes: float, seed: int) -> None:
+def prepare(root: Path, megabytes: float, seed: int, recipe: bool = True) -> None:
     import pandas as pd
 
     from questlearn.split import split_csv
@@ -194,6 +208,8 @@ def prepare(root: Path, megabytes: float, seed: int) -> None:
     log = write_quest_log(root / "log.csv", rows=rows_for_megabytes(megabytes), seed=seed)
     # questlearn: one split; the train subset is what the loaders read.
     split_csv(log, root / "split", rows_per_shard=50_000, val_fraction=0.2, seed=0, id_columns=ID_COLUMNS)
+    if not recipe:
+        return
     # The recipe's shards: the same train rows, 1000 per file (pandas chunks of the train CSV shards).
     (root / "recipe").mkdir()
     index = 0
@@ -207,11 +223,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=48.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--verify-cost", action="store_true", help="only the cost of shard integrity checks")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "WORKERS"))
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
         return 0
+    if args.verify_cost:
+        return verify_cost(args)
 
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-loader-"))
     try:
@@ -219,7 +239,7 @@ def main() -> int:
             (work / f"{factor}x").mkdir()
         prepare(work / "1x", args.megabytes, seed=1)
         runs = {}
-        for kind in ("recipe", "make_csv_dataset", "questlearn_csv", "questlearn_npy"):
+        for kind in ("recipe", "make_csv_dataset", *VERIFY_CONTENDERS):
             runs[kind] = run_child(Path(__file__), kind, str(work / "1x"), str(args.workers))
             print(f"{kind:18} {runs[kind]['rows_per_second']:>12,.0f} rows/s steady "
                   f"({runs[kind]['wall_rows_per_second']:>10,.0f} wall: {runs[kind]['rows']} rows in "
@@ -239,6 +259,8 @@ def main() -> int:
         "npy_vs_recipe": rate["questlearn_npy"] / rate["recipe"],
         "npy_vs_make_csv_dataset": rate["questlearn_npy"] / rate["make_csv_dataset"],
         "csv_vs_recipe": rate["questlearn_csv"] / rate["recipe"],
+        "npy_verify_on_over_off": rate["questlearn_npy"] / rate["questlearn_npy_verify_off"],
+        "csv_verify_on_over_off": rate["questlearn_csv"] / rate["questlearn_csv_verify_off"],
     }
     growth = {kind: memory[f"{kind}_4x"]["peak_rss_mib"] / memory[f"{kind}_1x"]["peak_rss_mib"] - 1
               for kind in ("questlearn_csv", "questlearn_npy")}
@@ -250,6 +272,51 @@ def main() -> int:
         f"questlearn npy >= 100x make_csv_dataset ({ratios['npy_vs_make_csv_dataset']:.1f}x)": ratios["npy_vs_make_csv_dataset"] >= 100,
         f"questlearn csv >= 1.5x recipe ({ratios['csv_vs_recipe']:.1f}x)": ratios["csv_vs_recipe"] >= 1.5,
         **{f"{k} peak RSS growth < 10 % ({v * 100:+.1f} %)": v < 0.10 for k, v in growth.items()},
+    })
+
+
+VERIFY_CONTENDERS = ("questlearn_npy", "questlearn_npy_verify_off", "questlearn_csv", "questlearn_csv_verify_off")
+
+
+def verify_cost(args) -> int:
+    """Integrity check on vs off: fresh processes, alternating, ``--rounds`` rounds, medians."""
+    import statistics
+
+    work = Path(tempfile.mkdtemp(prefix="questlearn-bench-verify-"))
+    try:
+        prepare(work, args.megabytes, seed=1, recipe=False)
+        rounds = {kind: [] for kind in VERIFY_CONTENDERS}
+        for round_number in range(args.rounds):
+            order = VERIFY_CONTENDERS if round_number % 2 == 0 else VERIFY_CONTENDERS[::-1]
+            for kind in order:
+                rounds[kind].append(run_child(Path(__file__), kind, str(work), str(args.workers)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    medians = {kind: {key: statistics.median(run[key] for run in runs)
+                      for key in ("rows_per_second", "first_epoch_rows_per_second", "later_epochs_rows_per_second",
+                                  "wall_rows_per_second", "peak_rss_mib")}
+               for kind, runs in rounds.items()}
+    for kind, median in medians.items():
+        print(f"{kind:26} {median['rows_per_second']:>11,.0f} rows/s steady: first epoch "
+              f"{median['first_epoch_rows_per_second']:>11,.0f}, later {median['later_epochs_rows_per_second']:>11,.0f}; "
+              f"wall {median['wall_rows_per_second']:>11,.0f}, "
+              f"peak RSS {median['peak_rss_mib']:.0f} MiB")
+    ratios = {}
+    for source in ("npy", "csv"):
+        on, off = medians[f"questlearn_{source}"], medians[f"questlearn_{source}_verify_off"]
+        for key in ("rows_per_second", "first_epoch_rows_per_second", "later_epochs_rows_per_second", "wall_rows_per_second"):
+            ratios[f"{source}_{key}_verify_on_over_off"] = on[key] / off[key]
+    print("\n" + "\n".join(f"{k}: {v:.2f}" for k, v in ratios.items()))
+    save("loader_verify", {"workers": args.workers, "megabytes": args.megabytes, "epochs": EPOCHS, "rounds": rounds,
+                           "medians": medians, "ratios": ratios})
+    # Targets: the one-off check costs at most half the first epoch's rate, and nothing after it.
+    return verdict({
+        **{f"{source} first epoch with verification >= 0.5x without "
+           f"({ratios[f'{source}_first_epoch_rows_per_second_verify_on_over_off']:.2f}x)":
+           ratios[f"{source}_first_epoch_rows_per_second_verify_on_over_off"] >= 0.5 for source in ("npy", "csv")},
+        **{f"{source} later epochs with verification >= 0.8x without "
+           f"({ratios[f'{source}_later_epochs_rows_per_second_verify_on_over_off']:.2f}x)":
+           ratios[f"{source}_later_epochs_rows_per_second_verify_on_over_off"] >= 0.8 for source in ("npy", "csv")},
     })
 
 

@@ -11,6 +11,9 @@ This module holds the keras-free core of :class:`~questlearn.dataset.QuestSequen
   manifest's fixed schema) and turns its rows into model inputs:
   missing values filled, categories one-hot encoded with the manifest
   vocabulary, labels mapped to the manifest's classes, float32 out.
+  Each shard file is checked against the manifest's SHA-256 the first time
+  a training run reads it (:mod:`questlearn.integrity`), and label codes
+  are range-checked on every read.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .integrity import ShardVerifier
 from .manifest import resolve_inside
 
 FILL_POLICIES = ("zero", "mean")
@@ -195,10 +199,16 @@ class ShardReader:
     cache_shards : int
         How many encoded shards each process keeps (memory bound:
         ``cache_shards * rows_per_shard * inputs * 4`` bytes).
+    verify : str
+        ``"once"`` (default): compare each shard file with the manifest's
+        SHA-256 the first time this training run reads it, so damaged or
+        swapped shards stop loading with the file's name. ``"off"``: skip
+        hashing (see ``benchmarks/bench_loader.py`` for the cost).
     """
 
     def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str = "zero",
-                 categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2):
+                 categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
+                 verify: str = "once"):
         for name, value, allowed in (("subset", subset, ("train", "validate")), ("source", source, SOURCES),
                                      ("fill", fill, FILL_POLICIES), ("categorical", categorical, CATEGORICAL_ENCODINGS),
                                      ("label_mode", label_mode, LABEL_MODES)):
@@ -212,6 +222,7 @@ class ShardReader:
         self.manifest, self.subset, self.source = manifest, subset, source
         self.fill, self.categorical, self.label_mode = fill, categorical, label_mode
         self.cache_shards = int(cache_shards)
+        self.verifier = ShardVerifier(verify)
         schema = manifest["schema"]
         self.all_features = list(schema["features"])
         self.features = list(features) if features is not None else self.all_features
@@ -360,13 +371,38 @@ class ShardReader:
 
     def _read_shard(self, shard: int):
         files = self.shards[shard]["files"]
-        if self.source == "npy":
-            features = np.load(resolve_inside(self.root, files["features"]["name"]), allow_pickle=False)
-            labels = np.load(resolve_inside(self.root, files["labels"]["name"]), allow_pickle=False)
-            if self.task == "regression":
-                return features, labels.astype(np.float32, copy=False)
-            return features, self.label_codes[labels]
-        return self._parse_csv(resolve_inside(self.root, files["csv"]["name"]))
+        if self.source == "csv":
+            path = resolve_inside(self.root, files["csv"]["name"])
+            self.verifier.check(path, files["csv"])
+            return self._parse_csv(path)
+        features_path = resolve_inside(self.root, files["features"]["name"])
+        labels_path = resolve_inside(self.root, files["labels"]["name"])
+        self.verifier.check(features_path, files["features"])
+        self.verifier.check(labels_path, files["labels"])
+        features = np.load(features_path, allow_pickle=False)
+        labels = np.load(labels_path, allow_pickle=False)
+        if features.ndim != 2 or features.shape[1] != len(self.all_features):
+            raise ValueError(f"shard file {features_path} holds an array of shape {features.shape}, "
+                             f"not (rows, {len(self.all_features)}) as the manifest's features need")
+        if self.task == "regression":
+            if labels.ndim != 1 or labels.dtype != np.float32:
+                raise ValueError(f"shard file {labels_path} holds {labels.dtype} values of shape {labels.shape}, "
+                                 "not float32 regression targets")
+            return features, labels
+        return features, self.label_codes[self._checked_codes(labels, labels_path)]
+
+    def _checked_codes(self, codes: np.ndarray, path: Path) -> np.ndarray:
+        """Label codes, refused unless integers in ``0 .. len(label_codes) - 1``
+        (numpy would read -1 as the last class)."""
+        if codes.ndim != 1 or not np.issubdtype(codes.dtype, np.integer):
+            raise ValueError(f"shard file {path} holds {codes.dtype} values of shape {codes.shape}, not integer label codes")
+        if len(codes):
+            low, high = int(codes.min()), int(codes.max())
+            if low < 0 or high >= len(self.label_codes):
+                bad = low if low < 0 else high
+                raise ValueError(f"shard file {path} holds the label code {bad}, outside 0..{len(self.label_codes) - 1} "
+                                 "(the label values in the manifest): the file is damaged")
+        return codes
 
     def _parse_csv(self, path: Path):
         import pyarrow as pa

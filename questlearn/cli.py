@@ -7,6 +7,7 @@ imports (Keras and its backend) happen only in the commands that train.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from pathlib import Path
@@ -281,6 +282,10 @@ def main(argv=None) -> int:
         code = args.run(args)
     except ValueError as error:  # CsvFormatError included: a clear message, no traceback
         print(f"questlearn {args.command}: error: {error}", file=sys.stderr)
+        del error
+        # Free the failed run's frames, arrays and helper threads (held in reference cycles by
+        # the traceback) now, while numpy and pyarrow are fully alive, not during interpreter shutdown.
+        gc.collect()
         return 2
     except KeyboardInterrupt:
         resumable = args.command in ("split", "train", "demo")

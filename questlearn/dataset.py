@@ -20,6 +20,7 @@ from .quiet import keras
 
 from .batches import BatchPlan, EqualShards, ShardReader
 from .manifest import load_manifest
+from .start_method import choose_start_method
 from .supervision import BatchLoadError, note_batch_failed, note_batch_finished, note_batch_started, watch_worker_pools
 
 
@@ -45,9 +46,10 @@ class QuestSequence(keras.utils.PyDataset):
         Seed of that permutation; the same seed gives the same order.
     features : list of str, optional
         Feature columns; default all features of the manifest schema.
-    fill, categorical, label_mode, cache_shards
+    fill, categorical, label_mode, cache_shards, verify
         See :class:`questlearn.batches.ShardReader`; ``cache_shards`` encoded
-        shards per process bound the loader's memory.
+        shards per process bound the loader's memory; ``verify="once"``
+        checks each shard file's SHA-256 the first time it is read.
     workers, use_multiprocessing, max_queue_size
         Keras ``PyDataset`` parallelism, passed to ``super().__init__``.
         Threads (``use_multiprocessing=False``) suit the npy source, whose
@@ -56,7 +58,9 @@ class QuestSequence(keras.utils.PyDataset):
     Notes
     -----
     The object holds paths and the manifest only and opens files lazily, so
-    it pickles for the ``spawn`` and ``forkserver`` start methods. Any error
+    it pickles for the ``spawn`` and ``forkserver`` start methods. With
+    ``use_multiprocessing=True`` and no start method chosen by the program,
+    workers start by ``forkserver`` (see :mod:`questlearn.start_method`). Any error
     while loading a batch is raised as :class:`BatchLoadError` naming the
     batch and its shards; a worker process killed by the OS makes ``fit``
     fail within about a second instead of hanging (see
@@ -66,7 +70,7 @@ class QuestSequence(keras.utils.PyDataset):
     def __init__(self, split_dir, subset: str = "train", batch_size: int | None = 1024, *, source: str = "npy",
                  shuffle: bool = True, seed: int = 0, features=None, fill: str = "zero",
                  categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
-                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10):
+                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10, verify: str = "once"):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
@@ -75,7 +79,8 @@ class QuestSequence(keras.utils.PyDataset):
         self.manifest = load_manifest(split_dir)
         self.split_dir = str(split_dir)  # as given, for messages; files are read from manifest["root"]
         self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
-                                  categorical=categorical, label_mode=label_mode, cache_shards=cache_shards)
+                                  categorical=categorical, label_mode=label_mode, cache_shards=cache_shards,
+                                  verify=verify)
         if not self.reader.shards:
             raise ValueError(f"the {subset!r} subset of {self.split_dir} has no shards (val_fraction was 0?)")
         self.subset, self.batch_size, self.shuffle, self.seed = subset, batch_size, bool(shuffle), int(seed)
@@ -85,6 +90,7 @@ class QuestSequence(keras.utils.PyDataset):
         self._plan = None
         self._owner_pid = os.getpid()
         if use_multiprocessing:
+            choose_start_method()  # forkserver, not fork from a threaded process (see questlearn.start_method)
             watch_worker_pools()
 
     # -- Keras contract --------------------------------------------------

@@ -2,8 +2,10 @@
 
 The manifest is written last and atomically (temporary file, fsync,
 rename, fsync of the directory), so a directory either holds a complete
-split or none. :func:`load_manifest` checks that every shard it names lies
-inside the split directory and exists with the recorded size.
+split or none. :func:`load_manifest` checks the manifest against its schema
+(:mod:`questlearn.manifest_schema`) and that every shard it names lies
+inside the split directory and exists with the recorded size; the shard
+readers check the recorded SHA-256 (:class:`ShardVerifier`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import json
 import os
 from pathlib import Path
 
+from .manifest_schema import validate_manifest
+
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 SUBSETS = ("train", "validate")
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 100 GB split's manifest is a few MB
 
 
 def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -89,17 +94,25 @@ def load_manifest(split_dir: str | Path) -> dict:
     Raises
     ------
     ValueError
-        If the manifest is missing or incomplete, or a shard it names is
-        missing, has the wrong size, or lies outside the directory.
+        If the manifest is missing, incomplete or does not fit its schema
+        (the message names the field), or a shard it names is missing, has
+        the wrong size, or lies outside the directory.
     """
     root = Path(split_dir).resolve()
     path = root / MANIFEST_NAME
     if not path.is_file():
         raise ValueError(f"{root} holds no {MANIFEST_NAME}: run `questlearn split` first, or let an interrupted split finish")
-    with open(path, encoding="utf-8") as handle:
-        manifest = json.load(handle)
-    if manifest.get("format_version") != FORMAT_VERSION or not manifest.get("complete"):
-        raise ValueError(f"{path} is not a complete questlearn manifest of format version {FORMAT_VERSION}")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path} has {path.stat().st_size} bytes, more than a questlearn manifest can ({MAX_MANIFEST_BYTES})")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): it was damaged or edited") from None
+    if isinstance(manifest, dict) and manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} is a manifest of format version {manifest.get('format_version')!r}; "
+                         f"this questlearn reads version {FORMAT_VERSION}")
+    validate_manifest(manifest, str(path))
     for subset in SUBSETS:
         for shard in manifest["subsets"][subset]["shards"]:
             for entry in shard["files"].values():

@@ -814,7 +814,16 @@ def _read_ahead(items):
     numpy and pyarrow release the GIL, so scanning and parsing overlap on two
     cores. At most two items are in memory at once; an error in the
     producer is raised here, in order.
+
+    The producing thread never outlives the split into interpreter shutdown:
+    it stops when this generator is closed, and, should an error leave the
+    generator suspended (held by a traceback until the garbage collector
+    runs), an ``atexit`` hook stops and joins it. A daemon thread still
+    inside numpy or pyarrow when the interpreter finalizes is ended by
+    ``pthread_exit``, whose unwinding through C++ frames aborts the process
+    (``terminate called without an active exception``; apache/arrow#45017).
     """
+    import atexit
     import queue
     import threading
 
@@ -837,8 +846,17 @@ def _read_ahead(items):
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
             handoff.put(error)
 
+    def stop_and_join():
+        stop.set()
+        while thread.is_alive():
+            try:
+                handoff.get(timeout=0.1)  # unblocks a final put of ``done`` or an error
+            except queue.Empty:
+                pass
+
     thread = threading.Thread(target=produce, name="questlearn-scan-ahead", daemon=True)
     thread.start()
+    atexit.register(stop_and_join)
     try:
         while True:
             item = handoff.get()
@@ -848,12 +866,8 @@ def _read_ahead(items):
                 raise item
             yield item
     finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                handoff.get(timeout=0.1)
-            except queue.Empty:
-                pass
+        stop_and_join()
+        atexit.unregister(stop_and_join)
         items.close()
 
 

@@ -13,7 +13,14 @@ worker died (its exit code, a replaced worker, or a note whose process is
 gone), or a worker reported a failed batch, it fails every pending batch
 of that pool with a :class:`BatchLoadError` naming the batch and shards the
 worker was loading, so ``fit`` raises within about a second; shortly after,
-it terminates the pool so no worker processes are left behind.
+it shuts the pool down so no worker processes are left behind.
+
+The watchdog itself never blocks: ``Pool.terminate()`` can wait forever on
+a queue lock that a killed worker held, or on a pipe nobody reads any more
+(gh-66587), so each failed pool is shut down by its own short-lived daemon
+thread, which kills the pool's workers outright if terminating takes longer
+than ``KILL_AFTER_SECONDS``. The watchdog goes on supervising every pool,
+old and new, for the life of the process (a notebook cell run again).
 
 This reaches into Keras's ``py_dataset_adapter._DATA_POOLS`` and the
 standard library's ``Pool`` internals (``_pool``, ``_cache``, ``_state``).
@@ -34,6 +41,7 @@ from pathlib import Path
 
 POLL_SECONDS = 0.2
 TERMINATE_AFTER_SECONDS = 2.0
+KILL_AFTER_SECONDS = 3.0
 
 _watchdog_lock = threading.Lock()
 _watchdog_thread = None
@@ -111,7 +119,7 @@ def _check(pool, record: dict) -> None:
         record["failed"] = _find_failure(record, workers)
     if record["failed"] is None:
         if pool._state != "RUN" and not record.get("forgotten"):
-            _forget(record)  # the pool closed normally
+            _forget(list(record["seen"]))  # the pool closed normally
             record["forgotten"] = True
         return
     error, since = record["failed"]
@@ -120,15 +128,53 @@ def _check(pool, record: dict) -> None:
             result._set(0, (False, error))
         except (KeyError, AttributeError):
             pass
-    if time.monotonic() - since > TERMINATE_AFTER_SECONDS and pool._state != "TERMINATE":
-        pool.terminate()
-        _forget(record)
+    if time.monotonic() - since > TERMINATE_AFTER_SECONDS and not record.get("shutting_down"):
+        record["shutting_down"] = True
+        workers = list(record["seen"].values())
+        threading.Thread(target=_shut_down, args=(pool, workers), name="questlearn-pool-shutdown",
+                         daemon=True).start()
 
 
-def _forget(record: dict) -> None:
+def _shut_down(pool, workers) -> None:
+    """Terminate a failed pool, killing its workers if terminating hangs.
+
+    Runs in a thread of its own, never in the watchdog's. ``Pool.terminate``
+    first takes the pool's task-queue read lock (held for good by a worker
+    killed while waiting for a task) and then writes to the result queue
+    (whose write lock a killed worker may hold, and whose reader may have
+    stopped). If it is not done after ``KILL_AFTER_SECONDS``, the workers are
+    killed and those two locks released, which lets it finish; if it still
+    cannot, this daemon thread is left waiting, harmlessly, with no worker
+    process alive.
+    """
+    terminator = threading.Thread(target=_quietly, args=(pool.terminate,), name="questlearn-pool-terminate", daemon=True)
+    terminator.start()
+    terminator.join(KILL_AFTER_SECONDS)
+    if terminator.is_alive():
+        workers = list({process.pid: process for process in [*workers, *list(pool._pool)]}.values())
+        for process in workers:
+            if process.exitcode is None:
+                _quietly(process.kill)
+        for process in workers:
+            _quietly(process.join, 1.0)
+        for lock in (getattr(pool._inqueue, "_rlock", None), getattr(pool._outqueue, "_wlock", None)):
+            if lock is not None:
+                _quietly(lock.release)  # ValueError when nobody holds it: fine
+        terminator.join(KILL_AFTER_SECONDS)
+    _forget([process.pid for process in workers])
+
+
+def _quietly(function, *args) -> None:
+    try:
+        function(*args)
+    except Exception:  # noqa: BLE001 - shutting down a broken pool is best effort
+        pass
+
+
+def _forget(pids) -> None:
     """Delete the notes of a pool's workers, so a recycled pid starts clean."""
     owner = heartbeat_dir(os.getpid())
-    for pid in record["seen"]:
+    for pid in pids:
         for name in (str(pid), f"{pid}.failed"):
             try:
                 (owner / name).unlink()

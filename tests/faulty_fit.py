@@ -1,11 +1,13 @@
 """Run ``fit`` on a QuestSequence whose batch 5 fails, and report how it ended.
 
-Usage: python faulty_fit.py SPLIT_DIR START_METHOD FAULT WORKERS USE_MULTIPROCESSING [FAIL_AT]
+Usage: python faulty_fit.py SPLIT_DIR START_METHOD FAULT WORKERS USE_MULTIPROCESSING [FAIL_AT [FITS]]
 
 FAULT is ``raise`` (ordinary exception), ``systemexit``, ``sigkill`` (the
 worker process is killed, as by the out-of-memory killer) or ``truncate``
 (a shard file is cut short after the dataset was built). Prints one line
-``RESULT <seconds> <leftover child processes> <error type>: <message>``.
+``RESULT <seconds> <leftover child processes> <error type>: <message>`` per
+fit; FITS (default 1) runs that many fits one after the other in this
+process, as a notebook cell run again would.
 """
 
 import multiprocessing
@@ -14,11 +16,18 @@ import sys
 import time
 
 FAIL_AT = int(sys.argv[6]) if len(sys.argv) > 6 else 5
+FITS = int(sys.argv[7]) if len(sys.argv) > 7 else 1
 
 
 def main():
     split_dir, start_method, fault, workers, processes = sys.argv[1:6]
     multiprocessing.set_start_method(start_method, force=True)
+    for _ in range(FITS):
+        fit_once(split_dir, fault, workers, processes)
+    os._exit(0)
+
+
+def fit_once(split_dir, fault, workers, processes):
     import keras
     import psutil
 
@@ -48,7 +57,6 @@ def main():
             break
         time.sleep(0.2)
     print(f"RESULT {elapsed:.1f} {len(leftover)} {outcome}", flush=True)
-    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Each case runs in a child Python process, so a start method can be set and a
 regression that hangs is killed by the timeout instead of freezing the suite.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -79,3 +80,60 @@ def test_healthy_multi_epoch_training_with_worker_processes_is_not_stopped(id_sp
                             capture_output=True, text=True, timeout=280, env=run_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"epochs": 4' in result.stdout
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_path, start_method):
+    """Terminating the first failed pool must not block the watchdog (it did, on a queue lock),
+    or the next worker death in the process (a notebook cell run again) hangs ``fit`` forever.
+
+    The child's timeout catches that hang; no wall time is asserted (spawn workers each import
+    the backend, which takes long on a busy machine)."""
+    result = run_child("faulty_fit.py", id_split, start_method, "sigkill", 2, 1, 5, 2, timeout=380)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT")]
+    assert len(lines) == 2, f"the second fit did not come back: {result.stdout[-2000:]} {result.stderr[-3000:]}"
+    for line in lines:
+        _, _, leftover, message = line.split(" ", 3)
+        assert int(leftover) == 0, f"worker processes left behind: {message}"
+        assert ("was killed by signal SIGKILL" in message or "died" in message) and "while loading batch 5 " in message
+
+
+def _runs_questlearn(python):
+    if python is None or not os.path.exists(python):
+        return False
+    probe = subprocess.run([python, "-c", "import questlearn.dataset"], capture_output=True, timeout=120,
+                           env={**run_env(), "KERAS_BACKEND": "jax"})
+    return probe.returncode == 0
+
+
+PYTHON_312 = next((p for p in (os.environ.get("QUESTLEARN_PYTHON312"), shutil.which("python3.12"))
+                   if _runs_questlearn(p)), None)
+# Every warning printed, each time: with -W error, Python 3.12 reports the fork warning raised inside
+# a pool's thread nowhere, so "always" is what makes it visible.
+WARNINGS_SHOWN = ["-W", "always::DeprecationWarning", "-W", "always::RuntimeWarning"]
+FORK_WARNINGS = ("use of fork() may lead to deadlocks", "os.fork() was called")  # CPython 3.12+, JAX
+
+
+def _fit_with_worker_processes(python, split):
+    env = {**run_env(), "KERAS_BACKEND": "jax"}  # JAX warns on fork under any Python, CPython from 3.12
+    return subprocess.run([python, *WARNINGS_SHOWN, str(HERE / "process_workers_fit.py"), str(split)],
+                          capture_output=True, text=True, timeout=280, env=env, cwd=HERE)
+
+
+@pytest.mark.timeout(300)
+def test_process_workers_do_not_start_by_fork(id_split):
+    """Keras pools use the default start method; questlearn makes it forkserver unless the program chose one."""
+    result = _fit_with_worker_processes(sys.executable, id_split)
+    assert "START_METHOD forkserver" in result.stdout, result.stderr[-3000:]
+    assert "FIT-OK" in result.stdout, result.stderr[-3000:]
+    assert not [w for w in FORK_WARNINGS if w in result.stderr], result.stderr[-3000:]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(PYTHON_312 is None, reason="needs a python3.12 (or QUESTLEARN_PYTHON312=/path/to/python) that "
+                    "can import questlearn with the jax backend: 3.12 is where fork from a threaded process warns")
+def test_no_fork_warning_on_python_312(id_split):
+    result = _fit_with_worker_processes(PYTHON_312, id_split)
+    assert "FIT-OK" in result.stdout, result.stderr[-3000:]
+    assert not [w for w in FORK_WARNINGS if w in result.stderr], result.stderr[-3000:]

@@ -1,0 +1,227 @@
+"""The shape of ``manifest.json``, checked on load before anything trusts it.
+
+:data:`MANIFEST_SCHEMA` is a JSON Schema (draft 2020-12) of the manifest a
+split writes: types, required keys, allowed values and size caps. It is the
+one place to describe a new manifest field. Unknown keys are allowed
+everywhere, so a newer split's additions do not break an older reader.
+:func:`validate_manifest` applies it, then the checks a JSON Schema cannot
+express (features that are columns, label codes inside the class list,
+subset rows that add up), and raises a ``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jsonschema
+
+MAX_CATEGORIES = 65_536  # one-hot width per column; a longer list would allocate gigabytes per batch
+MAX_CLASSES = 65_536
+MAX_COLUMNS = 100_000
+MAX_NAME_LENGTH = 4096
+COLUMN_KINDS = ("numeric", "categorical", "text", "id", "label")
+TASKS = ("classification", "regression")
+
+_count = {"type": "integer", "minimum": 0, "maximum": 2 ** 62}  # numpy int64 holds it
+_name = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+_names = {"type": "array", "items": _name, "maxItems": MAX_COLUMNS}
+_sha256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_file = {"type": "object", "required": ["name", "bytes", "sha256"],
+         "properties": {"name": _name, "bytes": _count, "sha256": _sha256, "rows": _count}}
+_number_or_null = {"type": ["number", "null"]}
+
+_shard = {
+    "type": "object",
+    "required": ["files", "rows"],
+    "properties": {
+        "index": _count,
+        "rows": _count,
+        "files": {"type": "object", "minProperties": 1, "additionalProperties": _file},
+        "label_counts": {"type": "object", "additionalProperties": _count},
+    },
+}
+
+_subset = {
+    "type": "object",
+    "required": ["rows", "shards"],
+    "properties": {"rows": _count, "shards": {"type": "array", "items": _shard}},
+}
+
+_stats_entry = {
+    "type": "object",
+    "properties": {
+        "count": _count, "missing": _count, "oov": _count,
+        "mean": _number_or_null, "variance": _number_or_null, "std": _number_or_null,
+        "min": _number_or_null, "max": _number_or_null,
+        "category_counts": {"type": "object", "maxProperties": MAX_CATEGORIES, "additionalProperties": _count},
+    },
+}
+
+MANIFEST_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["format_version", "complete", "source", "parameters", "schema", "stats", "subsets"],
+    "properties": {
+        "format_version": {"const": 1},
+        "complete": {"const": True},
+        "source": {
+            "type": "object",
+            "required": ["rows"],
+            "properties": {
+                "rows": _count,
+                "bytes": _count,
+                "sha256": _sha256,
+                "header": _names,
+                "files": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "bytes", "sha256"],
+                    "properties": {"name": _name, "bytes": _count, "sha256": _sha256, "rows": _count}}},
+            },
+        },
+        "parameters": {  # extra keys allowed: the split's options grow
+            "type": "object",
+            "required": ["formats"],
+            "properties": {
+                "formats": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": ["csv", "npy"]}},
+                "max_categories": {"type": "integer", "minimum": 1, "maximum": MAX_CATEGORIES},
+                "rows_per_shard": {"type": "integer", "minimum": 1},
+                "label": _name,
+            },
+        },
+        "schema": {
+            "type": "object",
+            "required": ["columns", "label", "classes", "label_codes", "features", "categories"],
+            "properties": {
+                "task": {"enum": list(TASKS)},
+                "columns": {"type": "array", "minItems": 1, "maxItems": MAX_COLUMNS, "items": {
+                    "type": "object", "required": ["name", "kind"],
+                    "properties": {"name": _name, "kind": {"enum": list(COLUMN_KINDS)}}}},
+                "label": _name,
+                "classes": {"type": "array", "items": {"type": "string", "maxLength": MAX_NAME_LENGTH},
+                            "maxItems": MAX_CLASSES, "uniqueItems": True},
+                "label_codes": {"type": "array", "items": _count, "maxItems": MAX_CLASSES},
+                "features": {**_names, "uniqueItems": True},
+                "categories": {"type": "object", "additionalProperties": {
+                    "type": "array", "maxItems": MAX_CATEGORIES,
+                    "items": {"type": "string", "maxLength": MAX_NAME_LENGTH}}},
+                "na_values": {"type": "array", "items": {"type": "string", "maxLength": MAX_NAME_LENGTH}},
+                "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
+            },
+            "if": {"properties": {"task": {"const": "regression"}}, "required": ["task"]},
+            "then": {"properties": {"classes": {"maxItems": 0}, "label_codes": {"maxItems": 0}}},
+            "else": {"properties": {"classes": {"minItems": 1}, "label_codes": {"minItems": 1}}},
+        },
+        "stats": {"type": "object", "additionalProperties": _stats_entry},
+        "subsets": {
+            "type": "object",
+            "required": ["train", "validate"],
+            "properties": {"train": _subset, "validate": _subset},
+        },
+    },
+}
+
+_VALIDATOR = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)
+
+
+def validate_manifest(manifest, where: str) -> None:
+    """Check a loaded manifest against :data:`MANIFEST_SCHEMA` and its own consistency.
+
+    Parameters
+    ----------
+    manifest : object
+        The parsed JSON.
+    where : str
+        The manifest's path, for messages.
+
+    Raises
+    ------
+    ValueError
+        Naming the first wrong field (``schema.classes``, ``subsets.train.shards[3].rows``...) and why.
+    """
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(manifest))
+    if error is not None:
+        raise ValueError(f"{where}: field {_field(error.absolute_path)} {_explain(error)}")
+    _check_consistency(manifest, where)
+
+
+def _field(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(the top level)"
+
+
+def _explain(error) -> str:
+    """What is wrong, without quoting a huge value back."""
+    keyword, expected, value = error.validator, error.validator_value, error.instance
+    if keyword == "type":
+        return f"must be of type {expected}, not {type(value).__name__} ({_short(value)})"
+    if keyword in ("const", "enum"):
+        allowed = expected if keyword == "enum" else [expected]
+        return f"must be {' or '.join(map(repr, allowed))}, not {_short(value)}"
+    if keyword == "maxItems":
+        return f"has {len(value)} entries, more than the {expected} allowed"
+    if keyword == "minItems":
+        return f"has {len(value)} entries, at least {expected} needed"
+    if keyword == "maxProperties":
+        return f"has {len(value)} entries, more than the {expected} allowed"
+    if keyword == "required":
+        missing = [key for key in expected if key not in value]
+        return f"lacks the required key {missing[0]!r}" if missing else error.message
+    if keyword in ("minimum", "maximum"):
+        return f"must be {'at least' if keyword == 'minimum' else 'at most'} {expected}, not {_short(value)}"
+    if keyword == "uniqueItems":
+        return "holds the same entry twice"
+    return _short(error.message, 300)
+
+
+def _short(value, limit: int = 80) -> str:
+    text = value if isinstance(value, str) and limit > 80 else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_consistency(manifest: dict, where: str) -> None:
+    schema = manifest["schema"]
+    kinds = {column["name"]: column["kind"] for column in schema["columns"]}
+
+    def wrong(field, why):
+        raise ValueError(f"{where}: field {field} {why}")
+
+    if len(kinds) != len(schema["columns"]):
+        wrong("schema.columns", "names the same column twice")
+    if kinds.get(schema["label"]) != "label":
+        wrong("schema.label", f"names {schema['label']!r}, which is not a column of kind 'label'")
+    for position, feature in enumerate(schema["features"]):
+        if kinds.get(feature) not in ("numeric", "categorical", "text"):
+            wrong(f"schema.features[{position}]", f"names {feature!r}, which is not a numeric, categorical or text column")
+        if kinds[feature] == "categorical" and feature not in schema["categories"]:
+            wrong("schema.categories", f"has no category list for the categorical feature {feature!r}")
+        if kinds[feature] == "numeric" and not isinstance(manifest["stats"].get(feature), dict):
+            wrong("stats", f"has no statistics for the numeric feature {feature!r}")
+    cap = manifest["parameters"].get("max_categories", MAX_CATEGORIES)
+    for name, values in schema["categories"].items():
+        if len(values) > cap:
+            wrong(f"schema.categories.{name}", f"has {len(values)} categories, more than the split's max_categories {cap}")
+    classes = len(schema["classes"])
+    for position, code in enumerate(schema["label_codes"]):
+        if code >= classes:
+            wrong(f"schema.label_codes[{position}]", f"is {code}, not a class index (there are {classes} classes)")
+    for name, entry in manifest["stats"].items():
+        for key in ("mean", "variance"):
+            value = entry.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                wrong(f"stats.{name}.{key}", f"is {value}, not a finite number")
+    total = 0
+    for subset in ("train", "validate"):
+        record = manifest["subsets"][subset]
+        rows = sum(shard["rows"] for shard in record["shards"])
+        if rows != record["rows"]:
+            wrong(f"subsets.{subset}.rows", f"is {record['rows']}, but its shards hold {rows} rows")
+        total += rows
+        needed = {"csv": ("csv",), "npy": ("features", "labels")}
+        for position, shard in enumerate(record["shards"]):
+            for form in manifest["parameters"]["formats"]:
+                for part in needed[form]:
+                    if part not in shard["files"]:
+                        wrong(f"subsets.{subset}.shards[{position}].files", f"lacks {part!r} (the split has {form} shards)")
+    if total != manifest["source"]["rows"]:
+        wrong("source.rows", f"is {manifest['source']['rows']}, but the shards hold {total} rows")

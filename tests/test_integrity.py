@@ -1,0 +1,102 @@
+"""Damaged, swapped or edited shard files stop loading, naming the file."""
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from questlearn import integrity
+from questlearn.batches import ShardReader
+from questlearn.dataset import QuestSequence
+from questlearn.manifest import load_manifest
+from questlearn.supervision import BatchLoadError
+
+
+@pytest.fixture()
+def split_copy(id_split, tmp_path):
+    copy = tmp_path / "split"
+    shutil.copytree(id_split, copy)
+    return copy
+
+
+def shard_file(split, shard, part, subset="train"):
+    return split / load_manifest(split)["subsets"][subset]["shards"][shard]["files"][part]["name"]
+
+
+def flip_bytes(path, offset=-64, count=8):
+    data = bytearray(path.read_bytes())
+    for position in range(offset, offset + count):
+        data[position] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def read_shard(split, shard, **options):
+    reader = ShardReader(load_manifest(split), "train", **options)
+    return reader.read([(shard, np.arange(10))])
+
+
+@pytest.mark.parametrize("source,part", [("npy", "features"), ("npy", "labels"), ("csv", "csv")])
+def test_flipped_bytes_stop_loading_naming_the_file(split_copy, source, part):
+    damaged = shard_file(split_copy, 2, part)
+    flip_bytes(damaged, offset=-40 if part != "csv" else -200)
+    with pytest.raises(ValueError, match=f"{damaged.name} does not match the SHA-256"):
+        read_shard(split_copy, 2, source=source)
+    read_shard(split_copy, 3, source=source)  # the other shards still load
+
+
+def test_two_swapped_shards_of_equal_size_are_refused(split_copy):
+    first, second = shard_file(split_copy, 0, "features"), shard_file(split_copy, 1, "features")
+    assert first.stat().st_size == second.stat().st_size
+    first_bytes = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(first_bytes)
+    for shard, name in ((0, first.name), (1, second.name)):
+        with pytest.raises(ValueError, match=f"{name} does not match"):
+            read_shard(split_copy, shard)
+
+
+@pytest.mark.parametrize("bad_code", [-1, 2])
+def test_label_codes_outside_the_classes_are_refused_even_unverified(split_copy, bad_code):
+    labels = shard_file(split_copy, 1, "labels")
+    codes = np.load(labels)
+    codes[7] = bad_code
+    np.save(labels, codes)  # same size: only the SHA-256 or the range check can tell
+    with pytest.raises(ValueError, match=f"{labels.name} holds the label code {bad_code}, outside 0..1"):
+        read_shard(split_copy, 1, verify="off")
+
+
+def test_a_damaged_shard_fails_fit_style_iteration_with_its_name(split_copy):
+    damaged = shard_file(split_copy, 0, "features")
+    flip_bytes(damaged)
+    dataset = QuestSequence(split_copy, "train", batch_size=64, shuffle=False)
+    with pytest.raises(BatchLoadError, match=f"could not load batch 0 .*{damaged.name} does not match the SHA-256"):
+        dataset[0]
+
+
+def test_verify_off_skips_hashing(split_copy, monkeypatch):
+    flip_bytes(shard_file(split_copy, 2, "features"))
+    monkeypatch.setattr(integrity, "sha256_of", lambda path: pytest.fail(f"hashed {path} with verify='off'"))
+    x, _ = read_shard(split_copy, 2, verify="off")
+    assert len(x) == 10
+    with pytest.raises(ValueError, match="verify must be one of"):
+        read_shard(split_copy, 2, verify="always")
+
+
+def test_each_file_is_hashed_once_per_run_and_again_when_it_changes(split_copy, monkeypatch):
+    hashed = []
+    real = integrity.sha256_of
+    monkeypatch.setattr(integrity, "sha256_of", lambda path: hashed.append(path.name) or real(path))
+    reader = ShardReader(load_manifest(split_copy), "train", cache_shards=1)
+    for shard in (0, 1, 0, 1):  # a cache of one shard: every read opens the files again
+        reader.read([(shard, np.arange(5))])
+    assert sorted(hashed) == sorted(p.name for s in (0, 1) for p in (shard_file(split_copy, s, "features"),
+                                                                       shard_file(split_copy, s, "labels")))
+    # A worker process (a fresh unpickled reader, an empty in-memory record) trusts the run's markers.
+    worker = pickle.loads(pickle.dumps(reader))
+    monkeypatch.setattr(integrity, "_verified", set())
+    worker.read([(0, np.arange(5))])
+    assert len(hashed) == 4
+    flip_bytes(shard_file(split_copy, 1, "features"))  # a change after verification: size same, mtime not
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        worker.read([(1, np.arange(5))])

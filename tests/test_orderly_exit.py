@@ -1,0 +1,64 @@
+"""Error exits are orderly: exit code 2, one message line, no native abort at shutdown."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import run_env
+from questlearn.synth import write_quest_log
+
+HERE = Path(__file__).parent
+
+SUSPENDED_READ_AHEAD = """
+import atexit, sys, threading
+import numpy as np
+sys.path.insert(0, {root!r})
+from questlearn.split import _read_ahead
+
+def report():  # registered first, so it runs after questlearn's own exit hooks
+    alive = [t.name for t in threading.enumerate() if t.name == "questlearn-scan-ahead"]
+    print("ALIVE_AT_EXIT", alive, flush=True)
+
+atexit.register(report)
+
+def blocks():
+    while True:
+        yield np.random.default_rng(0).random(200_000).sum()  # numpy work, as the scanner does
+
+reader = _read_ahead(blocks())
+next(reader)
+KEPT = [reader]  # left suspended, as a traceback in a reference cycle keeps it after an error
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_scan_ahead_thread_is_stopped_before_interpreter_shutdown():
+    """A daemon thread still in numpy/pyarrow at finalization is ended by pthread_exit, which can abort
+    the process ('terminate called without an active exception')."""
+    code = SUSPENDED_READ_AHEAD.format(root=str(HERE.parent))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100, env=run_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ALIVE_AT_EXIT []" in result.stdout, result.stdout + result.stderr[-2000:]
+
+
+@pytest.mark.timeout(600)
+def test_many_splits_ending_in_a_conversion_error_exit_with_code_2(tmp_path):
+    log = write_quest_log(tmp_path / "quests.csv", rows=3000, seed=4)
+    lines = log.read_text().split("\n")
+    fields = lines[2200].split(",")
+    fields[4] = "abc"  # a word in a numeric column, far enough in that the next block is being scanned ahead
+    lines[2200] = ",".join(fields)
+    log.write_text("\n".join(lines))
+    runs = 6
+    commands = [[sys.executable, "-m", "questlearn", "split", str(log), str(tmp_path / f"out{i}"),
+                 "--block-size", "4096", "--no-progress"] for i in range(runs)]
+    for first in range(0, runs, 2):  # two at a time: the machine has two cores
+        processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env())
+                     for c in commands[first:first + 2]]
+        for process in processes:
+            _, stderr = process.communicate(timeout=120)
+            assert "terminate called" not in stderr and process.returncode == 2, (process.returncode, stderr[-2000:])
+            assert stderr.strip().count("\n") == 0 and stderr.startswith("questlearn split: error: "), stderr
+            assert "line 2201" in stderr and "'abc'" in stderr

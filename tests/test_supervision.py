@@ -1,0 +1,58 @@
+"""Shutting down a broken worker pool never blocks, even where ``Pool.terminate`` would."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import run_env
+
+HERE = Path(__file__).parent
+
+BROKEN_POOL = """
+import multiprocessing, os, signal, sys, threading, time
+sys.path.insert(0, {root!r})
+from questlearn import supervision
+
+def broken_pool(context):
+    pool = context.Pool(2)
+    while len([p for p in pool._pool if p.is_alive()]) < 2:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    workers = list(pool._pool)
+    for process in workers:  # idle workers: one holds the task queue's read lock for good
+        os.kill(process.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    return pool, workers
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context(sys.argv[1])
+    pool, _ = broken_pool(context)
+    plain = threading.Thread(target=pool.terminate, daemon=True)
+    plain.start()
+    plain.join(3)
+    print("PLAIN_TERMINATE_BLOCKED", plain.is_alive(), flush=True)
+    for process in list(pool._pool):  # its respawned workers would outlive this script
+        process.kill()
+    pool, workers = broken_pool(context)
+    supervision._shut_down(pool, workers)
+    alive = [p.pid for p in pool._pool if p.is_alive()]
+    threads = [pool._worker_handler.is_alive(), pool._task_handler.is_alive(), pool._result_handler.is_alive()]
+    print("SHUT_DOWN", pool._state, alive, threads, flush=True)
+    os._exit(0)
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_shut_down_finishes_a_pool_whose_terminate_blocks(tmp_path, start_method):
+    script = tmp_path / "broken_pool.py"
+    script.write_text(BROKEN_POOL.format(root=str(HERE.parent)))
+    output = tmp_path / "output.txt"
+    with open(output, "w") as handle:  # a file, not a pipe: a leftover worker cannot hold the test up
+        subprocess.run([sys.executable, str(script), start_method], stdout=handle, stderr=subprocess.STDOUT,
+                       timeout=100, env=run_env())
+    result = subprocess.CompletedProcess([], 0, output.read_text(), "")
+    assert "PLAIN_TERMINATE_BLOCKED True" in result.stdout, result.stdout + result.stderr[-2000:]  # the premise
+    assert "SHUT_DOWN TERMINATE [] [False, False, False]" in result.stdout, result.stdout + result.stderr[-2000:]
