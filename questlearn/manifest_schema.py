@@ -116,7 +116,7 @@ MANIFEST_SCHEMA = {
             "required": ["parts", "part_seeds", "engine"],
             "properties": {
                 "parts": {"type": "integer", "minimum": 1},
-                "part_seeds": {"type": "array", "items": _count},
+                "part_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}},
                 "part_rows": {"type": "array", "items": _count},
                 "engine": {"enum": ["processes", "ray"]},
                 "inexact_oov": {"type": "array", "items": {"type": "object", "required": ["column", "part", "oov_rows"]}},
