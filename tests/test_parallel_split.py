@@ -254,3 +254,27 @@ def test_a_regression_target_merges_to_the_sequential_statistics(splits, tmp_pat
         summary = parallel["subsets"][subset]["label_stats"]
         assert summary["count"] == len(targets) == parallel["subsets"][subset]["rows"]
         assert summary["mean"] == pytest.approx(targets.mean(), rel=1e-6)
+
+
+def test_an_interrupted_merge_is_redone_from_the_finished_parts(splits, tmp_path, monkeypatch):
+    import questlearn.parallel_split as parallel_split
+
+    parts, _, clean = splits
+    place = parallel_split._merge_shard
+    calls = []
+
+    def dies_on_the_third_shard(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("killed during the merge")
+        return place(*args, **kwargs)
+
+    monkeypatch.setattr(parallel_split, "_merge_shard", dies_on_the_third_shard)
+    with pytest.raises(OSError, match="during the merge"):
+        split_csv(parts, tmp_path / "out", parallel=2, verbose=False, **OPTIONS)
+    assert len(list((tmp_path / "out" / PARTS_DIR).glob("*/manifest.json"))) == len(PART_ROWS)
+    monkeypatch.setattr(parallel_split, "_merge_shard", place)
+    again = split_csv(parts, tmp_path / "out", parallel=2, verbose=False, **OPTIONS)
+    assert again["subsets"] == clean["subsets"] and again["stats"] == clean["stats"]
+    load_manifest(tmp_path / "out")
+    assert not (tmp_path / "out" / PARTS_DIR).exists()
