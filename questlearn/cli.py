@@ -47,7 +47,7 @@ def _split(args) -> None:
     manifest = split_csv(
         sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
         seed=args.seed, formats=args.formats.split(","), block_size=args.block_size,
-        progress=not args.no_progress, **_schema_options(args),
+        progress=not args.no_progress, parallel=args.parallel, ray=args.ray, **_schema_options(args),
     )
     subsets = manifest["subsets"]
     print(f"split {manifest['source']['rows']} rows of {len(manifest['source']['files'])} file(s) into {args.output}: "
@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--formats", default="csv,npy", help="comma-separated shard formats: csv, npy")
     split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     split.add_argument("--no-progress", action="store_true", help="no progress bar")
+    split.add_argument("--parallel", type=int, metavar="N",
+                       help="split each part file as its own task, N at a time, and merge the results exactly")
+    split.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run the part tasks on Ray: a local Ray on 127.0.0.1, or the cluster at ADDRESS")
     split.set_defaults(run=_split)
 
     inspect = command("inspect", "print the schema split would infer and the first parsed rows; reads a sample "

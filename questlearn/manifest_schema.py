@@ -111,6 +111,17 @@ MANIFEST_SCHEMA = {
             "else": {"properties": {"classes": {"minItems": 1}, "label_codes": {"minItems": 1}}},
         },
         "stats": {"type": "object", "additionalProperties": _stats_entry},
+        "parallel": {  # only after `split --parallel/--ray` (questlearn.parallel_split)
+            "type": "object",
+            "required": ["parts", "part_seeds", "engine"],
+            "properties": {
+                "parts": {"type": "integer", "minimum": 1},
+                "part_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "part_rows": {"type": "array", "items": _count},
+                "engine": {"enum": ["processes", "ray"]},
+                "inexact_oov": {"type": "array", "items": {"type": "object", "required": ["column", "part", "oov_rows"]}},
+            },
+        },
         "subsets": {
             "type": "object",
             "required": ["train", "validate"],

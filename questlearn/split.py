@@ -104,7 +104,8 @@ class SplitParameters:
         return missing_tokens(self.na_values, self.keep_default_na)
 
 
-def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, **parameters) -> dict:
+def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, parallel: int | None = None,
+              ray: str | None = None, schema=None, **parameters) -> dict:
     """Split ``source`` into shards under ``out_dir`` and return the manifest.
 
     Parameters
@@ -130,6 +131,16 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         missing-value tokens), ``keep_default_na`` (pandas' default tokens),
         ``delimiter``, ``task`` (``"classification"`` or ``"regression"``),
         ``max_classes``.
+    parallel : int, optional
+        Split each file of the source as its own task, this many at a time,
+        and merge the results exactly (:mod:`questlearn.parallel_split`).
+    ray : str, optional
+        Run those tasks on Ray: ``"local"`` (a private Ray on 127.0.0.1) or
+        a cluster address.
+    schema : InferredSchema, optional
+        Column kinds decided elsewhere (the parallel split's parent), used
+        instead of sampling this source; a source with no data rows is then
+        an empty part, not an error.
 
     Returns
     -------
@@ -147,6 +158,12 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
     for key in ("id_columns", "categorical_columns", "formats", "na_values"):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
+    if parallel is not None or ray is not None:
+        if schema is not None:
+            raise ValueError("a parallel split decides its schema itself; pass schema= or parallel=, not both")
+        from .parallel_split import split_parallel
+
+        return split_parallel(source, out_dir, parallel=parallel, ray=ray, progress=progress, verbose=verbose, **parameters)
     params = SplitParameters(**parameters)
     out = Path(out_dir)
     created = not out.exists()
@@ -154,7 +171,7 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
     splitter = None
     try:
         with _exclusive_lock(out):
-            splitter = _Splitter(source, out, params, progress, verbose)
+            splitter = _Splitter(source, out, params, progress, verbose, schema)
             return splitter.run()
     except OSError as error:
         free = shutil.disk_usage(out).free if out.exists() else None
@@ -212,8 +229,9 @@ class _Subset:
 
 
 class _Splitter:
-    def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool):
+    def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool, schema=None):
         self.out, self.params, self.progress, self.verbose = out, params, progress, verbose
+        self.given_schema = schema  # kinds decided by a parallel split's parent, shared by all its parts
         self.writing = False
         self.files = resolve_sources(source)
         self.format = self.files[0].format
@@ -256,6 +274,8 @@ class _Splitter:
 
     def infer(self):
         """Sample the source and decide the column kinds (printed; problems raise)."""
+        if self.given_schema is not None:
+            return self.given_schema
         inferred = self.sample_schema()
         if self.verbose:
             print(inferred.describe(self.params.null_values if self.format == "csv" else None), flush=True)
@@ -430,7 +450,7 @@ class _Splitter:
                 self.position = {"file": self.position["file"] + 1, "offset": None, "line": None,
                                  "read_to": None, "expect": None, "batch": 0}
                 self._checkpoint()
-        if self.records == 0:
+        if self.records == 0 and self.given_schema is None:  # a part of a parallel split may be empty
             first = self.files[0]
             raise CsvFormatError(first.shown, 2, 0, "the source has a header but no data rows")
 

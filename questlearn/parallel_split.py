@@ -1,0 +1,450 @@
+"""Split the part files of a source in parallel, one task per file, and merge exactly.
+
+``questlearn split DIR OUT --parallel N`` (local processes) or
+``--ray [ADDRESS]`` (Ray tasks). The stages:
+
+1. **Schema, once.** The parent samples all parts (as a sequential split
+   does), prints the schema and stops on its problems; every part is then
+   split with these same column kinds.
+2. **One task per part.** Part ``i`` is split by :func:`~questlearn.split.split_csv`
+   into ``OUT/.parts/0000i/`` with its own journal (so a killed task resumes
+   where it stopped) and its own seed, drawn deterministically from
+   ``seed`` and ``i`` (:func:`part_seed`). Row assignment to train/validate
+   therefore differs from a sequential split with the same seed; the set of
+   rows, the statistics and the vocabularies do not.
+3. **Exact merge.** Counts add; means and variances combine by Chan et al.'s
+   parallel formulas (:meth:`~questlearn.schema.NumericStats.merge`);
+   vocabularies and label classes are unioned in part order, then order of
+   first appearance inside the part, which is exactly the order a sequential
+   pass finds them in. The union keeps the first ``max_categories`` values,
+   as a sequential split does (the same values, always); values past it get
+   the out-of-vocabulary code ``max_categories``. One limit: a part task
+   keeps only its own first ``max_categories`` values, so when a single part
+   holds more distinct values of a column than that, its later rows are
+   out of vocabulary even where an earlier part put their value in the
+   union (a sequential split would code them). The merge detects when this
+   can happen, prints a warning naming the column and part, and records it
+   in the manifest (``parallel.inexact_oov``); counts and codes are exactly
+   a sequential split's otherwise. More than ``max_classes`` label classes
+   in the union stops the merge, as it stops a sequential split.
+   Category and label codes in each part's ``.npy`` shards are rewritten to
+   the merged codes (one shard in memory at a time, atomically); CSV shards
+   and shards whose codes do not change are hard-linked. Shards are numbered
+   in part order; ``.rows.npy`` holds global source row numbers (each part
+   offset by the rows of the parts before it).
+4. ``manifest.json`` is written last, in the format of a sequential split,
+   plus a ``parallel`` record (parts, per-part seeds, engine); then
+   ``OUT/.parts`` is removed. A re-run after a kill redoes only the parts
+   without a finished manifest, then the whole (cheap, idempotent) merge.
+
+Each part ends with its own partial last shard, so a parallel split has up to
+one smaller shard per part and subset more than a sequential one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .infer import ColumnReport, InferredSchema
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
+from .schema import CATEGORICAL, CLASSIFICATION, LABEL, REGRESSION, NumericStats, class_order
+from .split import MARKER_NAME, LOCK_NAME, SplitParameters, _exclusive_lock, _Splitter, split_csv
+
+PARTS_DIR = ".parts"
+PLAN_NAME = ".parallel-split.json"
+
+
+def part_seed(seed: int, index: int) -> int:
+    """The seed of part ``index``'s train/validate draw: independent streams
+    from one ``seed`` (numpy's ``SeedSequence`` spawn keys), the same every run."""
+    return int(np.random.SeedSequence(int(seed), spawn_key=(int(index),)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | None = None, progress: bool = False,
+                   verbose: bool = True, **parameters) -> dict:
+    """Split each file of ``source`` as its own task and merge the results exactly.
+
+    Parameters
+    ----------
+    source, out_dir, progress, verbose, **parameters
+        As for :func:`questlearn.split.split_csv` (``progress`` is ignored:
+        a line is printed as each part finishes).
+    parallel : int, optional
+        Tasks at a time (default: the CPU count, at most the number of parts).
+    ray : str, optional
+        ``"local"`` to run the tasks on a private Ray on 127.0.0.1, or the
+        address of a Ray cluster (the source and ``out_dir`` must then be on
+        storage every node reads at the same path).
+
+    Returns
+    -------
+    dict
+        The merged manifest (also written to ``out_dir/manifest.json``).
+    """
+    for key in ("id_columns", "categorical_columns", "formats", "na_values"):
+        if key in parameters:
+            parameters[key] = tuple(parameters[key])
+    params = SplitParameters(**parameters)
+    if parallel is not None and int(parallel) < 1:
+        raise ValueError(f"--parallel must be at least 1, got {parallel}")
+    out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _split_parallel(source, out, params, parallel, ray, verbose)
+    except Exception:
+        if created and all(p.name == LOCK_NAME for p in out.iterdir()):  # failed before writing anything: leave nothing
+            shutil.rmtree(out)
+        raise
+
+
+def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, verbose: bool) -> dict:
+    with _exclusive_lock(out):
+        parent = _Splitter(source, out, params, False, verbose)
+        if (out / MANIFEST_NAME).exists():
+            manifest = parent._already_done(out / MANIFEST_NAME)
+            _remove_parts(out)
+            return manifest
+        plan = _load_or_make_plan(parent, out, params)
+        files = parent.files
+        tasks = [dict(path=str(f.path), shown=f.shown, out=str(out / PARTS_DIR / f"{i:05d}"), schema=plan["schema"],
+                      parameters={**params.as_record(), "seed": plan["part_seeds"][i]})
+                 for i, f in enumerate(files)]
+        todo = [t for t in tasks if not (Path(t["out"]) / MANIFEST_NAME).exists()]
+        if verbose and len(todo) < len(tasks):
+            print(f"questlearn: resuming the parallel split in {out}: {len(tasks) - len(todo)} of {len(tasks)} parts "
+                  "already done", flush=True)
+        workers = min(int(parallel or os.cpu_count() or 1), len(tasks))
+        engine = {"engine": "ray" if ray is not None else "processes", "tasks_at_a_time": workers}
+        if todo:
+            if ray is not None:
+                engine["ray_nodes"] = _run_on_ray(todo, ray, workers, verbose)
+            else:
+                _run_in_processes(todo, workers, verbose)
+        parts = []
+        for task in tasks:
+            part = json.loads((Path(task["out"]) / MANIFEST_NAME).read_text(encoding="utf-8"))
+            part["root"] = task["out"]
+            parts.append(part)
+        manifest = _merge(out, params, plan, files, parts, engine)
+        _remove_parts(out)
+    if verbose:
+        for entry in manifest["parallel"]["inexact_oov"]:
+            print(f"questlearn: warning: part {entry['part']} alone holds more than --max-categories "
+                  f"{params.max_categories} values of {entry['column']!r}; its {entry['oov_rows']} out-of-vocabulary rows "
+                  "may include values an earlier part put in the vocabulary (a sequential split would code them); "
+                  "raise --max-categories, or split without --parallel, for exact codes", flush=True)
+        for name, stats in manifest["stats"].items():
+            if stats.get("oov"):
+                print(f"questlearn: column {name!r} outgrew --max-categories {params.max_categories}: "
+                      f"{stats['oov']} rows hold later values, mapped to one out-of-vocabulary code", flush=True)
+        if manifest["source"]["empty_files_skipped"]:
+            print(f"questlearn: skipped {manifest['source']['empty_files_skipped']} header-only file(s)", flush=True)
+        if manifest["schema"]["task"] == CLASSIFICATION:
+            print(f"questlearn: label {params.label!r} classes: {manifest['schema']['classes']}", flush=True)
+    return manifest
+
+
+def _load_or_make_plan(parent: _Splitter, out: Path, params: SplitParameters) -> dict:
+    """The schema and seeds every part uses: decided once, kept in ``out`` until the merge is written."""
+    path = out / PLAN_NAME
+    if path.exists():
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        if plan["parameters"] != params.as_record() or plan["source"] != parent.fingerprint:
+            raise ValueError(f"{out} holds an unfinished parallel split of another source or with other parameters "
+                             "(or the source changed since); delete it or choose another output directory")
+        if parent.verbose:
+            print(f"questlearn: resuming the interrupted parallel split in {out} (schema as inferred when it started)",
+                  flush=True)
+        return plan
+    leftovers = [p.name for p in out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
+    if leftovers:
+        raise ValueError(f"{out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
+    inferred = parent.infer()  # printed here, once, for all parts
+    (out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
+    plan = {"parameters": params.as_record(), "source": parent.fingerprint,
+            "schema": {"kinds": inferred.kinds, "label_numeric": inferred.label_numeric,
+                       "columns": [asdict(c) for c in inferred.columns], "sample_rows": inferred.sample_rows,
+                       "sample_note": inferred.sample_note},
+            "part_seeds": [part_seed(params.seed, i) for i in range(len(parent.files))]}
+    write_json_atomically(path, plan)
+    return plan
+
+
+# -- running the part tasks ------------------------------------------------
+def split_part(task: dict) -> int:
+    """Split one part file with the shared schema (runs in a worker); returns its rows."""
+    schema = task["schema"]
+    given = InferredSchema(kinds=schema["kinds"], label_numeric=schema["label_numeric"],
+                           columns=[ColumnReport(**c) for c in schema["columns"]], sample_rows=schema["sample_rows"],
+                           sample_note=schema["sample_note"])
+    try:
+        manifest = split_csv(task["shown"] if Path(task["shown"]).exists() else task["path"], task["out"],
+                             verbose=False, schema=given, **task["parameters"])
+    except ValueError as error:  # CsvFormatError cannot be unpickled in the parent: keep its message
+        raise ValueError(str(error)) from None
+    return manifest["source"]["rows"]
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, a killed parent takes its workers with it
+    (so a re-run does not find parts still locked by orphans)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")  # no fork of a parent holding pyarrow's threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
+        futures = {pool.submit(split_part, task): task for task in tasks}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                error = future.exception()
+                if error is not None:
+                    for other in pending:
+                        other.cancel()
+                    if isinstance(error, BrokenProcessPool):
+                        raise ValueError(f"the process splitting {futures[future]['shown']} died (killed, or out of "
+                                         "memory); run the same command again: finished parts are kept") from None
+                    raise error
+                if verbose:
+                    print(f"questlearn: part {futures[future]['shown']} split ({future.result()} rows)", flush=True)
+
+
+def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
+    """Run the part tasks as Ray tasks; returns the addresses of the Ray nodes."""
+    local = address in (None, "local")
+    if local:  # as in questlearn.ray_train: keep a private Ray on the loopback only
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        import ray
+    except ImportError as error:
+        raise ValueError(f"--ray needs Ray ({error}); install it with: pip install 'questlearn[ray]'") from None
+    env_vars = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    if local:
+        import ray._private.ray_constants as ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        env_vars["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=workers,
+                 runtime_env={"env_vars": env_vars}, log_to_driver=False)
+    else:
+        ray.init(address=address, runtime_env={"env_vars": env_vars})
+    try:
+        nodes = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
+        if local and nodes != ["127.0.0.1"]:
+            raise ValueError(f"the local Ray listens on {nodes}, not on 127.0.0.1 only; stopping")
+        remote = ray.remote(num_cpus=1, max_retries=0)(split_part)
+        pending = {remote.remote(task): task for task in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(done[0])
+            try:
+                rows = ray.get(done[0])
+            except ray.exceptions.RayTaskError as error:
+                raise ValueError(f"the Ray task splitting {task['shown']} failed: {error.cause}") from None
+            if verbose:
+                print(f"questlearn: part {task['shown']} split on Ray ({rows} rows)", flush=True)
+    finally:
+        if local:
+            ray.shutdown()
+    return nodes
+
+
+# -- the merge ---------------------------------------------------------------
+def _union(params: SplitParameters, name: str, kind: str, parts: list) -> tuple[list, list, int, list, list]:
+    """Merged values, counts and out-of-vocabulary rows of one vocabulary,
+    each part's code → merged code table (last entry: the part's OOV code),
+    and the parts whose OOV rows may differ from a sequential split's."""
+    limit = params.max_classes if kind == LABEL else params.max_categories
+    values, index, counts, oov, tables, inexact = [], {}, [], 0, [], []
+    for part in parts:
+        part_values, part_counts, part_oov = _part_vocabulary(part, name, kind)
+        if part_oov and not set(values) <= set(part_values):  # some of its OOV rows may hold an earlier part's value
+            inexact.append({"column": name, "part": part["name"], "oov_rows": part_oov})
+        table = []
+        for value, count in zip(part_values, part_counts):
+            if value not in index and len(values) < limit:
+                index[value] = len(values)
+                values.append(value)
+                counts.append(0)
+            if value in index:
+                counts[index[value]] += count
+                table.append(index[value])
+            else:
+                if kind == LABEL:
+                    raise ValueError(f"the label {name!r} has more than {params.max_classes} distinct values over the "
+                                     "parts; raise --max-classes, or use --task regression for a numeric target")
+                oov += count
+                table.append(params.max_categories)
+        oov += part_oov
+        tables.append(np.array([*table, params.max_categories], dtype=np.float64))
+    return values, counts, oov, tables, inexact
+
+
+def _part_vocabulary(part: dict, name: str, kind: str) -> tuple[list, list, int]:
+    """A part's values in its own code order (the manifest's JSON keys are sorted)."""
+    stats = part["stats"][name]
+    if kind == LABEL:
+        schema = part["schema"]
+        values = [schema["classes"][code] for code in schema["label_codes"]]
+    else:
+        values = part["schema"]["categories"][name]
+    return values, [stats["category_counts"][v] for v in values], stats.get("oov", 0)
+
+
+def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: list, engine: dict) -> dict:
+    kinds = plan["schema"]["kinds"]
+    label = params.label
+    for part, source_file in zip(parts, files):
+        part["name"] = source_file.name  # as named in the source (the part's own manifest names the full path)
+    coded = [n for n, k in kinds.items() if k == CATEGORICAL or (k == LABEL and params.task == CLASSIFICATION)]
+    vocabularies = {name: _union(params, name, kinds[name], parts) for name in coded}
+    features = parts[0]["schema"]["features"]
+    row_offsets = np.cumsum([0] + [p["source"]["rows"] for p in parts]).tolist()
+    if not row_offsets[-1]:
+        raise ValueError(f"{files[0].shown}: the source has a header but no data rows")
+    shards = {name: [] for name in SUBSETS}
+    for subset in SUBSETS:
+        folder = out / subset
+        folder.mkdir(exist_ok=True)
+        for stale in folder.iterdir():  # an interrupted merge: everything here is rewritten
+            stale.unlink()
+        for number, part in enumerate(parts):
+            tables = {n: v[3][number] for n, v in vocabularies.items()}
+            for entry in part["subsets"][subset]["shards"]:
+                index = len(shards[subset])
+                shards[subset].append(_merge_shard(out, Path(part["root"]), subset, index, entry, tables, features,
+                                                   label, row_offsets[number], params))
+        fsync_directory(folder)
+    stats = {}
+    for name, kind in kinds.items():
+        if name in vocabularies:
+            values, counts, oov = vocabularies[name][:3]
+            count = sum(counts) + oov
+            stats[name] = {"count": count, "missing": row_offsets[-1] - count,
+                           "category_counts": dict(zip(values, counts)), "oov": oov}
+        elif name in parts[0]["stats"]:  # numeric, or a regression label
+            merged = NumericStats()
+            for part in parts:
+                merged.merge(_numeric(part["stats"][name]))
+            stats[name] = merged.summary()
+    label_stats = {}
+    if params.task == REGRESSION:
+        for subset in SUBSETS:
+            label_stats[subset] = NumericStats()
+            for part in parts:
+                label_stats[subset].merge(_numeric(part["subsets"][subset]["label_stats"]))
+    if params.task == CLASSIFICATION:
+        label_values = vocabularies[label][0]
+        classes = class_order(label_values)
+        codes = [classes.index(v) for v in label_values]
+    else:
+        classes, codes = [], []
+    done_files = []
+    for part, source_file in zip(parts, files):
+        record = dict(part["source"]["files"][0])
+        record["name"] = source_file.name
+        done_files.append(record)
+    source = {"files": done_files, "bytes": sum(f["bytes"] for f in done_files), "rows": row_offsets[-1],
+              "format": files[0].format, "header": parts[0]["source"]["header"],
+              "blank_lines_skipped": sum(p["source"]["blank_lines_skipped"] for p in parts),
+              "empty_files_skipped": sum(p["source"]["empty_files_skipped"] for p in parts)}
+    if len(files) == 1:
+        source.update(path=str(files[0].path), sha256=done_files[0]["sha256"], mtime_ns=files[0].mtime_ns)
+    schema = dict(parts[0]["schema"])
+    schema.update(inferred=plan["schema"]["columns"], classes=classes, label_codes=codes,
+                  categories={n: v[0] for n, v in vocabularies.items() if n != label})
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "complete": True,
+        "source": source,
+        "parameters": params.as_record(),
+        "schema": schema,
+        "stats": stats,
+        "subsets": {name: {"rows": sum(p["subsets"][name]["rows"] for p in parts), "shards": shards[name],
+                           **({"label_stats": label_stats[name].summary()} if params.task == REGRESSION else {})}
+                    for name in SUBSETS},
+        "parallel": {"parts": len(parts), "part_seeds": plan["part_seeds"],
+                     "part_rows": [p["source"]["rows"] for p in parts],
+                     "inexact_oov": [entry for v in vocabularies.values() for entry in v[4]], **engine},
+    }
+    write_json_atomically(out / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def _numeric(summary: dict) -> NumericStats:
+    """A :class:`NumericStats` back from its manifest summary (m2 = variance × count)."""
+    return NumericStats(summary["count"], summary["missing"], summary["mean"] or 0.0, summary["variance"] * summary["count"],
+                        summary["min"], summary["max"])
+
+
+def _merge_shard(out: Path, part_root: Path, subset: str, index: int, entry: dict, tables: dict, features: list,
+                 label: str, row_offset: int, params: SplitParameters) -> dict:
+    """Place one part shard as merged shard ``index``: codes remapped, row numbers made global."""
+    files = {}
+    for kind, record in entry["files"].items():
+        source = part_root / record["name"]
+        suffix = "csv" if kind == "csv" else f"{kind}.npy"
+        name = f"{subset}/split_data_{index:05d}.{suffix}"
+        target = out / name
+        array = None
+        if kind == "features":
+            array = np.load(source, allow_pickle=False)
+            for column, table in tables.items():
+                if column != label and not _identity(table):
+                    position = features.index(column)
+                    codes = array[:, position]
+                    present = ~np.isnan(codes)
+                    codes[present] = table[np.minimum(codes[present].astype(np.int64), len(table) - 1)]
+        elif kind == "labels" and label in tables and not _identity(tables[label]):
+            array = tables[label][np.load(source, allow_pickle=False)].astype(np.int32)
+        elif kind == "rows" and row_offset:
+            array = np.load(source, allow_pickle=False) + np.int64(row_offset)
+        temporary = target.with_name(target.name + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        if array is None:
+            try:
+                os.link(source, temporary)
+            except OSError:  # no hard links on this file system
+                shutil.copyfile(source, temporary)
+            files[kind] = {"name": name, "bytes": record["bytes"], "sha256": record["sha256"]}
+        else:
+            with open(temporary, "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        if array is not None:
+            files[kind] = {"name": name, "bytes": target.stat().st_size, "sha256": sha256_of(target)}
+    return {"index": index, "rows": entry["rows"], "files": files, "label_counts": entry["label_counts"]}
+
+
+def _identity(table: np.ndarray) -> bool:
+    """Whether a part's code table changes nothing (its codes are the merged codes)."""
+    return bool(np.array_equal(table[:-1], np.arange(len(table) - 1)))
+
+
+def _remove_parts(out: Path) -> None:
+    """Drop the per-part work and the plan once the merged manifest is written."""
+    if (out / PARTS_DIR).is_dir():
+        shutil.rmtree(out / PARTS_DIR)
+    with contextlib.suppress(FileNotFoundError):
+        (out / PLAN_NAME).unlink()
