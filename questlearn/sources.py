@@ -156,7 +156,12 @@ def resolve_sources(source) -> list[SourceFile]:
         seen.add(resolved)
         stat = resolved.stat()
         kind, compression = _detect(resolved)
-        name = str(path.relative_to(base)) if len(items) == 1 and path != Path(items[0]) else str(path)
+        if len(items) > 1:
+            name = str(path)  # as listed
+        elif path == Path(items[0]):
+            name = path.name  # a single file
+        else:
+            name = str(path.relative_to(base))  # inside the directory or glob given
         files.append(SourceFile(resolved, name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path)))
     formats = {f.format for f in files}
     if len(formats) > 1:
