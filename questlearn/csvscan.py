@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np

@@ -229,27 +229,11 @@ def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
 
 def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
     """Run the part tasks as Ray tasks; returns the addresses of the Ray nodes."""
-    local = address in (None, "local")
-    if local:  # as in questlearn.ray_train: keep a private Ray on the loopback only
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    try:
-        import ray
-    except ImportError as error:
-        raise ValueError(f"--ray needs Ray ({error}); install it with: pip install 'questlearn[ray]'") from None
-    env_vars = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
-    if local:
-        import ray._private.ray_constants as ray_constants
+    from .ray_session import import_ray, ray_session
 
-        ray_constants.ENABLE_RAY_CLUSTER = False
-        env_vars["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=workers,
-                 runtime_env={"env_vars": env_vars}, log_to_driver=False)
-    else:
-        ray.init(address=address, runtime_env={"env_vars": env_vars})
-    try:
-        nodes = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
-        if local and nodes != ["127.0.0.1"]:
-            raise ValueError(f"the local Ray listens on {nodes}, not on 127.0.0.1 only; stopping")
+    ray = import_ray(address)
+    env_vars = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    with ray_session(address, env_vars, num_cpus=workers, log_to_driver=False) as nodes:
         remote = ray.remote(num_cpus=1, max_retries=0)(split_part)
         pending = {remote.remote(task): task for task in tasks}
         while pending:
@@ -261,9 +245,6 @@ def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
                 raise ValueError(f"the Ray task splitting {task['shown']} failed: {error.cause}") from None
             if verbose:
                 print(f"questlearn: part {task['shown']} split on Ray ({rows} rows)", flush=True)
-    finally:
-        if local:
-            ray.shutdown()
     return nodes
 
 

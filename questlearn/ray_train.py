@@ -39,13 +39,10 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
         Keyword arguments of :func:`questlearn.train.train`.
     """
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # keep each worker's own report lines (read when Ray is imported)
-    local = address in (None, "local")
-    if local:
-        # ray.init(_node_ip_address="127.0.0.1") alone still resolves "127.0.0.1" to the host's network address
-        # (ray._private.services.resolve_ip_for_localhost); Ray keeps to the loopback only in its single-machine mode.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from .ray_session import import_ray, ray_session
+
+    import_ray(address, "Ray Train")
     try:
-        import ray
         from ray.train import RunConfig, ScalingConfig
         from ray.train.v2.jax import JaxTrainer
     except ImportError as error:
@@ -59,19 +56,7 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
     if os.environ.get("PYTHONPATH"):
         env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
-    if local:
-        import ray._private.ray_constants as ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: in case Ray was imported before this call
-        env_vars["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=max(int(ray_workers), os.cpu_count() or 1),
-                 runtime_env={"env_vars": env_vars})
-    else:
-        ray.init(address=address, runtime_env={"env_vars": env_vars})
-    try:
-        nodes = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
-        if local and nodes != ["127.0.0.1"]:
-            raise ValueError(f"the local Ray listens on {nodes}, not on 127.0.0.1 only; stopping")
+    with ray_session(address, env_vars, num_cpus=max(int(ray_workers), os.cpu_count() or 1)) as nodes:
         model_dir = Path(model_dir).resolve()
         trainer = JaxTrainer(
             _worker_loop,
@@ -83,9 +68,6 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
             result = trainer.fit()
         except Exception as error:  # Ray wraps the worker's error; keep its message
             raise ValueError(f"the Ray Train job failed: {error}") from None
-    finally:
-        if local:
-            ray.shutdown()
     if result.error is not None:
         raise ValueError(f"the Ray Train job failed: {result.error}")
     history = json.loads((model_dir / "history.json").read_text(encoding="utf-8"))  # written by worker 0

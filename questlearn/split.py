@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -47,7 +46,7 @@ from .reading import Chunk, parse_records
 from .sampling import sample_csv, sample_parquet
 from .schema import (CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
                      arrow_types, class_order, label_strings, looks_like_token, missing_tokens)
-from .sources import check_unchanged, open_decoded, resolve_sources
+from .sources import check_unchanged, resolve_sources
 
 JOURNAL_NAME = ".split-journal.json"
 SHARD_LOG_NAME = ".split-shards.jsonl"
