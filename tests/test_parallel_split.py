@@ -2,7 +2,6 @@
 
 import csv
 import importlib.util
-import json
 import signal
 import subprocess
 import sys
@@ -54,8 +53,8 @@ def source_rows(folder: Path):
 def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("parallel")
     parts = write_parts(root / "parts")
-    sequential = split_csv(parts, root / "sequential", verbose=False, **OPTIONS)
-    parallel = split_csv(parts, root / "parallel", parallel=2, verbose=False, **OPTIONS)
+    split_csv(parts, root / "sequential", verbose=False, **OPTIONS)
+    split_csv(parts, root / "parallel", parallel=2, verbose=False, **OPTIONS)
     return parts, load_manifest(root / "sequential"), load_manifest(root / "parallel")
 
 
