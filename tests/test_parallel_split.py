@@ -58,6 +58,18 @@ def splits(tmp_path_factory):
     return parts, load_manifest(root / "sequential"), load_manifest(root / "parallel")
 
 
+def assert_same_statistics(parallel, sequential):
+    """Category counts identical; count and missing exact; moments to relative ``REL``."""
+    for name, expected in sequential["stats"].items():
+        got = parallel["stats"][name]
+        if "category_counts" in expected:
+            assert got == expected, name
+            continue
+        assert (got["count"], got["missing"]) == (expected["count"], expected["missing"]), name
+        for key in ("mean", "variance", "min", "max"):
+            assert got[key] == pytest.approx(expected[key], rel=REL, abs=1e-12), (name, key)
+
+
 def shards_of(manifest):
     root = Path(manifest["root"])
     for subset in ("train", "validate"):
@@ -91,14 +103,7 @@ def test_statistics_vocabularies_and_classes_equal_a_sequential_split(splits):
     assert parallel["schema"]["label_codes"] == sequential["schema"]["label_codes"]
     assert parallel["stats"]["player_id"]["oov"] > 0  # the union outgrew max_categories, as the sequential one did
     assert sorted(parallel["stats"]) == sorted(sequential["stats"])
-    for name, expected in sequential["stats"].items():
-        got = parallel["stats"][name]
-        if "category_counts" in expected:
-            assert got == expected, name
-            continue
-        assert (got["count"], got["missing"]) == (expected["count"], expected["missing"]), name
-        for key in ("mean", "variance", "min", "max"):
-            assert got[key] == pytest.approx(expected[key], rel=REL, abs=1e-12), (name, key)
+    assert_same_statistics(parallel, sequential)
 
     def class_counts(manifest):
         counts = {}
@@ -239,14 +244,7 @@ def test_a_regression_target_merges_to_the_sequential_statistics(splits, tmp_pat
     options = dict(rows_per_shard=500, seed=1, label="power", task="regression", id_columns=("attempt_id", "player_id"))
     sequential = split_csv(parts, tmp_path / "sequential", verbose=False, **options)
     parallel = split_csv(parts, tmp_path / "parallel", parallel=2, verbose=False, **options)
-    for name, expected in sequential["stats"].items():
-        got = parallel["stats"][name]
-        if "category_counts" in expected:
-            assert got == expected, name
-            continue
-        assert (got["count"], got["missing"]) == (expected["count"], expected["missing"]), name
-        for key in ("mean", "variance", "min", "max"):
-            assert got[key] == pytest.approx(expected[key], rel=REL, abs=1e-12), (name, key)
+    assert_same_statistics(parallel, sequential)
     for subset in ("train", "validate"):  # each subset's target statistics agree with its own rows
         targets = np.concatenate([np.load(files["labels"]) for files, shard in shards_of(load_manifest(tmp_path / "parallel"))
                                   if Path(files["labels"]).parent.name == subset]).astype(np.float64)
