@@ -120,7 +120,9 @@ class Encoding:
 
     def describe(self) -> str:
         """Printed before the pass, under the schema."""
-        fills = ", ".join(f"{n}={v:.4g}" for n, v in zip(self.numeric, self.fill_values))
+        fills = ", ".join(f"{n}={v:.4g}" for n, v in list(zip(self.numeric, self.fill_values))[:6])
+        if len(self.numeric) > 6:
+            fills += f", ... ({len(self.numeric)} columns; all in the manifest's schema.encoding)"
         lines = [f"questlearn: model-ready shards hold {self.width} float32 columns per row"]
         if self.numeric:
             lines.append(f"  missing numbers are filled with the sample {'mean' if self.fill == 'mean' else 'value 0'}"

@@ -21,7 +21,7 @@ from .csvscan import CsvFormatError, RecordBlock
 
 
 def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None, include=None,
-                  null_values=("",)) -> pa.Table:
+                  null_values=("",), block_size: int | None = None) -> pa.Table:
     """Parse complete, validated CSV records (no header) into a table.
 
     Parameters
@@ -37,10 +37,13 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
         Columns to return (default all).
     null_values : sequence of str
         Strings that mean "missing" in every column, quoted or not.
+    block_size : int, optional
+        Parse in pieces of this many bytes, on pyarrow's threads (default:
+        the whole of ``data`` as one piece).
     """
     return pa_csv.read_csv(
         io.BytesIO(data),
-        read_options=pa_csv.ReadOptions(column_names=names, block_size=max(len(data) + 1, 1 << 20)),
+        read_options=pa_csv.ReadOptions(column_names=names, block_size=block_size or max(len(data) + 1, 1 << 20)),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(
             column_types=types or {}, include_columns=include or [], null_values=list(null_values),

@@ -1,29 +1,34 @@
-"""Split a log larger than memory into train and validation shards.
+"""Split a log larger than memory into model-ready train and validation shards.
 
 The pipeline, one stage per module:
 
 1. :mod:`~questlearn.sources` — which files (one, a directory, a glob, a
    list; plain, gzip/bz2/xz/zstd, or Parquet);
-2. :mod:`~questlearn.sampling` and :mod:`~questlearn.infer` — a sample
-   spread over the source decides every column's kind, printed before the
-   pass (problems such as an unknown missing-value token stop it here);
-3. :mod:`~questlearn.csvscan` and :mod:`~questlearn.reading` — one
-   sequential pass of strict record scanning and typed parsing;
-4. this module — every record goes, by a seeded random draw, to ``train/``
-   or ``validate/``, is encoded (:mod:`~questlearn.schema`) and appended to
-   the current shard of that subset:
+2. :mod:`~questlearn.sampling`, :mod:`~questlearn.infer` and
+   :mod:`~questlearn.encoding` — a sample spread over the source decides
+   every column's kind and the model-ready encoding (fill values, one-hot
+   vocabularies), printed before the pass;
+3. :mod:`~questlearn.fastscan` and :mod:`~questlearn.reading` — one pass:
+   runs of whole records cut at C speed and parsed by pyarrow on every
+   core; :mod:`~questlearn.csvscan` rescans a run only to locate a problem
+   (:mod:`~questlearn.rowchecks` names the fix);
+4. this module — each row goes, by a seeded random draw, to ``train/`` or
+   ``validate/`` and is dealt into one of the subset's open shards
+   (:mod:`~questlearn.scatter`), as its encoded float32 row;
+5. :mod:`~questlearn.shardfiles` and :mod:`~questlearn.shardwriter` —
+   shard files written once and hashed while written, in a background
+   thread that also writes the checkpoints;
+6. :mod:`~questlearn.manifest` — ``manifest.json``, written last, atomically.
 
-   * CSV shards ``split_data_00000.csv`` hold the source rows byte for byte
-     (for Parquet sources, rows written by pyarrow) after the header;
-   * binary shards (``.features.npy`` float32, ``.labels.npy`` int32 class
-     codes or float32 regression targets, ``.rows.npy`` int64 source row
-     numbers) hold the same rows parsed once;
-5. :mod:`~questlearn.manifest` — ``manifest.json``, written last, atomically.
+Shard parts: ``.features.npy`` (float32, the model-ready matrix, columns
+``schema.encoding.columns``), ``.labels.npy`` (int32 class codes or float32
+regression targets), ``.rows.npy`` (int64 source row numbers) and, when
+asked (``formats=("csv", "npy")``), ``.csv`` (the source rows byte for byte).
 
-Shards grow in hidden ``.partial`` files and are renamed into place when
-full. After every block a journal records the exact state (file, offset,
-random state, statistics, partial file sizes), so a killed split resumes
-where the last block ended and finishes byte-identical to a clean run.
+Every ``checkpoint_bytes`` of source a journal records the exact state
+(file, offset, random state, statistics, shard sizes) after the writes
+before it are on disk, so a killed split resumes there and finishes
+byte-identical to a clean run.
 """
 
 from __future__ import annotations
@@ -31,31 +36,42 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
+import resource
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner
+from .csvscan import CsvFormatError, CsvScanner
+from .encoding import Encoding
+from .fastscan import fast_blocks
 from .infer import infer_schema
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
+from .manifest import MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
 from .reading import Chunk, parse_records
+from .rowchecks import check_label_present, check_numbers, explain_conversion_error
 from .sampling import sample_csv, sample_parquet
+from .scatter import MAX_OPEN_SHARDS, deal, shards_for
 from .schema import (CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
-                     arrow_types, class_order, label_strings, looks_like_token, missing_tokens)
+                     arrow_types, class_order, label_strings, missing_tokens)
+from .shardfiles import NPY_HEADER_BYTES, ShardFiles
+from .shardwriter import ShardWriter, sync_directory_file_system, sync_file_system
 from .sources import check_unchanged, resolve_sources
 
+FORMAT_VERSION = 2
 JOURNAL_NAME = ".split-journal.json"
-SHARD_LOG_NAME = ".split-shards.jsonl"
 LOCK_NAME = ".split.lock"
 MARKER_NAME = ".questlearn-split"
 FORMATS = ("csv", "npy")
-BINARY_PARTS = {"features": np.float32, "labels": np.int32, "rows": np.int64}
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+DEFAULT_FORMATS = ("npy",)
+SPLIT_BLOCK_SIZE = 16 * 1024 * 1024
+PARSE_BLOCK_SIZE = 2 * 1024 * 1024  # pyarrow parses a run in pieces of this size, on every core
+CHECKPOINT_BYTES = 128 * 1024 * 1024
 PARQUET_BATCH_ROWS = 65_536
+DISK_MARGIN = 1.05
 
 
 @dataclass(frozen=True)
@@ -68,14 +84,16 @@ class SplitParameters:
     label: str = "cleared"
     id_columns: tuple = ()
     categorical_columns: tuple = ()
-    formats: tuple = FORMATS
-    block_size: int = DEFAULT_BLOCK_SIZE
+    formats: tuple = DEFAULT_FORMATS
+    block_size: int = SPLIT_BLOCK_SIZE
     max_categories: int = 1000
     na_values: tuple = ()
     keep_default_na: bool = True
     delimiter: str = ","
     task: str = CLASSIFICATION
     max_classes: int = 50
+    fill: str = "mean"
+    max_open_shards: int = MAX_OPEN_SHARDS
 
     def __post_init__(self):
         if int(self.rows_per_shard) < 1:
@@ -91,6 +109,10 @@ class SplitParameters:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if int(self.max_categories) < 1 or int(self.max_classes) < 2:
             raise ValueError(f"max_categories must be >= 1 and max_classes >= 2, got {self.max_categories}, {self.max_classes}")
+        if self.fill not in ("mean", "zero"):
+            raise ValueError(f"fill must be 'mean' or 'zero', got {self.fill!r}")
+        if int(self.max_open_shards) < 1:
+            raise ValueError(f"max_open_shards must be at least 1, got {self.max_open_shards}")
 
     def as_record(self) -> dict:
         record = asdict(self)
@@ -105,7 +127,7 @@ class SplitParameters:
 
 def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, parallel: int | None = None,
               ray: str | None = None, schema=None, **parameters) -> dict:
-    """Split ``source`` into shards under ``out_dir`` and return the manifest.
+    """Split ``source`` into model-ready shards under ``out_dir`` and return the manifest.
 
     Parameters
     ----------
@@ -121,15 +143,19 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
     progress : bool
         Show a progress bar (bytes of the source as stored, compressed or not).
     verbose : bool
-        Print the inferred schema before the pass, and what to know at the end.
+        Print the inferred schema and encoding before the pass, and what to
+        know at the end.
     **parameters
-        Fields of :class:`SplitParameters`: ``rows_per_shard``,
-        ``val_fraction``, ``seed``, ``label``, ``id_columns``,
-        ``categorical_columns``, ``formats`` (``("csv", "npy")``),
-        ``block_size``, ``max_categories``, ``na_values`` (extra
-        missing-value tokens), ``keep_default_na`` (pandas' default tokens),
-        ``delimiter``, ``task`` (``"classification"`` or ``"regression"``),
-        ``max_classes``.
+        Fields of :class:`SplitParameters`: ``rows_per_shard`` (the most
+        rows a shard holds; shards are dealt rows at random and end about
+        equal), ``val_fraction``, ``seed``, ``label``, ``id_columns``,
+        ``categorical_columns``, ``formats`` (default ``("npy",)``; add
+        ``"csv"`` for CSV copies of the rows), ``block_size``,
+        ``max_categories``, ``na_values`` (extra missing-value tokens),
+        ``keep_default_na`` (pandas' default tokens), ``delimiter``,
+        ``task`` (``"classification"`` or ``"regression"``),
+        ``max_classes``, ``fill`` (``"mean"``: a missing number becomes
+        the sample mean; ``"zero"``), ``max_open_shards``.
     parallel : int, optional
         Split each file of the source as its own task, this many at a time,
         and merge the results exactly (:mod:`questlearn.parallel_split`).
@@ -137,9 +163,9 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         Run those tasks on Ray: ``"local"`` (a private Ray on 127.0.0.1) or
         a cluster address.
     schema : InferredSchema, optional
-        Column kinds decided elsewhere (the parallel split's parent), used
-        instead of sampling this source; a source with no data rows is then
-        an empty part, not an error.
+        Column kinds (and ``schema.encoding``) decided elsewhere (the
+        parallel split's parent), used instead of sampling this source; a
+        source with no data rows is then an empty part, not an error.
 
     Returns
     -------
@@ -151,8 +177,9 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
     CsvFormatError
         Malformed input, with file, line and byte offset.
     ValueError
-        Bad parameters, a schema problem found in the sample, a full disk,
-        or an output directory holding something else.
+        Bad parameters, a schema problem found in the sample, too little
+        disk for the estimated output, a full disk, or an output directory
+        holding something else.
     """
     for key in ("id_columns", "categorical_columns", "formats", "na_values"):
         if key in parameters:
@@ -179,9 +206,15 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
                              "run the same command again; the split resumes where it stopped") from None
         raise
     except Exception:
-        if splitter is None or (splitter.writing and not splitter.any_shard_final()):
+        # A data or schema error cannot be resumed past (it recurs at the same
+        # place): remove what this split wrote, so the command with the fix
+        # the message names runs as printed.
+        if splitter is None or splitter.writing:
             _discard_unfinished(out, created)
         raise
+    finally:
+        if splitter is not None:
+            splitter.close()
 
 
 def _discard_unfinished(out: Path, created: bool) -> None:
@@ -189,10 +222,10 @@ def _discard_unfinished(out: Path, created: bool) -> None:
     (proved by its marker), so the command can be run again as printed."""
     if not (out / MARKER_NAME).exists() and not created:
         return
-    for name in (*SUBSETS, JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", SHARD_LOG_NAME, MARKER_NAME, LOCK_NAME):
+    for name in (*SUBSETS, JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME, LOCK_NAME):
         path = out / name
         if path.is_dir():
-            if all(p.name.startswith(".split_data_") or p.name.endswith(".tmp") for p in path.iterdir()):
+            if all(p.name.startswith((".split_data_", ".shard_")) or p.name.endswith(".tmp") for p in path.iterdir()):
                 shutil.rmtree(path)
         elif path.exists():
             path.unlink()
@@ -215,31 +248,20 @@ def _exclusive_lock(out: Path):
         yield
 
 
-@dataclass
-class _Subset:
-    """Progress of one subset (train or validate)."""
-
-    name: str
-    shard_index: int = 0
-    partial_rows: int = 0
-    partial_label_counts: dict = field(default_factory=dict)
-    rows: int = 0
-    partial_sizes: dict = field(default_factory=dict)
-
-
 class _Splitter:
     def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool, schema=None):
         self.out, self.params, self.progress, self.verbose = out, params, progress, verbose
         self.given_schema = schema  # kinds decided by a parallel split's parent, shared by all its parts
         self.writing = False
+        self.writer = None
         self.files = resolve_sources(source)
         self.format = self.files[0].format
         if self.format == "csv":
-            self.scanner = CsvScanner(self.files[0], block_size=params.block_size, delimiter=params.delimiter)
+            self.scanner = self._scanner(self.files[0])
             self.scanner.check_names()
             self.names = self.scanner.header.names
             for other in self.files[1:]:
-                names = CsvScanner(other, block_size=params.block_size, delimiter=params.delimiter).header.names
+                names = self._scanner(other).header.names
                 if names != self.names:
                     raise CsvFormatError(other.shown, 1, 0, f"the header differs from {self.files[0].shown}'s "
                                          f"(expected {self.names}, found {names}); every file of a source must have the same columns")
@@ -247,6 +269,9 @@ class _Splitter:
             self._check_parquet_schemas()
         self._check_columns()
         self.fingerprint = {"files": [f.fingerprint() for f in self.files]}
+
+    def _scanner(self, source_file) -> CsvScanner:
+        return CsvScanner(source_file, block_size=self.params.block_size, delimiter=self.params.delimiter)
 
     # -- set-up ---------------------------------------------------------
     def _check_parquet_schemas(self):
@@ -272,13 +297,17 @@ class _Splitter:
             raise ValueError(f"the label {label!r} cannot also be an id or categorical feature column")
 
     def infer(self):
-        """Sample the source and decide the column kinds (printed; problems raise)."""
+        """Sample the source, decide the column kinds and the encoding (printed; problems raise)."""
         if self.given_schema is not None:
             return self.given_schema
         inferred = self.sample_schema()
         if self.verbose:
             print(inferred.describe(self.params.null_values if self.format == "csv" else None), flush=True)
         inferred.raise_problems()
+        inferred.encoding = Encoding.from_sample(inferred.sample, inferred.kinds, self.params.fill,
+                                                 self.params.null_values if self.format == "csv" else ())
+        if self.verbose:
+            print(inferred.encoding.describe(), flush=True)
         return inferred
 
     def sample_schema(self):
@@ -296,10 +325,25 @@ class _Splitter:
         inferred.sample = sample
         return inferred
 
-    def any_shard_final(self) -> bool:
-        log = self.out / SHARD_LOG_NAME
-        return log.exists() and log.stat().st_size > 0
+    def estimate_rows(self) -> int:
+        """Rows in the source, estimated from its first block (exact for Parquet)."""
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
 
+            return sum(pq.ParquetFile(f.path).metadata.num_rows for f in self.files)
+        scanner = CsvScanner(self.files[0], block_size=4 << 20, delimiter=self.params.delimiter)
+        blocks = scanner.blocks()
+        try:
+            block = next(blocks, None)
+        finally:
+            blocks.close()
+        if block is None or not len(block):
+            return 0
+        decoded_per_raw = block.read_to / max(block.raw_position, 1)
+        total = sum(f.bytes for f in self.files) * decoded_per_raw
+        return int(math.ceil(total * len(block) / len(block.data)))
+
+    # -- run ------------------------------------------------------------
     def run(self) -> dict:
         manifest_path = self.out / MANIFEST_NAME
         if manifest_path.exists():
@@ -307,11 +351,25 @@ class _Splitter:
         journal_path = self.out / JOURNAL_NAME
         self.writing = True
         if journal_path.exists():
-            self._resume(json.loads(journal_path.read_text(encoding="utf-8")))
+            journal = json.loads(journal_path.read_text(encoding="utf-8"))
+            self._resume(journal)
+            if journal.get("finishing"):
+                return self._publish(journal["finishing"])
         else:
             self._fresh_start()
+        self.writer = ShardWriter()
         self._split()
         return self._finish()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.abandon()
+            self.writer = None
+        for state in getattr(self, "subsets", {}).values():
+            for shard in state["open"]:
+                for handle in shard.handles.values():
+                    handle.close()
+                shard.handles = {}
 
     def _already_done(self, manifest_path: Path) -> dict:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -334,49 +392,114 @@ class _Splitter:
         if leftovers:
             raise ValueError(f"{self.out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
         inferred = self.infer()
+        self.kinds, self.label_numeric = inferred.kinds, inferred.label_numeric
+        self.inferred = [asdict(c) for c in inferred.columns]
+        self.encoding = inferred.encoding
+        self.estimated_rows = self.estimate_rows()
+        self._check_disk()
         (self.out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
         for subset in SUBSETS:
             (self.out / subset).mkdir()
-        self.subsets = {name: _Subset(name) for name in SUBSETS}
-        self.kinds, self.label_numeric = inferred.kinds, inferred.label_numeric
-        self.inferred = [asdict(c) for c in inferred.columns]
         self.position = {"file": 0, "offset": None, "line": None, "read_to": None, "expect": None, "batch": 0}
-        self.done_files = []
-        self.file_rows = 0
-        self.records = 0
-        self.blank_lines = 0
-        self.empty_files = 0
+        self.done_files, self.file_rows, self.records, self.blank_lines, self.empty_files = [], 0, 0, 0, 0
         self.rng = np.random.Generator(np.random.PCG64(self.params.seed))
         self._init_statistics()
-        (self.out / SHARD_LOG_NAME).write_bytes(b"")
-        self.shard_log_size = 0
-        self.garbage = []
+        self._set_open_limit()
+        self.subsets = {}
+        for subset, share in (("train", 1 - self.params.val_fraction), ("validate", self.params.val_fraction)):
+            self.subsets[subset] = {"open": [], "free": np.zeros(0, np.int64), "label_counts": [], "closed": [],
+                                    "next_index": 0, "rows": 0, "waves": 0}
+            self._open_wave(subset, self.estimated_rows * share)
+
+    def _check_disk(self) -> None:
+        """Refuse before the pass when the output's disk cannot hold the estimated shards."""
+        per_row = 4 * self.encoding.width + 4 + 8
+        if "csv" in self.params.formats:
+            per_row += sum(f.bytes for f in self.files) / max(self.estimated_rows, 1) * (
+                1 if all(f.compression is None for f in self.files) else 4)
+        needed = self.estimated_rows * per_row * DISK_MARGIN + (2 << 20)
+        self.estimated_bytes = int(needed)
+        free = shutil.disk_usage(self.out).free
+        if self.verbose:
+            print(f"questlearn: about {self.estimated_rows:,} rows, about {needed / 1e9:.2f} GB of shards "
+                  f"({per_row:.0f} bytes a row; {free / 1e9:.1f} GB free in {self.out})", flush=True)
+        if needed > free:
+            raise ValueError(
+                f"not enough disk for this split: about {self.estimated_rows:,} rows x {per_row:.0f} bytes "
+                f"({self.encoding.width} float32 features + label + row number"
+                f"{' + the CSV copy' if 'csv' in self.params.formats else ''}) = about {needed / 1e9:.2f} GB "
+                f"of shards, but the disk holding {self.out} has {free / 1e9:.2f} GB free; free space, write to "
+                "another disk"
+                + (", or drop the CSV copies (formats=('npy',))" if "csv" in self.params.formats else "")
+                + (", or lower --max-categories" if self.encoding.categorical else ""))
+
+    def _set_open_limit(self) -> None:
+        """Room for every open shard file (raise the soft descriptor limit, or open fewer shards)."""
+        parts = len(self._parts())
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = 2 * self.params.max_open_shards * parts + 256
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.open_limit = self.params.max_open_shards
+        if soft != resource.RLIM_INFINITY:
+            self.open_limit = max(1, min(self.open_limit, (soft - 256) // (2 * parts)))
 
     def _init_statistics(self, numeric=None, vocabularies=None, label_stats=None):
         p = self.params
         self.numeric = {n: NumericStats(**(numeric or {}).get(n, {})) for n, k in self.kinds.items() if k == NUMERIC}
-        self.vocabularies = {}
-        for name, kind in self.kinds.items():
-            if kind == CATEGORICAL or (kind == LABEL and p.task == CLASSIFICATION):
-                limit, overflow = (p.max_classes, "error") if kind == LABEL else (p.max_categories, "oov")
-                self.vocabularies[name] = Vocabulary(name, limit, overflow=overflow, **(vocabularies or {}).get(name, {}))
+        self.category_counts = {n: np.asarray((vocabularies or {}).get(n, [0] * (len(v) + 1)), np.int64)
+                                for n, v in self.encoding.vocabularies.items()}
+        self.label_vocabulary = None
+        if p.task == CLASSIFICATION:
+            self.label_vocabulary = Vocabulary(p.label, p.max_classes, overflow="error",
+                                               **(vocabularies or {}).get("__label__", {}))
         self.label_stats = {s: NumericStats(**(label_stats or {}).get(s, {})) for s in SUBSETS} if p.task == REGRESSION else {}
+
+    def _parts(self) -> dict:
+        parts = {}
+        if "npy" in self.params.formats:
+            labels = np.float32 if self.params.task == REGRESSION else np.int32
+            parts = {"features": (np.float32, self.encoding.width), "labels": (labels, None), "rows": (np.int64, None)}
+        if "csv" in self.params.formats:
+            parts["csv"] = self._header_bytes()
+        return parts
+
+    def _header_bytes(self) -> bytes:
+        if self.format == "csv":
+            return self.scanner.header.raw
+        return (self.params.delimiter.join(_csv_field(n, self.params.delimiter) for n in self.names) + "\n").encode()
+
+    def _open_wave(self, subset: str, rows: float) -> None:
+        """Open the shards that will share the next ``rows`` rows of ``subset``."""
+        state = self.subsets[subset]
+        count = shards_for(rows, self.params.rows_per_shard, self.open_limit)
+        shards = [ShardFiles(self.out / subset, state["next_index"] + i, self._parts()) for i in range(count)]
+        for shard in shards:
+            shard.open()
+        state["next_index"] += count
+        state["open"] = shards
+        state["free"] = np.full(count, self.params.rows_per_shard, np.int64)
+        state["label_counts"] = [{} for _ in shards]
+        state["waves"] += 1
 
     def _clear_unjournaled_start(self):
         """Remove what a split killed before its first checkpoint left behind.
 
         Only when questlearn's marker file proves the folder is its own, and
         only files this module names (subset folders holding nothing but
-        ``split_data_*`` files, the shard log, a journal being written);
-        anything else makes :meth:`_fresh_start` refuse the folder.
+        partial shard files, a journal being written); anything else makes
+        :meth:`_fresh_start` refuse the folder.
         """
         names = {p.name for p in self.out.iterdir()} - {LOCK_NAME}
-        ours = {*SUBSETS, SHARD_LOG_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
+        ours = {*SUBSETS, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
         if MARKER_NAME not in names or not names <= ours:
             return
         for subset in SUBSETS:
             folder = self.out / subset
-            if folder.is_dir() and not all(_shard_index(p.name) is not None and p.is_file() for p in folder.iterdir()):
+            if folder.is_dir() and not all(p.name.startswith(".shard_") and p.is_file() for p in folder.iterdir()):
                 return
         for name in names - {MARKER_NAME}:
             path = self.out / name
@@ -393,33 +516,34 @@ class _Splitter:
             )
         if self.verbose:
             print(f"questlearn: resuming the interrupted split in {self.out} (schema as inferred when it started)", flush=True)
-        self.subsets = {name: _Subset(**state) for name, state in journal["subsets"].items()}
         self.position = journal["position"]
         self.done_files, self.file_rows = journal["done_files"], journal["file_rows"]
         self.records, self.blank_lines, self.empty_files = journal["records"], journal["blank_lines"], journal["empty_files"]
         self.rng = np.random.Generator(np.random.PCG64())
         self.rng.bit_generator.state = journal["rng"]
         self.kinds, self.label_numeric, self.inferred = journal["kinds"], journal["label_numeric"], journal["inferred"]
+        self.encoding = Encoding.from_record(journal["encoding"])
+        self.estimated_rows = journal["estimated_rows"]
         self._init_statistics(journal["numeric"], journal["vocabularies"], journal["label_stats"])
-        # Undo whatever happened after the last checkpoint.
-        self.shard_log_size = journal["shard_log_size"]
-        with open(self.out / SHARD_LOG_NAME, "r+b") as handle:
-            handle.truncate(self.shard_log_size)
-        self.garbage = []
-        for subset in self.subsets.values():
-            keep = {self._partial_path(subset, part).name for part in subset.partial_sizes}
-            for path in (self.out / subset.name).iterdir():
-                index = _shard_index(path.name)
-                stale_shard = index is not None and index >= subset.shard_index and not path.name.startswith(".")
-                stale_partial = path.name.endswith(".partial") and path.name not in keep
-                if stale_shard or stale_partial or path.name.endswith(".tmp"):
-                    path.unlink()
-            for part, size in subset.partial_sizes.items():
-                partial = self._partial_path(subset, part)
-                if not partial.exists() or partial.stat().st_size < size:
-                    raise ValueError(f"{partial} is missing or shorter than the journal says; delete {self.out} and split again")
-                with open(partial, "r+b") as handle:
-                    handle.truncate(size)
+        self._set_open_limit()
+        self.subsets = {}
+        if journal.get("finishing"):
+            return
+        for subset, saved in journal["subsets"].items():
+            shards, keep = [], set()
+            for entry in saved["open"]:
+                shard = ShardFiles(self.out / subset, entry["index"], self._parts())
+                shard.reopen(entry["rows"], entry["sizes"])
+                shards.append(shard)
+                keep |= {shard.partial_path(part).name for part in shard.parts}
+            keep |= {name for closed in saved["closed"] for name in closed["partial_names"]}
+            for path in (self.out / subset).iterdir():
+                if path.name not in keep:
+                    path.unlink()  # written after the checkpoint, by a wave that it does not know
+            self.subsets[subset] = {"open": shards, "free": np.asarray([e["free"] for e in saved["open"]], np.int64),
+                                    "label_counts": [e["label_counts"] for e in saved["open"]],
+                                    "closed": saved["closed"], "next_index": saved["next_index"],
+                                    "rows": saved["rows"], "waves": saved["waves"]}
 
     # -- the pass -------------------------------------------------------
     def _split(self):
@@ -427,16 +551,20 @@ class _Splitter:
 
         total = sum(f.bytes for f in self.files)
         done = sum(f.bytes for f in self.files[: self.position["file"]])
+        since_checkpoint = 0
         with tqdm(total=total, initial=done, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
             while self.position["file"] < len(self.files):
                 source_file = self.files[self.position["file"]]
                 reader = self._csv_chunks if self.format == "csv" else self._parquet_chunks
-                for chunk, position, read in _read_ahead(reader(source_file)):
+                for chunk, position, read, size in _read_ahead(reader(source_file)):
                     if len(chunk):
                         self._process(chunk)
                         self.file_rows += len(chunk)
                     self.position.update(position)
-                    self._checkpoint()
+                    since_checkpoint += size
+                    if since_checkpoint >= CHECKPOINT_BYTES:
+                        self._checkpoint()
+                        since_checkpoint = 0
                     bar.update(done + read - bar.n)
                 check_unchanged(source_file)
                 if self.file_rows == 0:
@@ -449,40 +577,60 @@ class _Splitter:
                 self.position = {"file": self.position["file"] + 1, "offset": None, "line": None,
                                  "read_to": None, "expect": None, "batch": 0}
                 self._checkpoint()
+                since_checkpoint = 0
         if self.records == 0 and self.given_schema is None:  # a part of a parallel split may be empty
             first = self.files[0]
             raise CsvFormatError(first.shown, 2, 0, "the source has a header but no data rows")
 
     def _csv_chunks(self, source_file):
-        """``(chunk, journal position, raw bytes read)`` for each block of a CSV file."""
+        """``(chunk, journal position, raw bytes read, bytes consumed)`` for each run of a CSV file.
+
+        Without CSV shards, runs are cut by :func:`~questlearn.fastscan.fast_blocks`
+        (the strict scanner only locates problems); CSV shards need every
+        record's bytes, so then the strict scanner cuts the runs.
+        """
         p = self.params
-        scanner = self.scanner if source_file is self.files[0] else CsvScanner(
-            source_file, block_size=p.block_size, delimiter=p.delimiter)
+        scanner = self.scanner if source_file is self.files[0] else self._scanner(source_file)
         types = arrow_types(self.kinds, self.label_numeric)
         position = self.position
         expect = tuple(position["expect"]) if position["expect"] else None
-        for block in scanner.blocks(position["offset"], position["line"], position["read_to"], expect):
-            self.blank_lines += block.blank_lines
+        arguments = (position["offset"], position["line"], position["read_to"], expect)
+        blocks = scanner.blocks(*arguments) if "csv" in p.formats else fast_blocks(scanner, *arguments)
+        for block in blocks:
             try:
-                table = parse_records(block.data, self.names, delimiter=p.delimiter, types=types,
-                                      include=list(types), null_values=p.null_values) if len(block) else pa.table({})
+                table = parse_records(block.data, self.names, delimiter=p.delimiter, types=types, include=list(types),
+                                      null_values=p.null_values, block_size=PARSE_BLOCK_SIZE)
             except pa.ArrowInvalid as error:
-                self.explain_conversion_error(block, error, source_file.shown)
+                exact = block.exact() if hasattr(block, "exact") else block  # raises for malformed records
+                explain_conversion_error(exact, error, source_file.shown, names=self.names, kinds=self.kinds,
+                                         label_numeric=self.label_numeric, delimiter=p.delimiter,
+                                         null_values=p.null_values)
                 raise
-            chunk = Chunk(table, source_file.shown, block)
-            if len(block) and table.num_rows != len(block):
-                raise RuntimeError(f"internal error: parsed {table.num_rows} rows but scanned {len(block)} near byte {block.offset}")
-            yield chunk, {"offset": block.offset + len(block.data), "line": block.line_of(len(block.data)),
-                          "read_to": block.read_to, "expect": [block.raw_position, block.raw_sha256]}, block.raw_position
+            if hasattr(block, "exact"):
+                if table.num_rows != block.lines:  # blank lines or newlines inside quotes: count them exactly
+                    self.blank_lines += block.exact().blank_lines
+                    records = len(block.exact())
+                else:
+                    records = block.lines
+                end_line = block.first_line + block.lines
+            else:
+                self.blank_lines += block.blank_lines
+                records = len(block)
+                end_line = block.line_of(len(block.data))
+            if table.num_rows != records:
+                raise RuntimeError(f"internal error: parsed {table.num_rows} rows but scanned {records} near byte {block.offset}")
+            yield (Chunk(table, source_file.shown, block), {"offset": block.offset + len(block.data), "line": end_line,
+                   "read_to": block.read_to, "expect": [block.raw_position, block.raw_sha256]},
+                   block.raw_position, len(block.data))
         self._file_sha256 = scanner.sha256
 
     def _parquet_chunks(self, source_file):
-        """``(chunk, journal position, bytes read)`` for each batch of a Parquet file."""
+        """``(chunk, journal position, bytes read, bytes consumed)`` for each batch of a Parquet file."""
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(source_file.path)
         total_rows = max(parquet.metadata.num_rows, 1)
-        wanted = [n for n, t in arrow_types(self.kinds, self.label_numeric).items()]
+        wanted = list(arrow_types(self.kinds, self.label_numeric))
         first, row, index = self.position["batch"], 0, 0
         for group in range(parquet.metadata.num_row_groups):  # one row group at a time: memory is one group's
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
@@ -494,206 +642,113 @@ class _Splitter:
                         raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}: {error} (the sample "
                                          "made this column numeric)") from None
                     chunk = Chunk(pa.table(columns), source_file.shown, None, row, full_table=table)
-                    yield chunk, {"batch": index + 1}, source_file.bytes * (row + len(table)) // total_rows
+                    read = source_file.bytes * (row + len(table)) // total_rows
+                    yield chunk, {"batch": index + 1}, read, source_file.bytes * len(table) // total_rows
                 row += batch.num_rows
                 index += 1
         self._file_sha256 = sha256_of(source_file.path)
 
     def _process(self, chunk: Chunk):
-        columns = {}
+        """Check, encode and deal one chunk of rows."""
+        p = self.params
+        numbers, strings = {}, {}
+        label_column = chunk.table[p.label]
+        check_label_present(chunk, p.label, label_column)
         for name in chunk.table.column_names:
             kind = self.kinds[name]
-            column = chunk.table[name]
-            if kind == NUMERIC or (kind == LABEL and self.params.task == REGRESSION):
-                if kind == LABEL:
-                    self._check_label_present(chunk, name, column)
+            if kind == NUMERIC or (kind == LABEL and p.task == REGRESSION):
+                column = chunk.table[name]
                 values = column.to_numpy().astype(np.float64, copy=False)
-                self._check_numbers(chunk, name, values, column)
+                check_numbers(chunk, name, values, column)
                 if kind == NUMERIC:
                     self.numeric[name].update(values)
-            else:
-                if kind == LABEL:
-                    self._check_label_present(chunk, name, column)
-                    column = label_strings(column)
-                try:
-                    values = self.vocabularies[name].encode(column)
-                except OverflowError:
-                    raise chunk.error(0, f"the label {name!r} has more than {self.params.max_classes} distinct values "
-                                      "in the rows up to this block; " + ("use --task regression for a numeric target, or "
-                                      if self.label_numeric else "") + "raise --max-classes") from None
-            columns[name] = values
-        self._route(chunk, columns)
+                    numbers[name] = values
+                else:
+                    labels = values.astype(np.float32)
+            elif kind == CATEGORICAL:
+                strings[name] = chunk.table[name]
+        if p.task == CLASSIFICATION:
+            try:
+                labels = self.label_vocabulary.encode(label_strings(label_column)).astype(np.int32)
+            except OverflowError:
+                raise chunk.error(0, f"the label {p.label!r} has more than {p.max_classes} distinct values "
+                                  "in the rows up to this block; " + ("use --task regression for a numeric target, or "
+                                  if self.label_numeric else "") + "raise --max-classes") from None
+        x, counts = self.encoding.encode(numbers, strings)
+        for name, added in counts.items():
+            self.category_counts[name] += added
+        self._deal(chunk, x, labels)
         self.records += len(chunk)
 
-    def _check_label_present(self, chunk: Chunk, name: str, column) -> None:
-        missing = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
-        if len(missing):
-            raise chunk.error(int(missing[0]), f"missing label: column {name!r} is empty or a missing-value token in "
-                              "this row; remove such rows, or choose the missing-value tokens with --na-value / "
-                              "--no-default-na")
-
-    def _check_numbers(self, chunk: Chunk, name: str, values: np.ndarray, column) -> None:
-        """Refuse infinities, NaN written as a number (in CSV), and values float32 cannot hold."""
-        nan_written = np.isnan(values) & ~column.is_null().to_numpy(zero_copy_only=False)
-        if nan_written.any() and chunk.block is not None:
-            row = int(np.flatnonzero(nan_written)[0])
-            raise chunk.error(row, f"column {name!r} holds NaN written as a value; add it as a missing-value token "
-                              "(--na-value) or leave the field empty")
-        too_large = np.abs(values) > FLOAT32_MAX
-        if too_large.any():
-            row = int(np.flatnonzero(too_large)[0])
-            what = "an infinite value" if np.isinf(values[row]) else f"{values[row]:g}, beyond float32's range (±3.4e38)"
-            raise chunk.error(row, f"column {name!r} holds {what}; questlearn accepts finite numbers within float32's "
-                              "range, or a missing value")
-
-    def explain_conversion_error(self, block, error: Exception, path: str):
-        """Turn pyarrow's conversion error into one with a line and the right fix."""
-        p = self.params
-        message = str(error)
-        marker = "invalid value '"
-        value = message[message.index(marker) + len(marker): message.rindex("'")] if marker in message else None
-        strings = parse_records(block.data, self.names, delimiter=p.delimiter,
-                                types={n: pa.string() for n in self.names}, null_values=p.null_values)
-        for name, numeric in arrow_types(self.kinds, self.label_numeric).items():
-            if numeric != pa.float64():
-                continue
-            column = strings[name]
-            rows = [i for i, v in enumerate(column.to_pylist()) if v is not None and (v == value if value is not None else False)]
-            if not rows:
-                continue
-            line, byte = block.locate(rows[0])
-            if self.kinds[name] == LABEL:
-                fix = ("the label's sampled values were all numbers; if this marks a missing label, remove the row or "
-                       f"add --na-value {value!r}")
-            elif looks_like_token(value):
-                fix = (f"if {value!r} marks a missing value, add --na-value {value!r} (Python: na_values=[{value!r}]); "
-                       f"if the column is a category, declare --categorical-column {name}")
-            else:
-                fix = (f"write numbers without digit separators, units or spaces; if the column is a category, declare "
-                       f"--categorical-column {name} (Python: categorical_columns=[{name!r}])")
-            raise CsvFormatError(path, line, byte,
-                                 f"column {name!r} holds {value!r}, which is not a number, but the sample made it "
-                                 f"numeric; {fix}") from error
-        raise error
-
-    # -- writing shards -----------------------------------------------
-    @property
-    def feature_names(self) -> list[str]:
-        return [n for n in self.names if self.kinds[n] in (NUMERIC, CATEGORICAL)]
-
-    def _partial_path(self, subset: _Subset, part: str) -> Path:
-        return self.out / subset.name / f".split_data_{subset.shard_index:05d}.{part}.partial"
-
-    def _final_name(self, subset: _Subset, part: str) -> str:
-        suffix = "csv" if part == "csv" else f"{part}.npy"
-        return f"{subset.name}/split_data_{subset.shard_index:05d}.{suffix}"
-
-    def _route(self, chunk: Chunk, columns: dict):
+    def _deal(self, chunk: Chunk, x: np.ndarray, labels: np.ndarray):
+        """Send each row to a subset, then deal it into one of the subset's open shards."""
         count = len(chunk)
         to_validation = self.rng.random(count) < self.params.val_fraction
-        regression = self.params.task == REGRESSION
-        label = columns[self.params.label]
-        labels = label.astype(np.float32) if regression else label.astype(np.int32)
-        label_values = [] if regression else self.vocabularies[self.params.label].values
-        if "npy" in self.params.formats:
-            features = np.empty((count, len(self.feature_names)), np.float32)
-            for position, name in enumerate(self.feature_names):
-                features[:, position] = columns[name]
-            row_numbers = self.records + np.arange(count, dtype=np.int64)
+        row_numbers = self.records + np.arange(count, dtype=np.int64)
+        actions = []
         for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
-            state = self.subsets[subset]
-            indices = np.flatnonzero(selected)
-            while len(indices):
-                room = self.params.rows_per_shard - state.partial_rows
-                take, indices = indices[:room], indices[room:]
-                if "csv" in self.params.formats:
-                    self._append(state, "csv", chunk.record_bytes(take, self.params.delimiter))
-                if "npy" in self.params.formats:
-                    self._append(state, "features", features[take].tobytes())
-                    self._append(state, "labels", labels[take].tobytes())
-                    self._append(state, "rows", row_numbers[take].tobytes())
-                if regression:
-                    self.label_stats[subset].update(labels[take].astype(np.float64))
-                else:
-                    counts = np.bincount(labels[take], minlength=len(label_values))
-                    for value, n in zip(label_values, counts.tolist()):
-                        if n:
-                            state.partial_label_counts[value] = state.partial_label_counts.get(value, 0) + n
-                state.partial_rows += len(take)
-                state.rows += len(take)
-                if state.partial_rows == self.params.rows_per_shard:
-                    self._finalize(state)
+            rows = np.flatnonzero(selected)
+            while len(rows):
+                state = self.subsets[subset]
+                room = int(state["free"].sum())
+                if room == 0:
+                    actions += self._close_wave(subset)
+                    continue
+                here, rows = rows[:room], rows[room:]
+                assignment = deal(self.rng, state["free"], len(here))
+                order = np.argsort(assignment, kind="stable")
+                here = here[order]
+                per_shard = np.bincount(assignment, minlength=len(state["open"]))
+                actions += self._writes(subset, chunk, here, per_shard, x, labels, row_numbers)
+        self.writer.submit(actions)
 
-    def _header_bytes(self) -> bytes:
-        if self.format == "csv":
-            return self.scanner.header.raw
-        return (self.params.delimiter.join(_csv_field(n, self.params.delimiter) for n in self.names) + "\n").encode()
+    def _writes(self, subset, chunk, rows, per_shard, x, labels, row_numbers) -> list:
+        """Account for rows dealt to the open shards of ``subset`` and return the writes."""
+        state = self.subsets[subset]
+        p = self.params
+        state["free"] -= per_shard
+        state["rows"] += len(rows)
+        subset_labels = labels[rows]
+        if p.task == REGRESSION:
+            self.label_stats[subset].update(subset_labels.astype(np.float64))
+        parts = {}
+        if "npy" in p.formats:
+            parts = {"features": np.ascontiguousarray(x[rows]), "labels": subset_labels, "rows": row_numbers[rows]}
+        actions, begin = [], 0
+        values = self.label_vocabulary.values if p.task == CLASSIFICATION else None
+        for position in np.flatnonzero(per_shard).tolist():
+            end = begin + int(per_shard[position])
+            shard = state["open"][position]
+            for part, array in parts.items():
+                actions.append(_Append(shard, part, array[begin:end]))
+            if "csv" in p.formats:
+                actions.append(_Append(shard, "csv", chunk.record_bytes(rows[begin:end], p.delimiter)))
+            shard.rows += end - begin
+            if values is not None:
+                tally = state["label_counts"][position]
+                for code, n in zip(*np.unique(subset_labels[begin:end], return_counts=True)):
+                    tally[values[int(code)]] = tally.get(values[int(code)], 0) + int(n)
+            begin = end
+        return actions
 
-    def _append(self, subset: _Subset, part: str, payload) -> None:
-        path = self._partial_path(subset, part)
-        if part not in subset.partial_sizes:
-            with open(path, "wb") as handle:
-                if part == "csv":
-                    handle.write(self._header_bytes())
-            subset.partial_sizes[part] = path.stat().st_size
-        with open(path, "ab") as handle:
-            if isinstance(payload, list):
-                handle.writelines(payload)
-            else:
-                handle.write(payload)
-        subset.partial_sizes[part] = path.stat().st_size
-
-    def _finalize(self, subset: _Subset) -> None:
-        """Turn the partial files of a full (or final) shard into a shard."""
-        files = {}
-        for part in list(subset.partial_sizes):
-            partial = self._partial_path(subset, part)
-            final = self.out / self._final_name(subset, part)
-            temporary = final.with_name(final.name + ".tmp")
-            if part == "csv":
-                with open(partial, "rb+") as handle:
-                    os.fsync(handle.fileno())
-                try:
-                    os.link(partial, temporary)  # the partial name is dropped after the next checkpoint
-                except OSError:  # no hard links on this file system
-                    shutil.copyfile(partial, temporary)
-            else:
-                dtype = np.float32 if part == "labels" and self.params.task == REGRESSION else BINARY_PARTS[part]
-                array = np.fromfile(partial, dtype=dtype)
-                if part == "features":
-                    array = array.reshape(subset.partial_rows, len(self.feature_names))
-                with open(temporary, "wb") as handle:
-                    np.save(handle, array, allow_pickle=False)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            os.replace(temporary, final)
-            # The partial file goes only after the next checkpoint: until then
-            # a resume may need it.
-            self.garbage.append(partial)
-            files[part] = {"name": self._final_name(subset, part), "bytes": final.stat().st_size, "sha256": sha256_of(final)}
-        entry = {"subset": subset.name, "index": subset.shard_index, "rows": subset.partial_rows, "files": files,
-                 "label_counts": dict(sorted(subset.partial_label_counts.items()))}
-        with open(self.out / SHARD_LOG_NAME, "ab") as handle:
-            handle.write(json.dumps(entry, sort_keys=True).encode() + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.shard_log_size = (self.out / SHARD_LOG_NAME).stat().st_size
-        subset.shard_index += 1
-        subset.partial_rows = 0
-        subset.partial_sizes = {}
-        subset.partial_label_counts = {}
+    def _close_wave(self, subset: str) -> list:
+        """All places of the open shards are taken: close them, open the next wave."""
+        state = self.subsets[subset]
+        closing = list(zip(state["open"], state["label_counts"]))
+        consumed = max(self.position.get("offset") or 0, 1)
+        total = sum(f.bytes for f in self.files)
+        remaining = max(self.estimated_rows - self.records, self.records * (total / consumed - 1), 1)
+        share = self.params.val_fraction if subset == "validate" else 1 - self.params.val_fraction
+        self._open_wave(subset, remaining * share)
+        return [_CloseShard(state["closed"], shard, counts) for shard, counts in closing]
 
     def _checkpoint(self) -> None:
-        for subset in self.subsets.values():
-            for part in subset.partial_sizes:
-                with open(self._partial_path(subset, part), "rb+") as handle:
-                    os.fsync(handle.fileno())
-            fsync_directory(self.out / subset.name)
-        journal = {
+        """Queue a journal write after the writes queued so far."""
+        snapshot = {
             "parameters": self.params.as_record(),
             "source": self.fingerprint,
-            "position": self.position,
-            "done_files": self.done_files,
+            "position": dict(self.position),
+            "done_files": list(self.done_files),
             "file_rows": self.file_rows,
             "records": self.records,
             "blank_lines": self.blank_lines,
@@ -702,32 +757,86 @@ class _Splitter:
             "kinds": self.kinds,
             "label_numeric": self.label_numeric,
             "inferred": self.inferred,
+            "encoding": self.encoding.as_record(),
+            "estimated_rows": self.estimated_rows,
             "numeric": {n: s.state() for n, s in self.numeric.items()},
-            "vocabularies": {n: v.state() for n, v in self.vocabularies.items()},
+            "vocabularies": {**{n: c.tolist() for n, c in self.category_counts.items()},
+                             **({"__label__": self.label_vocabulary.state()} if self.label_vocabulary else {})},
             "label_stats": {n: s.state() for n, s in self.label_stats.items()},
-            "shard_log_size": self.shard_log_size,
-            "subsets": {n: asdict(s) for n, s in self.subsets.items()},
+            "subsets": {name: {"open": [{"index": shard.index, "rows": shard.rows, "free": int(free),
+                                         "label_counts": dict(counts)}
+                                        for shard, free, counts in zip(s["open"], s["free"], s["label_counts"])],
+                               "closed": s["closed"], "next_index": s["next_index"], "rows": s["rows"],
+                               "waves": s["waves"]}
+                        for name, s in self.subsets.items()},
         }
-        write_json_atomically(self.out / JOURNAL_NAME, journal)
-        for path in self.garbage:
-            path.unlink()
-        self.garbage = []
+        self.writer.submit([_WriteJournal(self.out, snapshot, [sh for s in self.subsets.values() for sh in s["open"]])])
 
     # -- the end ----------------------------------------------------------
     def _finish(self) -> dict:
-        for subset in self.subsets.values():
-            if subset.partial_rows:
-                self._finalize(subset)
-        shards = {name: [] for name in SUBSETS}
-        for line in (self.out / SHARD_LOG_NAME).read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            shards[entry.pop("subset")].append(entry)
+        actions = []
+        for subset, state in self.subsets.items():
+            actions += [_CloseShard(state["closed"], shard, counts) for shard, counts in zip(state["open"], state["label_counts"])]
+            state["open"] = []
+        self.writer.submit(actions)
+        self.writer.finish()
+        self.writer = None
+        sync_directory_file_system(self.out)
+        finishing = {"shards": {}, "manifest": None}
+        for subset, state in self.subsets.items():
+            entries, index = [], 0
+            for closed in sorted(state["closed"], key=lambda e: e["index"]):
+                if closed["rows"] == 0:
+                    for name in closed["partial_names"]:
+                        (self.out / subset / name).unlink(missing_ok=True)
+                    continue
+                files = {}
+                for part, record in closed["files"].items():
+                    suffix = "csv" if part == "csv" else f"{part}.npy"
+                    files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}", "partial": f"{subset}/{record['partial']}",
+                                   **{k: record[k] for k in ("bytes", "sha256", "data_offset")}}
+                entries.append({"index": index, "rows": closed["rows"], "files": files,
+                                "label_counts": dict(sorted(closed["label_counts"].items()))})
+                index += 1
+            finishing["shards"][subset] = entries
+        finishing["manifest"] = self._manifest(finishing["shards"])
+        write_json_atomically(self.out / JOURNAL_NAME, {"parameters": self.params.as_record(), "source": self.fingerprint,
+                                                        **self._journal_identity(), "finishing": finishing})
+        return self._publish(finishing)
+
+    def _journal_identity(self) -> dict:
+        """What a resume needs to rebuild this object before publishing."""
+        return {"position": self.position, "done_files": self.done_files, "file_rows": self.file_rows,
+                "records": self.records, "blank_lines": self.blank_lines, "empty_files": self.empty_files,
+                "rng": self.rng.bit_generator.state, "kinds": self.kinds, "label_numeric": self.label_numeric,
+                "inferred": self.inferred, "encoding": self.encoding.as_record(), "estimated_rows": self.estimated_rows,
+                "numeric": {}, "vocabularies": {}, "label_stats": {}}
+
+    def _publish(self, finishing: dict) -> dict:
+        """Give the closed shards their final names, then write the manifest (resumable)."""
+        for subset, entries in finishing["shards"].items():
+            for entry in entries:
+                for record in entry["files"].values():
+                    partial, final = self.out / record.pop("partial"), self.out / record["name"]
+                    if partial.exists():
+                        os.replace(partial, final)
+                    elif not final.exists():
+                        raise ValueError(f"{final} is missing; delete {self.out} and split again")
+            fsync_directory(self.out / subset)
+        manifest = finishing["manifest"]
+        write_json_atomically(self.out / MANIFEST_NAME, manifest)
+        self._remove_bookkeeping()
+        if self.verbose:
+            self._report_end(manifest)
+        return manifest
+
+    def _manifest(self, shards: dict) -> dict:
         p = self.params
         label = p.label
         if p.task == CLASSIFICATION:
-            vocabulary = self.vocabularies[label]
-            classes = class_order(vocabulary.values)
-            codes = [classes.index(v) for v in vocabulary.values]
+            values = self.label_vocabulary.values
+            classes = class_order(values)
+            codes = [classes.index(v) for v in values]
         else:
             classes, codes = [], []
         total_bytes = sum(f["bytes"] for f in self.done_files)
@@ -736,15 +845,21 @@ class _Splitter:
         if len(self.files) == 1:
             source.update(path=str(self.files[0].path), sha256=self.done_files[0]["sha256"], mtime_ns=self.files[0].mtime_ns)
         stats = {n: s.summary() for n, s in self.numeric.items()}
-        for name, vocabulary in self.vocabularies.items():
-            stats[name] = {"count": sum(vocabulary.counts) + vocabulary.oov, "missing": self.records - sum(vocabulary.counts) - vocabulary.oov,
-                           "category_counts": dict(zip(vocabulary.values, vocabulary.counts)), "oov": vocabulary.oov}
+        for name, counts in self.category_counts.items():
+            values = self.encoding.vocabularies[name]
+            present = int(counts.sum())
+            stats[name] = {"count": present, "missing": self.records - present,
+                           "category_counts": dict(zip(values, counts[:-1].tolist())), "oov": int(counts[-1])}
         if p.task == REGRESSION:
             merged = NumericStats()
             for subset_stats in self.label_stats.values():
                 merged.merge(subset_stats)
             stats[label] = merged.summary()
-        manifest = {
+        else:
+            vocabulary = self.label_vocabulary
+            stats[label] = {"count": sum(vocabulary.counts), "missing": 0,
+                            "category_counts": dict(zip(vocabulary.values, vocabulary.counts))}
+        return {
             "format_version": FORMAT_VERSION,
             "complete": True,
             "source": source,
@@ -757,41 +872,87 @@ class _Splitter:
                 "label_numeric": self.label_numeric,
                 "classes": classes,
                 "label_codes": codes,
-                "features": self.feature_names,
-                "categories": {n: v.values for n, v in self.vocabularies.items() if n != label},
+                "features": [n for n in self.names if self.kinds[n] in (NUMERIC, CATEGORICAL)],
+                "categories": dict(self.encoding.vocabularies),
+                "encoding": self.encoding.as_record(),
                 "na_values": p.null_values if self.format == "csv" else [],
                 "delimiter": p.delimiter,
             },
             "stats": stats,
-            "subsets": {name: {"rows": self.subsets[name].rows, "shards": shards[name],
+            "scatter": {"estimated_rows": self.estimated_rows, "open_shard_limit": self.open_limit,
+                        "waves": {n: s["waves"] for n, s in self.subsets.items()},
+                        "npy_header_bytes": NPY_HEADER_BYTES},
+            "subsets": {name: {"rows": self.subsets[name]["rows"], "shards": shards[name],
                                **({"label_stats": self.label_stats[name].summary()} if p.task == REGRESSION else {})}
                         for name in SUBSETS},
         }
-        write_json_atomically(self.out / MANIFEST_NAME, manifest)
-        self._remove_bookkeeping()
-        if self.verbose:
-            self._report_end(manifest)
-        return manifest
 
     def _report_end(self, manifest: dict) -> None:
-        for name, vocabulary in self.vocabularies.items():
-            if vocabulary.oov:
-                print(f"questlearn: column {name!r} outgrew --max-categories {self.params.max_categories}: "
-                      f"{vocabulary.oov} rows hold later values, mapped to one out-of-vocabulary code", flush=True)
+        for name, entry in manifest["stats"].items():
+            if entry.get("oov"):
+                print(f"questlearn: column {name!r}: {entry['oov']} rows held values the sample had not shown, "
+                      f"encoded as {name}=<other>", flush=True)
         if self.empty_files:
             print(f"questlearn: skipped {self.empty_files} header-only file(s)", flush=True)
         if manifest["schema"]["task"] == CLASSIFICATION:
             print(f"questlearn: label {self.params.label!r} classes: {manifest['schema']['classes']}", flush=True)
 
     def _remove_bookkeeping(self):
-        """Delete the journal, shard log and partial files of a finished split."""
-        leftovers = [self.out / JOURNAL_NAME, self.out / SHARD_LOG_NAME]
+        """Delete the journal and partial files of a finished split."""
+        leftovers = [self.out / JOURNAL_NAME]
         for subset in SUBSETS:
             if (self.out / subset).is_dir():
                 leftovers += [p for p in (self.out / subset).iterdir() if p.name.endswith((".partial", ".tmp"))]
         for path in leftovers:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+class _Append:
+    """Writer action: append rows to one part of a shard."""
+
+    def __init__(self, shard: ShardFiles, part: str, payload):
+        self.shard, self.part, self.payload = shard, part, payload
+
+    def __call__(self):
+        self.shard.append(self.part, self.payload if isinstance(self.payload, list) else memoryview(self.payload))
+
+
+class _CloseShard:
+    """Writer action: finish a shard's files and record it among the closed ones."""
+
+    def __init__(self, closed: list, shard: ShardFiles, label_counts: dict):
+        self.closed, self.shard, self.label_counts = closed, shard, label_counts
+
+    def __call__(self):
+        names = {part: self.shard.partial_path(part).name for part in self.shard.parts}
+        files = self.shard.close()
+        for part, record in files.items():
+            record["partial"] = names[part]
+        self.closed.append({"index": self.shard.index, "rows": self.shard.rows, "files": files,
+                            "label_counts": dict(self.label_counts), "partial_names": sorted(names.values())})
+
+
+class _WriteJournal:
+    """Writer action: make the writes so far durable, then record the state."""
+
+    def __init__(self, out: Path, snapshot: dict, open_shards: list):
+        self.out, self.snapshot, self.open_shards = out, snapshot, open_shards
+
+    def __call__(self):
+        handles = [h for shard in self.open_shards for h in shard.handles.values()]
+        if handles:
+            sync_file_system(handles[0].fileno(), [h.fileno() for h in handles])
+        else:
+            sync_directory_file_system(self.out)
+        by_index = {}
+        for shard in self.open_shards:
+            by_index[(shard.folder.name, shard.index)] = shard.sizes()
+        for name, state in self.snapshot["subsets"].items():
+            for entry in state["open"]:
+                entry["sizes"] = by_index[(name, entry["index"])]
+            state["closed"] = [dict(c) for c in state["closed"]]
+        write_json_atomically(self.out / JOURNAL_NAME, self.snapshot)
 
 
 def _cast_column(column, kind: str, label_numeric: bool):
@@ -868,12 +1029,3 @@ def _read_ahead(items):
         stop_and_join()
         atexit.unregister(stop_and_join)
         items.close()
-
-
-def _shard_index(file_name: str):
-    """Shard number in ``split_data_00012.csv`` style names, else None."""
-    stem = file_name.lstrip(".")
-    if not stem.startswith("split_data_"):
-        return None
-    digits = stem[len("split_data_"):].split(".", 1)[0]
-    return int(digits) if digits.isdigit() else None

@@ -1,0 +1,180 @@
+"""Cut a CSV file into runs of whole records, touching each byte as little as possible.
+
+The split's pass reads every byte of the source once more than the
+sampling did, so this module keeps the per-byte work to what C does fast
+(``bytes.count``, ``in``, ``isascii``) and one vectorised look at the
+quote characters:
+
+* a run ends at the last newline outside quotes (quote parity);
+* quoting is checked the RFC 4180 way on the quote positions only (a quote
+  opens a field only at its start; a closing quote is followed by a
+  delimiter, a line end or a doubled quote);
+* NUL bytes, bare CR line ends and invalid UTF-8 are looked for with
+  ``bytes`` methods;
+* the field count of every record is left to pyarrow, which refuses a
+  ragged row.
+
+Whenever one of these finds something, or pyarrow refuses the run, the
+strict scanner (:meth:`questlearn.csvscan.CsvScanner` ``_scan``) scans that
+run again and reports the problem with file, line and byte offset, as
+before. Well-formed input is never tokenised twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .csvscan import LF, QUOTE, CsvFormatError, CsvScanner
+
+MAX_CUT_TRIES = 64
+
+
+@dataclass
+class FastBlock:
+    """A run of whole records, cut without locating each record.
+
+    Attributes
+    ----------
+    data : bytes
+        The records, terminators included.
+    offset, first_line : int
+        Where ``data`` starts in the (decompressed) file.
+    lines : int
+        Newlines in ``data``: the line of the next block is ``first_line + lines``.
+    read_to, raw_position, raw_sha256
+        As in :class:`questlearn.csvscan.RecordBlock` (resume bookkeeping).
+    """
+
+    data: bytes
+    offset: int
+    first_line: int
+    lines: int
+    scanner: CsvScanner
+    read_to: int = 0
+    raw_position: int = 0
+    raw_sha256: str = ""
+    _exact: object = None
+
+    def exact(self):
+        """The strict scanner's :class:`~questlearn.csvscan.RecordBlock` of this
+        run: raises :class:`CsvFormatError` at the first malformed record."""
+        if self._exact is None:
+            self._exact = self.scanner._scan(self.data, self.offset, self.first_line, eof=False,
+                                             expected_fields=self.scanner._fields)
+            if self._exact is None or len(self._exact.data) != len(self.data):
+                raise RuntimeError(f"internal error: the strict scanner and the fast cut disagree near byte {self.offset}")
+        return self._exact
+
+    def locate(self, record: int) -> tuple[int, int]:
+        """``(line, byte offset)`` where record ``record`` of this run starts."""
+        return self.exact().locate(record)
+
+
+def fast_blocks(scanner: CsvScanner, start_offset=None, start_line=None, read_to=None, expect=None):
+    """Yield :class:`FastBlock` runs of ``scanner``'s file until its end.
+
+    Same resume arguments as :meth:`CsvScanner.blocks`; after the last
+    block ``scanner.sha256`` holds the SHA-256 of the whole raw file.
+    """
+    offset, line = scanner.data_start
+    if start_offset is not None:
+        offset, line = int(start_offset), int(start_line)
+    stream = scanner._open(expect)
+    try:
+        stream.skip(offset)
+        pending = stream.read(max(0, int(read_to) - offset)) if read_to is not None else b""
+        while True:
+            chunk = stream.read(scanner.block_size)
+            eof = not chunk
+            data = pending + chunk
+            if eof:
+                if not data:
+                    break
+                if not data.endswith(b"\n"):
+                    data += b"\n"
+            cut = _cut(scanner, data, offset, line, eof)
+            if cut is None:
+                if len(data) > scanner.max_record_bytes:
+                    raise CsvFormatError(scanner.path, line, offset, f"a record is longer than {scanner.max_record_bytes} "
+                                         "bytes; most likely a quote opened here is never closed")
+                pending = data
+                continue
+            run = data[:cut] if cut < len(data) else data
+            pending = data[cut:]
+            lines = run.count(b"\n")
+            block = FastBlock(run, offset, line, lines, scanner, read_to=stream.position,
+                              raw_position=stream.raw.position, raw_sha256=stream.raw.digest.copy().hexdigest())
+            offset += cut
+            line += lines
+            scanner.raw_position = stream.raw.position
+            yield block
+            if eof:
+                break
+        scanner.sha256 = stream.finish()
+        scanner.raw_position = stream.raw.position
+    finally:
+        stream.close()
+
+
+def _cut(scanner: CsvScanner, data: bytes, offset: int, line: int, eof: bool):
+    """Length of the whole records at the start of ``data`` (None: need more
+    data). Anything suspicious is handed to the strict scanner, which raises
+    with a location or confirms the cut."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(array == QUOTE) if b'"' in data else np.empty(0, np.int64)
+    position = data.rfind(b"\n")
+    for _ in range(MAX_CUT_TRIES):
+        if position < 0:
+            break
+        if int(np.searchsorted(quotes, position)) % 2 == 0:
+            break
+        position = data.rfind(b"\n", 0, position)
+    else:
+        return _strict_cut(scanner, data, offset, line, eof)
+    if position < 0:
+        if eof:
+            return _strict_cut(scanner, data, offset, line, eof)
+        return None
+    cut = position + 1
+    if eof and cut < len(data):
+        return _strict_cut(scanner, data, offset, line, eof)
+    region = data[:cut] if cut < len(data) else data
+    quotes = quotes[quotes < cut]
+    if (b"\x00" in region or _bare_carriage_returns(region) or _misplaced_quotes(array, quotes, scanner._delimiter_byte)
+            or not _valid_utf8(region)):
+        return _strict_cut(scanner, data, offset, line, eof)
+    return cut
+
+
+def _strict_cut(scanner: CsvScanner, data: bytes, offset: int, line: int, eof: bool):
+    block = scanner._scan(data, offset, line, eof=eof, expected_fields=scanner._fields)
+    return None if block is None else len(block.data)
+
+
+def _bare_carriage_returns(region: bytes) -> bool:
+    carriage = region.count(b"\r")
+    return carriage > 0 and carriage != region.count(b"\r\n")
+
+
+def _valid_utf8(region: bytes) -> bool:
+    if region.isascii():
+        return True
+    try:
+        region.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _misplaced_quotes(array: np.ndarray, quotes: np.ndarray, delimiter: int) -> bool:
+    """Whether any quote breaks RFC 4180 placement (the strict scanner then says where)."""
+    if not len(quotes):
+        return False
+    opening, closing = quotes[0::2], quotes[1::2]
+    previous = array[np.maximum(opening - 1, 0)]
+    bad_open = (opening > 0) & (previous != delimiter) & (previous != LF) & (previous != QUOTE)
+    following = array[np.minimum(closing + 1, len(array) - 1)]
+    bad_close = (following != delimiter) & (following != LF) & (following != 0x0D) & (following != QUOTE)
+    return bool(bad_open.any() or bad_close.any())

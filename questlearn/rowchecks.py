@@ -1,0 +1,69 @@
+"""Checks every parsed block passes, and the errors that name the fix.
+
+Each error names file, line and byte offset (CSV) or file and row
+(Parquet), and says what to change: a missing-value token to add, a
+column to declare categorical, a number float32 cannot hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .csvscan import CsvFormatError
+from .reading import Chunk, parse_records
+from .schema import LABEL, arrow_types, looks_like_token
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_label_present(chunk: Chunk, name: str, column) -> None:
+    missing = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+    if len(missing):
+        raise chunk.error(int(missing[0]), f"missing label: column {name!r} is empty or a missing-value token in "
+                          "this row; remove such rows, or choose the missing-value tokens with --na-value / "
+                          "--no-default-na")
+
+def check_numbers(chunk: Chunk, name: str, values: np.ndarray, column) -> None:
+    """Refuse infinities, NaN written as a number (in CSV), and values float32 cannot hold."""
+    nan_written = np.isnan(values) & ~column.is_null().to_numpy(zero_copy_only=False)
+    if nan_written.any() and chunk.block is not None:
+        row = int(np.flatnonzero(nan_written)[0])
+        raise chunk.error(row, f"column {name!r} holds NaN written as a value; add it as a missing-value token "
+                          "(--na-value) or leave the field empty")
+    too_large = np.abs(values) > FLOAT32_MAX
+    if too_large.any():
+        row = int(np.flatnonzero(too_large)[0])
+        what = "an infinite value" if np.isinf(values[row]) else f"{values[row]:g}, beyond float32's range (±3.4e38)"
+        raise chunk.error(row, f"column {name!r} holds {what}; questlearn accepts finite numbers within float32's "
+                          "range, or a missing value")
+
+
+def explain_conversion_error(block, error: Exception, path: str, *, names, kinds, label_numeric, delimiter, null_values):
+    """Turn pyarrow's conversion error into one with a line and the right fix."""
+    message = str(error)
+    marker = "invalid value '"
+    value = message[message.index(marker) + len(marker): message.rindex("'")] if marker in message else None
+    strings = parse_records(block.data, names, delimiter=delimiter,
+                            types={n: pa.string() for n in names}, null_values=null_values)
+    for name, numeric in arrow_types(kinds, label_numeric).items():
+        if numeric != pa.float64():
+            continue
+        column = strings[name]
+        rows = [i for i, v in enumerate(column.to_pylist()) if v is not None and (v == value if value is not None else False)]
+        if not rows:
+            continue
+        line, byte = block.locate(rows[0])
+        if kinds[name] == LABEL:
+            fix = ("the label's sampled values were all numbers; if this marks a missing label, remove the row or "
+                   f"add --na-value {value!r}")
+        elif looks_like_token(value):
+            fix = (f"if {value!r} marks a missing value, add --na-value {value!r} (Python: na_values=[{value!r}]); "
+                   f"if the column is a category, declare --categorical-column {name}")
+        else:
+            fix = (f"write numbers without digit separators, units or spaces; if the column is a category, declare "
+                   f"--categorical-column {name} (Python: categorical_columns=[{name!r}])")
+        raise CsvFormatError(path, line, byte,
+                             f"column {name!r} holds {value!r}, which is not a number, but the sample made it "
+                             f"numeric; {fix}") from error
+    raise error
