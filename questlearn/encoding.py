@@ -133,7 +133,7 @@ class Encoding:
         return "\n".join(lines)
 
     # -- encoding rows -----------------------------------------------------
-    def encode(self, numbers: dict, strings: dict) -> tuple[np.ndarray, dict]:
+    def encode(self, numbers: dict, strings: dict, order=None) -> tuple[np.ndarray, dict]:
         """Encode one block of rows.
 
         Parameters
@@ -142,6 +142,8 @@ class Encoding:
             ``{numeric column: float64 array}``, NaN for missing.
         strings : dict
             ``{categorical column: pyarrow string array}``, null for missing.
+        order : numpy.ndarray, optional
+            Row positions: encode these rows, in this order (default all, in order).
 
         Returns
         -------
@@ -152,10 +154,14 @@ class Encoding:
             then the rows that went to ``<other>``.
         """
         rows = len(next(iter(numbers.values()))) if numbers else (len(next(iter(strings.values()))) if strings else 0)
-        x = np.zeros((rows, self.width), np.float32)
+        if order is None:
+            order = np.arange(rows)
+        # Built column by column in a (width, rows) array, each column a
+        # contiguous write, then transposed once into the row-major matrix.
+        columns = np.zeros((self.width, len(order)), np.float32)
         for position, (name, fill) in enumerate(zip(self.numeric, self.fill_values)):
-            column = x[:, position]
-            column[:] = numbers[name]
+            column = columns[position]
+            column[:] = numbers[name][order]
             missing = np.isnan(column)
             if missing.any():
                 column[missing] = fill
@@ -166,10 +172,11 @@ class Encoding:
             codes = pc.fill_null(pc.index_in(column, value_set=self._value_sets[name]), size)  # unseen -> <other>
             codes = codes.to_numpy(zero_copy_only=False).astype(np.int64)
             present = ~column.is_null().to_numpy(zero_copy_only=False)
+            counts[name] = np.bincount(codes[present], minlength=size + 1)
+            codes, present = codes[order], present[order]
             rows_present = np.flatnonzero(present)
-            x[rows_present, self._offsets[name] + codes[rows_present]] = 1.0
-            counts[name] = np.bincount(codes[rows_present], minlength=size + 1)
-        return x, counts
+            columns[self._offsets[name] + codes[rows_present], rows_present] = 1.0
+        return np.ascontiguousarray(columns.T), counts
 
     def moments(self, stats: dict, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of every column of ``x`` over the split, from the

@@ -154,6 +154,8 @@ def _strict_cut(scanner: CsvScanner, data: bytes, offset: int, line: int, eof: b
 
 
 def _bare_carriage_returns(region: bytes) -> bool:
+    if b"\r" not in region:
+        return False
     carriage = region.count(b"\r")
     return carriage > 0 and carriage != region.count(b"\r\n")
 

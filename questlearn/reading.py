@@ -21,7 +21,7 @@ from .csvscan import CsvFormatError, RecordBlock
 
 
 def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None, include=None,
-                  null_values=("",), block_size: int | None = None) -> pa.Table:
+                  null_values=("",), block_size: int | None = None, newlines_in_values: bool = True) -> pa.Table:
     """Parse complete, validated CSV records (no header) into a table.
 
     Parameters
@@ -40,11 +40,15 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
     block_size : int, optional
         Parse in pieces of this many bytes, on pyarrow's threads (default:
         the whole of ``data`` as one piece).
+    newlines_in_values : bool
+        False parses faster, but splits a record at a newline inside quotes;
+        with two or more columns such a split record always has the wrong
+        field count, so pyarrow refuses it (then parse again with True).
     """
     return pa_csv.read_csv(
         io.BytesIO(data),
         read_options=pa_csv.ReadOptions(column_names=names, block_size=block_size or max(len(data) + 1, 1 << 20)),
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines_in_values),
         convert_options=pa_csv.ConvertOptions(
             column_types=types or {}, include_columns=include or [], null_values=list(null_values),
             strings_can_be_null=True, quoted_strings_can_be_null=True,

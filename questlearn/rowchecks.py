@@ -24,16 +24,22 @@ def check_label_present(chunk: Chunk, name: str, column) -> None:
                           "this row; remove such rows, or choose the missing-value tokens with --na-value / "
                           "--no-default-na")
 
-def check_numbers(chunk: Chunk, name: str, values: np.ndarray, column) -> None:
-    """Refuse infinities, NaN written as a number (in CSV), and values float32 cannot hold."""
-    nan_written = np.isnan(values) & ~column.is_null().to_numpy(zero_copy_only=False)
-    if nan_written.any() and chunk.block is not None:
+def check_numbers(chunk: Chunk, name: str, values: np.ndarray, column, extremes=None) -> None:
+    """Refuse infinities, NaN written as a number (in CSV), and values float32 cannot hold.
+
+    ``extremes`` is the block's ``(min, max)`` when already known (from the
+    statistics); the rows are only searched when something is wrong.
+    """
+    if chunk.block is not None and np.count_nonzero(np.isnan(values)) != column.null_count:
+        nan_written = np.isnan(values) & ~column.is_null().to_numpy(zero_copy_only=False)
         row = int(np.flatnonzero(nan_written)[0])
         raise chunk.error(row, f"column {name!r} holds NaN written as a value; add it as a missing-value token "
                           "(--na-value) or leave the field empty")
-    too_large = np.abs(values) > FLOAT32_MAX
-    if too_large.any():
-        row = int(np.flatnonzero(too_large)[0])
+    if extremes is None:
+        present = values[~np.isnan(values)]
+        extremes = (present.min(), present.max()) if len(present) else None
+    if extremes is not None and (extremes[0] < -FLOAT32_MAX or extremes[1] > FLOAT32_MAX):
+        row = int(np.flatnonzero(np.abs(values) > FLOAT32_MAX)[0])
         what = "an infinite value" if np.isinf(values[row]) else f"{values[row]:g}, beyond float32's range (±3.4e38)"
         raise chunk.error(row, f"column {name!r} holds {what}; questlearn accepts finite numbers within float32's "
                           "range, or a missing value")

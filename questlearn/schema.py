@@ -111,13 +111,15 @@ class Vocabulary:
         self.oov = int(oov)
         self.overflow = overflow
 
-    def encode(self, strings: pa.ChunkedArray) -> np.ndarray:
+    def encode(self, strings: pa.ChunkedArray, repeats=None) -> np.ndarray:
         """Return float64 codes, growing the vocabulary up to ``max_size``.
 
         NaN marks a missing value. Once the vocabulary is full, further new
         values get the out-of-vocabulary code ``max_size`` (as Keras
         ``StringLookup`` would) and are counted in :attr:`oov`; with
         ``overflow="error"`` (the label) they raise ``OverflowError``.
+        ``repeats`` (optional) counts each value that many times (for a
+        column passed as its distinct values).
         """
         known = set(self.values)
         for value in pc.unique(strings).to_pylist():
@@ -135,8 +137,10 @@ class Vocabulary:
         if unknown.any():
             codes[unknown] = self.max_size
             self.oov += int(unknown.sum())
-        present = codes[~np.isnan(codes) & ~unknown].astype(np.int64)
-        counts = np.bincount(present, minlength=len(self.values))
+        kept = ~np.isnan(codes) & ~unknown
+        present = codes[kept].astype(np.int64)
+        weights = None if repeats is None else np.asarray(repeats)[kept]
+        counts = np.bincount(present, weights=weights, minlength=len(self.values)).astype(np.int64)
         self.counts = [int(a + b) for a, b in zip(self.counts, counts.tolist())]
         return codes
 
@@ -151,12 +155,13 @@ class NumericStats:
         self.count, self.missing, self.mean, self.m2 = int(count), int(missing), float(mean), float(m2)
         self.minimum, self.maximum = minimum, maximum
 
-    def update(self, values: np.ndarray) -> None:
-        """Merge a block of float64 values (NaN = missing) into the totals."""
+    def update(self, values: np.ndarray):
+        """Merge a block of float64 values (NaN = missing) into the totals;
+        return the block's ``(min, max)`` (None when all are missing)."""
         present = values[~np.isnan(values)]
         self.missing += int(len(values) - len(present))
         if not len(present):
-            return
+            return None
         count = len(present)
         mean = float(present.mean())
         m2 = float(((present - mean) ** 2).sum())
@@ -168,6 +173,7 @@ class NumericStats:
         low, high = float(present.min()), float(present.max())
         self.minimum = low if self.minimum is None else min(self.minimum, low)
         self.maximum = high if self.maximum is None else max(self.maximum, high)
+        return low, high
 
     def merge(self, other: "NumericStats") -> None:
         """Add another column's totals (Chan et al.'s parallel formulas)."""

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
@@ -68,7 +69,7 @@ MARKER_NAME = ".questlearn-split"
 FORMATS = ("csv", "npy")
 DEFAULT_FORMATS = ("npy",)
 SPLIT_BLOCK_SIZE = 16 * 1024 * 1024
-PARSE_BLOCK_SIZE = 2 * 1024 * 1024  # pyarrow parses a run in pieces of this size, on every core
+PARSE_BLOCK_SIZE = 1024 * 1024  # pyarrow parses a run in pieces of this size, on every core
 CHECKPOINT_BYTES = 128 * 1024 * 1024
 PARQUET_BATCH_ROWS = 65_536
 DISK_MARGIN = 1.05
@@ -595,17 +596,19 @@ class _Splitter:
         position = self.position
         expect = tuple(position["expect"]) if position["expect"] else None
         arguments = (position["offset"], position["line"], position["read_to"], expect)
-        blocks = scanner.blocks(*arguments) if "csv" in p.formats else fast_blocks(scanner, *arguments)
-        for block in blocks:
+        blocks = scanner.blocks(*arguments) if "csv" in p.formats else _read_ahead(fast_blocks(scanner, *arguments))
+        for block in blocks:  # cut in one thread, parsed in this one (pyarrow's pool), used in the pass's
             try:
-                table = parse_records(block.data, self.names, delimiter=p.delimiter, types=types, include=list(types),
-                                      null_values=p.null_values, block_size=PARSE_BLOCK_SIZE)
-            except pa.ArrowInvalid as error:
-                exact = block.exact() if hasattr(block, "exact") else block  # raises for malformed records
-                explain_conversion_error(exact, error, source_file.shown, names=self.names, kinds=self.kinds,
-                                         label_numeric=self.label_numeric, delimiter=p.delimiter,
-                                         null_values=p.null_values)
-                raise
+                table = self._parse(block, types, newlines_in_values=len(self.names) < 2)
+            except pa.ArrowInvalid:
+                try:
+                    table = self._parse(block, types, newlines_in_values=True)
+                except pa.ArrowInvalid as error:
+                    exact = block.exact() if hasattr(block, "exact") else block  # raises for malformed records
+                    explain_conversion_error(exact, error, source_file.shown, names=self.names, kinds=self.kinds,
+                                             label_numeric=self.label_numeric, delimiter=p.delimiter,
+                                             null_values=p.null_values)
+                    raise
             if hasattr(block, "exact"):
                 if table.num_rows != block.lines:  # blank lines or newlines inside quotes: count them exactly
                     self.blank_lines += block.exact().blank_lines
@@ -623,6 +626,12 @@ class _Splitter:
                    "read_to": block.read_to, "expect": [block.raw_position, block.raw_sha256]},
                    block.raw_position, len(block.data))
         self._file_sha256 = scanner.sha256
+
+    def _parse(self, block, types: dict, newlines_in_values: bool):
+        p = self.params
+        return parse_records(block.data, self.names, delimiter=p.delimiter, types=types, include=list(types),
+                             null_values=p.null_values, block_size=PARSE_BLOCK_SIZE,
+                             newlines_in_values=newlines_in_values)
 
     def _parquet_chunks(self, source_file):
         """``(chunk, journal position, bytes read, bytes consumed)`` for each batch of a Parquet file."""
@@ -649,8 +658,9 @@ class _Splitter:
         self._file_sha256 = sha256_of(source_file.path)
 
     def _process(self, chunk: Chunk):
-        """Check, encode and deal one chunk of rows."""
+        """Check and deal one chunk of rows, encode them in dealt order, queue the writes."""
         p = self.params
+        plan = self._deal(len(chunk))
         numbers, strings = {}, {}
         label_column = chunk.table[p.label]
         check_label_present(chunk, p.label, label_column)
@@ -659,75 +669,99 @@ class _Splitter:
             if kind == NUMERIC or (kind == LABEL and p.task == REGRESSION):
                 column = chunk.table[name]
                 values = column.to_numpy().astype(np.float64, copy=False)
-                check_numbers(chunk, name, values, column)
                 if kind == NUMERIC:
-                    self.numeric[name].update(values)
+                    check_numbers(chunk, name, values, column, self.numeric[name].update(values))
                     numbers[name] = values
                 else:
+                    check_numbers(chunk, name, values, column)
                     labels = values.astype(np.float32)
             elif kind == CATEGORICAL:
                 strings[name] = chunk.table[name]
         if p.task == CLASSIFICATION:
-            try:
-                labels = self.label_vocabulary.encode(label_strings(label_column)).astype(np.int32)
-            except OverflowError:
-                raise chunk.error(0, f"the label {p.label!r} has more than {p.max_classes} distinct values "
-                                  "in the rows up to this block; " + ("use --task regression for a numeric target, or "
-                                  if self.label_numeric else "") + "raise --max-classes") from None
-        x, counts = self.encoding.encode(numbers, strings)
+            labels = self._label_codes(chunk, label_column)
+        order = np.concatenate([rows for _, _, rows, _ in plan]) if plan else np.empty(0, np.int64)
+        x, counts = self.encoding.encode(numbers, strings, order)
         for name, added in counts.items():
             self.category_counts[name] += added
-        self._deal(chunk, x, labels)
+        row_numbers = self.records + order
+        labels = labels[order]
+        actions, begin = [], 0
+        for subset, dealt, rows, closing in plan:
+            end = begin + len(rows)
+            actions += closing  # a full wave closes after its last writes, before the next wave's
+            actions += self._writes(subset, chunk, rows, dealt, x[begin:end], labels[begin:end], row_numbers[begin:end])
+            begin = end
+        self.writer.submit(actions)
         self.records += len(chunk)
 
-    def _deal(self, chunk: Chunk, x: np.ndarray, labels: np.ndarray):
-        """Send each row to a subset, then deal it into one of the subset's open shards."""
-        count = len(chunk)
+    def _label_codes(self, chunk: Chunk, column) -> np.ndarray:
+        """Class codes of a label column (its distinct values are named and looked up once)."""
+        p = self.params
+        encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        repeats = np.bincount(indices, minlength=len(encoded.dictionary))
+        try:
+            codes = self.label_vocabulary.encode(label_strings(pa.chunked_array([encoded.dictionary])), repeats)
+        except OverflowError:
+            raise chunk.error(0, f"the label {p.label!r} has more than {p.max_classes} distinct values "
+                              "in the rows up to this block; " + ("use --task regression for a numeric target, or "
+                              if self.label_numeric else "") + "raise --max-classes") from None
+        return codes.astype(np.int32)[indices]
+
+    def _deal(self, count: int):
+        """Send each of ``count`` rows to a subset, then deal it into one of the subset's open shards.
+
+        Returns ``[(subset, (open shards, rows per shard, label counts), row
+        positions in dealt order, writer actions to run first), ...]``; those
+        actions close a full wave before rows go to the next one.
+        """
         to_validation = self.rng.random(count) < self.params.val_fraction
-        row_numbers = self.records + np.arange(count, dtype=np.int64)
-        actions = []
+        plan = []
         for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
             rows = np.flatnonzero(selected)
+            closing = []
             while len(rows):
                 state = self.subsets[subset]
                 room = int(state["free"].sum())
                 if room == 0:
-                    actions += self._close_wave(subset)
+                    closing += self._close_wave(subset)
                     continue
                 here, rows = rows[:room], rows[room:]
                 assignment = deal(self.rng, state["free"], len(here))
                 order = np.argsort(assignment, kind="stable")
-                here = here[order]
                 per_shard = np.bincount(assignment, minlength=len(state["open"]))
-                actions += self._writes(subset, chunk, here, per_shard, x, labels, row_numbers)
-        self.writer.submit(actions)
+                state["free"] -= per_shard
+                plan.append((subset, (state["open"], per_shard, state["label_counts"]), here[order], closing))
+                closing = []
+        return plan
 
-    def _writes(self, subset, chunk, rows, per_shard, x, labels, row_numbers) -> list:
-        """Account for rows dealt to the open shards of ``subset`` and return the writes."""
+    def _writes(self, subset, chunk, rows, dealt, x, labels, row_numbers) -> list:
+        """The writes of rows dealt to shards of ``subset`` (rows grouped by shard, in order)."""
+        shards, per_shard, label_counts = dealt
         state = self.subsets[subset]
         p = self.params
-        state["free"] -= per_shard
         state["rows"] += len(rows)
-        subset_labels = labels[rows]
         if p.task == REGRESSION:
-            self.label_stats[subset].update(subset_labels.astype(np.float64))
-        parts = {}
-        if "npy" in p.formats:
-            parts = {"features": np.ascontiguousarray(x[rows]), "labels": subset_labels, "rows": row_numbers[rows]}
-        actions, begin = [], 0
+            self.label_stats[subset].update(labels.astype(np.float64))
+        parts = {"features": x, "labels": labels, "rows": row_numbers} if "npy" in p.formats else {}
         values = self.label_vocabulary.values if p.task == CLASSIFICATION else None
+        if values is not None:
+            shard_of_row = np.repeat(np.arange(len(per_shard)), per_shard)
+            tally = np.bincount(shard_of_row * len(values) + labels, minlength=len(per_shard) * len(values))
+            tally = tally.reshape(len(per_shard), len(values))
+        actions, begin = [], 0
         for position in np.flatnonzero(per_shard).tolist():
             end = begin + int(per_shard[position])
-            shard = state["open"][position]
+            shard = shards[position]
             for part, array in parts.items():
                 actions.append(_Append(shard, part, array[begin:end]))
             if "csv" in p.formats:
                 actions.append(_Append(shard, "csv", chunk.record_bytes(rows[begin:end], p.delimiter)))
             shard.rows += end - begin
             if values is not None:
-                tally = state["label_counts"][position]
-                for code, n in zip(*np.unique(subset_labels[begin:end], return_counts=True)):
-                    tally[values[int(code)]] = tally.get(values[int(code)], 0) + int(n)
+                counts = label_counts[position]
+                for code in np.flatnonzero(tally[position]).tolist():
+                    counts[values[code]] = counts.get(values[code], 0) + int(tally[position, code])
             begin = end
         return actions
 
