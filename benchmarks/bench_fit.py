@@ -14,6 +14,26 @@ share of step time spent waiting on input. On a GPU machine the model is
 faster, so this fraction is the number to watch there.
 
 Usage: python benchmarks/bench_fit.py [--megabytes 24] [--epochs 2]
+
+``--input-wait`` (issue 10) measures the input-wait fraction directly: the
+model as :func:`questlearn.train.train` builds it, fed by a QuestSequence
+with ``train()``'s default batch size and workers, trained for one epoch
+(or ``--steps``) of the split that ``bench_loader.py --versus-raw`` uses
+(``--split DIR`` reuses or keeps it). Two clocks, after ``WARMUP_STEPS``
+steps (graph tracing, pool start):
+
+* ``iterator``: time spent inside ``next()`` on the batches that Keras's
+  PyDataset adapter hands to the backend (the training loop is blocked
+  there: inside ``train_function`` with TensorFlow, between steps with JAX
+  or torch);
+* ``callback_gap``: time from ``on_train_batch_end`` to the next
+  ``on_train_batch_begin`` (catches the wait with JAX/torch; with
+  TensorFlow the batch is fetched inside the step, so this stays small).
+
+The fraction is the larger of the two over the steps' wall time; target
+< 5 % on CPU. Saves ``results/fit_input_wait.json``::
+
+    python benchmarks/bench_fit.py --input-wait [--split /big/disk/split] [--steps N]
 """
 
 from __future__ import annotations
@@ -70,11 +90,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=24.0)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--input-wait", action="store_true", help="issue 10: input-wait fraction of fit on the big split")
+    parser.add_argument("--split", type=Path, default=None, help="--input-wait: split to reuse, or to make and keep")
+    parser.add_argument("--rows", type=int, default=5_500_000, help="--input-wait: rows of the synthetic log")
+    parser.add_argument("--rows-per-shard", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=0, help="--input-wait: training steps (default: one epoch)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "EPOCHS"))
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(*args.child)))
+        print(json.dumps(input_wait_child(*args.child[1:]) if args.child[0] == "input_wait" else child(*args.child)))
         return 0
+    if args.input_wait:
+        return input_wait(args)
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-fit-"))
     try:
         prepare(work, args.megabytes, seed=3)
@@ -93,6 +120,99 @@ def main() -> int:
         f"questlearn fit faster than the recipe ({speedup:.1f}x)": speedup > 1.0,
         f"questlearn input wait below the recipe's ({wait['questlearn'] * 100:.0f} % vs {wait['recipe'] * 100:.0f} %)": wait["questlearn"] < wait["recipe"],
     })
+
+
+# -- issue 10: the input-wait fraction of fit, measured per step --------------
+WARMUP_STEPS = 20
+
+
+def train_defaults() -> dict:
+    """Keyword defaults of :func:`questlearn.train.train` (batch size, workers, model shape)."""
+    import inspect
+
+    from questlearn.train import train
+
+    return {name: p.default for name, p in inspect.signature(train).parameters.items() if p.default is not p.empty}
+
+
+def timed_batches(waits: list):
+    """Patch Keras's PyDataset adapter so each ``next()`` on its batch iterator appends its seconds to ``waits``."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    original = PyDatasetAdapter._get_iterator
+
+    def _get_iterator(self):
+        iterator = iter(original(self))
+        while True:
+            started = time.perf_counter()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            waits.append(time.perf_counter() - started)
+            yield batch
+
+    PyDatasetAdapter._get_iterator = _get_iterator
+
+
+def input_wait_child(split: str, steps: str) -> dict:
+    import keras
+
+    from questlearn.dataset import QuestSequence
+    from questlearn.devices import describe_device
+    from questlearn.model import build_model
+
+    class StepClock(keras.callbacks.Callback):
+        """Per step: the gap from the previous step's end to this step's begin, and each step's end time."""
+
+        def __init__(self):
+            super().__init__()
+            self.gaps, self.ends = [], []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.ends:
+                self.gaps.append(time.perf_counter() - self.ends[-1])
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    defaults = train_defaults()
+    loading = {k: defaults[k] for k in ("batch_size", "workers", "use_multiprocessing", "max_queue_size") if k in defaults}
+    keras.utils.set_random_seed(0)
+    data = QuestSequence(split, "train", shuffle=True, seed=0, **loading)
+    mean, variance = data.feature_moments()
+    model = build_model(mean, variance, data.num_classes, hidden=defaults["hidden"], dropout=defaults["dropout"],
+                        learning_rate=defaults["learning_rate"])
+    waits, clock = [], StepClock()
+    timed_batches(waits)
+    steps = int(steps) or len(data)
+    if steps <= WARMUP_STEPS + 10:
+        raise SystemExit(f"need more than {WARMUP_STEPS + 10} steps, got {steps}")
+    model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[clock])
+    # Steps after the warm-up: wall time from the end of step WARMUP_STEPS - 1 to the end of the last.
+    wall = clock.ends[-1] - clock.ends[WARMUP_STEPS - 1]
+    gap = sum(clock.gaps[WARMUP_STEPS - 1:])  # gaps[i] precedes step i + 1
+    waited = sum(waits[-(len(clock.ends) - WARMUP_STEPS):])  # the iterator's last batches are the measured steps'
+    return {"steps": len(clock.ends), "measured_steps": len(clock.ends) - WARMUP_STEPS, "wall_seconds": wall,
+            "iterator_wait_seconds": waited, "callback_gap_seconds": gap,
+            "iterator_wait_fraction": waited / wall, "callback_gap_fraction": gap / wall,
+            "rows_per_second": (len(clock.ends) - WARMUP_STEPS) * loading.get("batch_size", 1024) / wall,
+            "loading": loading, "backend": keras.backend.backend(), "device": describe_device()}
+
+
+def input_wait(args) -> int:
+    from _big_split import big_split, shard_summary, train_shards
+
+    with big_split(args.split, args.rows, args.rows_per_shard) as split_dir:
+        shards = shard_summary(train_shards(split_dir))
+        run = run_child(Path(__file__), "input_wait", str(split_dir), str(args.steps))
+    fraction = max(run["iterator_wait_fraction"], run["callback_gap_fraction"])
+    print(f"fit on {run['device']} ({run['backend']}), {run['loading']}: {run['measured_steps']} steps after "
+          f"{WARMUP_STEPS} warm-up, {run['rows_per_second']:,.0f} rows/s; waiting for input: "
+          f"{run['iterator_wait_fraction'] * 100:.1f} % in the batch iterator, "
+          f"{run['callback_gap_fraction'] * 100:.1f} % between steps")
+    save("fit_input_wait", {"split": shards, "warmup_steps": WARMUP_STEPS, "run": run, "input_wait_fraction": fraction})
+    return verdict({f"input-wait fraction in fit on CPU < 5 % ({fraction * 100:.1f} %)": fraction < 0.05})
 
 
 if __name__ == "__main__":

@@ -27,6 +27,19 @@ Usage: python benchmarks/bench_loader.py [--megabytes 48] [--workers 2]
 ``--verify-cost`` runs only the four questlearn contenders, alternating, in
 ``--rounds`` rounds, and saves medians to ``results/loader_verify.json``.
 
+``--versus-raw`` (issue 10) compares, on a split with >= 40 train shards of
+100,000 rows (``--rows 5500000 --rows-per-shard 100000``; ``--split DIR``
+reuses or keeps one), ``QuestSequence(split, "train", batch_size=B, seed=0)``
+read batch by batch (``seq[i]``) for two epochs (the first checks each
+shard's SHA-256 once) against the fastest loop numpy allows: per shard, in
+a seeded order, ``np.load(mmap_mode="r")`` of features and labels, a seeded
+permutation and ``x[idx]``/``y[idx]`` per batch of B. B in 1024 and 8192,
+fresh processes, alternating, ``--rounds`` rounds, medians of per-round
+ratios; saves ``results/loader_raw.json``. Target: questlearn >= 0.8x the
+raw loop's rows/s (second epoch), at both batch sizes::
+
+    python benchmarks/bench_loader.py --versus-raw [--split /big/disk/split] [--rounds 3]
+
 Targets (issue 3): questlearn npy >= 20x recipe and >= 100x
 make_csv_dataset; questlearn CSV >= 1.5x recipe; peak RSS flat 1x -> 4x.
 """
@@ -207,7 +220,8 @@ def prepare(root: Path, megabytes: float, seed: int, recipe: bool = True) -> Non
 
     log = write_quest_log(root / "log.csv", rows=rows_for_megabytes(megabytes), seed=seed)
     # questlearn: one split; the train subset is what the loaders read.
-    split_csv(log, root / "split", rows_per_shard=50_000, val_fraction=0.2, seed=0, id_columns=ID_COLUMNS)
+    split_csv(log, root / "split", rows_per_shard=50_000, val_fraction=0.2, seed=0, id_columns=ID_COLUMNS,
+              formats=("csv", "npy"))  # the recipe and the CSV contenders read the CSV shards
     if not recipe:
         return
     # The recipe's shards: the same train rows, 1000 per file (pandas chunks of the train CSV shards).
@@ -225,13 +239,20 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--verify-cost", action="store_true", help="only the cost of shard integrity checks")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--versus-raw", action="store_true", help="issue 10: QuestSequence vs a raw np.load(mmap) loop")
+    parser.add_argument("--split", type=Path, default=None, help="--versus-raw: split to reuse, or to make and keep")
+    parser.add_argument("--rows", type=int, default=5_500_000, help="--versus-raw: rows of the synthetic log")
+    parser.add_argument("--rows-per-shard", type=int, default=100_000)
     parser.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "WORKERS"))
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(*args.child)))
+        kind = args.child[0]
+        print(json.dumps(raw_child(*args.child) if kind in RAW_CONTENDERS else child(*args.child)))
         return 0
     if args.verify_cost:
         return verify_cost(args)
+    if args.versus_raw:
+        return versus_raw(args)
 
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-loader-"))
     try:
@@ -318,6 +339,89 @@ def verify_cost(args) -> int:
            f"({ratios[f'{source}_later_epochs_rows_per_second_verify_on_over_off']:.2f}x)":
            ratios[f"{source}_later_epochs_rows_per_second_verify_on_over_off"] >= 0.8 for source in ("npy", "csv")},
     })
+
+
+# -- issue 10: QuestSequence vs the raw memory-mapped loop ---------------------
+RAW_CONTENDERS = ("questlearn_seq", "raw_mmap")
+BATCH_SIZES = (1024, 8192)
+
+
+def raw_epoch(shards, split_dir: Path, batch_size: int, rng) -> int:
+    """One epoch of the raw loop; returns the rows read."""
+    import numpy as np
+
+    rows = 0
+    for shard in rng.permutation(len(shards)):
+        files = shards[shard]["files"]
+        x = np.load(split_dir / files["features"]["name"], mmap_mode="r")
+        y = np.load(split_dir / files["labels"]["name"], mmap_mode="r")
+        order = rng.permutation(len(y))
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            batch = (x[index], y[index])  # the copies a model step would consume
+            rows += len(batch[1])
+    return rows
+
+
+def raw_child(kind: str, split: str, batch_size: str) -> dict:
+    """Two epochs of one contender over the train subset: rows/s of each, peak RSS."""
+    import numpy as np
+
+    from _big_split import train_shards
+
+    split_dir, batch_size = Path(split), int(batch_size)
+    rates = []
+    if kind == "questlearn_seq":
+        from questlearn.dataset import QuestSequence
+
+        sequence = QuestSequence(split_dir, "train", batch_size=batch_size, seed=0)
+        for epoch in range(2):
+            if epoch:
+                sequence.on_epoch_end()
+            started, rows = time.perf_counter(), 0
+            for i in range(len(sequence)):
+                rows += len(sequence[i][1])
+            rates.append(rows / (time.perf_counter() - started))
+    else:
+        shards = train_shards(split_dir)
+        rng = np.random.default_rng(0)
+        for _ in range(2):
+            started = time.perf_counter()
+            rows = raw_epoch(shards, split_dir, batch_size, rng)
+            rates.append(rows / (time.perf_counter() - started))
+    return {"rows": rows, "first_epoch_rows_per_second": rates[0], "second_epoch_rows_per_second": rates[1],
+            "peak_rss_mib": peak_rss_mib()["self"]}
+
+
+def versus_raw(args) -> int:
+    """QuestSequence vs the raw loop at each batch size: fresh processes, alternating, medians of ratios."""
+    import statistics
+
+    from _big_split import big_split, shard_summary, train_shards
+
+    with big_split(args.split, args.rows, args.rows_per_shard) as split_dir:
+        shards = shard_summary(train_shards(split_dir))
+        print(f"{split_dir}: {shards['train_shards']} train shards, {shards['train_rows']:,} rows "
+              f"({shards['min_rows']:,}..{shards['max_rows']:,} per shard)", flush=True)
+        rounds = []
+        for number in range(args.rounds):
+            results = {}
+            for batch_size in BATCH_SIZES:
+                order = RAW_CONTENDERS if number % 2 == 0 else RAW_CONTENDERS[::-1]
+                for kind in order:
+                    run = results[f"{kind}_{batch_size}"] = run_child(Path(__file__), kind, str(split_dir), str(batch_size))
+                    print(f"round {number + 1}, batch {batch_size:5}: {kind:15} epoch 1 {run['first_epoch_rows_per_second']:>12,.0f} "
+                          f"rows/s, epoch 2 {run['second_epoch_rows_per_second']:>12,.0f} rows/s, "
+                          f"peak RSS {run['peak_rss_mib']:.0f} MiB", flush=True)
+            rounds.append(results)
+    ratios = {f"{epoch}_epoch_batch_{batch_size}": statistics.median(
+        r[f"questlearn_seq_{batch_size}"][f"{epoch}_epoch_rows_per_second"] / r[f"raw_mmap_{batch_size}"][f"{epoch}_epoch_rows_per_second"]
+        for r in rounds) for batch_size in BATCH_SIZES for epoch in ("first", "second")}
+    print("\nquestlearn / raw loop (medians of per-round ratios): " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    save("loader_raw", {"split": shards, "batch_sizes": list(BATCH_SIZES), "rounds": rounds, "ratios_questlearn_over_raw": ratios})
+    return verdict({f"QuestSequence >= 0.8x the raw mmap loop, batch {b}, second epoch "
+                    f"({ratios[f'second_epoch_batch_{b}']:.2f}x)": ratios[f"second_epoch_batch_{b}"] >= 0.8
+                    for b in BATCH_SIZES})
 
 
 if __name__ == "__main__":
