@@ -46,8 +46,8 @@ def _split(args) -> None:
     sources = args.source if len(args.source) > 1 else args.source[0]
     manifest = split_csv(
         sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
-        seed=args.seed, formats=args.formats.split(","), block_size=args.block_size,
-        progress=not args.no_progress, parallel=args.parallel, ray=args.ray, **_schema_options(args),
+        seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
+        max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray, **_schema_options(args),
     )
     subsets = manifest["subsets"]
     print(f"split {manifest['source']['rows']} rows of {len(manifest['source']['files'])} file(s) into {args.output}: "
@@ -191,12 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a CSV file (plain, or gzip/bz2/xz/zstd: detected by content), a Parquet file, a "
                             "directory of part files, a glob, or several of them")
     split.add_argument("output", type=Path, help="output directory (empty, or this same split to resume)")
-    split.add_argument("--rows-per-shard", type=int, default=100_000, help="rows per shard file")
+    split.add_argument("--rows-per-shard", type=int, default=100_000,
+                       help="most rows a shard holds; rows are dealt at random into all open shards, which end about equal")
     split.add_argument("--val-fraction", type=float, default=0.2, help="share of rows drawn into the validate subset")
     split.add_argument("--seed", type=int, default=0, help="seed of the train/validate draw")
     _add_schema_options(split)
-    split.add_argument("--formats", default="csv,npy", help="comma-separated shard formats: csv, npy")
-    split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
+    split.add_argument("--formats", default="npy",
+                       help="comma-separated shard formats: npy (model-ready float32 rows), csv (the source rows, "
+                            "byte for byte; about doubles the output)")
+    split.add_argument("--fill", choices=("mean", "zero"), default="mean",
+                       help="what a missing number becomes in the shards: the column's sample mean, or 0")
+    split.add_argument("--max-open-shards", type=int, default=256,
+                       help="shards filled at once per subset (each a random sample of the rows read while open; "
+                            "3 file descriptors each)")
+    split.add_argument("--block-size", type=int, default=16 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     split.add_argument("--no-progress", action="store_true", help="no progress bar")
     split.add_argument("--parallel", type=int, metavar="N",
                        help="split each part file as its own task, N at a time, and merge the results exactly")

@@ -13,37 +13,32 @@
    therefore differs from a sequential split with the same seed; the set of
    rows, the statistics and the vocabularies do not.
 3. **Exact merge.** Counts add; means and variances combine by Chan et al.'s
-   parallel formulas (:meth:`~questlearn.schema.NumericStats.merge`);
-   vocabularies and label classes are unioned in part order, then order of
-   first appearance inside the part, which is exactly the order a sequential
-   pass finds them in. The union keeps the first ``max_categories`` values,
-   as a sequential split does (the same values, always); values past it get
-   the out-of-vocabulary code ``max_categories``. One limit: a part task
-   keeps only its own first ``max_categories`` values, so when a single part
-   holds more distinct values of a column than that, its later rows are
-   out of vocabulary even where an earlier part put their value in the
-   union (a sequential split would code them). The merge detects when this
-   can happen, prints a warning naming the column and part, and records it
-   in the manifest (``parallel.inexact_oov``); counts and codes are exactly
-   a sequential split's otherwise. More than ``max_classes`` label classes
-   in the union stops the merge, as it stops a sequential split.
-   Category and label codes in each part's ``.npy`` shards are rewritten to
-   the merged codes (one shard in memory at a time, atomically); CSV shards
-   and shards whose codes do not change are hard-linked. Shards are numbered
-   in part order; ``.rows.npy`` holds global source row numbers (each part
-   offset by the rows of the parts before it).
+   parallel formulas (:meth:`~questlearn.schema.NumericStats.merge`). The
+   model-ready encoding (fill values, one-hot vocabularies) was fixed by the
+   parent before any part ran, so every part's feature rows are already the
+   merged ones and are hard-linked as they are. Label classes are unioned in
+   part order, then order of first appearance inside the part, exactly the
+   order a sequential pass finds them in; more than ``max_classes`` classes
+   in the union stops the merge, as it stops a sequential split. Label codes
+   are rewritten to the merged codes where they differ, and ``.rows.npy``
+   holds global source row numbers (each part offset by the rows of the
+   parts before it); the rewritten parts are written atomically, one shard
+   in memory at a time. Shards are numbered in part order.
 4. ``manifest.json`` is written last, in the format of a sequential split,
    plus a ``parallel`` record (parts, per-part seeds, engine); then
    ``OUT/.parts`` is removed. A re-run after a kill redoes only the parts
    without a finished manifest, then the whole (cheap, idempotent) merge.
 
-Each part ends with its own partial last shard, so a parallel split has up to
-one smaller shard per part and subset more than a sequential one.
+Each part deals its rows into its own open shards, so a shard of a
+parallel split is a random sample of one part file, not of the whole
+source; use a sequential split (which uses every core too) when the part
+files are stretches of time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -53,9 +48,11 @@ from pathlib import Path
 import numpy as np
 
 from .infer import ColumnReport, InferredSchema
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
+from .manifest import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
+from .encoding import Encoding
+from .shardfiles import NPY_HEADER_BYTES, npy_header
 from .schema import CATEGORICAL, CLASSIFICATION, LABEL, REGRESSION, NumericStats, class_order
-from .split import MARKER_NAME, LOCK_NAME, SplitParameters, _exclusive_lock, _Splitter, split_csv
+from .split import FORMAT_VERSION, MARKER_NAME, LOCK_NAME, SplitParameters, _exclusive_lock, _Splitter, split_csv
 
 PARTS_DIR = ".parts"
 PLAN_NAME = ".parallel-split.json"
@@ -172,7 +169,7 @@ def _load_or_make_plan(parent: _Splitter, out: Path, params: SplitParameters) ->
     plan = {"parameters": params.as_record(), "source": parent.fingerprint,
             "schema": {"kinds": inferred.kinds, "label_numeric": inferred.label_numeric,
                        "columns": [asdict(c) for c in inferred.columns], "sample_rows": inferred.sample_rows,
-                       "sample_note": inferred.sample_note},
+                       "sample_note": inferred.sample_note, "encoding": inferred.encoding.as_record()},
             "part_seeds": [part_seed(params.seed, i) for i in range(len(parent.files))]}
     write_json_atomically(path, plan)
     return plan
@@ -185,6 +182,7 @@ def split_part(task: dict) -> int:
     given = InferredSchema(kinds=schema["kinds"], label_numeric=schema["label_numeric"],
                            columns=[ColumnReport(**c) for c in schema["columns"]], sample_rows=schema["sample_rows"],
                            sample_note=schema["sample_note"])
+    given.encoding = Encoding.from_record(schema["encoding"])  # every part encodes rows the same way
     try:
         manifest = split_csv(task["shown"] if Path(task["shown"]).exists() else task["path"], task["out"],
                              verbose=False, schema=given, **task["parameters"])
@@ -295,8 +293,12 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
     label = params.label
     for part, source_file in zip(parts, files):
         part["name"] = source_file.name  # as named in the source (the part's own manifest names the full path)
-    coded = [n for n, k in kinds.items() if k == CATEGORICAL or (k == LABEL and params.task == CLASSIFICATION)]
+    coded = [n for n, k in kinds.items() if k == LABEL and params.task == CLASSIFICATION]
     vocabularies = {name: _union(params, name, kinds[name], parts) for name in coded}
+    for name in [n for n, k in kinds.items() if k == CATEGORICAL]:  # one vocabulary, fixed before the parts ran
+        values = plan["schema"]["encoding"]["vocabularies"][name]
+        counts = [sum(part["stats"][name]["category_counts"][v] for part in parts) for v in values]
+        vocabularies[name] = (values, counts, sum(part["stats"][name].get("oov", 0) for part in parts), None, [])
     features = parts[0]["schema"]["features"]
     row_offsets = np.cumsum([0] + [p["source"]["rows"] for p in parts]).tolist()
     if not row_offsets[-1]:
@@ -308,7 +310,7 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
         for stale in folder.iterdir():  # an interrupted merge: everything here is rewritten
             stale.unlink()
         for number, part in enumerate(parts):
-            tables = {n: v[3][number] for n, v in vocabularies.items()}
+            tables = {n: v[3][number] for n, v in vocabularies.items() if v[3] is not None}
             for entry in part["subsets"][subset]["shards"]:
                 index = len(shards[subset])
                 shards[subset].append(_merge_shard(out, Path(part["root"]), subset, index, entry, tables, features,
@@ -386,36 +388,36 @@ def _merge_shard(out: Path, part_root: Path, subset: str, index: int, entry: dic
         name = f"{subset}/split_data_{index:05d}.{suffix}"
         target = out / name
         array = None
-        if kind == "features":
-            array = np.load(source, allow_pickle=False)
-            for column, table in tables.items():
-                if column != label and not _identity(table):
-                    position = features.index(column)
-                    codes = array[:, position]
-                    present = ~np.isnan(codes)
-                    codes[present] = table[np.minimum(codes[present].astype(np.int64), len(table) - 1)]
-        elif kind == "labels" and label in tables and not _identity(tables[label]):
+        if kind == "labels" and label in tables and not _identity(tables[label]):
             array = tables[label][np.load(source, allow_pickle=False)].astype(np.int32)
         elif kind == "rows" and row_offset:
             array = np.load(source, allow_pickle=False) + np.int64(row_offset)
         temporary = target.with_name(target.name + ".tmp")
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-        if array is None:
+        if array is None:  # model-ready features are the same in every part: linked as they are
             try:
                 os.link(source, temporary)
             except OSError:  # no hard links on this file system
                 shutil.copyfile(source, temporary)
-            files[kind] = {"name": name, "bytes": record["bytes"], "sha256": record["sha256"]}
+            files[kind] = {k: v for k, v in record.items() if k != "name"}
         else:
-            with open(temporary, "wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
+            files[kind] = _write_npy(temporary, array)
         os.replace(temporary, target)
-        if array is not None:
-            files[kind] = {"name": name, "bytes": target.stat().st_size, "sha256": sha256_of(target)}
+        files[kind]["name"] = name
     return {"index": index, "rows": entry["rows"], "files": files, "label_counts": entry["label_counts"]}
+
+
+def _write_npy(path: Path, array: np.ndarray) -> dict:
+    """Write ``array`` as a shard part (fixed-size header), durably; return its manifest record."""
+    data = np.ascontiguousarray(array).tobytes()
+    with open(path, "wb") as handle:
+        handle.write(npy_header(array.dtype, array.shape))
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return {"bytes": NPY_HEADER_BYTES + len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "data_offset": NPY_HEADER_BYTES}
 
 
 def _identity(table: np.ndarray) -> bool:
