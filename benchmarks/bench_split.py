@@ -168,14 +168,22 @@ def warm(path: Path) -> None:
 
 
 def write_log(path: Path, megabytes: float, seed: int) -> Path:
+    """Write the synthetic log, or reuse one this script wrote with the same size and seed (in --work)."""
     from questlearn.synth import rows_for_megabytes, write_quest_log
 
+    recipe = {"rows": rows_for_megabytes(megabytes), "seed": seed}
+    note = path.with_name(path.name + ".json")
+    if path.exists() and note.exists() and json.loads(note.read_text()) == {**recipe, "bytes": path.stat().st_size}:
+        print(f"reusing {path}", flush=True)
+        return path
     free = shutil.disk_usage(path.parent).free
     if free < megabytes * 1e6 * 3:  # the log, and room for the largest output (about 1.5x) beside it
         raise SystemExit(f"{path.parent} has {free / 1e9:.1f} GB free; a {megabytes:.0f} MB log and its split need "
                          f"about {megabytes * 3e-3:.1f} GB: pass --work on a larger disk")
     print(f"writing a {megabytes:.0f} MB synthetic log to {path} ...", flush=True)
-    return write_quest_log(path, rows=rows_for_megabytes(megabytes), seed=seed)
+    write_quest_log(path, rows=recipe["rows"], seed=seed)
+    note.write_text(json.dumps({**recipe, "bytes": path.stat().st_size}))
+    return path
 
 
 def median_ratio(rounds: list, numerator: str, denominator: str, key: str) -> float | None:
