@@ -34,10 +34,14 @@ ID_SPLIT_OPTIONS = dict(rows_per_shard=300, val_fraction=0.2, seed=5, id_columns
 def id_split(id_log, tmp_path_factory):
     """Model-ready split (CSV and npy shards, ``fill="zero"``) where ``attempt_id``
     is a numeric feature, so batches reveal which rows they hold."""
-    return model_ready_split(id_log, tmp_path_factory.mktemp("idsplit") / "split", fill="zero", **ID_SPLIT_OPTIONS)
+    out = tmp_path_factory.mktemp("idsplit") / "split"
+    model_ready_split(id_log, out, fill="zero", **ID_SPLIT_OPTIONS)
+    return out
 
 
 @pytest.fixture(scope="session")
 def id_split_mean(id_log, tmp_path_factory):
     """The same split with missing numbers filled with the sample mean."""
-    return model_ready_split(id_log, tmp_path_factory.mktemp("idsplitmean") / "split", fill="mean", **ID_SPLIT_OPTIONS)
+    out = tmp_path_factory.mktemp("idsplitmean") / "split"
+    model_ready_split(id_log, out, fill="mean", **ID_SPLIT_OPTIONS)
+    return out

@@ -246,7 +246,8 @@ def test_equal_shards_cover_every_row_once_with_equal_batches(total, batch, coun
 
 
 def test_moments_of_one_hot_and_other_columns_are_the_frequencies(id_log, tmp_path):
-    split = model_ready_split(id_log, tmp_path / "split", fill="mean", **ID_SPLIT_OPTIONS)
+    split = tmp_path / "split"
+    model_ready_split(id_log, split, fill="mean", **ID_SPLIT_OPTIONS)
     demote_to_other(split, "quest_type", load_manifest(split)["schema"]["categories"]["quest_type"][0])
     datasets = [QuestSequence(split, subset, batch_size=None, shuffle=False) for subset in ("train", "validate")]
     x = np.concatenate([d[i][0] for d in datasets for i in range(len(d))])  # every source row
@@ -264,7 +265,8 @@ def test_moments_of_one_hot_and_other_columns_are_the_frequencies(id_log, tmp_pa
 
 
 def test_a_features_file_of_another_shape_is_refused_naming_it(id_log, tmp_path):
-    split = model_ready_split(id_log, tmp_path / "split", fill="zero", **ID_SPLIT_OPTIONS)
+    split = tmp_path / "split"
+    model_ready_split(id_log, split, fill="zero", **ID_SPLIT_OPTIONS)
     manifest = load_manifest(split)
     features = split / manifest["subsets"]["train"]["shards"][1]["files"]["features"]["name"]
     x = np.load(features)

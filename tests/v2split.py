@@ -33,15 +33,15 @@ def splitter_writes_model_ready_shards() -> bool:
     return "fill" in {f.name for f in dataclasses.fields(SplitParameters)}
 
 
-def model_ready_split(source, out_dir, *, fill: str = "mean", formats=("csv", "npy"), **parameters) -> Path:
-    """Split ``source`` into ``out_dir`` as model-ready shards; returns ``out_dir``."""
+def model_ready_split(source, out_dir, *, fill: str = "mean", formats=("csv", "npy"), **parameters) -> dict:
+    """Split ``source`` into ``out_dir`` as model-ready shards; returns the manifest (as ``split_csv`` does)."""
     out_dir = Path(out_dir)
+    parameters.setdefault("verbose", False)
     if splitter_writes_model_ready_shards():
-        split_csv(source, out_dir, fill=fill, formats=formats, verbose=False, **parameters)
-        return out_dir
-    split_csv(source, out_dir, formats=tuple(sorted(set(formats) | {"npy"})), verbose=False, **parameters)
+        return split_csv(source, out_dir, fill=fill, formats=formats, **parameters)
+    split_csv(source, out_dir, formats=tuple(sorted(set(formats) | {"npy"})), **parameters)
     rewrite_as_model_ready(out_dir, fill, formats)
-    return out_dir
+    return json.loads((out_dir / manifest_module.MANIFEST_NAME).read_text(encoding="utf-8"))
 
 
 def npy_data_offset(path: Path) -> int:
