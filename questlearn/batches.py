@@ -316,7 +316,10 @@ class ShardReader:
             labels, start = [], 0
             for shard, rows in segments:
                 shard_x, shard_labels = self._load(shard)
-                x[start:start + len(rows)] = self._take(shard_x, rows)
+                if self._columns is None:
+                    np.take(shard_x, rows, axis=0, out=x[start:start + len(rows)])  # no intermediate copy
+                else:
+                    x[start:start + len(rows)] = self._take(shard_x, rows)
                 labels.append(shard_labels[rows])
                 start += len(rows)
             labels = np.concatenate(labels)
