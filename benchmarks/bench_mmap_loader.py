@@ -14,11 +14,18 @@ Each contender runs in a fresh process; rounds alternate the order; the
 verdict uses the median over rounds of the per-round ratio
 questlearn/raw, at batch 1024 and 8192. Target: >= 0.8.
 
+``fit``: the same MLP (:func:`questlearn.model.build_model`) fitted one
+epoch (after a warm-up epoch) on the first ``--fit-shards`` shards, from a
+:class:`~questlearn.dataset.QuestSequence` (``--fit-workers`` threads; 2,
+``train``'s default; 1 reads in line) and from the same rows as numpy arrays in memory. The input-wait
+fraction is ``1 - in_memory_time / questlearn_time`` per round, median
+over rounds. Target on CPU: < 5 %.
+
 The shards are written here directly as a format-2 split (model-ready
 float32 matrix, int32 label codes, the manifest's entries), so the loader
 is measured alone; ``--split DIR`` measures an existing split instead.
 
-Usage: python benchmarks/bench_mmap_loader.py [--shards 40] [--rows 100000] [--width 16] [--rounds 3]
+Usage: python benchmarks/bench_mmap_loader.py [--shards 40] [--rows 100000] [--width 16] [--rounds 3] [--fit-shards 6]
 """
 
 from __future__ import annotations
@@ -114,10 +121,36 @@ def questlearn_epoch(reader, batch_size: int) -> int:
     return total
 
 
+def fit_child(kind: str, split: str, shards: int) -> dict:
+    """One timed epoch of ``fit`` (after a warm-up epoch) from the loader or from memory."""
+    import keras
+
+    from questlearn.dataset import QuestSequence
+    from questlearn.model import build_model
+
+    keras.utils.set_random_seed(0)
+    kind, _, workers = kind.partition(":")
+    data = QuestSequence(split, "train", batch_size=1024, shuffle=True, workers=int(workers or 1))
+    data.reader.shards = data.reader.shards[:shards]
+    mean, variance = data.feature_moments()
+    model = build_model(mean, variance, data.num_classes)
+    if kind == "fit_questlearn":
+        fit = dict(x=data)
+    else:
+        batches = [data[i] for i in range(len(data))]
+        fit = dict(x=np.concatenate([b[0] for b in batches]), y=np.concatenate([b[1] for b in batches]), batch_size=1024)
+    model.fit(**fit, epochs=1, shuffle=False, verbose=0)  # warm-up: graph tracing, pools, page cache
+    started = time.perf_counter()
+    model.fit(**fit, epochs=1, shuffle=False, verbose=0)
+    return {"seconds": time.perf_counter() - started, "rows": data.plan.total_rows}
+
+
 def child(kind: str, split: str, batch_size: str) -> dict:
     from questlearn.batches import ShardReader
     from questlearn.manifest import load_manifest
 
+    if kind.startswith("fit_"):
+        return fit_child(kind, split, int(batch_size))
     manifest, batch_size = load_manifest(split), int(batch_size)
     reader = ShardReader(manifest, "train")
     if kind == "raw":
@@ -141,6 +174,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fit-shards", type=int, default=6, help="shards fitted on in the input-wait measurement (0: skip it)")
+    parser.add_argument("--fit-workers", type=int, default=2, help="QuestSequence workers in the fit (1: read inline)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -152,11 +187,17 @@ def main() -> int:
         write_split(args.split, args.shards, args.rows, args.width)
     try:
         runs = {b: {"raw": [], "questlearn": []} for b in BATCH_SIZES}
+        fits = {}
         for round_number in range(args.rounds):
             for batch_size in BATCH_SIZES:
                 order = ("raw", "questlearn") if round_number % 2 == 0 else ("questlearn", "raw")
                 for kind in order:
                     runs[batch_size][kind].append(run_child(Path(__file__), kind, str(args.split), str(batch_size)))
+            if args.fit_shards:
+                order = ("fit_in_memory", "fit_questlearn") if round_number % 2 == 0 else ("fit_questlearn", "fit_in_memory")
+                for kind in order:
+                    fits.setdefault(kind, []).append(run_child(Path(__file__), f"{kind}:{args.fit_workers}", str(args.split),
+                                                               str(args.fit_shards)))
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
@@ -169,8 +210,16 @@ def main() -> int:
         print(f"batch {batch_size}: raw {summary[batch_size]['raw'] / 1e6:.2f} M rows/s, questlearn "
               f"{summary[batch_size]['questlearn'] / 1e6:.2f} M rows/s: ratio {ratio:.2f} (rounds {[round(r, 2) for r in ratios]})")
         checks[f"questlearn >= 0.8x the raw mmap take loop at batch {batch_size} ({ratio:.2f}x)"] = ratio >= 0.8
+    if fits:
+        waits = [max(0.0, 1 - m["seconds"] / q["seconds"]) for m, q in zip(fits["fit_in_memory"], fits["fit_questlearn"])]
+        wait = statistics.median(waits)
+        summary["fit_input_wait_fraction"] = {"median": wait, "rounds": waits}
+        print(f"fit (batch 1024, {args.fit_shards} shards): input-wait fraction {wait * 100:.1f} % "
+              f"(rounds {[round(w * 100, 1) for w in waits]} %)")
+        checks[f"input-wait fraction in fit on CPU under 5 % ({wait * 100:.1f} %)"] = wait < 0.05
     save("mmap_loader", {"shards": args.shards, "rows_per_shard": args.rows, "width": args.width,
-                         "rounds": args.rounds, "results": summary, "runs": {str(k): v for k, v in runs.items()}})
+                         "rounds": args.rounds, "results": summary, "runs": {str(k): v for k, v in runs.items()},
+                         "fits": fits})
     return verdict(checks)
 
 
