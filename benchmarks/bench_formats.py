@@ -44,13 +44,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-formats-"))
     try:
         log = write_quest_log(work / "log.csv", rows=125_000, seed=4)
-        split_csv(log, work / "split", rows_per_shard=100_000, val_fraction=0.2, seed=0,
+        split_csv(log, work / "split", rows_per_shard=100_000, val_fraction=0.2, seed=0, formats=("csv", "npy"),
                   id_columns=("attempt_id", "player_id"))
         manifest = load_manifest(work / "split")
         shard = manifest["subsets"]["train"]["shards"][0]
         csv_reader = ShardReader(manifest, "train", source="csv")
         npy_reader = ShardReader(manifest, "train", source="npy")
-        features, labels = npy_reader._read_shard(0)
+        features, labels = npy_reader._read_csv(0)  # the model-ready matrix, as the CSV route builds it
         parquet = work / "shard.parquet"
         pq.write_table(pa.table({**{f"c{i}": features[:, i] for i in range(features.shape[1])}, "label": labels}), parquet)
 
@@ -59,10 +59,10 @@ def main() -> int:
             return np.column_stack([table[f"c{i}"].to_numpy() for i in range(features.shape[1])]), table["label"].to_numpy()
 
         results = {
-            "csv": {"seconds": median_seconds(lambda: csv_reader._read_shard(0)),
+            "csv": {"seconds": median_seconds(lambda: csv_reader._read_csv(0)),
                     "bytes": shard["files"]["csv"]["bytes"]},
             "parquet": {"seconds": median_seconds(from_parquet), "bytes": parquet.stat().st_size},
-            "npy": {"seconds": median_seconds(lambda: npy_reader._read_shard(0)),
+            "npy": {"seconds": median_seconds(lambda: [np.array(a) for a in npy_reader._open_npy(0)]),  # read in full
                     "bytes": sum(shard["files"][p]["bytes"] for p in ("features", "labels"))},
         }
     finally:

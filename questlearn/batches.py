@@ -7,13 +7,15 @@ This module holds the keras-free core of :class:`~questlearn.dataset.QuestSequen
   each shard, computed from ``(seed, epoch, shard)`` alone, so every worker
   process agrees on it without sharing state and each row appears exactly
   once per epoch. Memory is O(number of shards), never O(rows).
-* :class:`ShardReader` loads a shard (``.npy``, or CSV parsed with the
-  manifest's fixed schema) and turns its rows into model inputs:
-  missing values filled, categories one-hot encoded with the manifest
-  vocabulary, labels mapped to the manifest's classes, float32 out.
-  Each shard file is checked against the manifest's SHA-256 the first time
-  a training run reads it (:mod:`questlearn.integrity`), and label codes
-  are range-checked on every read.
+* :class:`ShardReader` reads rows of a shard as model inputs. The ``.npy``
+  shards already hold the model-ready float32 matrix (missing values
+  filled, categories one-hot, per the manifest's ``schema.encoding``), so a
+  batch is a ``take`` from a memory map; CSV shards are parsed and encoded
+  with the same :class:`~questlearn.encoding.Encoding`, giving the same
+  arrays. Labels are mapped to the manifest's classes. Each shard file is
+  checked against the manifest's SHA-256 the first time a training run
+  reads it (:mod:`questlearn.integrity`); shapes, dtypes and label codes
+  are checked every time a shard is opened.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .encoding import FILL_POLICIES, Encoding
 from .integrity import ShardVerifier
 from .manifest import resolve_inside
 
-FILL_POLICIES = ("zero", "mean")
-CATEGORICAL_ENCODINGS = ("one_hot", "code")
 LABEL_MODES = ("sparse", "one_hot")
 SOURCES = ("npy", "csv")
 
@@ -184,21 +185,23 @@ class ShardReader:
     subset : str
         ``"train"`` or ``"validate"``.
     source : str
-        ``"npy"`` (binary shards) or ``"csv"``.
+        ``"npy"`` (model-ready binary shards, memory-mapped) or ``"csv"``
+        (parsed and encoded on load, to the same arrays).
     features : list of str, optional
-        Feature columns to use; default all features in the manifest.
-    fill : str
-        Missing numeric values become ``0`` (``"zero"``, as in the original
-        recipe) or the column mean from the manifest (``"mean"``).
+        Feature columns to use (a numeric column, or a categorical column's
+        whole one-hot block); default all features in the manifest.
+    fill : str, optional
+        The split chose how missing numbers are filled (``split --fill``,
+        recorded as ``schema.encoding.fill``); ``None`` (default) accepts
+        it, a different value is an error (re-split with that fill).
     categorical : str
-        ``"one_hot"`` (one column per category in the manifest vocabulary;
-        a missing category is all zeros) or ``"code"`` (the category's
-        index as a number; missing becomes -1).
+        ``"one_hot"``, the only encoding of model-ready shards (kept so
+        that an old ``"code"`` gets a clear error).
     label_mode : str
         ``"sparse"`` (int32 class index) or ``"one_hot"`` (float32).
     cache_shards : int
-        How many encoded shards each process keeps (memory bound:
-        ``cache_shards * rows_per_shard * inputs * 4`` bytes).
+        How many shards each process keeps open (memory maps of the npy
+        shards, whose pages the OS may drop; encoded arrays of CSV shards).
     verify : str
         ``"once"`` (default): compare each shard file with the manifest's
         SHA-256 the first time this training run reads it, so damaged or
@@ -206,12 +209,15 @@ class ShardReader:
         hashing (see ``benchmarks/bench_loader.py`` for the cost).
     """
 
-    def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str = "zero",
+    def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str | None = None,
                  categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
                  verify: str = "once"):
+        if categorical == "code":
+            raise ValueError("categorical='code' is no longer available: shards hold the model-ready matrix, where "
+                             "each categorical column is a one-hot block (with a name=<other> column); use the "
+                             "default categorical='one_hot'")
         for name, value, allowed in (("subset", subset, ("train", "validate")), ("source", source, SOURCES),
-                                     ("fill", fill, FILL_POLICIES), ("categorical", categorical, CATEGORICAL_ENCODINGS),
-                                     ("label_mode", label_mode, LABEL_MODES)):
+                                     ("categorical", categorical, ("one_hot",)), ("label_mode", label_mode, LABEL_MODES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if int(cache_shards) < 1:
@@ -219,28 +225,39 @@ class ShardReader:
         formats = manifest["parameters"]["formats"]
         if source not in formats:
             raise ValueError(f"this split was written with formats {formats}; it has no {source!r} shards (re-split with formats including {source!r})")
+        schema = manifest["schema"]
+        if "encoding" not in schema:
+            raise ValueError("this split's manifest has no schema.encoding: it was written by an older questlearn, "
+                             "whose shards are not model-ready; run `questlearn split` again into a new directory")
+        self.encoding = Encoding.from_record(schema["encoding"])
+        if fill is not None and fill != self.encoding.fill:
+            if fill not in FILL_POLICIES:
+                raise ValueError(f"fill must be one of {FILL_POLICIES} or None, got {fill!r}")
+            raise ValueError(f"this split's shards hold numbers filled with fill={self.encoding.fill!r}, chosen when it "
+                             f"was split; to train with fill={fill!r}, split again with `questlearn split --fill {fill}` "
+                             f"(split_csv(..., fill={fill!r})), or leave fill unset to use the split's")
         self.manifest, self.subset, self.source = manifest, subset, source
-        self.fill, self.categorical, self.label_mode = fill, categorical, label_mode
+        self.fill, self.categorical, self.label_mode = self.encoding.fill, categorical, label_mode
         self.cache_shards = int(cache_shards)
         self.verifier = ShardVerifier(verify)
-        schema = manifest["schema"]
         self.all_features = list(schema["features"])
         self.features = list(features) if features is not None else self.all_features
-        unknown = [f for f in self.features if f not in self.all_features]
+        encoded = self.encoding.numeric + self.encoding.categorical
+        unknown = [f for f in self.features if f not in encoded]
         if unknown:
-            raise ValueError(f"unknown feature columns {unknown}; this split has {self.all_features}")
+            raise ValueError(f"unknown feature columns {unknown}; this split has {encoded}")
         self.kinds = {c["name"]: c["kind"] for c in schema["columns"]}
         self.task = schema.get("task", "classification")
         if self.task == "regression" and label_mode != "sparse":
             raise ValueError("a regression split has a numeric target: label_mode must be 'sparse' (the value itself)")
         self.classes = list(schema["classes"])
         self.label_codes = np.asarray(schema["label_codes"], dtype=np.int32)
-        self.numeric = [f for f in self.features if self.kinds[f] == "numeric"]
-        self.categorical_features = [f for f in self.features if self.kinds[f] == "categorical"]
-        self._numeric_positions = np.asarray([self.all_features.index(f) for f in self.numeric], dtype=np.int64)
-        stats = manifest["stats"]
-        self._fill_values = np.asarray(
-            [0.0 if fill == "zero" else (stats[f]["mean"] or 0.0) for f in self.numeric], dtype=np.float32)
+        self.numeric = [f for f in self.features if f in self.encoding.numeric]
+        self.categorical_features = [f for f in self.features if f in self.encoding.categorical]
+        columns = feature_columns(self.encoding, self.numeric + self.categorical_features)
+        self.width = len(columns)
+        # Columns are taken only when a subset was asked for: all features is the stored matrix as it is.
+        self._columns = None if np.array_equal(columns, np.arange(self.encoding.width)) else columns
         self.shards = manifest["subsets"][subset]["shards"]
         self.root = Path(manifest["root"])
         self._cache = OrderedDict()
@@ -262,59 +279,24 @@ class ShardReader:
         return len(self.classes)
 
     def vocabulary_width(self, feature: str) -> int:
-        """One-hot columns of a categorical feature: its vocabulary, plus one
-        out-of-vocabulary column when the split saw values past
-        ``max_categories``."""
-        extra = 1 if self.manifest["stats"][feature].get("oov", 0) else 0
-        return len(self.manifest["schema"]["categories"][feature]) + extra
+        """One-hot columns of a categorical feature: its vocabulary and ``<other>``."""
+        return len(self.encoding.vocabularies[feature]) + 1
 
     def output_names(self) -> list[str]:
-        """Names of the columns of the ``x`` arrays: numeric features in
-        order, then each categorical feature (one column per category when
-        one-hot encoded, ``name=<other>`` for out-of-vocabulary values)."""
-        names = list(self.numeric)
-        for feature in self.categorical_features:
-            if self.categorical == "one_hot":
-                values = self.manifest["schema"]["categories"][feature]
-                names += [f"{feature}={value}" for value in values]
-                names += [f"{feature}=<other>"] * (self.vocabulary_width(feature) - len(values))
-            else:
-                names.append(feature)
-        return names
+        """Names of the columns of the ``x`` arrays: the encoding's columns
+        (numeric features, then ``name=value`` and ``name=<other>`` per
+        categorical feature), restricted to the chosen features."""
+        names = self.encoding.columns()
+        return names if self._columns is None else [names[c] for c in self._columns]
 
     def output_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance of each ``x`` column, from the manifest statistics.
-
-        Used to set a Keras ``Normalization`` layer without another pass
-        over the data. Numeric moments account for the fill policy; one-hot
-        columns get the category frequency ``p`` and ``p * (1 - p)``.
-        """
-        stats = self.manifest["stats"]
-        rows = self.manifest["source"]["rows"]
-        means, variances = [], []
-        for feature, filled in zip(self.numeric, self._fill_values.tolist()):
-            entry = stats[feature]
-            mean = entry["mean"] or 0.0
-            missing = entry["missing"] / rows
-            total_mean = (1 - missing) * mean + missing * filled
-            second = (1 - missing) * (entry["variance"] + mean * mean) + missing * filled * filled
-            means.append(total_mean)
-            variances.append(max(second - total_mean * total_mean, 0.0))
-        for feature in self.categorical_features:
-            counts = list(stats[feature]["category_counts"].values())
-            counts += [stats[feature].get("oov", 0)] * (self.vocabulary_width(feature) - len(counts))
-            counts = np.asarray(counts, dtype=np.float64)
-            if self.categorical == "one_hot":
-                frequency = counts / rows
-                means += frequency.tolist()
-                variances += (frequency * (1 - frequency)).tolist()
-            else:
-                codes = np.arange(len(counts))
-                total = max(counts.sum(), 1.0)
-                mean = float((codes * counts).sum() / total)
-                means.append(mean)
-                variances.append(float(((codes - mean) ** 2 * counts).sum() / total))
-        return np.asarray(means, np.float32), np.asarray(variances, np.float32)
+        """Mean and variance of each ``x`` column, from the manifest statistics
+        (:meth:`Encoding.moments`; no pass over the data). Used to set a Keras
+        ``Normalization`` layer."""
+        mean, variance = self.encoding.moments(self.manifest["stats"], self.manifest["source"]["rows"])
+        if self._columns is None:
+            return mean, variance
+        return mean[self._columns], variance[self._columns]
 
     def shard_name(self, shard: int) -> str:
         files = self.shards[shard]["files"]
@@ -322,25 +304,46 @@ class ShardReader:
 
     # -- reading -----------------------------------------------------------
     def read(self, segments) -> tuple[np.ndarray, np.ndarray]:
-        """Model inputs and labels for ``[(shard, row positions), ...]``."""
-        parts = []
-        for shard, rows in segments:
+        """Model inputs and labels for ``[(shard, row positions), ...]``:
+        ``take`` of those rows from each (memory-mapped) shard."""
+        if len(segments) == 1:
+            shard, rows = segments[0]
             x, labels = self._load(shard)
-            parts.append((np.take(x, rows, axis=0), labels[rows]))
-        x = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+            x, labels = self._take(x, rows), labels[rows]
+        else:
+            total = sum(len(rows) for _, rows in segments)
+            x = np.empty((total, self.width), np.float32)
+            labels, start = [], 0
+            for shard, rows in segments:
+                shard_x, shard_labels = self._load(shard)
+                if self._columns is None:
+                    np.take(shard_x, rows, axis=0, out=x[start:start + len(rows)])  # no intermediate copy
+                else:
+                    x[start:start + len(rows)] = self._take(shard_x, rows)
+                labels.append(shard_labels[rows])
+                start += len(rows)
+            labels = np.concatenate(labels)
         if self.label_mode == "one_hot":
             return x, np.eye(self.num_classes, dtype=np.float32)[labels]
         return x, labels  # class codes, or regression targets
 
-    def _load(self, shard: int):
-        """Encoded inputs and class labels of a whole shard, from a small cache.
+    def targets(self, shard: int) -> np.ndarray:
+        """Class indices (or regression targets) of every row of ``shard``."""
+        return self._load(shard)[1]
 
-        A shard is read and encoded once and kept while its batches are
-        served (the epoch order walks the shards one after the other), so a
-        batch is two ``take`` calls. Thread workers share the cache; a shard
-        being loaded by one thread is waited for, not loaded again. Memory:
-        ``cache_shards * rows_per_shard * inputs * 4`` bytes per process.
+    def _take(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        taken = np.take(x, rows, axis=0)
+        return taken if self._columns is None else taken[:, self._columns]
+
+    def _load(self, shard: int):
+        """``(x, labels)`` of a whole shard, from a small LRU cache.
+
+        For the npy source ``x`` is the memory-mapped features file (nothing
+        is read until a batch takes its rows) and ``labels`` the mapped class
+        indices; for the CSV source, the encoded shard. Thread workers share
+        the cache; a shard being opened by one thread is waited for, not
+        opened again. Shapes, dtypes and label codes are checked here, once
+        per opening, not per batch.
         """
         with self._lock:
             entry = self._cache.get(shard)
@@ -353,11 +356,7 @@ class ShardReader:
         if not owner:
             return entry.wait()
         try:
-            features, labels = self._read_shard(shard)
-            expected = self.shards[shard]["rows"]
-            if len(labels) != expected or len(features) != expected:
-                raise ValueError(f"shard {self.shard_name(shard)} has {len(labels)} rows, the manifest says {expected}: the file was changed")
-            loaded = (self._encode(features), labels)
+            loaded = self._read_csv(shard) if self.source == "csv" else self._open_npy(shard)
         except BaseException as error:
             with self._lock:
                 self._cache.pop(shard, None)
@@ -366,54 +365,57 @@ class ShardReader:
         entry.set(loaded)
         with self._lock:
             while len(self._cache) > self.cache_shards:
-                self._cache.popitem(last=False)
+                self._cache.popitem(last=False)  # the memory map closes when its last batch is done
         return loaded
 
-    def _read_shard(self, shard: int):
-        files = self.shards[shard]["files"]
-        if self.source == "csv":
-            path = resolve_inside(self.root, files["csv"]["name"])
-            self.verifier.check(path, files["csv"])
-            return self._parse_csv(path)
+    def _open_npy(self, shard: int):
+        files, rows = self.shards[shard]["files"], self.shards[shard]["rows"]
         features_path = resolve_inside(self.root, files["features"]["name"])
         labels_path = resolve_inside(self.root, files["labels"]["name"])
         self.verifier.check(features_path, files["features"])
         self.verifier.check(labels_path, files["labels"])
-        features = np.load(features_path, allow_pickle=False)
-        labels = np.load(labels_path, allow_pickle=False)
-        if features.ndim != 2 or features.shape[1] != len(self.all_features):
-            raise ValueError(f"shard file {features_path} holds an array of shape {features.shape}, "
-                             f"not (rows, {len(self.all_features)}) as the manifest's features need")
-        if self.task == "regression":
-            if labels.ndim != 1 or labels.dtype != np.float32:
-                raise ValueError(f"shard file {labels_path} holds {labels.dtype} values of shape {labels.shape}, "
-                                 "not float32 regression targets")
-            return features, labels
-        return features, self.label_codes[self._checked_codes(labels, labels_path)]
+        features = _open_map(features_path)
+        if features.dtype != np.float32 or features.shape != (rows, self.encoding.width):
+            raise ValueError(f"shard file {features_path} holds {features.dtype} values of shape {features.shape}, "
+                             f"the manifest says float32 of shape ({rows}, {self.encoding.width}) (rows, encoded "
+                             "columns): it was changed after the split, or belongs to another split")
+        labels = _open_map(labels_path)
+        if labels.shape != (rows,):
+            raise ValueError(f"shard file {labels_path} holds labels of shape {labels.shape}, the manifest says ({rows},)")
+        return features, self._labels(labels, labels_path)
 
-    def _checked_codes(self, codes: np.ndarray, path: Path) -> np.ndarray:
-        """Label codes, refused unless integers in ``0 .. len(label_codes) - 1``
-        (numpy would read -1 as the last class)."""
-        if codes.ndim != 1 or not np.issubdtype(codes.dtype, np.integer):
-            raise ValueError(f"shard file {path} holds {codes.dtype} values of shape {codes.shape}, not integer label codes")
+    def _labels(self, stored: np.ndarray, path: Path) -> np.ndarray:
+        """Stored labels -> class indices (checked codes mapped through
+        ``label_codes``) or float32 regression targets."""
+        if self.task == "regression":
+            if stored.dtype != np.float32:
+                raise ValueError(f"shard file {path} holds {stored.dtype} values, not float32 regression targets")
+            return np.array(stored)
+        if not np.issubdtype(stored.dtype, np.integer):
+            raise ValueError(f"shard file {path} holds {stored.dtype} values, not integer label codes")
+        codes = np.asarray(stored)
         if len(codes):
             low, high = int(codes.min()), int(codes.max())
-            if low < 0 or high >= len(self.label_codes):
+            if low < 0 or high >= len(self.label_codes):  # numpy would read -1 as the last class
                 bad = low if low < 0 else high
                 raise ValueError(f"shard file {path} holds the label code {bad}, outside 0..{len(self.label_codes) - 1} "
                                  "(the label values in the manifest): the file is damaged")
-        return codes
+        return self.label_codes[codes]
 
-    def _parse_csv(self, path: Path):
+    def _read_csv(self, shard: int):
+        """A CSV shard parsed with the manifest's schema and encoded with its encoding."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pa_csv
 
         from .schema import arrow_types, label_strings
 
+        entry = self.shards[shard]["files"]["csv"]
+        path = resolve_inside(self.root, entry["name"])
+        self.verifier.check(path, entry)
         schema = self.manifest["schema"]
         label = schema["label"]
-        wanted = self.all_features + [label]
+        wanted = self.encoding.numeric + self.encoding.categorical + [label]
         types = arrow_types({n: self.kinds[n] for n in wanted}, schema.get("label_numeric", False))
         table = pa_csv.read_csv(
             path,
@@ -422,59 +424,47 @@ class ShardReader:
                                                   null_values=schema.get("na_values", [""]),
                                                   strings_can_be_null=True, quoted_strings_can_be_null=True),
         )
-        columns = []
-        for name in self.all_features:
-            if self.kinds[name] == "numeric":
-                columns.append(table[name].to_numpy().astype(np.float32))
-            else:
-                vocabulary = schema["categories"][name]
-                codes = pc.index_in(table[name], value_set=pa.array(vocabulary, pa.string()))
-                codes = codes.to_numpy(zero_copy_only=False).astype(np.float32)
-                unseen = np.isnan(codes) & ~table[name].is_null().to_numpy(zero_copy_only=False)
-                codes[unseen] = len(vocabulary)  # out of vocabulary, as the split encoded it
-                columns.append(codes)
-        features = np.column_stack(columns) if columns else np.empty((table.num_rows, 0), np.float32)
+        expected = self.shards[shard]["rows"]
+        if table.num_rows != expected:
+            raise ValueError(f"shard file {path} has {table.num_rows} rows, the manifest says {expected}: the file was changed")
+        numbers = {n: table[n].to_numpy().astype(np.float64) for n in self.encoding.numeric}
+        strings = {n: table[n].combine_chunks() for n in self.encoding.categorical}
+        x, _ = self.encoding.encode(numbers, strings)
         if self.task == "regression":
-            return features, table[label].to_numpy().astype(np.float32)
+            return x, table[label].to_numpy().astype(np.float32)
         labels = pc.index_in(label_strings(table[label]), value_set=pa.array(self.classes, pa.string()))
         if labels.null_count:
             raise ValueError(f"{path} has a label outside the manifest classes {self.classes} (or an empty one)")
-        return features, labels.to_numpy(zero_copy_only=False).astype(np.int32)
-
-    def _encode(self, raw: np.ndarray) -> np.ndarray:
-        """Stored features (NaN = missing, categories as codes) -> float32 model inputs."""
-        x = np.empty((len(raw), len(self.output_names())), np.float32)
-        width = len(self.numeric)
-        numeric = x[:, :width]
-        for source, target, length in _runs(self._numeric_positions):
-            numeric[:, target:target + length] = raw[:, source:source + length]  # slices: 10x faster than fancy indexing
-        missing = np.isnan(numeric)
-        if missing.any():
-            np.copyto(numeric, np.broadcast_to(self._fill_values, numeric.shape), where=missing)
-        for feature in self.categorical_features:
-            column = raw[:, self.all_features.index(feature)]
-            present = np.flatnonzero(~np.isnan(column))
-            if self.categorical == "one_hot":
-                size = self.vocabulary_width(feature)
-                block = x[:, width:width + size]
-                block[...] = 0.0
-                block[present, column[present].astype(np.intp)] = 1.0
-                width += size
-            else:
-                x[:, width] = -1.0
-                x[present, width] = column[present]
-                width += 1
-        return x
+        return x, labels.to_numpy(zero_copy_only=False).astype(np.int32)
 
 
-def _runs(positions: np.ndarray):
-    """``(source start, target start, length)`` of each run of consecutive positions."""
-    if not len(positions):
-        return []
-    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    lengths = np.diff(np.concatenate((starts, [len(positions)])))
-    return [(int(positions[a]), int(a), int(n)) for a, n in zip(starts, lengths)]
+def feature_columns(encoding: Encoding, features) -> np.ndarray:
+    """Positions in ``x`` of the given features' columns: a numeric feature's
+    column, or a categorical feature's whole one-hot block, in that order."""
+    starts, position = {}, 0
+    for name in encoding.numeric:
+        starts[name] = (position, 1)
+        position += 1
+    for name in encoding.categorical:
+        size = len(encoding.vocabularies[name]) + 1
+        starts[name] = (position, size)
+        position += size
+    return np.asarray([c for name in features for c in range(starts[name][0], sum(starts[name]))], np.int64)
+
+
+def _open_map(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only, as a plain ndarray over the map.
+
+    A C-ordered array is required: a header edited to Fortran order would
+    keep shape and dtype yet scramble the rows.
+    """
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"shard file {path} is not a readable .npy array ({error}): it was damaged") from None
+    if array.ndim > 1 and not array.flags.c_contiguous:
+        raise ValueError(f"shard file {path} holds a Fortran-ordered array; questlearn shards are C-ordered (row after row)")
+    return np.asarray(array)
 
 
 class _Pending:

@@ -59,7 +59,7 @@ def _train(args) -> None:
     options = dict(epochs=args.epochs, batch_size=args.batch_size, workers=args.workers,
                    use_multiprocessing=args.processes, source=args.source, seed=args.seed, verbose=args.verbose,
                    hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
-                   fill=args.fill, class_weight=args.class_weight)
+                   class_weight=args.class_weight)
     if args.local_processes or args.num_processes or args.ray is not None:  # several processes: questlearn.distributed
         from .distributed import train_from_cli
 
@@ -233,7 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=float, default=0.1, help="dropout after each hidden layer")
     train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     train.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (validation loss)")
-    train.add_argument("--fill", choices=("zero", "mean"), default="zero", help="what a missing numeric value becomes")
     train.add_argument("--class-weight", choices=("balanced",), default=None,
                        help="weigh classes inversely to their frequency")
     train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR", help="write TensorBoard logs to DIR")

@@ -38,7 +38,8 @@ class QuestSequence(keras.utils.PyDataset):
         shorter (it is never dropped). ``None`` gives one batch per shard,
         like the original one-file-one-batch recipe.
     source : str
-        ``"npy"`` (binary shards, fast) or ``"csv"`` (the CSV shards).
+        ``"npy"`` (model-ready binary shards: a batch is a memory-mapped
+        ``take``) or ``"csv"`` (the CSV shards, parsed and encoded on load).
     shuffle : bool
         Seeded per-epoch permutation of shard order and of rows inside each
         shard; every row is still seen exactly once per epoch.
@@ -47,9 +48,11 @@ class QuestSequence(keras.utils.PyDataset):
     features : list of str, optional
         Feature columns; default all features of the manifest schema.
     fill, categorical, label_mode, cache_shards, verify
-        See :class:`questlearn.batches.ShardReader`; ``cache_shards`` encoded
-        shards per process bound the loader's memory; ``verify="once"``
-        checks each shard file's SHA-256 the first time it is read.
+        See :class:`questlearn.batches.ShardReader`; ``fill`` is the split's
+        (``None``, default; another value is an error: the shards are filled
+        at split time); ``cache_shards`` open shards per process bound the
+        loader's memory; ``verify="once"`` checks each shard file's SHA-256
+        the first time it is read.
     workers, use_multiprocessing, max_queue_size
         Keras ``PyDataset`` parallelism, passed to ``super().__init__``.
         Threads (``use_multiprocessing=False``) suit the npy source, whose
@@ -68,7 +71,7 @@ class QuestSequence(keras.utils.PyDataset):
     """
 
     def __init__(self, split_dir, subset: str = "train", batch_size: int | None = 1024, *, source: str = "npy",
-                 shuffle: bool = True, seed: int = 0, features=None, fill: str = "zero",
+                 shuffle: bool = True, seed: int = 0, features=None, fill: str | None = None,
                  categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
                  workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10, verify: str = "once"):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)

@@ -159,9 +159,14 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
 
     spec = json.loads((model_dir / INFERENCE_SPEC).read_text(encoding="utf-8"))
     features = [f["name"] for f in spec["features"]]
-    data = QuestSequence(split_dir, "validate", batch_size=batch_size, shuffle=False, fill=spec["fill"])
-    if data.reader.numeric + data.reader.categorical_features != features:
-        raise ValueError(f"the split {split_dir} has other feature columns than the model in {model_dir} was trained on")
+    data = QuestSequence(split_dir, "validate", batch_size=batch_size, shuffle=False, features=features)
+    encoding = data.reader.encoding
+    fill_values = {n: v for n, v in zip(encoding.numeric, encoding.fill_values) if n in spec["fill_values"]}
+    if data.reader.numeric + data.reader.categorical_features != features or (
+            "columns" in spec and (data.feature_names != spec["columns"] or fill_values != spec["fill_values"])):
+        raise ValueError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
+                         f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
+                         "labelled source file (read through inference.keras)")
     model = keras.saving.load_model(model_dir / TRAINED_MODEL)
     tally = _Tally(spec)
     for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):

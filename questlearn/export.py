@@ -8,14 +8,16 @@
 * ``inference.keras`` — the same network behind the preprocessing the
   loader does during training, built from the manifest with Keras layers
   (no ``adapt`` pass): one named input per feature column (numeric:
-  float32, NaN for missing; categorical: string, ``""`` for missing), the
-  fill policy, the vocabularies (an unseen category goes to the
-  out-of-vocabulary index, encoded like a missing one) and the column order
-  of :class:`~questlearn.batches.ShardReader`. It shares the trained
-  weights and gives the training model's probabilities on the same rows;
+  float32, NaN for missing; categorical: string, ``""`` for missing) and
+  the split's encoding (``schema.encoding``, :mod:`questlearn.encoding`):
+  the fill values, the one-hot vocabularies (an unseen value goes to the
+  ``name=<other>`` column, a missing one is all zeros) and the column order
+  of the model-ready shards. It shares the trained weights and gives the
+  training model's output on the same rows;
 * ``inference.json`` — what ``questlearn predict`` needs to read raw input:
-  feature columns and kinds, id columns, label, classes, task and the
-  missing-value tokens.
+  feature columns and kinds, id columns, label, classes, task, the
+  missing-value tokens, and the encoding (fill values, vocabularies, the
+  encoded column names).
 
 ``inference.keras`` has string inputs, so it runs with the TensorFlow
 backend (Keras's ``StringLookup`` is TensorFlow-based).
@@ -35,6 +37,7 @@ INFERENCE_MODEL = "inference.keras"
 INFERENCE_SPEC = "inference.json"
 TRAINED_MODEL = "model.keras"
 OOV_TOKEN = "\x00questlearn-out-of-vocabulary"
+NO_VALUE_TOKEN = "\x00questlearn-no-value"  # the lookup's placeholder vocabulary for a column with none
 DEFAULT_NA_VALUES = [""]  # what splits without ``schema.na_values`` treated as missing
 
 
@@ -44,19 +47,23 @@ def inference_spec(reader) -> dict:
     Parameters
     ----------
     reader : questlearn.batches.ShardReader
-        The reader that fed training (its features, fill policy, manifest).
+        The reader that fed training (its features, encoding, manifest).
 
     Returns
     -------
     dict
         JSON-ready: ``features`` (``[{"name", "kind"}]`` in input order),
         ``id_columns``, ``label``, ``task``, ``classes``, ``na_values``,
-        ``fill``, ``fill_values``, ``categories``, ``label_mean``.
+        ``fill``, ``fill_values``, ``categories`` (the one-hot vocabularies,
+        each followed by its ``<other>`` column), ``columns`` (the encoded
+        inputs of ``model.keras``), ``label_mean``.
     """
     manifest = reader.manifest
     schema = manifest["schema"]
     kinds = {c["name"]: c["kind"] for c in schema["columns"]}
     stats = manifest["stats"]
+    encoding = reader.encoding
+    fill_values = dict(zip(encoding.numeric, encoding.fill_values))
     task = schema.get("task", "classification")
     label_stats = stats.get(schema["label"], {})
     return {
@@ -68,10 +75,10 @@ def inference_spec(reader) -> dict:
         "classes": list(schema["classes"]),
         "label_numeric": bool(schema.get("label_numeric", False)),
         "na_values": list(schema.get("na_values", DEFAULT_NA_VALUES)),
-        "fill": reader.fill,
-        "fill_values": {n: (0.0 if reader.fill == "zero" else float(stats[n]["mean"] or 0.0)) for n in reader.numeric},
-        "categories": {n: list(schema["categories"][n]) for n in reader.categorical_features},
-        "other_column": {n: reader.vocabulary_width(n) > len(schema["categories"][n]) for n in reader.categorical_features},
+        "fill": encoding.fill,
+        "fill_values": {n: float(fill_values[n]) for n in reader.numeric},
+        "categories": {n: list(encoding.vocabularies[n]) for n in reader.categorical_features},
+        "columns": reader.output_names(),
         "delimiter": schema.get("delimiter", ","),
         "label_mean": (manifest["subsets"]["train"].get("label_stats", label_stats).get("mean")
                        if task == "regression" else None),  # the training subset's mean: the baseline's prediction
@@ -120,28 +127,31 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         parts.append(_fill_missing(values, fill))
     for name in categorical:
         inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
-        vocabulary = spec["categories"][name]
-        if not vocabulary:  # never seen with a value: no training columns either
-            continue
-        number = len(parts)
-        other = spec.get("other_column", {}).get(name, False)
-        # Index 0 is out-of-vocabulary. Without an <other> column in training (the usual case) it is dropped:
-        # unseen and missing values are all zeros, as in training. With one (the column outgrew max_categories
-        # in the split), "" (missing) is the mask token, all zeros, and index 0 moves last, where training has it.
-        lookup = keras.layers.StringLookup(vocabulary=vocabulary, num_oov_indices=1, oov_token=OOV_TOKEN,
-                                           mask_token="" if other else None, output_mode="one_hot",
-                                           name=f"questlearn_vocabulary_{number}")
-        one_hot = keras.layers.Reshape((len(vocabulary) + 1, 1), name=f"questlearn_columns_{number}")(lookup(inputs[name]))
-        known = keras.layers.Cropping1D((1, 0), name=f"questlearn_drop_oov_{number}")(one_hot)
-        if other:
-            unseen = keras.layers.Cropping1D((0, len(vocabulary)), name=f"questlearn_other_{number}")(one_hot)
-            known = keras.layers.Concatenate(axis=1, name=f"questlearn_other_last_{number}")([known, unseen])
-        width = len(vocabulary) + (1 if other else 0)
-        parts.append(keras.layers.Reshape((width,), name=f"questlearn_one_hot_{number}")(known))
+        parts.append(_one_hot_block(inputs[name], spec["categories"][name], len(parts)))
     if not parts:
         raise ValueError("the model has no feature columns to take as inputs")
     encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="questlearn_encoded_features")(parts)
     return keras.Model(inputs, trained(encoded), name="quest_inference")
+
+
+def _one_hot_block(column, vocabulary: list, number: int):
+    """A string column -> its one-hot block, as :class:`~questlearn.encoding.Encoding` encodes it.
+
+    ``StringLookup`` gives index 0 to out-of-vocabulary values and treats
+    ``""`` (missing) as the mask token, all zeros; index 0 then moves last,
+    to the ``name=<other>`` column. A column whose vocabulary is empty (no
+    value in the split's sample) looks up a placeholder no data holds and
+    keeps only the ``<other>`` column.
+    """
+    known = vocabulary or [NO_VALUE_TOKEN]
+    lookup = keras.layers.StringLookup(vocabulary=known, num_oov_indices=1, oov_token=OOV_TOKEN, mask_token="",
+                                       output_mode="one_hot", name=f"questlearn_vocabulary_{number}")
+    one_hot = keras.layers.Reshape((len(known) + 1, 1), name=f"questlearn_columns_{number}")(lookup(column))
+    other = keras.layers.Cropping1D((0, len(known)), name=f"questlearn_other_{number}")(one_hot)
+    if vocabulary:
+        values = keras.layers.Cropping1D((1, 0), name=f"questlearn_drop_oov_{number}")(one_hot)
+        other = keras.layers.Concatenate(axis=1, name=f"questlearn_other_last_{number}")([values, other])
+    return keras.layers.Reshape((len(vocabulary) + 1,), name=f"questlearn_one_hot_{number}")(other)
 
 
 def _fill_missing(values, fill: np.ndarray):

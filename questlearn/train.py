@@ -108,7 +108,7 @@ def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> 
     absolute = squared = 0.0
     rows = 0
     for shard in range(len(reader.shards)):
-        _, targets = reader._read_shard(shard)
+        targets = reader.targets(shard)
         errors = targets.astype(np.float64) - target_mean
         absolute += float(np.abs(errors).sum())
         squared += float((errors * errors).sum())
@@ -127,7 +127,7 @@ def read_history_csv(path) -> dict:
 def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
           hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
-          fill: str = "zero", class_weight=None, verbose: int = 1, extra_callbacks=(),
+          fill: str | None = None, class_weight=None, verbose: int = 1, extra_callbacks=(),
           process: tuple[int, int] | None = None, save_every_batches: int | None = None,
           save_every_minutes: float | None = None, progress: bool = False) -> TrainingResult:
     """Train :func:`~questlearn.model.build_model` on ``split_dir``.
@@ -150,8 +150,10 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         Model shape and optimiser (see :func:`~questlearn.model.build_model`).
     patience : int
         Early stopping patience in epochs, on validation loss.
-    fill : str
-        Missing numeric values become ``"zero"`` or the training ``"mean"``.
+    fill : str, optional
+        How missing numbers were filled is chosen when splitting
+        (``questlearn split --fill``); ``None`` (default) uses the split's,
+        another value is an error.
     class_weight : None, "balanced" or dict
         Passed to ``fit``; ``"balanced"`` weighs class ``c`` by
         ``rows / (classes * rows of c)`` in the training subset.

@@ -5,6 +5,8 @@ import pytest
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
+from v2split import model_ready_split
+
 
 
 @pytest.fixture(scope="session")
@@ -20,9 +22,26 @@ def plain_log(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def id_split(tmp_path_factory):
-    """Split where ``attempt_id`` is a numeric feature, so batches reveal which rows they hold."""
-    log = write_quest_log(tmp_path_factory.mktemp("idlog") / "quests.csv", rows=2500, seed=11)
+def id_log(tmp_path_factory):
+    """2,500 plain rows; ``attempt_id`` is the 0-based source row."""
+    return write_quest_log(tmp_path_factory.mktemp("idlog") / "quests.csv", rows=2500, seed=11)
+
+
+ID_SPLIT_OPTIONS = dict(rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)
+
+
+@pytest.fixture(scope="session")
+def id_split(id_log, tmp_path_factory):
+    """Model-ready split (CSV and npy shards, ``fill="zero"``) where ``attempt_id``
+    is a numeric feature, so batches reveal which rows they hold."""
     out = tmp_path_factory.mktemp("idsplit") / "split"
-    split_csv(log, out, rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)
+    model_ready_split(id_log, out, fill="zero", **ID_SPLIT_OPTIONS)
+    return out
+
+
+@pytest.fixture(scope="session")
+def id_split_mean(id_log, tmp_path_factory):
+    """The same split with missing numbers filled with the sample mean."""
+    out = tmp_path_factory.mktemp("idsplitmean") / "split"
+    model_ready_split(id_log, out, fill="mean", **ID_SPLIT_OPTIONS)
     return out

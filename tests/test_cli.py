@@ -118,15 +118,15 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
-    from questlearn.split import split_csv
     from questlearn.synth import write_quest_log
+    from v2split import model_ready_split
 
     log = write_quest_log(tmp_path / "quests.csv", rows=3000, seed=4)
     split_dir = tmp_path / "split"
-    split_csv(log, split_dir, rows_per_shard=1000, val_fraction=0.25, id_columns=("attempt_id", "player_id"))
+    model_ready_split(log, split_dir, fill="mean", rows_per_shard=1000, val_fraction=0.25, id_columns=("attempt_id", "player_id"))
     model = tmp_path / "model"
     result = cli("train", split_dir, "--model-dir", model, "--epochs", 2, "--hidden", "16,8", "--dropout", 0,
-                 "--learning-rate", 0.01, "--patience", 1, "--fill", "mean", "--class-weight", "balanced",
+                 "--learning-rate", 0.01, "--patience", 1, "--class-weight", "balanced",
                  "--tensorboard", tmp_path / "tb", "--verbose", 0)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not [line for line in result.stderr.splitlines() if TF_LOG_LINE.search(line)], result.stderr

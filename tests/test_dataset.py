@@ -10,6 +10,9 @@ from questlearn.batches import EqualShards
 from questlearn.dataset import QuestSequence
 from questlearn.manifest import load_manifest
 
+from conftest import ID_SPLIT_OPTIONS
+from v2split import demote_to_other, model_ready_split
+
 
 def expected_ids(split_dir, subset):
     """attempt_id of every row of a subset, read from the binary shards' row numbers."""
@@ -100,12 +103,45 @@ def test_one_batch_per_shard_mode(id_split):
     assert [len(dataset[i][1]) for i in range(len(dataset))] == [s["rows"] for s in manifest["subsets"]["validate"]["shards"]]
 
 
-def test_npy_and_csv_sources_give_the_same_batches(id_split):
-    npy = QuestSequence(id_split, "validate", batch_size=64, source="npy", seed=9, fill="mean")
-    csv = QuestSequence(id_split, "validate", batch_size=64, source="csv", seed=9, fill="mean")
-    for index in (0, 3, len(npy) - 1):
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_npy_and_csv_sources_give_the_same_batches(id_split_mean, shuffle):
+    npy = QuestSequence(id_split_mean, "validate", batch_size=64, source="npy", seed=9, shuffle=shuffle)
+    csv = QuestSequence(id_split_mean, "validate", batch_size=64, source="csv", seed=9, shuffle=shuffle)
+    assert len(npy) == len(csv) > 3 and npy.feature_names == csv.feature_names
+    for index in range(len(npy)):
         np.testing.assert_array_equal(npy[index][0], csv[index][0])
         np.testing.assert_array_equal(npy[index][1], csv[index][1])
+
+
+def test_a_batch_is_a_take_of_the_memory_mapped_shard_rows(id_split, monkeypatch):
+    dataset = QuestSequence(id_split, "train", batch_size=300, seed=1)
+    x, labels = dataset[1]
+    (shard, rows), = dataset.plan.segments(1)  # batch 1 lies inside one shard (300 rows each)
+    entry = dataset.reader.shards[shard]["files"]
+    root = dataset.manifest["root"]
+    stored = np.load(f"{root}/{entry['features']['name']}", mmap_mode="r")
+    np.testing.assert_array_equal(x, stored[rows])
+    codes = np.load(f"{root}/{entry['labels']['name']}")
+    np.testing.assert_array_equal(labels, np.asarray(dataset.manifest["schema"]["label_codes"])[codes[rows]])
+    opened = dataset.reader._load(shard)[0]
+    assert isinstance(opened.base, np.memmap) or isinstance(getattr(opened.base, "base", None), np.memmap)
+    monkeypatch.setattr(dataset.reader.encoding, "encode", lambda *a: pytest.fail("npy batches must not encode"))
+    np.testing.assert_array_equal(dataset[1][0], x)
+
+
+def test_a_feature_subset_takes_its_columns_and_names(id_split):
+    full = QuestSequence(id_split, "validate", batch_size=100, shuffle=False)
+    subset = QuestSequence(id_split, "validate", batch_size=100, shuffle=False, features=["quest_type", "stamina"])
+    names = subset.feature_names
+    assert names[0] == "stamina" and names[-1] == "quest_type=<other>"
+    assert all(n == "stamina" or n.startswith("quest_type=") for n in names)
+    positions = [full.feature_names.index(n) for n in names]
+    np.testing.assert_array_equal(subset[0][0], full[0][0][:, positions])
+    mean, variance = subset.feature_moments()
+    full_mean, full_variance = full.feature_moments()
+    np.testing.assert_array_equal(mean, full_mean[positions])
+    np.testing.assert_array_equal(variance, full_variance[positions])
+    assert full.reader._columns is None  # all features: the stored matrix as it is, no column take
 
 
 def test_labels_use_the_manifest_classes_even_when_a_batch_lacks_one(id_split):
@@ -116,29 +152,42 @@ def test_labels_use_the_manifest_classes_even_when_a_batch_lacks_one(id_split):
     assert sparse[0][1].shape == (1,) and int(np.argmax(y[0])) == int(sparse[0][1][0])
 
 
-def test_missing_values_are_filled_by_the_documented_policy(id_split):
-    manifest = load_manifest(id_split)
-    zero = QuestSequence(id_split, "train", batch_size=10_000, shuffle=False, fill="zero")
-    mean = QuestSequence(id_split, "train", batch_size=10_000, shuffle=False, fill="mean")
+def test_missing_values_are_filled_as_the_split_chose(id_split, id_split_mean):
+    zero = QuestSequence(id_split, "train", batch_size=10_000, shuffle=False)
+    mean = QuestSequence(id_split_mean, "train", batch_size=10_000, shuffle=False)
+    assert (zero.reader.fill, mean.reader.fill) == ("zero", "mean")
     column = zero.feature_names.index("stamina")
     x_zero, x_mean = zero[0][0][:, column], mean[0][0][:, column]
     missing = x_zero != x_mean
     assert missing.sum() > 0 and not np.isnan(x_zero).any() and not np.isnan(x_mean).any()
     assert np.all(x_zero[missing] == 0)
-    np.testing.assert_allclose(x_mean[missing], manifest["stats"]["stamina"]["mean"], rtol=1e-6)
+    encoding = load_manifest(id_split_mean)["schema"]["encoding"]
+    filled = encoding["fill_values"][encoding["numeric"].index("stamina")]
+    assert filled != 0
+    np.testing.assert_array_equal(x_mean[missing], np.float32(filled))
 
 
-def test_categories_are_one_hot_with_the_manifest_vocabulary(id_split):
+def test_another_fill_than_the_splits_is_refused(id_split):
+    QuestSequence(id_split, fill="zero")  # the split's own: accepted
+    with pytest.raises(ValueError, match=r"fill='zero'.*split again with `questlearn split --fill mean`"):
+        QuestSequence(id_split, fill="mean")
+    with pytest.raises(ValueError, match="fill must be one of"):
+        QuestSequence(id_split, fill="median")
+
+
+def test_categories_are_one_hot_with_the_encoding_vocabulary(id_split):
     manifest = load_manifest(id_split)
-    vocabulary = manifest["schema"]["categories"]["quest_type"]
+    vocabulary = manifest["schema"]["encoding"]["vocabularies"]["quest_type"]
+    assert vocabulary == manifest["schema"]["categories"]["quest_type"]
     dataset = QuestSequence(id_split, "train", batch_size=500, shuffle=False)
     names = dataset.feature_names
-    columns = [names.index(f"quest_type={value}") for value in vocabulary]
+    assert names == manifest["schema"]["encoding"]["columns"]
+    columns = [names.index(f"quest_type={value}") for value in vocabulary + ["<other>"]]
     x = dataset[0][0]
-    assert np.all(x[:, columns].sum(axis=1) == 1.0)
-    coded = QuestSequence(id_split, "train", batch_size=500, shuffle=False, categorical="code")
-    codes = coded[0][0][:, coded.feature_names.index("quest_type")]
-    np.testing.assert_array_equal(np.argmax(x[:, columns], axis=1), codes)
+    assert set(np.unique(x[:, columns])) <= {0.0, 1.0} and np.all(x[:, columns].sum(axis=1) <= 1.0)
+    assert x[:, columns].sum() > 0
+    with pytest.raises(ValueError, match="categorical='code' is no longer available"):
+        QuestSequence(id_split, categorical="code")
 
 
 def test_feature_moments_match_the_data(id_split):
@@ -194,6 +243,55 @@ def test_equal_shards_cover_every_row_once_with_equal_batches(total, batch, coun
     assert shards.padding_rows == count * shards.rows_per_process - total < count
     with pytest.raises(ValueError, match="at least one row"):
         EqualShards(count - 1, batch, count)
+
+
+def test_moments_of_one_hot_and_other_columns_are_the_frequencies(id_log, tmp_path):
+    split = tmp_path / "split"
+    model_ready_split(id_log, split, fill="mean", **ID_SPLIT_OPTIONS)
+    demote_to_other(split, "quest_type", load_manifest(split)["schema"]["categories"]["quest_type"][0])
+    datasets = [QuestSequence(split, subset, batch_size=None, shuffle=False) for subset in ("train", "validate")]
+    x = np.concatenate([d[i][0] for d in datasets for i in range(len(d))])  # every source row
+    mean, variance = datasets[0].feature_moments()
+    names = datasets[0].feature_names
+    one_hot = [i for i, n in enumerate(names) if n.startswith("quest_type=")]
+    other = names.index("quest_type=<other>")
+    assert x[:, other].sum() > 0 and load_manifest(split)["stats"]["quest_type"]["oov"] == x[:, other].sum()
+    frequency = x[:, one_hot].mean(axis=0, dtype=np.float64)
+    np.testing.assert_allclose(mean[one_hot], frequency, rtol=1e-6)
+    np.testing.assert_allclose(variance[one_hot], frequency * (1 - frequency), rtol=1e-5)
+    numeric = names.index("stamina")  # filled with the mean: the moments account for the filled rows
+    np.testing.assert_allclose(mean[numeric], x[:, numeric].mean(dtype=np.float64), rtol=1e-4)
+    np.testing.assert_allclose(variance[numeric], x[:, numeric].var(dtype=np.float64), rtol=1e-3)
+
+
+def test_a_features_file_of_another_shape_is_refused_naming_it(id_log, tmp_path):
+    split = tmp_path / "split"
+    model_ready_split(id_log, split, fill="zero", **ID_SPLIT_OPTIONS)
+    manifest = load_manifest(split)
+    features = split / manifest["subsets"]["train"]["shards"][1]["files"]["features"]["name"]
+    x = np.load(features)
+    np.save(features, np.ascontiguousarray(x.reshape(x.shape[1], x.shape[0])))  # same bytes, transposed shape
+    reader = QuestSequence(split, "train", batch_size=10, shuffle=False, verify="off").reader
+    reader.read([(0, np.arange(5))])  # the other shards still load
+    with pytest.raises(ValueError, match=rf"{features}.* shape \({x.shape[1]}, {x.shape[0]}\), the manifest says "
+                                         rf"float32 of shape \({x.shape[0]}, {x.shape[1]}\)"):
+        reader.read([(1, np.arange(5))])
+    np.save(features, x.astype(np.float64)[:, : x.shape[1] // 2])  # same size, another dtype
+    with pytest.raises(ValueError, match=rf"{features.name} holds float64 values"):
+        reader.read([(1, np.arange(5))])
+
+
+def test_older_splits_without_an_encoding_are_refused(id_split, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(id_split, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["schema"]["encoding"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="no schema.encoding.*run `questlearn split` again"):
+        QuestSequence(copy)
 
 
 def test_pickles_without_open_files(id_split):

@@ -24,7 +24,7 @@ import pytest
 
 from helpers import run_env
 from questlearn.distributed import _without_option, free_port, launch_local, require_jax_backend, weights_digest
-from questlearn.split import split_csv
+from v2split import model_ready_split
 from questlearn.synth import write_quest_log
 
 BATCH = 128
@@ -37,7 +37,7 @@ def odd_split(tmp_path_factory):
     """A split whose training rows divide neither by 2 nor by 2 x BATCH."""
     root = tmp_path_factory.mktemp("distributed")
     log = write_quest_log(root / "quests.csv", rows=3001, seed=21)
-    split_csv(log, root / "split", rows_per_shard=700, val_fraction=0.2, seed=3, id_columns=("attempt_id", "player_id"))
+    model_ready_split(log, root / "split", rows_per_shard=700, val_fraction=0.2, seed=3, id_columns=("attempt_id", "player_id"))
     manifest = json.loads((root / "split" / "manifest.json").read_text())
     rows = manifest["subsets"]["train"]["rows"]
     assert rows % 2 and rows % (2 * BATCH), rows

@@ -6,9 +6,11 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from questlearn.dataset import QuestSequence
+from questlearn.encoding import Encoding
 from questlearn.predict import Predictor, open_input, predict_frame
 
 from helpers import run_env
@@ -24,7 +26,8 @@ def validate_rows(split_dir):
     """The validate subset as raw parsed columns (its CSV shard) and as the training loader encodes it."""
     manifest = json.loads((split_dir / "manifest.json").read_text())
     (shard,) = manifest["subsets"]["validate"]["shards"]
-    data = QuestSequence(split_dir, "validate", batch_size=None, shuffle=False, fill="mean")
+    data = QuestSequence(split_dir, "validate", batch_size=None, shuffle=False)
+    assert data.reader.fill == "mean"
     x, labels = data[0]
     return split_dir / shard["files"]["csv"]["name"], x, labels
 
@@ -45,24 +48,23 @@ def test_inference_model_gives_the_training_models_probabilities(trained):
 
 @pytest.mark.timeout(300)
 def test_unseen_and_missing_categories_are_encoded_as_in_training(trained):
-    log, _, result = trained
+    log, split_dir, result = trained
     rows = pd.read_csv(log, nrows=3)
     unseen, missing = rows.copy(), rows.copy()
     unseen["quest_type"] = "never-seen-before"
     missing["quest_type"] = None
     missing.loc[0, "stamina"] = np.nan
     unseen.loc[0, "stamina"] = np.nan
-    p_unseen = predict_frame(result.model_dir, unseen)
-    p_missing = predict_frame(result.model_dir, missing)
-    np.testing.assert_allclose(p_unseen[["p_0", "p_1"]].to_numpy(), p_missing[["p_0", "p_1"]].to_numpy(), atol=1e-6)
-    # The training encoding of the same rows: quest_type one-hot all zeros, stamina = training mean.
     spec = json.loads((result.model_dir / "inference.json").read_text())
-    numeric = [f["name"] for f in spec["features"] if f["kind"] == "numeric"]
-    encoded = np.zeros((3, result.model.input_shape[-1]), np.float32)
-    values = missing[numeric].to_numpy(np.float32)
-    fill = np.asarray([spec["fill_values"][n] for n in numeric], np.float32)
-    encoded[:, :len(numeric)] = np.where(np.isnan(values), fill, values)
-    np.testing.assert_allclose(p_missing[["p_0", "p_1"]].to_numpy(), result.model.predict(encoded, verbose=0), atol=1e-5)
+    encoding = Encoding.from_record(json.loads((split_dir / "manifest.json").read_text())["schema"]["encoding"])
+    assert spec["columns"] == encoding.columns() and spec["fill_values"] == dict(zip(encoding.numeric, encoding.fill_values))
+    for frame in (unseen, missing):  # unseen: the quest_type=<other> column; missing: all zeros; stamina: the fill
+        encoded, _ = encoding.encode({n: frame[n].to_numpy(np.float64) for n in encoding.numeric},
+                                     {n: pa.array(frame[n], pa.string()) for n in encoding.categorical})
+        other = encoded[:, encoding.columns().index("quest_type=<other>")]
+        assert np.all(other == (1.0 if frame is unseen else 0.0))
+        np.testing.assert_allclose(predict_frame(result.model_dir, frame)[["p_0", "p_1"]].to_numpy(),
+                                   result.model.predict(encoded, verbose=0), atol=1e-5)
 
 
 @pytest.mark.timeout(300)
@@ -103,12 +105,16 @@ def test_columns_named_like_graph_operations_and_with_slashes(tmp_path):
     from questlearn.export import build_inference_model
 
     spec = {"features": [{"name": "where", "kind": "numeric"}, {"name": "isnan", "kind": "numeric"},
-                         {"name": "get_item", "kind": "categorical"}, {"name": "a/b c", "kind": "categorical"}],
-            "fill_values": {"where": 1.0, "isnan": 2.0}, "categories": {"get_item": ["x", "y"], "a/b c": ["u"]}}
-    inputs = keras.Input((5,))
+                         {"name": "get_item", "kind": "categorical"}, {"name": "a/b c", "kind": "categorical"},
+                         {"name": "never_seen", "kind": "categorical"}],
+            "fill_values": {"where": 1.0, "isnan": 2.0},
+            "categories": {"get_item": ["x", "y"], "a/b c": ["u"], "never_seen": []}}
+    inputs = keras.Input((8,))
     identity = keras.Model(inputs, keras.layers.Identity()(inputs), name="quest_mlp")
     build_inference_model(identity, spec).save(tmp_path / "m.keras")
     model = keras.saving.load_model(tmp_path / "m.keras")
     rows = {"where": tf.constant([[np.nan], [5.0]]), "isnan": tf.constant([[1.0], [np.nan]]),
-            "get_item": tf.constant([["y"], ["unseen"]]), "a/b c": tf.constant([["u"], [""]])}
-    np.testing.assert_array_equal(model.predict(rows, verbose=0), [[1, 1, 0, 1, 1], [5, 2, 0, 0, 0]])
+            "get_item": tf.constant([["y"], ["unseen"]]), "a/b c": tf.constant([["u"], [""]]),
+            "never_seen": tf.constant([["v"], [""]])}
+    # get_item: x, y, <other>; a/b c: u, <other>; never_seen: <other> only. Missing ("") is all zeros.
+    np.testing.assert_array_equal(model.predict(rows, verbose=0), [[1, 1, 0, 1, 0, 1, 0, 1], [5, 2, 0, 0, 1, 0, 0, 0]])

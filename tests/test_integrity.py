@@ -76,7 +76,7 @@ def test_a_damaged_shard_fails_fit_style_iteration_with_its_name(split_copy):
 
 def test_verify_off_skips_hashing(split_copy, monkeypatch):
     flip_bytes(shard_file(split_copy, 2, "features"))
-    monkeypatch.setattr(integrity, "sha256_of", lambda path: pytest.fail(f"hashed {path} with verify='off'"))
+    monkeypatch.setattr(integrity, "sha256_of", lambda path, offset=0: pytest.fail(f"hashed {path} with verify='off'"))
     x, _ = read_shard(split_copy, 2, verify="off")
     assert len(x) == 10
     with pytest.raises(ValueError, match="verify must be one of"):
@@ -86,7 +86,7 @@ def test_verify_off_skips_hashing(split_copy, monkeypatch):
 def test_each_file_is_hashed_once_per_run_and_again_when_it_changes(split_copy, monkeypatch):
     hashed = []
     real = integrity.sha256_of
-    monkeypatch.setattr(integrity, "sha256_of", lambda path: hashed.append(path.name) or real(path))
+    monkeypatch.setattr(integrity, "sha256_of", lambda path, offset=0: hashed.append(path.name) or real(path, offset))
     reader = ShardReader(load_manifest(split_copy), "train", cache_shards=1)
     for shard in (0, 1, 0, 1):  # a cache of one shard: every read opens the files again
         reader.read([(shard, np.arange(5))])
@@ -100,3 +100,28 @@ def test_each_file_is_hashed_once_per_run_and_again_when_it_changes(split_copy, 
     flip_bytes(shard_file(split_copy, 1, "features"))  # a change after verification: size same, mtime not
     with pytest.raises(ValueError, match="does not match the SHA-256"):
         worker.read([(1, np.arange(5))])
+
+
+def test_npy_hashes_cover_the_data_after_the_header_which_is_checked(split_copy):
+    entry = load_manifest(split_copy)["subsets"]["train"]["shards"][0]["files"]
+    for part in ("features", "labels", "rows"):
+        path = split_copy / entry[part]["name"]
+        offset = entry[part]["data_offset"]
+        assert offset > 0 and integrity.sha256_of(path, offset) == entry[part]["sha256"]
+        assert integrity.sha256_of(path) != entry[part]["sha256"]  # the header is not hashed
+    assert entry["csv"]["data_offset"] == 0 and integrity.sha256_of(split_copy / entry["csv"]["name"]) == entry["csv"]["sha256"]
+    features = split_copy / entry["features"]["name"]
+    data = features.read_bytes()
+    header = data[:entry["features"]["data_offset"]]
+    assert b"'fortran_order': False" in header
+    features.write_bytes(header.replace(b"'fortran_order': False", b"'fortran_order': True ") + data[len(header):])
+    with pytest.raises(ValueError, match=f"{features.name} holds a Fortran-ordered array"):
+        read_shard(split_copy, 0)
+
+
+def test_entries_without_data_offset_are_hashed_whole(split_copy, tmp_path):
+    path = shard_file(split_copy, 0, "features")
+    entry = {"name": path.name, "bytes": path.stat().st_size, "sha256": integrity.sha256_of(path)}
+    integrity.ShardVerifier("once").check(path, entry)  # whole-file hash, no data_offset: accepted
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        integrity.ShardVerifier("once").check(path, {**entry, "data_offset": 0, "sha256": "0" * 64})

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
 from helpers import run_env
+from v2split import model_ready_split
 
 HERE = Path(__file__).parent
 SMALL_ROWS = 50_000  # ~11 MB; 4x is ~43 MB
@@ -49,7 +49,7 @@ def test_loader_peak_memory_is_flat_workers_included(logs, tmp_path, source):
     peaks = {}
     for factor, log in logs.items():
         out = tmp_path / f"split{factor}"
-        split_csv(log, out, rows_per_shard=20_000, id_columns=("attempt_id",))
+        model_ready_split(log, out, rows_per_shard=20_000, id_columns=("attempt_id",))
         peaks[factor] = peak("load", out, source)
     (own_small, workers_small), (own_large, workers_large) = peaks[1], peaks[4]
     assert own_large <= own_small * 1.10, peaks

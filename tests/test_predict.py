@@ -12,7 +12,9 @@ from questlearn.evaluate import evaluate
 from questlearn.predict import predict_file, predict_frame
 from questlearn.synth import corrupt, write_quest_log
 
+from helpers import ID_COLUMNS
 from trained import train_small_model
+from v2split import model_ready_split
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +54,12 @@ def test_dict_input_missing_values_tokens_and_unseen_categories(trained):
     assert scored["attempt_id"].tolist() == rows["attempt_id"].tolist()
     p = np.stack([scored["p_0"], scored["p_1"]], axis=1)
     assert np.isfinite(p).all()
-    # Rows 1-3: an unseen category, None and the "" token all take the out-of-vocabulary (all-zero) encoding.
-    same = {name: [columns[name][1]] * 3 for name in columns}
-    same["quest_type"] = ["unheard-of", None, ""]
-    q = predict_frame(result.model_dir, same)
-    np.testing.assert_allclose(q["p_1"], q["p_1"][0], atol=1e-6)
+    # None and the "" token are missing (all zeros); an unseen value takes the quest_type=<other> column.
+    same = {name: [columns[name][1]] * 4 for name in columns}
+    same["quest_type"] = [None, "", "unheard-of", "never-either"]
+    q = predict_frame(result.model_dir, same)["p_1"]
+    np.testing.assert_allclose(q[1], q[0], atol=1e-6)
+    np.testing.assert_allclose(q[3], q[2], atol=1e-6)
 
 
 @pytest.mark.timeout(300)
@@ -86,7 +89,7 @@ def test_malformed_rows_stop_with_file_line_and_byte(trained, tmp_path, kind):
 @pytest.mark.timeout(300)
 def test_evaluate_agrees_with_model_evaluate(trained):
     _, split_dir, result = trained
-    data = QuestSequence(split_dir, "validate", batch_size=256, shuffle=False, fill="mean")
+    data = QuestSequence(split_dir, "validate", batch_size=256, shuffle=False)
     expected = result.model.evaluate(data, verbose=0, return_dict=True)
     manifest = json.loads((split_dir / "manifest.json").read_text())
     (shard,) = manifest["subsets"]["validate"]["shards"]
@@ -109,3 +112,12 @@ def test_evaluate_needs_the_label(trained, tmp_path):
     pd.read_csv(log, nrows=10).drop(columns=["cleared"]).to_csv(tmp_path / "unlabelled.csv", index=False)
     with pytest.raises(ValueError, match="no label column 'cleared'"):
         evaluate(result.model_dir, tmp_path / "unlabelled.csv")
+
+
+@pytest.mark.timeout(300)
+def test_evaluate_refuses_a_split_encoded_otherwise_than_the_models(trained, tmp_path):
+    log, _, result = trained
+    other = tmp_path / "zero_filled"
+    model_ready_split(log, other, fill="zero", rows_per_shard=4000, val_fraction=0.25, seed=1, id_columns=ID_COLUMNS)
+    with pytest.raises(ValueError, match="encodes other columns .*than the split the model .* was trained on"):
+        evaluate(result.model_dir, other)

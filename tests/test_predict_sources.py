@@ -12,7 +12,7 @@ import pytest
 from questlearn.dataset import QuestSequence
 from questlearn.evaluate import evaluate
 from questlearn.predict import predict_file, predict_frame
-from questlearn.split import split_csv
+from v2split import model_ready_split
 from questlearn.synth import write_quest_log
 from questlearn.train import train
 
@@ -75,7 +75,7 @@ def test_a_column_with_an_other_category_is_encoded_as_in_training(tmp_path):
     frame.loc[::37, "guild"] = None  # missing: all zeros, not <other>
     source = tmp_path / "guilds.csv"
     frame.to_csv(source, index=False)
-    split_csv(source, tmp_path / "split", categorical_columns=["guild"], max_categories=10, rows_per_shard=rows,
+    model_ready_split(source, tmp_path / "split", categorical_columns=["guild"], max_categories=10, rows_per_shard=rows,
               val_fraction=0.3, verbose=False)
     result = train(tmp_path / "split", tmp_path / "model", epochs=1, batch_size=256, workers=1, verbose=0)
     validate = QuestSequence(tmp_path / "split", "validate", batch_size=None, shuffle=False)
@@ -96,7 +96,7 @@ def test_a_regression_model_predicts_and_evaluates_like_keras(tmp_path):
     frame = load_diabetes(as_frame=True, scaled=False).frame
     source = tmp_path / "diabetes.csv"
     frame.to_csv(source, index=False)
-    split_csv(source, tmp_path / "split", label="target", task="regression", rows_per_shard=500, verbose=False)
+    model_ready_split(source, tmp_path / "split", label="target", task="regression", rows_per_shard=500, verbose=False)
     result = train(tmp_path / "split", tmp_path / "model", epochs=3, batch_size=32, workers=1, verbose=0)
     validate = QuestSequence(tmp_path / "split", "validate", batch_size=None, shuffle=False)
     x, y = validate[0]

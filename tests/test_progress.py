@@ -11,7 +11,7 @@ import pytest
 from questlearn.dataset import QuestSequence
 from questlearn.model import build_model
 from questlearn.progress import TrainingProgress, rows_in_batches
-from questlearn.split import split_csv
+from v2split import model_ready_split
 from questlearn.synth import write_quest_log
 
 from helpers import ID_COLUMNS, run_env
@@ -21,7 +21,7 @@ from helpers import ID_COLUMNS, run_env
 def small_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("progress")
     log = write_quest_log(root / "quests.csv", rows=4000, seed=8)
-    split_csv(log, root / "split", rows_per_shard=500, seed=0, id_columns=ID_COLUMNS, progress=False)
+    model_ready_split(log, root / "split", rows_per_shard=500, seed=0, id_columns=ID_COLUMNS, progress=False)
     return root / "split"
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from questlearn.manifest import load_manifest
-from questlearn.split import split_csv
+from v2split import model_ready_split
 from questlearn.train import train
 
 
@@ -32,7 +32,7 @@ def test_penguins_with_NA_tokens_split_with_only_a_label_and_train_like_sklearn(
 
     source = penguins_csv()
     assert b",NA," in source.read_bytes()  # the real file writes missing values as a token
-    split_csv(source, tmp_path / "split", label="species", rows_per_shard=100, seed=0, verbose=False)
+    model_ready_split(source, tmp_path / "split", label="species", rows_per_shard=100, seed=0, verbose=False)
     manifest = load_manifest(tmp_path / "split")
     kinds = {c["name"]: c["kind"] for c in manifest["schema"]["columns"]}
     for column in ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"):
@@ -64,7 +64,7 @@ def test_regression_on_a_real_table_clearly_beats_predicting_the_mean(tmp_path):
     frame = load_diabetes(as_frame=True, scaled=False).frame  # bundled with scikit-learn: 442 patients
     source = tmp_path / "diabetes.csv"
     frame.to_csv(source, index=False)
-    split_csv(source, tmp_path / "split", label="target", task="regression", rows_per_shard=100, seed=1, verbose=False)
+    model_ready_split(source, tmp_path / "split", label="target", task="regression", rows_per_shard=100, seed=1, verbose=False)
     result = train(tmp_path / "split", tmp_path / "model", epochs=80, batch_size=32, learning_rate=3e-3,
                    patience=20, workers=1, verbose=0)
     summary = result.summary()
@@ -78,7 +78,7 @@ def test_regression_on_a_real_table_clearly_beats_predicting_the_mean(tmp_path):
 def test_the_csv_loader_reads_tokens_exactly_as_the_split_did(tmp_path):
     from questlearn.batches import ShardReader
 
-    split_csv(penguins_csv(), tmp_path / "split", label="species", rows_per_shard=100, verbose=False)
+    model_ready_split(penguins_csv(), tmp_path / "split", label="species", rows_per_shard=100, verbose=False)
     manifest = load_manifest(tmp_path / "split")
     for subset in ("train", "validate"):
         from_npy, from_csv = ShardReader(manifest, subset, "npy"), ShardReader(manifest, subset, "csv")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from questlearn.resume import load_backup
-from questlearn.split import split_csv
+from v2split import model_ready_split
 from questlearn.synth import write_quest_log
 from questlearn.train import read_history_csv, train
 
@@ -30,7 +30,7 @@ def id_feature_split(tmp_path_factory):
     """A split where ``attempt_id`` is a feature, so each batch shows which rows it holds."""
     root = tmp_path_factory.mktemp("resume")
     log = write_quest_log(root / "quests.csv", rows=6000, seed=3)
-    split_csv(log, root / "split", rows_per_shard=700, seed=0, id_columns=("player_id",), progress=False)
+    model_ready_split(log, root / "split", rows_per_shard=700, seed=0, id_columns=("player_id",), progress=False)
     return root / "split"
 
 

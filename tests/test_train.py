@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from questlearn.plots import plot_history
-from questlearn.split import split_csv
+from v2split import model_ready_split
 from questlearn.synth import write_quest_log
 from questlearn.train import read_history_csv, train
 
@@ -21,7 +21,7 @@ from helpers import ID_COLUMNS, run_env
 def quest_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     log = write_quest_log(root / "quests.csv", rows=12_000, seed=21)
-    split_csv(log, root / "split", rows_per_shard=2000, seed=0, id_columns=ID_COLUMNS)
+    model_ready_split(log, root / "split", rows_per_shard=2000, seed=0, id_columns=ID_COLUMNS)
     return root / "split"
 
 
@@ -102,7 +102,7 @@ def test_real_data_matches_a_scikit_learn_baseline(tmp_path):
 
     frame = load_breast_cancer(as_frame=True).frame
     frame.to_csv(tmp_path / "breast_cancer.csv", index=False)
-    manifest = split_csv(tmp_path / "breast_cancer.csv", tmp_path / "split", rows_per_shard=100, val_fraction=0.3,
+    manifest = model_ready_split(tmp_path / "breast_cancer.csv", tmp_path / "split", rows_per_shard=100, val_fraction=0.3,
                          seed=0, label="target")
     assert manifest["source"]["rows"] == 569
 
