@@ -51,7 +51,7 @@ from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
 from .fastscan import fast_blocks
 from .infer import infer_schema
-from .manifest import MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
 from .reading import Chunk, parse_records
 from .rowchecks import check_label_present, check_numbers, explain_conversion_error
 from .sampling import sample_csv, sample_parquet
@@ -62,7 +62,6 @@ from .shardfiles import NPY_HEADER_BYTES, ShardFiles
 from .shardwriter import ShardWriter, sync_directory_file_system, sync_file_system
 from .sources import check_unchanged, resolve_sources
 
-FORMAT_VERSION = 2
 JOURNAL_NAME = ".split-journal.json"
 LOCK_NAME = ".split.lock"
 MARKER_NAME = ".questlearn-split"
