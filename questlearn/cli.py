@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--val-fraction", type=float, default=0.2, help="share of rows drawn into the validate subset")
     split.add_argument("--seed", type=int, default=0, help="seed of the train/validate draw")
     _add_schema_options(split)
-    split.add_argument("--formats", default="csv,npy", help="comma-separated shard formats: csv, npy")
+    split.add_argument("--formats", default="npy", help="comma-separated shard formats: npy (model-ready, the default), csv (copies of the rows)")
     split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     split.add_argument("--no-progress", action="store_true", help="no progress bar")
     split.add_argument("--parallel", type=int, metavar="N",
