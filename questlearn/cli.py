@@ -46,8 +46,8 @@ def _split(args) -> None:
     sources = args.source if len(args.source) > 1 else args.source[0]
     manifest = split_csv(
         sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
-        seed=args.seed, formats=args.formats.split(","), block_size=args.block_size,
-        progress=not args.no_progress, parallel=args.parallel, ray=args.ray, **_schema_options(args),
+        seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
+        max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray, **_schema_options(args),
     )
     subsets = manifest["subsets"]
     print(f"split {manifest['source']['rows']} rows of {len(manifest['source']['files'])} file(s) into {args.output}: "
@@ -197,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_schema_options(split)
     split.add_argument("--formats", default="npy", help="comma-separated shard formats: npy (model-ready, the default), csv (copies of the rows)")
     split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
+    split.add_argument("--fill", choices=("mean", "zero"), default="mean",
+                       help="what a missing number becomes in the shards: the sample mean, or 0")
+    split.add_argument("--max-open-shards", type=int, default=256,
+                       help="shards of a subset filled at once (rows are dealt at random among them)")
     split.add_argument("--no-progress", action="store_true", help="no progress bar")
     split.add_argument("--parallel", type=int, metavar="N",
                        help="split each part file as its own task, N at a time, and merge the results exactly")

@@ -814,19 +814,19 @@ class _Splitter:
         self.writer.finish()
         self.writer = None
         sync_directory_file_system(self.out)
-        finishing = {"shards": {}, "manifest": None}
+        finishing = {"shards": {}, "manifest": None, "renames": [], "discard": []}
         for subset, state in self.subsets.items():
             entries, index = [], 0
             for closed in sorted(state["closed"], key=lambda e: e["index"]):
-                if closed["rows"] == 0:
-                    for name in closed["partial_names"]:
-                        (self.out / subset / name).unlink(missing_ok=True)
+                if closed["rows"] == 0:  # removed once the finishing journal is on disk
+                    finishing["discard"] += [f"{subset}/{name}" for name in closed["partial_names"]]
                     continue
                 files = {}
                 for part, record in closed["files"].items():
                     suffix = "csv" if part == "csv" else f"{part}.npy"
-                    files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}", "partial": f"{subset}/{record['partial']}",
+                    files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}",
                                    **{k: record[k] for k in ("bytes", "sha256", "data_offset")}}
+                    finishing["renames"].append([f"{subset}/{record['partial']}", files[part]["name"]])
                 entries.append({"index": index, "rows": closed["rows"], "files": files,
                                 "label_counts": dict(sorted(closed["label_counts"].items()))})
                 index += 1
@@ -846,14 +846,15 @@ class _Splitter:
 
     def _publish(self, finishing: dict) -> dict:
         """Give the closed shards their final names, then write the manifest (resumable)."""
-        for subset, entries in finishing["shards"].items():
-            for entry in entries:
-                for record in entry["files"].values():
-                    partial, final = self.out / record.pop("partial"), self.out / record["name"]
-                    if partial.exists():
-                        os.replace(partial, final)
-                    elif not final.exists():
-                        raise ValueError(f"{final} is missing; delete {self.out} and split again")
+        for name in finishing["discard"]:
+            (self.out / name).unlink(missing_ok=True)
+        for partial_name, final_name in finishing["renames"]:
+            partial, final = self.out / partial_name, self.out / final_name
+            if partial.exists():
+                os.replace(partial, final)
+            elif not final.exists():
+                raise ValueError(f"{final} is missing; delete {self.out} and split again")
+        for subset in SUBSETS:
             fsync_directory(self.out / subset)
         manifest = finishing["manifest"]
         write_json_atomically(self.out / MANIFEST_NAME, manifest)
