@@ -181,7 +181,8 @@ class Encoding:
     def moments(self, stats: dict, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of every column of ``x`` over the split, from the
         manifest's statistics (no pass over the data): numeric columns
-        account for the fill, one-hot columns are Bernoulli."""
+        account for the fill, one-hot columns are Bernoulli; a constant
+        column gets variance 1."""
         means, variances = [], []
         rows = max(int(rows), 1)
         for name, filled in zip(self.numeric, self.fill_values):
@@ -197,6 +198,11 @@ class Encoding:
             frequency = np.asarray(counts + [stats[name].get("oov", 0)], np.float64) / rows
             means += frequency.tolist()
             variances += (frequency * (1 - frequency)).tolist()
+        # A column constant over the split (an <other> column nothing reached,
+        # a numeric column with one value) gets variance 1, not 0: normalising
+        # by a zero variance would turn its first different value at
+        # prediction time into ~1e7 and let it alone decide the output.
+        variances = [v if v > 0 else 1.0 for v in variances]
         return np.asarray(means, np.float32), np.asarray(variances, np.float32)
 
 

@@ -1,0 +1,48 @@
+"""The model-ready encoding: fixed from the sample, applied the same way everywhere (issue 10)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from questlearn.encoding import Encoding
+
+
+def sample_encoding(fill="mean"):
+    sample = pa.table({"power": ["1", "NA", "3", ""], "kind": ["b", "a", None, "b"], "cleared": ["0", "1", "0", "1"]})
+    return Encoding.from_sample(sample, {"power": "numeric", "kind": "categorical", "cleared": "label"}, fill,
+                                null_values=["NA"])
+
+
+def test_the_encoding_comes_from_the_sample_fill_mean_and_sorted_vocabulary():
+    encoding = sample_encoding()
+    assert encoding.fill_values == [2.0]
+    assert encoding.vocabularies == {"kind": ["a", "b"]}
+    assert encoding.columns() == ["power", "kind=a", "kind=b", "kind=<other>"]
+    assert sample_encoding("zero").fill_values == [0.0]
+
+
+def test_rows_become_filled_one_hot_float32_in_the_order_asked():
+    encoding = sample_encoding()
+    x, counts = encoding.encode({"power": np.array([5.0, np.nan, 7.0])},
+                                {"kind": pa.chunked_array([["b", "zebra", None]])}, order=np.array([2, 0, 1]))
+    assert x.dtype == np.float32 and x.flags.c_contiguous
+    assert x.tolist() == [[7, 0, 0, 0], [5, 0, 1, 0], [2, 0, 0, 1]]  # missing kind: all zeros; unseen: <other>
+    assert counts["kind"].tolist() == [0, 1, 1]
+
+
+def test_a_column_constant_over_the_split_is_not_normalised_by_a_zero_variance():
+    """An <other> column no training row reached has mean 0 and variance 0; dividing by it
+    would turn an unseen category at prediction time into a huge input."""
+    encoding = sample_encoding()
+    stats = {"power": {"mean": 2.0, "variance": 0.0, "missing": 0},
+             "kind": {"category_counts": {"a": 3, "b": 1}, "oov": 0}}
+    means, variances = encoding.moments(stats, rows=4)
+    assert means.tolist() == [2.0, 0.75, 0.25, 0.0]
+    assert variances.tolist() == [1.0, 0.1875, 0.1875, 1.0]
+
+
+def test_the_record_round_trips():
+    encoding = sample_encoding()
+    again = Encoding.from_record(encoding.as_record())
+    assert again.as_record() == encoding.as_record() and again.width == encoding.width == 4
