@@ -18,7 +18,7 @@ from pathlib import Path
 from .manifest_schema import validate_manifest
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUBSETS = ("train", "validate")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 100 GB split's manifest is a few MB
 

@@ -26,9 +26,34 @@ _count = {"type": "integer", "minimum": 0, "maximum": 2 ** 62}  # numpy int64 ho
 _name = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
 _names = {"type": "array", "items": _name, "maxItems": MAX_COLUMNS}
 _sha256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-_file = {"type": "object", "required": ["name", "bytes", "sha256"],
-         "properties": {"name": _name, "bytes": _count, "sha256": _sha256, "rows": _count}}
+_file = {"type": "object", "required": ["name", "bytes", "sha256", "data_offset"],
+         "properties": {"name": _name, "bytes": _count, "sha256": _sha256, "rows": _count,
+                        "data_offset": _count}}  # the SHA-256 covers the bytes from data_offset on
 _number_or_null = {"type": ["number", "null"]}
+_strings = {"type": "array", "items": {"type": "string", "maxLength": MAX_NAME_LENGTH}}
+
+_encoding = {  # questlearn.encoding.Encoding.as_record: how the features became the float32 matrix
+    "type": "object",
+    "required": ["fill", "numeric", "fill_values", "categorical", "vocabularies", "columns"],
+    "properties": {
+        "fill": {"enum": ["mean", "zero"]},
+        "numeric": {**_names, "uniqueItems": True},
+        "fill_values": {"type": "array", "items": {"type": "number"}, "maxItems": MAX_COLUMNS},
+        "categorical": {**_names, "uniqueItems": True},
+        "vocabularies": {"type": "object", "additionalProperties": {**_strings, "maxItems": MAX_CATEGORIES}},
+        "columns": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+_scatter = {  # how rows were dealt into open shards (questlearn.scatter)
+    "type": "object",
+    "properties": {
+        "estimated_rows": _count,
+        "open_shard_limit": {"type": "integer", "minimum": 1},
+        "waves": {"type": "object", "additionalProperties": _count},
+        "npy_header_bytes": _count,
+    },
+}
 
 _shard = {
     "type": "object",
@@ -62,7 +87,7 @@ MANIFEST_SCHEMA = {
     "type": "object",
     "required": ["format_version", "complete", "source", "parameters", "schema", "stats", "subsets"],
     "properties": {
-        "format_version": {"const": 1},
+        "format_version": {"const": 2},
         "complete": {"const": True},
         "source": {
             "type": "object",
@@ -89,7 +114,7 @@ MANIFEST_SCHEMA = {
         },
         "schema": {
             "type": "object",
-            "required": ["columns", "label", "classes", "label_codes", "features", "categories"],
+            "required": ["columns", "label", "classes", "label_codes", "features", "categories", "encoding"],
             "properties": {
                 "task": {"enum": list(TASKS)},
                 "columns": {"type": "array", "minItems": 1, "maxItems": MAX_COLUMNS, "items": {
@@ -103,6 +128,7 @@ MANIFEST_SCHEMA = {
                 "categories": {"type": "object", "additionalProperties": {
                     "type": "array", "maxItems": MAX_CATEGORIES,
                     "items": {"type": "string", "maxLength": MAX_NAME_LENGTH}}},
+                "encoding": _encoding,
                 "na_values": {"type": "array", "items": {"type": "string", "maxLength": MAX_NAME_LENGTH}},
                 "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
             },
@@ -111,6 +137,7 @@ MANIFEST_SCHEMA = {
             "else": {"properties": {"classes": {"minItems": 1}, "label_codes": {"minItems": 1}}},
         },
         "stats": {"type": "object", "additionalProperties": _stats_entry},
+        "scatter": _scatter,
         "parallel": {  # only after `split --parallel/--ray` (questlearn.parallel_split)
             "type": "object",
             "required": ["parts", "part_seeds", "engine"],
@@ -221,18 +248,55 @@ def _check_consistency(manifest: dict, where: str) -> None:
             value = entry.get(key)
             if isinstance(value, float) and not math.isfinite(value):
                 wrong(f"stats.{name}.{key}", f"is {value}, not a finite number")
+    _check_encoding(manifest, wrong)
     total = 0
+    cap = manifest["parameters"].get("rows_per_shard")
     for subset in ("train", "validate"):
         record = manifest["subsets"][subset]
         rows = sum(shard["rows"] for shard in record["shards"])
         if rows != record["rows"]:
             wrong(f"subsets.{subset}.rows", f"is {record['rows']}, but its shards hold {rows} rows")
         total += rows
-        needed = {"csv": ("csv",), "npy": ("features", "labels")}
+        needed = {"csv": ("csv",), "npy": ("features", "labels", "rows")}
         for position, shard in enumerate(record["shards"]):
+            if cap is not None and shard["rows"] > cap:
+                wrong(f"subsets.{subset}.shards[{position}].rows", f"is {shard['rows']}, more than rows_per_shard {cap}")
+            for part, entry in shard["files"].items():
+                if entry["data_offset"] > entry["bytes"]:
+                    wrong(f"subsets.{subset}.shards[{position}].files.{part}.data_offset",
+                          f"is {entry['data_offset']}, past the file's {entry['bytes']} bytes")
             for form in manifest["parameters"]["formats"]:
                 for part in needed[form]:
                     if part not in shard["files"]:
                         wrong(f"subsets.{subset}.shards[{position}].files", f"lacks {part!r} (the split has {form} shards)")
     if total != manifest["source"]["rows"]:
         wrong("source.rows", f"is {manifest['source']['rows']}, but the shards hold {total} rows")
+
+
+def _check_encoding(manifest: dict, wrong) -> None:
+    """``schema.encoding`` must describe exactly the features and categories of the schema."""
+    schema = manifest["schema"]
+    encoding = schema["encoding"]
+    kinds = {column["name"]: column["kind"] for column in schema["columns"]}
+    numeric = [f for f in schema["features"] if kinds.get(f) == "numeric"]
+    categorical = [f for f in schema["features"] if kinds.get(f) == "categorical"]
+    if encoding["numeric"] != numeric:
+        wrong("schema.encoding.numeric", f"is {_short(encoding['numeric'])}, but the numeric features are {_short(numeric)}")
+    if encoding["categorical"] != categorical:
+        wrong("schema.encoding.categorical",
+              f"is {_short(encoding['categorical'])}, but the categorical features are {_short(categorical)}")
+    if len(encoding["fill_values"]) != len(numeric):
+        wrong("schema.encoding.fill_values", f"has {len(encoding['fill_values'])} entries for {len(numeric)} numeric columns")
+    for position, value in enumerate(encoding["fill_values"]):
+        if not math.isfinite(value):
+            wrong(f"schema.encoding.fill_values[{position}]", f"is {value}, not a finite number")
+    if sorted(encoding["vocabularies"]) != sorted(categorical):
+        wrong("schema.encoding.vocabularies", "must hold one vocabulary per categorical feature")
+    columns = list(numeric)
+    for name in categorical:
+        if encoding["vocabularies"][name] != schema["categories"].get(name):
+            wrong(f"schema.encoding.vocabularies.{name}", f"differs from schema.categories.{name}")
+        columns += [f"{name}={value}" for value in encoding["vocabularies"][name]] + [f"{name}=<other>"]
+    if encoding["columns"] != columns:
+        wrong("schema.encoding.columns", f"has {len(encoding['columns'])} names; the encoding makes {len(columns)} columns "
+              "(numeric features, then each categorical value and <other>)")

@@ -5,11 +5,13 @@ of the source, every batch would come from one stretch of time. Instead,
 before the pass the splitter estimates the subset's rows ``N`` and opens
 ``S = ceil(N / rows_per_shard)`` shards at once (at most
 :data:`MAX_OPEN_SHARDS` per subset), each with ``rows_per_shard`` free
-places. Each block's rows are dealt into the free places uniformly at
-random (a multivariate hypergeometric draw over the places left, then a
-seeded shuffle), so every shard is a uniform random sample of the rows
-read while it was open: of the whole source when ``S`` shards suffice.
-Within a shard rows keep their source order.
+places. A subset's rows take the free places uniformly at random (a
+multivariate hypergeometric draw over the places left, then a seeded
+shuffle, :class:`ShardDealer` drawing a fixed number of places at a time
+from the subset's own generator, so the result does not depend on how the
+source was cut into blocks), so every shard is a uniform random sample of
+the rows read while it was open: of the whole source when ``S`` shards
+suffice. Within a shard rows keep their source order.
 
 When the estimate was short, or ``S`` was capped, the places run out
 before the source does: the open shards close as a *wave* and a new wave
@@ -49,3 +51,79 @@ def deal(rng: np.random.Generator, free: np.ndarray, count: int) -> np.ndarray:
     assignment = np.repeat(np.arange(len(free), dtype=np.int64), per_shard)
     rng.shuffle(assignment)
     return assignment
+
+
+DEAL_GROUP_ROWS = 65_536
+
+
+class ShardDealer:
+    """Deal one subset's rows into its open shards, the same way however the rows arrive.
+
+    The places of the open shards are drawn ``group_rows`` at a time (one
+    :func:`deal` per group, from this subset's own generator) and handed out
+    in order, so where a row goes depends on its position in the subset
+    only, never on how the source was cut into blocks (block size, CSV
+    copies or not, a resumed run). Every prefix of a group is a uniform
+    sample of the free places, so the last, partly used group is fine.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        This subset's generator (not the one that picks subsets).
+    free : numpy.ndarray
+        Free places of each open shard.
+    group_rows : int
+        Places drawn at a time (memory: 8 bytes each).
+    """
+
+    def __init__(self, rng: np.random.Generator, free, group_rows: int = DEAL_GROUP_ROWS):
+        self.rng, self.group_rows = rng, int(group_rows)
+        self.new_wave(free)
+
+    def new_wave(self, free) -> None:
+        """The places of a freshly opened wave of shards."""
+        self.free = np.asarray(free, np.int64).copy()
+        self.group, self.used, self._start = np.empty(0, np.int64), 0, None
+
+    @property
+    def wave_full(self) -> bool:
+        """Every place of the open shards is taken."""
+        return self.used == len(self.group) and int(self.free.sum()) == 0
+
+    def take(self, count: int) -> np.ndarray:
+        """Shard positions of the next rows: ``count`` of them, fewer when the wave is full."""
+        if self.used == len(self.group):
+            room = int(self.free.sum())
+            if room == 0:
+                return np.empty(0, np.int64)
+            self._start = (self.rng.bit_generator.state, self.free.tolist())
+            self.group = deal(self.rng, self.free, min(self.group_rows, room))
+            self.free -= np.bincount(self.group, minlength=len(self.free))
+            self.used = 0
+        taken = self.group[self.used: self.used + count]
+        self.used += len(taken)
+        return taken
+
+    def state(self) -> dict:
+        """What :meth:`restore` needs to continue exactly here (JSON-ready)."""
+        if self.used < len(self.group):
+            rng, free = self._start
+            return {"rng": rng, "free": free, "group": len(self.group), "used": self.used}
+        return {"rng": self.rng.bit_generator.state, "free": self.free.tolist(), "group": 0, "used": 0}
+
+    @classmethod
+    def restore(cls, state: dict, group_rows: int = DEAL_GROUP_ROWS) -> "ShardDealer":
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = state["rng"]
+        dealer = cls(rng, state["free"], group_rows)
+        if state["group"]:
+            dealer._start = (state["rng"], list(state["free"]))
+            dealer.group = deal(rng, dealer.free, int(state["group"]))
+            dealer.free -= np.bincount(dealer.group, minlength=len(dealer.free))
+            dealer.used = int(state["used"])
+        return dealer
+
+
+def dealer_generator(seed: int, subset_number: int) -> np.random.Generator:
+    """The generator that deals subset ``subset_number``'s rows (independent of the subset draw)."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 1 + int(subset_number)])))

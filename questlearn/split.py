@@ -51,18 +51,17 @@ from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
 from .fastscan import fast_blocks
 from .infer import infer_schema
-from .manifest import MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
 from .reading import Chunk, parse_records
 from .rowchecks import check_label_present, check_numbers, explain_conversion_error
 from .sampling import sample_csv, sample_parquet
-from .scatter import MAX_OPEN_SHARDS, deal, shards_for
+from .scatter import MAX_OPEN_SHARDS, ShardDealer, dealer_generator, shards_for
 from .schema import (CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
                      arrow_types, class_order, label_strings, missing_tokens)
 from .shardfiles import NPY_HEADER_BYTES, ShardFiles
 from .shardwriter import ShardWriter, sync_directory_file_system, sync_file_system
 from .sources import check_unchanged, resolve_sources
 
-FORMAT_VERSION = 2
 JOURNAL_NAME = ".split-journal.json"
 LOCK_NAME = ".split.lock"
 MARKER_NAME = ".questlearn-split"
@@ -407,9 +406,10 @@ class _Splitter:
         self._init_statistics()
         self._set_open_limit()
         self.subsets = {}
-        for subset, share in (("train", 1 - self.params.val_fraction), ("validate", self.params.val_fraction)):
-            self.subsets[subset] = {"open": [], "free": np.zeros(0, np.int64), "label_counts": [], "closed": [],
-                                    "next_index": 0, "rows": 0, "waves": 0}
+        for number, (subset, share) in enumerate((("train", 1 - self.params.val_fraction),
+                                                  ("validate", self.params.val_fraction))):
+            self.subsets[subset] = {"open": [], "label_counts": [], "closed": [], "next_index": 0, "rows": 0, "waves": 0,
+                                    "dealer": ShardDealer(dealer_generator(self.params.seed, number), [])}
             self._open_wave(subset, self.estimated_rows * share)
 
     def _check_disk(self) -> None:
@@ -482,7 +482,7 @@ class _Splitter:
             shard.open()
         state["next_index"] += count
         state["open"] = shards
-        state["free"] = np.full(count, self.params.rows_per_shard, np.int64)
+        state["dealer"].new_wave(np.full(count, self.params.rows_per_shard, np.int64))
         state["label_counts"] = [{} for _ in shards]
         state["waves"] += 1
 
@@ -541,7 +541,7 @@ class _Splitter:
             for path in (self.out / subset).iterdir():
                 if path.name not in keep:
                     path.unlink()  # written after the checkpoint, by a wave that it does not know
-            self.subsets[subset] = {"open": shards, "free": np.asarray([e["free"] for e in saved["open"]], np.int64),
+            self.subsets[subset] = {"open": shards, "dealer": ShardDealer.restore(saved["dealer"]),
                                     "label_counts": [e["label_counts"] for e in saved["open"]],
                                     "closed": saved["closed"], "next_index": saved["next_index"],
                                     "rows": saved["rows"], "waves": saved["waves"]}
@@ -720,17 +720,15 @@ class _Splitter:
         for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
             rows = np.flatnonzero(selected)
             closing = []
+            state = self.subsets[subset]
             while len(rows):
-                state = self.subsets[subset]
-                room = int(state["free"].sum())
-                if room == 0:
+                if state["dealer"].wave_full:
                     closing += self._close_wave(subset)
                     continue
-                here, rows = rows[:room], rows[room:]
-                assignment = deal(self.rng, state["free"], len(here))
+                assignment = state["dealer"].take(len(rows))
+                here, rows = rows[:len(assignment)], rows[len(assignment):]
                 order = np.argsort(assignment, kind="stable")
                 per_shard = np.bincount(assignment, minlength=len(state["open"]))
-                state["free"] -= per_shard
                 plan.append((subset, (state["open"], per_shard, state["label_counts"]), here[order], closing))
                 closing = []
         return plan
@@ -797,9 +795,9 @@ class _Splitter:
             "vocabularies": {**{n: c.tolist() for n, c in self.category_counts.items()},
                              **({"__label__": self.label_vocabulary.state()} if self.label_vocabulary else {})},
             "label_stats": {n: s.state() for n, s in self.label_stats.items()},
-            "subsets": {name: {"open": [{"index": shard.index, "rows": shard.rows, "free": int(free),
-                                         "label_counts": dict(counts)}
-                                        for shard, free, counts in zip(s["open"], s["free"], s["label_counts"])],
+            "subsets": {name: {"open": [{"index": shard.index, "rows": shard.rows, "label_counts": dict(counts)}
+                                        for shard, counts in zip(s["open"], s["label_counts"])],
+                               "dealer": s["dealer"].state(),
                                "closed": s["closed"], "next_index": s["next_index"], "rows": s["rows"],
                                "waves": s["waves"]}
                         for name, s in self.subsets.items()},
@@ -816,19 +814,19 @@ class _Splitter:
         self.writer.finish()
         self.writer = None
         sync_directory_file_system(self.out)
-        finishing = {"shards": {}, "manifest": None}
+        finishing = {"shards": {}, "manifest": None, "renames": [], "discard": []}
         for subset, state in self.subsets.items():
             entries, index = [], 0
             for closed in sorted(state["closed"], key=lambda e: e["index"]):
-                if closed["rows"] == 0:
-                    for name in closed["partial_names"]:
-                        (self.out / subset / name).unlink(missing_ok=True)
+                if closed["rows"] == 0:  # removed once the finishing journal is on disk
+                    finishing["discard"] += [f"{subset}/{name}" for name in closed["partial_names"]]
                     continue
                 files = {}
                 for part, record in closed["files"].items():
                     suffix = "csv" if part == "csv" else f"{part}.npy"
-                    files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}", "partial": f"{subset}/{record['partial']}",
+                    files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}",
                                    **{k: record[k] for k in ("bytes", "sha256", "data_offset")}}
+                    finishing["renames"].append([f"{subset}/{record['partial']}", files[part]["name"]])
                 entries.append({"index": index, "rows": closed["rows"], "files": files,
                                 "label_counts": dict(sorted(closed["label_counts"].items()))})
                 index += 1
@@ -848,14 +846,15 @@ class _Splitter:
 
     def _publish(self, finishing: dict) -> dict:
         """Give the closed shards their final names, then write the manifest (resumable)."""
-        for subset, entries in finishing["shards"].items():
-            for entry in entries:
-                for record in entry["files"].values():
-                    partial, final = self.out / record.pop("partial"), self.out / record["name"]
-                    if partial.exists():
-                        os.replace(partial, final)
-                    elif not final.exists():
-                        raise ValueError(f"{final} is missing; delete {self.out} and split again")
+        for name in finishing["discard"]:
+            (self.out / name).unlink(missing_ok=True)
+        for partial_name, final_name in finishing["renames"]:
+            partial, final = self.out / partial_name, self.out / final_name
+            if partial.exists():
+                os.replace(partial, final)
+            elif not final.exists():
+                raise ValueError(f"{final} is missing; delete {self.out} and split again")
+        for subset in SUBSETS:
             fsync_directory(self.out / subset)
         manifest = finishing["manifest"]
         write_json_atomically(self.out / MANIFEST_NAME, manifest)

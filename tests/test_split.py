@@ -37,7 +37,8 @@ def all_shard_files(manifest, part):
 def nasty_split(quest_log, tmp_path_factory):
     out = tmp_path_factory.mktemp("nasty") / "split"
     # Tiny blocks and shards: boundaries fall next to quoted newlines and CRLFs.
-    split_csv(quest_log, out, rows_per_shard=97, val_fraction=0.25, seed=1, id_columns=ID_COLUMNS, block_size=1024)
+    split_csv(quest_log, out, rows_per_shard=97, val_fraction=0.25, seed=1, id_columns=ID_COLUMNS, block_size=1024,
+              formats=("csv", "npy"))
     return load_manifest(out)
 
 
@@ -47,7 +48,7 @@ def test_every_source_row_lands_in_exactly_one_csv_shard(quest_log, nasty_split)
     for _, shard, path in all_shard_files(nasty_split, "csv"):
         shard_header, *rows = csv_rows(path)
         assert shard_header == header  # header in every shard, BOM stripped
-        assert len(rows) == shard["rows"] > 0  # no empty shard
+        assert 0 < len(rows) == shard["rows"] <= 97  # no empty shard, none past rows_per_shard
         labels = [row[-1] for row in rows]
         assert shard["label_counts"] == {value: labels.count(value) for value in sorted(set(labels))}
         seen += rows
@@ -60,19 +61,31 @@ def test_every_source_row_lands_in_exactly_one_csv_shard(quest_log, nasty_split)
 
 def test_every_source_row_lands_in_exactly_one_binary_shard(quest_log, nasty_split):
     table = pd.read_csv(quest_log, keep_default_na=False, na_values=[""])
-    features = nasty_split["schema"]["features"]
-    numeric = [f for f in features if f != "quest_type" and f != "note"]
+    encoding = nasty_split["schema"]["encoding"]
+    columns = encoding["columns"]
+    assert encoding["numeric"] == [f for f in nasty_split["schema"]["features"] if f not in ("quest_type", "note")]
     seen_rows = []
     for _, shard, path in all_shard_files(nasty_split, "rows"):
         rows = np.load(path)
         x = np.load(str(path).replace(".rows.npy", ".features.npy"))
         labels = np.load(str(path).replace(".rows.npy", ".labels.npy"))
-        assert len(rows) == len(x) == len(labels) == shard["rows"]
+        assert x.dtype == np.float32 and x.shape == (shard["rows"], len(columns))
+        assert len(rows) == len(labels) == shard["rows"]
+        assert np.all(np.diff(rows) > 0)  # rows keep their source order within a shard
         expected = table.iloc[rows]
-        for column in numeric:
-            np.testing.assert_array_equal(x[:, features.index(column)], expected[column].to_numpy(np.float32))
-        vocabulary = nasty_split["schema"]["categories"]["quest_type"]
-        assert [vocabulary[int(c)] for c in x[:, features.index("quest_type")]] == expected["quest_type"].tolist()
+        for column, fill in zip(encoding["numeric"], encoding["fill_values"]):
+            want = expected[column].to_numpy(np.float64)
+            want = np.where(np.isnan(want), fill, want).astype(np.float32)  # a missing number is the fill value
+            np.testing.assert_array_equal(x[:, columns.index(column)], want)
+        for column in ("quest_type", "note"):
+            block = [i for i, name in enumerate(columns) if name.startswith(f"{column}=")]
+            assert columns[block[-1]] == f"{column}=<other>"
+            one_hot = x[:, block]
+            assert set(np.unique(one_hot)) <= {0.0, 1.0} and np.all(one_hot.sum(axis=1) <= 1)
+            decoded = [columns[block[int(np.argmax(r))]].split("=", 1)[1] if r.any() else None for r in one_hot]
+            values = expected[column].tolist()
+            vocabulary = encoding["vocabularies"][column]
+            assert decoded == [None if pd.isna(v) else (v if v in vocabulary else "<other>") for v in values]
         classes = nasty_split["schema"]["classes"]
         codes = nasty_split["schema"]["label_codes"]
         assert [classes[codes[c]] for c in labels] == expected["cleared"].astype(str).tolist()
@@ -111,9 +124,11 @@ def test_manifest_records_schema_stats_and_checksums(quest_log, nasty_split):
 def test_assignment_is_deterministic_per_seed(plain_log, tmp_path):
     first = split_csv(plain_log, tmp_path / "a", rows_per_shard=500, seed=4)
     again = split_csv(plain_log, tmp_path / "b", rows_per_shard=500, seed=4, block_size=2048)
+    with_csv = split_csv(plain_log, tmp_path / "d", rows_per_shard=500, seed=4, block_size=3000, formats=("csv", "npy"))
     other = split_csv(plain_log, tmp_path / "c", rows_per_shard=500, seed=5)
-    shas = lambda m: [s["files"]["csv"]["sha256"] for s in m["subsets"]["validate"]["shards"]]  # noqa: E731
-    assert shas(first) == shas(again)  # independent of the read block size
+    shas = lambda m: [[s["files"][part]["sha256"] for part in ("features", "labels", "rows")]  # noqa: E731
+                      for subset in ("train", "validate") for s in m["subsets"][subset]["shards"]]
+    assert shas(first) == shas(again) == shas(with_csv)  # independent of the read block size and the CSV copies
     assert shas(first) != shas(other)
     assert abs(first["subsets"]["validate"]["rows"] / 2000 - 0.2) < 0.05
 
@@ -163,7 +178,7 @@ def test_manifest_paths_outside_the_split_are_rejected(plain_log, tmp_path):
     out = tmp_path / "out"
     split_csv(plain_log, out, rows_per_shard=700)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["subsets"]["train"]["shards"][0]["files"]["csv"]["name"] = "../../etc/passwd"
+    manifest["subsets"]["train"]["shards"][0]["files"]["features"]["name"] = "../../etc/passwd"
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="not a path inside"):
         load_manifest(out)
@@ -172,7 +187,7 @@ def test_manifest_paths_outside_the_split_are_rejected(plain_log, tmp_path):
 def test_truncated_shard_is_detected(plain_log, tmp_path):
     out = tmp_path / "out"
     manifest = split_csv(plain_log, out, rows_per_shard=700)
-    shard = out / manifest["subsets"]["train"]["shards"][0]["files"]["csv"]["name"]
+    shard = out / manifest["subsets"]["train"]["shards"][0]["files"]["features"]["name"]
     shard.write_bytes(shard.read_bytes()[:100])
     with pytest.raises(ValueError, match="changed or truncated"):
         load_manifest(out)
@@ -219,9 +234,11 @@ def test_killed_split_resumes_to_byte_identical_output(tmp_path):
 def test_split_killed_before_its_first_checkpoint_starts_over(plain_log, tmp_path):
     clean = split_csv(plain_log, tmp_path / "clean", rows_per_shard=700)
     out = tmp_path / "out"
-    (out / "train").mkdir(parents=True)
-    (out / "train" / ".split_data_00000.csv.partial").write_bytes(b"attempt_id,half a row")
-    (out / ".split-shards.jsonl").write_bytes(b"")
+    for subset in ("train", "validate"):  # what a split killed before its first journal leaves
+        (out / subset).mkdir(parents=True)
+        (out / subset / ".shard_00000.features.npy.partial").write_bytes(b"\x93NUMPY half a header")
+    (out / "train" / ".shard_00001.labels.npy.partial").write_bytes(b"")
+    (out / f".{JOURNAL_NAME}.tmp").write_bytes(b"{\"half")
     (out / MARKER_NAME).write_text("written by questlearn split")  # a split writes its marker before anything else
     again = split_csv(plain_log, out, rows_per_shard=700)
     assert again["subsets"] == clean["subsets"]
@@ -296,30 +313,46 @@ def test_cli_reports_errors_without_a_traceback(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_a_full_disk_says_so_in_one_line_and_the_split_resumes_after_space_is_freed(tmp_path):
+    """Too little disk for the estimate: refused before the pass; a disk that fills up during the
+    pass (another program's file): one line, and the same command resumes once space is freed."""
     import os
     import shutil as shell
 
     if os.geteuid() != 0 or not shell.which("mount"):
         pytest.skip("needs root to mount a small tmpfs")
-    source = write_quest_log(tmp_path / "log.csv", rows=30_000, seed=2)  # about 6 MB of source, more of shards
+    source = write_quest_log(tmp_path / "log.csv", rows=150_000, seed=2)  # about 30 MB of source, 20 MB of shards
     disk = tmp_path / "tiny"
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
         command = [*SPLIT_COMMAND, str(source), str(disk / "out")]
-        full = subprocess.run(command, capture_output=True, text=True, env=run_env(), timeout=240)
-        assert full.returncode == 2, full.stderr
-        lines = [line for line in full.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and "is full" in lines[0] and "run the same command again" in lines[0], full.stderr
-        assert "Traceback" not in full.stderr
+        early = subprocess.run(command, capture_output=True, text=True, env=run_env(), timeout=240)
+        assert early.returncode == 2 and "not enough disk for this split" in early.stderr, early.stderr
+        assert "Traceback" not in early.stderr and not (disk / "out").exists()
+
+        subprocess.run(["mount", "-o", "remount,size=40m", str(disk)], check=True)
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=run_env())
+        marker = disk / "out" / MARKER_NAME  # written once the disk check passed
+        deadline = time.monotonic() + 120
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        ballast = disk / "ballast"
+        with open(ballast, "wb") as handle:  # another program fills the disk during the pass
+            while shell.disk_usage(disk).free > (2 << 20):
+                handle.write(b"\0" * (1 << 20))
+        stderr = process.communicate(timeout=240)[1]
+        assert process.returncode == 2, stderr
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "is full" in lines[0] and "run the same command again" in lines[0], stderr
         assert not (disk / "out" / "manifest.json").exists()
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        ballast.unlink()
         subprocess.run(command, check=True, env=run_env(), capture_output=True, timeout=240)
         clean = tmp_path / "clean"
         subprocess.run([*SPLIT_COMMAND, str(source), str(clean)], check=True, env=run_env(), capture_output=True, timeout=240)
         for path in sorted(clean.rglob("*")):
             if path.is_file() and path.name != ".split.lock":
                 assert (disk / "out" / path.relative_to(clean)).read_bytes() == path.read_bytes(), path.name
+        assert sorted(p.name for p in (disk / "out").rglob("*")) == sorted(p.name for p in clean.rglob("*"))
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)

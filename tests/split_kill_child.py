@@ -1,0 +1,67 @@
+"""Run ``questlearn split`` and SIGKILL it at the N-th time it reaches a chosen point.
+
+Usage: python split_kill_child.py POINT N COUNT_FILE -- SPLIT_ARGS...
+
+``POINT`` is one of :data:`POINTS`: a step of the split where a crash must be
+survivable (a shard write, a journal write, a shard closing, a rename or
+atomic replace, the journal's durability sync). ``N`` = 0 kills nothing and
+writes to ``COUNT_FILE`` how often each point was reached, so the test can
+choose kill points spread over a whole run, the final renames included.
+Checkpoints are made every few kilobytes, so a small source has many.
+"""
+
+import json
+import os
+import signal
+import sys
+
+
+def main():
+    point, nth, count_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    split_args = sys.argv[sys.argv.index("--") + 1:]
+    import questlearn.split as split
+    import questlearn.shardfiles as shardfiles
+    from questlearn.cli import main as cli_main
+
+    split.CHECKPOINT_BYTES = 40_000
+    counts = dict.fromkeys(POINTS, 0)
+
+    def reached(name):
+        counts[name] += 1
+        if name == point and counts[name] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def wrap(owner, attribute, name, after=False):
+        original = getattr(owner, attribute)
+
+        def wrapped(*args, **kwargs):
+            if not after:
+                reached(name)
+            result = original(*args, **kwargs)
+            if after:
+                reached(name)
+            return result
+        setattr(owner, attribute, wrapped)
+
+    wrap(split._Append, "__call__", "append")
+    wrap(split._Append, "__call__", "after_append", after=True)
+    wrap(split._WriteJournal, "__call__", "journal")
+    wrap(split._CloseShard, "__call__", "close")
+    wrap(split._CloseShard, "__call__", "after_close", after=True)
+    wrap(shardfiles.os, "pwrite", "header")
+    wrap(split.os, "replace", "replace")
+    wrap(split.os, "replace", "after_replace", after=True)
+    wrap(split, "sync_file_system", "sync")
+    try:
+        code = cli_main(["split", *split_args])
+    finally:
+        if nth == 0:
+            with open(count_file, "w") as handle:
+                json.dump(counts, handle)
+    sys.exit(code)
+
+
+POINTS = ("append", "after_append", "journal", "close", "after_close", "header", "replace", "after_replace", "sync")
+
+if __name__ == "__main__":
+    main()

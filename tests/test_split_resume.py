@@ -1,0 +1,99 @@
+"""A split SIGKILLed at any step resumes to a tree byte-identical to a clean run's.
+
+The child (``split_kill_child.py``) kills itself at the N-th time it reaches a
+step: a shard write, a shard closing, a ``.npy`` header rewrite, a journal
+write or its sync, a rename (the journal's, the final shard names', the
+manifest's). Kill points are spread over the whole run, from the first write
+to the last rename, and some runs are killed twice.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from questlearn.split import JOURNAL_NAME
+from questlearn.synth import write_quest_log
+
+from helpers import run_env
+
+CHILD = Path(__file__).with_name("split_kill_child.py")
+ARGS = ["--rows-per-shard", "400", "--max-open-shards", "3", "--block-size", "8192", "--seed", "3",
+        "--id-column", "attempt_id", "--no-progress"]
+
+
+def tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_child(point, nth, counts, source, out, formats):
+    command = [sys.executable, str(CHILD), point, str(nth), str(counts), "--", *map(str, source), str(out), *ARGS,
+               "--formats", formats]
+    return subprocess.run(command, env=run_env(), capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    root = tmp_path_factory.mktemp("killsrc")
+    one = write_quest_log(root / "log.csv", rows=8000, seed=5, nasty=True)
+    parts = root / "parts"
+    parts.mkdir()
+    for index in range(3):  # several files, one of them gzip-compressed
+        write_quest_log(parts / f"part-{index}.csv", rows=2500, seed=20 + index)
+    import gzip
+
+    (parts / "part-1.csv.gz").write_bytes(gzip.compress((parts / "part-1.csv").read_bytes()))
+    (parts / "part-1.csv").unlink()
+    return {"one": [one], "parts": sorted(parts.iterdir())}
+
+
+def kill_points(counts: dict):
+    """(point, N) pairs spread over a run: first, middle and last times, and the final renames."""
+    chosen = []
+    for point, total in counts.items():
+        if total == 0:
+            continue
+        picks = {1, max(1, total // 3), max(1, 2 * total // 3), total}
+        if point in ("replace", "after_replace"):
+            # the manifest, the shards' final names, the finishing journal, the last checkpoint
+            picks |= {max(1, total - k) for k in (0, 1, 2, 5, 20, counts["close"] * 4, counts["close"] * 4 + 1)}
+        chosen += [(point, n) for n in sorted(picks)]
+    return chosen
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("source,formats", [("one", "csv,npy"), ("parts", "npy")])
+def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, source, formats):
+    files = sources[source]
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(clean), *ARGS,
+                    "--formats", formats], check=True, env=run_env(), capture_output=True, timeout=120)
+    expected = tree(clean)
+    assert any(name.endswith(".features.npy") for name in expected)
+    counted = tmp_path / "counted"
+    result = run_child("append", 0, tmp_path / "counts.json", files, counted, formats)
+    assert result.returncode == 0, result.stderr
+    assert tree(counted) == expected  # frequent checkpoints change nothing
+    counts = json.loads((tmp_path / "counts.json").read_text())
+    assert counts["journal"] >= 10 and counts["close"] >= 6  # many checkpoints, several waves
+    points = kill_points(counts)
+    second = {("append", max(1, counts["append"] // 3)): ("append", 50),
+              ("replace", counts["replace"] - 20): ("replace", 3),
+              ("journal", max(1, counts["journal"] // 3)): ("close", 2)}
+    for point, nth in points:
+        out = tmp_path / f"{point}-{nth}"
+        killed = run_child(point, nth, tmp_path / "unused.json", files, out, formats)
+        assert killed.returncode == -9, (point, nth, killed.stderr[-2000:])
+        if (point, nth) in second:  # killed again while resuming
+            again = run_child(*second[(point, nth)], tmp_path / "unused.json", files, out, formats)
+            assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
+        resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(out), *ARGS,
+                                  "--formats", formats], env=run_env(), capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, (point, nth, resumed.stderr[-2000:])
+        got = tree(out)
+        assert sorted(got) == sorted(expected), (point, nth, sorted(set(got) ^ set(expected))[:6])
+        for name in expected:
+            assert got[name] == expected[name], (point, nth, name)
+        assert not (out / JOURNAL_NAME).exists()
