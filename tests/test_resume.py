@@ -30,7 +30,8 @@ def id_feature_split(tmp_path_factory):
     """A split where ``attempt_id`` is a feature, so each batch shows which rows it holds."""
     root = tmp_path_factory.mktemp("resume")
     log = write_quest_log(root / "quests.csv", rows=6000, seed=3)
-    split_csv(log, root / "split", rows_per_shard=700, seed=0, id_columns=("player_id",), progress=False)
+    split_csv(log, root / "split", rows_per_shard=700, seed=0, id_columns=("player_id",), progress=False,
+              formats=("csv", "npy"))
     return root / "split"
 
 
