@@ -49,7 +49,7 @@ def test_loader_peak_memory_is_flat_workers_included(logs, tmp_path, source):
     peaks = {}
     for factor, log in logs.items():
         out = tmp_path / f"split{factor}"
-        split_csv(log, out, rows_per_shard=20_000, id_columns=("attempt_id",))
+        split_csv(log, out, rows_per_shard=20_000, id_columns=("attempt_id",), formats=("csv", "npy"))
         peaks[factor] = peak("load", out, source)
     (own_small, workers_small), (own_large, workers_large) = peaks[1], peaks[4]
     assert own_large <= own_small * 1.10, peaks

@@ -55,7 +55,7 @@ def kill_points(counts: dict):
     for point, total in counts.items():
         if total == 0:
             continue
-        if point in ("append", "after_append", "header", "sync"):
+        if point in ("append", "after_append", "header", "sync", "replace", "after_replace"):
             picks = {max(1, total // 2)}
         else:
             picks = {1, max(1, total // 2), total}
@@ -67,7 +67,7 @@ def kill_points(counts: dict):
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("source,formats", [("one", "csv,npy"), ("parts", "npy")])
+@pytest.mark.parametrize("source,formats", [("one", "csv,npy")])  # gzip and part files: test_sources.py
 def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, source, formats):
     files = sources[source]
     clean = tmp_path / "clean"
