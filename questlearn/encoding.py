@@ -70,7 +70,8 @@ class Encoding:
 
     # -- building and recording ------------------------------------------
     @classmethod
-    def from_sample(cls, sample: pa.Table, kinds: dict, fill: str = "mean", null_values=()) -> "Encoding":
+    def from_sample(cls, sample: pa.Table, kinds: dict, fill: str = "mean", null_values=(),
+                    max_categories: int | None = None) -> "Encoding":
         """Decide the encoding from the sampled rows.
 
         Parameters
@@ -84,6 +85,11 @@ class Encoding:
             ``"mean"`` or ``"zero"``.
         null_values : sequence of str
             Missing-value tokens, for string samples.
+        max_categories : int, optional
+            Most one-hot columns per categorical feature (a declared
+            categorical column may show more values in the sample): the most
+            frequent values in the sample are kept (ties: the smaller value),
+            the others go to ``<other>``.
         """
         numeric = [n for n, k in kinds.items() if k == "numeric"]
         categorical = [n for n, k in kinds.items() if k == "categorical"]
@@ -92,12 +98,19 @@ class Encoding:
             values = _as_float(sample[name], null_values) if name in sample.column_names else np.empty(0)
             present = values[~np.isnan(values)]
             fill_values.append(float(present.mean()) if fill == "mean" and len(present) else 0.0)
-        vocabularies = {}
+        vocabularies, capped = {}, {}
         for name in categorical:
             column = pc.cast(sample[name], pa.string()) if name in sample.column_names else pa.chunked_array([], pa.string())
-            values = [v for v in pc.unique(column).to_pylist() if v is not None and v not in set(null_values)]
-            vocabularies[name] = sorted(values)
-        return cls(fill, numeric, fill_values, categorical, vocabularies)
+            counted = pc.value_counts(column).to_pylist()
+            missing = set(null_values)
+            pairs = [(-c["counts"], c["values"]) for c in counted if c["values"] is not None and c["values"] not in missing]
+            if max_categories is not None and len(pairs) > max_categories:
+                capped[name] = (len(pairs), int(max_categories))
+                pairs = sorted(pairs)[:max_categories]
+            vocabularies[name] = sorted(value for _, value in pairs)
+        encoding = cls(fill, numeric, fill_values, categorical, vocabularies)
+        encoding.capped = capped
+        return encoding
 
     @classmethod
     def from_record(cls, record: dict) -> "Encoding":
@@ -128,6 +141,11 @@ class Encoding:
             lines.append(f"  missing numbers are filled with the sample {'mean' if self.fill == 'mean' else 'value 0'}"
                          + (f": {fills}" if self.fill == "mean" else ""))
         for name in self.categorical:
+            if name in getattr(self, "capped", {}):
+                seen, cap = self.capped[name]
+                lines.append(f"  {name}: {seen} values in the sample outgrew --max-categories {cap}: one-hot over the "
+                             f"{cap} most frequent; the others, and values first met later, go to {name}={OTHER}")
+                continue
             lines.append(f"  {name}: one-hot over the {len(self.vocabularies[name])} values in the sample; "
                          f"values first met later go to {name}={OTHER}")
         return "\n".join(lines)

@@ -305,7 +305,8 @@ class _Splitter:
             print(inferred.describe(self.params.null_values if self.format == "csv" else None), flush=True)
         inferred.raise_problems()
         inferred.encoding = Encoding.from_sample(inferred.sample, inferred.kinds, self.params.fill,
-                                                 self.params.null_values if self.format == "csv" else ())
+                                                 self.params.null_values if self.format == "csv" else (),
+                                                 max_categories=self.params.max_categories)
         if self.verbose:
             print(inferred.encoding.describe(), flush=True)
         return inferred

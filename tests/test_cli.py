@@ -104,8 +104,8 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
     args = [sys.executable, "-m", "questlearn", "split", str(log), str(out), "--block-size", "16384", "--no-progress"]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plain_env())
     deadline = time.monotonic() + 120
-    while not (out / ".split-journal.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not (out / ".questlearn-split").exists() and time.monotonic() < deadline:  # the pass starts
+        time.sleep(0.002)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, (stdout, stderr)

@@ -140,7 +140,8 @@ def test_high_cardinality_strings_are_text_and_later_overflow_goes_out_of_vocabu
     source = tmp_path / "text.csv"
     frame.to_csv(source, index=False)
     # guild is declared: its 58 distinct values in the sample exceed 50, so undeclared it would be text
-    split_csv(source, tmp_path / "out", max_categories=50, block_size=16_384, categorical_columns=["guild"], verbose=True)
+    split_csv(source, tmp_path / "out", max_categories=50, block_size=16_384, categorical_columns=["guild"], verbose=True,
+              formats=("csv", "npy"))
     printed = capsys.readouterr().out
     manifest = load_manifest(tmp_path / "out")
     kinds = kinds_of(manifest)

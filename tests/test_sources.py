@@ -5,6 +5,7 @@ import gzip
 import lzma
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +27,8 @@ SPLIT = ["python3", "-m", "questlearn.cli", "split", "--no-progress", "--rows-pe
 
 
 def split(source, out, **parameters):
-    """Split quietly and return the loaded manifest (with its ``root``)."""
+    """Split quietly (model-ready and CSV shards) and return the loaded manifest (with its ``root``)."""
+    parameters.setdefault("formats", ("csv", "npy"))
     split_csv(source, out, verbose=False, **parameters)
     return load_manifest(out)
 
@@ -212,20 +214,16 @@ def test_other_delimiters_split_like_commas(plain, tmp_path):
     assert manifest["schema"]["delimiter"] == ";"
 
 
-def _kill_and_resume(command, out: Path, delays):
+def _kill_and_resume(command, out: Path, kills_at):
+    """SIGKILL the split at each ``(step, N)`` of ``kills_at`` in turn (each run resuming the
+    last; see split_kill_child.py), then let it finish; return how many runs were killed."""
+    child = Path(__file__).with_name("split_kill_child.py")
     kills = 0
-    for delay in delays:
-        process = subprocess.Popen(command, env=run_env(), stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while not (out / JOURNAL_NAME).exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(delay)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
-        if (out / "manifest.json").exists():
-            break
+    for point, nth in kills_at:
+        killed = subprocess.run([sys.executable, str(child), point, str(nth), str(out.parent / "unused.json"), "--",
+                                 *command[4:]], env=run_env(), capture_output=True, text=True, timeout=240)
+        assert killed.returncode in (0, -signal.SIGKILL), killed.stderr[-2000:]
+        kills += killed.returncode == -signal.SIGKILL
     subprocess.run(command, check=True, env=run_env(), stdout=subprocess.DEVNULL)
     return kills
 
@@ -247,8 +245,11 @@ def test_killed_split_of_gzip_and_multi_file_sources_resumes_byte_identical(tmp_
         (source / "_SUCCESS").write_bytes(b"")
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     subprocess.run([*SPLIT, str(source), str(clean)], check=True, env=run_env(), stdout=subprocess.DEVNULL)
-    kills = _kill_and_resume([*SPLIT, str(source), str(killed)], killed, (0.3, 0.8, 1.5, 2.5))
-    assert kills >= 1, "the split finished before it could be killed; make the input bigger"
+    # during the pass, then while closing the shards, then among the final renames
+    steps = (("append", 300), ("after_append", 500), ("journal", 3), ("replace", 9), ("after_replace", 12),
+             ("close", 2), ("after_replace", 5))
+    kills = _kill_and_resume([*SPLIT, str(source), str(killed)], killed, steps)
+    assert kills == len(steps)
     clean_files, resumed_files = _tree(clean), _tree(killed)
     assert sorted(clean_files) == sorted(resumed_files)
     for name in clean_files:

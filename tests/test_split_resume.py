@@ -55,16 +55,19 @@ def kill_points(counts: dict):
     for point, total in counts.items():
         if total == 0:
             continue
-        picks = {1, max(1, total // 3), max(1, 2 * total // 3), total}
+        if point in ("append", "after_append", "header", "sync", "replace", "after_replace"):
+            picks = {max(1, total // 2)}
+        else:
+            picks = {1, max(1, total // 2), total}
         if point in ("replace", "after_replace"):
             # the manifest, the shards' final names, the finishing journal, the last checkpoint
-            picks |= {max(1, total - k) for k in (0, 1, 2, 5, 20, counts["close"] * 4, counts["close"] * 4 + 1)}
+            picks |= {max(1, total - k) for k in (0, 1, 20, counts["close"] * 4, counts["close"] * 4 + 1)}
         chosen += [(point, n) for n in sorted(picks)]
     return chosen
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("source,formats", [("one", "csv,npy"), ("parts", "npy")])
+@pytest.mark.parametrize("source,formats", [("one", "csv,npy")])  # gzip and part files: test_sources.py
 def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, source, formats):
     files = sources[source]
     clean = tmp_path / "clean"
@@ -79,9 +82,9 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
     counts = json.loads((tmp_path / "counts.json").read_text())
     assert counts["journal"] >= 10 and counts["close"] >= 6  # many checkpoints, several waves
     points = kill_points(counts)
-    second = {("append", max(1, counts["append"] // 3)): ("append", 50),
+    second = {("append", max(1, counts["append"] // 2)): ("append", 50),
               ("replace", counts["replace"] - 20): ("replace", 3),
-              ("journal", max(1, counts["journal"] // 3)): ("close", 2)}
+              ("journal", max(1, counts["journal"] // 2)): ("close", 2)}
     for point, nth in points:
         out = tmp_path / f"{point}-{nth}"
         killed = run_child(point, nth, tmp_path / "unused.json", files, out, formats)
