@@ -6,7 +6,6 @@ import lzma
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 
 from questlearn.csvscan import CsvFormatError
 from questlearn.manifest import load_manifest
-from questlearn.split import JOURNAL_NAME, split_csv
+from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
 from helpers import ID_COLUMNS, run_env

@@ -356,3 +356,26 @@ def test_a_full_disk_says_so_in_one_line_and_the_split_resumes_after_space_is_fr
         assert sorted(p.name for p in (disk / "out").rglob("*")) == sorted(p.name for p in clean.rglob("*"))
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_fill_zero_writes_missing_numbers_as_zero(plain_log, tmp_path):
+    mean = load_manifest_after(split_csv(plain_log, tmp_path / "mean", rows_per_shard=700, verbose=False), tmp_path / "mean")
+    zero = load_manifest_after(split_csv(plain_log, tmp_path / "zero", rows_per_shard=700, fill="zero", verbose=False),
+                               tmp_path / "zero")
+    assert zero["schema"]["encoding"]["fill"] == "zero" and set(zero["schema"]["encoding"]["fill_values"]) == {0.0}
+    stamina = mean["schema"]["encoding"]["numeric"].index("stamina")
+    assert mean["schema"]["encoding"]["fill_values"][stamina] == pytest.approx(50, abs=5)
+    table = pd.read_csv(plain_log)
+    for manifest, fill in ((mean, mean["schema"]["encoding"]["fill_values"][stamina]), (zero, 0.0)):
+        for _, shard, path in all_shard_files(manifest, "rows"):
+            rows = np.load(path)
+            x = np.load(str(path).replace(".rows.npy", ".features.npy"))
+            missing = table["stamina"].isna().to_numpy()[rows]
+            column = manifest["schema"]["encoding"]["columns"].index("stamina")
+            assert np.all(x[missing, column] == np.float32(fill))
+    with pytest.raises(ValueError, match="fill must be"):
+        split_csv(plain_log, tmp_path / "bad", fill="median")
+
+
+def load_manifest_after(_, out):
+    return load_manifest(out)
