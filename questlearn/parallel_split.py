@@ -322,7 +322,7 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
             values, counts, oov = vocabularies[name][:3]
             count = sum(counts) + oov
             stats[name] = {"count": count, "missing": row_offsets[-1] - count,
-                           "category_counts": dict(zip(values, counts)), "oov": oov}
+                           "category_counts": dict(zip(values, counts)), **({} if kind == LABEL else {"oov": oov})}
         elif name in parts[0]["stats"]:  # numeric, or a regression label
             merged = NumericStats()
             for part in parts:

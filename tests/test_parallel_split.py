@@ -21,8 +21,9 @@ from helpers import run_env
 
 PART_ROWS = (900, 0, 1300, 600)  # uneven, with a header-only part
 OPTIONS = dict(rows_per_shard=350, val_fraction=0.25, seed=3, id_columns=("attempt_id",),
-               categorical_columns=("player_id",), max_categories=1400, block_size=4096)
-# player_id is nearly unique: no part alone outgrows 1,400 values, the union of all parts does.
+               categorical_columns=("player_id",), max_categories=1400, block_size=4096, formats=("csv", "npy"))
+# player_id is nearly unique: the sample holds more than 1,400 values, so the encoding keeps the most
+# frequent 1,400 and later rows of the others go to player_id=<other>.
 REL = 1e-9
 
 
@@ -123,43 +124,45 @@ def test_statistics_vocabularies_and_classes_equal_a_sequential_split(splits):
     assert record["inexact_oov"] == []
 
 
-def test_a_part_that_alone_outgrows_max_categories_is_reported_not_silent(splits, tmp_path, capsys):
+def test_a_small_max_categories_gives_the_sequential_vocabulary_and_other_counts_exactly(splits, tmp_path):
+    """The encoding is fixed once from the sample, before any part runs, so no part can
+    code a value differently from a sequential split (the old per-part limit is gone)."""
     parts, _, _ = splits
     options = {**OPTIONS, "max_categories": 40}
     sequential = split_csv(parts, tmp_path / "sequential", verbose=False, **options)
-    parallel = split_csv(parts, tmp_path / "parallel", parallel=2, verbose=True, **options)
-    assert parallel["schema"]["categories"] == sequential["schema"]["categories"]  # the vocabulary is always exact
-    flagged = parallel["parallel"]["inexact_oov"]
-    assert [entry["part"] for entry in flagged] == ["part-00002.csv", "part-00003.csv"]
-    assert "warning: part part-00002.csv alone holds more than --max-categories 40" in capsys.readouterr().out
-    got, expected = parallel["stats"]["player_id"], sequential["stats"]["player_id"]
-    assert got["count"] + got["missing"] == expected["count"] + expected["missing"] == sum(PART_ROWS)
+    parallel = split_csv(parts, tmp_path / "parallel", parallel=2, verbose=False, **options)
+    assert parallel["schema"]["categories"] == sequential["schema"]["categories"]
+    assert parallel["schema"]["encoding"] == sequential["schema"]["encoding"]
+    assert parallel["stats"]["player_id"] == sequential["stats"]["player_id"]
+    assert parallel["stats"]["player_id"]["oov"] > 0 and parallel["parallel"]["inexact_oov"] == []
 
 
-def test_category_and_label_codes_in_npy_shards_decode_to_the_csv_values(splits):
+def test_one_hot_blocks_and_label_codes_in_npy_shards_decode_to_the_csv_values(splits):
     _, _, manifest = splits
     schema = manifest["schema"]
-    features, categories = schema["features"], schema["categories"]
+    columns = schema["encoding"]["columns"]
     classes = [schema["classes"][code] for code in schema["label_codes"]]
-    max_categories = manifest["parameters"]["max_categories"]
-    checked_oov = 0
+    checked_other = 0
     for files, _ in shards_of(manifest):
         header, rows = read_csv(files["csv"])
         matrix, labels = np.load(files["features"]), np.load(files["labels"])
-        for name, values in categories.items():
-            codes = matrix[:, features.index(name)]
+        for name, values in schema["categories"].items():
+            block = matrix[:, [i for i, c in enumerate(columns) if c.startswith(f"{name}=")]]
             column = [row[header.index(name)] for row in rows]
-            for code, text in zip(codes.tolist(), column):
-                if np.isnan(code):
+            for one_hot, text in zip(block, column):
+                if not one_hot.any():
                     assert text in missing_tokens()
-                elif code == max_categories:
+                    continue
+                assert one_hot.sum() == 1
+                position = int(one_hot.argmax())
+                if position == len(values):
                     assert text not in values
-                    checked_oov += 1
+                    checked_other += 1
                 else:
-                    assert values[int(code)] == text
+                    assert values[position] == text
         label_column = [row[header.index(schema["label"])] for row in rows]
         assert [classes[code] for code in labels.tolist()] == [str(int(float(v))) for v in label_column]
-    assert checked_oov > 0
+    assert checked_other > 0
 
 
 def test_a_finished_parallel_split_is_a_no_op_and_other_parameters_are_refused(splits, tmp_path):
@@ -227,7 +230,8 @@ def test_a_killed_parallel_split_resumes_to_the_same_output(tmp_path):
 def test_ray_runs_the_part_tasks_on_127_0_0_1_and_merges_the_same_split(splits, tmp_path):
     parts, _, processes = splits
     out = tmp_path / "ray"
-    options = [f"--{k.replace('_', '-')}={v}" for k, v in OPTIONS.items() if k not in ("id_columns", "categorical_columns")]
+    options = [f"--{k.replace('_', '-')}={','.join(v) if isinstance(v, tuple) else v}"
+               for k, v in OPTIONS.items() if k not in ("id_columns", "categorical_columns")]
     command = [sys.executable, "-m", "questlearn", "split", str(parts), str(out), "--ray", "--parallel", "2",
                "--id-column", "attempt_id", "--categorical-column", "player_id", "--no-progress", *options]
     result = subprocess.run(command, env=run_env(), capture_output=True, text=True, timeout=280)
