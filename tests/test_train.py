@@ -168,7 +168,7 @@ def test_synth_split_and_train_commands(tmp_path):
 
     assert "wrote 4000 rows" in cli("synth", tmp_path / "log.csv", "--rows", 4000, "--nasty")
     out = cli("split", tmp_path / "log.csv", tmp_path / "split", "--rows-per-shard", 1000, "--id-column", "attempt_id",
-              "--id-column", "player_id", "--categorical-column", "party_size", "--no-progress")
+              "--id-column", "player_id", "--categorical-column", "party_size", "--formats", "csv,npy", "--no-progress")
     assert "split 4000 rows" in out
     manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
     assert {c["name"]: c["kind"] for c in manifest["schema"]["columns"]}["party_size"] == "categorical"
