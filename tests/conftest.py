@@ -2,11 +2,9 @@
 
 import pytest
 
-from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
-from v2split import model_ready_split
-
+from v2split import ID_SPLIT_OPTIONS, model_ready_split
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +25,6 @@ def id_log(tmp_path_factory):
     return write_quest_log(tmp_path_factory.mktemp("idlog") / "quests.csv", rows=2500, seed=11)
 
 
-ID_SPLIT_OPTIONS = dict(rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)
 
 
 @pytest.fixture(scope="session")

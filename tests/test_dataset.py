@@ -10,8 +10,7 @@ from questlearn.batches import EqualShards
 from questlearn.dataset import QuestSequence
 from questlearn.manifest import load_manifest
 
-from conftest import ID_SPLIT_OPTIONS
-from v2split import demote_to_other, model_ready_split
+from v2split import ID_SPLIT_OPTIONS, demote_to_other, model_ready_split
 
 
 def expected_ids(split_dir, subset):

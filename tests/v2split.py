@@ -19,6 +19,10 @@ from questlearn.encoding import Encoding
 from questlearn.split import split_csv
 
 
+# The options of the id_split fixtures (conftest.py), for tests that make a variant of them.
+ID_SPLIT_OPTIONS = dict(rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)
+
+
 def model_ready_split(source, out_dir, *, fill: str = "mean", formats=("csv", "npy"), **parameters) -> dict:
     """Split ``source`` into ``out_dir`` as model-ready shards; returns the manifest (as ``split_csv`` does)."""
     parameters.setdefault("verbose", False)
