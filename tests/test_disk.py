@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import namedtuple
 
 import pytest
