@@ -164,7 +164,8 @@ class NumericStats:
             return None
         count = len(present)
         mean = float(present.mean())
-        m2 = float(((present - mean) ** 2).sum())
+        with np.errstate(over="ignore"):  # a value past float32's range is refused right after, with its row
+            m2 = float(((present - mean) ** 2).sum())
         total = self.count + count
         delta = mean - self.mean
         self.mean += delta * count / total
