@@ -107,6 +107,11 @@ class RecordBlock:
     def __len__(self) -> int:
         return len(self.starts)
 
+    @property
+    def lines(self) -> int:
+        """Newlines in ``data``."""
+        return len(self.newlines)
+
     def line_of(self, position: int) -> int:
         """Physical line number of byte ``position`` of ``data``."""
         return self.first_line + int(np.searchsorted(self.newlines, position))
@@ -268,6 +273,17 @@ class CsvScanner:
         file as it is read again. After the last block, :attr:`sha256` holds
         the SHA-256 of the whole raw file.
         """
+        yield from self.read_runs(lambda data, offset, line, eof: self._scan(
+            data, offset, line, eof=eof, expected_fields=self._fields), start_offset, start_line, read_to, expect)
+
+    def read_runs(self, scan, start_offset: int | None = None, start_line: int | None = None,
+                  read_to: int | None = None, expect=None):
+        """Read the file in blocks and yield the runs of whole records ``scan`` cuts.
+
+        ``scan(data, offset, line, eof)`` returns a block (with ``data``,
+        the run, and ``lines``, its newlines) or None to read more. The
+        resume arguments and :attr:`sha256` are as in :meth:`blocks`.
+        """
         offset, line = self.data_start
         if start_offset is not None:
             offset, line = int(start_offset), int(start_line)
@@ -284,7 +300,7 @@ class CsvScanner:
                         break
                     if not data.endswith(b"\n"):
                         data += b"\n"
-                block = self._scan(data, offset, line, eof=eof, expected_fields=self._fields)
+                block = scan(data, offset, line, eof)
                 if block is None:
                     if len(data) > self.max_record_bytes:
                         raise CsvFormatError(
@@ -297,7 +313,7 @@ class CsvScanner:
                 consumed = len(block.data)
                 pending = data[consumed:]
                 offset += consumed
-                line += len(block.newlines)
+                line += block.lines
                 block.read_to = stream.position
                 block.raw_position = stream.raw.position
                 block.raw_sha256 = stream.raw.digest.copy().hexdigest()

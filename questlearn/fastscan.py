@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .csvscan import LF, QUOTE, CsvFormatError, CsvScanner
+from .csvscan import LF, QUOTE, CsvScanner
 
 MAX_CUT_TRIES = 64
 
@@ -78,44 +78,14 @@ def fast_blocks(scanner: CsvScanner, start_offset=None, start_line=None, read_to
     Same resume arguments as :meth:`CsvScanner.blocks`; after the last
     block ``scanner.sha256`` holds the SHA-256 of the whole raw file.
     """
-    offset, line = scanner.data_start
-    if start_offset is not None:
-        offset, line = int(start_offset), int(start_line)
-    stream = scanner._open(expect)
-    try:
-        stream.skip(offset)
-        pending = stream.read(max(0, int(read_to) - offset)) if read_to is not None else b""
-        while True:
-            chunk = stream.read(scanner.block_size)
-            eof = not chunk
-            data = pending + chunk
-            if eof:
-                if not data:
-                    break
-                if not data.endswith(b"\n"):
-                    data += b"\n"
-            cut = _cut(scanner, data, offset, line, eof)
-            if cut is None:
-                if len(data) > scanner.max_record_bytes:
-                    raise CsvFormatError(scanner.path, line, offset, f"a record is longer than {scanner.max_record_bytes} "
-                                         "bytes; most likely a quote opened here is never closed")
-                pending = data
-                continue
-            run = data[:cut] if cut < len(data) else data
-            pending = data[cut:]
-            lines = run.count(b"\n")
-            block = FastBlock(run, offset, line, lines, scanner, read_to=stream.position,
-                              raw_position=stream.raw.position, raw_sha256=stream.raw.digest.copy().hexdigest())
-            offset += cut
-            line += lines
-            scanner.raw_position = stream.raw.position
-            yield block
-            if eof:
-                break
-        scanner.sha256 = stream.finish()
-        scanner.raw_position = stream.raw.position
-    finally:
-        stream.close()
+    def scan(data: bytes, offset: int, line: int, eof: bool):
+        cut = _cut(scanner, data, offset, line, eof)
+        if cut is None:
+            return None
+        run = data[:cut] if cut < len(data) else data
+        return FastBlock(run, offset, line, run.count(b"\n"), scanner)
+
+    return scanner.read_runs(scan, start_offset, start_line, read_to, expect)
 
 
 def _cut(scanner: CsvScanner, data: bytes, offset: int, line: int, eof: bool):
