@@ -112,6 +112,21 @@ class RecordBlock:
         """Newlines in ``data``."""
         return len(self.newlines)
 
+    @property
+    def records(self) -> int:
+        """Non-blank records in ``data``."""
+        return len(self.starts)
+
+    @property
+    def end_line(self) -> int:
+        """Physical line number of the byte after ``data`` (where the next run starts)."""
+        return self.first_line + self.lines
+
+    def exact(self) -> RecordBlock:
+        """This block: the strict scanner's records are already exact
+        (the same interface as :meth:`questlearn.fastscan.FastBlock.exact`)."""
+        return self
+
     def line_of(self, position: int) -> int:
         """Physical line number of byte ``position`` of ``data``."""
         return self.first_line + int(np.searchsorted(self.newlines, position))

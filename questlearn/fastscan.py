@@ -71,6 +71,21 @@ class FastBlock:
         """``(line, byte offset)`` where record ``record`` of this run starts."""
         return self.exact().locate(record)
 
+    @property
+    def records(self) -> int:
+        """Non-blank records in this run (the strict scanner counts them)."""
+        return self.exact().records
+
+    @property
+    def blank_lines(self) -> int:
+        """Empty lines in this run (the strict scanner counts them)."""
+        return self.exact().blank_lines
+
+    @property
+    def end_line(self) -> int:
+        """Physical line number of the byte after ``data`` (where the next run starts)."""
+        return self.first_line + self.lines
+
 
 def fast_blocks(scanner: CsvScanner, start_offset=None, start_line=None, read_to=None, expect=None):
     """Yield :class:`FastBlock` runs of ``scanner``'s file until its end.

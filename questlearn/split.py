@@ -37,7 +37,6 @@ import contextlib
 import errno
 import json
 import math
-import os
 import resource
 import shutil
 from dataclasses import asdict, dataclass
@@ -47,30 +46,31 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .chunks import ChunkReader
+from .chunks import read_ahead as _read_ahead
 from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
-from .fastscan import fast_blocks
 from .infer import infer_schema
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, fsync_directory, sha256_of, write_json_atomically
-from .reading import Chunk, parse_records
-from .rowchecks import check_label_present, check_numbers, explain_conversion_error
+from .journal import JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint_snapshot, write_finishing_journal
+from .journal import Append as _Append, CloseShard as _CloseShard, WriteJournal as _WriteJournal
+from .journal import discard_unfinished as _discard_unfinished, exclusive_lock as _exclusive_lock
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, sha256_of  # noqa: F401 - FORMAT_VERSION: re-exported
+from .publish import finishing_plan, publish, remove_bookkeeping
+from .reading import Chunk
+from .rowchecks import check_label_present, check_numbers
 from .sampling import sample_csv, sample_parquet
 from .scatter import MAX_OPEN_SHARDS, ShardDealer, dealer_generator, shards_for
 from .schema import (CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
-                     arrow_types, class_order, label_strings, missing_tokens)
-from .shardfiles import NPY_HEADER_BYTES, ShardFiles
-from .shardwriter import ShardWriter, sync_directory_file_system, sync_file_system
+                     label_strings, missing_tokens)
+from .shardfiles import ShardFiles
+from .shardwriter import ShardWriter, sync_directory_file_system
+from .split_manifest import split_manifest
 from .sources import check_unchanged, resolve_sources
 
-JOURNAL_NAME = ".split-journal.json"
-LOCK_NAME = ".split.lock"
-MARKER_NAME = ".questlearn-split"
 FORMATS = ("csv", "npy")
 DEFAULT_FORMATS = ("npy",)
 SPLIT_BLOCK_SIZE = 16 * 1024 * 1024
-PARSE_BLOCK_SIZE = 1024 * 1024  # pyarrow parses a run in pieces of this size, on every core
 CHECKPOINT_BYTES = 128 * 1024 * 1024
-PARQUET_BATCH_ROWS = 65_536
 DISK_MARGIN = 1.05
 
 
@@ -217,36 +217,6 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
             splitter.close()
 
 
-def _discard_unfinished(out: Path, created: bool) -> None:
-    """After a failure before any shard was final, remove what questlearn wrote
-    (proved by its marker), so the command can be run again as printed."""
-    if not (out / MARKER_NAME).exists() and not created:
-        return
-    for name in (*SUBSETS, JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME, LOCK_NAME):
-        path = out / name
-        if path.is_dir():
-            if all(p.name.startswith((".split_data_", ".shard_")) or p.name.endswith(".tmp") for p in path.iterdir()):
-                shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    if created and out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-
-
-@contextlib.contextmanager
-def _exclusive_lock(out: Path):
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no advisory locks
-        yield
-        return
-    with open(out / LOCK_NAME, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"another questlearn split is writing to {out}; wait for it or choose another directory") from None
-        yield
-
 
 class _Splitter:
     def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool, schema=None):
@@ -355,7 +325,7 @@ class _Splitter:
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
             self._resume(journal)
             if journal.get("finishing"):
-                return self._publish(journal["finishing"])
+                return publish(self.out, journal["finishing"], self.verbose)
         else:
             self._fresh_start()
         self.writer = ShardWriter()
@@ -384,7 +354,7 @@ class _Splitter:
                 f"{self.out} already holds a finished split of another source or with other parameters; "
                 "delete it or choose another output directory"
             )
-        self._remove_bookkeeping()
+        remove_bookkeeping(self.out)
         return manifest
 
     def _fresh_start(self):
@@ -554,15 +524,18 @@ class _Splitter:
         total = sum(f.bytes for f in self.files)
         done = sum(f.bytes for f in self.files[: self.position["file"]])
         since_checkpoint = 0
+        chunks = ChunkReader(self.names, self.kinds, self.label_numeric, self.params,
+                             self.scanner if self.format == "csv" else None)
         with tqdm(total=total, initial=done, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
             while self.position["file"] < len(self.files):
                 source_file = self.files[self.position["file"]]
-                reader = self._csv_chunks if self.format == "csv" else self._parquet_chunks
-                for chunk, position, read, size in _read_ahead(reader(source_file)):
+                reader = chunks.csv_chunks if self.format == "csv" else chunks.parquet_chunks
+                for chunk, position, read, size, blank_lines in _read_ahead(reader(source_file, self.position)):
                     if len(chunk):
                         self._process(chunk)
                         self.file_rows += len(chunk)
                     self.position.update(position)
+                    self.blank_lines += blank_lines  # counted with the position it belongs to (journaled together)
                     since_checkpoint += size
                     if since_checkpoint >= CHECKPOINT_BYTES:
                         self._checkpoint()
@@ -572,7 +545,7 @@ class _Splitter:
                 if self.file_rows == 0:
                     self.empty_files += 1
                 self.done_files.append({"name": source_file.name, "bytes": source_file.bytes,
-                                        "sha256": self._file_sha256, "rows": self.file_rows,
+                                        "sha256": chunks.sha256, "rows": self.file_rows,
                                         "compression": source_file.compression})
                 done += source_file.bytes
                 self.file_rows = 0
@@ -583,80 +556,6 @@ class _Splitter:
         if self.records == 0 and self.given_schema is None:  # a part of a parallel split may be empty
             first = self.files[0]
             raise CsvFormatError(first.shown, 2, 0, "the source has a header but no data rows")
-
-    def _csv_chunks(self, source_file):
-        """``(chunk, journal position, raw bytes read, bytes consumed)`` for each run of a CSV file.
-
-        Without CSV shards, runs are cut by :func:`~questlearn.fastscan.fast_blocks`
-        (the strict scanner only locates problems); CSV shards need every
-        record's bytes, so then the strict scanner cuts the runs.
-        """
-        p = self.params
-        scanner = self.scanner if source_file is self.files[0] else self._scanner(source_file)
-        types = arrow_types(self.kinds, self.label_numeric)
-        position = self.position
-        expect = tuple(position["expect"]) if position["expect"] else None
-        arguments = (position["offset"], position["line"], position["read_to"], expect)
-        blocks = scanner.blocks(*arguments) if "csv" in p.formats else _read_ahead(fast_blocks(scanner, *arguments))
-        for block in blocks:  # cut in one thread, parsed in this one (pyarrow's pool), used in the pass's
-            try:
-                table = self._parse(block, types, newlines_in_values=len(self.names) < 2)
-            except pa.ArrowInvalid:
-                try:
-                    table = self._parse(block, types, newlines_in_values=True)
-                except pa.ArrowInvalid as error:
-                    exact = block.exact() if hasattr(block, "exact") else block  # raises for malformed records
-                    explain_conversion_error(exact, error, source_file.shown, names=self.names, kinds=self.kinds,
-                                             label_numeric=self.label_numeric, delimiter=p.delimiter,
-                                             null_values=p.null_values)
-                    raise
-            if hasattr(block, "exact"):
-                if table.num_rows != block.lines:  # blank lines or newlines inside quotes: count them exactly
-                    self.blank_lines += block.exact().blank_lines
-                    records = len(block.exact())
-                else:
-                    records = block.lines
-                end_line = block.first_line + block.lines
-            else:
-                self.blank_lines += block.blank_lines
-                records = len(block)
-                end_line = block.line_of(len(block.data))
-            if table.num_rows != records:
-                raise RuntimeError(f"internal error: parsed {table.num_rows} rows but scanned {records} near byte {block.offset}")
-            yield (Chunk(table, source_file.shown, block), {"offset": block.offset + len(block.data), "line": end_line,
-                   "read_to": block.read_to, "expect": [block.raw_position, block.raw_sha256]},
-                   block.raw_position, len(block.data))
-        self._file_sha256 = scanner.sha256
-
-    def _parse(self, block, types: dict, newlines_in_values: bool):
-        p = self.params
-        return parse_records(block.data, self.names, delimiter=p.delimiter, types=types, include=list(types),
-                             null_values=p.null_values, block_size=PARSE_BLOCK_SIZE,
-                             newlines_in_values=newlines_in_values)
-
-    def _parquet_chunks(self, source_file):
-        """``(chunk, journal position, bytes read, bytes consumed)`` for each batch of a Parquet file."""
-        import pyarrow.parquet as pq
-
-        parquet = pq.ParquetFile(source_file.path)
-        total_rows = max(parquet.metadata.num_rows, 1)
-        wanted = list(arrow_types(self.kinds, self.label_numeric))
-        first, row, index = self.position["batch"], 0, 0
-        for group in range(parquet.metadata.num_row_groups):  # one row group at a time: memory is one group's
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
-                if index >= first:
-                    table = pa.Table.from_batches([batch])
-                    try:
-                        columns = {n: _cast_column(table[n], self.kinds[n], self.label_numeric) for n in wanted}
-                    except pa.ArrowInvalid as error:
-                        raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}: {error} (the sample "
-                                         "made this column numeric)") from None
-                    chunk = Chunk(pa.table(columns), source_file.shown, None, row, full_table=table)
-                    read = source_file.bytes * (row + len(table)) // total_rows
-                    yield chunk, {"batch": index + 1}, read, source_file.bytes * len(table) // total_rows
-                row += batch.num_rows
-                index += 1
-        self._file_sha256 = sha256_of(source_file.path)
 
     def _process(self, chunk: Chunk):
         """Check and deal one chunk of rows, encode them in dealt order, queue the writes."""
@@ -777,32 +676,7 @@ class _Splitter:
 
     def _checkpoint(self) -> None:
         """Queue a journal write after the writes queued so far."""
-        snapshot = {
-            "parameters": self.params.as_record(),
-            "source": self.fingerprint,
-            "position": dict(self.position),
-            "done_files": list(self.done_files),
-            "file_rows": self.file_rows,
-            "records": self.records,
-            "blank_lines": self.blank_lines,
-            "empty_files": self.empty_files,
-            "rng": self.rng.bit_generator.state,
-            "kinds": self.kinds,
-            "label_numeric": self.label_numeric,
-            "inferred": self.inferred,
-            "encoding": self.encoding.as_record(),
-            "estimated_rows": self.estimated_rows,
-            "numeric": {n: s.state() for n, s in self.numeric.items()},
-            "vocabularies": {**{n: c.tolist() for n, c in self.category_counts.items()},
-                             **({"__label__": self.label_vocabulary.state()} if self.label_vocabulary else {})},
-            "label_stats": {n: s.state() for n, s in self.label_stats.items()},
-            "subsets": {name: {"open": [{"index": shard.index, "rows": shard.rows, "label_counts": dict(counts)}
-                                        for shard, counts in zip(s["open"], s["label_counts"])],
-                               "dealer": s["dealer"].state(),
-                               "closed": s["closed"], "next_index": s["next_index"], "rows": s["rows"],
-                               "waves": s["waves"]}
-                        for name, s in self.subsets.items()},
-        }
+        snapshot = checkpoint_snapshot(self)
         self.writer.submit([_WriteJournal(self.out, snapshot, [sh for s in self.subsets.values() for sh in s["open"]])])
 
     # -- the end ----------------------------------------------------------
@@ -815,185 +689,17 @@ class _Splitter:
         self.writer.finish()
         self.writer = None
         sync_directory_file_system(self.out)
-        finishing = {"shards": {}, "manifest": None, "renames": [], "discard": []}
-        for subset, state in self.subsets.items():
-            entries, index = [], 0
-            for closed in sorted(state["closed"], key=lambda e: e["index"]):
-                if closed["rows"] == 0:  # removed once the finishing journal is on disk
-                    finishing["discard"] += [f"{subset}/{name}" for name in closed["partial_names"]]
-                    continue
-                files = {}
-                for part, record in closed["files"].items():
-                    suffix = "csv" if part == "csv" else f"{part}.npy"
-                    files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}",
-                                   **{k: record[k] for k in ("bytes", "sha256", "data_offset")}}
-                    finishing["renames"].append([f"{subset}/{record['partial']}", files[part]["name"]])
-                entries.append({"index": index, "rows": closed["rows"], "files": files,
-                                "label_counts": dict(sorted(closed["label_counts"].items()))})
-                index += 1
-            finishing["shards"][subset] = entries
-        finishing["manifest"] = self._manifest(finishing["shards"])
-        write_json_atomically(self.out / JOURNAL_NAME, {"parameters": self.params.as_record(), "source": self.fingerprint,
-                                                        **self._journal_identity(), "finishing": finishing})
-        return self._publish(finishing)
+        finishing = finishing_plan(self.subsets)
+        finishing["manifest"] = split_manifest(
+            self.params, finishing["shards"], files=self.files, done_files=self.done_files, source_format=self.format,
+            names=self.names, records=self.records, blank_lines=self.blank_lines, empty_files=self.empty_files,
+            kinds=self.kinds, inferred=self.inferred, label_numeric=self.label_numeric, encoding=self.encoding,
+            numeric=self.numeric, category_counts=self.category_counts, label_vocabulary=self.label_vocabulary,
+            label_stats=self.label_stats, estimated_rows=self.estimated_rows, open_limit=self.open_limit,
+            subsets=self.subsets)
+        write_finishing_journal(self, finishing)
+        return publish(self.out, finishing, self.verbose)
 
-    def _journal_identity(self) -> dict:
-        """What a resume needs to rebuild this object before publishing."""
-        return {"position": self.position, "done_files": self.done_files, "file_rows": self.file_rows,
-                "records": self.records, "blank_lines": self.blank_lines, "empty_files": self.empty_files,
-                "rng": self.rng.bit_generator.state, "kinds": self.kinds, "label_numeric": self.label_numeric,
-                "inferred": self.inferred, "encoding": self.encoding.as_record(), "estimated_rows": self.estimated_rows,
-                "numeric": {}, "vocabularies": {}, "label_stats": {}}
-
-    def _publish(self, finishing: dict) -> dict:
-        """Give the closed shards their final names, then write the manifest (resumable)."""
-        for name in finishing["discard"]:
-            (self.out / name).unlink(missing_ok=True)
-        for partial_name, final_name in finishing["renames"]:
-            partial, final = self.out / partial_name, self.out / final_name
-            if partial.exists():
-                os.replace(partial, final)
-            elif not final.exists():
-                raise ValueError(f"{final} is missing; delete {self.out} and split again")
-        for subset in SUBSETS:
-            fsync_directory(self.out / subset)
-        manifest = finishing["manifest"]
-        write_json_atomically(self.out / MANIFEST_NAME, manifest)
-        self._remove_bookkeeping()
-        if self.verbose:
-            self._report_end(manifest)
-        return manifest
-
-    def _manifest(self, shards: dict) -> dict:
-        p = self.params
-        label = p.label
-        if p.task == CLASSIFICATION:
-            values = self.label_vocabulary.values
-            classes = class_order(values)
-            codes = [classes.index(v) for v in values]
-        else:
-            classes, codes = [], []
-        total_bytes = sum(f["bytes"] for f in self.done_files)
-        source = {"files": self.done_files, "bytes": total_bytes, "rows": self.records, "format": self.format,
-                  "blank_lines_skipped": self.blank_lines, "empty_files_skipped": self.empty_files, "header": self.names}
-        if len(self.files) == 1:
-            source.update(path=str(self.files[0].path), sha256=self.done_files[0]["sha256"], mtime_ns=self.files[0].mtime_ns)
-        stats = {n: s.summary() for n, s in self.numeric.items()}
-        for name, counts in self.category_counts.items():
-            values = self.encoding.vocabularies[name]
-            present = int(counts.sum())
-            stats[name] = {"count": present, "missing": self.records - present,
-                           "category_counts": dict(zip(values, counts[:-1].tolist())), "oov": int(counts[-1])}
-        if p.task == REGRESSION:
-            merged = NumericStats()
-            for subset_stats in self.label_stats.values():
-                merged.merge(subset_stats)
-            stats[label] = merged.summary()
-        else:
-            vocabulary = self.label_vocabulary
-            stats[label] = {"count": sum(vocabulary.counts), "missing": 0,
-                            "category_counts": dict(zip(vocabulary.values, vocabulary.counts))}
-        return {
-            "format_version": FORMAT_VERSION,
-            "complete": True,
-            "source": source,
-            "parameters": p.as_record(),
-            "schema": {
-                "task": p.task,
-                "columns": [{"name": n, "kind": self.kinds[n]} for n in self.names],
-                "inferred": self.inferred,
-                "label": label,
-                "label_numeric": self.label_numeric,
-                "classes": classes,
-                "label_codes": codes,
-                "features": [n for n in self.names if self.kinds[n] in (NUMERIC, CATEGORICAL)],
-                "categories": dict(self.encoding.vocabularies),
-                "encoding": self.encoding.as_record(),
-                "na_values": p.null_values if self.format == "csv" else [],
-                "delimiter": p.delimiter,
-            },
-            "stats": stats,
-            "scatter": {"estimated_rows": self.estimated_rows, "open_shard_limit": self.open_limit,
-                        "waves": {n: s["waves"] for n, s in self.subsets.items()},
-                        "npy_header_bytes": NPY_HEADER_BYTES},
-            "subsets": {name: {"rows": self.subsets[name]["rows"], "shards": shards[name],
-                               **({"label_stats": self.label_stats[name].summary()} if p.task == REGRESSION else {})}
-                        for name in SUBSETS},
-        }
-
-    def _report_end(self, manifest: dict) -> None:
-        for name, entry in manifest["stats"].items():
-            if entry.get("oov"):
-                print(f"questlearn: column {name!r}: {entry['oov']} rows held values the sample had not shown, "
-                      f"encoded as {name}=<other>", flush=True)
-        if self.empty_files:
-            print(f"questlearn: skipped {self.empty_files} header-only file(s)", flush=True)
-        if manifest["schema"]["task"] == CLASSIFICATION:
-            print(f"questlearn: label {self.params.label!r} classes: {manifest['schema']['classes']}", flush=True)
-
-    def _remove_bookkeeping(self):
-        """Delete the journal and partial files of a finished split."""
-        leftovers = [self.out / JOURNAL_NAME]
-        for subset in SUBSETS:
-            if (self.out / subset).is_dir():
-                leftovers += [p for p in (self.out / subset).iterdir() if p.name.endswith((".partial", ".tmp"))]
-        for path in leftovers:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-
-
-class _Append:
-    """Writer action: append rows to one part of a shard."""
-
-    def __init__(self, shard: ShardFiles, part: str, payload):
-        self.shard, self.part, self.payload = shard, part, payload
-
-    def __call__(self):
-        self.shard.append(self.part, self.payload if isinstance(self.payload, list) else memoryview(self.payload))
-
-
-class _CloseShard:
-    """Writer action: finish a shard's files and record it among the closed ones."""
-
-    def __init__(self, closed: list, shard: ShardFiles, label_counts: dict):
-        self.closed, self.shard, self.label_counts = closed, shard, label_counts
-
-    def __call__(self):
-        names = {part: self.shard.partial_path(part).name for part in self.shard.parts}
-        files = self.shard.close()
-        for part, record in files.items():
-            record["partial"] = names[part]
-        self.closed.append({"index": self.shard.index, "rows": self.shard.rows, "files": files,
-                            "label_counts": dict(self.label_counts), "partial_names": sorted(names.values())})
-
-
-class _WriteJournal:
-    """Writer action: make the writes so far durable, then record the state."""
-
-    def __init__(self, out: Path, snapshot: dict, open_shards: list):
-        self.out, self.snapshot, self.open_shards = out, snapshot, open_shards
-
-    def __call__(self):
-        handles = [h for shard in self.open_shards for h in shard.handles.values()]
-        if handles:
-            sync_file_system(handles[0].fileno(), [h.fileno() for h in handles])
-        else:
-            sync_directory_file_system(self.out)
-        by_index = {}
-        for shard in self.open_shards:
-            by_index[(shard.folder.name, shard.index)] = shard.sizes()
-        for name, state in self.snapshot["subsets"].items():
-            for entry in state["open"]:
-                entry["sizes"] = by_index[(name, entry["index"])]
-            state["closed"] = [dict(c) for c in state["closed"]]
-        write_json_atomically(self.out / JOURNAL_NAME, self.snapshot)
-
-
-def _cast_column(column, kind: str, label_numeric: bool):
-    """A Parquet column in the type the pass reads it as."""
-    if kind == NUMERIC or (kind == LABEL and label_numeric):
-        return column.cast(pa.float64())
-    return column.cast(pa.string())
 
 
 def _csv_field(text: str, delimiter: str) -> str:
@@ -1001,65 +707,3 @@ def _csv_field(text: str, delimiter: str) -> str:
         return '"' + text.replace('"', '""') + '"'
     return text
 
-
-def _read_ahead(items):
-    """Produce the next item in a background thread while this one is processed.
-
-    numpy and pyarrow release the GIL, so scanning and parsing overlap on two
-    cores. At most two items are in memory at once; an error in the
-    producer is raised here, in order.
-
-    The producing thread never outlives the split into interpreter shutdown:
-    it stops when this generator is closed, and, should an error leave the
-    generator suspended (held by a traceback until the garbage collector
-    runs), an ``atexit`` hook stops and joins it. A daemon thread still
-    inside numpy or pyarrow when the interpreter finalizes is ended by
-    ``pthread_exit``, whose unwinding through C++ frames aborts the process
-    (``terminate called without an active exception``; apache/arrow#45017).
-    """
-    import atexit
-    import queue
-    import threading
-
-    handoff = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        handoff.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put(done)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer
-            handoff.put(error)
-
-    def stop_and_join():
-        stop.set()
-        while thread.is_alive():
-            try:
-                handoff.get(timeout=0.1)  # unblocks a final put of ``done`` or an error
-            except queue.Empty:
-                pass
-
-    thread = threading.Thread(target=produce, name="questlearn-scan-ahead", daemon=True)
-    thread.start()
-    atexit.register(stop_and_join)
-    try:
-        while True:
-            item = handoff.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop_and_join()
-        atexit.unregister(stop_and_join)
-        items.close()
