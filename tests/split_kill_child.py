@@ -19,6 +19,8 @@ import sys
 def main():
     point, nth, count_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     split_args = sys.argv[sys.argv.index("--") + 1:]
+    import questlearn.journal as journal
+    import questlearn.publish as publish
     import questlearn.split as split
     import questlearn.shardfiles as shardfiles
     from questlearn.cli import main as cli_main
@@ -43,15 +45,15 @@ def main():
             return result
         setattr(owner, attribute, wrapped)
 
-    wrap(split._Append, "__call__", "append")
-    wrap(split._Append, "__call__", "after_append", after=True)
-    wrap(split._WriteJournal, "__call__", "journal")
-    wrap(split._CloseShard, "__call__", "close")
-    wrap(split._CloseShard, "__call__", "after_close", after=True)
+    wrap(journal.Append, "__call__", "append")
+    wrap(journal.Append, "__call__", "after_append", after=True)
+    wrap(journal.WriteJournal, "__call__", "journal")
+    wrap(journal.CloseShard, "__call__", "close")
+    wrap(journal.CloseShard, "__call__", "after_close", after=True)
     wrap(shardfiles.os, "pwrite", "header")
-    wrap(split.os, "replace", "replace")
-    wrap(split.os, "replace", "after_replace", after=True)
-    wrap(split, "sync_file_system", "sync")
+    wrap(publish.os, "replace", "replace")
+    wrap(publish.os, "replace", "after_replace", after=True)
+    wrap(journal, "sync_file_system", "sync")
     try:
         code = cli_main(["split", *split_args])
     finally:
