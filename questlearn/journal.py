@@ -44,6 +44,30 @@ def discard_unfinished(out: Path, created: bool) -> None:
         out.rmdir()
 
 
+def clear_unjournaled_start(out: Path) -> None:
+    """Remove what a split killed before its first checkpoint left behind.
+
+    Only when questlearn's marker file proves the folder is its own, and
+    only files this module names (subset folders holding nothing but
+    partial shard files, a journal being written); anything else makes
+    a fresh split refuse the folder.
+    """
+    names = {p.name for p in out.iterdir()} - {LOCK_NAME}
+    ours = {*SUBSETS, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
+    if MARKER_NAME not in names or not names <= ours:
+        return
+    for subset in SUBSETS:
+        folder = out / subset
+        if folder.is_dir() and not all(p.name.startswith(".shard_") and p.is_file() for p in folder.iterdir()):
+            return
+    for name in names - {MARKER_NAME}:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 @contextlib.contextmanager
 def exclusive_lock(out: Path):
     """Hold ``out``'s lock file for the split (another split there is refused)."""

@@ -8,17 +8,23 @@ The pipeline, one stage per module:
    :mod:`~questlearn.encoding` — a sample spread over the source decides
    every column's kind and the model-ready encoding (fill values, one-hot
    vocabularies), printed before the pass;
-3. :mod:`~questlearn.fastscan` and :mod:`~questlearn.reading` — one pass:
-   runs of whole records cut at C speed and parsed by pyarrow on every
-   core; :mod:`~questlearn.csvscan` rescans a run only to locate a problem
-   (:mod:`~questlearn.rowchecks` names the fix);
+3. :mod:`~questlearn.chunks` — one pass over each file: runs of whole
+   records cut at C speed (:mod:`~questlearn.fastscan`) and parsed by
+   pyarrow on every core (:mod:`~questlearn.reading`), or Parquet batches,
+   each a chunk with its journal position; :mod:`~questlearn.csvscan`
+   rescans a run only to locate a problem (:mod:`~questlearn.rowchecks`
+   names the fix);
 4. this module — each row goes, by a seeded random draw, to ``train/`` or
    ``validate/`` and is dealt into one of the subset's open shards
    (:mod:`~questlearn.scatter`), as its encoded float32 row;
 5. :mod:`~questlearn.shardfiles` and :mod:`~questlearn.shardwriter` —
    shard files written once and hashed while written, in a background
-   thread that also writes the checkpoints;
-6. :mod:`~questlearn.manifest` — ``manifest.json``, written last, atomically.
+   thread that also writes the checkpoints of :mod:`~questlearn.journal`;
+6. :mod:`~questlearn.split_manifest` — the manifest record, from the
+   pass's final state;
+7. :mod:`~questlearn.publish` — the shards' final names, then
+   ``manifest.json`` (:mod:`~questlearn.manifest`), written last,
+   atomically.
 
 Shard parts: ``.features.npy`` (float32, the model-ready matrix, columns
 ``schema.encoding.columns``), ``.labels.npy`` (int32 class codes or float32
@@ -51,7 +57,8 @@ from .chunks import read_ahead as _read_ahead
 from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
 from .infer import infer_schema
-from .journal import JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint_snapshot, write_finishing_journal
+from .journal import (JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint_snapshot, clear_unjournaled_start,  # noqa: F401
+                      write_finishing_journal)  # JOURNAL_NAME: re-exported
 from .journal import Append as _Append, CloseShard as _CloseShard, WriteJournal as _WriteJournal
 from .journal import discard_unfinished as _discard_unfinished, exclusive_lock as _exclusive_lock
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, sha256_of  # noqa: F401 - FORMAT_VERSION: re-exported
@@ -358,7 +365,7 @@ class _Splitter:
         return manifest
 
     def _fresh_start(self):
-        self._clear_unjournaled_start()
+        clear_unjournaled_start(self.out)
         leftovers = [p.name for p in self.out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
         if leftovers:
             raise ValueError(f"{self.out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
@@ -456,29 +463,6 @@ class _Splitter:
         state["dealer"].new_wave(np.full(count, self.params.rows_per_shard, np.int64))
         state["label_counts"] = [{} for _ in shards]
         state["waves"] += 1
-
-    def _clear_unjournaled_start(self):
-        """Remove what a split killed before its first checkpoint left behind.
-
-        Only when questlearn's marker file proves the folder is its own, and
-        only files this module names (subset folders holding nothing but
-        partial shard files, a journal being written); anything else makes
-        :meth:`_fresh_start` refuse the folder.
-        """
-        names = {p.name for p in self.out.iterdir()} - {LOCK_NAME}
-        ours = {*SUBSETS, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
-        if MARKER_NAME not in names or not names <= ours:
-            return
-        for subset in SUBSETS:
-            folder = self.out / subset
-            if folder.is_dir() and not all(p.name.startswith(".shard_") and p.is_file() for p in folder.iterdir()):
-                return
-        for name in names - {MARKER_NAME}:
-            path = self.out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
 
     def _resume(self, journal: dict):
         if journal["parameters"] != self.params.as_record() or journal["source"] != self.fingerprint:
