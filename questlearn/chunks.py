@@ -3,7 +3,7 @@
 The stage between the scanners and the split's pass: runs of a CSV file
 (cut by :func:`~questlearn.fastscan.fast_blocks`, or by the strict
 :class:`~questlearn.csvscan.CsvScanner` when CSV shards need every record's
-bytes) are parsed by pyarrow (:func:`~questlearn.reading.parse_records`);
+bytes) are parsed by pyarrow (:class:`~questlearn.reading.RecordParser`);
 a Parquet file is read one batch of a row group at a time. Each step yields
 ``(chunk, position, read, size, blank_lines)``: the parsed
 :class:`~questlearn.reading.Chunk`, the journal position after it (a resumed
@@ -22,7 +22,7 @@ import pyarrow as pa
 from .csvscan import CsvScanner
 from .fastscan import fast_blocks
 from .manifest import sha256_of
-from .reading import Chunk, parse_records
+from .reading import Chunk, RecordParser
 from .rowchecks import explain_conversion_error
 from .schema import LABEL, NUMERIC, arrow_types
 
@@ -73,22 +73,20 @@ class ChunkReader:
         """
         p = self.params
         scanner = self._scanner(source_file)
-        types = arrow_types(self.kinds, self.label_numeric)
+        parser = RecordParser(self.names, arrow_types(self.kinds, self.label_numeric), delimiter=p.delimiter,
+                              null_values=p.null_values, block_size=PARSE_BLOCK_SIZE)
         expect = tuple(position["expect"]) if position["expect"] else None
         arguments = (position["offset"], position["line"], position["read_to"], expect)
         blocks = scanner.blocks(*arguments) if "csv" in p.formats else read_ahead(fast_blocks(scanner, *arguments))
         for block in blocks:  # cut in one thread, parsed in this one (pyarrow's pool), used in the pass's
             try:
-                table = self._parse(block, types, newlines_in_values=len(self.names) < 2)
-            except pa.ArrowInvalid:
-                try:
-                    table = self._parse(block, types, newlines_in_values=True)
-                except pa.ArrowInvalid as error:
-                    exact = block.exact()  # raises for malformed records
-                    explain_conversion_error(exact, error, source_file.shown, names=self.names, kinds=self.kinds,
-                                             label_numeric=self.label_numeric, delimiter=p.delimiter,
-                                             null_values=p.null_values)
-                    raise
+                table = parser.parse(block.data)
+            except pa.ArrowInvalid as error:
+                exact = block.exact()  # raises for malformed records
+                explain_conversion_error(exact, error, source_file.shown, names=self.names, kinds=self.kinds,
+                                         label_numeric=self.label_numeric, delimiter=p.delimiter,
+                                         null_values=p.null_values)
+                raise
             records, blank_lines = block.lines, 0
             if table.num_rows != block.lines:  # blank lines or newlines inside quotes: count them exactly
                 records, blank_lines = block.records, block.blank_lines
@@ -98,12 +96,6 @@ class ChunkReader:
                    "read_to": block.read_to, "expect": [block.raw_position, block.raw_sha256]},
                    block.raw_position, len(block.data), blank_lines)
         self.sha256 = scanner.sha256
-
-    def _parse(self, block, types: dict, newlines_in_values: bool):
-        p = self.params
-        return parse_records(block.data, self.names, delimiter=p.delimiter, types=types, include=list(types),
-                             null_values=p.null_values, block_size=PARSE_BLOCK_SIZE,
-                             newlines_in_values=newlines_in_values)
 
     def parquet_chunks(self, source_file, position: dict):
         """``(chunk, journal position, bytes read, bytes consumed, 0)`` for each batch of a Parquet file,

@@ -307,9 +307,8 @@ class CsvScanner:
             stream.skip(offset)
             pending = stream.read(max(0, int(read_to) - offset)) if read_to is not None else b""
             while True:
-                chunk = stream.read(self.block_size)
-                eof = not chunk
-                data = pending + chunk
+                data = stream.read_after(pending, self.block_size)
+                eof = len(data) == len(pending)
                 if eof:
                     if not data:
                         break
@@ -403,7 +402,7 @@ class CsvScanner:
                 self._fail(newlines, base, line, int(starts[index]),
                            f"ragged row: expected {expected_fields} fields as in the header, found {int(fields[index])}")
         return RecordBlock(
-            data=data[:cut], starts=starts, stops=stops, offset=base, first_line=line,
+            data=bytes(memoryview(data)[:cut]), starts=starts, stops=stops, offset=base, first_line=line,
             newlines=newlines, blank_lines=int(blank.sum()),
         )
 

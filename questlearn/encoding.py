@@ -172,14 +172,14 @@ class Encoding:
             then the rows that went to ``<other>``.
         """
         rows = len(next(iter(numbers.values()))) if numbers else (len(next(iter(strings.values()))) if strings else 0)
-        if order is None:
-            order = np.arange(rows)
-        # Built column by column in a (width, rows) array, each column a
-        # contiguous write, then transposed once into the row-major matrix.
-        columns = np.zeros((self.width, len(order)), np.float32)
+        # Built column by column in a (width, rows) array in source order,
+        # each column a contiguous write; then transposed once into the
+        # row-major matrix, whose rows are put in ``order`` by one ``take``.
+        columns = np.empty((self.width, rows), np.float32)
+        columns[len(self.numeric):] = 0.0
         for position, (name, fill) in enumerate(zip(self.numeric, self.fill_values)):
             column = columns[position]
-            column[:] = numbers[name][order]
+            column[:] = numbers[name]
             missing = np.isnan(column)
             if missing.any():
                 column[missing] = fill
@@ -189,12 +189,12 @@ class Encoding:
             size = len(self.vocabularies[name])
             codes = pc.fill_null(pc.index_in(column, value_set=self._value_sets[name]), size)  # unseen -> <other>
             codes = codes.to_numpy(zero_copy_only=False).astype(np.int64)
-            present = ~column.is_null().to_numpy(zero_copy_only=False)
-            counts[name] = np.bincount(codes[present], minlength=size + 1)
-            codes, present = codes[order], present[order]
-            rows_present = np.flatnonzero(present)
-            columns[self._offsets[name] + codes[rows_present], rows_present] = 1.0
-        return np.ascontiguousarray(columns.T), counts
+            rows_present = np.flatnonzero(~column.is_null().to_numpy(zero_copy_only=False))
+            codes = codes[rows_present]
+            counts[name] = np.bincount(codes, minlength=size + 1)
+            columns[self._offsets[name] + codes, rows_present] = 1.0
+        x = np.ascontiguousarray(columns.T)
+        return (x if order is None else x.take(order, axis=0)), counts
 
     def moments(self, stats: dict, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of every column of ``x`` over the split, from the

@@ -37,8 +37,9 @@ class FastBlock:
 
     Attributes
     ----------
-    data : bytes
-        The records, terminators included.
+    data : memoryview
+        The records, terminators included (a view of the bytes read: the
+        run is not copied).
     offset, first_line : int
         Where ``data`` starts in the (decompressed) file.
     lines : int
@@ -47,7 +48,7 @@ class FastBlock:
         As in :class:`questlearn.csvscan.RecordBlock` (resume bookkeeping).
     """
 
-    data: bytes
+    data: memoryview
     offset: int
     first_line: int
     lines: int
@@ -61,7 +62,7 @@ class FastBlock:
         """The strict scanner's :class:`~questlearn.csvscan.RecordBlock` of this
         run: raises :class:`CsvFormatError` at the first malformed record."""
         if self._exact is None:
-            self._exact = self.scanner._scan(self.data, self.offset, self.first_line, eof=False,
+            self._exact = self.scanner._scan(bytes(self.data), self.offset, self.first_line, eof=False,
                                              expected_fields=self.scanner._fields)
             if self._exact is None or len(self._exact.data) != len(self.data):
                 raise RuntimeError(f"internal error: the strict scanner and the fast cut disagree near byte {self.offset}")
@@ -97,8 +98,7 @@ def fast_blocks(scanner: CsvScanner, start_offset=None, start_line=None, read_to
         cut = _cut(scanner, data, offset, line, eof)
         if cut is None:
             return None
-        run = data[:cut] if cut < len(data) else data
-        return FastBlock(run, offset, line, run.count(b"\n"), scanner)
+        return FastBlock(memoryview(data)[:cut], offset, line, data.count(b"\n", 0, cut), scanner)
 
     return scanner.read_runs(scan, start_offset, start_line, read_to, expect)
 
@@ -125,10 +125,12 @@ def _cut(scanner: CsvScanner, data: bytes, offset: int, line: int, eof: bool):
     cut = position + 1
     if eof and cut < len(data):
         return _strict_cut(scanner, data, offset, line, eof)
-    region = data[:cut] if cut < len(data) else data
-    quotes = quotes[quotes < cut]
-    if (b"\x00" in region or _bare_carriage_returns(region) or _misplaced_quotes(array, quotes, scanner._delimiter_byte)
-            or not _valid_utf8(region)):
+    quotes = quotes[:int(np.searchsorted(quotes, cut))]
+    # The checks look at all of ``data``: the few bytes past the cut are
+    # looked at again with the next run, and a false alarm there only costs
+    # a strict scan (which finds nothing and confirms the cut).
+    if (b"\x00" in data or _bare_carriage_returns(data) or _misplaced_quotes(array, quotes, scanner._delimiter_byte)
+            or not _valid_utf8(data, cut)):
         return _strict_cut(scanner, data, offset, line, eof)
     return cut
 
@@ -145,11 +147,12 @@ def _bare_carriage_returns(region: bytes) -> bool:
     return carriage > 0 and carriage != region.count(b"\r\n")
 
 
-def _valid_utf8(region: bytes) -> bool:
-    if region.isascii():
+def _valid_utf8(data, cut: int) -> bool:
+    """Whether the first ``cut`` bytes of ``data`` are valid UTF-8."""
+    if data.isascii():
         return True
     try:
-        region.decode("utf-8")
+        str(memoryview(data)[:cut], "utf-8")
     except UnicodeDecodeError:
         return False
     return True

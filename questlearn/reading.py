@@ -46,7 +46,7 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
         field count, so pyarrow refuses it (then parse again with True).
     """
     return pa_csv.read_csv(
-        io.BytesIO(data),
+        pa.BufferReader(pa.py_buffer(data)),  # no copy of the records
         read_options=pa_csv.ReadOptions(column_names=names, block_size=block_size or max(len(data) + 1, 1 << 20)),
         parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines_in_values),
         convert_options=pa_csv.ConvertOptions(
@@ -54,6 +54,83 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
             strings_can_be_null=True, quoted_strings_can_be_null=True,
         ),
     )
+
+
+class RecordParser:
+    """Parse runs of records with one schema, cheapest settings first.
+
+    Two settings cost parsing time and are rarely needed:
+
+    * pyarrow compares every cell with every missing-value token, and pandas'
+      default list costs about a tenth of the parse. Most of those tokens
+      (``NA``, ``NULL``, ``#N/A``...) are not numbers, so in a numeric column
+      they fail the conversion anyway; only the tokens a number parser
+      accepts (``nan``, ``-999``...) and the empty field are needed to read
+      numbers right. A run is first parsed with those
+      (:attr:`quick_null_values`), and the other tokens are then looked for in
+      the string columns alone. When the conversion fails or a token is
+      found, the run is parsed again with every token, and so is each later
+      run (the file uses its tokens).
+    * With two or more columns, a run is first parsed as if no quoted value
+      held a newline: a record split at such a newline has the wrong field
+      count, which pyarrow refuses, and the run is parsed again allowing them.
+
+    The table is the same either way: only the work differs.
+
+    Parameters
+    ----------
+    names : list of str
+        Column names from the header.
+    types : dict
+        ``{column: pyarrow type}`` of the columns to read (float64 or string).
+    delimiter : str
+    null_values : list of str
+        Every missing-value token.
+    block_size : int, optional
+        As in :func:`parse_records`.
+    """
+
+    def __init__(self, names: list, types: dict, *, delimiter: str, null_values, block_size: int | None = None):
+        self.names, self.types, self.delimiter, self.block_size = names, types, delimiter, block_size
+        self.null_values = list(null_values)
+        self.quick_null_values = [t for t in self.null_values if t == "" or _parses_as_number(t)]
+        others = [t for t in self.null_values if t not in self.quick_null_values]
+        self._others = pa.array(others, pa.string())
+        self._string_columns = [n for n, t in types.items() if pa.types.is_string(t)]
+        self.all_tokens = not others  # True once a run has needed them
+        self._newline_settings = (True,) if len(names) < 2 else (False, True)
+
+    def parse(self, data) -> pa.Table:
+        """The table of ``data``; for malformed data, raises the
+        :class:`pyarrow.ArrowInvalid` of a parse with every token."""
+        import pyarrow.compute as pc
+
+        error = None
+        for tokens in ((self.null_values,) if self.all_tokens else (self.quick_null_values, self.null_values)):
+            for newlines_in_values in self._newline_settings:
+                try:
+                    table = parse_records(data, self.names, delimiter=self.delimiter, types=self.types,
+                                          include=list(self.types), null_values=tokens, block_size=self.block_size,
+                                          newlines_in_values=newlines_in_values)
+                except pa.ArrowInvalid as failure:
+                    error = failure
+                    continue
+                if tokens is self.null_values:
+                    self.all_tokens = True
+                elif any(pc.any(pc.is_in(table[n], value_set=self._others)).as_py() for n in self._string_columns):
+                    break  # a token read as a category: parse with every token
+                return table
+        raise error
+
+
+def _parses_as_number(token: str) -> bool:
+    """Whether pyarrow's CSV reader reads ``token`` as a float64 (``nan``, ``-999``)."""
+    record = ('"' + token.replace('"', '""') + '"\n').encode("utf-8")
+    try:
+        parse_records(record, ["value"], types={"value": pa.float64()}, null_values=[], newlines_in_values=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 @dataclass

@@ -56,6 +56,17 @@ def deal(rng: np.random.Generator, free: np.ndarray, count: int) -> np.ndarray:
 DEAL_GROUP_ROWS = 65_536
 
 
+def rows_by_shard(assignment: np.ndarray, shards: int) -> np.ndarray:
+    """Positions of the rows grouped by shard, in order inside each shard.
+
+    A stable sort of small integers: numpy radix-sorts 16-bit keys in linear
+    time, where sorting int64 keys costs a merge sort.
+    """
+    if shards <= np.iinfo(np.uint16).max + 1:
+        assignment = assignment.astype(np.uint16)
+    return np.argsort(assignment, kind="stable")
+
+
 class ShardDealer:
     """Deal one subset's rows into its open shards, the same way however the rows arrive.
 

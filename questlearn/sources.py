@@ -276,6 +276,27 @@ class DecodedStream:
         self.position += len(data)
         return data
 
+    def read_after(self, prefix, size: int) -> bytearray:
+        """``prefix`` followed by up to ``size`` more bytes, in one buffer.
+
+        For an uncompressed file the bytes are read straight into the buffer
+        after ``prefix``: no further copy of a block is made.
+        """
+        if self._stream is not self.raw:
+            return bytearray(prefix) + self.read(size)
+        buffer = bytearray(len(prefix) + size)
+        buffer[:len(prefix)] = prefix
+        view, filled = memoryview(buffer), len(prefix)
+        while filled < len(buffer):
+            got = self.raw.readinto(view[filled:])
+            if not got:
+                break
+            filled += got
+        view.release()
+        del buffer[filled:]
+        self.position += filled - len(prefix)
+        return buffer
+
     def skip(self, count: int) -> None:
         """Read and drop ``count`` bytes (a resumed split re-decodes up to its checkpoint)."""
         while count > 0:

@@ -66,7 +66,7 @@ from .publish import finishing_plan, publish, remove_bookkeeping
 from .reading import Chunk
 from .rowchecks import check_label_present, check_numbers
 from .sampling import sample_csv, sample_parquet
-from .scatter import MAX_OPEN_SHARDS, ShardDealer, dealer_generator, shards_for
+from .scatter import MAX_OPEN_SHARDS, ShardDealer, dealer_generator, rows_by_shard, shards_for
 from .schema import (CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
                      label_strings, missing_tokens)
 from .shardfiles import ShardFiles
@@ -611,7 +611,7 @@ class _Splitter:
                     continue
                 assignment = state["dealer"].take(len(rows))
                 here, rows = rows[:len(assignment)], rows[len(assignment):]
-                order = np.argsort(assignment, kind="stable")
+                order = rows_by_shard(assignment, len(state["open"]))
                 per_shard = np.bincount(assignment, minlength=len(state["open"]))
                 plan.append((subset, (state["open"], per_shard, state["label_counts"]), here[order], closing))
                 closing = []
