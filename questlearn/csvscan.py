@@ -402,7 +402,7 @@ class CsvScanner:
                 self._fail(newlines, base, line, int(starts[index]),
                            f"ragged row: expected {expected_fields} fields as in the header, found {int(fields[index])}")
         return RecordBlock(
-            data=bytes(memoryview(data)[:cut]), starts=starts, stops=stops, offset=base, first_line=line,
+            data=data[:cut], starts=starts, stops=stops, offset=base, first_line=line,
             newlines=newlines, blank_lines=int(blank.sum()),
         )
 

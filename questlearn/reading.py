@@ -11,6 +11,7 @@ back the rows as CSV bytes for the CSV shards.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,10 +94,15 @@ class RecordParser:
     def __init__(self, names: list, types: dict, *, delimiter: str, null_values, block_size: int | None = None):
         self.names, self.types, self.delimiter, self.block_size = names, types, delimiter, block_size
         self.null_values = list(null_values)
-        self.quick_null_values = [t for t in self.null_values if t == "" or _parses_as_number(t)]
+        numbers = {t: _number(t) for t in self.null_values}
+        # tokens read as a number other than NaN must be missing at once; a
+        # NaN shows in the sum of its column
+        self.quick_null_values = [t for t in self.null_values if t == "" or (numbers[t] is not None
+                                                                             and not math.isnan(numbers[t]))]
         others = [t for t in self.null_values if t not in self.quick_null_values]
         self._others = pa.array(others, pa.string())
         self._string_columns = [n for n, t in types.items() if pa.types.is_string(t)]
+        self._number_columns = [n for n, t in types.items() if not pa.types.is_string(t)]
         self.all_tokens = not others  # True once a run has needed them
         self._newline_settings = (True,) if len(names) < 2 else (False, True)
 
@@ -117,20 +123,22 @@ class RecordParser:
                     continue
                 if tokens is self.null_values:
                     self.all_tokens = True
-                elif any(pc.any(pc.is_in(table[n], value_set=self._others)).as_py() for n in self._string_columns):
-                    break  # a token read as a category: parse with every token
+                elif (any(pc.any(pc.is_in(table[n], value_set=self._others)).as_py() for n in self._string_columns)
+                      or not all(math.isfinite(pc.sum(table[n]).as_py() or 0.0) for n in self._number_columns)):
+                    break  # a token read as a category, or a NaN (a token?): parse with every token
                 return table
         raise error
 
 
-def _parses_as_number(token: str) -> bool:
-    """Whether pyarrow's CSV reader reads ``token`` as a float64 (``nan``, ``-999``)."""
+def _number(token: str):
+    """The float64 pyarrow's CSV reader reads ``token`` as (``nan``, ``-999``), or None."""
     record = ('"' + token.replace('"', '""') + '"\n').encode("utf-8")
     try:
-        parse_records(record, ["value"], types={"value": pa.float64()}, null_values=[], newlines_in_values=True)
+        table = parse_records(record, ["value"], types={"value": pa.float64()}, null_values=[],
+                              newlines_in_values=True)
     except pa.ArrowInvalid:
-        return False
-    return True
+        return None
+    return table["value"][0].as_py() if table.num_rows else None
 
 
 @dataclass

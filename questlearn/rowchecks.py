@@ -24,13 +24,16 @@ def check_label_present(chunk: Chunk, name: str, column) -> None:
                           "this row; remove such rows, or choose the missing-value tokens with --na-value / "
                           "--no-default-na")
 
-def check_numbers(chunk: Chunk, name: str, values: np.ndarray, column, extremes=None) -> None:
+def check_numbers(chunk: Chunk, name: str, values: np.ndarray, column, extremes=None, nan_count=None) -> None:
     """Refuse infinities, NaN written as a number (in CSV), and values float32 cannot hold.
 
-    ``extremes`` is the block's ``(min, max)`` when already known (from the
-    statistics); the rows are only searched when something is wrong.
+    ``extremes`` is the block's ``(min, max)`` and ``nan_count`` its count of
+    NaN when already known (from the statistics); the rows are only searched
+    when something is wrong.
     """
-    if chunk.block is not None and np.count_nonzero(np.isnan(values)) != column.null_count:
+    if nan_count is None:
+        nan_count = np.count_nonzero(np.isnan(values))
+    if chunk.block is not None and nan_count != column.null_count:
         nan_written = np.isnan(values) & ~column.is_null().to_numpy(zero_copy_only=False)
         row = int(np.flatnonzero(nan_written)[0])
         raise chunk.error(row, f"column {name!r} holds NaN written as a value; add it as a missing-value token "

@@ -158,14 +158,20 @@ class NumericStats:
     def update(self, values: np.ndarray):
         """Merge a block of float64 values (NaN = missing) into the totals;
         return the block's ``(min, max)`` (None when all are missing)."""
-        present = values[~np.isnan(values)]
-        self.missing += int(len(values) - len(present))
-        if not len(present):
-            return None
-        count = len(present)
-        mean = float(present.mean())
-        with np.errstate(over="ignore"):  # a value past float32's range is refused right after, with its row
-            m2 = float(((present - mean) ** 2).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # a value past float32's range is refused right after
+            total = float(values.sum())
+            if math.isfinite(total):  # no NaN and no infinity: every value counts
+                present = values
+            else:
+                present = values[~np.isnan(values)]
+                total = float(present.sum())
+            self.missing += int(len(values) - len(present))
+            if not len(present):
+                return None
+            count = len(present)
+            mean = total / count
+            deviations = present - mean
+            m2 = float(np.square(deviations, out=deviations).sum())
         total = self.count + count
         delta = mean - self.mean
         self.mean += delta * count / total

@@ -215,6 +215,27 @@ class _HashingReader(io.RawIOBase):
             return 0
         view = memoryview(buffer)[:wanted]
         got = self.handle.readinto(view) or 0
+        self._hash(view[:got])
+        return got
+
+    def read_after(self, prefix: bytes, size: int) -> bytes:
+        """``prefix`` (the bytes just read, ending at :attr:`position`) and up
+        to ``size`` more, in one ``bytes`` read from the file: ``prefix`` is
+        read again rather than copied in front of the new bytes."""
+        wanted = min(size, self.limit - self.position)
+        if wanted <= 0:
+            return prefix
+        start = self.position - len(prefix)
+        data = os.pread(self.handle.fileno(), len(prefix) + wanted, start)
+        if len(data) < len(prefix) or data[:len(prefix)] != prefix:
+            raise ValueError(f"{self.source_file.path} changed while it was being read; split again")
+        self.handle.seek(start + len(data))
+        self._hash(memoryview(data)[len(prefix):])
+        return data
+
+    def _hash(self, view: memoryview) -> None:
+        """Hash the next bytes of the file (and check a resumed split's prefix)."""
+        got = len(view)
         if self.expect is not None and self.position + got >= self.expect[0]:
             cut = self.expect[0] - self.position
             self.digest.update(view[:cut])
@@ -224,9 +245,8 @@ class _HashingReader(io.RawIOBase):
             self.digest.update(view[cut:got])
             self.expect = None
         else:
-            self.digest.update(view[:got])
+            self.digest.update(view)
         self.position += got
-        return got
 
     def close(self) -> None:
         self.handle.close()
@@ -276,26 +296,17 @@ class DecodedStream:
         self.position += len(data)
         return data
 
-    def read_after(self, prefix, size: int) -> bytearray:
-        """``prefix`` followed by up to ``size`` more bytes, in one buffer.
+    def read_after(self, prefix: bytes, size: int) -> bytes:
+        """``prefix`` (the last bytes returned) followed by up to ``size`` more.
 
-        For an uncompressed file the bytes are read straight into the buffer
-        after ``prefix``: no further copy of a block is made.
+        An uncompressed file is read with ``prefix`` again in one read, so a
+        block is not copied once more to put ``prefix`` in front of it.
         """
         if self._stream is not self.raw:
-            return bytearray(prefix) + self.read(size)
-        buffer = bytearray(len(prefix) + size)
-        buffer[:len(prefix)] = prefix
-        view, filled = memoryview(buffer), len(prefix)
-        while filled < len(buffer):
-            got = self.raw.readinto(view[filled:])
-            if not got:
-                break
-            filled += got
-        view.release()
-        del buffer[filled:]
-        self.position += filled - len(prefix)
-        return buffer
+            return prefix + self.read(size)
+        data = self.raw.read_after(prefix, size)
+        self.position += len(data) - len(prefix)
+        return data
 
     def skip(self, count: int) -> None:
         """Read and drop ``count`` bytes (a resumed split re-decodes up to its checkpoint)."""

@@ -554,7 +554,10 @@ class _Splitter:
                 column = chunk.table[name]
                 values = column.to_numpy().astype(np.float64, copy=False)
                 if kind == NUMERIC:
-                    check_numbers(chunk, name, values, column, self.numeric[name].update(values))
+                    stats = self.numeric[name]
+                    missing = stats.missing
+                    extremes = stats.update(values)
+                    check_numbers(chunk, name, values, column, extremes, nan_count=stats.missing - missing)
                     numbers[name] = values
                 else:
                     check_numbers(chunk, name, values, column)
