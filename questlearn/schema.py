@@ -155,9 +155,9 @@ class NumericStats:
         self.count, self.missing, self.mean, self.m2 = int(count), int(missing), float(mean), float(m2)
         self.minimum, self.maximum = minimum, maximum
 
-    def update(self, values: np.ndarray):
-        """Merge a block of float64 values (NaN = missing) into the totals;
-        return the block's ``(min, max)`` (None when all are missing)."""
+    @classmethod
+    def of_block(cls, values: np.ndarray) -> "NumericStats":
+        """The statistics of one block of float64 values (NaN = missing)."""
         with np.errstate(over="ignore", invalid="ignore"):  # a value past float32's range is refused right after
             total = float(values.sum())
             if math.isfinite(total):  # no NaN and no infinity: every value counts
@@ -165,22 +165,24 @@ class NumericStats:
             else:
                 present = values[~np.isnan(values)]
                 total = float(present.sum())
-            self.missing += int(len(values) - len(present))
             if not len(present):
-                return None
-            count = len(present)
-            mean = total / count
+                return cls(missing=len(values))
+            mean = total / len(present)
             deviations = present - mean
             m2 = float(np.square(deviations, out=deviations).sum())
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean += delta * count / total
-        self.m2 += m2 + delta * delta * self.count * count / total
-        self.count = total
-        low, high = float(present.min()), float(present.max())
-        self.minimum = low if self.minimum is None else min(self.minimum, low)
-        self.maximum = high if self.maximum is None else max(self.maximum, high)
-        return low, high
+        return cls(len(present), len(values) - len(present), mean, m2, float(present.min()), float(present.max()))
+
+    @property
+    def extremes(self):
+        """``(min, max)``, or None when no value is present."""
+        return (self.minimum, self.maximum) if self.count else None
+
+    def update(self, values: np.ndarray):
+        """Merge a block of float64 values (NaN = missing) into the totals;
+        return the block's ``(min, max)`` (None when all are missing)."""
+        block = NumericStats.of_block(values)
+        self.merge(block)
+        return block.extremes
 
     def merge(self, other: "NumericStats") -> None:
         """Add another column's totals (Chan et al.'s parallel formulas)."""

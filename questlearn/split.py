@@ -14,15 +14,17 @@ The pipeline, one stage per module:
    each a chunk with its journal position; :mod:`~questlearn.csvscan`
    rescans a run only to locate a problem (:mod:`~questlearn.rowchecks`
    names the fix);
-4. this module — each row goes, by a seeded random draw, to ``train/`` or
+4. :mod:`~questlearn.prepare` — each chunk's values checked and its rows
+   encoded, in source order;
+5. this module — each row goes, by a seeded random draw, to ``train/`` or
    ``validate/`` and is dealt into one of the subset's open shards
    (:mod:`~questlearn.scatter`), as its encoded float32 row;
-5. :mod:`~questlearn.shardfiles` and :mod:`~questlearn.shardwriter` —
+6. :mod:`~questlearn.shardfiles` and :mod:`~questlearn.shardwriter` —
    shard files written once and hashed while written, in a background
    thread that also writes the checkpoints of :mod:`~questlearn.journal`;
-6. :mod:`~questlearn.split_manifest` — the manifest record, from the
+7. :mod:`~questlearn.split_manifest` — the manifest record, from the
    pass's final state;
-7. :mod:`~questlearn.publish` — the shards' final names, then
+8. :mod:`~questlearn.publish` — the shards' final names, then
    ``manifest.json`` (:mod:`~questlearn.manifest`), written last,
    atomically.
 
@@ -63,11 +65,11 @@ from .journal import Append as _Append, CloseShard as _CloseShard, WriteJournal 
 from .journal import discard_unfinished as _discard_unfinished, exclusive_lock as _exclusive_lock
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, sha256_of  # noqa: F401 - FORMAT_VERSION: re-exported
 from .publish import finishing_plan, publish, remove_bookkeeping
+from .prepare import PreparedChunk, prepare_chunk
 from .reading import Chunk
-from .rowchecks import check_label_present, check_numbers
 from .sampling import sample_csv, sample_parquet
 from .scatter import MAX_OPEN_SHARDS, ShardDealer, dealer_generator, rows_by_shard, shards_for
-from .schema import (CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
+from .schema import (CLASSIFICATION, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
                      label_strings, missing_tokens)
 from .shardfiles import ShardFiles
 from .shardwriter import ShardWriter, sync_directory_file_system
@@ -514,10 +516,11 @@ class _Splitter:
             while self.position["file"] < len(self.files):
                 source_file = self.files[self.position["file"]]
                 reader = chunks.csv_chunks if self.format == "csv" else chunks.parquet_chunks
-                for chunk, position, read, size, blank_lines in _read_ahead(reader(source_file, self.position)):
-                    if len(chunk):
-                        self._process(chunk)
-                        self.file_rows += len(chunk)
+                stages = _read_ahead(self._prepared(_read_ahead(reader(source_file, self.position))))
+                for prepared, position, read, size, blank_lines in stages:
+                    if prepared is not None:
+                        self._process(prepared)
+                        self.file_rows += len(prepared.chunk)
                     self.position.update(position)
                     self.blank_lines += blank_lines  # counted with the position it belongs to (journaled together)
                     since_checkpoint += size
@@ -541,35 +544,29 @@ class _Splitter:
             first = self.files[0]
             raise CsvFormatError(first.shown, 2, 0, "the source has a header but no data rows")
 
-    def _process(self, chunk: Chunk):
-        """Check and deal one chunk of rows, encode them in dealt order, queue the writes."""
+    def _prepared(self, items):
+        """Each read chunk checked and encoded (:func:`~questlearn.prepare.prepare_chunk`), in a stage of its own."""
         p = self.params
+        try:
+            for chunk, *rest in items:
+                prepared = prepare_chunk(chunk, kinds=self.kinds, label=p.label, task=p.task,
+                                         encoding=self.encoding) if len(chunk) else None
+                yield (prepared, *rest)
+        finally:
+            items.close()
+
+    def _process(self, prepared: PreparedChunk):
+        """Deal one prepared chunk's rows, merge its statistics, queue the writes in dealt order."""
+        p = self.params
+        chunk = prepared.chunk
         plan = self._deal(len(chunk))
-        numbers, strings = {}, {}
-        label_column = chunk.table[p.label]
-        check_label_present(chunk, p.label, label_column)
-        for name in chunk.table.column_names:
-            kind = self.kinds[name]
-            if kind == NUMERIC or (kind == LABEL and p.task == REGRESSION):
-                column = chunk.table[name]
-                values = column.to_numpy().astype(np.float64, copy=False)
-                if kind == NUMERIC:
-                    stats = self.numeric[name]
-                    missing = stats.missing
-                    extremes = stats.update(values)
-                    check_numbers(chunk, name, values, column, extremes, nan_count=stats.missing - missing)
-                    numbers[name] = values
-                else:
-                    check_numbers(chunk, name, values, column)
-                    labels = values.astype(np.float32)
-            elif kind == CATEGORICAL:
-                strings[name] = chunk.table[name]
-        if p.task == CLASSIFICATION:
-            labels = self._label_codes(chunk, label_column)
-        order = np.concatenate([rows for _, _, rows, _ in plan]) if plan else np.empty(0, np.int64)
-        x, counts = self.encoding.encode(numbers, strings, order)
-        for name, added in counts.items():
+        for name, block in prepared.numeric_stats.items():
+            self.numeric[name].merge(block)
+        for name, added in prepared.category_counts.items():
             self.category_counts[name] += added
+        labels = self._label_codes(chunk, chunk.table[p.label]) if p.task == CLASSIFICATION else prepared.targets
+        order = np.concatenate([rows for _, _, rows, _ in plan]) if plan else np.empty(0, np.int64)
+        x = prepared.features.take(order, axis=0)
         row_numbers = self.records + order
         labels = labels[order]
         actions, begin = [], 0
