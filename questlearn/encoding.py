@@ -228,8 +228,9 @@ def _as_float(column, null_values) -> np.ndarray:
     """A sample column as float64 with NaN for missing (string samples are parsed)."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         nulls = pa.array(list(null_values) + [""], pa.string())
-        column = pc.if_else(pc.is_in(pc.utf8_trim_whitespace(column), value_set=nulls), pa.scalar(None, pa.string()), column)
-        column = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
+        trimmed = pc.utf8_trim_whitespace(column)
+        column = pc.cast(pc.if_else(pc.is_in(trimmed, value_set=nulls), pa.scalar(None, pa.string()), trimmed),
+                         pa.float64())
     else:
         column = pc.cast(column, pa.float64())
     return column.to_numpy(zero_copy_only=False).astype(np.float64)

@@ -143,8 +143,9 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
     for name in sample.column_names:
         column = sample[name]
         present = column.drop_null()
-        missing, distinct = column.null_count, len(pc.unique(present)) if len(present) else 0
-        examples = pc.unique(present).slice(0, 3).to_pylist() if len(present) else []
+        uniques = pc.unique(present) if len(present) else None
+        missing, distinct = column.null_count, len(uniques) if len(present) else 0
+        examples = uniques.slice(0, 3).to_pylist() if len(present) else []
         native = native_types.get(name)
         numeric_native = native is not None and (pa.types.is_integer(native) or pa.types.is_floating(native)
                                                  or pa.types.is_boolean(native) or pa.types.is_decimal(native))
