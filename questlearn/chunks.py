@@ -74,7 +74,8 @@ class ChunkReader:
         p = self.params
         scanner = self._scanner(source_file)
         parser = RecordParser(self.names, arrow_types(self.kinds, self.label_numeric), delimiter=p.delimiter,
-                              null_values=p.null_values, block_size=PARSE_BLOCK_SIZE)
+                              null_values=p.null_values, block_size=PARSE_BLOCK_SIZE,
+                              check_utf8=False)  # the fast cut or the strict scanner checked every run's UTF-8
         expect = tuple(position["expect"]) if position["expect"] else None
         arguments = (position["offset"], position["line"], position["read_to"], expect)
         blocks = scanner.blocks(*arguments) if "csv" in p.formats else read_ahead(fast_blocks(scanner, *arguments))

@@ -22,7 +22,8 @@ from .csvscan import CsvFormatError, RecordBlock
 
 
 def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None, include=None,
-                  null_values=("",), block_size: int | None = None, newlines_in_values: bool = True) -> pa.Table:
+                  null_values=("",), block_size: int | None = None, newlines_in_values: bool = True,
+                  check_utf8: bool = True) -> pa.Table:
     """Parse complete, validated CSV records (no header) into a table.
 
     Parameters
@@ -45,6 +46,9 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
         False parses faster, but splits a record at a newline inside quotes;
         with two or more columns such a split record always has the wrong
         field count, so pyarrow refuses it (then parse again with True).
+    check_utf8 : bool
+        False skips pyarrow's UTF-8 check of string columns, for records the
+        scanners have already checked.
     """
     return pa_csv.read_csv(
         pa.BufferReader(pa.py_buffer(data)),  # no copy of the records
@@ -52,7 +56,7 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
         parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines_in_values),
         convert_options=pa_csv.ConvertOptions(
             column_types=types or {}, include_columns=include or [], null_values=list(null_values),
-            strings_can_be_null=True, quoted_strings_can_be_null=True,
+            strings_can_be_null=True, quoted_strings_can_be_null=True, check_utf8=check_utf8,
         ),
     )
 
@@ -89,10 +93,14 @@ class RecordParser:
         Every missing-value token.
     block_size : int, optional
         As in :func:`parse_records`.
+    check_utf8 : bool
+        As in :func:`parse_records` (False for runs the scanners checked).
     """
 
-    def __init__(self, names: list, types: dict, *, delimiter: str, null_values, block_size: int | None = None):
+    def __init__(self, names: list, types: dict, *, delimiter: str, null_values, block_size: int | None = None,
+                 check_utf8: bool = True):
         self.names, self.types, self.delimiter, self.block_size = names, types, delimiter, block_size
+        self.check_utf8 = check_utf8
         self.null_values = list(null_values)
         numbers = {t: _number(t) for t in self.null_values}
         # tokens read as a number other than NaN must be missing at once; a
@@ -117,7 +125,7 @@ class RecordParser:
                 try:
                     table = parse_records(data, self.names, delimiter=self.delimiter, types=self.types,
                                           include=list(self.types), null_values=tokens, block_size=self.block_size,
-                                          newlines_in_values=newlines_in_values)
+                                          newlines_in_values=newlines_in_values, check_utf8=self.check_utf8)
                 except pa.ArrowInvalid as failure:
                     error = failure
                     continue
