@@ -286,6 +286,7 @@ class _Splitter:
         plan = plan_split(self.files, self.out, self.params, schema=self.given_schema, verbose=self.verbose)
         self.kinds, self.label_numeric, self.inferred = plan.kinds, plan.label_numeric, plan.inferred
         self.encoding, self.estimated_rows = plan.encoding, plan.estimated_rows
+        first_wave = plan.first_wave_rows
         (self.out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
         for subset in SUBSETS:
             (self.out / subset).mkdir()
@@ -299,7 +300,7 @@ class _Splitter:
                                                   ("validate", self.params.val_fraction))):
             self.subsets[subset] = {"open": [], "label_counts": [], "closed": [], "next_index": 0, "rows": 0, "waves": 0,
                                     "dealer": ShardDealer(dealer_generator(self.params.seed, number), [])}
-            self._open_wave(subset, self.estimated_rows * share)
+            self._open_wave(subset, first_wave(share))
 
     def _init_statistics(self, numeric=None, vocabularies=None, label_stats=None):
         p = self.params
