@@ -31,6 +31,7 @@ from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
 from .infer import infer_schema
 from .sampling import measure_csv, sample_csv, sample_parquet
+from .sizes import human_size
 
 DISK_MARGIN = 1.05
 #: The first wave of shards is opened for this many times the estimated rows
@@ -242,14 +243,14 @@ def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int
     needed = estimated_rows * per_row * DISK_MARGIN + (2 << 20)
     free = shutil.disk_usage(out).free
     if verbose:
-        print(f"questlearn: about {estimated_rows:,} rows, about {needed / 1e9:.2f} GB of shards "
-              f"({per_row:.0f} bytes a row; {free / 1e9:.1f} GB free in {out})", flush=True)
+        print(f"questlearn: about {estimated_rows:,} rows, about {human_size(needed)} of shards "
+              f"({per_row:.0f} bytes a row; {human_size(free)} free in {out})", flush=True)
     if needed > free:
         raise ValueError(
             f"not enough disk for this split: about {estimated_rows:,} rows x {per_row:.0f} bytes "
             f"({encoding.width} float32 features + label + row number"
-            f"{' + the CSV copy' if 'csv' in params.formats else ''}) = about {needed / 1e9:.2f} GB "
-            f"of shards, but the disk holding {out} has {free / 1e9:.2f} GB free; free space, write to "
+            f"{' + the CSV copy' if 'csv' in params.formats else ''}) = about {human_size(needed)} "
+            f"of shards, but the disk holding {out} has {human_size(free)} free; free space, write to "
             "another disk"
             + (", or drop the CSV copies (formats=('npy',))" if "csv" in params.formats else "")
             + (", or lower --max-categories" if encoding.categorical else ""))

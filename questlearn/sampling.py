@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from .csvscan import CsvFormatError, CsvScanner
 from .reading import parse_records
+from .sizes import human_size
 
 SAMPLE_PIECES = 8
 PIECE_BYTES = 1 << 20
@@ -144,7 +145,7 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
         if block is not None:
             add(block, source_file)
             taken += 1
-    note = f"first {_size(covered)} of {files[0].name}"
+    note = f"first {human_size(covered)} of {files[0].name}"
     if taken:
         note += f" + {taken} pieces spread over the {'files' if len(files) > 1 else 'file'}"
     if files[0].compression or compressed:
@@ -193,7 +194,3 @@ def sample_parquet(files, *, pieces: int = SAMPLE_PIECES, rows: int = 8192) -> t
     schema = pq.ParquetFile(files[0].path).schema_arrow
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     return table, f"{len(tables)} row groups spread over {len(files)} Parquet file{'s' if len(files) > 1 else ''}"
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
