@@ -64,8 +64,8 @@ class SplitPlan:
     estimated_bytes : int
         Bytes of shards expected (the disk check's figure).
     exact : bool
-        Whether ``estimated_rows`` is a count (Parquet metadata, or a CSV
-        source read whole by the sample), not an extrapolation.
+        Whether ``estimated_rows`` is a count (Parquet metadata, or a
+        one-file CSV source the sample read whole), not an extrapolation.
     """
 
     kinds: dict
@@ -221,6 +221,8 @@ def estimate_rows(files, params, extent=None) -> tuple[int, bool]:
         return sum(pq.ParquetFile(f.path).metadata.num_rows for f in files), True
     if extent is None:
         extent = measure_csv(files, delimiter=params.delimiter)
+    if len(files) == 1 and extent.first_whole:
+        return extent.first_records, True
     ratio = extent.decoded_per_raw or 1.0
     decoded = sum(f.bytes if f.compression is None else f.bytes * ratio for f in files)
     rest = max(decoded - extent.first_end, 0)
@@ -230,8 +232,7 @@ def estimate_rows(files, params, extent=None) -> tuple[int, bool]:
         per_byte = extent.first_records / max(extent.first_end, 1)
     else:
         return 0, False
-    exact = len(files) == 1 and files[0].compression is None and rest == 0
-    return int(math.ceil(extent.first_records + rest * per_byte)), exact
+    return int(math.ceil(extent.first_records + rest * per_byte)), False
 
 
 def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int, *, verbose: bool = True) -> int:

@@ -46,6 +46,8 @@ class SampleExtent:
     decoded_per_raw : float or None
         Decoded bytes per stored byte of a compressed file, from the first
         block read from one (None when none was read).
+    first_whole : bool
+        Whether the first stretch is the whole first file.
     """
 
     first_end: int = 0
@@ -53,6 +55,7 @@ class SampleExtent:
     piece_bytes: int = 0
     piece_records: int = 0
     decoded_per_raw: float | None = None
+    first_whole: bool = False
 
     def add(self, block, source_file, piece: bool) -> None:
         """Count one sampled block (of the first stretch, or a piece)."""
@@ -116,6 +119,8 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
             covered = block.offset + len(block.data)
             if covered >= first_bytes:
                 break
+        else:
+            extent.first_whole = True
     finally:
         blocks.close()
     taken = 0
