@@ -35,20 +35,22 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
     questlearn.infer.InferredSchema
         With ``problems`` listed (not raised).
     """
-    from .split import SplitParameters, _Splitter
+    from .plan import read_columns, sample_schema
+    from .sources import resolve_sources
+    from .split import SplitParameters
 
     for key in ("id_columns", "categorical_columns", "na_values"):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
     params = SplitParameters(**parameters)
-    splitter = _Splitter(source, None, params, progress=False, verbose=False)
-    files = splitter.files
+    files = resolve_sources(source)
+    read_columns(files, params)
     total = sum(f.bytes for f in files)
     kinds = sorted({f.compression or "uncompressed" for f in files})
     print_to(f"questlearn: {len(files)} {files[0].format.upper()} file(s), {total / 1e6:.1f} MB on disk "
              f"({', '.join(kinds)}): {', '.join(f.name for f in files[:3])}{' ...' if len(files) > 3 else ''}")
-    inferred = splitter.sample_schema()
-    print_to(inferred.describe(params.null_values if splitter.format == "csv" else None))
+    inferred = sample_schema(files, params)
+    print_to(inferred.describe(params.null_values if files[0].format == "csv" else None))
     if inferred.problems:
         print_to("problems to settle before splitting:\n  " + "\n  ".join(inferred.problems))
     print_to(f"first {rows} rows as parsed (· = missing):")

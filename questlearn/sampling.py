@@ -15,10 +15,13 @@ sample only decides what it will check for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 
 from .csvscan import CsvFormatError, CsvScanner
 from .reading import parse_records
+from .sizes import human_size
 
 SAMPLE_PIECES = 8
 PIECE_BYTES = 1 << 20
@@ -26,8 +29,53 @@ FIRST_BYTES = 4 << 20
 RESYNC_ATTEMPTS = 32
 
 
+@dataclass
+class SampleExtent:
+    """What a CSV sample read, for estimating the source's rows.
+
+    Attributes
+    ----------
+    first_end : int
+        Decoded bytes of the first file the first block reaches (header
+        included): the stretch whose records are counted exactly.
+    first_records : int
+        Records in that stretch.
+    piece_bytes, piece_records : int
+        Bytes and records of the pieces (whole records, spread over the
+        plain files, or from the start of compressed ones).
+    decoded_per_raw : float or None
+        Decoded bytes per stored byte of a compressed file, from the first
+        block read from one (None when none was read).
+    first_whole : bool
+        Whether the first stretch is the whole first file.
+    """
+
+    first_end: int = 0
+    first_records: int = 0
+    piece_bytes: int = 0
+    piece_records: int = 0
+    decoded_per_raw: float | None = None
+    first_whole: bool = False
+
+    def add(self, block, source_file, piece: bool) -> None:
+        """Count one sampled block (of the first stretch, or a piece)."""
+        if source_file.compression is not None and self.decoded_per_raw is None:
+            self.decoded_per_raw = block.read_to / max(block.raw_position, 1)
+        if piece:
+            self.piece_bytes += len(block.data)
+            self.piece_records += len(block)
+        else:
+            self.first_end = block.offset + len(block.data)
+            self.first_records += len(block)
+
+
+def measure_csv(files, *, delimiter: str) -> SampleExtent:
+    """The :class:`SampleExtent` of the sample :func:`sample_csv` would take, its rows not parsed."""
+    return sample_csv(files, delimiter=delimiter, null_values=(), parse=False)[3]
+
+
 def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECES,
-               piece_bytes: int = PIECE_BYTES, first_bytes: int = FIRST_BYTES):
+               piece_bytes: int = PIECE_BYTES, first_bytes: int = FIRST_BYTES, parse: bool = True):
     """Sampled rows of CSV ``files`` as string columns.
 
     The first file's first block (``first_bytes``; its last record counts
@@ -41,14 +89,20 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
     locate : callable
         ``locate(row) -> (file, line or None, byte offset)`` of a sample row
         (the line is None in pieces entered in the middle of a file).
+    extent : SampleExtent
+        The bytes and records sampled, for the row estimate.
     """
     first = CsvScanner(files[0], block_size=first_bytes, delimiter=delimiter)
     names = first.header.names
     strings = {name: pa.string() for name in names}
     tables, pieces_at = [], []  # pieces_at: (first sample row, block, file, line known)
 
-    def add(block, source_file, line_known=True):
-        if block is not None and len(block):
+    extent = SampleExtent()
+
+    def add(block, source_file, line_known=True, piece=True):
+        if block is not None:
+            extent.add(block, source_file, piece)
+        if block is not None and len(block) and parse:
             pieces_at.append((sum(t.num_rows for t in tables), block, source_file.shown, line_known))
             tables.append(parse_records(block.data, names, delimiter=delimiter, types=strings, null_values=null_values))
 
@@ -61,10 +115,12 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
     blocks = first.blocks()
     try:  # up to first_bytes, or the end of a small file (its last record may lack a newline)
         for block in blocks:
-            add(block, files[0])
+            add(block, files[0], piece=False)
             covered = block.offset + len(block.data)
             if covered >= first_bytes:
                 break
+        else:
+            extent.first_whole = True
     finally:
         blocks.close()
     taken = 0
@@ -94,13 +150,13 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
         if block is not None:
             add(block, source_file)
             taken += 1
-    note = f"first {_size(covered)} of {files[0].name}"
+    note = f"first {human_size(covered)} of {files[0].name}"
     if taken:
         note += f" + {taken} pieces spread over the {'files' if len(files) > 1 else 'file'}"
     if files[0].compression or compressed:
         note += "; compressed files are sampled from their beginning"
     table = pa.concat_tables(tables) if tables else pa.table({n: pa.array([], pa.string()) for n in names})
-    return table, note, locate
+    return table, note, locate, extent
 
 
 def _resynchronised(scanner: CsvScanner, source_file, offset: int, piece_bytes: int):
@@ -143,7 +199,3 @@ def sample_parquet(files, *, pieces: int = SAMPLE_PIECES, rows: int = 8192) -> t
     schema = pq.ParquetFile(files[0].path).schema_arrow
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     return table, f"{len(tables)} row groups spread over {len(files)} Parquet file{'s' if len(files) > 1 else ''}"
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"

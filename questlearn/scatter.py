@@ -2,7 +2,9 @@
 
 Real logs are written in time order. If shards were contiguous stretches
 of the source, every batch would come from one stretch of time. Instead,
-before the pass the splitter estimates the subset's rows ``N`` and opens
+before the pass the splitter estimates the subset's rows ``N`` (from a
+sample spread over the source, with a small margin:
+:meth:`questlearn.plan.SplitPlan.first_wave_rows`) and opens
 ``S = ceil(N / rows_per_shard)`` shards at once (at most
 :data:`MAX_OPEN_SHARDS` per subset), each with ``rows_per_shard`` free
 places. A subset's rows take the free places uniformly at random (a

@@ -4,10 +4,12 @@ The pipeline, one stage per module:
 
 1. :mod:`~questlearn.sources` — which files (one, a directory, a glob, a
    list; plain, gzip/bz2/xz/zstd, or Parquet);
-2. :mod:`~questlearn.sampling`, :mod:`~questlearn.infer` and
-   :mod:`~questlearn.encoding` — a sample spread over the source decides
-   every column's kind and the model-ready encoding (fill values, one-hot
-   vocabularies), printed before the pass;
+2. :mod:`~questlearn.plan` — the split decided before the pass: the
+   columns checked, a sample spread over the source
+   (:mod:`~questlearn.sampling`) deciding every column's kind
+   (:mod:`~questlearn.infer`) and the model-ready encoding (fill values,
+   one-hot vocabularies, :mod:`~questlearn.encoding`), printed; the rows
+   to expect, the disk they need, the shards open at once;
 3. :mod:`~questlearn.chunks` — one pass over each file: runs of whole
    records cut at C speed (:mod:`~questlearn.fastscan`) and parsed by
    pyarrow on every core (:mod:`~questlearn.reading`), or Parquet batches,
@@ -41,11 +43,8 @@ byte-identical to a clean run.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
-import math
-import resource
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,18 +55,17 @@ import pyarrow.compute as pc
 
 from .chunks import ChunkReader
 from .chunks import read_ahead as _read_ahead
-from .csvscan import CsvFormatError, CsvScanner
+from .csvscan import CsvFormatError
 from .encoding import Encoding
-from .infer import infer_schema
 from .journal import (JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint_snapshot, clear_unjournaled_start,  # noqa: F401
                       write_finishing_journal)  # JOURNAL_NAME: re-exported
 from .journal import Append as _Append, CloseShard as _CloseShard, WriteJournal as _WriteJournal
 from .journal import discard_unfinished as _discard_unfinished, exclusive_lock as _exclusive_lock
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, SUBSETS, sha256_of  # noqa: F401 - FORMAT_VERSION: re-exported
+from .plan import open_shard_limit, plan_split, read_columns
 from .publish import finishing_plan, publish, remove_bookkeeping
 from .prepare import PreparedChunk, prepare_chunk
 from .reading import Chunk
-from .sampling import sample_csv, sample_parquet
 from .scatter import MAX_OPEN_SHARDS, ShardDealer, dealer_generator, rows_by_shard, shards_for
 from .schema import (CLASSIFICATION, NUMERIC, REGRESSION, TASKS, NumericStats, Vocabulary,
                      label_strings, missing_tokens)
@@ -80,7 +78,6 @@ FORMATS = ("csv", "npy")
 DEFAULT_FORMATS = ("npy",)
 SPLIT_BLOCK_SIZE = 16 * 1024 * 1024
 CHECKPOINT_BYTES = 128 * 1024 * 1024
-DISK_MARGIN = 1.05
 
 
 @dataclass(frozen=True)
@@ -235,93 +232,8 @@ class _Splitter:
         self.writer = None
         self.files = resolve_sources(source)
         self.format = self.files[0].format
-        if self.format == "csv":
-            self.scanner = self._scanner(self.files[0])
-            self.scanner.check_names()
-            self.names = self.scanner.header.names
-            for other in self.files[1:]:
-                names = self._scanner(other).header.names
-                if names != self.names:
-                    raise CsvFormatError(other.shown, 1, 0, f"the header differs from {self.files[0].shown}'s "
-                                         f"(expected {self.names}, found {names}); every file of a source must have the same columns")
-        else:
-            self._check_parquet_schemas()
-        self._check_columns()
+        self.scanner, self.names = read_columns(self.files, params)
         self.fingerprint = {"files": [f.fingerprint() for f in self.files]}
-
-    def _scanner(self, source_file) -> CsvScanner:
-        return CsvScanner(source_file, block_size=self.params.block_size, delimiter=self.params.delimiter)
-
-    # -- set-up ---------------------------------------------------------
-    def _check_parquet_schemas(self):
-        import pyarrow.parquet as pq
-
-        schema = pq.ParquetFile(self.files[0].path).schema_arrow
-        for other in self.files[1:]:
-            if not pq.ParquetFile(other.path).schema_arrow.equals(schema):
-                raise ValueError(f"{other.shown}: its Parquet schema differs from {self.files[0].shown}'s; "
-                                 "every file of a source must have the same columns and types")
-        self.names = list(schema.names)
-
-    def _check_columns(self):
-        label = self.params.label
-        where = self.files[0].shown
-        if label not in self.names:
-            raise CsvFormatError(where, 1, 0, f"label column {label!r} is missing from the header (columns: {self.names}); "
-                                 "name the label with --label (Python: label=...)")
-        for declared in (*self.params.id_columns, *self.params.categorical_columns):
-            if declared not in self.names:
-                raise ValueError(f"column {declared!r} was declared but is not in the header of {where} (columns: {self.names})")
-        if label in self.params.id_columns or label in self.params.categorical_columns:
-            raise ValueError(f"the label {label!r} cannot also be an id or categorical feature column")
-
-    def infer(self):
-        """Sample the source, decide the column kinds and the encoding (printed; problems raise)."""
-        if self.given_schema is not None:
-            return self.given_schema
-        inferred = self.sample_schema()
-        if self.verbose:
-            print(inferred.describe(self.params.null_values if self.format == "csv" else None), flush=True)
-        inferred.raise_problems()
-        inferred.encoding = Encoding.from_sample(inferred.sample, inferred.kinds, self.params.fill,
-                                                 self.params.null_values if self.format == "csv" else (),
-                                                 max_categories=self.params.max_categories)
-        if self.verbose:
-            print(inferred.encoding.describe(), flush=True)
-        return inferred
-
-    def sample_schema(self):
-        """The :class:`~questlearn.infer.InferredSchema` of a sample spread over the source."""
-        p = self.params
-        if self.format == "csv":
-            sample, note, locate = sample_csv(self.files, delimiter=p.delimiter, null_values=p.null_values)
-            native = None
-        else:
-            sample, note = sample_parquet(self.files)
-            native, locate = dict(zip(sample.schema.names, sample.schema.types)), None
-        inferred = infer_schema(sample, label=p.label, task=p.task, id_columns=p.id_columns,
-                                categorical_columns=p.categorical_columns, max_categories=p.max_categories,
-                                max_classes=p.max_classes, native_types=native, sample_note=note, locate=locate)
-        inferred.sample = sample
-        return inferred
-
-    def estimate_rows(self) -> int:
-        """Rows in the source, estimated from its first block (exact for Parquet)."""
-        if self.format == "parquet":
-            import pyarrow.parquet as pq
-
-            return sum(pq.ParquetFile(f.path).metadata.num_rows for f in self.files)
-        scanner = CsvScanner(self.files[0], block_size=4 << 20, delimiter=self.params.delimiter)
-        blocks = scanner.blocks()
-        try:
-            block = next(blocks, None)
-        finally:
-            blocks.close()
-        if block is None or not len(block):
-            return 0
-        decoded_per_raw = block.read_to / max(block.raw_position, 1)
-        total = sum(f.bytes for f in self.files) * decoded_per_raw
-        return int(math.ceil(total * len(block) / len(block.data)))
 
     # -- run ------------------------------------------------------------
     def run(self) -> dict:
@@ -371,12 +283,10 @@ class _Splitter:
         leftovers = [p.name for p in self.out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
         if leftovers:
             raise ValueError(f"{self.out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
-        inferred = self.infer()
-        self.kinds, self.label_numeric = inferred.kinds, inferred.label_numeric
-        self.inferred = [asdict(c) for c in inferred.columns]
-        self.encoding = inferred.encoding
-        self.estimated_rows = self.estimate_rows()
-        self._check_disk()
+        plan = plan_split(self.files, self.out, self.params, schema=self.given_schema, verbose=self.verbose)
+        self.kinds, self.label_numeric, self.inferred = plan.kinds, plan.label_numeric, plan.inferred
+        self.encoding, self.estimated_rows = plan.encoding, plan.estimated_rows
+        first_wave = plan.first_wave_rows
         (self.out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
         for subset in SUBSETS:
             (self.out / subset).mkdir()
@@ -384,49 +294,13 @@ class _Splitter:
         self.done_files, self.file_rows, self.records, self.blank_lines, self.empty_files = [], 0, 0, 0, 0
         self.rng = np.random.Generator(np.random.PCG64(self.params.seed))
         self._init_statistics()
-        self._set_open_limit()
+        self.open_limit = open_shard_limit(self.params.max_open_shards, len(self._parts()))
         self.subsets = {}
         for number, (subset, share) in enumerate((("train", 1 - self.params.val_fraction),
                                                   ("validate", self.params.val_fraction))):
             self.subsets[subset] = {"open": [], "label_counts": [], "closed": [], "next_index": 0, "rows": 0, "waves": 0,
                                     "dealer": ShardDealer(dealer_generator(self.params.seed, number), [])}
-            self._open_wave(subset, self.estimated_rows * share)
-
-    def _check_disk(self) -> None:
-        """Refuse before the pass when the output's disk cannot hold the estimated shards."""
-        per_row = 4 * self.encoding.width + 4 + 8
-        if "csv" in self.params.formats:
-            per_row += sum(f.bytes for f in self.files) / max(self.estimated_rows, 1) * (
-                1 if all(f.compression is None for f in self.files) else 4)
-        needed = self.estimated_rows * per_row * DISK_MARGIN + (2 << 20)
-        self.estimated_bytes = int(needed)
-        free = shutil.disk_usage(self.out).free
-        if self.verbose:
-            print(f"questlearn: about {self.estimated_rows:,} rows, about {needed / 1e9:.2f} GB of shards "
-                  f"({per_row:.0f} bytes a row; {free / 1e9:.1f} GB free in {self.out})", flush=True)
-        if needed > free:
-            raise ValueError(
-                f"not enough disk for this split: about {self.estimated_rows:,} rows x {per_row:.0f} bytes "
-                f"({self.encoding.width} float32 features + label + row number"
-                f"{' + the CSV copy' if 'csv' in self.params.formats else ''}) = about {needed / 1e9:.2f} GB "
-                f"of shards, but the disk holding {self.out} has {free / 1e9:.2f} GB free; free space, write to "
-                "another disk"
-                + (", or drop the CSV copies (formats=('npy',))" if "csv" in self.params.formats else "")
-                + (", or lower --max-categories" if self.encoding.categorical else ""))
-
-    def _set_open_limit(self) -> None:
-        """Room for every open shard file (raise the soft descriptor limit, or open fewer shards)."""
-        parts = len(self._parts())
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        wanted = 2 * self.params.max_open_shards * parts + 256
-        if soft != resource.RLIM_INFINITY and soft < wanted:
-            target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        self.open_limit = self.params.max_open_shards
-        if soft != resource.RLIM_INFINITY:
-            self.open_limit = max(1, min(self.open_limit, (soft - 256) // (2 * parts)))
+            self._open_wave(subset, first_wave(share))
 
     def _init_statistics(self, numeric=None, vocabularies=None, label_stats=None):
         p = self.params
@@ -483,7 +357,7 @@ class _Splitter:
         self.encoding = Encoding.from_record(journal["encoding"])
         self.estimated_rows = journal["estimated_rows"]
         self._init_statistics(journal["numeric"], journal["vocabularies"], journal["label_stats"])
-        self._set_open_limit()
+        self.open_limit = open_shard_limit(self.params.max_open_shards, len(self._parts()))
         self.subsets = {}
         if journal.get("finishing"):
             return

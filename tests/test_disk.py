@@ -21,7 +21,7 @@ def test_a_split_that_cannot_fit_is_refused_before_writing_with_the_figures(tmp_
         split_csv(source, out, id_columns=["attempt_id", "player_id"])
     message = str(error.value)
     assert "not enough disk" in message and "rows x" in message
-    assert "GB free" in message and "float32 features" in message
+    assert "1.0 MB free" in message and "float32 features" in message
     assert not out.exists(), "nothing is written when the split is refused"
 
 
@@ -30,7 +30,7 @@ def test_the_estimate_is_printed_and_close_to_what_is_written(tmp_path, capsys):
     out = tmp_path / "split"
     split_csv(source, out, id_columns=["attempt_id", "player_id"])
     printed = capsys.readouterr().out
-    line = next(l for l in printed.splitlines() if "GB of shards" in l)
+    line = next(l for l in printed.splitlines() if " of shards (" in l)
     estimated_rows = int(line.split("about ")[1].split(" rows")[0].replace(",", ""))
     assert abs(estimated_rows - 30_000) / 30_000 < 0.05, line
     written = sum(p.stat().st_size for p in out.rglob("*.npy"))
@@ -47,7 +47,7 @@ def test_csv_copies_count_in_the_estimate(tmp_path, capsys):
     both = capsys.readouterr().out
 
     def per_row(text):
-        line = next(l for l in text.splitlines() if "GB of shards" in l)
+        line = next(l for l in text.splitlines() if " of shards (" in l)
         return float(line.split("(")[1].split(" bytes a row")[0])
 
     assert per_row(both) > per_row(npy) + 100  # the CSV row (about 190 bytes here) is added

@@ -93,6 +93,31 @@ def test_without_room_for_every_shard_at_once_shards_sample_their_wave(tmp_path)
     assert max(s["rows"] for s in manifest["subsets"]["train"]["shards"]) <= 5_000
 
 
+def test_a_log_whose_rows_get_shorter_is_dealt_in_one_wave_over_the_whole_log(tmp_path):
+    """Long rows first, short rows after: the first block alone would estimate
+    far too few rows (and leave the rest to shards of the tail only); the
+    sample spread over the log estimates them all."""
+    rows, long_rows = 200_000, 50_000
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(rows, 2)).round(3)
+    labels = rng.integers(0, 2, rows)
+    detail = [f"{v:.100f}" for v in rng.random(long_rows)] + [f"{v:.1f}" for v in rng.random(rows - long_rows)]
+    source = tmp_path / "shrinking.csv"
+    with open(source, "w") as handle:
+        handle.write("f0,f1,detail,cleared\n")
+        handle.writelines(f"{a},{b},{d},{c}\n" for (a, b), d, c in zip(values.tolist(), detail, labels.tolist()))
+    first_block_estimate = source.stat().st_size / (len(f"{1.0:.100f}") + 20)  # what 4 MB of long rows extrapolate to
+    assert first_block_estimate < 0.9 * rows and source.stat().st_size > 8 << 20
+    split_dir = tmp_path / "split"
+    manifest = split_csv(source, split_dir, rows_per_shard=10_000, val_fraction=0.2, seed=3, verbose=False)
+    assert abs(manifest["scatter"]["estimated_rows"] - rows) / rows < 0.05, manifest["scatter"]
+    assert manifest["scatter"]["waves"] == {"train": 1, "validate": 1}
+    for subset in ("train", "validate"):
+        for shard in manifest["subsets"][subset]["shards"]:
+            numbers = np.load(split_dir / shard["files"]["rows"]["name"])
+            assert numbers.min() < rows // 10 and numbers.max() > rows - rows // 10, (subset, shard["rows"])
+
+
 @pytest.mark.timeout(900)
 def test_a_model_trained_on_the_sorted_log_is_as_good_as_one_trained_on_it_shuffled(tmp_path):
     from questlearn.predict import predict_frame

@@ -262,17 +262,17 @@ def test_a_source_that_grows_during_the_split_is_refused(plain, tmp_path, monkey
     _, log, _ = plain
     growing = tmp_path / "growing.csv"
     growing.write_bytes(log.read_bytes())
-    from questlearn import split as split_module
+    from questlearn import plan as plan_module
 
-    original = split_module._Splitter.infer
+    original = plan_module.decide_schema
 
-    def infer_then_append(self):
-        result = original(self)
+    def infer_then_append(*args, **kwargs):
+        result = original(*args, **kwargs)
         with open(growing, "ab") as handle:
             handle.write(log.read_bytes().splitlines(keepends=True)[1])
         return result
 
-    monkeypatch.setattr(split_module._Splitter, "infer", infer_then_append)
+    monkeypatch.setattr(plan_module, "decide_schema", infer_then_append)
     with pytest.raises(ValueError, match="changed while questlearn read it"):
         split_csv(growing, tmp_path / "out", id_columns=ID_COLUMNS, verbose=False)
     assert not (tmp_path / "out" / "manifest.json").exists()
