@@ -182,7 +182,14 @@ def read_ahead(items):
     atexit.register(stop_and_join)
     try:
         while True:
-            item = handoff.get()
+            try:
+                item = handoff.get(timeout=0.1)
+            except queue.Empty:
+                # A producer stopped from outside (an exit hook; a nested
+                # read-ahead's hooks run inner first) hands over nothing more.
+                if not thread.is_alive() and handoff.empty():
+                    raise RuntimeError("the read-ahead thread stopped before the end of its input") from None
+                continue
             if item is done:
                 return
             if isinstance(item, BaseException):

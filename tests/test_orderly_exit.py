@@ -28,17 +28,25 @@ def blocks():
     while True:
         yield np.random.default_rng(0).random(200_000).sum()  # numpy work, as the scanner does
 
-reader = _read_ahead(blocks())
+def passed_on(items):
+    for item in items:
+        yield item
+
+reader = {reader}
 next(reader)
 KEPT = [reader]  # left suspended, as a traceback in a reference cycle keeps it after an error
 """
 
 
 @pytest.mark.timeout(120)
-def test_the_scan_ahead_thread_is_stopped_before_interpreter_shutdown():
+@pytest.mark.parametrize("reader", ["_read_ahead(blocks())",
+                                    "_read_ahead(passed_on(_read_ahead(blocks())))"],  # the split's stages nest
+                         ids=["one stage", "nested stages"])
+def test_the_scan_ahead_thread_is_stopped_before_interpreter_shutdown(reader):
     """A daemon thread still in numpy/pyarrow at finalization is ended by pthread_exit, which can abort
-    the process ('terminate called without an active exception')."""
-    code = SUSPENDED_READ_AHEAD.format(root=str(HERE.parent))
+    the process ('terminate called without an active exception'). Nested stages stop too: the inner
+    stage's exit hook runs first, and the outer stage must not then wait forever for it."""
+    code = SUSPENDED_READ_AHEAD.format(root=str(HERE.parent), reader=reader)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100, env=run_env())
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ALIVE_AT_EXIT []" in result.stdout, result.stdout + result.stderr[-2000:]
