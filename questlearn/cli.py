@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--max-open-shards", type=int, default=256,
                        help="shards filled at once per subset (each a random sample of the rows read while open; "
                             "3 file descriptors each)")
-    split.add_argument("--block-size", type=int, default=16 * 1024 * 1024, help="bytes read per step (memory scales with this)")
+    split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     split.add_argument("--no-progress", action="store_true", help="no progress bar")
     split.add_argument("--parallel", type=int, metavar="N",
                        help="split each part file as its own task, N at a time, and merge the results exactly")

@@ -11,7 +11,7 @@ goes) stays in the pass, which merges these results in source order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,6 +66,9 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
         elif kind == CATEGORICAL:
             strings[name] = chunk.table[name]
     features, counts = encoding.encode(numbers, strings)
+    # the pass needs only the label column (and the block, for locations and CSV shards): the parsed
+    # feature columns are let go here, not held while the chunk waits to be dealt and written
+    chunk = replace(chunk, table=chunk.table.select([label]))
     return PreparedChunk(chunk, features, stats, counts, targets)
 
 

@@ -76,7 +76,7 @@ from .sources import check_unchanged, resolve_sources
 
 FORMATS = ("csv", "npy")
 DEFAULT_FORMATS = ("npy",)
-SPLIT_BLOCK_SIZE = 16 * 1024 * 1024
+SPLIT_BLOCK_SIZE = 8 * 1024 * 1024  # as fast as 16 MiB here, and half the memory held in the stages
 CHECKPOINT_BYTES = 128 * 1024 * 1024
 
 
