@@ -27,7 +27,7 @@ from .rowchecks import explain_conversion_error
 from .schema import LABEL, NUMERIC, arrow_types
 
 PARSE_BLOCK_SIZE = 1024 * 1024  # pyarrow parses a run in pieces of this size, on every core
-PARQUET_BATCH_ROWS = 65_536
+PARQUET_BATCH_ROWS = 32_768  # about the rows of one CSV block: the memory the stages hold stays alike
 
 
 class ChunkReader:
@@ -116,7 +116,8 @@ class ChunkReader:
                     except pa.ArrowInvalid as error:
                         raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}: {error} (the sample "
                                          "made this column numeric)") from None
-                    chunk = Chunk(pa.table(columns), source_file.shown, None, row, full_table=table)
+                    chunk = Chunk(pa.table(columns), source_file.shown, None, row,
+                                  full_table=table if "csv" in self.params.formats else None)  # CSV shards only
                     read = source_file.bytes * (row + len(table)) // total_rows
                     yield chunk, {"batch": index + 1}, read, source_file.bytes * len(table) // total_rows, 0
                 row += batch.num_rows
