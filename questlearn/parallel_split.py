@@ -54,6 +54,7 @@ from .encoding import Encoding
 from .shardfiles import NPY_HEADER_BYTES, npy_header
 from .schema import CATEGORICAL, CLASSIFICATION, LABEL, REGRESSION, NumericStats, class_order
 from .split import FORMAT_VERSION, MARKER_NAME, LOCK_NAME, SplitParameters, _exclusive_lock, _Splitter, split_csv
+from .split_manifest import report_end
 
 PARTS_DIR = ".parts"
 PLAN_NAME = ".parallel-split.json"
@@ -139,14 +140,7 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
                   f"{params.max_categories} values of {entry['column']!r}; its {entry['oov_rows']} out-of-vocabulary rows "
                   "may include values an earlier part put in the vocabulary (a sequential split would code them); "
                   "raise --max-categories, or split without --parallel, for exact codes", flush=True)
-        for name, stats in manifest["stats"].items():
-            if stats.get("oov"):
-                print(f"questlearn: column {name!r} outgrew --max-categories {params.max_categories}: "
-                      f"{stats['oov']} rows hold later values, mapped to one out-of-vocabulary code", flush=True)
-        if manifest["source"]["empty_files_skipped"]:
-            print(f"questlearn: skipped {manifest['source']['empty_files_skipped']} header-only file(s)", flush=True)
-        if manifest["schema"]["task"] == CLASSIFICATION:
-            print(f"questlearn: label {params.label!r} classes: {manifest['schema']['classes']}", flush=True)
+        report_end(manifest)  # as a sequential split reports its end
     return manifest
 
 
