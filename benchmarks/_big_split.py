@@ -1,4 +1,4 @@
-"""The split that the loader and ``fit`` benchmarks of issue 10 read: >= 40 train shards of 100,000 rows."""
+"""The split that the loader and ``fit`` benchmarks read: >= 40 train shards of 100,000 rows."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def train_shards(split_dir: Path) -> list[dict]:
     manifest = json.loads((Path(split_dir) / "manifest.json").read_text())
     shards = manifest["subsets"]["train"]["shards"]
     if len(shards) < MINIMUM_TRAIN_SHARDS:
-        raise SystemExit(f"{split_dir} has {len(shards)} train shards; issue 10's loader figures need at least "
+        raise SystemExit(f"{split_dir} has {len(shards)} train shards; the loader figures need at least "
                          f"{MINIMUM_TRAIN_SHARDS} (use more --rows or a smaller --rows-per-shard). Nothing reported.")
     return shards
 

@@ -15,7 +15,7 @@ faster, so this fraction is the number to watch there.
 
 Usage: python benchmarks/bench_fit.py [--megabytes 24] [--epochs 2]
 
-``--input-wait`` (issue 10) measures the input-wait fraction directly: the
+``--input-wait`` measures the input-wait fraction directly: the
 model as :func:`questlearn.train.train` builds it, fed by a QuestSequence
 with ``train()``'s default batch size and workers, trained for one epoch
 (or ``--steps``) of the split that ``bench_loader.py --versus-raw`` uses
@@ -90,7 +90,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=24.0)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--input-wait", action="store_true", help="issue 10: input-wait fraction of fit on the big split")
+    parser.add_argument("--input-wait", action="store_true", help="input-wait fraction of fit on the big split")
     parser.add_argument("--split", type=Path, default=None, help="--input-wait: split to reuse, or to make and keep")
     parser.add_argument("--rows", type=int, default=5_500_000, help="--input-wait: rows of the synthetic log")
     parser.add_argument("--rows-per-shard", type=int, default=100_000)
@@ -122,7 +122,7 @@ def main() -> int:
     })
 
 
-# -- issue 10: the input-wait fraction of fit, measured per step --------------
+# -- the input-wait fraction of fit, measured per step --------------
 WARMUP_STEPS = 20
 
 

@@ -27,7 +27,7 @@ Usage: python benchmarks/bench_loader.py [--megabytes 48] [--workers 2]
 ``--verify-cost`` runs only the four questlearn contenders, alternating, in
 ``--rounds`` rounds, and saves medians to ``results/loader_verify.json``.
 
-``--versus-raw`` (issue 10) compares, on a split with >= 40 train shards of
+``--versus-raw`` compares, on a split with >= 40 train shards of
 100,000 rows (``--rows 5500000 --rows-per-shard 100000``; ``--split DIR``
 reuses or keeps one), ``QuestSequence(split, "train", batch_size=B, seed=0)``
 read batch by batch (``seq[i]``) for two epochs (the first checks each
@@ -40,7 +40,7 @@ raw loop's rows/s (second epoch), at both batch sizes::
 
     python benchmarks/bench_loader.py --versus-raw [--split /big/disk/split] [--rounds 3]
 
-Targets (issue 3): questlearn npy >= 20x recipe and >= 100x
+Targets: questlearn npy >= 20x recipe and >= 100x
 make_csv_dataset; questlearn CSV >= 1.5x recipe; peak RSS flat 1x -> 4x.
 """
 
@@ -239,7 +239,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--verify-cost", action="store_true", help="only the cost of shard integrity checks")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--versus-raw", action="store_true", help="issue 10: QuestSequence vs a raw np.load(mmap) loop")
+    parser.add_argument("--versus-raw", action="store_true", help="QuestSequence vs a raw np.load(mmap) loop")
     parser.add_argument("--split", type=Path, default=None, help="--versus-raw: split to reuse, or to make and keep")
     parser.add_argument("--rows", type=int, default=5_500_000, help="--versus-raw: rows of the synthetic log")
     parser.add_argument("--rows-per-shard", type=int, default=100_000)
@@ -341,7 +341,7 @@ def verify_cost(args) -> int:
     })
 
 
-# -- issue 10: QuestSequence vs the raw memory-mapped loop ---------------------
+# -- QuestSequence vs the raw memory-mapped loop ---------------------
 RAW_CONTENDERS = ("questlearn_seq", "raw_mmap")
 BATCH_SIZES = (1024, 8192)
 

@@ -10,7 +10,7 @@
 
 Usage: python benchmarks/bench_sources.py [--megabytes 48] [--rounds 3] [--inspect-gigabytes 1]
 
-Targets (issue 7): gzip split >= 0.5x the plain split; inspect reads < 5 % of
+Targets: gzip split >= 0.5x the plain split; inspect reads < 5 % of
 the 1 GB file; peak RSS growth 1x -> 4x < 10 % for both sources.
 """
 

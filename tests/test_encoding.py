@@ -1,4 +1,4 @@
-"""The model-ready encoding: fixed from the sample, applied the same way everywhere (issue 10)."""
+"""The model-ready encoding: fixed from the sample, applied the same way everywhere."""
 
 from __future__ import annotations
 
