@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also save the training state every N batches: a killed run resumes at the batch after the last save")
     train.add_argument("--save-every-minutes", type=float, default=None, metavar="M",
                        help="also save the training state every M minutes inside an epoch")
-    scale = train.add_argument_group("several processes (JAX backend; see README 'Scaling out')")
+    scale = train.add_argument_group("several processes (JAX backend; see docs/scaling-out.md)")
     scale.add_argument("--num-processes", type=int, help="processes in the data-parallel job (one per host or GPU)")
     scale.add_argument("--process-id", type=int, help="this process's number, 0 .. N-1 (0 writes the files)")
     scale.add_argument("--coordinator", help="HOST:PORT where process 0 serves the job's coordinator")
