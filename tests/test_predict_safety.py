@@ -211,7 +211,7 @@ def test_a_full_disk_during_predict_leaves_no_output_and_says_so_in_one_line(tra
     (lambda spec: json.dumps({**spec, "features": [{"name": "power", "kind": 3}]}), "field features[0].kind must be"),
     (lambda spec: json.dumps({k: v for k, v in spec.items() if k != "na_values"}), "lacks the required key 'na_values'"),
     (lambda spec: json.dumps({**spec, "fill_values": {}}), "has no finite fill value for the feature"),
-])
+], ids=["invalid_json", "wrong_type", "unknown_kind", "missing_key", "missing_fill_value"])
 def test_a_tampered_inference_json_is_named_in_one_line(trained, tmp_path, capsys, damage, said):
     log, split_dir, result = trained
     model = copy_model(result, tmp_path / "model")
