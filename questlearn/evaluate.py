@@ -11,6 +11,10 @@ baseline (accuracy of always predicting the most frequent class of these
 rows) and the confusion matrix (rows: true class, columns: predicted).
 Regression: loss (MSE), MAE, RMSE and the predict-the-training-mean
 baseline's MAE and RMSE.
+
+A split is evaluated only when it predicts what the model predicts (same
+label, task and classes, in the same order) from the same encoded columns;
+a damaged shard stops with the loader's message naming the file.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError
+from .csvscan import DEFAULT_BLOCK_SIZE
 from .manifest import MANIFEST_NAME
 from .schema import label_strings
 
@@ -36,7 +40,7 @@ class _Tally:
         if self.regression:
             self.metrics = {"loss": keras.metrics.MeanSquaredError(), "mae": keras.metrics.MeanAbsoluteError(),
                             "rmse": keras.metrics.RootMeanSquaredError()}
-            self.mean = float(spec["label_mean"] or 0.0)
+            self.mean = float(spec.get("label_mean") or 0.0)
             self.baseline_abs = self.baseline_sq = 0.0
         else:
             classes = len(spec["classes"])
@@ -124,42 +128,44 @@ def _label_values(block, label: str, spec: dict) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from .prepare import float_values
+    from .rowchecks import check_numbers
+
     column = block.table[label]
     if spec["task"] == "regression":
         try:
             values = column.cast(pa.float64())
         except pa.ArrowInvalid as error:
-            raise CsvFormatError(*block.locate(0), f"the label column {label!r} holds a value that is not a number: {error}") from None
+            raise block.error(0, f"the label column {label!r} holds a value that is not a number: {error}") from None
+        check_numbers(block.chunk, label, float_values(values), values)  # the split's rules for a numeric target
         codes = values
     else:
         if spec.get("label_numeric") and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             try:  # classes that are numbers are compared as numbers, as the split did: "1.0" is class "1"
                 column = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
             except pa.ArrowInvalid as error:
-                raise CsvFormatError(*block.locate(0), f"the label column {label!r} holds a value that is not a "
-                                     f"number, but the model's classes are numbers: {error}") from None
+                raise block.error(0, f"the label column {label!r} holds a value that is not a number, but the "
+                                  f"model's classes are numbers: {error}") from None
         codes = pc.index_in(label_strings(column), value_set=pa.array(spec["classes"], pa.string()))
     bad = np.flatnonzero(codes.is_null().to_numpy(zero_copy_only=False))
     if len(bad):
         value = column[int(bad[0])].as_py()
         what = "is empty" if value is None else f"holds {value!r}, which is not one of the model's classes {spec['classes']}"
-        raise CsvFormatError(*block.locate(int(bad[0])), f"the label column {label!r} {what}")
+        raise block.error(int(bad[0]), f"the label column {label!r} {what}")
     return codes.to_numpy(zero_copy_only=False).astype(np.float32 if spec["task"] == "regression" else np.int32)
 
 
 def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress: bool) -> dict:
     """The validate subset of a split, through ``model.keras`` and the training loader."""
-    import json
-
     from tqdm import tqdm
 
     from .dataset import QuestSequence
-    from .export import INFERENCE_SPEC, TRAINED_MODEL
-    from .quiet import keras
+    from .export import TRAINED_MODEL, load_saved_model, read_inference_spec
 
-    spec = json.loads((model_dir / INFERENCE_SPEC).read_text(encoding="utf-8"))
+    spec = read_inference_spec(model_dir)
     features = [f["name"] for f in spec["features"]]
     data = QuestSequence(split_dir, "validate", batch_size=batch_size, shuffle=False, features=features)
+    _check_same_target(spec, data.reader, model_dir, split_dir)
     encoding = data.reader.encoding
     fill_values = {n: v for n, v in zip(encoding.numeric, encoding.fill_values) if n in spec["fill_values"]}
     if data.reader.numeric + data.reader.categorical_features != features or (
@@ -167,9 +173,35 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
         raise ValueError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
                          f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
                          "labelled source file (read through inference.keras)")
-    model = keras.saving.load_model(model_dir / TRAINED_MODEL)
+    model = load_saved_model(model_dir / TRAINED_MODEL)
     tally = _Tally(spec)
     for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):
-        x, labels = data[index]
+        x, labels = _load_batch(data, index)
         tally.update(np.asarray(model.predict_on_batch(x), np.float32), labels)
     return {"source": f"{split_dir} (validate subset)", **tally.result()}
+
+
+def _check_same_target(spec: dict, reader, model_dir: Path, split_dir: Path) -> None:
+    """Refuse a split whose label, task or classes (in order: class i is output i) are not the model's."""
+    def target(label, task, classes):
+        return f"{label!r} ({task}" + (f", classes {classes})" if task == "classification" else ")")
+
+    model = (spec["label"], spec["task"], list(spec["classes"]))
+    split = (reader.manifest["schema"]["label"], reader.task, list(reader.classes))
+    if split != model:
+        raise ValueError(f"the split {split_dir} has the label {target(*split)}, but the model in {model_dir} was "
+                         f"trained on the label {target(*model)}; evaluate the model on the split it was trained on, "
+                         "or on a split with the same label, task and classes")
+
+
+def _load_batch(data, index: int):
+    """``data[index]``; a shard the loader refuses (damaged, changed since the split) is the user's to fix, so
+    its message is raised as a ``ValueError``, and any other failure keeps its traceback."""
+    from .supervision import BatchLoadError
+
+    try:
+        return data[index]
+    except BatchLoadError as error:
+        if isinstance(error.__context__, ValueError):  # the loader's own refusal, which names the file
+            raise ValueError(str(error)) from None
+        raise

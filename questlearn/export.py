@@ -26,7 +26,10 @@ backend (Keras's ``StringLookup`` is TensorFlow-based).
 from __future__ import annotations
 
 import json
+import math
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,32 @@ TRAINED_MODEL = "model.keras"
 OOV_TOKEN = "\x00questlearn-out-of-vocabulary"
 NO_VALUE_TOKEN = "\x00questlearn-no-value"  # the lookup's placeholder vocabulary for a column with none
 DEFAULT_NA_VALUES = [""]  # what splits without ``schema.na_values`` treated as missing
+REWRITE_HINT = "restore it from a copy, or train the model again (`questlearn train` writes it)"
+
+_strings = {"type": "array", "items": {"type": "string"}}
+INFERENCE_SCHEMA = {  # what readers of inference.json rely on; unknown keys are allowed (newer exports add some)
+    "type": "object",
+    "required": ["features", "id_columns", "label", "task", "classes", "na_values", "fill_values", "categories"],
+    "properties": {
+        "features": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["name", "kind"],
+            "properties": {"name": {"type": "string", "minLength": 1}, "kind": {"enum": ["numeric", "categorical"]}}}},
+        "id_columns": _strings,
+        "label": {"type": "string", "minLength": 1},
+        "task": {"enum": ["classification", "regression"]},
+        "classes": {**_strings, "uniqueItems": True},
+        "label_numeric": {"type": "boolean"},
+        "na_values": _strings,
+        "fill_values": {"type": "object", "additionalProperties": {"type": "number"}},
+        "categories": {"type": "object", "additionalProperties": _strings},
+        "columns": _strings,
+        "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
+        "label_mean": {"type": ["number", "null"]},
+    },
+    "if": {"properties": {"task": {"const": "regression"}}, "required": ["task"]},
+    "then": {"properties": {"classes": {"maxItems": 0}}},
+    "else": {"properties": {"classes": {"minItems": 1}}},
+}
 
 
 def inference_spec(reader) -> dict:
@@ -84,6 +113,58 @@ def inference_spec(reader) -> dict:
                        if task == "regression" else None),  # the training subset's mean: the baseline's prediction
         "column_kinds": kinds,
     }
+
+
+def read_inference_spec(model_dir) -> dict:
+    """``MODEL_DIR/inference.json``, checked before anything trusts it.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, is not JSON, or lacks a key or holds a value of
+        the wrong type (the message names the file and the field).
+    """
+    import jsonschema
+
+    from .manifest_schema import _explain, _field
+
+    path = Path(model_dir) / INFERENCE_SPEC
+    if not path.is_file():
+        raise ValueError(f"{model_dir} holds no {INFERENCE_SPEC}: train a model there with `questlearn train` "
+                         "(this questlearn version) first")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise ValueError(f"{path} is not valid JSON ({error}): it was damaged or edited; {REWRITE_HINT}") from None
+    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(INFERENCE_SCHEMA).iter_errors(spec))
+    if problem is not None:
+        raise ValueError(f"{path}: field {_field(problem.absolute_path)} {_explain(problem)}: it was damaged or "
+                         f"edited; {REWRITE_HINT}")
+    for feature in spec["features"]:
+        name, table = feature["name"], "fill_values" if feature["kind"] == "numeric" else "categories"
+        if name not in spec[table] or (table == "fill_values" and not math.isfinite(spec[table][name])):
+            raise ValueError(f"{path}: field {table} has no {'finite fill value' if table == 'fill_values' else 'vocabulary'} "
+                             f"for the feature {name!r}: it was damaged or edited; {REWRITE_HINT}")
+    return spec
+
+
+def load_saved_model(path: Path) -> keras.Model:
+    """``keras.saving.load_model(path)``; a missing, truncated or damaged file is refused naming it.
+
+    A ``.keras`` file is a zip archive: one whose entries cannot all be read
+    back with their checksums is damaged (Keras itself calls it "not found").
+    """
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: {REWRITE_HINT}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entry = archive.testzip()  # the first entry whose checksum fails, or None
+        damaged = None if entry is None else f"its entry {entry} fails its checksum"
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+        damaged = f"not a complete zip archive: {error}"
+    if damaged is not None:
+        raise ValueError(f"{path} is damaged or truncated ({damaged}): {REWRITE_HINT}")
+    return keras.saving.load_model(path)
 
 
 def layer_name(column: str, used: set) -> str:

@@ -8,13 +8,19 @@ input has it. :func:`predict_frame` does the same for a pandas DataFrame or
 a dict of columns.
 
 The input is read by :func:`open_input`, the one place that knows how a
-source becomes a stream of parsed pyarrow tables.
+source becomes a stream of parsed pyarrow tables. Numbers obey the split's
+rules (:func:`questlearn.rowchecks.check_numbers`): an infinity, a value
+float32 cannot hold, or NaN written as a value in a CSV stops with file,
+line and byte (column and row for a DataFrame). The output is written under
+a temporary name beside it and renamed once complete; an output that is
+one of the inputs (the same file by any path or link) is refused.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,8 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from .csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner
-from .export import INFERENCE_MODEL, INFERENCE_SPEC
-from .reading import first_row_holding, parse_records, reported_value
+from .export import INFERENCE_MODEL, INFERENCE_SPEC, load_saved_model, read_inference_spec
+from .prepare import float_values
+from .reading import Chunk, first_row_holding, parse_records, reported_value
+from .rowchecks import check_numbers
 from .sources import resolve_sources
 
 CHUNK_ROWS = 8192  # rows per model call
@@ -36,9 +44,16 @@ CHUNK_ROWS = 8192  # rows per model call
 class InputBlock:
     """Parsed rows of the input and how to find them in the source."""
 
-    table: pa.Table
-    locate: Callable[[int], tuple[str, int, int]]  # row -> (file, line, byte offset)
+    chunk: Chunk  # the rows and where each came from
     bytes_done: int  # progress: source bytes consumed so far
+
+    @property
+    def table(self) -> pa.Table:
+        return self.chunk.table
+
+    def error(self, row: int, problem: str) -> ValueError:
+        """An error naming where row ``row`` is: file, line and byte (CSV) or file and row (Parquet)."""
+        return self.chunk.error(row, problem)
 
 
 @dataclass
@@ -74,7 +89,8 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
     -------
     InputStream
         ``blocks(column_types)`` yields :class:`InputBlock` objects holding
-        only the requested columns, parsed as the given pyarrow types.
+        only the requested columns, parsed as the given pyarrow types; the
+        float64 columns passed :func:`~questlearn.rowchecks.check_numbers`.
     """
     files = resolve_sources(source)
     total = sum(f.bytes for f in files)
@@ -93,18 +109,16 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
             for block in scanner.blocks():
                 if not len(block):
                     continue
-
-                def locate(row, block=block, shown=scanner.path):
-                    return (shown, *block.locate(row))
-
                 try:
                     table = parse_records(block.data, names, delimiter=delimiter, types=types, include=list(types),
                                           null_values=na_values)
                 except pa.ArrowInvalid as error:
                     strings = parse_records(block.data, names, delimiter=delimiter, include=list(types),
                                             types={n: pa.string() for n in types}, null_values=na_values)
-                    raise _conversion_error(strings, types, locate, reported_value(error)) from error
-                yield InputBlock(table, locate, done + block.raw_position)
+                    raise _conversion_error(Chunk(strings, scanner.path, block), types, reported_value(error)) from error
+                chunk = Chunk(table, scanner.path, block)
+                check_numeric_columns(chunk, types)
+                yield InputBlock(chunk, done + block.raw_position)
             done += source_file.bytes
 
     return InputStream(names=names, total_bytes=total, blocks=blocks)
@@ -132,26 +146,59 @@ def _parquet_input(files, total: int) -> InputStream:
                     raise ValueError(f"{source_file.shown}: rows {first + 1}-{first + batch.num_rows}: cannot read "
                                      f"them as the model's column types: {error}") from None
 
-                def locate(row, shown=source_file.shown, first=first):
-                    return (shown, first + row + 1, 0)
-
+                chunk = Chunk(table, source_file.shown, None, first)
+                check_numeric_columns(chunk, types)
                 first += batch.num_rows
-                yield InputBlock(table, locate, done + source_file.bytes * first // rows)
+                yield InputBlock(chunk, done + source_file.bytes * first // rows)
             done += source_file.bytes
 
     return InputStream(names=list(schema.names), total_bytes=total, blocks=blocks)
 
 
-def _conversion_error(strings: pa.Table, types: dict, locate, value) -> CsvFormatError:
+def check_numeric_columns(rows, types: dict) -> None:
+    """Apply the split's number rules (:func:`~questlearn.rowchecks.check_numbers`) to the float64 columns.
+
+    Parameters
+    ----------
+    rows : Chunk or FrameRows
+        The parsed rows (``rows.table``) and where each is, for the message.
+    types : dict
+        ``{column: pyarrow type}`` of the columns read.
+    """
+    for name, wanted in types.items():
+        if wanted == pa.float64():
+            column = rows.table[name]
+            check_numbers(rows, name, float_values(column), column)
+
+
+@dataclass
+class FrameRows:
+    """Rows of a DataFrame or dict input, located for an error by position and index label.
+
+    Stands in for a :class:`~questlearn.reading.Chunk` in
+    :func:`check_numeric_columns`: it has no CSV block, so NaN is missing,
+    as pandas means it.
+    """
+
+    table: pa.Table
+    index: object = None  # the DataFrame's index; None for a dict of columns
+    block = None
+
+    def error(self, row: int, problem: str) -> ValueError:
+        where = f"row {row}" if self.index is None else f"row {row} (index {self.index[row]!r})"
+        return ValueError(f"the input's {where}: {problem}")
+
+
+def _conversion_error(strings: Chunk, types: dict, value) -> ValueError:
     """Where the value pyarrow could not convert is, with what it means."""
     numeric = [n for n, t in types.items() if t == pa.float64()]
-    found = first_row_holding(strings, numeric, value)
+    found = first_row_holding(strings.table, numeric, value)
     if found is None:
-        return CsvFormatError(*locate(0), "pyarrow could not convert this block to the model's column types")
+        return strings.error(0, "pyarrow could not convert this block to the model's column types")
     name, row = found
-    return CsvFormatError(*locate(row), f"column {name!r} holds {value!r}, which is not a number, but the model was "
-                                        "trained on it as a numeric column (a missing-value token the split did not "
-                                        "know? the model's tokens are in inference.json)")
+    return strings.error(row, f"column {name!r} holds {value!r}, which is not a number, but the model was "
+                              "trained on it as a numeric column (a missing-value token the split did not "
+                              "know? the model's tokens are in inference.json)")
 
 
 class Predictor:
@@ -174,8 +221,8 @@ class Predictor:
         if keras.backend.backend() != "tensorflow":
             raise ValueError(f"{INFERENCE_MODEL} takes string columns, which need the TensorFlow backend; "
                              f"the Keras backend here is {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
-        self.spec = json.loads(spec_path.read_text(encoding="utf-8"))
-        self.model = keras.saving.load_model(model_path)
+        self.spec = read_inference_spec(self.model_dir)
+        self.model = load_saved_model(model_path)
         self.features = [f["name"] for f in self.spec["features"]]
         self.kinds = {f["name"]: f["kind"] for f in self.spec["features"]}
         self.classes = self.spec["classes"]
@@ -248,7 +295,9 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     source : str or Path
         The input (see :func:`open_input`).
     output : str or Path
-        The CSV file to write; it appears only when every row is scored.
+        The CSV file to write; it appears only when every row is scored
+        (written under a temporary name beside it, renamed at the end). It
+        may not be a directory or one of the inputs.
     block_size : int
         Bytes of input per step (memory scales with this).
     progress : bool
@@ -261,16 +310,15 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     """
     from tqdm import tqdm
 
+    output = Path(output)
+    check_output(output, source, model_dir)
     predictor = Predictor(model_dir)
     stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","))
     types = predictor.column_types(stream.names)
-    output = Path(output)
-    if not output.parent.is_dir():
-        raise ValueError(f"cannot write {output}: the directory {output.parent} does not exist")
-    partial = output.with_name(f".{output.name}.partial")
+    partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")  # a new name: clobbers nothing
     rows, writer = 0, None
     try:
-        with open(partial, "wb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
+        with open(partial, "xb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
                                                disable=not progress) as bar:
             for block in stream.blocks(types):
                 scored = predictor.score(block.table)
@@ -284,10 +332,37 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
                 writer = pa_csv.CSVWriter(sink, empty.schema)
             writer.close()
         os.replace(partial, output)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ValueError(f"cannot write {output}: {error.strerror}; nothing was written (the partial file was "
+                         "removed): free some space or choose another disk, and run the command again") from None
     finally:
         if partial.exists():
             partial.unlink()
     return rows
+
+
+def check_output(output: Path, source, model_dir) -> None:
+    """Refuse an output that is a directory, lies in no directory, or is one of the inputs.
+
+    An input is any file of ``source`` or the model's ``inference.keras`` /
+    ``inference.json``; "is" means the same file, reached by any path,
+    symbolic or hard link (same device and inode).
+    """
+    if output.is_dir():
+        raise ValueError(f"cannot write {output}: it is a directory; name the CSV file to write "
+                         f"(e.g. {output / 'predictions.csv'})")
+    if not output.parent.is_dir():
+        raise ValueError(f"cannot write {output}: the directory {output.parent} does not exist")
+    if not output.exists():
+        return  # a new file cannot be an existing input
+    model_files = [Path(model_dir) / name for name in (INFERENCE_MODEL, INFERENCE_SPEC)]
+    inputs = [(f.path, f.shown) for f in resolve_sources(source)] + [(p, str(p)) for p in model_files if p.exists()]
+    for path, shown in inputs:
+        if os.path.samefile(output, path):
+            raise ValueError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
+                             "choose another output file")
 
 
 def predict_frame(model_dir, data):
@@ -306,6 +381,13 @@ def predict_frame(model_dir, data):
     pandas.DataFrame or dict
         The same output columns as :func:`predict_file`: a DataFrame for a
         DataFrame input, else a dict of numpy arrays.
+
+    Raises
+    ------
+    ValueError
+        A missing feature column, a value that is not a number in a numeric
+        feature, or one the split refuses (an infinity, beyond float32),
+        naming the column and the row (position and index label).
     """
     predictor = model_dir if isinstance(model_dir, Predictor) else Predictor(model_dir)
     is_frame = type(data).__name__ == "DataFrame"
@@ -326,7 +408,9 @@ def predict_frame(model_dir, data):
             columns[name] = column.cast(wanted)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
             raise ValueError(f"column {name!r} cannot be read as {wanted} for the model: {error}") from None
-    scored = predictor.score(pa.table(columns))
+    columns = pa.table(columns)
+    check_numeric_columns(FrameRows(columns, data.index if is_frame else None), types)
+    scored = predictor.score(columns)
     if is_frame:
         return scored.to_pandas()
     return {name: scored[name].to_numpy(zero_copy_only=False) for name in scored.column_names}
