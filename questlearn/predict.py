@@ -344,7 +344,7 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
 
 
 def check_output(output: Path, source, model_dir) -> None:
-    """Refuse an output that is a directory, lies in no directory, or is one of the inputs.
+    """Refuse an output that is a directory, lies in no directory, is one of the inputs or lies in an input folder.
 
     An input is any file of ``source`` or the model's ``inference.keras`` /
     ``inference.json``; "is" means the same file, reached by any path,
@@ -355,14 +355,23 @@ def check_output(output: Path, source, model_dir) -> None:
                          f"(e.g. {output / 'predictions.csv'})")
     if not output.parent.is_dir():
         raise ValueError(f"cannot write {output}: the directory {output.parent} does not exist")
-    if not output.exists():
-        return  # a new file cannot be an existing input
-    model_files = [Path(model_dir) / name for name in (INFERENCE_MODEL, INFERENCE_SPEC)]
-    inputs = [(f.path, f.shown) for f in resolve_sources(source)] + [(p, str(p)) for p in model_files if p.exists()]
-    for path, shown in inputs:
-        if os.path.samefile(output, path):
-            raise ValueError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
-                             "choose another output file")
+    if output.exists():
+        model_files = [Path(model_dir) / name for name in (INFERENCE_MODEL, INFERENCE_SPEC)]
+        inputs = [(f.path, f.shown) for f in resolve_sources(source)] + [(p, str(p)) for p in model_files if p.exists()]
+        for path, shown in inputs:
+            if os.path.samefile(output, path):
+                raise ValueError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
+                                 "choose another output file")
+    for folder in _source_folders(source):
+        if output.resolve().is_relative_to(folder):
+            raise ValueError(f"cannot write {output}: it lies inside the input folder {folder}, where the next "
+                             "run over that folder would read it as a part; write it elsewhere")
+
+
+def _source_folders(source) -> list[Path]:
+    """The folders named as (part of) ``source``, resolved."""
+    entries = source if isinstance(source, (list, tuple)) else [source]
+    return [Path(entry).resolve() for entry in entries if Path(entry).is_dir()]
 
 
 def predict_frame(model_dir, data):

@@ -278,3 +278,14 @@ def test_evaluate_refuses_a_regression_split_for_a_classification_model(trained,
                       id_columns=ID_COLUMNS)
     code, stderr = run_cli(capsys, "evaluate", result.model_dir, tmp_path / "split", "--no-progress")
     assert_one_line_error(code, stderr, "'cleared' (regression)", "'cleared' (classification, classes ['0', '1'])")
+
+
+@pytest.mark.timeout(300)
+def test_predict_refuses_a_new_output_inside_an_input_folder(trained, tmp_path):
+    log, _, result = trained
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    shutil.copyfile(log, parts / "day1.csv")
+    with pytest.raises(ValueError, match="lies inside the input folder"):
+        predict_file(result.model_dir, parts, parts / "scored.csv")
+    assert sorted(p.name for p in parts.iterdir()) == ["day1.csv"]
