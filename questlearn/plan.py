@@ -142,7 +142,7 @@ def read_columns(files, params) -> tuple[CsvScanner | None, list]:
             found = csv_scanner(other, params).header.names
             if found != names:
                 raise CsvFormatError(other.shown, 1, 0, f"the header differs from {files[0].shown}'s: "
-                                     f"{_header_difference(names, found)}; every file of a source must have the "
+                                     f"{header_difference(names, found)}; every file of a source must have the "
                                      "same columns")
     else:
         _parquet_names(files)
@@ -160,10 +160,10 @@ def with_bytes(files) -> list:
     return found
 
 
-def _header_difference(expected: list, found: list) -> str:
+def header_difference(expected: list, found: list) -> str:
     """How a header differs, without echoing the file: the counts, or the first differing column."""
     if len(found) != len(expected):
-        return f"{len(found)} columns where {len(expected)} are expected"
+        return f"{len(found)} column{'s' if len(found) != 1 else ''} where {len(expected)} are expected"
     position = next(i for i, (a, b) in enumerate(zip(expected, found)) if a != b)
     shown = found[position] if len(found[position]) <= 40 else found[position][:39] + "…"
     return f"column {position + 1} is {shown!r} where {expected[position]!r} is expected"
