@@ -139,7 +139,7 @@ def parquet_columns(files, params) -> ParquetColumns:
         if name == params.label or name in params.categorical_columns:
             role = "the label" if name == params.label else "a categorical column"
             raise ValueError(f"{files[0].shown}: column {name!r} holds {kind} values, which cannot be {role}: "
-                             "name a number or string column")
+                             "questlearn reads numbers, strings, dates and times; name another column")
         if "csv" in params.formats:
             raise ValueError(f"{files[0].shown}: column {name!r} holds {kind} values, which cannot be written into "
                              "the CSV copies: split without them (--formats npy), or write the Parquet file without "
@@ -186,8 +186,8 @@ def precision_notes(largest: dict) -> list:
 
 def left_out_notes(left_out: dict) -> list:
     """One line per nested column left out of the split."""
-    return [f"column {name!r} ({kind}) is left out: a nested or binary column is not a feature and cannot be "
-            "written into CSV copies" for name, kind in left_out.items()]
+    return [f"column {name!r} ({kind}) is left out: questlearn reads numbers, strings, dates and times; this type "
+            "can be neither a feature nor written into CSV copies" for name, kind in left_out.items()]
 
 
 # -- damaged files -------------------------------------------------------------

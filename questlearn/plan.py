@@ -144,10 +144,10 @@ def read_columns(files, params) -> tuple[CsvScanner | None, list]:
                 raise CsvFormatError(other.shown, 1, 0, f"the header differs from {files[0].shown}'s: "
                                      f"{header_difference(names, found)}; every file of a source must have the "
                                      "same columns")
+        _check_columns(names, params, files[0].shown)
     else:
-        _parquet_names(files)
+        _check_columns(_parquet_names(files), params, files[0].shown)  # an id column may be one left out
         names = list(parquet_columns(files, params).readings)
-    _check_columns(names, params, files[0].shown)
     return scanner, names
 
 
