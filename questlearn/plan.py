@@ -152,12 +152,8 @@ def read_columns(files, params) -> tuple[CsvScanner | None, list]:
 
 
 def with_bytes(files) -> list:
-    """The files that are not empty (0 bytes); a source of empty files only is refused."""
-    found = [f for f in files if f.bytes]
-    if not found:
-        raise ValueError(f"{files[0].shown}{' and the other files' if len(files) > 1 else ''} are empty (0 bytes): "
-                         "nothing to read")
-    return found
+    """The files that are not empty (0 bytes), or all of them when all are (the reader then says the file is empty)."""
+    return [f for f in files if f.bytes] or list(files)
 
 
 def header_difference(expected: list, found: list) -> str:
