@@ -113,6 +113,8 @@ class ChunkReader:
         readings = readings_of(parquet.schema_arrow)
         total_rows = max(parquet.metadata.num_rows, 1)
         wanted = list(arrow_types(self.kinds, self.label_numeric))
+        if "csv" not in self.params.formats:  # without CSV copies, only the features and the label are read
+            readings = {name: readings[name] for name in wanted}
         first, row, index = position["batch"], 0, 0
         for group in range(parquet.metadata.num_row_groups):  # one row group at a time: memory is one group's
             for batch in read_batches(parquet, source_file, group, list(readings), PARQUET_BATCH_ROWS):

@@ -10,7 +10,12 @@ it is (for progress bars that count compressed bytes).
 
 Compression is detected by magic bytes, never by file name: gzip, bz2 and
 zstd are decoded by pyarrow's codecs, xz by the standard library's
-``lzma``; no extra dependency is needed.
+``lzma``; no extra dependency is needed. Formats questlearn does not read
+(ZIP, 7-Zip, tar, PDF, SQLite...) are recognised the same way and refused,
+naming what the file looks like. A dangling symbolic link, or a glob
+over the ``part-*`` files of an unfinished Spark job, is refused like the
+unfinished directory itself; an empty (0-byte) file is kept in the list
+(and skipped by the readers, like a header-only file).
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ def good_parquet(tmp_path):
     table = pa.table({"x": pa.array([float(i) for i in range(4000)]), "label": pa.array([i % 2 for i in range(4000)]),
                       "note": pa.array([f"n{i % 9}" for i in range(4000)])})
     path = tmp_path / "good.parquet"
-    pq.write_table(table, path, row_group_size=500, compression="none")
+    pq.write_table(table, path, row_group_size=200, compression="none")  # 20 row groups
     return path
 
 
@@ -252,9 +252,9 @@ def test_a_damaged_parquet_footer_is_named_in_one_line(good_parquet, tmp_path):
 @pytest.mark.timeout(120)
 def test_a_damaged_parquet_data_page_names_file_row_group_and_column(good_parquet, tmp_path):
     data = bytearray(good_parquet.read_bytes())
-    chunk = pq.ParquetFile(good_parquet).metadata.row_group(7).column(2)  # a group the pass reads, not the sample
+    chunk = pq.ParquetFile(good_parquet).metadata.row_group(19).column(2)  # the last: read by the pass, not the sample
     data[chunk.data_page_offset:chunk.data_page_offset + 16] = b"\xff" * 16  # the page header
     damaged = tmp_path / "page.parquet"
     damaged.write_bytes(bytes(data))
     message = _one_line_error(damaged, tmp_path / "out")
-    assert message.startswith(f"{damaged}: row group 7, column 'note': the data is damaged")
+    assert message.startswith(f"{damaged}: row group 19, column 'note': the data is damaged")
