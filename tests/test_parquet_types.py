@@ -2,7 +2,6 @@
 
 import datetime
 import decimal
-import io
 from pathlib import Path
 
 import numpy as np
