@@ -22,6 +22,7 @@ import pyarrow as pa
 from .csvscan import CsvScanner
 from .fastscan import fast_blocks
 from .manifest import sha256_of
+from .parquet_columns import as_float, carried_table, open_parquet, read_batches, readings_of
 from .reading import Chunk, RecordParser
 from .rowchecks import explain_conversion_error
 from .schema import LABEL, NUMERIC, arrow_types
@@ -70,7 +71,11 @@ class ChunkReader:
         (the strict scanner only locates problems); CSV shards need every
         record's bytes, so then the strict scanner cuts the runs. Reading
         starts at ``position`` (a journal position; a fresh file's is all None).
+        An empty (0-byte) file has no runs: it is skipped like a header-only one.
         """
+        if not source_file.bytes:
+            self.sha256 = sha256_of(source_file.path)
+            return
         p = self.params
         scanner = self._scanner(source_file)
         parser = RecordParser(self.names, arrow_types(self.kinds, self.label_numeric), delimiter=p.delimiter,
@@ -100,22 +105,28 @@ class ChunkReader:
 
     def parquet_chunks(self, source_file, position: dict):
         """``(chunk, journal position, bytes read, bytes consumed, 0)`` for each batch of a Parquet file,
-        from batch ``position["batch"]`` on."""
-        import pyarrow.parquet as pq
-
-        parquet = pq.ParquetFile(source_file.path)
+        from batch ``position["batch"]`` on; an empty (0-byte) file has none."""
+        if not source_file.bytes:
+            self.sha256 = sha256_of(source_file.path)
+            return
+        parquet = open_parquet(source_file)
+        readings = readings_of(parquet.schema_arrow)
         total_rows = max(parquet.metadata.num_rows, 1)
         wanted = list(arrow_types(self.kinds, self.label_numeric))
+        if "csv" not in self.params.formats:  # without CSV copies, only the features and the label are read
+            readings = {name: readings[name] for name in wanted}
         first, row, index = position["batch"], 0, 0
         for group in range(parquet.metadata.num_row_groups):  # one row group at a time: memory is one group's
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
+            for batch in read_batches(parquet, source_file, group, list(readings), PARQUET_BATCH_ROWS):
                 if index >= first:
-                    table = pa.Table.from_batches([batch])
-                    try:
-                        columns = {n: cast_column(table[n], self.kinds[n], self.label_numeric) for n in wanted}
-                    except pa.ArrowInvalid as error:
-                        raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}: {error} (the sample "
-                                         "made this column numeric)") from None
+                    table = carried_table(pa.Table.from_batches([batch]), readings)
+                    columns = {}
+                    for name in wanted:
+                        try:
+                            columns[name] = cast_column(table[name], self.kinds[name], self.label_numeric)
+                        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                            raise ValueError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}, column "
+                                             f"{name!r}: {error} (the sample made this column numeric)") from None
                     chunk = Chunk(pa.table(columns), source_file.shown, None, row,
                                   full_table=table if "csv" in self.params.formats else None)  # CSV shards only
                     read = source_file.bytes * (row + len(table)) // total_rows
@@ -126,9 +137,9 @@ class ChunkReader:
 
 
 def cast_column(column, kind: str, label_numeric: bool):
-    """A Parquet column in the type the pass reads it as."""
+    """A carried Parquet column (:func:`~questlearn.parquet_columns.carried_column`) in the type the pass reads it as."""
     if kind == NUMERIC or (kind == LABEL and label_numeric):
-        return column.cast(pa.float64())
+        return as_float(column)
     return column.cast(pa.string())
 
 

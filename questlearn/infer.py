@@ -67,6 +67,9 @@ class InferredSchema:
     location : tuple or None
         ``(file, line, byte offset)`` of the first problem's row where known
         (line None for rows found by sampling in the middle of a file).
+    notes : list of str
+        How columns are read, printed under the table (a Parquet column
+        left out, integers read with precision loss).
     """
 
     kinds: dict
@@ -76,6 +79,7 @@ class InferredSchema:
     sample_note: str = ""
     problems: list = field(default_factory=list)
     location: tuple | None = None
+    notes: list = field(default_factory=list)
 
     def raise_problems(self) -> None:
         if not self.problems:
@@ -104,6 +108,7 @@ class InferredSchema:
             note = f"  [{column.note}]" if column.note else ""
             lines.append(f"  {column.name:<{width}}  {column.kind:<11}  {column.missing:>7}  {column.distinct:>8}  "
                          f"{examples}{note}")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -125,9 +130,11 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
     label, task, id_columns, categorical_columns, max_categories, max_classes
         As in :func:`questlearn.split.split_csv`.
     native_types : dict, optional
-        Column types a typed source (Parquet) declares; numbers and booleans
-        are numeric, strings are decided as in a CSV, anything else
-        (timestamps, lists, binary) is kept as ``text``.
+        Column types a typed source (Parquet) declares
+        (:func:`questlearn.parquet_columns.native_types`); numbers, booleans,
+        decimals and durations are numeric, strings are decided as in a CSV,
+        dates and times (sampled as ISO-8601 text) and anything else are
+        kept as ``text``.
     sample_note : str
         Where the sample came from, for the report.
     locate : callable, optional
@@ -145,10 +152,11 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
         present = column.drop_null()
         uniques = pc.unique(present) if len(present) else None
         missing, distinct = column.null_count, len(uniques) if len(present) else 0
-        examples = uniques.slice(0, 3).to_pylist() if len(present) else []
+        examples = [_plain(v) for v in uniques.slice(0, 3).to_pylist()] if len(present) else []
         native = native_types.get(name)
         numeric_native = native is not None and (pa.types.is_integer(native) or pa.types.is_floating(native)
-                                                 or pa.types.is_boolean(native) or pa.types.is_decimal(native))
+                                                 or pa.types.is_boolean(native) or pa.types.is_decimal(native)
+                                                 or pa.types.is_duration(native))
         string_native = native is None or pa.types.is_string(native) or pa.types.is_large_string(native) \
             or pa.types.is_dictionary(native)
         note = ""
@@ -186,6 +194,13 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
                 note = f"over {max_categories} values: later ones share one out-of-vocabulary code"
         elif numeric_native:
             kind = NUMERIC
+            if pa.types.is_duration(native):
+                note = "duration, read as seconds"
+            elif pa.types.is_decimal(native):
+                note = f"{native}, read as float64"
+        elif native is not None and (pa.types.is_timestamp(native) or pa.types.is_date(native)
+                                     or pa.types.is_time(native)):
+            kind, note = TEXT, f"datetime ({native}): not a feature yet, kept as ISO-8601 text"
         elif not string_native:
             kind, note = TEXT, f"type {native} is not used as a feature"
         elif not len(present):
@@ -212,6 +227,12 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
         kinds[name] = kind
         reports.append(ColumnReport(name, kind, missing, distinct, examples, note))
     return InferredSchema(kinds, label_numeric, reports, sample.num_rows, sample_note, problems, location)
+
+
+def _plain(value):
+    """A sampled value as JSON can hold it (the report is journaled): numbers, strings and booleans as they
+    are, anything else (a date, a decimal, bytes) as its text."""
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 def _non_numbers(present) -> tuple[int, list]:

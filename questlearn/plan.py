@@ -30,6 +30,8 @@ from pathlib import Path
 from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
 from .infer import infer_schema
+from .parquet_columns import (EXACT_INTEGERS, as_float, left_out_notes, native_types, open_parquet, parquet_columns,
+                              precision_notes)
 from .sampling import measure_csv, sample_csv, sample_parquet
 from .sizes import human_size
 
@@ -125,9 +127,13 @@ def read_columns(files, params) -> tuple[CsvScanner | None, list]:
     """The first file's scanner (CSV; None for Parquet) and the source's column names.
 
     Every file must have the same header (CSV) or schema (Parquet), holding
-    the label and every declared id or categorical column.
+    the label and every declared id or categorical column. Empty (0-byte)
+    files are skipped like header-only ones. A Parquet source's names are
+    those it carries (:func:`~questlearn.parquet_columns.parquet_columns`
+    refuses or leaves out the others).
     """
     scanner = None
+    files = with_bytes(files)
     if files[0].format == "csv":
         scanner = csv_scanner(files[0], params)
         scanner.check_names()
@@ -135,12 +141,28 @@ def read_columns(files, params) -> tuple[CsvScanner | None, list]:
         for other in files[1:]:
             found = csv_scanner(other, params).header.names
             if found != names:
-                raise CsvFormatError(other.shown, 1, 0, f"the header differs from {files[0].shown}'s "
-                                     f"(expected {names}, found {found}); every file of a source must have the same columns")
+                raise CsvFormatError(other.shown, 1, 0, f"the header differs from {files[0].shown}'s: "
+                                     f"{header_difference(names, found)}; every file of a source must have the "
+                                     "same columns")
+        _check_columns(names, params, files[0].shown)
     else:
-        names = _parquet_names(files)
-    _check_columns(names, params, files[0].shown)
+        _check_columns(_parquet_names(files), params, files[0].shown)  # an id column may be one left out
+        names = list(parquet_columns(files, params).readings)
     return scanner, names
+
+
+def with_bytes(files) -> list:
+    """The files that are not empty (0 bytes), or all of them when all are (the reader then says the file is empty)."""
+    return [f for f in files if f.bytes] or list(files)
+
+
+def header_difference(expected: list, found: list) -> str:
+    """How a header differs, without echoing the file: the counts, or the first differing column."""
+    if len(found) != len(expected):
+        return f"{len(found)} column{'s' if len(found) != 1 else ''} where {len(expected)} are expected"
+    position = next(i for i, (a, b) in enumerate(zip(expected, found)) if a != b)
+    shown = found[position] if len(found[position]) <= 40 else found[position][:39] + "…"
+    return f"column {position + 1} is {shown!r} where {expected[position]!r} is expected"
 
 
 def csv_scanner(source_file, params) -> CsvScanner:
@@ -149,11 +171,9 @@ def csv_scanner(source_file, params) -> CsvScanner:
 
 
 def _parquet_names(files) -> list:
-    import pyarrow.parquet as pq
-
-    schema = pq.ParquetFile(files[0].path).schema_arrow
+    schema = open_parquet(files[0]).schema_arrow
     for other in files[1:]:
-        if not pq.ParquetFile(other.path).schema_arrow.equals(schema):
+        if not open_parquet(other).schema_arrow.equals(schema):
             raise ValueError(f"{other.shown}: its Parquet schema differs from {files[0].shown}'s; "
                              "every file of a source must have the same columns and types")
     return list(schema.names)
@@ -189,17 +209,41 @@ def decide_schema(files, params, *, verbose: bool = True):
 def sample_schema(files, params):
     """The :class:`~questlearn.infer.InferredSchema` of a sample spread over the source (problems listed, not raised)."""
     p = params
+    files, notes = with_bytes(files), []
     if files[0].format == "csv":
         sample, note, locate, extent = sample_csv(files, delimiter=p.delimiter, null_values=p.null_values)
         native = None
     else:
-        sample, note = sample_parquet(files)
-        native, locate, extent = dict(zip(sample.schema.names, sample.schema.types)), None, None
+        columns = parquet_columns(files, p)
+        sample, note = sample_parquet(files, columns.readings)
+        sample, largest = _numbers_as_read(sample, columns.largest)
+        native, locate, extent = native_types(open_parquet(files[0]).schema_arrow), None, None
+        notes = precision_notes(largest) + left_out_notes(columns.left_out)
     inferred = infer_schema(sample, label=p.label, task=p.task, id_columns=p.id_columns,
                             categorical_columns=p.categorical_columns, max_categories=p.max_categories,
                             max_classes=p.max_classes, native_types=native, sample_note=note, locate=locate)
-    inferred.sample, inferred.extent = sample, extent
+    inferred.sample, inferred.extent, inferred.notes = sample, extent, notes
     return inferred
+
+
+def _numbers_as_read(sample, largest: dict):
+    """The Parquet sample with decimals, and integers past 2**53, as the float64 the pass reads them as;
+    and ``{column: largest magnitude}`` of those integers (statistics or sample)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    largest, columns = dict(largest), {}
+    for name in sample.column_names:
+        column = sample[name]
+        if pa.types.is_integer(column.type) and column.null_count < len(column):
+            extremes = pc.min_max(column).as_py()
+            top = max(abs(extremes["min"]), abs(extremes["max"]))
+            if top > EXACT_INTEGERS:
+                largest[name] = max(top, largest.get(name, 0))
+        if pa.types.is_decimal(column.type) or name in largest:
+            column = as_float(column)
+        columns[name] = column
+    return pa.table(columns), largest
 
 
 # -- the size -----------------------------------------------------------------
@@ -215,10 +259,9 @@ def estimate_rows(files, params, extent=None) -> tuple[int, bool]:
     sample's :class:`~questlearn.sampling.SampleExtent` (measured here
     when the schema was decided elsewhere).
     """
+    files = with_bytes(files)
     if files[0].format == "parquet":
-        import pyarrow.parquet as pq
-
-        return sum(pq.ParquetFile(f.path).metadata.num_rows for f in files), True
+        return sum(open_parquet(f).metadata.num_rows for f in files), True
     if extent is None:
         extent = measure_csv(files, delimiter=params.delimiter)
     if len(files) == 1 and extent.first_whole:

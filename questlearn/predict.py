@@ -92,7 +92,9 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
         only the requested columns, parsed as the given pyarrow types; the
         float64 columns passed :func:`~questlearn.rowchecks.check_numbers`.
     """
-    files = resolve_sources(source)
+    from .plan import header_difference, with_bytes
+
+    files = with_bytes(resolve_sources(source))  # empty (0-byte) files hold no rows
     total = sum(f.bytes for f in files)
     if files[0].format == "parquet":
         return _parquet_input(files, total)
@@ -100,8 +102,9 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
     names = scanners[0].header.names
     for scanner in scanners[1:]:
         if scanner.header.names != names:
-            raise CsvFormatError(scanner.path, 1, 0, f"the header differs from {scanners[0].path}'s (expected {names}, "
-                                 f"found {scanner.header.names}); every file of an input must have the same columns")
+            raise CsvFormatError(scanner.path, 1, 0, f"the header differs from {scanners[0].path}'s: "
+                                 f"{header_difference(names, scanner.header.names)}; every file of an input must "
+                                 "have the same columns")
 
     def blocks(types: dict) -> Iterator[InputBlock]:
         done = 0
@@ -125,26 +128,30 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
 
 
 def _parquet_input(files, total: int) -> InputStream:
-    import pyarrow.parquet as pq
+    from .parquet_columns import as_float, carried_column, open_parquet, read_batches, reading_of
 
-    schema = pq.ParquetFile(files[0].path).schema_arrow
+    schema = open_parquet(files[0]).schema_arrow
     for other in files[1:]:
-        if not pq.ParquetFile(other.path).schema_arrow.equals(schema):
+        if not open_parquet(other).schema_arrow.equals(schema):
             raise ValueError(f"{other.shown}: its Parquet schema differs from {files[0].shown}'s")
 
     def blocks(types: dict) -> Iterator[InputBlock]:
         done = 0
         for source_file in files:
-            parquet, first = pq.ParquetFile(source_file.path), 0
+            parquet, first = open_parquet(source_file), 0
             rows = max(parquet.metadata.num_rows, 1)
             batches = (batch for group in range(parquet.metadata.num_row_groups)  # one row group at a time
-                       for batch in parquet.iter_batches(batch_size=65_536, columns=list(types), row_groups=[group]))
+                       for batch in read_batches(parquet, source_file, group, list(types), 65_536))
             for batch in batches:
-                try:
-                    table = pa.table({n: batch.column(n).cast(t) for n, t in types.items()})
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                    raise ValueError(f"{source_file.shown}: rows {first + 1}-{first + batch.num_rows}: cannot read "
-                                     f"them as the model's column types: {error}") from None
+                table = {}
+                for name, kind in types.items():
+                    try:
+                        column = carried_column(batch.column(name), reading_of(schema.field(name).type))
+                        table[name] = as_float(column) if kind == pa.float64() else column.cast(kind)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                        raise ValueError(f"{source_file.shown}: rows {first + 1}-{first + batch.num_rows}, column "
+                                         f"{name!r}: cannot read it as the model's {kind}: {error}") from None
+                table = pa.table(table)
 
                 chunk = Chunk(table, source_file.shown, None, first)
                 check_numeric_columns(chunk, types)

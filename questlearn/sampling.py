@@ -179,23 +179,28 @@ def _resynchronised(scanner: CsvScanner, source_file, offset: int, piece_bytes: 
     return None
 
 
-def sample_parquet(files, *, pieces: int = SAMPLE_PIECES, rows: int = 8192) -> tuple[pa.Table, str]:
-    """Sampled rows of Parquet ``files`` in their own types: the first row
-    group's first rows and ``pieces`` row groups spread over the files."""
-    import pyarrow.parquet as pq
+def sample_parquet(files, readings: dict, *, pieces: int = SAMPLE_PIECES, rows: int = 8192) -> tuple[pa.Table, str]:
+    """Sampled rows of Parquet ``files``, the columns named in ``readings``
+    as carried (:func:`~questlearn.parquet_columns.carried_table`): the first
+    row group's first rows and ``pieces`` row groups spread over the files."""
+    from .parquet_columns import carried_table, open_parquet, read_batches
 
     groups = []
     for index, source_file in enumerate(files):
-        metadata = pq.ParquetFile(source_file.path).metadata
+        metadata = open_parquet(source_file).metadata
         groups += [(index, g) for g in range(metadata.num_row_groups)]
     chosen = sorted({groups[0]} | {groups[len(groups) * (k + 1) // (pieces + 1)] for k in range(pieces)
                                    if len(groups) > 1}) if groups else []
     tables = []
     for index, group in chosen:
-        reader = pq.ParquetFile(files[index].path)
-        batch = next(reader.iter_batches(batch_size=rows, row_groups=[group]), None)
+        batches = read_batches(open_parquet(files[index]), files[index], group, list(readings), rows)
+        try:
+            batch = next(batches, None)
+        finally:
+            batches.close()
         if batch is not None:
-            tables.append(pa.Table.from_batches([batch]))
-    schema = pq.ParquetFile(files[0].path).schema_arrow
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
+            tables.append(carried_table(pa.Table.from_batches([batch]), readings))
+    if not tables:
+        tables.append(carried_table(open_parquet(files[0]).schema_arrow.empty_table(), readings))
+    table = pa.concat_tables(tables)
     return table, f"{len(tables)} row groups spread over {len(files)} Parquet file{'s' if len(files) > 1 else ''}"

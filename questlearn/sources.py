@@ -10,7 +10,12 @@ it is (for progress bars that count compressed bytes).
 
 Compression is detected by magic bytes, never by file name: gzip, bz2 and
 zstd are decoded by pyarrow's codecs, xz by the standard library's
-``lzma``; no extra dependency is needed.
+``lzma``; no extra dependency is needed. Formats questlearn does not read
+(ZIP, 7-Zip, tar, PDF, SQLite...) are recognised the same way and refused,
+naming what the file looks like. A dangling symbolic link, or a glob
+over the ``part-*`` files of an unfinished Spark job, is refused like the
+unfinished directory itself; an empty (0-byte) file is kept in the list
+(and skipped by the readers, like a header-only file).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import hashlib
 import io
 import lzma
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 COMPRESSION_MAGIC = (
@@ -30,6 +35,29 @@ COMPRESSION_MAGIC = (
     (b"\x28\xb5\x2f\xfd", "zstd"),
 )
 PARQUET_MAGIC = b"PAR1"
+#: Formats questlearn does not read, recognised by their first bytes: (offset, magic, what it is, what to do).
+FOREIGN_MAGIC = (
+    (0, b"PK\x03\x04", "a ZIP archive", "questlearn does not read ZIP archives yet: extract it (unzip) and pass "
+                                        "the CSV or Parquet files"),
+    (0, b"PK\x05\x06", "an empty ZIP archive", "extract the data it was meant to hold"),
+    (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it (7z x) and pass the CSV or Parquet files"),
+    (0, b"Rar!\x1a\x07", "a RAR archive", "extract it and pass the CSV or Parquet files"),
+    (257, b"ustar\x00", "a tar archive", "extract it (tar -xf) and pass the CSV or Parquet files"),
+    (257, b"ustar  \x00", "a tar archive", "extract it (tar -xf) and pass the CSV or Parquet files"),
+    (0, b"\x04\x22\x4d\x18", "LZ4-compressed data", "decompress it first (lz4 -d), or recompress it with gzip "
+                                                     "or zstd"),
+    (0, b"%PDF-", "a PDF document", "export the table as CSV"),
+    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel or Office file", "save the sheet as CSV"),
+    (0, b"SQLite format 3\x00", "an SQLite database", "export the table as CSV or Parquet"),
+    (0, b"Obj\x01", "an Avro file", "convert it to Parquet or CSV"),
+    (0, b"ARROW1", "an Arrow IPC (Feather) file", "write it as Parquet (pyarrow.parquet.write_table)"),
+    (0, b"\x93NUMPY", "a NumPy array file", "write the table as CSV or Parquet"),
+    (0, b"\x89HDF\r\n\x1a\n", "an HDF5 file", "write the table as CSV or Parquet"),
+    (0, b"\x7fELF", "a program (ELF executable)", "pass the data file"),
+    (0, b"\x89PNG", "a PNG image", "pass the data file"),
+    (0, b"\xff\xd8\xff", "a JPEG image", "pass the data file"),
+    (0, b"GIF89a", "a GIF image", "pass the data file"),
+)
 GLOB_CHARACTERS = set("*?[")
 
 
@@ -76,9 +104,16 @@ def _ignored(name: str) -> bool:
     return name.startswith((".", "_")) or name.endswith(".crc")
 
 
-def _detect(path: Path) -> tuple[str, str | None]:
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+def _detect(path: Path, shown=None) -> tuple[str, str | None]:
+    """``(format, compression)`` of a file, from its first bytes; formats questlearn does not read are refused."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as error:
+        raise ValueError(f"cannot read {shown or path}: {error.strerror or error}") from None
+    for offset, magic, what, fix in FOREIGN_MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            raise ValueError(f"{shown or path} looks like {what} (by its first bytes), not CSV or Parquet: {fix}")
     if head.startswith(PARQUET_MAGIC):
         return "parquet", None
     for magic, compression in COMPRESSION_MAGIC:
@@ -87,15 +122,20 @@ def _detect(path: Path) -> tuple[str, str | None]:
     return "csv", None
 
 
+def _check_finished(folder: Path) -> None:
+    """Refuse the part-* files of a Spark or Hadoop job that is still writing, or did not finish."""
+    if (folder / "_temporary").exists():
+        raise ValueError(f"{folder} holds _temporary/: a Spark or Hadoop job is still writing it (or died while "
+                         "writing); wait for the job to finish, or re-run it")
+    if not (folder / "_SUCCESS").exists():
+        raise ValueError(f"{folder} holds part-* files but no _SUCCESS marker: the Spark or Hadoop job that wrote "
+                         "it did not finish, so parts may be missing; re-run the job")
+
+
 def _directory_files(folder: Path) -> list[Path]:
     entries = sorted(folder.iterdir(), key=lambda p: p.name)
     if any(p.name.startswith("part-") for p in entries):
-        if (folder / "_temporary").exists():
-            raise ValueError(f"{folder} holds _temporary/: a Spark or Hadoop job is still writing it (or died while "
-                             "writing); wait for the job to finish, or re-run it")
-        if not (folder / "_SUCCESS").exists():
-            raise ValueError(f"{folder} holds part-* files but no _SUCCESS marker: the Spark or Hadoop job that wrote "
-                             "it did not finish, so parts may be missing; re-run the job")
+        _check_finished(folder)
     files, folders = [], []
     for entry in entries:
         if _ignored(entry.name):
@@ -136,12 +176,15 @@ def resolve_sources(source) -> list[SourceFile]:
         item_path = Path(item)
         if item_path.is_dir():
             paths += [(p, item_path) for p in _directory_files(item_path)]
-        elif item_path.is_file():
+        elif item_path.is_file() or _dangling(item_path):
             paths.append((item_path, item_path.parent))
         elif GLOB_CHARACTERS & set(str(item)):
-            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not _ignored(Path(m).name) and Path(m).is_file()]
+            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not _ignored(Path(m).name)
+                       and (Path(m).is_file() or _dangling(Path(m)))]
             if not matches:
                 raise ValueError(f"the pattern {str(item)!r} matches no data file")
+            for folder in sorted({m.parent for m in matches if m.name.startswith("part-")}):
+                _check_finished(folder)  # as for the folder itself
             base = Path(os.path.commonpath([str(m.parent) for m in matches]))
             paths += [(m, base) for m in matches]
         else:
@@ -150,12 +193,17 @@ def resolve_sources(source) -> list[SourceFile]:
         raise ValueError(f"{items[0]} holds no data files (hidden, '_'-prefixed and .crc files are skipped)")
     files, seen = [], set()
     for path, base in paths:
+        if _dangling(path):
+            raise ValueError(f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist: "
+                             "fix or remove the link")
+        if not path.is_file():
+            raise ValueError(f"{path} is not a regular file (a device, socket or pipe?): pass data files only")
         resolved = path.resolve()
         if resolved in seen:
             raise ValueError(f"{path} is named twice in the source; every file is read once")
         seen.add(resolved)
         stat = resolved.stat()
-        kind, compression = _detect(resolved)
+        kind, compression = _detect(resolved, path)
         if len(items) > 1:
             name = str(path)  # as listed
         elif path == Path(items[0]):
@@ -163,11 +211,18 @@ def resolve_sources(source) -> list[SourceFile]:
         else:
             name = str(path.relative_to(base))  # inside the directory or glob given
         files.append(SourceFile(resolved, name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path)))
-    formats = {f.format for f in files}
+    formats = {f.format for f in files if f.bytes}  # an empty file is skipped, whatever its name
+    if formats == {"parquet"}:
+        files = [f if f.bytes else replace(f, format="parquet") for f in files]
     if len(formats) > 1:
         parquet = next(f for f in files if f.format == "parquet")
         raise ValueError(f"the source mixes CSV and Parquet files ({parquet.name} is Parquet); split them separately")
     return files
+
+
+def _dangling(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link to nothing."""
+    return path.is_symlink() and not path.exists()
 
 
 def single_file(path) -> SourceFile:
@@ -176,7 +231,7 @@ def single_file(path) -> SourceFile:
     if not path.is_file():
         raise ValueError(f"source {path} does not exist or is not a file")
     stat = path.stat()
-    kind, compression = _detect(path)
+    kind, compression = _detect(path, path)
     return SourceFile(path.resolve(), path.name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
 
 

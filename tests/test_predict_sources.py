@@ -111,3 +111,28 @@ def test_a_regression_model_predicts_and_evaluates_like_keras(tmp_path):
     from_file = evaluate(result.model_dir, tmp_path / "split" / manifest["subsets"]["validate"]["shards"][0]["files"]["csv"]["name"])
     assert from_file["mae"] == pytest.approx(mae, rel=1e-4)
     assert from_file["baseline"]["rmse"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_predict_reads_spark_typed_parquet_and_skips_empty_parts(trained, new_rows, tmp_path):
+    import pyarrow as pa
+
+    _, _, result = trained
+    predict_file(result.model_dir, new_rows["plain"], tmp_path / "plain.csv")
+    table = pa_csv.read_csv(new_rows["plain"])
+    typed = {"quest_type": table["quest_type"].dictionary_encode(),  # what Spark's dictionary pages read as
+             "power": table["power"].cast(pa.decimal128(10, 1)),
+             "party_size": table["party_size"].cast(pa.duration("s")),
+             "player_level": table["player_level"].cast(pa.uint64())}
+    for name, column in typed.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    pq.write_table(table.slice(0, 1800), parts / "part-00000.parquet", row_group_size=700)
+    (parts / "part-00001.parquet").write_bytes(b"")
+    pq.write_table(table.slice(1800), parts / "part-00002.parquet", row_group_size=700)
+    (parts / "_SUCCESS").write_bytes(b"")
+    assert predict_file(result.model_dir, parts, tmp_path / "typed.csv") == 3000
+    expected, got = pd.read_csv(tmp_path / "plain.csv"), pd.read_csv(tmp_path / "typed.csv")
+    assert (got["attempt_id"] == expected["attempt_id"]).all()
+    np.testing.assert_allclose(got[["p_0", "p_1"]].to_numpy(), expected[["p_0", "p_1"]].to_numpy(), atol=1e-6)

@@ -276,3 +276,97 @@ def test_a_source_that_grows_during_the_split_is_refused(plain, tmp_path, monkey
     with pytest.raises(ValueError, match="changed while questlearn read it"):
         split_csv(growing, tmp_path / "out", id_columns=ID_COLUMNS, verbose=False)
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def _spark_folder(log: Path, folder: Path, parts: int = 3) -> list:
+    paths = write_parts(log, folder, parts)
+    (folder / "_SUCCESS").write_bytes(b"")
+    return paths
+
+
+@pytest.mark.parametrize("form", ["folder", "glob", "list"])
+def test_a_dangling_symlink_among_the_parts_is_named_in_one_line(plain, tmp_path, form):
+    _, log, _ = plain
+    folder = tmp_path / "parts"
+    paths = _spark_folder(log, folder)
+    link = folder / "part-00009.csv"
+    link.symlink_to(tmp_path / "gone.csv")
+    source = {"folder": folder, "glob": str(folder / "part-*"), "list": [*paths, link]}[form]
+    with pytest.raises(ValueError) as caught:
+        split_csv(source, tmp_path / "out", id_columns=ID_COLUMNS, verbose=False)
+    message = str(caught.value)
+    assert "\n" not in message and "part-00009.csv" in message and "does not exist" in message
+
+
+def test_a_glob_over_spark_parts_is_checked_like_the_folder(plain, tmp_path):
+    _, log, _ = plain
+    folder = tmp_path / "spark"
+    write_parts(log, folder, 2)
+    with pytest.raises(ValueError, match="no _SUCCESS marker"):
+        split_csv(str(folder / "part-*"), tmp_path / "a", verbose=False)
+    (folder / "_SUCCESS").write_bytes(b"")
+    (folder / "_temporary").mkdir()
+    with pytest.raises(ValueError, match="_temporary/: a Spark or Hadoop job is still writing"):
+        split_csv(str(folder / "part-*.csv"), tmp_path / "b", verbose=False)
+
+
+def test_a_header_mismatch_names_the_difference_without_echoing_the_file(plain, tmp_path):
+    _, log, _ = plain
+    folder = tmp_path / "parts"
+    _spark_folder(log, folder, 2)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:the-secret-in-this-file-must-not-be-printed-anywhere:/root\nline two\n")
+    (folder / "part-00002.csv").symlink_to(secret)
+    with pytest.raises(CsvFormatError) as caught:
+        split_csv(folder, tmp_path / "a", id_columns=ID_COLUMNS, verbose=False)
+    message = str(caught.value)
+    assert "part-00002.csv" in message and "1 column where 29 are expected" in message
+    assert "secret" not in message and "root:x" not in message
+    (folder / "part-00002.csv").unlink()
+    part = folder / "part-00001.csv"
+    renamed = "player_" + "x" * 200
+    part.write_bytes(part.read_bytes().replace(b"player_id,", renamed.encode() + b",", 1))
+    with pytest.raises(CsvFormatError) as caught:
+        split_csv(folder, tmp_path / "b", id_columns=ID_COLUMNS, verbose=False)
+    message = str(caught.value)
+    assert "column 2 is 'player_xxx" in message and "where 'player_id' is expected" in message
+    assert renamed not in message  # the odd name is cut short
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_an_empty_part_is_skipped_like_a_header_only_part(plain, tmp_path, kind):
+    _, log, _ = plain
+    folder = tmp_path / "parts"
+    paths = _spark_folder(log, folder, 3)
+    if kind == "parquet":
+        for path in paths:
+            pq.write_table(pa_csv.read_csv(path), path.with_suffix(".parquet"))
+            path.unlink()
+    (folder / f"part-00000-empty.{kind}").write_bytes(b"")  # first in name order
+    (folder / f"part-00003.{kind}").write_bytes(b"")
+    manifest = split(folder, tmp_path / "out", rows_per_shard=1000, id_columns=ID_COLUMNS, block_size=8192)
+    assert manifest["source"]["rows"] == 6000
+    assert manifest["source"]["empty_files_skipped"] == 2
+    assert len(manifest["source"]["files"]) == 5
+
+
+@pytest.mark.parametrize("name,payload,looks_like", [
+    ("quests.zip", None, "a ZIP archive"),
+    ("quests.7z", b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(64), "a 7-Zip archive"),
+    ("quests.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document"),
+    ("quests.xlsx.lz4", b"\x04\x22\x4d\x18\x64\x40\xa7" + bytes(32), "LZ4-compressed data"),
+], ids=["zip", "7z", "pdf", "lz4"])
+def test_archives_and_other_binary_formats_are_named_by_their_first_bytes(plain, tmp_path, name, payload, looks_like):
+    import zipfile
+
+    _, log, _ = plain
+    source = tmp_path / name
+    if payload is None:
+        with zipfile.ZipFile(source, "w") as archive:
+            archive.write(log, "quests.csv")
+    else:
+        source.write_bytes(payload)
+    with pytest.raises(ValueError) as caught:
+        split_csv(source, tmp_path / "out", verbose=False)
+    message = str(caught.value)
+    assert message.startswith(f"{source} looks like {looks_like}") and "\n" not in message
