@@ -112,8 +112,9 @@ def _plot(args) -> None:
     history = args.model_dir / "history.json"
     if not history.is_file():
         raise ValueError(f"{args.model_dir} holds no history.json: train a model there first")
-    plot_history(history, title=str(args.model_dir)).savefig(args.output, dpi=120)
-    print(f"wrote {args.output}")
+    figure = plot_history(history, title=str(args.model_dir))
+    figure.savefig(args.output, dpi=120)
+    print(f"wrote {args.output}: {', '.join(figure.metrics)} per epoch")
 
 
 def _hidden_units(text: str) -> tuple:
@@ -268,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
-    plot = command("plot", "draw loss, accuracy and throughput per epoch of a training run")
+    plot = command("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput "
+                           "per epoch of a training run")
     plot.add_argument("model_dir", type=Path, help="a trained model directory (holds history.json)")
     plot.add_argument("-o", "--output", type=Path, default=Path("history.png"), help="image file to write")
     plot.set_defaults(run=_plot)
