@@ -144,8 +144,10 @@ def _demo(args) -> None:
     print(json.dumps(result.summary(), indent=1))
 
 
-def _add_schema_options(parser) -> None:
-    parser.add_argument("--label", default="cleared", help="the column to predict")
+def _add_schema_options(parser, label_default: str | None = "cleared") -> None:
+    label_help = "the column to predict" if label_default else (
+        "the column to predict; without it every column is shown and the likely label columns are named")
+    parser.add_argument("--label", default=label_default, help=label_help)
     parser.add_argument("--task", choices=("classification", "regression"), default="classification",
                         help="classification (the label's values are classes) or regression (a numeric target)")
     parser.add_argument("--na-value", action="append", default=[], metavar="TOKEN",
@@ -217,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "only and writes nothing")
     inspect.add_argument("source", nargs="+", help="as for split")
     inspect.add_argument("--rows", type=int, default=5, help="first rows to show")
-    _add_schema_options(inspect)
+    _add_schema_options(inspect, label_default=None)
     inspect.set_defaults(run=_inspect)
 
     train = command("train", "train the tabular model on a split")

@@ -161,7 +161,7 @@ def _parquet_names(files) -> list:
 
 def _check_columns(names: list, params, where: str) -> None:
     label = params.label
-    if label not in names:
+    if label is not None and label not in names:  # None: inspect without --label
         raise CsvFormatError(where, 1, 0, f"label column {label!r} is missing from the header (columns: {names}); "
                              "name the label with --label (Python: label=...)")
     for declared in (*params.id_columns, *params.categorical_columns):
