@@ -47,10 +47,13 @@ def _split(args) -> None:
     manifest = split_csv(
         sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
         seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
-        max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray, **_schema_options(args),
+        max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray,
+        drop_missing_labels=args.drop_missing_labels, **_schema_options(args),
     )
     subsets = manifest["subsets"]
-    print(f"split {manifest['source']['rows']} rows of {len(manifest['source']['files'])} file(s) into {args.output}: "
+    dropped = manifest["source"].get("dropped_missing_labels")
+    shown = f" ({dropped} without a label dropped)" if dropped is not None else ""
+    print(f"split {manifest['source']['rows']} rows{shown} of {len(manifest['source']['files'])} file(s) into {args.output}: "
           f"train {subsets['train']['rows']} rows in {len(subsets['train']['shards'])} shards, "
           f"validate {subsets['validate']['rows']} rows in {len(subsets['validate']['shards'])} shards")
 
@@ -207,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--max-open-shards", type=int, default=256,
                        help="shards filled at once per subset (each a random sample of the rows read while open; "
                             "3 file descriptors each)")
+    split.add_argument("--drop-missing-labels", action="store_true",
+                       help="leave out the rows whose label is empty or a missing-value token (counted in the manifest "
+                            "as source.dropped_missing_labels and reported) instead of stopping at the first")
     split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     split.add_argument("--no-progress", action="store_true", help="no progress bar")
     split.add_argument("--parallel", type=int, metavar="N",

@@ -27,9 +27,12 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+import pyarrow.compute as pc
+
 from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
-from .infer import infer_schema
+from .infer import SchemaError, infer_schema
 from .sampling import measure_csv, sample_csv, sample_parquet
 from .sizes import human_size
 
@@ -195,11 +198,25 @@ def sample_schema(files, params):
     else:
         sample, note = sample_parquet(files)
         native, locate, extent = dict(zip(sample.schema.names, sample.schema.types)), None, None
+    if p.drop_missing_labels:  # the kinds and fills of the rows the shards will hold
+        sample, locate = _labelled_rows(sample, p.label, locate)
     inferred = infer_schema(sample, label=p.label, task=p.task, id_columns=p.id_columns,
                             categorical_columns=p.categorical_columns, max_categories=p.max_categories,
                             max_classes=p.max_classes, native_types=native, sample_note=note, locate=locate)
     inferred.sample, inferred.extent = sample, extent
     return inferred
+
+
+def _labelled_rows(sample, label: str, locate):
+    """The sample's rows that have a label, and ``locate`` for their new positions."""
+    present = pc.is_valid(sample[label])
+    kept = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+    if sample.num_rows and not len(kept):
+        raise SchemaError(f"the label {label!r} is missing in all {sample.num_rows} sampled rows: there is nothing "
+                          "to learn from; is it the right column? (--label NAME)")
+    if locate is None or len(kept) == sample.num_rows:
+        return sample.filter(present), locate
+    return sample.filter(present), lambda row: locate(int(kept[row]))
 
 
 # -- the size -----------------------------------------------------------------
