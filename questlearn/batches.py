@@ -293,7 +293,8 @@ class ShardReader:
         """Mean and variance of each ``x`` column, from the manifest statistics
         (:meth:`Encoding.moments`; no pass over the data). Used to set a Keras
         ``Normalization`` layer."""
-        mean, variance = self.encoding.moments(self.manifest["stats"], self.manifest["source"]["rows"])
+        source = self.manifest["source"]
+        mean, variance = self.encoding.moments(self.manifest["stats"], source["rows"] - source.get("dropped_missing_labels", 0))
         if self._columns is None:
             return mean, variance
         return mean[self._columns], variance[self._columns]

@@ -47,10 +47,13 @@ def _split(args) -> None:
     manifest = split_csv(
         sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
         seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
-        max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray, **_schema_options(args),
+        max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray,
+        drop_missing_labels=args.drop_missing_labels, **_schema_options(args),
     )
     subsets = manifest["subsets"]
-    print(f"split {manifest['source']['rows']} rows of {len(manifest['source']['files'])} file(s) into {args.output}: "
+    dropped = manifest["source"].get("dropped_missing_labels")
+    shown = f" ({dropped} without a label dropped)" if dropped is not None else ""
+    print(f"split {manifest['source']['rows']} rows{shown} of {len(manifest['source']['files'])} file(s) into {args.output}: "
           f"train {subsets['train']['rows']} rows in {len(subsets['train']['shards'])} shards, "
           f"validate {subsets['validate']['rows']} rows in {len(subsets['validate']['shards'])} shards")
 
@@ -112,8 +115,9 @@ def _plot(args) -> None:
     history = args.model_dir / "history.json"
     if not history.is_file():
         raise ValueError(f"{args.model_dir} holds no history.json: train a model there first")
-    plot_history(history, title=str(args.model_dir)).savefig(args.output, dpi=120)
-    print(f"wrote {args.output}")
+    figure = plot_history(history, title=str(args.model_dir))
+    figure.savefig(args.output, dpi=120)
+    print(f"wrote {args.output}: {', '.join(figure.metrics)} per epoch")
 
 
 def _hidden_units(text: str) -> tuple:
@@ -143,8 +147,10 @@ def _demo(args) -> None:
     print(json.dumps(result.summary(), indent=1))
 
 
-def _add_schema_options(parser) -> None:
-    parser.add_argument("--label", default="cleared", help="the column to predict")
+def _add_schema_options(parser, label_default: str | None = "cleared") -> None:
+    label_help = "the column to predict" if label_default else (
+        "the column to predict; without it every column is shown and the likely label columns are named")
+    parser.add_argument("--label", default=label_default, help=label_help)
     parser.add_argument("--task", choices=("classification", "regression"), default="classification",
                         help="classification (the label's values are classes) or regression (a numeric target)")
     parser.add_argument("--na-value", action="append", default=[], metavar="TOKEN",
@@ -204,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--max-open-shards", type=int, default=256,
                        help="shards filled at once per subset (each a random sample of the rows read while open; "
                             "3 file descriptors each)")
+    split.add_argument("--drop-missing-labels", action="store_true",
+                       help="leave out the rows whose label is empty or a missing-value token (counted in the manifest "
+                            "as source.dropped_missing_labels and reported) instead of stopping at the first")
     split.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     split.add_argument("--no-progress", action="store_true", help="no progress bar")
     split.add_argument("--parallel", type=int, metavar="N",
@@ -216,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "only and writes nothing")
     inspect.add_argument("source", nargs="+", help="as for split")
     inspect.add_argument("--rows", type=int, default=5, help="first rows to show")
-    _add_schema_options(inspect)
+    _add_schema_options(inspect, label_default=None)
     inspect.set_defaults(run=_inspect)
 
     train = command("train", "train the tabular model on a split")
@@ -268,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
-    plot = command("plot", "draw loss, accuracy and throughput per epoch of a training run")
+    plot = command("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput "
+                           "per epoch of a training run")
     plot.add_argument("model_dir", type=Path, help="a trained model directory (holds history.json)")
     plot.add_argument("-o", "--output", type=Path, default=Path("history.png"), help="image file to write")
     plot.set_defaults(run=_plot)

@@ -164,7 +164,8 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
             kind = LABEL
             if missing:
                 problems.append(f"the label {name!r} is missing in {missing} sampled rows: every row needs a label; "
-                                "remove those rows, or set the missing-value tokens (--na-value, --no-default-na)")
+                                "add --drop-missing-labels to leave such rows out (counted in the manifest), "
+                                "or set the missing-value tokens (--na-value, --no-default-na)")
                 if location is None and locate is not None:
                     location = locate(pc.index(pc.is_null(column), True).as_py())
             numbers = numeric_native or (string_native and _non_numbers(present)[0] == 0 and len(present) > 0)

@@ -4,14 +4,27 @@ It reads the same spread sample as ``split`` (never the whole source) and
 prints the files, the missing-value tokens, every column's inferred kind with
 its evidence, any problem to settle first, and the first rows as questlearn
 parses them.
+
+Without a label (``label=None``, ``questlearn inspect`` without ``--label``)
+every column is shown as a feature would be, and :func:`likely_labels`
+names the columns that look like a label, with the command to run next.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .schema import NUMERIC
+from .schema import IDENTIFIER, NUMERIC, TEXT
+
+# Names a label column often has (compared in lower case, ``-`` and spaces as ``_``).
+LABEL_NAMES = ("label", "labels", "target", "y", "class", "outcome", "cleared", "result", "response", "churn",
+               "churned", "survived", "default", "fraud", "is_fraud", "converted", "clicked", "status")
+LABEL_NAME_PATTERN = re.compile(r"^(is|has|was|did)_|^churn|_(label|target|class|outcome|flag)$")
+MOST_SUGGESTED = 5
 
 
 def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
@@ -26,8 +39,9 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
     print_to : callable
         Where the report goes (``print`` by default).
     **parameters
-        The split's parameters that shape the schema: ``label``, ``task``,
-        ``na_values``, ``keep_default_na``, ``delimiter``, ``id_columns``,
+        The split's parameters that shape the schema: ``label`` (None: show
+        every column and suggest likely labels), ``task``, ``na_values``,
+        ``keep_default_na``, ``delimiter``, ``id_columns``,
         ``categorical_columns``, ``max_categories``, ``max_classes``.
 
     Returns
@@ -55,7 +69,60 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
         print_to("problems to settle before splitting:\n  " + "\n  ".join(inferred.problems))
     print_to(f"first {rows} rows as parsed (· = missing):")
     print_to(_render(_parsed_rows(inferred, rows)))
+    if params.label is None:
+        print_to(_label_suggestion(likely_labels(inferred.columns, params.max_classes), source, params.max_classes))
     return inferred
+
+
+def likely_labels(columns, max_classes: int = 50) -> list:
+    """The columns that look like a label, most likely first, each ``(column report, reasons)``.
+
+    A column is a candidate when its name is a usual label name
+    (:data:`LABEL_NAMES`) or has a label's shape (``is_*``, ``has_*``,
+    ``churn*``, ``*_label``, ``*_target``, ``*_flag``...), when it holds
+    two distinct values in the sample (a yes/no outcome), or when it is the
+    last column (where many exports put the label). Identifiers, free text
+    and columns missing in every sampled row are never candidates. Name
+    matches rank first, then two-valued columns, then the last column.
+
+    Parameters
+    ----------
+    columns : list of ColumnReport
+        The sample's column reports (:class:`questlearn.infer.InferredSchema`).
+    max_classes : int
+        Distinct values a classification label may have (a numeric column
+        with more is suggested as a regression target).
+    """
+    candidates = []
+    for position, column in enumerate(columns):
+        if column.kind in (IDENTIFIER, TEXT) or column.distinct == 0:
+            continue
+        name = re.sub(r"[\s-]+", "_", column.name.strip().lower())
+        reasons = []
+        if name in LABEL_NAMES or LABEL_NAME_PATTERN.search(name):
+            reasons.append("its name")
+        if column.distinct == 2:
+            reasons.append("2 values")
+        if position == len(columns) - 1:
+            reasons.append("the last column")
+        if reasons:
+            rank = (reasons[0] != "its name", reasons[0] != "2 values", position)
+            candidates.append((rank, column, reasons))
+    return [(column, reasons) for _, column, reasons in sorted(candidates, key=lambda c: c[0])][:MOST_SUGGESTED]
+
+
+def _label_suggestion(candidates: list, source, max_classes: int) -> str:
+    """What ``inspect`` without ``--label`` prints last: the likely labels and the command to run next."""
+    sources = " ".join(shlex.quote(str(s)) for s in (source if isinstance(source, (list, tuple)) else [source]))
+    if not candidates:
+        return ("no column looks like a label (none is named like one, holds 2 values or ends the row); "
+                f"name the column to predict: questlearn inspect {sources} --label NAME")
+    shown = ", ".join(f"{column.name} ({', '.join(reasons)})" for column, reasons in candidates)
+    best = candidates[0][0]
+    task = " --task regression" if best.kind == NUMERIC and best.distinct > max_classes else ""
+    return (f"likely label columns: {shown}\n"
+            f"next: questlearn inspect {sources} --label {shlex.quote(best.name)}{task}   "
+            f"(then: questlearn split {sources} OUTPUT_DIR --label {shlex.quote(best.name)}{task})")
 
 
 def _parsed_rows(inferred, rows: int) -> pa.Table:

@@ -88,7 +88,7 @@ def journal_identity(state) -> dict:
     """What a resume needs to rebuild the splitter ``state`` before publishing."""
     return {"position": state.position, "done_files": state.done_files, "file_rows": state.file_rows,
             "records": state.records, "blank_lines": state.blank_lines, "empty_files": state.empty_files,
-            "rng": state.rng.bit_generator.state, "kinds": state.kinds, "label_numeric": state.label_numeric,
+            "dropped_labels": state.dropped_labels, "rng": state.rng.bit_generator.state, "kinds": state.kinds, "label_numeric": state.label_numeric,
             "inferred": state.inferred, "encoding": state.encoding.as_record(), "estimated_rows": state.estimated_rows,
             "numeric": {}, "vocabularies": {}, "label_stats": {}}
 
@@ -104,6 +104,7 @@ def checkpoint_snapshot(state) -> dict:
         "records": state.records,
         "blank_lines": state.blank_lines,
         "empty_files": state.empty_files,
+        "dropped_labels": state.dropped_labels,  # with the position it belongs to
         "rng": state.rng.bit_generator.state,
         "kinds": state.kinds,
         "label_numeric": state.label_numeric,

@@ -6,7 +6,7 @@ one place to describe a new manifest field. Unknown keys are allowed
 everywhere, so a newer split's additions do not break an older reader.
 :func:`validate_manifest` applies it, then the checks a JSON Schema cannot
 express (features that are columns, label codes inside the class list,
-subset rows that add up), and raises a ``ValueError`` naming the field.
+subset rows that add up to the source's rows less those dropped), and raises a ``ValueError`` naming the field.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ MANIFEST_SCHEMA = {
             "type": "object",
             "required": ["rows"],
             "properties": {
-                "rows": _count,
+                "rows": _count,  # rows read, dropped_missing_labels included
+                "dropped_missing_labels": _count,  # only after `split --drop-missing-labels`: in no shard
                 "bytes": _count,
                 "sha256": _sha256,
                 "header": _names,
@@ -269,8 +270,10 @@ def _check_consistency(manifest: dict, where: str) -> None:
                 for part in needed[form]:
                     if part not in shard["files"]:
                         wrong(f"subsets.{subset}.shards[{position}].files", f"lacks {part!r} (the split has {form} shards)")
-    if total != manifest["source"]["rows"]:
-        wrong("source.rows", f"is {manifest['source']['rows']}, but the shards hold {total} rows")
+    dropped = manifest["source"].get("dropped_missing_labels", 0)
+    if total + dropped != manifest["source"]["rows"]:
+        wrong("source.rows", f"is {manifest['source']['rows']}, but the shards hold {total} rows"
+              + (f" and {dropped} were dropped for a missing label" if dropped else ""))
 
 
 def _check_encoding(manifest: dict, wrong) -> None:

@@ -295,9 +295,13 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
         counts = [sum(part["stats"][name]["category_counts"][v] for part in parts) for v in values]
         vocabularies[name] = (values, counts, sum(part["stats"][name].get("oov", 0) for part in parts), None, [])
     features = parts[0]["schema"]["features"]
-    row_offsets = np.cumsum([0] + [p["source"]["rows"] for p in parts]).tolist()
+    row_offsets = np.cumsum([0] + [p["source"]["rows"] for p in parts]).tolist()  # rows read: global row numbers
     if not row_offsets[-1]:
         raise ValueError(f"{files[0].shown}: the source has a header but no data rows")
+    dropped = sum(p["source"].get("dropped_missing_labels", 0) for p in parts)
+    if dropped == row_offsets[-1]:
+        raise ValueError(f"{files[0].shown}: the label {label!r} is missing in every one of the source's "
+                         f"{dropped} rows: nothing to split; is it the right column? (--label NAME)")
     shards = {name: [] for name in SUBSETS}
     for subset in SUBSETS:
         folder = out / subset
@@ -316,7 +320,7 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
         if name in vocabularies:
             values, counts, oov = vocabularies[name][:3]
             count = sum(counts) + oov
-            stats[name] = {"count": count, "missing": row_offsets[-1] - count,
+            stats[name] = {"count": count, "missing": row_offsets[-1] - dropped - count,
                            "category_counts": dict(zip(values, counts)), **({} if kind == LABEL else {"oov": oov})}
         elif name in parts[0]["stats"]:  # numeric, or a regression label
             merged = NumericStats()
@@ -344,6 +348,8 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
               "format": files[0].format, "header": parts[0]["source"]["header"],
               "blank_lines_skipped": sum(p["source"]["blank_lines_skipped"] for p in parts),
               "empty_files_skipped": sum(p["source"]["empty_files_skipped"] for p in parts)}
+    if params.drop_missing_labels:
+        source["dropped_missing_labels"] = dropped
     if len(files) == 1:
         source.update(path=str(files[0].path), sha256=done_files[0]["sha256"], mtime_ns=files[0].mtime_ns)
     schema = dict(parts[0]["schema"])

@@ -27,9 +27,12 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+import pyarrow.compute as pc
+
 from .csvscan import CsvFormatError, CsvScanner
 from .encoding import Encoding
-from .infer import infer_schema
+from .infer import SchemaError, infer_schema
 from .parquet_columns import (EXACT_INTEGERS, as_float, left_out_notes, native_types, open_parquet, parquet_columns,
                               precision_notes)
 from .sampling import measure_csv, sample_csv, sample_parquet
@@ -181,7 +184,7 @@ def _parquet_names(files) -> list:
 
 def _check_columns(names: list, params, where: str) -> None:
     label = params.label
-    if label not in names:
+    if label is not None and label not in names:  # None: inspect without --label
         raise CsvFormatError(where, 1, 0, f"label column {label!r} is missing from the header (columns: {names}); "
                              "name the label with --label (Python: label=...)")
     for declared in (*params.id_columns, *params.categorical_columns):
@@ -219,6 +222,8 @@ def sample_schema(files, params):
         sample, largest = _numbers_as_read(sample, columns.largest)
         native, locate, extent = native_types(open_parquet(files[0]).schema_arrow), None, None
         notes = precision_notes(largest) + left_out_notes(columns.left_out)
+    if p.drop_missing_labels:  # the kinds and fills of the rows the shards will hold
+        sample, locate = _labelled_rows(sample, p.label, locate)
     inferred = infer_schema(sample, label=p.label, task=p.task, id_columns=p.id_columns,
                             categorical_columns=p.categorical_columns, max_categories=p.max_categories,
                             max_classes=p.max_classes, native_types=native, sample_note=note, locate=locate)
@@ -244,6 +249,18 @@ def _numbers_as_read(sample, largest: dict):
             column = as_float(column)
         columns[name] = column
     return pa.table(columns), largest
+
+
+def _labelled_rows(sample, label: str, locate):
+    """The sample's rows that have a label, and ``locate`` for their new positions."""
+    present = pc.is_valid(sample[label])
+    kept = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+    if sample.num_rows and not len(kept):
+        raise SchemaError(f"the label {label!r} is missing in all {sample.num_rows} sampled rows: there is nothing "
+                          "to learn from; is it the right column? (--label NAME)")
+    if locate is None or len(kept) == sample.num_rows:
+        return sample.filter(present), locate
+    return sample.filter(present), lambda row: locate(int(kept[row]))
 
 
 # -- the size -----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Check and encode one parsed chunk in source order: the split's per-chunk work that needs no split state.
 
 A stage of the split's pass, run in its own thread between the parse and
-the deal (:mod:`questlearn.split`): it refuses missing labels, infinities,
+the deal (:mod:`questlearn.split`): it refuses missing labels (or, with
+``drop_missing_labels``, drops their rows and counts them), infinities,
 NaN written as a value and numbers beyond float32 (each with its line), and
 computes the chunk's column statistics and its model-ready rows
 (:meth:`questlearn.encoding.Encoding.encode`). What depends on the rows
@@ -37,6 +38,9 @@ class PreparedChunk:
         the rows that went to ``<other>``.
     targets : numpy.ndarray or None
         float32 regression targets (None for classification).
+    dropped : int
+        Rows read but dropped for a missing label (``chunk`` holds the rest;
+        ``chunk.kept`` their positions among the rows read).
     """
 
     chunk: Chunk
@@ -44,12 +48,22 @@ class PreparedChunk:
     numeric_stats: dict
     category_counts: dict
     targets: np.ndarray | None
+    dropped: int = 0
 
 
-def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding: Encoding) -> PreparedChunk:
-    """Check ``chunk``'s values and encode its rows (see :class:`PreparedChunk`)."""
+def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding: Encoding,
+                  drop_missing_labels: bool = False) -> PreparedChunk:
+    """Check ``chunk``'s values and encode its rows (see :class:`PreparedChunk`).
+
+    A row whose label is missing stops the split, or is dropped (before any
+    other check, and counted) when ``drop_missing_labels``.
+    """
     label_column = chunk.table[label]
-    check_label_present(chunk, label, label_column)
+    dropped = 0
+    if drop_missing_labels and label_column.null_count:
+        chunk, dropped = _without_missing_labels(chunk, label_column)
+    else:
+        check_label_present(chunk, label, label_column)
     numbers, strings, stats, targets = {}, {}, {}, None
     for name in chunk.table.column_names:
         kind = kinds[name]
@@ -69,7 +83,17 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
     # the pass needs only the label column (and the block, for locations and CSV shards): the parsed
     # feature columns are let go here, not held while the chunk waits to be dealt and written
     chunk = replace(chunk, table=chunk.table.select([label]))
-    return PreparedChunk(chunk, features, stats, counts, targets)
+    return PreparedChunk(chunk, features, stats, counts, targets, dropped)
+
+
+def _without_missing_labels(chunk: Chunk, label_column) -> tuple[Chunk, int]:
+    """``chunk`` without its rows whose label is missing (``chunk.kept``: where the rest were read), and how many went."""
+    present = label_column.is_valid()
+    kept = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+    dropped = len(chunk) - len(kept)
+    if chunk.kept is not None:
+        kept = chunk.kept[kept]
+    return replace(chunk, table=chunk.table.filter(present), kept=kept), dropped
 
 
 def float_values(column) -> np.ndarray:

@@ -165,6 +165,10 @@ class Chunk:
         For Parquet: the file's row number of the first row.
     full_table : pyarrow.Table or None
         For Parquet: every column, as read (written to the CSV shards).
+    kept : numpy.ndarray or None
+        When rows were dropped from ``table`` (``--drop-missing-labels``):
+        the position of each kept row among the rows read (in ``block`` and
+        ``full_table``); None when every row read is kept.
     """
 
     table: pa.Table
@@ -172,12 +176,14 @@ class Chunk:
     block: RecordBlock | None = None
     first_row: int = 0
     full_table: pa.Table | None = None
+    kept: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.table.num_rows
 
     def error(self, row: int, problem: str) -> ValueError:
         """An error for row ``row`` of this chunk, naming where it is."""
+        row = int(self.read_position(row))
         if self.block is not None:
             line, byte = self.block.locate(row)
             return CsvFormatError(self.path, line, byte, problem)
@@ -187,12 +193,20 @@ class Chunk:
         """The given rows as CSV records: the source bytes themselves for a
         CSV source, written by pyarrow for a Parquet source."""
         if self.block is not None:
-            return _gather_records(memoryview(self.block.data), self.block.starts[rows], self.block.stops[rows])
+            read = self.read_position(rows)
+            return _gather_records(memoryview(self.block.data), self.block.starts[read], self.block.stops[read])
         sink = io.BytesIO()
-        table = self.full_table if self.full_table is not None else self.table
+        if self.full_table is not None:
+            table, rows = self.full_table, self.read_position(rows)
+        else:
+            table = self.table
         pa_csv.write_csv(table.take(pa.array(rows)), sink,
                          pa_csv.WriteOptions(include_header=False, delimiter=delimiter))
         return [sink.getvalue()]
+
+    def read_position(self, rows):
+        """The positions among the rows read of rows (int or array) of ``table``."""
+        return rows if self.kept is None else self.kept[rows]
 
 
 def reported_value(error: Exception):

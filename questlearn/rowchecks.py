@@ -21,8 +21,9 @@ def check_label_present(chunk: Chunk, name: str, column) -> None:
     missing = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
     if len(missing):
         raise chunk.error(int(missing[0]), f"missing label: column {name!r} is empty or a missing-value token in "
-                          "this row; remove such rows, or choose the missing-value tokens with --na-value / "
-                          "--no-default-na")
+                          "this row; add --drop-missing-labels to leave such rows out (counted in the manifest), "
+                          "or choose the missing-value tokens with --na-value / --no-default-na")
+
 
 def check_numbers(chunk: Chunk, name: str, values: np.ndarray, column, extremes=None, nan_count=None) -> None:
     """Refuse infinities, NaN written as a number (in CSV), and values float32 cannot hold.
@@ -64,8 +65,8 @@ def explain_conversion_error(block, error: Exception, path: str, *, names, kinds
             continue
         line, byte = block.locate(rows[0])
         if kinds[name] == LABEL:
-            fix = ("the label's sampled values were all numbers; if this marks a missing label, remove the row or "
-                   f"add --na-value {value!r}")
+            fix = ("the label's sampled values were all numbers; if this marks a missing label, add --na-value "
+                   f"{value!r} (and --drop-missing-labels to leave such rows out)")
         elif looks_like_token(value):
             fix = (f"if {value!r} marks a missing value, add --na-value {value!r} (Python: na_values=[{value!r}]); "
                    f"if the column is a category, declare --categorical-column {name}")

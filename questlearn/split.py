@@ -100,6 +100,7 @@ class SplitParameters:
     max_classes: int = 50
     fill: str = "mean"
     max_open_shards: int = MAX_OPEN_SHARDS
+    drop_missing_labels: bool = False
 
     def __post_init__(self):
         if int(self.rows_per_shard) < 1:
@@ -124,6 +125,8 @@ class SplitParameters:
         record = asdict(self)
         for key in ("id_columns", "categorical_columns", "formats", "na_values"):
             record[key] = list(record[key])
+        if not self.drop_missing_labels:  # recorded only when asked: splits made before the option still match
+            del record["drop_missing_labels"]
         return record
 
     @property
@@ -161,7 +164,10 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         ``keep_default_na`` (pandas' default tokens), ``delimiter``,
         ``task`` (``"classification"`` or ``"regression"``),
         ``max_classes``, ``fill`` (``"mean"``: a missing number becomes
-        the sample mean; ``"zero"``), ``max_open_shards``.
+        the sample mean; ``"zero"``), ``max_open_shards``,
+        ``drop_missing_labels`` (rows whose label is empty or a missing-value
+        token are left out of every shard and counted in the manifest's
+        ``source.dropped_missing_labels``, instead of stopping the split).
     parallel : int, optional
         Split each file of the source as its own task, this many at a time,
         and merge the results exactly (:mod:`questlearn.parallel_split`).
@@ -292,6 +298,7 @@ class _Splitter:
             (self.out / subset).mkdir()
         self.position = {"file": 0, "offset": None, "line": None, "read_to": None, "expect": None, "batch": 0}
         self.done_files, self.file_rows, self.records, self.blank_lines, self.empty_files = [], 0, 0, 0, 0
+        self.dropped_labels = 0
         self.rng = np.random.Generator(np.random.PCG64(self.params.seed))
         self._init_statistics()
         self.open_limit = open_shard_limit(self.params.max_open_shards, len(self._parts()))
@@ -351,6 +358,7 @@ class _Splitter:
         self.position = journal["position"]
         self.done_files, self.file_rows = journal["done_files"], journal["file_rows"]
         self.records, self.blank_lines, self.empty_files = journal["records"], journal["blank_lines"], journal["empty_files"]
+        self.dropped_labels = journal.get("dropped_labels", 0)
         self.rng = np.random.Generator(np.random.PCG64())
         self.rng.bit_generator.state = journal["rng"]
         self.kinds, self.label_numeric, self.inferred = journal["kinds"], journal["label_numeric"], journal["inferred"]
@@ -394,7 +402,7 @@ class _Splitter:
                 for prepared, position, read, size, blank_lines in stages:
                     if prepared is not None:
                         self._process(prepared)
-                        self.file_rows += len(prepared.chunk)
+                        self.file_rows += len(prepared.chunk) + prepared.dropped
                     self.position.update(position)
                     self.blank_lines += blank_lines  # counted with the position it belongs to (journaled together)
                     since_checkpoint += size
@@ -417,14 +425,17 @@ class _Splitter:
         if self.records == 0 and self.given_schema is None:  # a part of a parallel split may be empty
             first = self.files[0]
             raise CsvFormatError(first.shown, 2, 0, "the source has a header but no data rows")
+        if self.records and self.records == self.dropped_labels and self.given_schema is None:
+            raise ValueError(f"{self.files[0].shown}: the label {self.params.label!r} is missing in every one of its "
+                             f"{self.records} rows: nothing to split; is it the right column? (--label NAME)")
 
     def _prepared(self, items):
         """Each read chunk checked and encoded (:func:`~questlearn.prepare.prepare_chunk`), in a stage of its own."""
         p = self.params
         try:
             for chunk, *rest in items:
-                prepared = prepare_chunk(chunk, kinds=self.kinds, label=p.label, task=p.task,
-                                         encoding=self.encoding) if len(chunk) else None
+                prepared = prepare_chunk(chunk, kinds=self.kinds, label=p.label, task=p.task, encoding=self.encoding,
+                                         drop_missing_labels=p.drop_missing_labels) if len(chunk) else None
                 yield (prepared, *rest)
         finally:
             items.close()
@@ -433,6 +444,10 @@ class _Splitter:
         """Deal one prepared chunk's rows, merge its statistics, queue the writes in dealt order."""
         p = self.params
         chunk = prepared.chunk
+        self.dropped_labels += prepared.dropped
+        if not len(chunk):  # every row of the chunk dropped for a missing label
+            self.records += prepared.dropped
+            return
         plan = self._deal(len(chunk))
         for name, block in prepared.numeric_stats.items():
             self.numeric[name].merge(block)
@@ -441,7 +456,7 @@ class _Splitter:
         labels = self._label_codes(chunk, chunk.table[p.label]) if p.task == CLASSIFICATION else prepared.targets
         order = np.concatenate([rows for _, _, rows, _ in plan]) if plan else np.empty(0, np.int64)
         x = prepared.features.take(order, axis=0)
-        row_numbers = self.records + order
+        row_numbers = self.records + chunk.read_position(order)
         labels = labels[order]
         actions, begin = [], 0
         for subset, dealt, rows, closing in plan:
@@ -450,7 +465,7 @@ class _Splitter:
             actions += self._writes(subset, chunk, rows, dealt, x[begin:end], labels[begin:end], row_numbers[begin:end])
             begin = end
         self.writer.submit(actions)
-        self.records += len(chunk)
+        self.records += len(chunk) + prepared.dropped
 
     def _label_codes(self, chunk: Chunk, column) -> np.ndarray:
         """Class codes of a label column (its distinct values are named and looked up once)."""
@@ -551,6 +566,7 @@ class _Splitter:
         finishing["manifest"] = split_manifest(
             self.params, finishing["shards"], files=self.files, done_files=self.done_files, source_format=self.format,
             names=self.names, records=self.records, blank_lines=self.blank_lines, empty_files=self.empty_files,
+            dropped_labels=self.dropped_labels,
             kinds=self.kinds, inferred=self.inferred, label_numeric=self.label_numeric, encoding=self.encoding,
             numeric=self.numeric, category_counts=self.category_counts, label_vocabulary=self.label_vocabulary,
             label_stats=self.label_stats, estimated_rows=self.estimated_rows, open_limit=self.open_limit,

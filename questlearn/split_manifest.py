@@ -16,7 +16,7 @@ from .shardfiles import NPY_HEADER_BYTES
 
 
 def split_manifest(params, shards: dict, *, files: list, done_files: list, source_format: str, names: list,
-                   records: int, blank_lines: int, empty_files: int, kinds: dict, inferred: list,
+                   records: int, blank_lines: int, empty_files: int, kinds: dict, dropped_labels: int = 0, inferred: list,
                    label_numeric: bool, encoding, numeric: dict, category_counts: dict, label_vocabulary,
                    label_stats: dict, estimated_rows: int, open_limit: int, subsets: dict) -> dict:
     """The manifest record of a finished split.
@@ -37,6 +37,10 @@ def split_manifest(params, shards: dict, *, files: list, done_files: list, sourc
         numeric, the :class:`~questlearn.encoding.Encoding`.
     records, blank_lines, empty_files : int
         Data rows read, empty lines skipped, header-only files skipped.
+    dropped_labels : int
+        Rows read but left out for a missing label (``drop_missing_labels``;
+        recorded as ``source.dropped_missing_labels``: the shards hold
+        ``records - dropped_labels`` rows).
     numeric, category_counts, label_vocabulary, label_stats
         The statistics of the pass: per numeric column, per categorical
         column (counts, the last one out of vocabulary), the label classes
@@ -62,13 +66,15 @@ def split_manifest(params, shards: dict, *, files: list, done_files: list, sourc
     total_bytes = sum(f["bytes"] for f in done_files)
     source = {"files": done_files, "bytes": total_bytes, "rows": records, "format": source_format,
               "blank_lines_skipped": blank_lines, "empty_files_skipped": empty_files, "header": names}
+    if p.drop_missing_labels:
+        source["dropped_missing_labels"] = dropped_labels
     if len(files) == 1:
         source.update(path=str(files[0].path), sha256=done_files[0]["sha256"], mtime_ns=files[0].mtime_ns)
     stats = {n: s.summary() for n, s in numeric.items()}
     for name, counts in category_counts.items():
         values = encoding.vocabularies[name]
         present = int(counts.sum())
-        stats[name] = {"count": present, "missing": records - present,
+        stats[name] = {"count": present, "missing": records - dropped_labels - present,
                        "category_counts": dict(zip(values, counts[:-1].tolist())), "oov": int(counts[-1])}
     if p.task == REGRESSION:
         merged = NumericStats()
@@ -109,12 +115,16 @@ def split_manifest(params, shards: dict, *, files: list, done_files: list, sourc
 
 
 def report_end(manifest: dict) -> None:
-    """Print what to know about a published split: unseen categories, skipped files, the classes."""
+    """Print what to know about a published split: unseen categories, skipped files, dropped rows, the classes."""
     for name, entry in manifest["stats"].items():
         if entry.get("oov"):
             print(f"questlearn: column {name!r}: {entry['oov']} rows held values the sample had not shown, "
                   f"encoded as {name}=<other>", flush=True)
     if manifest["source"]["empty_files_skipped"]:
         print(f"questlearn: skipped {manifest['source']['empty_files_skipped']} header-only file(s)", flush=True)
+    if "dropped_missing_labels" in manifest["source"]:
+        print(f"questlearn: dropped {manifest['source']['dropped_missing_labels']} of {manifest['source']['rows']} rows "
+              f"whose label {manifest['schema']['label']!r} is missing (--drop-missing-labels): they are in no shard",
+              flush=True)
     if manifest["schema"]["task"] == CLASSIFICATION:
         print(f"questlearn: label {manifest['schema']['label']!r} classes: {manifest['schema']['classes']}", flush=True)

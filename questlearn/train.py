@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -32,6 +31,7 @@ from .dataset import QuestSequence
 from .devices import describe_device
 from .export import export_models
 from .model import build_model
+from .plots import read_history_csv
 from .progress import TrainingProgress
 from .resume import TrainingBackup, fit_resuming, load_backup, remove_backup
 from .torch_cpu import limit_torch_threads
@@ -114,14 +114,6 @@ def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> 
         squared += float((errors * errors).sum())
         rows += len(targets)
     return {"mean": target_mean, "mae": absolute / max(rows, 1), "rmse": math.sqrt(squared / max(rows, 1))}
-
-
-def read_history_csv(path) -> dict:
-    """``history.csv`` written by ``CSVLogger`` as ``{column: [values...]}``."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = rows[0].keys() if rows else []
-    return {column: [int(r[column]) if column == "epoch" else float(r[column]) for r in rows] for column in columns}
 
 
 def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,

@@ -154,3 +154,43 @@ def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
     plotted = cli("plot", model, "-o", tmp_path / "history.png")
     assert plotted.returncode == 0, plotted.stderr[-3000:]
     assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _churn_log(path):
+    """A customer log without a ``cleared`` column: its label is ``churned`` (yes/no), not last."""
+    lines = ["customer_id,age,churned,plan,monthly_spend"]
+    lines += [f"C{i},{20 + i % 40},{'yes' if i % 4 == 0 else 'no'},{'gold' if i % 3 == 0 else 'basic'},{i * 7 % 100}.5"
+              for i in range(80)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_inspect_without_a_label_lists_every_column_and_names_the_likely_labels(tmp_path):
+    source = _churn_log(tmp_path / "customers.csv")
+    result = cli("inspect", source, "--rows", 2)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for column, kind in (("customer_id", "categorical"), ("age", "numeric"), ("churned", "categorical"),
+                         ("plan", "categorical"), ("monthly_spend", "numeric")):
+        assert re.search(rf"^  {column} +{kind} +0 ", out, re.MULTILINE), (column, out)
+    assert not re.search(r"^  \S+ +label ", out, re.MULTILINE)  # no column is taken for the label: none was given
+    assert ("likely label columns: churned (its name, 2 values), plan (2 values), monthly_spend (the last column)"
+            in out)
+    assert f"next: questlearn inspect {source} --label churned" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]  # wrote nothing
+
+
+def test_inspect_with_a_label_shows_it_as_the_label_and_suggests_nothing(tmp_path):
+    source = _churn_log(tmp_path / "customers.csv")
+    result = cli("inspect", source, "--label", "churned")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^  churned +label +0 +2 ", result.stdout, re.MULTILINE), result.stdout
+    assert "likely label columns" not in result.stdout
+    missing = cli("inspect", source, "--label", "cleared")
+    assert missing.returncode == 2 and "label column 'cleared' is missing from the header" in missing.stderr
+
+
+def test_split_keeps_cleared_as_its_default_label():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert commands["split"].parse_args(["in.csv", "out"]).label == "cleared"
+    assert commands["inspect"].parse_args(["in.csv"]).label is None

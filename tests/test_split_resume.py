@@ -28,9 +28,9 @@ def tree(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_child(point, nth, counts, source, out, formats):
+def run_child(point, nth, counts, source, out, formats, extra=()):
     command = [sys.executable, str(CHILD), point, str(nth), str(counts), "--", *map(str, source), str(out), *ARGS,
-               "--formats", formats]
+               "--formats", formats, *extra]
     return subprocess.run(command, env=run_env(), capture_output=True, text=True, timeout=120)
 
 
@@ -94,6 +94,47 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
             assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
         resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(out), *ARGS,
                                   "--formats", formats], env=run_env(), capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, (point, nth, resumed.stderr[-2000:])
+        got = tree(out)
+        assert sorted(got) == sorted(expected), (point, nth, sorted(set(got) ^ set(expected))[:6])
+        for name in expected:
+            assert got[name] == expected[name], (point, nth, name)
+        assert not (out / JOURNAL_NAME).exists()
+
+
+@pytest.mark.timeout(900)
+def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identical(tmp_path):
+    """The count of dropped rows is journaled with the position: a resumed run counts each dropped row once."""
+    import pandas as pd
+
+    frame = pd.read_csv(write_quest_log(tmp_path / "full.csv", rows=6000, seed=8), dtype=str, keep_default_na=False)
+    frame.loc[frame.index % 11 == 3, "cleared"] = ""
+    frame.loc[frame.index % 17 == 5, "cleared"] = "NA"
+    source = [tmp_path / "unlabelled.csv"]
+    frame.to_csv(source[0], index=False)
+    extra = ["--drop-missing-labels"]
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
+                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=120)
+    expected = tree(clean)
+    dropped = json.loads(expected["manifest.json"])["source"]["dropped_missing_labels"]
+    assert dropped == int(((frame.index % 11 == 3) | (frame.index % 17 == 5)).sum())
+    result = run_child("append", 0, tmp_path / "counts.json", source, tmp_path / "counted", "csv,npy", extra)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads((tmp_path / "counts.json").read_text())
+    assert counts["journal"] >= 6  # checkpoints between the kills, each with a count of dropped rows so far
+    points = [("journal", 2), ("journal", counts["journal"] // 2), ("append", counts["append"] // 3),
+              ("close", 1), ("after_close", counts["close"] - 1), ("replace", counts["replace"] - 1)]
+    for point, nth in points:
+        out = tmp_path / f"{point}-{nth}"
+        killed = run_child(point, nth, tmp_path / "unused.json", source, out, "csv,npy", extra)
+        assert killed.returncode == -9, (point, nth, killed.stderr[-2000:])
+        if point == "journal" and nth > 2:  # killed again while resuming
+            again = run_child("append", 10, tmp_path / "unused.json", source, out, "csv,npy", extra)
+            assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
+        resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(out), *ARGS,
+                                  "--formats", "csv,npy", *extra], env=run_env(), capture_output=True, text=True,
+                                 timeout=120)
         assert resumed.returncode == 0, (point, nth, resumed.stderr[-2000:])
         got = tree(out)
         assert sorted(got) == sorted(expected), (point, nth, sorted(set(got) ^ set(expected))[:6])

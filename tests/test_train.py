@@ -80,7 +80,9 @@ def test_history_round_trips_and_plots(quest_split, tmp_path):
         assert len(history[key]) == 2 and all(np.isfinite(history[key]))
     assert history["majority_baseline"] > 0.5 and history["device"].startswith(("CPU", "GPU"))
     figure = plot_history(tmp_path / "model" / "history.json", title="run")
-    loss_axis, accuracy_axis, speed_axis = figure.axes
+    assert figure.metrics == ["loss", "accuracy", "auc", "rows_per_second"]  # every metric the classifier recorded
+    loss_axis, accuracy_axis, auc_axis, speed_axis = figure.axes
+    np.testing.assert_allclose(auc_axis.lines[1].get_ydata(), history["val_auc"])
     assert [line.get_label() for line in loss_axis.lines] == ["train", "validation"]
     assert [line.get_label() for line in accuracy_axis.lines] == ["train", "validation", "majority baseline"]
     np.testing.assert_allclose(loss_axis.lines[1].get_ydata(), history["val_loss"])
