@@ -180,7 +180,7 @@ class Chunk:
         """An error for row ``row`` of this chunk, naming where it is."""
         if self.block is not None:
             line, byte = self.block.locate(row)
-            return CsvFormatError(self.path, line, byte, problem)
+            return CsvFormatError(self.path, line, byte, problem, self.block.decompressed)
         return ValueError(f"{self.path}: row {self.first_row + row + 1}: {problem}")
 
     def record_bytes(self, rows: np.ndarray, delimiter: str = ",") -> list:
