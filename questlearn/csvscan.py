@@ -179,7 +179,8 @@ class CsvScanner:
     ------
     CsvFormatError
         On an empty file, a header-only file (from :meth:`blocks` callers),
-        ragged rows, stray or unterminated quotes, bare CR line endings,
+        ragged rows, stray or unterminated quotes, bare CR line endings, a
+        CR inside an unquoted value, compressed data that breaks off,
         NUL bytes, invalid UTF-8, or an over-long record. Byte offsets and
         lines count decompressed bytes.
     """
