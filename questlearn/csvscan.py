@@ -48,21 +48,28 @@ class CsvFormatError(ValueError):
         1-based physical line number (quoted newlines count as lines, as in
         an editor).
     byte_offset : int
-        0-based byte offset from the start of the file.
+        0-based byte offset from the start of the file (of its
+        decompressed data, for a compressed file).
     problem : str
         What is wrong, and what to do about it.
+    decompressed : bool
+        Whether the file is compressed: the message then says "byte N of
+        the decompressed data", so nobody looks for it in the file as stored.
     """
 
-    def __init__(self, path: str, line: int, byte_offset: int, problem: str):
+    def __init__(self, path: str, line: int, byte_offset: int, problem: str, decompressed: bool = False):
         self.path = str(path)
         self.line = int(line)
         self.byte_offset = int(byte_offset)
         self.problem = problem
-        super().__init__(f"{self.path}: line {self.line}, byte offset {self.byte_offset}: {problem}")
+        self.decompressed = bool(decompressed)
+        where = (f"byte {self.byte_offset} of the decompressed data" if self.decompressed
+                 else f"byte offset {self.byte_offset}")
+        super().__init__(f"{self.path}: line {self.line}, {where}: {problem}")
 
     def __reduce__(self):
         # Keeps the error picklable, so it can travel back from a worker process.
-        return (type(self), (self.path, self.line, self.byte_offset, self.problem))
+        return (type(self), (self.path, self.line, self.byte_offset, self.problem, self.decompressed))
 
 
 @dataclass
@@ -91,6 +98,8 @@ class RecordBlock:
     raw_position, raw_sha256 : int, str
         Bytes of the file on disk read by then, and their SHA-256 (a resumed
         split checks the file against it).
+    decompressed : bool
+        Whether the file is compressed (offsets count decompressed bytes).
     """
 
     data: bytes
@@ -103,6 +112,7 @@ class RecordBlock:
     read_to: int = 0
     raw_position: int = 0
     raw_sha256: str = ""
+    decompressed: bool = False
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -169,7 +179,8 @@ class CsvScanner:
     ------
     CsvFormatError
         On an empty file, a header-only file (from :meth:`blocks` callers),
-        ragged rows, stray or unterminated quotes, bare CR line endings,
+        ragged rows, stray or unterminated quotes, bare CR line endings, a
+        CR inside an unquoted value, compressed data that breaks off,
         NUL bytes, invalid UTF-8, or an over-long record. Byte offsets and
         lines count decompressed bytes.
     """
@@ -193,9 +204,14 @@ class CsvScanner:
         self.max_record_bytes = int(max_record_bytes)
         self.delimiter = delimiter
         self._delimiter_byte = ord(delimiter)
+        self.decompressed = self.source.compression is not None
         self.raw_position = 0
         self.sha256 = None
         self.header = self._read_header()
+
+    def error(self, line: int, byte_offset: int, problem: str) -> CsvFormatError:
+        """A :class:`CsvFormatError` at ``line`` and ``byte_offset`` of this file."""
+        return CsvFormatError(self.path, line, byte_offset, problem, self.decompressed)
 
     def _open(self, expect=None):
         from .sources import open_decoded
@@ -204,7 +220,10 @@ class CsvScanner:
 
     # -- header ---------------------------------------------------------
     def _read_header(self) -> Header:
+        from .sources import CorruptCompressedData
+
         stream = self._open()
+        head = b""
         try:
             head = stream.read(1 << 16)
             bom = head.startswith(UTF8_BOM)
@@ -216,15 +235,17 @@ class CsvScanner:
                 body = head[begin:]
                 start = begin + len(body) - len(body.lstrip(b"\r\n"))  # blank lines before the header are skipped
                 if eof and start == len(head):
-                    raise CsvFormatError(self.path, 1, 0, "the file is empty: expected a header row naming the columns")
+                    raise self.error(1, 0, "the file is empty: expected a header row naming the columns")
                 candidate = head + b"\n" if eof and not head.endswith(b"\n") else head
                 first_line = 1 + head[begin:start].count(b"\n")
                 block = self._scan(candidate[start:], start, first_line, eof=eof, expected_fields=None, max_records=1)
                 if block is not None and len(block):
                     break
                 if eof:
-                    raise CsvFormatError(self.path, first_line, start, "the header row never ends (unterminated quote?)")
+                    raise self.error(first_line, start, "the header row never ends (unterminated quote?)")
                 head += more
+        except CorruptCompressedData as error:
+            raise self._broken_off(error, 0, 1, head) from None
         finally:
             stream.close()
         raw = block.data[block.starts[0] : block.stops[0]]
@@ -257,24 +278,24 @@ class CsvScanner:
             others = [d for d in COMMON_DELIMITERS if d != self.delimiter and d in names[0]]
             if others:
                 found = others[0]
-                raise CsvFormatError(
-                    self.path, line, offset,
+                raise self.error(
+                    line, offset,
                     f"the header holds no {COMMON_DELIMITERS.get(self.delimiter, repr(self.delimiter))} but "
                     f"{COMMON_DELIMITERS[found]}s: the file looks {COMMON_DELIMITERS[found]}-delimited; "
                     f"pass --delimiter {'tab' if found == chr(9) else repr(found)} (Python: delimiter={found!r})",
                 )
         if len(names) > 1 and not names[0].strip():
-            raise CsvFormatError(
-                self.path, line, offset,
+            raise self.error(
+                line, offset,
                 "the first column has no name: this looks like a pandas or Dask index written with the data; "
                 "write the file with to_csv(..., index=False), or give the column a name",
             )
         seen = set()
         for name in names:
             if not name.strip():
-                raise CsvFormatError(self.path, line, offset, f"the header has an empty column name (columns: {names})")
+                raise self.error(line, offset, f"the header has an empty column name (columns: {names})")
             if name in seen:
-                raise CsvFormatError(self.path, line, offset, f"the header names column {name!r} twice; column names must be unique")
+                raise self.error(line, offset, f"the header names column {name!r} twice; column names must be unique")
             seen.add(name)
 
     # -- data records ---------------------------------------------------
@@ -299,10 +320,13 @@ class CsvScanner:
         the run, and ``lines``, its newlines) or None to read more. The
         resume arguments and :attr:`sha256` are as in :meth:`blocks`.
         """
+        from .sources import CorruptCompressedData
+
         offset, line = self.data_start
         if start_offset is not None:
             offset, line = int(start_offset), int(start_line)
         stream = self._open(expect)
+        pending = b""
         try:
             stream.skip(offset)
             pending = stream.read(max(0, int(read_to) - offset)) if read_to is not None else b""
@@ -317,8 +341,8 @@ class CsvScanner:
                 block = scan(data, offset, line, eof)
                 if block is None:
                     if len(data) > self.max_record_bytes:
-                        raise CsvFormatError(
-                            self.path, line, offset,
+                        raise self.error(
+                            line, offset,
                             f"a record is longer than {self.max_record_bytes} bytes; "
                             "most likely a quote opened here is never closed",
                         )
@@ -337,8 +361,24 @@ class CsvScanner:
                     break
             self.sha256 = stream.finish()
             self.raw_position = stream.raw.position
+        except CorruptCompressedData as error:
+            if stream.position < offset:  # while skipping to a resumed position: no line to name
+                raise
+            raise self._broken_off(error, offset, line, pending) from None
         finally:
             stream.close()
+
+    def _broken_off(self, error, offset: int, line: int, before: bytes) -> CsvFormatError:
+        """The error for compressed data that breaks off, at the start of the
+        line where decompression stops; ``before`` holds the decoded bytes from
+        ``offset`` (on ``line``) up to the read that failed."""
+        from .sources import DECODE_PIECE
+
+        text = before + error.decoded
+        return self.error(line + text.count(b"\n"), offset + text.rfind(b"\n") + 1,
+                          f"the {self.source.compression} data is corrupt or truncated: it decompresses to byte "
+                          f"{offset + len(text)}, in the record on this line, and breaks off within the next "
+                          f"{DECODE_PIECE // 1024} KiB ({error.reason}); copy or compress the file again")
 
     def scan_fragment(self, data: bytes, base: int):
         """Validated whole records at the start of ``data`` (read from byte
@@ -346,7 +386,7 @@ class CsvScanner:
         return self._scan(data, base, 1, eof=False, expected_fields=self._fields)
 
     def _fail(self, newlines: np.ndarray, base: int, line: int, position: int, problem: str):
-        raise CsvFormatError(self.path, line + int(np.searchsorted(newlines, position)), base + position, problem)
+        raise self.error(line + int(np.searchsorted(newlines, position)), base + position, problem)
 
     def _scan(self, data, base, line, eof, expected_fields, max_records=None):
         """Find and validate the complete records at the start of ``data``."""
@@ -376,8 +416,8 @@ class CsvScanner:
             outside = _outside_quotes(quotes, carriage)
             bare = outside[array[outside + 1] != LF]
             if len(bare):
-                self._fail(newlines, base, line, int(bare[0]),
-                           "bare CR line ending: convert the file to LF or CRLF line endings")
+                self._bare_carriage_return(array, quotes, newlines, terminators, base, line, int(bare[0]),
+                                           expected_fields)
         self._check_quotes(array, quotes, newlines, base, line)
         if region.max(initial=0) >= 0x80:
             try:
@@ -403,8 +443,33 @@ class CsvScanner:
                            f"ragged row: expected {expected_fields} fields as in the header, found {int(fields[index])}")
         return RecordBlock(
             data=data[:cut], starts=starts, stops=stops, offset=base, first_line=line,
-            newlines=newlines, blank_lines=int(blank.sum()),
+            newlines=newlines, blank_lines=int(blank.sum()), decompressed=self.decompressed,
         )
+
+    def _bare_carriage_return(self, array, quotes, newlines, terminators, base, line, position, expected_fields):
+        """A CR outside quotes and not before a LF: a CR line ending, or a CR
+        inside an unquoted value (pandas' ``to_csv`` writes a text holding one
+        as is).
+
+        Lines that end in CR make the header (or a record holding several of
+        them) look like one long line with too many fields; a CR inside a value
+        of a file whose lines end in LF or CRLF leaves its record with the
+        header's field count, so the error names the column.
+        """
+        line_ending = "bare CR line ending: convert the file to LF or CRLF line endings"
+        if expected_fields is None:  # the header: a CR here ends it
+            self._fail(newlines, base, line, position, line_ending)
+        start = int(terminators[np.searchsorted(terminators, position) - 1]) + 1 if terminators[0] < position else 0
+        stop = int(terminators[np.searchsorted(terminators, position)])
+        delimiters = np.flatnonzero(array[start:stop] == self._delimiter_byte) + start
+        delimiters = _outside_quotes(quotes, delimiters)
+        if len(delimiters) + 1 != expected_fields:
+            self._fail(newlines, base, line, position, line_ending)
+        column = self.header.names[int(np.searchsorted(delimiters, position))]
+        self._fail(newlines, base, line, position,
+                   f"a carriage return (CR) inside the unquoted value of column {column!r}: CSV readers take it "
+                   "for a line end; quote the values that hold one (pandas: to_csv(..., quoting=csv.QUOTE_NONNUMERIC)) "
+                   "or remove the CR from the text")
 
     def _unterminated(self, array, quotes, record_start, newlines, base, line):
         """The file ends inside a quoted field of the record at ``record_start``."""

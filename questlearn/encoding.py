@@ -110,6 +110,7 @@ class Encoding:
             vocabularies[name] = sorted(value for _, value in pairs)
         encoding = cls(fill, numeric, fill_values, categorical, vocabularies)
         encoding.capped = capped
+        encoding.check_column_names()
         return encoding
 
     @classmethod
@@ -130,6 +131,37 @@ class Encoding:
         for name in self.categorical:
             names += [f"{name}={value}" for value in self.vocabularies[name]] + [f"{name}={OTHER}"]
         return names
+
+    def check_column_names(self) -> None:
+        """Refuse two columns of ``x`` with the same name (:meth:`columns`).
+
+        The one-hot column ``x=a`` of value ``a`` of categorical column ``x``
+        can meet a column of the source literally named ``x=a`` (or the
+        one-hot column of value ``b`` of a categorical ``x=a`` meets that of
+        value ``a=b`` of ``x``; or a value spelled ``<other>``): the names
+        would no longer say which input a feature is.
+
+        Raises
+        ------
+        ValueError
+            Naming both and the column (or value) to rename.
+        """
+        made = {name: (f"numeric column {name!r}", name) for name in self.numeric}  # x's column -> (what, source column)
+        for name in self.categorical:
+            for value in [*self.vocabularies[name], None]:
+                column = f"{name}={OTHER if value is None else value}"
+                what = (f"the {OTHER} column of categorical column {name!r}" if value is None
+                        else f"value {value!r} of categorical column {name!r}")
+                if column not in made:
+                    made[column] = (what, name)
+                    continue
+                first, source = made[column]
+                if source == name:
+                    fix = f"rename the value {OTHER!r} of column {name!r} in the data"
+                else:
+                    fix = f"rename column {max(source, name, key=len)!r}"
+                raise ValueError(f"two model-ready columns would both be named {column!r}: {first} and {what} "
+                                 f"(one-hot columns are named <column>=<value>); {fix}")
 
     def describe(self) -> str:
         """Printed before the pass, under the schema."""

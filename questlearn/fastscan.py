@@ -83,6 +83,11 @@ class FastBlock:
         return self.exact().blank_lines
 
     @property
+    def decompressed(self) -> bool:
+        """Whether the file is compressed (offsets count decompressed bytes)."""
+        return self.scanner.decompressed
+
+    @property
     def end_line(self) -> int:
         """Physical line number of the byte after ``data`` (where the next run starts)."""
         return self.first_line + self.lines

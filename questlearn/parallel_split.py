@@ -54,6 +54,7 @@ from .encoding import Encoding
 from .shardfiles import NPY_HEADER_BYTES, npy_header
 from .schema import CATEGORICAL, CLASSIFICATION, LABEL, REGRESSION, NumericStats, class_order
 from .split import FORMAT_VERSION, MARKER_NAME, LOCK_NAME, SplitParameters, _exclusive_lock, _Splitter, split_csv
+from .split_checks import create_output_folder, remove_created_folders
 from .split_manifest import report_end
 
 PARTS_DIR = ".parts"
@@ -94,13 +95,13 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
     if parallel is not None and int(parallel) < 1:
         raise ValueError(f"--parallel must be at least 1, got {parallel}")
     out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    created = create_output_folder(out)
     try:
         return _split_parallel(source, out, params, parallel, ray, verbose)
     except Exception:
         if created and all(p.name == LOCK_NAME for p in out.iterdir()):  # failed before writing anything: leave nothing
             shutil.rmtree(out)
+            remove_created_folders(created)
         raise
 
 

@@ -186,7 +186,7 @@ class Chunk:
         row = int(self.read_position(row))
         if self.block is not None:
             line, byte = self.block.locate(row)
-            return CsvFormatError(self.path, line, byte, problem)
+            return CsvFormatError(self.path, line, byte, problem, self.block.decompressed)
         return ValueError(f"{self.path}: row {self.first_row + row + 1}: {problem}")
 
     def record_bytes(self, rows: np.ndarray, delimiter: str = ",") -> list:

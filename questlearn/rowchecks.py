@@ -75,5 +75,5 @@ def explain_conversion_error(block, error: Exception, path: str, *, names, kinds
                    f"--categorical-column {name} (Python: categorical_columns=[{name!r}])")
         raise CsvFormatError(path, line, byte,
                              f"column {name!r} holds {value!r}, which is not a number, but the sample made it "
-                             f"numeric; {fix}") from error
+                             f"numeric; {fix}", block.decompressed) from error
     raise error

@@ -308,6 +308,36 @@ class _HashingReader(io.RawIOBase):
         super().close()
 
 
+DECODE_PIECE = 64 * 1024  # decoded bytes asked of a decompressor at a time: a failure loses at most this
+
+
+class CorruptCompressedData(ValueError):
+    """A compressed file's data ends or breaks before its end; the decompressed
+    bytes before the failure are kept, so a reader can name the line there.
+
+    Attributes
+    ----------
+    position : int
+        Bytes of decompressed data obtained before the failure.
+    decoded : bytes
+        The last of them: those the failed read had obtained.
+    """
+
+    def __init__(self, source_file: "SourceFile", position: int, decoded: bytes, reason: str):
+        self.source_file, self.position, self.decoded, self.reason = source_file, position, decoded, reason
+        super().__init__(f"{source_file.shown or source_file.path}: byte {position} of the decompressed data: "
+                         + self.problem)
+
+    @property
+    def problem(self) -> str:
+        """What is wrong and what to do, without the place."""
+        return (f"the {self.source_file.compression} data is corrupt or truncated: it decompresses up to "
+                f"byte {self.position} and no further ({self.reason}); copy or compress the file again")
+
+    def __reduce__(self):
+        return (type(self), (self.source_file, self.position, self.decoded, self.reason))
+
+
 class DecodedStream:
     """The decompressed bytes of one :class:`SourceFile`.
 
@@ -335,13 +365,24 @@ class DecodedStream:
         self.position = 0
 
     def read(self, size: int) -> bytes:
+        """Up to ``size`` decoded bytes (fewer only at the end).
+
+        Raises
+        ------
+        CorruptCompressedData
+            The compressed data breaks off; it holds what was decoded before.
+        """
         chunks, wanted = [], size
+        compressed = self._stream is not self.raw
         while wanted > 0:  # raw and decoded reads may return less than asked before the end
             try:
-                chunk = self._stream.read(wanted)
+                chunk = self._stream.read(min(wanted, DECODE_PIECE) if compressed else wanted)
             except (OSError, EOFError, lzma.LZMAError) as error:
-                raise ValueError(f"{self.source_file.path}: the {self.source_file.compression} data is corrupt or "
-                                 f"truncated near uncompressed byte {self.position}: {error}") from None
+                if not compressed:
+                    raise
+                decoded = b"".join(chunks)
+                self.position += len(decoded)
+                raise CorruptCompressedData(self.source_file, self.position, decoded, str(error)) from None
             chunk = bytes(chunk)
             if not chunk:
                 break

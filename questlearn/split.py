@@ -71,6 +71,8 @@ from .schema import (CLASSIFICATION, NUMERIC, REGRESSION, TASKS, NumericStats, V
                      label_strings, missing_tokens)
 from .shardfiles import ShardFiles
 from .shardwriter import ShardWriter, sync_directory_file_system
+from .split_checks import (check_output_apart, check_subsets_dealt, check_subsets_filled, create_output_folder,
+                           remove_created_folders)
 from .split_manifest import split_manifest
 from .sources import check_unchanged, resolve_sources
 
@@ -190,12 +192,15 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         Malformed input, with file, line and byte offset.
     ValueError
         Bad parameters, a schema problem found in the sample, too little
-        disk for the estimated output, a full disk, or an output directory
-        holding something else.
+        disk for the estimated output, a full disk, an output directory
+        holding something else, or one that is, holds or lies inside the
+        source; a train or validate subset left without rows
+        (:mod:`questlearn.split_checks`).
     """
     for key in ("id_columns", "categorical_columns", "formats", "na_values"):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
+    check_output_apart(source, out_dir)
     if parallel is not None or ray is not None:
         if schema is not None:
             raise ValueError("a parallel split decides its schema itself; pass schema= or parallel=, not both")
@@ -204,12 +209,10 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         return split_parallel(source, out_dir, parallel=parallel, ray=ray, progress=progress, verbose=verbose, **parameters)
     params = SplitParameters(**parameters)
     out = Path(out_dir)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    splitter = None
+    splitter = _Splitter(source, out, params, progress, verbose, schema)  # the source's refusals: before out exists
+    created = create_output_folder(out)
     try:
         with _exclusive_lock(out):
-            splitter = _Splitter(source, out, params, progress, verbose, schema)
             return splitter.run()
     except OSError as error:
         free = shutil.disk_usage(out).free if out.exists() else None
@@ -221,12 +224,12 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         # A data or schema error cannot be resumed past (it recurs at the same
         # place): remove what this split wrote, so the command with the fix
         # the message names runs as printed.
-        if splitter is None or splitter.writing:
-            _discard_unfinished(out, created)
+        if splitter.writing or created:
+            _discard_unfinished(out, bool(created))
+            remove_created_folders(created)  # the folders this split made, if still empty
         raise
     finally:
-        if splitter is not None:
-            splitter.close()
+        splitter.close()
 
 
 
@@ -292,6 +295,8 @@ class _Splitter:
         plan = plan_split(self.files, self.out, self.params, schema=self.given_schema, verbose=self.verbose)
         self.kinds, self.label_numeric, self.inferred = plan.kinds, plan.label_numeric, plan.inferred
         self.encoding, self.estimated_rows = plan.encoding, plan.estimated_rows
+        if plan.exact and self.given_schema is None:  # a part of a parallel split may leave a subset empty
+            check_subsets_filled(plan.estimated_rows, self.params, self._source_name())
         first_wave = plan.first_wave_rows
         (self.out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
         for subset in SUBSETS:
@@ -552,8 +557,14 @@ class _Splitter:
         snapshot = checkpoint_snapshot(self)
         self.writer.submit([_WriteJournal(self.out, snapshot, [sh for s in self.subsets.values() for sh in s["open"]])])
 
+    def _source_name(self) -> str:
+        return self.files[0].shown if len(self.files) == 1 else f"the source ({len(self.files)} files)"
+
     # -- the end ----------------------------------------------------------
     def _finish(self) -> dict:
+        if self.given_schema is None:
+            check_subsets_dealt({s: state["rows"] for s, state in self.subsets.items()}, self.params,
+                                self._source_name())
         actions = []
         for subset, state in self.subsets.items():
             actions += [_CloseShard(state["closed"], shard, counts) for shard, counts in zip(state["open"], state["label_counts"])]

@@ -100,3 +100,89 @@ def test_error_survives_pickling():
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.path, copy.line, copy.byte_offset, str(copy)) == ("f.csv", 3, 17, str(error))
     assert json.dumps(str(copy))
+
+
+def test_an_error_in_a_compressed_file_names_the_byte_of_the_decompressed_data(tmp_path):
+    import gzip
+
+    path = tmp_path / "rows.csv.gz"
+    path.write_bytes(gzip.compress(b"a,b\n1,2\n3\n"))
+    with pytest.raises(CsvFormatError) as caught:
+        records(path)
+    assert (caught.value.line, caught.value.byte_offset) == (3, 8)
+    assert "line 3, byte 8 of the decompressed data: ragged row" in str(caught.value)
+
+
+def _compressed(data: bytes, kind: str) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    import pyarrow as pa
+
+    if kind == "zstd":
+        return pa.compress(data, "zstd", asbytes=True)
+    if kind == "bz2":
+        return bz2.compress(data, compresslevel=1)  # blocks of 100 kB: a cut file still decompresses in part
+    return {"gzip": gzip.compress, "xz": lzma.compress}[kind](data)
+
+
+def _decodable(packed: bytes, kind: str) -> int:
+    """Bytes a decompressor fed 256 bytes at a time gets out of ``packed`` before it fails."""
+    import pyarrow as pa
+
+    stream = pa.CompressedInputStream(pa.BufferReader(packed), {"xz": "lzma"}.get(kind, kind))
+    got = 0
+    try:
+        while chunk := stream.read(256):
+            got += len(chunk)
+    except (OSError, EOFError):
+        pass
+    return got
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "xz", "zstd"])
+def test_compressed_data_that_breaks_off_is_reported_at_the_line_where_it_does(tmp_path, kind):
+    import lzma
+
+    data = b"a,b,c\n" + b"".join(b"%d,%d,%d\n" % (i, i * 7919 % 100003, i % 13) for i in range(60000))
+    packed = _compressed(data, kind)
+    path = tmp_path / "rows.csv.data"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    if kind == "xz":
+        decoder, good = lzma.LZMADecompressor(), 0
+        for start in range(0, len(packed) * 2 // 3, 256):
+            good += len(decoder.decompress(packed[start: min(start + 256, len(packed) * 2 // 3)]))
+    else:
+        good = _decodable(packed[: len(packed) * 2 // 3], kind)
+    assert 200_000 < good < len(data)
+    with pytest.raises(CsvFormatError) as caught:
+        records(path, block_size=1 << 20)
+    error = caught.value
+    stop = int(str(error).split("decompresses to byte ")[1].split(",")[0])
+    assert good - 64 * 1024 <= stop <= good  # not the start of the block being read
+    line_start = data.rfind(b"\n", 0, stop) + 1
+    assert (error.line, error.byte_offset) == (data[:line_start].count(b"\n") + 1, line_start)
+    assert f"{kind} data is corrupt or truncated" in str(error) and "of the decompressed data" in str(error)
+    assert str(error).startswith(f"{path}: line {error.line}, byte {line_start} of the decompressed data: ")
+
+
+@pytest.mark.parametrize("block_size", [5, 1 << 20])
+def test_a_carriage_return_inside_an_unquoted_value_names_its_column(tmp_path, block_size):
+    # pandas' to_csv writes a text holding a CR unquoted when lines end in LF
+    path = write(tmp_path, b"id,text,label\n0,fine,1\n1,hello\rworld,0\n2,ok,1\n")
+    with pytest.raises(CsvFormatError) as caught:
+        records(path, block_size)
+    error = caught.value
+    assert (error.line, error.byte_offset) == (3, 30)
+    assert "column 'text'" in str(error) and "quote" in str(error) and "line ending" not in str(error)
+    crlf = write(tmp_path, b"id,text,label\r\n0,fine,1\r\n1,a,hello\rworld\r\n")
+    with pytest.raises(CsvFormatError, match="inside the unquoted value of column 'label'"):
+        records(crlf, block_size)
+
+
+def test_lines_that_end_in_a_carriage_return_are_still_called_so(tmp_path):
+    lf_header_then_cr = write(tmp_path, b"id,text,label\n0,a,1\r1,b,0\r2,c,1\n")
+    with pytest.raises(CsvFormatError, match="bare CR line ending") as caught:
+        records(lf_header_then_cr)
+    assert (caught.value.line, caught.value.byte_offset) == (2, 19)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from questlearn.encoding import Encoding
+
+from helpers import run_env
 
 
 def sample_encoding(fill="mean"):
@@ -46,3 +52,33 @@ def test_the_record_round_trips():
     encoding = sample_encoding()
     again = Encoding.from_record(encoding.as_record())
     assert again.as_record() == encoding.as_record() and again.width == encoding.width == 4
+
+
+COLLIDING = [
+    # (kinds, sample, the clashing name, what the message must say to rename)
+    ({"x=a": "numeric", "x": "categorical"}, {"x=a": ["1", "2"], "x": ["a", "b"]}, "x=a", "rename column 'x=a'"),
+    ({"x": "categorical", "x=a": "categorical"}, {"x": ["a=b"], "x=a": ["b"]}, "x=a=b", "rename column 'x=a'"),
+    ({"x": "categorical"}, {"x": ["<other>", "b"]}, "x=<other>", "rename the value '<other>' of column 'x'"),
+]
+
+
+@pytest.mark.parametrize("kinds,sample,name,fix", COLLIDING, ids=["numeric", "categorical", "other"])
+def test_one_hot_columns_named_like_another_column_are_refused_naming_both(kinds, sample, name, fix):
+    with pytest.raises(ValueError) as caught:
+        Encoding.from_sample(pa.table(sample), kinds)
+    message = str(caught.value)
+    assert f"named {name!r}" in message and fix in message and "\n" not in message
+    for column in kinds:
+        assert f"column {column!r}" in message
+
+
+def test_a_split_with_colliding_one_hot_names_is_refused_in_one_line_before_writing(tmp_path):
+    source = tmp_path / "clash.csv"
+    source.write_text("x,x=a,cleared\n" + "".join(f"{'ab'[i % 2]},{i},{i % 2}\n" for i in range(40)))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "questlearn", "split", "--no-progress", str(source), str(out),
+                             "--categorical-column", "x"], capture_output=True, text=True, env=run_env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(error) == 1 and "'x=a'" in error[0] and "categorical column 'x'" in error[0]
+    assert not out.exists()
