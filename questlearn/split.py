@@ -225,6 +225,7 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         # place): remove what this split wrote, so the command with the fix
         # the message names runs as printed.
         if splitter.writing or created:
+            splitter.close()  # the writer thread stops before its files are removed
             _discard_unfinished(out, bool(created))
             remove_created_folders(created)  # the folders this split made, if still empty
         raise
