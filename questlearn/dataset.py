@@ -202,21 +202,25 @@ class QuestSequence(keras.utils.PyDataset):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        multiprocessing.util.register_after_fork(self, QuestSequence._end_with_owner)  # spawn, forkserver workers
+        if os.getppid() == self._owner_pid:  # a spawn worker, unpickling the dataset as it starts
+            self._end_with_owner(started_by_owner=True)
+        else:  # a forkserver worker: once multiprocessing has set it up (runs the hooks of fork and forkserver only)
+            multiprocessing.util.register_after_fork(self, QuestSequence._end_with_owner)
 
-    def _end_with_owner(self) -> None:
+    def _end_with_owner(self, started_by_owner: bool = False) -> None:
         """In a worker process of the training process: end when it dies (:mod:`questlearn.orphans`).
 
-        Run by ``multiprocessing`` as a worker process starts, before the
-        pool's initializer (``register_after_fork``: from ``__init__`` for
-        ``fork``, which copies the registry, from ``__setstate__`` for
-        ``spawn`` and ``forkserver``, which unpickle the dataset); only in
+        Runs as a worker process starts, before the pool's initializer:
+        from ``__setstate__`` under ``spawn``, and as a ``register_after_fork``
+        hook under ``fork`` (registered by ``__init__``; the registry is
+        copied) and ``forkserver`` (registered by ``__setstate__``); only in
         a child of the process that made this dataset. No parent-death
         signal: Keras starts its workers from a thread that ends before they do.
         """
         parent = multiprocessing.parent_process()
-        if parent is not None and parent.pid == self._owner_pid and os.getpid() != self._owner_pid:
-            die_with_parent(owner_pid=self._owner_pid, death_signal=False)
+        if started_by_owner or (parent is not None and parent.pid == self._owner_pid):
+            if os.getpid() != self._owner_pid:
+                die_with_parent(owner_pid=self._owner_pid, death_signal=False)
 
     def __repr__(self) -> str:
         return (f"QuestSequence({self.split_dir!r}, subset={self.subset!r}, batch_size={self.batch_size}, "

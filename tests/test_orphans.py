@@ -140,7 +140,8 @@ def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
-def test_data_worker_processes_end_when_the_training_process_is_sigkilled(id_split, start_method):
+def test_data_workers_inside_a_slow_batch_end_when_the_training_process_is_sigkilled(id_split, start_method):
     trainer = start([sys.executable, str(HERE / "orphan_fit_child.py"), str(id_split), start_method])
     seen = watch_until(trainer, lambda found: "FITTING\n" in trainer.lines)
+    time.sleep(2.0)  # both workers are inside slow batches now
     assert_all_end_after_sigkill(trainer, seen)
