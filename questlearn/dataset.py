@@ -12,6 +12,8 @@ rows are lost either way, but the run is no longer reproducible).
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.util
 import os
 
 import numpy as np
@@ -20,6 +22,7 @@ from .quiet import keras
 
 from .batches import BatchPlan, EqualShards, ShardReader
 from .manifest import load_manifest
+from .orphans import die_with_parent
 from .start_method import choose_start_method
 from .supervision import BatchLoadError, note_batch_failed, note_batch_finished, note_batch_started, watch_worker_pools
 
@@ -95,6 +98,7 @@ class QuestSequence(keras.utils.PyDataset):
         if use_multiprocessing:
             choose_start_method()  # forkserver, not fork from a threaded process (see questlearn.start_method)
             watch_worker_pools()
+            multiprocessing.util.register_after_fork(self, QuestSequence._end_with_owner)  # fork workers
 
     # -- Keras contract --------------------------------------------------
     def __len__(self) -> int:
@@ -171,6 +175,8 @@ class QuestSequence(keras.utils.PyDataset):
         clone.shard_index, clone.shard_count = int(index), int(count)
         clone._plan = None
         clone.equal_shards = EqualShards(self.plan.total_rows, self.batch_size, int(count))  # raises if too few rows
+        if clone.use_multiprocessing:
+            multiprocessing.util.register_after_fork(clone, QuestSequence._end_with_owner)
         return clone
 
     @property
@@ -193,6 +199,28 @@ class QuestSequence(keras.utils.PyDataset):
         state = dict(self.__dict__)
         state["_plan"] = None
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if os.getppid() == self._owner_pid:  # a spawn worker, unpickling the dataset as it starts
+            self._end_with_owner(started_by_owner=True)
+        else:  # a forkserver worker: once multiprocessing has set it up (runs the hooks of fork and forkserver only)
+            multiprocessing.util.register_after_fork(self, QuestSequence._end_with_owner)
+
+    def _end_with_owner(self, started_by_owner: bool = False) -> None:
+        """In a worker process of the training process: end when it dies (:mod:`questlearn.orphans`).
+
+        Runs as a worker process starts, before the pool's initializer:
+        from ``__setstate__`` under ``spawn``, and as a ``register_after_fork``
+        hook under ``fork`` (registered by ``__init__``; the registry is
+        copied) and ``forkserver`` (registered by ``__setstate__``); only in
+        a child of the process that made this dataset. No parent-death
+        signal: Keras starts its workers from a thread that ends before they do.
+        """
+        parent = multiprocessing.parent_process()
+        if started_by_owner or (parent is not None and parent.pid == self._owner_pid):
+            if os.getpid() != self._owner_pid:
+                die_with_parent(owner_pid=self._owner_pid, death_signal=False)
 
     def __repr__(self) -> str:
         return (f"QuestSequence({self.split_dir!r}, subset={self.subset!r}, batch_size={self.batch_size}, "

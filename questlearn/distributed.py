@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 
+from .orphans import child_environment
+
 AGREE_TIMEOUT_SECONDS = 120
 _agreements = 0  # key suffix: one process may run several jobs on one coordinator
 
@@ -237,7 +239,8 @@ def launch_local(child_argv, num_processes: int, *, timeout: float | None = None
     Each gets ``--num-processes N --process-id I --coordinator 127.0.0.1:PORT``
     appended and ``KERAS_BACKEND=jax``. When one exits with an error, the
     others get ``grace`` seconds to report theirs, then are terminated, so a
-    crash never leaves the job waiting in a collective.
+    crash never leaves the job waiting in a collective. If this process is
+    killed, they end with it (:mod:`questlearn.orphans`).
 
     Returns
     -------
@@ -251,7 +254,7 @@ def launch_local(child_argv, num_processes: int, *, timeout: float | None = None
         raise ValueError(f"KERAS_BACKEND is {backend!r}: multi-process training runs on JAX only "
                          "(keras.distribution; the TensorFlow backend's multi-worker strategy fails in Keras 3, keras-team/keras#20585)")
     coordinator = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env = child_environment({**os.environ, "KERAS_BACKEND": "jax"})  # they end with this process, even if it is killed
     processes = [subprocess.Popen([sys.executable, "-m", "questlearn", *map(str, child_argv),
                                    "--num-processes", str(num_processes), "--process-id", str(index),
                                    "--coordinator", coordinator], env=env)

@@ -49,6 +49,7 @@ import numpy as np
 
 from .infer import ColumnReport, InferredSchema
 from .manifest import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
+from .orphans import die_with_parent
 from .plan import decide_schema
 from .encoding import Encoding
 from .shardfiles import NPY_HEADER_BYTES, npy_header
@@ -187,23 +188,16 @@ def split_part(task: dict) -> int:
     return manifest["source"]["rows"]
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: on Linux, a killed parent takes its workers with it
-    (so a re-run does not find parts still locked by orphans)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # no fork of a parent holding pyarrow's threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
+    # Workers end with this process, even when it is killed while they start (questlearn.orphans); they are
+    # started by this thread, in submit(), and it waits for them to the end: the parent-death signal is safe.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(split_part, task): task for task in tasks}
         pending = set(futures)
         while pending:

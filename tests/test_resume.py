@@ -216,3 +216,94 @@ def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_fea
     assert finished.history["epoch"] == [0, 1, 2, 3]
     for a, b in zip(straight.model.get_weights(), finished.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+# -- a damaged backup ----------------------------------------------------------------
+def write_small_state(path):
+    """A ``state.npz`` laid out as ``TrainingBackup`` writes it, small enough to damage at every byte."""
+    from questlearn.resume import FORMAT
+
+    meta = {"format": FORMAT, "epoch": 1, "batches_done": 10, "epoch_seconds": 1.5, "seed": 4, "batch_size": 64,
+            "shuffle": True, "counts": {"model": 2, "optimizer": 1, "metrics": 1, "rng": 0},
+            "watched": [{"best": 0.5, "wait": 0, "best_weights": None}]}
+    rng = np.random.default_rng(0)
+    arrays = {"model_0": rng.random((5, 3), dtype=np.float32), "model_1": rng.random(3, dtype=np.float32),
+              "optimizer_0": np.array(7, np.int64), "metrics_0": np.array(2.0, np.float32)}
+    np.savez(path, **arrays, meta=np.array(json.dumps(meta)))
+    return meta, arrays
+
+
+@pytest.mark.timeout(300)
+def test_every_truncation_and_bit_flip_of_a_backup_loads_the_same_state_or_names_the_damage(tmp_path):
+    from questlearn.resume import DamagedBackupError
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    meta, arrays = write_small_state(backup / "state.npz")
+    good = (backup / "state.npz").read_bytes()
+    damaged = [good[:length] for length in range(len(good))]
+    damaged += [bytes(good[:i]) + bytes([good[i] ^ (1 << bit)]) + good[i + 1:] for i in range(len(good)) for bit in (0, 7)]
+    named = 0
+    for data in damaged:
+        (backup / "state.npz").write_bytes(data)
+        try:
+            state = load_backup(backup)
+        except DamagedBackupError as error:
+            message = str(error)
+            assert "\n" not in message and str(backup / "state.npz") in message and f"delete the directory {backup}" in message
+            named += 1
+            continue
+        assert state.meta == meta  # a flip the format does not notice changed nothing that is read
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(state.arrays[name], array)
+    assert named > len(damaged) / 2
+
+
+@pytest.fixture(scope="module")
+def saved_state(id_feature_split, tmp_path_factory):
+    """The bytes of a real mid-epoch ``state.npz``: training crashed at epoch 0, batch 6, after its save at batch 5."""
+    model_dir = tmp_path_factory.mktemp("saved")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(id_feature_split, model_dir, epochs=1, batch_size=64, workers=1, verbose=0, seed=4, save_every_batches=5,
+              extra_callbacks=[CrashAt(0, 6)])
+    return (model_dir / "backup" / "state.npz").read_bytes()
+
+
+DAMAGE = {"truncated": lambda data: data[:len(data) // 2],
+          "empty": lambda data: b"",
+          "bit-flipped": lambda data: data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1:]}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_backup_stops_train_with_one_line_saying_to_delete_it(id_feature_split, saved_state, tmp_path, damage):
+    backup = tmp_path / "model" / "backup"
+    backup.mkdir(parents=True)
+    damaged = DAMAGE[damage](saved_state)
+    (backup / "state.npz").write_bytes(damaged)
+    result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(id_feature_split), "--model-dir",
+                             str(tmp_path / "model"), *TRAIN_ARGS], capture_output=True, text=True, env=run_env(),
+                            timeout=280)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("questlearn train: error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert str(backup / "state.npz") in errors[0] and f"delete the directory {backup} to start training over" in errors[0]
+    assert (backup / "state.npz").read_bytes() == damaged  # the user decides; nothing is deleted for them
+
+
+def test_partial_states_of_killed_saves_are_removed_at_the_next_start(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = [backup / f".state.npz.{int(ended.stdout)}.partial", backup / f".state.npz.{os.getpid()}.partial"]
+    kept = [backup / f".state.npz.{os.getppid()}.partial",  # a process still running: its save may be under way
+            backup / "notes.partial", backup / ".state.npz.x1.partial", backup / "state.npz.12.partial"]
+    for path in stale + kept:
+        path.write_bytes(b"PK\x03\x04half a save")
+    assert load_backup(backup) is None
+    assert [path.name for path in stale if path.exists()] == []
+    assert all(path.exists() for path in kept)
+    write_small_state(backup / "state.npz")
+    stale[0].write_bytes(b"PK\x03\x04half a save")
+    assert load_backup(backup).epoch == 1 and not stale[0].exists()

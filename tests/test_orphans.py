@@ -1,0 +1,147 @@
+"""Every process questlearn starts ends soon after its parent is killed (questlearn.orphans).
+
+An orphan keeps the caller's stdout open, so a caller reading the output to
+its end would hang: each test SIGKILLs a parent, then checks that its pipe
+reaches end-of-file and that no process it started is still running.
+"""
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from questlearn.parallel_split import PARTS_DIR
+
+from helpers import run_env
+from test_parallel_split import SPLIT, write_parts
+
+HERE = Path(__file__).parent
+END_SECONDS = 15  # far beyond the half-second watch: what is caught is an orphan that lives on
+
+
+def start(command, **environment):
+    """Popen with stdout (and stderr) piped; ``.lines`` fills as it prints, ``.eof`` is set at end-of-file."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**run_env(), **environment}, cwd=HERE, text=True)
+    process.lines, process.eof = [], threading.Event()
+
+    def read():
+        for line in process.stdout:
+            process.lines.append(line)
+        process.eof.set()
+    threading.Thread(target=read, daemon=True).start()
+    return process
+
+
+def watch_until(process, ready, seconds=240) -> dict:
+    """The descendants of ``process`` seen until ``ready()`` (or the deadline), by pid."""
+    seen, deadline = {}, time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        seen.update(descendants(process.pid))
+        if ready(seen):
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, f"the process ended before it could be killed: {''.join(process.lines)[-2000:]}"
+    return seen
+
+
+def descendants(pid: int) -> dict:
+    try:
+        return {child.pid: child for child in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return {}
+
+
+def running(processes) -> list:
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def assert_all_end_after_sigkill(process, seen: dict) -> None:
+    """SIGKILL ``process``; its stdout must reach end-of-file and every descendant must end."""
+    seen.update(descendants(process.pid))
+    process.kill()
+    output_ended = process.eof.wait(END_SECONDS)
+    deadline = time.monotonic() + END_SECONDS
+    while running(seen.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = running(seen.values())
+    described = [(p.pid, " ".join(p.cmdline())[-120:]) for p in survivors]
+    for survivor in survivors:  # leave nothing behind, pass or fail
+        survivor.kill()
+    process.wait()
+    assert not survivors, f"processes outlived their killed parent by {END_SECONDS} s: {described}"
+    assert output_ended, "the killed process's stdout never reached end-of-file"
+
+
+def cmdlines(seen: dict) -> list:
+    lines = []
+    for process in seen.values():
+        try:
+            lines.append(" ".join(process.cmdline()))
+        except psutil.Error:
+            pass
+    return lines
+
+
+# -- the helper ------------------------------------------------------------------------
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("start_method,death_signal,delay", [
+    ("spawn", 1, 0), ("spawn", 0, 0), ("fork", 0, 0), ("forkserver", 1, 0), ("forkserver", 0, 0),
+    ("spawn", 1, 3)])  # delay: the parent is killed before the child asks to die with it
+def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkilled(start_method, death_signal, delay):
+    parent = start([sys.executable, str(HERE / "orphan_parent.py"), start_method, str(death_signal), str(delay)])
+    child = lambda: next((int(line.split()[1]) for line in parent.lines if line.startswith("CHILD ")), None)  # noqa: E731
+    seen = watch_until(parent, lambda found: child() in found)
+    if not delay:
+        time.sleep(1.5)  # the child has asked by now
+    assert_all_end_after_sigkill(parent, seen)
+
+
+@pytest.mark.timeout(180)
+def test_local_training_processes_end_when_their_launcher_is_sigkilled(id_split, tmp_path):
+    launcher = start([sys.executable, "-c", "import sys; from questlearn.distributed import launch_local; "
+                      "sys.exit(launch_local(sys.argv[1:], 2))", "train", str(id_split), "--model-dir",
+                      str(tmp_path / "model"), "--epochs", "500", "--batch-size", "16", "--workers", "1"],
+                     KERAS_BACKEND="jax")
+    seen = watch_until(launcher, lambda found: sum("--process-id" in line for line in cmdlines(found)) == 2)
+    time.sleep(1.0)
+    assert_all_end_after_sigkill(launcher, seen)
+
+
+# -- the commands and worker pools ---------------------------------------------------
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    return write_parts(tmp_path_factory.mktemp("orphans") / "parts", rows=(3000, 2500, 3000, 2000), nasty=True)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("moment", ["pool start-up", "mid-pass"])
+def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends(parts, tmp_path, moment):
+    out = tmp_path / "out"
+    split = start([*SPLIT, "--parallel", "2", str(parts), str(out)])
+    if moment == "pool start-up":  # workers exist, still importing: before the pool's initializer ran
+        ready = lambda found: any("spawn_main" in line for line in cmdlines(found))  # noqa: E731
+    else:  # a part has started writing its shards
+        ready = lambda found: any(path.is_file() for path in (out / PARTS_DIR).rglob("*"))  # noqa: E731
+    seen = watch_until(split, ready)
+    assert_all_end_after_sigkill(split, seen)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
+def test_data_workers_inside_a_slow_batch_end_when_the_training_process_is_sigkilled(id_split, start_method):
+    trainer = start([sys.executable, str(HERE / "orphan_fit_child.py"), str(id_split), start_method])
+    seen = watch_until(trainer, lambda found: "FITTING\n" in trainer.lines)
+    time.sleep(2.0)  # both workers are inside slow batches now
+    assert_all_end_after_sigkill(trainer, seen)
