@@ -33,7 +33,7 @@ Usage::
     python benchmarks/bench_split.py [--megabytes 1000] [--rounds 3] [--cold-megabytes 8000] [--work DIR]
     python benchmarks/bench_split.py --megabytes 100 --rounds 1    # a smoke run
 
-Targets (issue 10): questlearn >= polars (goal); >= DuckDB and >= 10x the
+Targets: questlearn >= polars (goal); >= DuckDB and >= 10x the
 recipe (floor); cold throughput at 8 GB >= 0.9x that at 1 GB and peak RSS
 at 8 GB within 10 % of 1 GB. Results go to ``results/split.json``.
 """

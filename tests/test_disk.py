@@ -1,4 +1,4 @@
-"""The split estimates its output before the pass and refuses early when the disk lacks room (issue 10)."""
+"""The split estimates its output before the pass and refuses early when the disk lacks room."""
 
 from __future__ import annotations
 

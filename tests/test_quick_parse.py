@@ -1,6 +1,6 @@
 """The split's cheaper reading gives exactly what the careful reading gives.
 
-Speed-ups in the split's pass (issue 10) that must never change a value:
+Speed-ups in the split's pass that must never change a value:
 
 * :class:`questlearn.reading.RecordParser` parses a run first with only the
   missing-value tokens a number parser accepts (and the empty field), then

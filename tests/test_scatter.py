@@ -1,4 +1,4 @@
-"""Scatter: every shard is a random sample of the whole source (issue 10).
+"""Scatter: every shard is a random sample of the whole source.
 
 Real logs are written in time order. These tests build a time-sorted log
 whose positive rate drifts from 20 % at the first row to 80 % at the last
