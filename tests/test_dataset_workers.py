@@ -37,8 +37,12 @@ def test_worker_processes_see_every_row_once_under(id_split, start_method):
     np.testing.assert_array_equal(np.sort(ids), expected_ids(id_split, "train"))
 
 
-FAULTS = [(method, fault, 5) for method in START_METHODS for fault in ("raise", "sigkill")] + [
-    ("fork", "systemexit", 5), ("spawn", "systemexit", 5), ("fork", "truncate", 5),
+# A worker's death is noticed differently under each start method (forkserver workers are not our
+# children), so SIGKILL runs under all three. What a worker raises comes back through the same pool
+# code under every start method: an exception runs under fork and spawn (a fresh interpreter), a
+# SystemExit (the worker ends; its message must still arrive) and a truncated shard under fork.
+FAULTS = [(method, "sigkill", 5) for method in START_METHODS] + [
+    ("fork", "raise", 5), ("spawn", "raise", 5), ("fork", "systemexit", 5), ("fork", "truncate", 5),
     # Killed at the pool's very first batch, before the watchdog has seen the pool.
     ("fork", "sigkill", 0), ("forkserver", "sigkill", 0)]
 
@@ -74,16 +78,17 @@ def test_thread_workers_report_errors_too(id_split, tmp_path):
 
 @pytest.mark.timeout(300)
 def test_healthy_multi_epoch_training_with_worker_processes_is_not_stopped(id_split, tmp_path):
-    """The watchdog must not mistake workers of finished pools (every epoch has new ones) for dead ones."""
+    """The watchdog must not mistake workers of finished pools (every epoch has new ones) for dead ones:
+    from the second epoch on, the first epoch's workers are gone."""
     result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(id_split), "--model-dir", str(tmp_path / "m"),
-                             "--epochs", "4", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0"],
+                             "--epochs", "2", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0"],
                             capture_output=True, text=True, timeout=280, env=run_env())
     assert result.returncode == 0, result.stderr[-3000:]
-    assert '"epochs": 4' in result.stdout
+    assert '"epochs": 2' in result.stdout
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("start_method", ["forkserver"])  # questlearn's default; spawn shares the queue code
 def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_path, start_method):
     """Terminating the first failed pool must not block the watchdog (it did, on a queue lock),
     or the next worker death in the process (a notebook cell run again) hangs ``fit`` forever.

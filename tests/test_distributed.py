@@ -124,6 +124,7 @@ def test_child_command_drops_only_the_launch_option():
     assert _without_option(argv, "--local-processes") == ["train", "s", "--epochs", "3"]
 
 
+@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
 @pytest.mark.timeout(600)
 def test_ray_train_keeps_identical_weights_and_uses_every_row_once_on_loopback(odd_split, tmp_path):
     pytest.importorskip("ray.train", reason="Ray Train is not installed (pip install 'questlearn[ray]')")

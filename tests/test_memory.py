@@ -43,14 +43,19 @@ def test_split_peak_memory_is_flat(logs, tmp_path):
     assert large - small < 0.25 * size_growth_mib  # a whole-file read would add at least the file size
 
 
+@pytest.fixture(scope="module")
+def splits(logs, tmp_path_factory):
+    """Model-ready splits (CSV and npy shards) of both logs, shared by the loader tests."""
+    root = tmp_path_factory.mktemp("memory-splits")
+    for factor, log in logs.items():
+        model_ready_split(log, root / f"split{factor}", rows_per_shard=20_000, id_columns=("attempt_id",))
+    return {factor: root / f"split{factor}" for factor in logs}
+
+
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("source", ["npy", "csv"])
-def test_loader_peak_memory_is_flat_workers_included(logs, tmp_path, source):
-    peaks = {}
-    for factor, log in logs.items():
-        out = tmp_path / f"split{factor}"
-        model_ready_split(log, out, rows_per_shard=20_000, id_columns=("attempt_id",))
-        peaks[factor] = peak("load", out, source)
+def test_loader_peak_memory_is_flat_workers_included(splits, source):
+    peaks = {factor: peak("load", split, source) for factor, split in splits.items()}
     (own_small, workers_small), (own_large, workers_large) = peaks[1], peaks[4]
     assert own_large <= own_small * 1.10, peaks
     assert workers_large <= workers_small * 1.10, peaks

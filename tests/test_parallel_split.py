@@ -225,6 +225,7 @@ def test_a_killed_parallel_split_resumes_to_the_same_output(tmp_path):
     assert np.array_equal(np.sort(numbers), np.arange(10_500))
 
 
+@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install 'questlearn[ray]')")
 def test_ray_runs_the_part_tasks_on_127_0_0_1_and_merges_the_same_split(splits, tmp_path):

@@ -19,7 +19,7 @@ from v2split import model_ready_split
 from questlearn.synth import write_quest_log
 from questlearn.train import read_history_csv, train
 
-from helpers import run_env
+from helpers import TORCH_MISSING, run_env
 
 CHILD = Path(__file__).with_name("resume_child.py")
 TRAIN_ARGS = ["--epochs", "3", "--batch-size", "64", "--workers", "1", "--seed", "4"]
@@ -190,7 +190,7 @@ print("SAME", keras.backend.backend())
 def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(id_feature_split, tmp_path, backend):
     """jax keeps dropout's random state in seed variables; torch draws from its global generator,
     which the backup saves too: on both, a resumed run is the uninterrupted run."""
-    pytest.importorskip(backend)
+    pytest.importorskip(backend, reason=TORCH_MISSING if backend == "torch" else None)
     result = subprocess.run([sys.executable, "-c", BACKEND_CHECK, str(id_feature_split), str(tmp_path)],
                             capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=380)
     assert result.returncode == 0, result.stderr[-3000:]

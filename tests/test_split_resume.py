@@ -50,18 +50,23 @@ def sources(tmp_path_factory):
 
 
 def kill_points(counts: dict):
-    """(point, N) pairs spread over a run: first, middle and last times, and the final renames."""
+    """(point, N) pairs spread over a run: the first and last times, a middle one for frequent
+    steps and for the journal (whose middle is killed again while resuming), and the final renames.
+    A second middle kill of the same step leaves the same kind of state as the first, so each step
+    has one."""
     chosen = []
     for point, total in counts.items():
         if total == 0:
             continue
-        if point in ("append", "after_append", "header", "sync", "replace", "after_replace"):
+        if point in ("append", "after_append", "header", "sync"):
             picks = {max(1, total // 2)}
-        else:
-            picks = {1, max(1, total // 2), total}
-        if point in ("replace", "after_replace"):
+        elif point in ("replace", "after_replace"):
             # the manifest, the shards' final names, the finishing journal, the last checkpoint
-            picks |= {max(1, total - k) for k in (0, 1, 20, counts["close"] * 4, counts["close"] * 4 + 1)}
+            picks = {max(1, total - k) for k in (0, 1, 20, counts["close"] * 4, counts["close"] * 4 + 1)}
+        elif point == "journal":
+            picks = {1, max(1, total // 2), total}
+        else:
+            picks = {1, total}
         chosen += [(point, n) for n in sorted(picks)]
     return chosen
 

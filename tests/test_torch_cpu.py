@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import run_env
+from helpers import TORCH_MISSING, run_env
 
 CODE = """
 import json, sys, torch
@@ -25,7 +25,7 @@ def limit_in_child(workers, **env):
 
 @pytest.mark.timeout(600)
 def test_torch_threads_leave_cores_to_the_loading_workers():
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason=TORCH_MISSING)
     if "OMP_NUM_THREADS" in run_env():
         pytest.skip("OMP_NUM_THREADS is set in this environment; questlearn respects it")
     outcome = limit_in_child(2)
