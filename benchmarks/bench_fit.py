@@ -1,6 +1,6 @@
 """End-to-end ``fit`` throughput: questlearn vs the original recipe, same model, one run.
 
-Three fits of the same MLP (questlearn.model.build_model) on the same
+Three fits of the same MLP (questlearn.train.model.build_model) on the same
 training rows, each in a fresh process:
 
 * ``recipe`` — the original recipe's PyDataset (one 1000-row CSV file per
@@ -16,7 +16,7 @@ faster, so this fraction is the number to watch there.
 Usage: python benchmarks/bench_fit.py [--megabytes 24] [--epochs 2]
 
 ``--input-wait`` measures the input-wait fraction directly: the
-model as :func:`questlearn.train.train` builds it, fed by a QuestSequence
+model as :func:`questlearn.train._fit.train` builds it, fed by a QuestSequence
 with ``train()``'s default batch size and workers, trained for one epoch
 (or ``--steps``) of the split that ``bench_loader.py --versus-raw`` uses
 (``--split DIR`` reuses or keeps it). Two clocks, after ``WARMUP_STEPS``
@@ -55,9 +55,9 @@ def child(kind: str, data: str, epochs: str) -> dict:
     import keras
     import numpy as np
 
-    from questlearn.dataset import QuestSequence
-    from questlearn.devices import describe_device
-    from questlearn.model import build_model
+    from questlearn.data.dataset import QuestSequence
+    from questlearn.train.devices import describe_device
+    from questlearn.train.model import build_model
 
     data, epochs = Path(data), int(epochs)
     keras.utils.set_random_seed(0)
@@ -127,10 +127,10 @@ WARMUP_STEPS = 20
 
 
 def train_defaults() -> dict:
-    """Keyword defaults of :func:`questlearn.train.train` (batch size, workers, model shape)."""
+    """Keyword defaults of :func:`questlearn.train._fit.train` (batch size, workers, model shape)."""
     import inspect
 
-    from questlearn.train import train
+    from questlearn.train._fit import train
 
     return {name: p.default for name, p in inspect.signature(train).parameters.items() if p.default is not p.empty}
 
@@ -158,9 +158,9 @@ def timed_batches(waits: list):
 def input_wait_child(split: str, steps: str) -> dict:
     import keras
 
-    from questlearn.dataset import QuestSequence
-    from questlearn.devices import describe_device
-    from questlearn.model import build_model
+    from questlearn.data.dataset import QuestSequence
+    from questlearn.train.devices import describe_device
+    from questlearn.train.model import build_model
 
     class StepClock(keras.callbacks.Callback):
         """Per step: the gap from the previous step's end to this step's begin, and each step's end time."""

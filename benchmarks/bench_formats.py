@@ -36,8 +36,8 @@ def median_seconds(load, repeats=7):
 
 
 def main() -> int:
-    from questlearn.batches import ShardReader
-    from questlearn.manifest import load_manifest
+    from questlearn.data._batches import ShardReader
+    from questlearn.manifest._files import load_manifest
     from questlearn.split import split_csv
     from questlearn.synth import write_quest_log
 

@@ -4,7 +4,7 @@ For each backend (``KERAS_BACKEND=jax``, ``KERAS_BACKEND=torch``) and each
 batch size (1024 to 65536) and ``workers`` count, ``fit`` runs twice on
 the same split, alternating:
 
-* ``pipeline`` — :class:`~questlearn.dataset.QuestSequence` reading the
+* ``pipeline`` — :class:`~questlearn.data.dataset.QuestSequence` reading the
   npy shards with ``workers`` loading threads: what users run;
 * ``model_only`` — the same number of batches of the same shape served
   from a few batches already in memory: the model's own speed (host to
@@ -109,10 +109,10 @@ def child(split: str, batch_sizes: str, workers: str, epochs: str) -> dict:
     import keras
     import numpy as np
 
-    from questlearn.dataset import QuestSequence
-    from questlearn.devices import describe_device
-    from questlearn.model import build_model
-    from questlearn.torch_cpu import limit_torch_threads
+    from questlearn.data.dataset import QuestSequence
+    from questlearn.train._torch_cpu import limit_torch_threads
+    from questlearn.train.devices import describe_device
+    from questlearn.train.model import build_model
 
     class ModelOnly(keras.utils.PyDataset):
         """``count`` batches served from four held in memory: no loading work."""

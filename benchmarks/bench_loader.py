@@ -165,7 +165,7 @@ def child(kind: str, data: str, workers: str) -> dict:
             clock.epoch(sizes())
         rows = total[0]
     else:
-        from questlearn.dataset import QuestSequence
+        from questlearn.data.dataset import QuestSequence
 
         source = "csv" if kind.startswith("questlearn_csv") else "npy"
         verify = "off" if kind.endswith("_verify_off") else "once"
@@ -366,13 +366,12 @@ def raw_epoch(shards, split_dir: Path, batch_size: int, rng) -> int:
 def raw_child(kind: str, split: str, batch_size: str) -> dict:
     """Two epochs of one contender over the train subset: rows/s of each, peak RSS."""
     import numpy as np
-
     from _big_split import train_shards
 
     split_dir, batch_size = Path(split), int(batch_size)
     rates = []
     if kind == "questlearn_seq":
-        from questlearn.dataset import QuestSequence
+        from questlearn.data.dataset import QuestSequence
 
         sequence = QuestSequence(split_dir, "train", batch_size=batch_size, seed=0)
         for epoch in range(2):

@@ -2,7 +2,7 @@
 
 Contenders, on the same rows and the same trained model:
 
-* ``predict_file`` — :func:`questlearn.predict.predict_file`: a CSV file
+* ``predict_file`` — :func:`questlearn.serve.predict.predict_file`: a CSV file
   in, a CSV file out (strict scanning, parsing, the inference model,
   writing), streamed in 8 MB blocks;
 * ``in_memory`` — ``inference.keras``'s ``model.predict`` on the same rows
@@ -37,7 +37,7 @@ def child(mode: str, model_dir: str, source: str, output: str) -> dict:
     import questlearn.quiet  # noqa: F401  (TensorFlow's start-up log off)
 
     if mode == "predict_file":
-        from questlearn.predict import predict_file
+        from questlearn.serve.predict import predict_file
 
         started = time.perf_counter()
         rows = predict_file(model_dir, source, output)
@@ -74,7 +74,7 @@ def main() -> int:
     import questlearn.quiet  # noqa: F401
     from questlearn.split import split_csv
     from questlearn.synth import write_quest_log
-    from questlearn.train import train
+    from questlearn.train._fit import train
 
     work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     try:

@@ -42,7 +42,7 @@ def bytes_read() -> int:
 def child(kind: str, source: str, out: str) -> dict:
     started = time.perf_counter()
     if kind == "inspect":
-        from questlearn.inspection import inspect_source
+        from questlearn.split.inspection import inspect_source
 
         inspect_source(source, id_columns=ID_COLUMNS, print_to=lambda *_: None)
     else:

@@ -1,6 +1,6 @@
 """torch on CPU, before and after questlearn's thread limit, next to TensorFlow and JAX.
 
-Each contender trains the quest MLP with :func:`questlearn.train.train` on
+Each contender trains the quest MLP with :func:`questlearn.train._fit.train` on
 the same split (the demo's size: 50,000 rows, batch 1024, 2 loading
 threads) in a fresh process; contenders alternate, several rounds; the
 figure is the median over rounds of the last epoch's seconds (the first
@@ -9,7 +9,7 @@ epoch pays for tracing and compilation).
 * ``torch_default`` — ``QUESTLEARN_TORCH_THREADS=0``: torch's own thread
   count (one per core), i.e. questlearn before the fix;
 * ``torch_questlearn`` — the fix: ``cores - workers`` threads
-  (:mod:`questlearn.torch_cpu`);
+  (:mod:`questlearn.train._torch_cpu`);
 * ``tensorflow``, ``jax`` — the other backends, for reference.
 
 Usage: python benchmarks/bench_torch_cpu.py [--rows 50000] [--rounds 3] [--epochs 2]
@@ -44,7 +44,7 @@ MODULES = {"torch_default": "torch", "torch_questlearn": "torch", "tensorflow": 
 def child(split: str, model_dir: str, epochs: str, workers: str) -> dict:
     import keras
 
-    from questlearn.train import train
+    from questlearn.train._fit import train
 
     result = train(split, model_dir, epochs=int(epochs), batch_size=1024, workers=int(workers), verbose=0,
                    patience=100, seed=0)
@@ -83,7 +83,7 @@ def main() -> int:
         return 0
     from questlearn.split import split_csv
     from questlearn.synth import write_quest_log
-    from questlearn.torch_cpu import usable_cores
+    from questlearn.train._torch_cpu import usable_cores
 
     names = [n for n in CONTENDERS if importlib.util.find_spec(MODULES[n]) is not None]
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-torch-"))

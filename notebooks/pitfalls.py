@@ -9,7 +9,7 @@ next to the notebooks.
 import os
 import signal
 
-from questlearn.dataset import QuestSequence
+from questlearn.data.dataset import QuestSequence
 
 
 def kill_this_process():

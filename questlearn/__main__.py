@@ -2,7 +2,7 @@
 
 import sys
 
-from .orphans import die_with_parent_from_environment
+from ._orphans import die_with_parent_from_environment
 
 die_with_parent_from_environment()  # a child of launch_local ends with its launcher, even before the imports below
 

@@ -33,7 +33,7 @@ def _schema_options(args) -> dict:
 
 
 def _inspect(args) -> int:
-    from .inspection import inspect_source
+    from .split.inspection import inspect_source
 
     sources = args.source if len(args.source) > 1 else args.source[0]
     inferred = inspect_source(sources, rows=args.rows, **_schema_options(args))
@@ -63,19 +63,60 @@ def _train(args) -> None:
                    use_multiprocessing=args.processes, source=args.source, seed=args.seed, verbose=args.verbose,
                    hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
                    class_weight=args.class_weight)
-    if args.local_processes or args.num_processes or args.ray is not None:  # several processes: questlearn.distributed
-        from .distributed import train_from_cli
-
+    if args.local_processes or args.num_processes or args.ray is not None:  # several processes: questlearn.train._processes
         result = train_from_cli(args, options)
         if result is None:
             return
     else:
-        from .train import train
+        from .train._fit import train
 
         result = train(args.split_dir, args.model_dir, extra_callbacks=_tensorboard(args), progress=args.verbose == 1,
                        save_every_batches=args.save_every_batches, save_every_minutes=args.save_every_minutes,
                        **options)
     print(json.dumps(result.summary(), indent=1))
+
+
+def train_from_cli(args, options):
+    """``questlearn train`` with ``--local-processes``, ``--num-processes`` or ``--ray``.
+
+    Returns the :class:`~questlearn.train._fit.TrainingResult` on process 0 of a
+    job run here, ``None`` where this command only launched or was not the
+    chief; raises ``ValueError`` (printed by the CLI) on failure.
+    """
+    chosen = [name for name, given in (("--local-processes", args.local_processes), ("--num-processes", args.num_processes),
+                                       ("--ray", args.ray is not None)) if given]
+    if len(chosen) > 1:
+        raise ValueError(f"choose one of {', '.join(chosen)}")
+    from .train._launch import launch_local, train_process
+
+    if args.ray is not None:
+        from .train._ray import train_with_ray
+
+        print(json.dumps(train_with_ray(args.split_dir, args.model_dir, address=args.ray, ray_workers=args.ray_workers, **options), indent=1))
+        return None
+    if args.local_processes:
+        status = launch_local(_without_option(args.argv, "--local-processes"), args.local_processes)
+        if status:
+            raise ValueError(f"the {args.local_processes}-process job failed (exit status {status}); each process's error is printed above")
+        return None
+    if args.process_id is None or args.coordinator is None:
+        raise ValueError("--num-processes needs --process-id and --coordinator HOST:PORT")
+    result = train_process(args.split_dir, args.model_dir, num_processes=args.num_processes, process_id=args.process_id,
+                           coordinator=args.coordinator, startup_timeout=args.startup_timeout, **options)
+    return result if args.process_id == 0 else None
+
+
+def _without_option(argv, option: str) -> list[str]:
+    """``argv`` less ``option VALUE`` / ``option=VALUE``."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == option:
+            skip = True
+        elif not item.startswith(option + "="):
+            kept.append(item)
+    return kept
 
 
 def _tensorboard(args) -> list:
@@ -91,14 +132,14 @@ def _tensorboard(args) -> list:
 
 
 def _predict(args) -> None:
-    from .predict import predict_file
+    from .serve.predict import predict_file
 
     rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size, progress=not args.no_progress)
     print(f"wrote {rows} predictions to {args.output}")
 
 
 def _evaluate(args) -> None:
-    from .evaluate import evaluate
+    from .serve.evaluate import evaluate
 
     print(json.dumps(evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress), indent=1))
 
@@ -110,7 +151,7 @@ def _plot(args) -> None:
         matplotlib.use("Agg")
     except ImportError:
         raise ValueError("plotting needs matplotlib: pip install 'questlearn[notebooks]'") from None
-    from .plots import plot_history
+    from .train.plots import plot_history
 
     history = args.model_dir / "history.json"
     if not history.is_file():
@@ -134,7 +175,7 @@ def _demo(args) -> None:
     """Synthesise a quest log, split it and train on it: the whole job, small."""
     from .split import split_csv
     from .synth import write_quest_log
-    from .train import train
+    from .train._fit import train
 
     root = Path(args.directory)
     root.mkdir(parents=True, exist_ok=True)

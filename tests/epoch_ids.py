@@ -13,7 +13,7 @@ def main():
     import numpy as np
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-    from questlearn.dataset import QuestSequence
+    from questlearn.data.dataset import QuestSequence
 
     dataset = QuestSequence(split_dir, "train", batch_size=200, source=source, seed=1,
                             workers=2, use_multiprocessing=True, max_queue_size=3)

@@ -30,7 +30,6 @@ def main():
 def fit_once(split_dir, fault, workers, processes):
     import keras
     import psutil
-
     from faulty_sequence import FaultySequence
 
     train = FaultySequence(split_dir, "train", batch_size=64, fault=fault, fail_at=FAIL_AT,

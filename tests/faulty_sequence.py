@@ -7,7 +7,7 @@ processes started with ``spawn`` or ``forkserver`` can unpickle it.
 import os
 import signal
 
-from questlearn.dataset import QuestSequence
+from questlearn.data.dataset import QuestSequence
 
 
 class FaultySequence(QuestSequence):

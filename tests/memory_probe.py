@@ -16,7 +16,7 @@ def main():
     else:
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-        from questlearn.dataset import QuestSequence
+        from questlearn.data.dataset import QuestSequence
 
         dataset = QuestSequence(sys.argv[2], "train", batch_size=512, source=sys.argv[3], workers=2,
                                 use_multiprocessing=True)

@@ -12,7 +12,7 @@ import multiprocessing
 import sys
 import time
 
-from questlearn.dataset import QuestSequence
+from questlearn.data.dataset import QuestSequence
 
 SLOW_FROM_BATCH = 3
 

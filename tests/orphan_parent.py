@@ -1,4 +1,4 @@
-"""Start one child process guarded by :func:`questlearn.orphans.die_with_parent`, print its pid, wait.
+"""Start one child process guarded by :func:`questlearn._orphans.die_with_parent`, print its pid, wait.
 
 Usage: python orphan_parent.py START_METHOD DEATH_SIGNAL DELAY
 
@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from questlearn.orphans import die_with_parent
+from questlearn._orphans import die_with_parent
 
 
 def child(owner_pid: int, start_method: str, death_signal: bool, delay: float) -> None:

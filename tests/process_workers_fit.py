@@ -15,7 +15,7 @@ import sys
 def main():
     import keras
 
-    from questlearn.dataset import QuestSequence
+    from questlearn.data.dataset import QuestSequence
 
     train = QuestSequence(sys.argv[1], "train", batch_size=256, workers=2, use_multiprocessing=True, max_queue_size=2)
     print(f"START_METHOD {multiprocessing.get_start_method()}", flush=True)

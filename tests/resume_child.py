@@ -20,9 +20,9 @@ def main():
     pause = tuple(map(int, pause_at.split(":"))) if pause_at != "-" else None
     import keras
 
-    import questlearn.train
+    import questlearn.train._fit
     from questlearn.cli import main as cli_main
-    from questlearn.dataset import QuestSequence
+    from questlearn.data.dataset import QuestSequence
 
     served = {}  # (epoch, batch) -> attempt ids of the batch as the data set produced it
     original_getitem = QuestSequence.__getitem__
@@ -57,7 +57,7 @@ def main():
                 while True:
                     time.sleep(1)
 
-    original_train = questlearn.train.train
+    original_train = questlearn.train._fit.train
     original_init = QuestSequence.__init__
     datasets = []
 
@@ -84,7 +84,7 @@ def main():
     def train_with_recorder(*args, extra_callbacks=(), **kwargs):
         return original_train(*args, extra_callbacks=[*extra_callbacks, LateRecorder()], **kwargs)
 
-    questlearn.train.train = train_with_recorder
+    questlearn.train._fit.train = train_with_recorder
     sys.exit(cli_main(["train", *train_args]))
 
 

@@ -19,10 +19,10 @@ import sys
 def main():
     point, nth, count_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     split_args = sys.argv[sys.argv.index("--") + 1:]
-    import questlearn.journal as journal
-    import questlearn.publish as publish
-    import questlearn.split as split
-    import questlearn.shardfiles as shardfiles
+    import questlearn.split._journal as journal
+    import questlearn.split._publish as publish
+    import questlearn.split._sequential as split
+    import questlearn.split._shards as shardfiles
     from questlearn.cli import main as cli_main
 
     split.CHECKPOINT_BYTES = 40_000

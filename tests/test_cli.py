@@ -14,7 +14,6 @@ import questlearn
 from questlearn.cli import build_parser
 from questlearn.quiet import is_noise
 
-
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \S+ +\d+ \S+:\d+\]|absl::InitializeLog|cuInit|rebuild TensorFlow")
 
 
@@ -75,7 +74,7 @@ def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr():
     code = (
         "import numpy as np\n"
         "from questlearn.quiet import keras\n"
-        "from questlearn.model import SparseAUC\n"
+        "from questlearn.train.model import SparseAUC\n"
         "x, y = np.random.rand(64, 4).astype('float32'), np.arange(64) % 3\n"
         "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='softmax')])\n"
         "model.compile('adam', 'sparse_categorical_crossentropy', metrics=[SparseAUC(3)])\n"
@@ -118,8 +117,9 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
-    from questlearn.synth import write_quest_log
     from v2split import model_ready_split
+
+    from questlearn.synth import write_quest_log
 
     log = write_quest_log(tmp_path / "quests.csv", rows=3000, seed=4)
     split_dir = tmp_path / "split"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from questlearn.csvscan import CsvFormatError, CsvScanner
+from questlearn.io.csvscan import CsvFormatError, CsvScanner
 
 
 def records(path, block_size=4):

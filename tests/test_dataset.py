@@ -5,12 +5,11 @@ import pickle
 import numpy as np
 import pytest
 from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-
-from questlearn.batches import EqualShards
-from questlearn.dataset import QuestSequence
-from questlearn.manifest import load_manifest
-
 from v2split import ID_SPLIT_OPTIONS, demote_to_other, model_ready_split
+
+from questlearn.data._batches import EqualShards
+from questlearn.data.dataset import QuestSequence
+from questlearn.manifest._files import load_manifest
 
 
 def ids_in_shard_order(split_dir, subset):

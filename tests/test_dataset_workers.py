@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from test_dataset import expected_ids
 from helpers import run_env
+from test_dataset import expected_ids
 
 HERE = Path(__file__).parent
 START_METHODS = ["fork", "spawn", "forkserver"]
@@ -107,7 +106,7 @@ def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_p
 def _runs_questlearn(python):
     if python is None or not os.path.exists(python):
         return False
-    probe = subprocess.run([python, "-c", "import questlearn.dataset"], capture_output=True, timeout=120,
+    probe = subprocess.run([python, "-c", "import questlearn.data.dataset"], capture_output=True, timeout=120,
                            env={**run_env(), "KERAS_BACKEND": "jax"})
     return probe.returncode == 0
 

@@ -6,7 +6,7 @@ from collections import namedtuple
 
 import pytest
 
-from questlearn import split as split_module
+from questlearn.split import _sequential as split_module
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 

@@ -21,11 +21,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import run_env
-from questlearn.distributed import _without_option, free_port, launch_local, require_jax_backend, weights_digest
 from v2split import model_ready_split
+
+from questlearn.cli import _without_option
 from questlearn.synth import write_quest_log
+from questlearn.train._launch import launch_local
+from questlearn.train._processes import free_port, require_jax_backend, weights_digest
 
 BATCH = 128
 DIGEST = re.compile(r"process (\d+)/2 final weights sha256 ([0-9a-f]{64})")
@@ -81,7 +83,7 @@ def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_s
     digest = assert_one_job_on_every_row(output, model_dir / "history.json", train_rows)
     import keras
 
-    import questlearn.model  # noqa: F401 - registers the custom metrics for loading
+    import questlearn.train.model  # noqa: F401 - registers the custom metrics for loading
 
     saved = keras.saving.load_model(model_dir / "model.keras", compile=False)
     assert weights_digest(saved) == digest  # process 0 wrote the model that all processes trained

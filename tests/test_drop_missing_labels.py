@@ -8,13 +8,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_env
 
-from questlearn.manifest import load_manifest
-from questlearn.manifest_schema import validate_manifest
+from questlearn.manifest._files import load_manifest
+from questlearn.manifest._validate import validate_manifest
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
-
-from helpers import run_env
 
 OPTIONS = ["--rows-per-shard", "700", "--seed", "2", "--id-column", "attempt_id", "--no-progress"]
 
@@ -79,7 +78,7 @@ def test_split_drops_rows_without_a_label_counts_them_and_no_shard_holds_one(unl
 
 @pytest.mark.timeout(300)
 def test_moments_of_a_split_with_dropped_rows_are_those_of_its_shards(unlabelled, tmp_path):
-    from questlearn.batches import ShardReader
+    from questlearn.data._batches import ShardReader
 
     source, _ = unlabelled
     split_csv(source, tmp_path / "split", rows_per_shard=700, id_columns=("attempt_id",), drop_missing_labels=True,
@@ -103,9 +102,9 @@ def test_split_without_the_option_stops_at_a_missing_label_and_suggests_it(unlab
 
 @pytest.mark.timeout(300)
 def test_a_missing_label_the_sample_did_not_see_stops_the_pass_suggesting_the_option(tmp_path, monkeypatch):
-    import questlearn.plan as plan
-    from questlearn.csvscan import CsvFormatError
-    from questlearn.sampling import sample_csv
+    import questlearn.split._plan as plan
+    from questlearn.io.csvscan import CsvFormatError
+    from questlearn.schema._sampling import sample_csv
 
     log = write_quest_log(tmp_path / "full.csv", rows=3000, seed=7)
     unlabel(log, tmp_path / "late.csv", 10_000, offset=2900)  # one row, past the sampled first block

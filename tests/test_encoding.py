@@ -8,10 +8,9 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
-
-from questlearn.encoding import Encoding
-
 from helpers import run_env
+
+from questlearn.schema.encoding import Encoding
 
 
 def sample_encoding(fill="mean"):

@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from questlearn.dataset import QuestSequence
-from questlearn.encoding import Encoding
-from questlearn.predict import Predictor, open_input, predict_frame
-
 from helpers import run_env
 from trained import train_small_model
+
+from questlearn.data.dataset import QuestSequence
+from questlearn.schema.encoding import Encoding
+from questlearn.serve.predict import Predictor, open_input, predict_frame
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +101,7 @@ def test_columns_named_like_graph_operations_and_with_slashes(tmp_path):
     import keras
     import tensorflow as tf
 
-    from questlearn.export import build_inference_model
+    from questlearn.serve.export import build_inference_model
 
     spec = {"features": [{"name": "where", "kind": "numeric"}, {"name": "isnan", "kind": "numeric"},
                          {"name": "get_item", "kind": "categorical"}, {"name": "a/b c", "kind": "categorical"},

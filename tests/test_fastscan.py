@@ -1,14 +1,14 @@
 """The fast record cut reports every malformed input exactly where the strict scanner does.
 
-Without CSV shards the split cuts runs with :mod:`questlearn.fastscan`;
+Without CSV shards the split cuts runs with :mod:`questlearn.io._fastscan`;
 with them, with the strict scanner. Both must stop at the same file, line
 and byte offset with the same message, and count blank lines the same.
 """
 
 import pytest
 
-from questlearn.csvscan import CsvFormatError
-from questlearn.manifest import load_manifest
+from questlearn.io.csvscan import CsvFormatError
+from questlearn.manifest._files import load_manifest
 from questlearn.split import split_csv
 
 HEADER = b"id,level,note,cleared\n"

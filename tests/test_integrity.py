@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from questlearn import integrity
-from questlearn.batches import ShardReader
-from questlearn.dataset import QuestSequence
-from questlearn.manifest import load_manifest
-from questlearn.supervision import BatchLoadError
+from questlearn.data._batches import ShardReader
+from questlearn.data._supervision import BatchLoadError
+from questlearn.data.dataset import QuestSequence
+from questlearn.manifest import integrity
+from questlearn.manifest._files import load_manifest
 
 
 @pytest.fixture()

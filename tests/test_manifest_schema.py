@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from questlearn.manifest import load_manifest
-from questlearn.manifest_schema import MAX_CATEGORIES, validate_manifest
+from questlearn.manifest._files import load_manifest
+from questlearn.manifest._validate import MAX_CATEGORIES, validate_manifest
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from questlearn.synth import write_quest_log
-
 from helpers import run_env
 from v2split import model_ready_split
+
+from questlearn.synth import write_quest_log
 
 HERE = Path(__file__).parent
 SMALL_ROWS = 50_000  # ~11 MB; 4x is ~43 MB

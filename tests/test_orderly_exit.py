@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import run_env
+
 from questlearn.synth import write_quest_log
 
 HERE = Path(__file__).parent
@@ -16,7 +16,7 @@ SUSPENDED_READ_AHEAD = """
 import atexit, sys, threading
 import numpy as np
 sys.path.insert(0, {root!r})
-from questlearn.split import _read_ahead
+from questlearn.split._sequential import _read_ahead
 
 def report():  # registered first, so it runs after questlearn's own exit hooks
     alive = [t.name for t in threading.enumerate() if t.name == "questlearn-scan-ahead"]
@@ -54,7 +54,7 @@ def test_the_scan_ahead_thread_is_stopped_before_interpreter_shutdown(reader):
 
 @pytest.mark.timeout(600)
 def test_many_splits_ending_in_a_conversion_error_exit_with_code_2(tmp_path):
-    from questlearn.sampling import FIRST_BYTES, PIECE_BYTES, SAMPLE_PIECES
+    from questlearn.schema._sampling import FIRST_BYTES, PIECE_BYTES, SAMPLE_PIECES
 
     log = write_quest_log(tmp_path / "quests.csv", rows=150_000, seed=4)
     lines = log.read_text().split("\n")

@@ -1,4 +1,4 @@
-"""Every process questlearn starts ends soon after its parent is killed (questlearn.orphans).
+"""Every process questlearn starts ends soon after its parent is killed (questlearn._orphans).
 
 An orphan keeps the caller's stdout open, so a caller reading the output to
 its end would hang: each test SIGKILLs a parent, then checks that its pipe
@@ -13,11 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from questlearn.parallel_split import PARTS_DIR
-
 from helpers import run_env
 from test_parallel_split import SPLIT, write_parts
+
+from questlearn.split._parallel import PARTS_DIR
 
 HERE = Path(__file__).parent
 END_SECONDS = 15  # far beyond the half-second watch: what is caught is an orphan that lives on
@@ -110,7 +109,7 @@ def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkil
 
 @pytest.mark.timeout(180)
 def test_local_training_processes_end_when_their_launcher_is_sigkilled(id_split, tmp_path):
-    launcher = start([sys.executable, "-c", "import sys; from questlearn.distributed import launch_local; "
+    launcher = start([sys.executable, "-c", "import sys; from questlearn.train._processes import launch_local; "
                       "sys.exit(launch_local(sys.argv[1:], 2))", "train", str(id_split), "--model-dir",
                       str(tmp_path / "model"), "--epochs", "500", "--batch-size", "16", "--workers", "1"],
                      KERAS_BACKEND="jax")

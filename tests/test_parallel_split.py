@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from questlearn.manifest import load_manifest
-from questlearn.parallel_split import PARTS_DIR, PLAN_NAME
-from questlearn.schema import missing_tokens
-from questlearn.split import split_csv
-from questlearn.synth import write_quest_log
-
 from helpers import run_env
+
+from questlearn.manifest._files import load_manifest
+from questlearn.schema._columns import missing_tokens
+from questlearn.split import split_csv
+from questlearn.split._parallel import PARTS_DIR, PLAN_NAME
+from questlearn.synth import write_quest_log
 
 PART_ROWS = (900, 0, 1300, 600)  # uneven, with a header-only part
 OPTIONS = dict(rows_per_shard=350, val_fraction=0.25, seed=3, id_columns=("attempt_id",),
@@ -259,7 +258,7 @@ def test_a_regression_target_merges_to_the_sequential_statistics(splits, tmp_pat
 
 
 def test_an_interrupted_merge_is_redone_from_the_finished_parts(splits, tmp_path, monkeypatch):
-    import questlearn.parallel_split as parallel_split
+    import questlearn.split._parallel as parallel_split
 
     parts, _, clean = splits
     place = parallel_split._merge_shard

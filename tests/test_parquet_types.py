@@ -10,9 +10,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from questlearn.inspection import inspect_source
-from questlearn.manifest import load_manifest
+from questlearn.manifest._files import load_manifest
 from questlearn.split import split_csv
+from questlearn.split.inspection import inspect_source
 
 ROWS = 120
 START = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)

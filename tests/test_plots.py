@@ -1,14 +1,13 @@
-"""``questlearn plot`` and :mod:`questlearn.plots`: every recorded metric drawn, regression models too."""
+"""``questlearn plot`` and :mod:`questlearn.train.plots`: every recorded metric drawn, regression models too."""
 
 import json
 import subprocess
 import sys
 
 import pytest
-
-from questlearn.plots import plot_history, plotted_metrics
-
 from helpers import ID_COLUMNS, run_env
+
+from questlearn.train.plots import plot_history, plotted_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -16,9 +15,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def regression_model(tmp_path_factory):
     """A model trained by ``train`` on a regression split of a quest log (label ``power``)."""
-    from questlearn.synth import write_quest_log
-    from questlearn.train import train
     from v2split import model_ready_split
+
+    from questlearn.synth import write_quest_log
+    from questlearn.train._fit import train
 
     root = tmp_path_factory.mktemp("regression")
     log = write_quest_log(root / "quests.csv", rows=1500, seed=3)
@@ -64,7 +64,7 @@ def test_plot_draws_whatever_metrics_a_history_holds_without_assuming_a_key():
 def test_load_history_reads_a_csv_log_without_importing_keras(tmp_path):
     log = tmp_path / "history.csv"
     log.write_text("epoch,loss,mae,val_loss,val_mae\n0,4.0,1.5,4.5,1.7\n1,3.0,1.2,3.8,1.4\n", encoding="utf-8")
-    code = ("import sys\nfrom questlearn.plots import load_history\n"
+    code = ("import sys\nfrom questlearn.train.plots import load_history\n"
             f"history = load_history({str(log)!r})\n"
             "print(history['epoch'], history['val_mae'], sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') "
             "if m in sys.modules))")

@@ -5,16 +5,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from questlearn.csvscan import CsvFormatError
-from questlearn.dataset import QuestSequence
-from questlearn.evaluate import evaluate
-from questlearn.predict import predict_file, predict_frame
-from questlearn.synth import corrupt, write_quest_log
-
 from helpers import ID_COLUMNS
 from trained import train_small_model
 from v2split import model_ready_split
+
+from questlearn.data.dataset import QuestSequence
+from questlearn.io.csvscan import CsvFormatError
+from questlearn.serve.evaluate import evaluate
+from questlearn.serve.predict import predict_file, predict_frame
+from questlearn.synth import corrupt, write_quest_log
 
 
 @pytest.fixture(scope="module")

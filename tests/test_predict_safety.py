@@ -17,16 +17,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-
-from questlearn import predict as predict_module
-from questlearn.cli import main
-from questlearn.csvscan import CsvFormatError
-from questlearn.evaluate import _label_values, evaluate
-from questlearn.predict import open_input, predict_file, predict_frame
-
 from helpers import ID_COLUMNS
 from trained import train_small_model
 from v2split import model_ready_split
+
+from questlearn.cli import main
+from questlearn.io.csvscan import CsvFormatError
+from questlearn.serve import predict as predict_module
+from questlearn.serve.evaluate import _label_values, evaluate
+from questlearn.serve.predict import open_input, predict_file, predict_frame
 
 
 @pytest.fixture(scope="module")

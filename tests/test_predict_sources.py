@@ -8,15 +8,14 @@ import pandas as pd
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-
-from questlearn.dataset import QuestSequence
-from questlearn.evaluate import evaluate
-from questlearn.predict import predict_file, predict_frame
-from v2split import model_ready_split
-from questlearn.synth import write_quest_log
-from questlearn.train import train
-
 from trained import train_small_model
+from v2split import model_ready_split
+
+from questlearn.data.dataset import QuestSequence
+from questlearn.serve.evaluate import evaluate
+from questlearn.serve.predict import predict_file, predict_frame
+from questlearn.synth import write_quest_log
+from questlearn.train._fit import train
 
 
 @pytest.fixture(scope="module")

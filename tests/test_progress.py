@@ -7,14 +7,13 @@ import time
 
 import keras
 import pytest
-
-from questlearn.dataset import QuestSequence
-from questlearn.model import build_model
-from questlearn.progress import TrainingProgress, rows_in_batches
-from v2split import model_ready_split
-from questlearn.synth import write_quest_log
-
 from helpers import ID_COLUMNS, run_env
+from v2split import model_ready_split
+
+from questlearn.data.dataset import QuestSequence
+from questlearn.synth import write_quest_log
+from questlearn.train._progress import TrainingProgress, rows_in_batches
+from questlearn.train.model import build_model
 
 
 @pytest.fixture(scope="module")

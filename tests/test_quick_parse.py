@@ -2,13 +2,13 @@
 
 Speed-ups in the split's pass that must never change a value:
 
-* :class:`questlearn.reading.RecordParser` parses a run first with only the
+* :class:`questlearn.io._parse.RecordParser` parses a run first with only the
   missing-value tokens a number parser accepts (and the empty field), then
   looks for the other tokens in the string columns and for NaN in the
   numeric ones, and parses again with every token when it finds one;
 * a block is read with its carried-over prefix in one ``pread``
-  (:meth:`questlearn.sources.DecodedStream.read_after`);
-* rows are grouped by shard with a radix sort (:func:`questlearn.scatter.rows_by_shard`).
+  (:meth:`questlearn.io.sources.DecodedStream.read_after`);
+* rows are grouped by shard with a radix sort (:func:`questlearn.split._scatter.rows_by_shard`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from questlearn.reading import RecordParser, parse_records
-from questlearn.scatter import rows_by_shard
-from questlearn.schema import missing_tokens
-from questlearn.sources import open_decoded, resolve_sources
+from questlearn.io._parse import RecordParser, parse_records
+from questlearn.io.sources import open_decoded, resolve_sources
+from questlearn.schema._columns import missing_tokens
 from questlearn.split import split_csv
+from questlearn.split._scatter import rows_by_shard
 
 NAMES = ["level", "power", "quest", "cleared"]
 TYPES = {"level": pa.float64(), "power": pa.float64(), "quest": pa.string(), "cleared": pa.string()}

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from questlearn.manifest import load_manifest
 from v2split import model_ready_split
-from questlearn.train import train
+
+from questlearn.manifest._files import load_manifest
+from questlearn.train._fit import train
 
 
 def penguins_csv() -> Path:
@@ -76,7 +76,7 @@ def test_regression_on_a_real_table_clearly_beats_predicting_the_mean(tmp_path):
 
 
 def test_the_csv_loader_reads_tokens_exactly_as_the_split_did(tmp_path):
-    from questlearn.batches import ShardReader
+    from questlearn.data._batches import ShardReader
 
     model_ready_split(penguins_csv(), tmp_path / "split", label="species", rows_per_shard=100, verbose=False)
     manifest = load_manifest(tmp_path / "split")

@@ -13,13 +13,12 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-
-from questlearn.resume import load_backup
-from v2split import model_ready_split
-from questlearn.synth import write_quest_log
-from questlearn.train import read_history_csv, train
-
 from helpers import TORCH_MISSING, run_env
+from v2split import model_ready_split
+
+from questlearn.synth import write_quest_log
+from questlearn.train._fit import read_history_csv, train
+from questlearn.train._resume import load_backup
 
 CHILD = Path(__file__).with_name("resume_child.py")
 TRAIN_ARGS = ["--epochs", "3", "--batch-size", "64", "--workers", "1", "--seed", "4"]
@@ -158,8 +157,8 @@ def test_save_every_minutes_saves_inside_the_epoch(id_feature_split, tmp_path):
 
 BACKEND_CHECK = """
 import sys, keras, numpy as np
-from questlearn.train import train
-from questlearn.resume import load_backup
+from questlearn.train._fit import train
+from questlearn.train._resume import load_backup
 
 class CrashAt(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -221,7 +220,7 @@ def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_fea
 # -- a damaged backup ----------------------------------------------------------------
 def write_small_state(path):
     """A ``state.npz`` laid out as ``TrainingBackup`` writes it, small enough to damage at every byte."""
-    from questlearn.resume import FORMAT
+    from questlearn.train._resume import FORMAT
 
     meta = {"format": FORMAT, "epoch": 1, "batches_done": 10, "epoch_seconds": 1.5, "seed": 4, "batch_size": 64,
             "shuffle": True, "counts": {"model": 2, "optimizer": 1, "metrics": 1, "rng": 0},
@@ -235,7 +234,7 @@ def write_small_state(path):
 
 @pytest.mark.timeout(300)
 def test_every_truncation_and_bit_flip_of_a_backup_loads_the_same_state_or_names_the_damage(tmp_path):
-    from questlearn.resume import DamagedBackupError
+    from questlearn.train._resume import DamagedBackupError
 
     backup = tmp_path / "backup"
     backup.mkdir()

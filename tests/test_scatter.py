@@ -120,8 +120,8 @@ def test_a_log_whose_rows_get_shorter_is_dealt_in_one_wave_over_the_whole_log(tm
 
 @pytest.mark.timeout(900)
 def test_a_model_trained_on_the_sorted_log_is_as_good_as_one_trained_on_it_shuffled(tmp_path):
-    from questlearn.predict import predict_frame
-    from questlearn.train import train
+    from questlearn.serve.predict import predict_frame
+    from questlearn.train._fit import train
 
     held_out = pd.read_csv(drifting_log(tmp_path / "held_out.csv", rows=100_000, seed=1, shuffled=True))
     accuracy = {}

@@ -6,14 +6,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ID_COLUMNS, run_env
 
-from questlearn.csvscan import CsvFormatError
-from questlearn.infer import SchemaError
-from questlearn.manifest import load_manifest
+from questlearn.io.csvscan import CsvFormatError
+from questlearn.manifest._files import load_manifest
+from questlearn.schema.infer import SchemaError
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
-
-from helpers import ID_COLUMNS, run_env
 
 
 def kinds_of(manifest):
@@ -150,7 +149,7 @@ def test_high_cardinality_strings_are_text_and_later_overflow_goes_out_of_vocabu
     assert len(manifest["schema"]["categories"]["guild"]) == 50
     assert manifest["stats"]["guild"]["oov"] == rows - 5000 - (50 - 8)
     assert "outgrew --max-categories 50" in printed
-    from questlearn.batches import ShardReader
+    from questlearn.data._batches import ShardReader
 
     reader = ShardReader(manifest, "train")
     assert reader.output_names()[-1] == "guild=<other>"

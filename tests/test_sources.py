@@ -13,13 +13,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from helpers import ID_COLUMNS, run_env
 
-from questlearn.csvscan import CsvFormatError
-from questlearn.manifest import load_manifest
+from questlearn.io.csvscan import CsvFormatError
+from questlearn.manifest._files import load_manifest
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
-
-from helpers import ID_COLUMNS, run_env
 
 SPLIT = ["python3", "-m", "questlearn.cli", "split", "--no-progress", "--rows-per-shard", "4000",
          "--id-column", "attempt_id", "--id-column", "player_id", "--block-size", "65536"]
@@ -262,7 +261,7 @@ def test_a_source_that_grows_during_the_split_is_refused(plain, tmp_path, monkey
     _, log, _ = plain
     growing = tmp_path / "growing.csv"
     growing.write_bytes(log.read_bytes())
-    from questlearn import plan as plan_module
+    from questlearn.split import _plan as plan_module
 
     original = plan_module.decide_schema
 

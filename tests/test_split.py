@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from questlearn.csvscan import CsvFormatError
-from questlearn.manifest import load_manifest
-from questlearn.split import JOURNAL_NAME, MARKER_NAME, split_csv
-from questlearn.synth import CORRUPTIONS, corrupt, write_quest_log
-
 from helpers import ID_COLUMNS, run_env
+
+from questlearn.io.csvscan import CsvFormatError
+from questlearn.manifest._files import load_manifest
+from questlearn.split import split_csv
+from questlearn.split._sequential import JOURNAL_NAME, MARKER_NAME
+from questlearn.synth import CORRUPTIONS, corrupt, write_quest_log
 
 
 def csv_rows(path):

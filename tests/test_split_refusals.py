@@ -4,11 +4,10 @@ import subprocess
 import sys
 
 import pytest
-
-from questlearn.csvscan import CsvFormatError
-from questlearn.split import split_csv
-
 from helpers import run_env
+
+from questlearn.io.csvscan import CsvFormatError
+from questlearn.split import split_csv
 
 HEADER = "level,power,cleared\n"
 

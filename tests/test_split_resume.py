@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from questlearn.split import JOURNAL_NAME
-from questlearn.synth import write_quest_log
-
 from helpers import run_env
+
+from questlearn.split._sequential import JOURNAL_NAME
+from questlearn.synth import write_quest_log
 
 CHILD = Path(__file__).with_name("split_kill_child.py")
 ARGS = ["--rows-per-shard", "400", "--max-open-shards", "3", "--block-size", "8192", "--seed", "3",

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import run_env
 
 HERE = Path(__file__).parent
@@ -13,7 +12,7 @@ HERE = Path(__file__).parent
 BROKEN_POOL = """
 import multiprocessing, os, signal, sys, threading, time
 sys.path.insert(0, {root!r})
-from questlearn import supervision
+from questlearn.data import _supervision as supervision
 
 def broken_pool(context):
     pool = context.Pool(2)

@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import TORCH_MISSING, run_env
 
 CODE = """
 import json, sys, torch
-from questlearn.torch_cpu import limit_torch_threads, usable_cores
+from questlearn.train._torch_cpu import limit_torch_threads, usable_cores
 message = limit_torch_threads(int(sys.argv[1]))
 print(json.dumps({"message": message, "threads": torch.get_num_threads(), "cores": usable_cores()}))
 """
@@ -43,8 +42,9 @@ def test_torch_threads_leave_cores_to_the_loading_workers():
 
 
 def test_other_backends_are_left_alone():
-    from questlearn.torch_cpu import limit_torch_threads
     import keras
+
+    from questlearn.train._torch_cpu import limit_torch_threads
 
     if keras.backend.backend() == "torch":
         pytest.skip("this test is about the other backends")

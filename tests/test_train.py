@@ -8,13 +8,12 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-
-from questlearn.plots import plot_history
-from v2split import model_ready_split
-from questlearn.synth import write_quest_log
-from questlearn.train import read_history_csv, train
-
 from helpers import ID_COLUMNS, run_env
+from v2split import model_ready_split
+
+from questlearn.synth import write_quest_log
+from questlearn.train._fit import read_history_csv, train
+from questlearn.train.plots import plot_history
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +134,7 @@ def test_the_whole_flow_runs_on_another_backend(quest_split, tmp_path, backend):
         "        if name.split('.')[0] == 'tensorflow': raise ImportError('TensorFlow is hidden in this test')\n"
         "sys.meta_path.insert(0, NoTensorFlow())\n"
         "import keras, json\n"
-        "from questlearn.train import train\n"
+        "from questlearn.train._fit import train\n"
         f"assert keras.backend.backend() == {backend!r}\n"
         "r = train(sys.argv[1], sys.argv[2], epochs=2, batch_size=256, workers=2, verbose=0)\n"
         "print('SUMMARY', json.dumps(r.summary()))\n"

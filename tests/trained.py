@@ -1,10 +1,10 @@
 """A small trained model shared by the export, predict and CLI tests."""
 
-from questlearn.synth import write_quest_log
-from questlearn.train import train
-
 from helpers import ID_COLUMNS
 from v2split import model_ready_split
+
+from questlearn.synth import write_quest_log
+from questlearn.train._fit import train
 
 
 def train_small_model(root, rows: int = 4000, epochs: int = 2):

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from questlearn import manifest as manifest_module
-from questlearn.encoding import Encoding
+from questlearn.manifest import _files as manifest_module
+from questlearn.schema.encoding import Encoding
 from questlearn.split import split_csv
-
 
 # The options of the id_split fixtures (conftest.py), for tests that make a variant of them.
 ID_SPLIT_OPTIONS = dict(rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)

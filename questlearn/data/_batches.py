@@ -1,0 +1,490 @@
+"""Which rows make up batch ``i`` of epoch ``e``, and how to read them.
+
+This module holds the keras-free core of :class:`~questlearn.data.dataset.QuestSequence`:
+
+* :class:`BatchPlan` maps a batch index to row positions inside shards. The
+  epoch order is a seeded permutation of the shards and of the rows inside
+  each shard, computed from ``(seed, epoch, shard)`` alone, so every worker
+  process agrees on it without sharing state and each row appears exactly
+  once per epoch. Memory is O(number of shards), never O(rows).
+* :class:`ShardReader` reads rows of a shard as model inputs. The ``.npy``
+  shards already hold the model-ready float32 matrix (missing values
+  filled, categories one-hot, per the manifest's ``schema.encoding``), so a
+  batch is a ``take`` from a memory map; CSV shards are parsed and encoded
+  with the same :class:`~questlearn.schema.encoding.Encoding`, giving the same
+  arrays. Labels are mapped to the manifest's classes. Each shard file is
+  checked against the manifest's SHA-256 the first time a training run
+  reads it (:mod:`questlearn.manifest.integrity`); shapes, dtypes and label codes
+  are checked every time a shard is opened.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..manifest._files import resolve_inside
+from ..manifest.integrity import ShardVerifier
+from ..schema.encoding import FILL_POLICIES, Encoding
+
+LABEL_MODES = ("sparse", "one_hot")
+SOURCES = ("npy", "csv")
+
+
+class BatchPlan:
+    """Batch index → row positions, for one epoch.
+
+    Parameters
+    ----------
+    shard_rows : sequence of int
+        Rows in each shard, in manifest order.
+    batch_size : int or None
+        Rows per batch; ``None`` means one batch per shard (the original
+        recipe's one-file-one-batch mode).
+    shuffle : bool
+        Permute shard order and rows within shards, per epoch.
+    seed, epoch : int
+        Determine the permutation.
+    """
+
+    def __init__(self, shard_rows, batch_size, shuffle: bool, seed: int, epoch: int):
+        self.shard_rows = np.asarray(shard_rows, dtype=np.int64)
+        self.batch_size = batch_size
+        self.shuffle, self.seed, self.epoch = shuffle, int(seed), int(epoch)
+        shards = np.arange(len(self.shard_rows))
+        if shuffle:
+            shards = np.random.default_rng([self.seed, self.epoch]).permutation(shards)
+        self.order = shards
+        self.ends = np.cumsum(self.shard_rows[self.order])
+        self.total_rows = int(self.ends[-1]) if len(self.ends) else 0
+        self._permutations = OrderedDict()  # shard -> row order; a few, not all (memory)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        if self.batch_size is None:
+            return len(self.order)
+        return -(-self.total_rows // self.batch_size)
+
+    def rows_in_shard(self, shard: int) -> np.ndarray:
+        """Row order inside ``shard`` for this epoch."""
+        if not self.shuffle:
+            return np.arange(self.shard_rows[shard])
+        with self._lock:
+            if shard in self._permutations:
+                return self._permutations[shard]
+        order = np.random.default_rng([self.seed, self.epoch, int(shard)]).permutation(int(self.shard_rows[shard]))
+        with self._lock:
+            self._permutations[shard] = order
+            while len(self._permutations) > 8:
+                self._permutations.popitem(last=False)
+        return order
+
+    def _rows(self, shard: int, begin: int, end: int) -> np.ndarray:
+        """Positions ``begin:end`` of the epoch's row order inside ``shard``."""
+        if not self.shuffle:
+            return np.arange(begin, end)  # not the whole shard's arange, per batch
+        return self.rows_in_shard(shard)[begin:end]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_permutations"], state["_lock"] = OrderedDict(), None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def segments(self, index: int) -> list[tuple[int, np.ndarray]]:
+        """``[(shard, row positions), ...]`` that make up batch ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch index {index} is out of range for {len(self)} batches")
+        if self.batch_size is None:
+            shard = int(self.order[index])
+            return [(shard, self.rows_in_shard(shard))]
+        first = index * self.batch_size
+        return self.segments_between(first, min(first + self.batch_size, self.total_rows))
+
+    def segments_between(self, first: int, last: int) -> list[tuple[int, np.ndarray]]:
+        """``[(shard, row positions), ...]`` of positions ``first:last`` of the epoch's row order."""
+        if not 0 <= first <= last <= self.total_rows:
+            raise IndexError(f"rows {first}:{last} are out of range for {self.total_rows} rows")
+        result = []
+        position = int(np.searchsorted(self.ends, first, side="right"))
+        while first < last:
+            shard = int(self.order[position])
+            shard_start = int(self.ends[position] - self.shard_rows[shard])
+            stop = min(last, int(self.ends[position]))
+            result.append((shard, self._rows(shard, first - shard_start, stop - shard_start)))
+            first = stop
+            position += 1
+        return result
+
+
+class EqualShards:
+    """Split an epoch's rows into ``count`` ranges with equal batches, for data-parallel training.
+
+    Synchronous data parallelism needs every process to run the same number
+    of steps on batches of the same shape: a process with one batch more
+    waits forever in the gradient all-reduce, and a ragged batch of a
+    different size makes processes disagree about the global batch. So rows,
+    not batches, are split: process ``index`` gets a contiguous range of the
+    epoch's (seeded, shuffled) row order, the first ``total % count``
+    processes one row more than the others. Those others pad their last
+    batch with one copy of a row of their own range, given sample weight 0,
+    so every process serves ``batches`` batches of identical shapes:
+    ``batch_size`` rows each, the last one ``last_batch_rows``. Every row is
+    still used exactly once per epoch across processes (padding rows carry
+    no weight); at most ``count - 1`` padding rows are added per epoch.
+
+    Parameters
+    ----------
+    total_rows, batch_size, count : int
+        Rows in the epoch, rows per batch, number of processes.
+    """
+
+    def __init__(self, total_rows: int, batch_size: int, count: int):
+        self.total_rows, self.batch_size, self.count = int(total_rows), int(batch_size), int(count)
+        if self.count < 1 or self.batch_size < 1:
+            raise ValueError(f"count and batch_size must be at least 1, got {count} and {batch_size}")
+        if self.total_rows < self.count:
+            raise ValueError(f"cannot split {total_rows} rows among {count} processes: each needs at least one row")
+        self.rows_per_process = -(-self.total_rows // self.count)
+        self.padding_rows = self.rows_per_process * self.count - self.total_rows
+        self.batches = -(-self.rows_per_process // self.batch_size)
+        self.last_batch_rows = self.rows_per_process - (self.batches - 1) * self.batch_size
+
+    def rows(self, index: int) -> tuple[int, int]:
+        """``(first, stop)``: the positions of the epoch's row order that process ``index`` owns."""
+        if not 0 <= int(index) < self.count:
+            raise ValueError(f"need 0 <= index < count, got index={index}, count={self.count}")
+        full = self.count - self.padding_rows  # processes with rows_per_process rows; the rest have one fewer
+        first = int(index) * (self.rows_per_process - 1) + min(int(index), full)
+        return first, first + self.rows_per_process - (0 if index < full else 1)
+
+    def batch(self, index: int, batch: int) -> tuple[int, int, int]:
+        """``(first, stop, padding)``: positions of batch ``batch`` of process ``index``, and padding rows to add."""
+        if not 0 <= int(batch) < self.batches:
+            raise IndexError(f"batch index {batch} is out of range: each process has {self.batches} batches")
+        own_first, own_stop = self.rows(index)
+        first = min(own_first + batch * self.batch_size, own_stop)
+        stop = min(first + self.batch_size, own_stop)
+        shape = self.batch_size if batch < self.batches - 1 else self.last_batch_rows
+        return first, stop, shape - (stop - first)
+
+
+class ShardReader:
+    """Read rows of a split's shards as model-ready float32 arrays.
+
+    Parameters
+    ----------
+    manifest : dict
+        From :func:`questlearn.manifest._files.load_manifest`.
+    subset : str
+        ``"train"`` or ``"validate"``.
+    source : str
+        ``"npy"`` (model-ready binary shards, memory-mapped) or ``"csv"``
+        (parsed and encoded on load, to the same arrays).
+    features : list of str, optional
+        Feature columns to use (a numeric column, or a categorical column's
+        whole one-hot block); default all features in the manifest.
+    fill : str, optional
+        The split chose how missing numbers are filled (``split --fill``,
+        recorded as ``schema.encoding.fill``); ``None`` (default) accepts
+        it, a different value is an error (re-split with that fill).
+    categorical : str
+        ``"one_hot"``, the only encoding of model-ready shards (kept so
+        that an old ``"code"`` gets a clear error).
+    label_mode : str
+        ``"sparse"`` (int32 class index) or ``"one_hot"`` (float32).
+    cache_shards : int
+        How many shards each process keeps open (memory maps of the npy
+        shards, whose pages the OS may drop; encoded arrays of CSV shards).
+    verify : str
+        ``"once"`` (default): compare each shard file with the manifest's
+        SHA-256 the first time this training run reads it, so damaged or
+        swapped shards stop loading with the file's name. ``"off"``: skip
+        hashing (see ``benchmarks/bench_loader.py`` for the cost).
+    """
+
+    def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str | None = None,
+                 categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
+                 verify: str = "once"):
+        if categorical == "code":
+            raise ValueError("categorical='code' is no longer available: shards hold the model-ready matrix, where "
+                             "each categorical column is a one-hot block (with a name=<other> column); use the "
+                             "default categorical='one_hot'")
+        for name, value, allowed in (("subset", subset, ("train", "validate")), ("source", source, SOURCES),
+                                     ("categorical", categorical, ("one_hot",)), ("label_mode", label_mode, LABEL_MODES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if int(cache_shards) < 1:
+            raise ValueError(f"cache_shards must be at least 1, got {cache_shards}")
+        formats = manifest["parameters"]["formats"]
+        if source not in formats:
+            raise ValueError(f"this split was written with formats {formats}; it has no {source!r} shards (re-split with formats including {source!r})")
+        schema = manifest["schema"]
+        if "encoding" not in schema:
+            raise ValueError("this split's manifest has no schema.encoding: it was written by an older questlearn, "
+                             "whose shards are not model-ready; run `questlearn split` again into a new directory")
+        self.encoding = Encoding.from_record(schema["encoding"])
+        if fill is not None and fill != self.encoding.fill:
+            if fill not in FILL_POLICIES:
+                raise ValueError(f"fill must be one of {FILL_POLICIES} or None, got {fill!r}")
+            raise ValueError(f"this split's shards hold numbers filled with fill={self.encoding.fill!r}, chosen when it "
+                             f"was split; to train with fill={fill!r}, split again with `questlearn split --fill {fill}` "
+                             f"(split_csv(..., fill={fill!r})), or leave fill unset to use the split's")
+        self.manifest, self.subset, self.source = manifest, subset, source
+        self.fill, self.categorical, self.label_mode = self.encoding.fill, categorical, label_mode
+        self.cache_shards = int(cache_shards)
+        self.verifier = ShardVerifier(verify)
+        self.all_features = list(schema["features"])
+        self.features = list(features) if features is not None else self.all_features
+        encoded = self.encoding.numeric + self.encoding.categorical
+        unknown = [f for f in self.features if f not in encoded]
+        if unknown:
+            raise ValueError(f"unknown feature columns {unknown}; this split has {encoded}")
+        self.kinds = {c["name"]: c["kind"] for c in schema["columns"]}
+        self.task = schema.get("task", "classification")
+        if self.task == "regression" and label_mode != "sparse":
+            raise ValueError("a regression split has a numeric target: label_mode must be 'sparse' (the value itself)")
+        self.classes = list(schema["classes"])
+        self.label_codes = np.asarray(schema["label_codes"], dtype=np.int32)
+        self.numeric = [f for f in self.features if f in self.encoding.numeric]
+        self.categorical_features = [f for f in self.features if f in self.encoding.categorical]
+        columns = feature_columns(self.encoding, self.numeric + self.categorical_features)
+        self.width = len(columns)
+        # Columns are taken only when a subset was asked for: all features is the stored matrix as it is.
+        self._columns = None if np.array_equal(columns, np.arange(self.encoding.width)) else columns
+        self.shards = manifest["subsets"][subset]["shards"]
+        self.root = Path(manifest["root"])
+        self._cache = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"] = OrderedDict()  # open files stay in the process that opened them
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # -- shapes and names ----------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def vocabulary_width(self, feature: str) -> int:
+        """One-hot columns of a categorical feature: its vocabulary and ``<other>``."""
+        return len(self.encoding.vocabularies[feature]) + 1
+
+    def output_names(self) -> list[str]:
+        """Names of the columns of the ``x`` arrays: the encoding's columns
+        (numeric features, then ``name=value`` and ``name=<other>`` per
+        categorical feature), restricted to the chosen features."""
+        names = self.encoding.columns()
+        return names if self._columns is None else [names[c] for c in self._columns]
+
+    def output_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of each ``x`` column, from the manifest statistics
+        (:meth:`Encoding.moments`; no pass over the data). Used to set a Keras
+        ``Normalization`` layer."""
+        source = self.manifest["source"]
+        mean, variance = self.encoding.moments(self.manifest["stats"], source["rows"] - source.get("dropped_missing_labels", 0))
+        if self._columns is None:
+            return mean, variance
+        return mean[self._columns], variance[self._columns]
+
+    def shard_name(self, shard: int) -> str:
+        files = self.shards[shard]["files"]
+        return files["csv" if self.source == "csv" else "features"]["name"]
+
+    # -- reading -----------------------------------------------------------
+    def read(self, segments) -> tuple[np.ndarray, np.ndarray]:
+        """Model inputs and labels for ``[(shard, row positions), ...]``:
+        ``take`` of those rows from each (memory-mapped) shard."""
+        if len(segments) == 1:
+            shard, rows = segments[0]
+            x, labels = self._load(shard)
+            x, labels = self._take(x, rows), labels[rows]
+        else:
+            total = sum(len(rows) for _, rows in segments)
+            x = np.empty((total, self.width), np.float32)
+            labels, start = [], 0
+            for shard, rows in segments:
+                shard_x, shard_labels = self._load(shard)
+                if self._columns is None:
+                    np.take(shard_x, rows, axis=0, out=x[start:start + len(rows)])  # no intermediate copy
+                else:
+                    x[start:start + len(rows)] = self._take(shard_x, rows)
+                labels.append(shard_labels[rows])
+                start += len(rows)
+            labels = np.concatenate(labels)
+        if self.label_mode == "one_hot":
+            return x, np.eye(self.num_classes, dtype=np.float32)[labels]
+        return x, labels  # class codes, or regression targets
+
+    def targets(self, shard: int) -> np.ndarray:
+        """Class indices (or regression targets) of every row of ``shard``."""
+        return self._load(shard)[1]
+
+    def _take(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        taken = np.take(x, rows, axis=0)
+        return taken if self._columns is None else taken[:, self._columns]
+
+    def _load(self, shard: int):
+        """``(x, labels)`` of a whole shard, from a small LRU cache.
+
+        For the npy source ``x`` is the memory-mapped features file (nothing
+        is read until a batch takes its rows) and ``labels`` the mapped class
+        indices; for the CSV source, the encoded shard. Thread workers share
+        the cache; a shard being opened by one thread is waited for, not
+        opened again. Shapes, dtypes and label codes are checked here, once
+        per opening, not per batch.
+        """
+        with self._lock:
+            entry = self._cache.get(shard)
+            if entry is None:
+                entry = self._cache[shard] = _Pending()
+                owner = True
+            else:
+                self._cache.move_to_end(shard)
+                owner = False
+        if not owner:
+            return entry.wait()
+        try:
+            loaded = self._read_csv(shard) if self.source == "csv" else self._open_npy(shard)
+        except BaseException as error:
+            with self._lock:
+                self._cache.pop(shard, None)
+            entry.fail(error)
+            raise
+        entry.set(loaded)
+        with self._lock:
+            while len(self._cache) > self.cache_shards:
+                self._cache.popitem(last=False)  # the memory map closes when its last batch is done
+        return loaded
+
+    def _open_npy(self, shard: int):
+        files, rows = self.shards[shard]["files"], self.shards[shard]["rows"]
+        features_path = resolve_inside(self.root, files["features"]["name"])
+        labels_path = resolve_inside(self.root, files["labels"]["name"])
+        self.verifier.check(features_path, files["features"])
+        self.verifier.check(labels_path, files["labels"])
+        features = _open_map(features_path)
+        if features.dtype != np.float32 or features.shape != (rows, self.encoding.width):
+            raise ValueError(f"shard file {features_path} holds {features.dtype} values of shape {features.shape}, "
+                             f"the manifest says float32 of shape ({rows}, {self.encoding.width}) (rows, encoded "
+                             "columns): it was changed after the split, or belongs to another split")
+        labels = _open_map(labels_path)
+        if labels.shape != (rows,):
+            raise ValueError(f"shard file {labels_path} holds labels of shape {labels.shape}, the manifest says ({rows},)")
+        return features, self._labels(labels, labels_path)
+
+    def _labels(self, stored: np.ndarray, path: Path) -> np.ndarray:
+        """Stored labels -> class indices (checked codes mapped through
+        ``label_codes``) or float32 regression targets."""
+        if self.task == "regression":
+            if stored.dtype != np.float32:
+                raise ValueError(f"shard file {path} holds {stored.dtype} values, not float32 regression targets")
+            return np.array(stored)
+        if not np.issubdtype(stored.dtype, np.integer):
+            raise ValueError(f"shard file {path} holds {stored.dtype} values, not integer label codes")
+        codes = np.asarray(stored)
+        if len(codes):
+            low, high = int(codes.min()), int(codes.max())
+            if low < 0 or high >= len(self.label_codes):  # numpy would read -1 as the last class
+                bad = low if low < 0 else high
+                raise ValueError(f"shard file {path} holds the label code {bad}, outside 0..{len(self.label_codes) - 1} "
+                                 "(the label values in the manifest): the file is damaged")
+        return self.label_codes[codes]
+
+    def _read_csv(self, shard: int):
+        """A CSV shard parsed with the manifest's schema and encoded with its encoding."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pa_csv
+
+        from ..schema._columns import arrow_types, label_strings
+
+        entry = self.shards[shard]["files"]["csv"]
+        path = resolve_inside(self.root, entry["name"])
+        self.verifier.check(path, entry)
+        schema = self.manifest["schema"]
+        label = schema["label"]
+        wanted = self.encoding.numeric + self.encoding.categorical + [label]
+        types = arrow_types({n: self.kinds[n] for n in wanted}, schema.get("label_numeric", False))
+        table = pa_csv.read_csv(
+            path,
+            parse_options=pa_csv.ParseOptions(delimiter=schema.get("delimiter", ","), newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=wanted,
+                                                  null_values=schema.get("na_values", [""]),
+                                                  strings_can_be_null=True, quoted_strings_can_be_null=True),
+        )
+        expected = self.shards[shard]["rows"]
+        if table.num_rows != expected:
+            raise ValueError(f"shard file {path} has {table.num_rows} rows, the manifest says {expected}: the file was changed")
+        numbers = {n: table[n].to_numpy().astype(np.float64) for n in self.encoding.numeric}
+        strings = {n: table[n].combine_chunks() for n in self.encoding.categorical}
+        x, _ = self.encoding.encode(numbers, strings)
+        if self.task == "regression":
+            return x, table[label].to_numpy().astype(np.float32)
+        labels = pc.index_in(label_strings(table[label]), value_set=pa.array(self.classes, pa.string()))
+        if labels.null_count:
+            raise ValueError(f"{path} has a label outside the manifest classes {self.classes} (or an empty one)")
+        return x, labels.to_numpy(zero_copy_only=False).astype(np.int32)
+
+
+def feature_columns(encoding: Encoding, features) -> np.ndarray:
+    """Positions in ``x`` of the given features' columns: a numeric feature's
+    column, or a categorical feature's whole one-hot block, in that order."""
+    starts, position = {}, 0
+    for name in encoding.numeric:
+        starts[name] = (position, 1)
+        position += 1
+    for name in encoding.categorical:
+        size = len(encoding.vocabularies[name]) + 1
+        starts[name] = (position, size)
+        position += size
+    return np.asarray([c for name in features for c in range(starts[name][0], sum(starts[name]))], np.int64)
+
+
+def _open_map(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only, as a plain ndarray over the map.
+
+    A C-ordered array is required: a header edited to Fortran order would
+    keep shape and dtype yet scramble the rows.
+    """
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"shard file {path} is not a readable .npy array ({error}): it was damaged") from None
+    if array.ndim > 1 and not array.flags.c_contiguous:
+        raise ValueError(f"shard file {path} holds a Fortran-ordered array; questlearn shards are C-ordered (row after row)")
+    return np.asarray(array)
+
+
+class _Pending:
+    """A shard load in progress: other threads wait for its result."""
+
+    def __init__(self):
+        self._done = threading.Event()
+        self._value = self._error = None
+
+    def set(self, value):
+        self._value = value
+        self._done.set()
+
+    def fail(self, error):
+        self._error = error
+        self._done.set()
+
+    def wait(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value

@@ -1,0 +1,125 @@
+"""Reading and writing ``manifest.json``, the record of a finished split.
+
+The manifest is written last and atomically (temporary file, fsync,
+rename, fsync of the directory), so a directory either holds a complete
+split or none. :func:`load_manifest` checks the manifest against its schema
+(:mod:`questlearn.manifest._validate`) and that every shard it names lies
+inside the split directory and exists with the recorded size; the shard
+readers check the recorded SHA-256 (:class:`ShardVerifier`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ._validate import validate_manifest
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 2
+SUBSETS = ("train", "validate")
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 100 GB split's manifest is a few MB
+
+
+def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in bounded chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_directory(path: str | Path) -> None:
+    """Make renames inside ``path`` durable (no-op where unsupported)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def write_json_atomically(path: str | Path, payload: dict) -> None:
+    """Write ``payload`` as JSON so readers see the old or the new file, never half."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """Resolve a shard path from a manifest, refusing anything outside ``root``.
+
+    Raises
+    ------
+    ValueError
+        For absolute paths, ``..`` escapes and symbolic links.
+    """
+    if os.path.isabs(relative) or ".." in Path(relative).parts:
+        raise ValueError(f"manifest in {root} names {relative!r}, which is not a path inside the split directory")
+    candidate = root / relative
+    if candidate.is_symlink():
+        raise ValueError(f"shard {candidate} is a symbolic link; questlearn only reads regular files inside the split directory")
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValueError(f"manifest in {root} names {relative!r}, which resolves outside the split directory")
+    return resolved
+
+
+def load_manifest(split_dir: str | Path) -> dict:
+    """Load and check the manifest of a finished split.
+
+    Parameters
+    ----------
+    split_dir : str or Path
+        The output directory of :func:`questlearn.split.split_csv`.
+
+    Returns
+    -------
+    dict
+        The manifest, with ``"root"`` set to the absolute directory.
+
+    Raises
+    ------
+    ValueError
+        If the manifest is missing, incomplete or does not fit its schema
+        (the message names the field), or a shard it names is missing, has
+        the wrong size, or lies outside the directory.
+    """
+    root = Path(split_dir).resolve()
+    path = root / MANIFEST_NAME
+    if not path.is_file():
+        raise ValueError(f"{root} holds no {MANIFEST_NAME}: run `questlearn split` first, or let an interrupted split finish")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path} has {path.stat().st_size} bytes, more than a questlearn manifest can ({MAX_MANIFEST_BYTES})")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): it was damaged or edited") from None
+    if isinstance(manifest, dict) and manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} is a manifest of format version {manifest.get('format_version')!r}; "
+                         f"this questlearn reads version {FORMAT_VERSION}")
+    validate_manifest(manifest, str(path))
+    for subset in SUBSETS:
+        for shard in manifest["subsets"][subset]["shards"]:
+            for entry in shard["files"].values():
+                file_path = resolve_inside(root, entry["name"])
+                if not file_path.is_file():
+                    raise ValueError(f"shard file {file_path} named in {path} is missing")
+                if file_path.stat().st_size != entry["bytes"]:
+                    raise ValueError(f"shard file {file_path} has {file_path.stat().st_size} bytes, the manifest says {entry['bytes']}: it was changed or truncated")
+    manifest["root"] = str(root)
+    return manifest

@@ -1,0 +1,207 @@
+"""Measure a trained model on labelled rows: ``questlearn evaluate MODEL_DIR INPUT``.
+
+``INPUT`` is a labelled source (read like ``questlearn predict`` reads it,
+through ``inference.keras``) or a split directory (its ``validate`` subset,
+read from the shards through ``model.keras``). Rows stream through in
+blocks; the metrics are Keras's own, updated block by block, so the
+figures agree with ``model.evaluate`` on the same rows.
+
+Classification: loss (cross-entropy), accuracy, ROC AUC, the majority
+baseline (accuracy of always predicting the most frequent class of these
+rows) and the confusion matrix (rows: true class, columns: predicted).
+Regression: loss (MSE), MAE, RMSE and the predict-the-training-mean
+baseline's MAE and RMSE.
+
+A split is evaluated only when it predicts what the model predicts (same
+label, task and classes, in the same order) from the same encoded columns;
+a damaged shard stops with the loader's message naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..io.csvscan import DEFAULT_BLOCK_SIZE
+from ..manifest._files import MANIFEST_NAME
+from ..schema._columns import label_strings
+
+
+class _Tally:
+    """Streaming metrics over ``(outputs, labels)`` blocks."""
+
+    def __init__(self, spec: dict):
+        from ..quiet import keras
+        from ..train.model import SparseAUC
+
+        self.spec, self.rows = spec, 0
+        self.regression = spec["task"] == "regression"
+        if self.regression:
+            self.metrics = {"loss": keras.metrics.MeanSquaredError(), "mae": keras.metrics.MeanAbsoluteError(),
+                            "rmse": keras.metrics.RootMeanSquaredError()}
+            self.mean = float(spec.get("label_mean") or 0.0)
+            self.baseline_abs = self.baseline_sq = 0.0
+        else:
+            classes = len(spec["classes"])
+            self.metrics = {"loss": keras.metrics.SparseCategoricalCrossentropy(),
+                            "accuracy": keras.metrics.SparseCategoricalAccuracy(), "auc": SparseAUC(classes)}
+            self.confusion = np.zeros((classes, classes), np.int64)
+
+    def update(self, outputs: np.ndarray, labels: np.ndarray) -> None:
+        if not len(labels):
+            return
+        self.rows += len(labels)
+        if self.regression:
+            outputs = outputs.reshape(-1, 1)
+            labels = labels.astype(np.float32).reshape(-1, 1)
+            self.baseline_abs += float(np.abs(labels - self.mean).sum())
+            self.baseline_sq += float(((labels - self.mean) ** 2).sum())
+        else:
+            np.add.at(self.confusion, (labels, outputs.argmax(axis=1)), 1)
+        for metric in self.metrics.values():
+            metric.update_state(labels, outputs)
+
+    def result(self) -> dict:
+        if not self.rows:
+            raise ValueError("no rows to evaluate")
+        report = {name: float(metric.result()) for name, metric in self.metrics.items()}
+        report["rows"] = self.rows
+        if self.regression:
+            report["baseline"] = {"predicts": "the training mean", "value": self.mean,
+                                  "mae": self.baseline_abs / self.rows, "rmse": (self.baseline_sq / self.rows) ** 0.5}
+        else:
+            counts = self.confusion.sum(axis=1)
+            report["majority_baseline"] = float(counts.max() / counts.sum())
+            report["majority_class"] = self.spec["classes"][int(counts.argmax())]
+            report["classes"] = list(self.spec["classes"])
+            report["confusion_matrix"] = self.confusion.tolist()
+        return report
+
+
+def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_size: int = 8192,
+             progress: bool = False) -> dict:
+    """Metrics of the model in ``model_dir`` on the labelled rows of ``source``.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A trained model directory.
+    source : str or Path
+        A labelled CSV source, or a split directory (its validate subset).
+    block_size : int
+        Bytes of input per step for a file source.
+    batch_size : int
+        Rows per model call for a split directory.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        See the module docstring; JSON-ready.
+    """
+    from tqdm import tqdm
+
+    from .predict import Predictor, open_input
+
+    if isinstance(source, (str, Path)) and (Path(source) / MANIFEST_NAME).is_file():
+        return _evaluate_split(Path(model_dir), Path(source), batch_size, progress)
+    predictor = Predictor(model_dir)
+    spec = predictor.spec
+    label = spec["label"]
+    stream = open_input(source, spec["na_values"], block_size, spec.get("delimiter", ","))
+    if label not in stream.names:
+        raise ValueError(f"the input {source} has no label column {label!r}, so there is nothing to evaluate against "
+                         f"(use `questlearn predict` to score unlabelled rows)")
+    tally = _Tally(spec)
+    with tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="evaluate", disable=not progress) as bar:
+        for block in stream.blocks(predictor.column_types(stream.names)):
+            labels = _label_values(block, label, spec)
+            tally.update(predictor.raw_outputs(block.table), labels)
+            bar.update(block.bytes_done - bar.n)
+    return {"source": str(source) if isinstance(source, (str, Path)) else [str(s) for s in source], **tally.result()}
+
+
+def _label_values(block, label: str, spec: dict) -> np.ndarray:
+    """Class indices (or float targets) of a block's labels; an unknown or empty one is located."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ..io._rowchecks import check_numbers
+    from ..split._prepare import float_values
+
+    column = block.table[label]
+    if spec["task"] == "regression":
+        try:
+            values = column.cast(pa.float64())
+        except pa.ArrowInvalid as error:
+            raise block.error(0, f"the label column {label!r} holds a value that is not a number: {error}") from None
+        check_numbers(block.chunk, label, float_values(values), values)  # the split's rules for a numeric target
+        codes = values
+    else:
+        if spec.get("label_numeric") and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            try:  # classes that are numbers are compared as numbers, as the split did: "1.0" is class "1"
+                column = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
+            except pa.ArrowInvalid as error:
+                raise block.error(0, f"the label column {label!r} holds a value that is not a number, but the "
+                                  f"model's classes are numbers: {error}") from None
+        codes = pc.index_in(label_strings(column), value_set=pa.array(spec["classes"], pa.string()))
+    bad = np.flatnonzero(codes.is_null().to_numpy(zero_copy_only=False))
+    if len(bad):
+        value = column[int(bad[0])].as_py()
+        what = "is empty" if value is None else f"holds {value!r}, which is not one of the model's classes {spec['classes']}"
+        raise block.error(int(bad[0]), f"the label column {label!r} {what}")
+    return codes.to_numpy(zero_copy_only=False).astype(np.float32 if spec["task"] == "regression" else np.int32)
+
+
+def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress: bool) -> dict:
+    """The validate subset of a split, through ``model.keras`` and the training loader."""
+    from tqdm import tqdm
+
+    from ..data.dataset import QuestSequence
+    from .export import TRAINED_MODEL, load_saved_model, read_inference_spec
+
+    spec = read_inference_spec(model_dir)
+    features = [f["name"] for f in spec["features"]]
+    data = QuestSequence(split_dir, "validate", batch_size=batch_size, shuffle=False, features=features)
+    _check_same_target(spec, data.reader, model_dir, split_dir)
+    encoding = data.reader.encoding
+    fill_values = {n: v for n, v in zip(encoding.numeric, encoding.fill_values) if n in spec["fill_values"]}
+    if data.reader.numeric + data.reader.categorical_features != features or (
+            "columns" in spec and (data.feature_names != spec["columns"] or fill_values != spec["fill_values"])):
+        raise ValueError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
+                         f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
+                         "labelled source file (read through inference.keras)")
+    model = load_saved_model(model_dir / TRAINED_MODEL)
+    tally = _Tally(spec)
+    for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):
+        x, labels = _load_batch(data, index)
+        tally.update(np.asarray(model.predict_on_batch(x), np.float32), labels)
+    return {"source": f"{split_dir} (validate subset)", **tally.result()}
+
+
+def _check_same_target(spec: dict, reader, model_dir: Path, split_dir: Path) -> None:
+    """Refuse a split whose label, task or classes (in order: class i is output i) are not the model's."""
+    def target(label, task, classes):
+        return f"{label!r} ({task}" + (f", classes {classes})" if task == "classification" else ")")
+
+    model = (spec["label"], spec["task"], list(spec["classes"]))
+    split = (reader.manifest["schema"]["label"], reader.task, list(reader.classes))
+    if split != model:
+        raise ValueError(f"the split {split_dir} has the label {target(*split)}, but the model in {model_dir} was "
+                         f"trained on the label {target(*model)}; evaluate the model on the split it was trained on, "
+                         "or on a split with the same label, task and classes")
+
+
+def _load_batch(data, index: int):
+    """``data[index]``; a shard the loader refuses (damaged, changed since the split) is the user's to fix, so
+    its message is raised as a ``ValueError``, and any other failure keeps its traceback."""
+    from ..data._supervision import BatchLoadError
+
+    try:
+        return data[index]
+    except BatchLoadError as error:
+        if isinstance(error.__context__, ValueError):  # the loader's own refusal, which names the file
+            raise ValueError(str(error)) from None
+        raise

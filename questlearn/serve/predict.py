@@ -1,0 +1,432 @@
+"""Score new rows with a trained model: ``questlearn predict MODEL_DIR INPUT OUTPUT.csv``.
+
+:func:`predict_file` streams the input in blocks (memory is bounded by the
+block size, never the file size) through ``MODEL_DIR/inference.keras`` and
+writes one output row per input row, in input order: the id columns passed
+through, ``p_<class>`` per class, ``predicted``, and the label when the
+input has it. :func:`predict_frame` does the same for a pandas DataFrame or
+a dict of columns.
+
+The input is read by :func:`open_input`, the one place that knows how a
+source becomes a stream of parsed pyarrow tables. Numbers obey the split's
+rules (:func:`questlearn.io._rowchecks.check_numbers`): an infinity, a value
+float32 cannot hold, or NaN written as a value in a CSV stops with file,
+line and byte (column and row for a DataFrame). The output is written under
+a temporary name beside it and renamed once complete; an output that is
+one of the inputs (the same file by any path or link) is refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from ..io._parse import Chunk, first_row_holding, parse_records, reported_value
+from ..io._rowchecks import check_numbers
+from ..io.csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner
+from ..io.sources import resolve_sources
+from ..split._prepare import float_values
+from .export import INFERENCE_MODEL, INFERENCE_SPEC, load_saved_model, read_inference_spec
+
+CHUNK_ROWS = 8192  # rows per model call
+
+
+@dataclass
+class InputBlock:
+    """Parsed rows of the input and how to find them in the source."""
+
+    chunk: Chunk  # the rows and where each came from
+    bytes_done: int  # progress: source bytes consumed so far
+
+    @property
+    def table(self) -> pa.Table:
+        return self.chunk.table
+
+    def error(self, row: int, problem: str) -> ValueError:
+        """An error naming where row ``row`` is: file, line and byte (CSV) or file and row (Parquet)."""
+        return self.chunk.error(row, problem)
+
+
+@dataclass
+class InputStream:
+    """A source opened for reading: its columns, size and blocks."""
+
+    names: list[str]
+    total_bytes: int
+    blocks: Callable[[dict], Iterator[InputBlock]]  # column types -> parsed blocks
+
+
+def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimiter: str = ",") -> InputStream:
+    """Open a source as a stream of parsed pyarrow tables.
+
+    Every source kind ``split`` accepts (:func:`questlearn.io.sources.resolve_sources`):
+    CSV files plain or compressed, scanned strictly by
+    :class:`~questlearn.io.csvscan.CsvScanner` (malformed input stops with file,
+    line and byte), several files or a directory (every header must equal the
+    first's), or Parquet files read by batch.
+
+    Parameters
+    ----------
+    source : str, Path or list
+        The input.
+    na_values : list of str
+        Tokens read as missing (the manifest's ``schema.na_values``).
+    block_size : int
+        Bytes per block; memory is a small multiple of this.
+    delimiter : str
+        The CSV field delimiter the model's split used.
+
+    Returns
+    -------
+    InputStream
+        ``blocks(column_types)`` yields :class:`InputBlock` objects holding
+        only the requested columns, parsed as the given pyarrow types; the
+        float64 columns passed :func:`~questlearn.io._rowchecks.check_numbers`.
+    """
+    from ..split._plan import header_difference, with_bytes
+
+    files = with_bytes(resolve_sources(source))  # empty (0-byte) files hold no rows
+    total = sum(f.bytes for f in files)
+    if files[0].format == "parquet":
+        return _parquet_input(files, total)
+    scanners = [CsvScanner(f, block_size=block_size, delimiter=delimiter) for f in files]
+    names = scanners[0].header.names
+    for scanner in scanners[1:]:
+        if scanner.header.names != names:
+            raise CsvFormatError(scanner.path, 1, 0, f"the header differs from {scanners[0].path}'s: "
+                                 f"{header_difference(names, scanner.header.names)}; every file of an input must "
+                                 "have the same columns")
+
+    def blocks(types: dict) -> Iterator[InputBlock]:
+        done = 0
+        for source_file, scanner in zip(files, scanners):
+            for block in scanner.blocks():
+                if not len(block):
+                    continue
+                try:
+                    table = parse_records(block.data, names, delimiter=delimiter, types=types, include=list(types),
+                                          null_values=na_values)
+                except pa.ArrowInvalid as error:
+                    strings = parse_records(block.data, names, delimiter=delimiter, include=list(types),
+                                            types={n: pa.string() for n in types}, null_values=na_values)
+                    raise _conversion_error(Chunk(strings, scanner.path, block), types, reported_value(error)) from error
+                chunk = Chunk(table, scanner.path, block)
+                check_numeric_columns(chunk, types)
+                yield InputBlock(chunk, done + block.raw_position)
+            done += source_file.bytes
+
+    return InputStream(names=names, total_bytes=total, blocks=blocks)
+
+
+def _parquet_input(files, total: int) -> InputStream:
+    from ..io._parquet_columns import as_float, carried_column, open_parquet, read_batches, reading_of
+
+    schema = open_parquet(files[0]).schema_arrow
+    for other in files[1:]:
+        if not open_parquet(other).schema_arrow.equals(schema):
+            raise ValueError(f"{other.shown}: its Parquet schema differs from {files[0].shown}'s")
+
+    def blocks(types: dict) -> Iterator[InputBlock]:
+        done = 0
+        for source_file in files:
+            parquet, first = open_parquet(source_file), 0
+            rows = max(parquet.metadata.num_rows, 1)
+            batches = (batch for group in range(parquet.metadata.num_row_groups)  # one row group at a time
+                       for batch in read_batches(parquet, source_file, group, list(types), 65_536))
+            for batch in batches:
+                table = {}
+                for name, kind in types.items():
+                    try:
+                        column = carried_column(batch.column(name), reading_of(schema.field(name).type))
+                        table[name] = as_float(column) if kind == pa.float64() else column.cast(kind)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                        raise ValueError(f"{source_file.shown}: rows {first + 1}-{first + batch.num_rows}, column "
+                                         f"{name!r}: cannot read it as the model's {kind}: {error}") from None
+                table = pa.table(table)
+
+                chunk = Chunk(table, source_file.shown, None, first)
+                check_numeric_columns(chunk, types)
+                first += batch.num_rows
+                yield InputBlock(chunk, done + source_file.bytes * first // rows)
+            done += source_file.bytes
+
+    return InputStream(names=list(schema.names), total_bytes=total, blocks=blocks)
+
+
+def check_numeric_columns(rows, types: dict) -> None:
+    """Apply the split's number rules (:func:`~questlearn.io._rowchecks.check_numbers`) to the float64 columns.
+
+    Parameters
+    ----------
+    rows : Chunk or FrameRows
+        The parsed rows (``rows.table``) and where each is, for the message.
+    types : dict
+        ``{column: pyarrow type}`` of the columns read.
+    """
+    for name, wanted in types.items():
+        if wanted == pa.float64():
+            column = rows.table[name]
+            check_numbers(rows, name, float_values(column), column)
+
+
+@dataclass
+class FrameRows:
+    """Rows of a DataFrame or dict input, located for an error by position and index label.
+
+    Stands in for a :class:`~questlearn.io._parse.Chunk` in
+    :func:`check_numeric_columns`: it has no CSV block, so NaN is missing,
+    as pandas means it.
+    """
+
+    table: pa.Table
+    index: object = None  # the DataFrame's index; None for a dict of columns
+    block = None
+
+    def error(self, row: int, problem: str) -> ValueError:
+        where = f"row {row}" if self.index is None else f"row {row} (index {self.index[row]!r})"
+        return ValueError(f"the input's {where}: {problem}")
+
+
+def _conversion_error(strings: Chunk, types: dict, value) -> ValueError:
+    """Where the value pyarrow could not convert is, with what it means."""
+    numeric = [n for n, t in types.items() if t == pa.float64()]
+    found = first_row_holding(strings.table, numeric, value)
+    if found is None:
+        return strings.error(0, "pyarrow could not convert this block to the model's column types")
+    name, row = found
+    return strings.error(row, f"column {name!r} holds {value!r}, which is not a number, but the model was "
+                              "trained on it as a numeric column (a missing-value token the split did not "
+                              "know? the model's tokens are in inference.json)")
+
+
+class Predictor:
+    """A loaded ``inference.keras`` with the description of its input.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A directory written by :func:`questlearn.train._fit.train`.
+    """
+
+    def __init__(self, model_dir):
+        from ..quiet import keras
+
+        self.model_dir = Path(model_dir)
+        spec_path, model_path = self.model_dir / INFERENCE_SPEC, self.model_dir / INFERENCE_MODEL
+        if not spec_path.is_file() or not model_path.is_file():
+            raise ValueError(f"{self.model_dir} holds no {INFERENCE_MODEL} / {INFERENCE_SPEC}: train a model with "
+                             "`questlearn train` (this questlearn version) first")
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(f"{INFERENCE_MODEL} takes string columns, which need the TensorFlow backend; "
+                             f"the Keras backend here is {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
+        self.spec = read_inference_spec(self.model_dir)
+        self.model = load_saved_model(model_path)
+        self.features = [f["name"] for f in self.spec["features"]]
+        self.kinds = {f["name"]: f["kind"] for f in self.spec["features"]}
+        self.classes = self.spec["classes"]
+        self.regression = self.spec["task"] == "regression"
+
+    def column_types(self, available) -> dict:
+        """pyarrow types of the columns to read; a missing feature is an error."""
+        missing = [f for f in self.features if f not in available]
+        if missing:
+            raise ValueError(f"the input has no column {missing[0]!r}, a feature of the model in {self.model_dir} "
+                             f"(missing: {missing}; the model's features: {self.features})")
+        types = {n: pa.string() for n in self.spec["id_columns"] if n in available}
+        types.update({n: pa.float64() if self.kinds[n] == "numeric" else pa.string() for n in self.features})
+        if self.spec["label"] in available:
+            types[self.spec["label"]] = pa.string()
+        return types
+
+    def output_columns(self, table: pa.Table) -> list[str]:
+        ids = [n for n in self.spec["id_columns"] if n in table.column_names]
+        scores = [] if self.regression else [f"p_{c}" for c in self.classes]
+        label = [self.spec["label"]] if self.spec["label"] in table.column_names else []
+        return ids + scores + ["predicted"] + label
+
+    def model_inputs(self, table: pa.Table) -> dict:
+        """``{feature: (rows, 1) tensor}`` as ``inference.keras`` takes them."""
+        from ..quiet import import_tensorflow
+
+        tf = import_tensorflow()
+        inputs = {}
+        for name in self.features:
+            column = table[name]
+            if self.kinds[name] == "numeric":
+                values = column.to_numpy().astype(np.float32).reshape(-1, 1)
+            else:
+                values = pc.fill_null(column, "").to_numpy(zero_copy_only=False).astype(object).reshape(-1, 1)
+            inputs[name] = tf.constant(values)
+        return inputs
+
+    def raw_outputs(self, table: pa.Table) -> np.ndarray:
+        """The model's output for every row of ``table``, in chunks."""
+        parts = []
+        for start in range(0, table.num_rows, CHUNK_ROWS):
+            chunk = table.slice(start, CHUNK_ROWS)
+            parts.append(np.asarray(self.model.predict_on_batch(self.model_inputs(chunk)), np.float32))
+        width = 1 if self.regression else len(self.classes)
+        return np.concatenate(parts) if parts else np.empty((0, width), np.float32)
+
+    def score(self, table: pa.Table) -> pa.Table:
+        """Output rows (ids, ``p_<class>``, ``predicted``, label) for ``table``."""
+        outputs = self.raw_outputs(table)
+        columns = {n: table[n] for n in self.spec["id_columns"] if n in table.column_names}
+        if self.regression:
+            columns["predicted"] = pa.array(outputs[:, 0])
+        else:
+            for position, name in enumerate(self.classes):
+                columns[f"p_{name}"] = pa.array(outputs[:, position])
+            columns["predicted"] = pa.array(np.asarray(self.classes, dtype=object)[outputs.argmax(axis=1)].tolist(), pa.string())
+        if self.spec["label"] in table.column_names:
+            columns[self.spec["label"]] = table[self.spec["label"]]
+        return pa.table(columns)
+
+
+def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_SIZE, progress: bool = False) -> int:
+    """Score every row of ``source`` into the CSV file ``output``.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A trained model directory (holds ``inference.keras``).
+    source : str or Path
+        The input (see :func:`open_input`).
+    output : str or Path
+        The CSV file to write; it appears only when every row is scored
+        (written under a temporary name beside it, renamed at the end). It
+        may not be a directory or one of the inputs.
+    block_size : int
+        Bytes of input per step (memory scales with this).
+    progress : bool
+        Show a progress bar (bytes of input).
+
+    Returns
+    -------
+    int
+        Number of rows written.
+    """
+    from tqdm import tqdm
+
+    output = Path(output)
+    check_output(output, source, model_dir)
+    predictor = Predictor(model_dir)
+    stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","))
+    types = predictor.column_types(stream.names)
+    partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")  # a new name: clobbers nothing
+    rows, writer = 0, None
+    try:
+        with open(partial, "xb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
+                                               disable=not progress) as bar:
+            for block in stream.blocks(types):
+                scored = predictor.score(block.table)
+                if writer is None:
+                    writer = pa_csv.CSVWriter(sink, scored.schema)
+                writer.write_table(scored)
+                rows += scored.num_rows
+                bar.update(block.bytes_done - bar.n)
+            if writer is None:  # a header and no rows: still a valid, empty result
+                empty = predictor.score(pa.table({n: pa.array([], t) for n, t in types.items()}))
+                writer = pa_csv.CSVWriter(sink, empty.schema)
+            writer.close()
+        os.replace(partial, output)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ValueError(f"cannot write {output}: {error.strerror}; nothing was written (the partial file was "
+                         "removed): free some space or choose another disk, and run the command again") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return rows
+
+
+def check_output(output: Path, source, model_dir) -> None:
+    """Refuse an output that is a directory, lies in no directory, is one of the inputs or lies in an input folder.
+
+    An input is any file of ``source`` or the model's ``inference.keras`` /
+    ``inference.json``; "is" means the same file, reached by any path,
+    symbolic or hard link (same device and inode).
+    """
+    if output.is_dir():
+        raise ValueError(f"cannot write {output}: it is a directory; name the CSV file to write "
+                         f"(e.g. {output / 'predictions.csv'})")
+    if not output.parent.is_dir():
+        raise ValueError(f"cannot write {output}: the directory {output.parent} does not exist")
+    if output.exists():
+        model_files = [Path(model_dir) / name for name in (INFERENCE_MODEL, INFERENCE_SPEC)]
+        inputs = [(f.path, f.shown) for f in resolve_sources(source)] + [(p, str(p)) for p in model_files if p.exists()]
+        for path, shown in inputs:
+            if os.path.samefile(output, path):
+                raise ValueError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
+                                 "choose another output file")
+    for folder in _source_folders(source):
+        if output.resolve().is_relative_to(folder):
+            raise ValueError(f"cannot write {output}: it lies inside the input folder {folder}, where the next "
+                             "run over that folder would read it as a part; write it elsewhere")
+
+
+def _source_folders(source) -> list[Path]:
+    """The folders named as (part of) ``source``, resolved."""
+    entries = source if isinstance(source, (list, tuple)) else [source]
+    return [Path(entry).resolve() for entry in entries if Path(entry).is_dir()]
+
+
+def predict_frame(model_dir, data):
+    """Score a pandas DataFrame or a dict of columns.
+
+    Parameters
+    ----------
+    model_dir : str or Path or Predictor
+        A trained model directory (or a loaded :class:`Predictor`).
+    data : pandas.DataFrame or dict
+        One entry per column. Missing values: ``None``/``NaN`` or one of the
+        manifest's missing-value tokens.
+
+    Returns
+    -------
+    pandas.DataFrame or dict
+        The same output columns as :func:`predict_file`: a DataFrame for a
+        DataFrame input, else a dict of numpy arrays.
+
+    Raises
+    ------
+    ValueError
+        A missing feature column, a value that is not a number in a numeric
+        feature, or one the split refuses (an infinity, beyond float32),
+        naming the column and the row (position and index label).
+    """
+    predictor = model_dir if isinstance(model_dir, Predictor) else Predictor(model_dir)
+    is_frame = type(data).__name__ == "DataFrame"
+    table = pa.Table.from_pandas(data, preserve_index=False) if is_frame else pa.table(
+        {str(k): v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(v) if not isinstance(v, list) else v)
+         for k, v in data.items()})
+    types = predictor.column_types(table.column_names)
+    na_values = pa.array(predictor.spec["na_values"], pa.string())
+    columns = {}
+    for name, wanted in types.items():
+        column = table[name]
+        if name not in predictor.kinds:  # ids and the label pass through as given
+            columns[name] = column
+            continue
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = pc.if_else(pc.is_in(column, value_set=na_values), pa.scalar(None, column.type), column)
+        try:
+            columns[name] = column.cast(wanted)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise ValueError(f"column {name!r} cannot be read as {wanted} for the model: {error}") from None
+    columns = pa.table(columns)
+    check_numeric_columns(FrameRows(columns, data.index if is_frame else None), types)
+    scored = predictor.score(columns)
+    if is_frame:
+        return scored.to_pandas()
+    return {name: scored[name].to_numpy(zero_copy_only=False) for name in scored.column_names}

@@ -1,0 +1,177 @@
+"""The split's journal: what a killed split needs to resume byte-identical.
+
+Every checkpoint queues a :class:`WriteJournal` on the shard writer, after
+the :class:`Append` and :class:`CloseShard` actions before it: it makes
+those writes durable, then records the exact state (file, offset, random
+state, statistics, open and closed shards with their sizes) in
+``.split-journal.json``. At the end a finishing journal records the shards'
+final names and the manifest before :mod:`questlearn.split._publish` renames and
+writes them, so publishing resumes too.
+
+Also here: the folder's bookkeeping names, the lock that keeps a second
+split out of the folder, and the clean-up after a failure before any shard
+was final.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+from ..manifest._files import SUBSETS, write_json_atomically
+from ._shards import ShardFiles
+from ._writer import sync_directory_file_system, sync_file_system
+
+JOURNAL_NAME = ".split-journal.json"
+LOCK_NAME = ".split.lock"
+MARKER_NAME = ".questlearn-split"
+
+
+def discard_unfinished(out: Path, created: bool) -> None:
+    """After a failure before any shard was final, remove what questlearn wrote
+    (proved by its marker), so the command can be run again as printed."""
+    if not (out / MARKER_NAME).exists() and not created:
+        return
+    for name in (*SUBSETS, JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME, LOCK_NAME):
+        path = out / name
+        if path.is_dir():
+            if all(p.name.startswith((".split_data_", ".shard_")) or p.name.endswith(".tmp") for p in path.iterdir()):
+                shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def clear_unjournaled_start(out: Path) -> None:
+    """Remove what a split killed before its first checkpoint left behind.
+
+    Only when questlearn's marker file proves the folder is its own, and
+    only files this module names (subset folders holding nothing but
+    partial shard files, a journal being written); anything else makes
+    a fresh split refuse the folder.
+    """
+    names = {p.name for p in out.iterdir()} - {LOCK_NAME}
+    ours = {*SUBSETS, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
+    if MARKER_NAME not in names or not names <= ours:
+        return
+    for subset in SUBSETS:
+        folder = out / subset
+        if folder.is_dir() and not all(p.name.startswith(".shard_") and p.is_file() for p in folder.iterdir()):
+            return
+    for name in names - {MARKER_NAME}:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+@contextlib.contextmanager
+def exclusive_lock(out: Path):
+    """Hold ``out``'s lock file for the split (another split there is refused)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks
+        yield
+        return
+    with open(out / LOCK_NAME, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another questlearn split is writing to {out}; wait for it or choose another directory") from None
+        yield
+
+
+def journal_identity(state) -> dict:
+    """What a resume needs to rebuild the splitter ``state`` before publishing."""
+    return {"position": state.position, "done_files": state.done_files, "file_rows": state.file_rows,
+            "records": state.records, "blank_lines": state.blank_lines, "empty_files": state.empty_files,
+            "dropped_labels": state.dropped_labels, "rng": state.rng.bit_generator.state, "kinds": state.kinds, "label_numeric": state.label_numeric,
+            "inferred": state.inferred, "encoding": state.encoding.as_record(), "estimated_rows": state.estimated_rows,
+            "numeric": {}, "vocabularies": {}, "label_stats": {}}
+
+
+def checkpoint_snapshot(state) -> dict:
+    """The journal of the splitter ``state`` now (:class:`WriteJournal` adds the shard sizes)."""
+    return {
+        "parameters": state.params.as_record(),
+        "source": state.fingerprint,
+        "position": dict(state.position),
+        "done_files": list(state.done_files),
+        "file_rows": state.file_rows,
+        "records": state.records,
+        "blank_lines": state.blank_lines,
+        "empty_files": state.empty_files,
+        "dropped_labels": state.dropped_labels,  # with the position it belongs to
+        "rng": state.rng.bit_generator.state,
+        "kinds": state.kinds,
+        "label_numeric": state.label_numeric,
+        "inferred": state.inferred,
+        "encoding": state.encoding.as_record(),
+        "estimated_rows": state.estimated_rows,
+        "numeric": {n: s.state() for n, s in state.numeric.items()},
+        "vocabularies": {**{n: c.tolist() for n, c in state.category_counts.items()},
+                         **({"__label__": state.label_vocabulary.state()} if state.label_vocabulary else {})},
+        "label_stats": {n: s.state() for n, s in state.label_stats.items()},
+        "subsets": {name: {"open": [{"index": shard.index, "rows": shard.rows, "label_counts": dict(counts)}
+                                    for shard, counts in zip(s["open"], s["label_counts"])],
+                           "dealer": s["dealer"].state(),
+                           "closed": s["closed"], "next_index": s["next_index"], "rows": s["rows"],
+                           "waves": s["waves"]}
+                    for name, s in state.subsets.items()},
+    }
+
+
+def write_finishing_journal(state, finishing: dict) -> None:
+    """Record the publishing plan ``finishing`` (:func:`questlearn.split._publish.finishing_plan`) of the splitter ``state``."""
+    write_json_atomically(state.out / JOURNAL_NAME, {"parameters": state.params.as_record(), "source": state.fingerprint,
+                                                     **journal_identity(state), "finishing": finishing})
+
+
+class Append:
+    """Writer action: append rows to one part of a shard."""
+
+    def __init__(self, shard: ShardFiles, part: str, payload):
+        self.shard, self.part, self.payload = shard, part, payload
+
+    def __call__(self):
+        self.shard.append(self.part, self.payload if isinstance(self.payload, list) else memoryview(self.payload))
+
+
+class CloseShard:
+    """Writer action: finish a shard's files and record it among the closed ones."""
+
+    def __init__(self, closed: list, shard: ShardFiles, label_counts: dict):
+        self.closed, self.shard, self.label_counts = closed, shard, label_counts
+
+    def __call__(self):
+        names = {part: self.shard.partial_path(part).name for part in self.shard.parts}
+        files = self.shard.close()
+        for part, record in files.items():
+            record["partial"] = names[part]
+        self.closed.append({"index": self.shard.index, "rows": self.shard.rows, "files": files,
+                            "label_counts": dict(self.label_counts), "partial_names": sorted(names.values())})
+
+
+class WriteJournal:
+    """Writer action: make the writes so far durable, then record the state."""
+
+    def __init__(self, out: Path, snapshot: dict, open_shards: list):
+        self.out, self.snapshot, self.open_shards = out, snapshot, open_shards
+
+    def __call__(self):
+        handles = [h for shard in self.open_shards for h in shard.handles.values()]
+        if handles:
+            sync_file_system(handles[0].fileno(), [h.fileno() for h in handles])
+        else:
+            sync_directory_file_system(self.out)
+        by_index = {}
+        for shard in self.open_shards:
+            by_index[(shard.folder.name, shard.index)] = shard.sizes()
+        for name, state in self.snapshot["subsets"].items():
+            for entry in state["open"]:
+                entry["sizes"] = by_index[(name, entry["index"])]
+            state["closed"] = [dict(c) for c in state["closed"]]
+        write_json_atomically(self.out / JOURNAL_NAME, self.snapshot)

@@ -1,0 +1,106 @@
+"""Check and encode one parsed chunk in source order: the split's per-chunk work that needs no split state.
+
+A stage of the split's pass, run in its own thread between the parse and
+the deal (:mod:`questlearn.split._sequential`): it refuses missing labels (or, with
+``drop_missing_labels``, drops their rows and counts them), infinities,
+NaN written as a value and numbers beyond float32 (each with its line), and
+computes the chunk's column statistics and its model-ready rows
+(:meth:`questlearn.schema.encoding.Encoding.encode`). What depends on the rows
+before it (the running statistics, the label's class codes, where each row
+goes) stays in the pass, which merges these results in source order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..io._parse import Chunk
+from ..io._rowchecks import check_label_present, check_numbers
+from ..schema._columns import CATEGORICAL, LABEL, NUMERIC, REGRESSION, NumericStats
+from ..schema.encoding import Encoding
+
+
+@dataclass
+class PreparedChunk:
+    """A chunk checked and encoded, its rows in source order.
+
+    Attributes
+    ----------
+    chunk : Chunk
+    features : numpy.ndarray
+        ``(rows, width)`` float32, the encoded rows.
+    numeric_stats : dict
+        ``{numeric column: NumericStats}`` of this chunk.
+    category_counts : dict
+        ``{categorical column: int64 array}``: rows per vocabulary value, then
+        the rows that went to ``<other>``.
+    targets : numpy.ndarray or None
+        float32 regression targets (None for classification).
+    dropped : int
+        Rows read but dropped for a missing label (``chunk`` holds the rest;
+        ``chunk.kept`` their positions among the rows read).
+    """
+
+    chunk: Chunk
+    features: np.ndarray
+    numeric_stats: dict
+    category_counts: dict
+    targets: np.ndarray | None
+    dropped: int = 0
+
+
+def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding: Encoding,
+                  drop_missing_labels: bool = False) -> PreparedChunk:
+    """Check ``chunk``'s values and encode its rows (see :class:`PreparedChunk`).
+
+    A row whose label is missing stops the split, or is dropped (before any
+    other check, and counted) when ``drop_missing_labels``.
+    """
+    label_column = chunk.table[label]
+    dropped = 0
+    if drop_missing_labels and label_column.null_count:
+        chunk, dropped = _without_missing_labels(chunk, label_column)
+    else:
+        check_label_present(chunk, label, label_column)
+    numbers, strings, stats, targets = {}, {}, {}, None
+    for name in chunk.table.column_names:
+        kind = kinds[name]
+        if kind == NUMERIC or (kind == LABEL and task == REGRESSION):
+            column = chunk.table[name]
+            values = float_values(column)
+            if kind == NUMERIC:
+                block = NumericStats.of_block(values)
+                check_numbers(chunk, name, values, column, block.extremes, nan_count=block.missing)
+                numbers[name], stats[name] = values, block
+            else:
+                check_numbers(chunk, name, values, column)
+                targets = values.astype(np.float32)
+        elif kind == CATEGORICAL:
+            strings[name] = chunk.table[name]
+    features, counts = encoding.encode(numbers, strings)
+    # the pass needs only the label column (and the block, for locations and CSV shards): the parsed
+    # feature columns are let go here, not held while the chunk waits to be dealt and written
+    chunk = replace(chunk, table=chunk.table.select([label]))
+    return PreparedChunk(chunk, features, stats, counts, targets, dropped)
+
+
+def _without_missing_labels(chunk: Chunk, label_column) -> tuple[Chunk, int]:
+    """``chunk`` without its rows whose label is missing (``chunk.kept``: where the rest were read), and how many went."""
+    present = label_column.is_valid()
+    kept = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+    dropped = len(chunk) - len(kept)
+    if chunk.kept is not None:
+        kept = chunk.kept[kept]
+    return replace(chunk, table=chunk.table.filter(present), kept=kept), dropped
+
+
+def float_values(column) -> np.ndarray:
+    """A float64 column as numpy, NaN for missing (one copy, however many chunks)."""
+    chunks = getattr(column, "chunks", [column])
+    if len(chunks) == 1:
+        return chunks[0].to_numpy(zero_copy_only=False)
+    if not chunks:
+        return np.empty(0, np.float64)
+    return np.concatenate([piece.to_numpy(zero_copy_only=False) for piece in chunks])

@@ -1,0 +1,78 @@
+"""Publish a finished split: final shard names, then ``manifest.json``.
+
+The last stage of the split. :func:`finishing_plan` turns the closed
+shards into the publishing plan (renames of the partial files to
+``split_data_NNNNN.*``, empty shards to delete); the splitter records it in
+the finishing journal (:func:`questlearn.split._journal.write_finishing_journal`)
+before :func:`publish` carries it out, so a split killed while publishing
+resumes here. The manifest is written last, atomically; then the journal
+and any leftover partial files go (:func:`remove_bookkeeping`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
+from ._journal import JOURNAL_NAME
+from ._record import report_end
+
+
+def finishing_plan(subsets: dict) -> dict:
+    """The shards' final names and entries, the renames, the files to discard.
+
+    ``subsets`` maps a subset to its state (``"closed"``: the records of
+    :class:`questlearn.split._journal.CloseShard`); the plan's ``"manifest"`` is
+    left for the caller to fill in.
+    """
+    finishing = {"shards": {}, "manifest": None, "renames": [], "discard": []}
+    for subset, state in subsets.items():
+        entries, index = [], 0
+        for closed in sorted(state["closed"], key=lambda e: e["index"]):
+            if closed["rows"] == 0:  # removed once the finishing journal is on disk
+                finishing["discard"] += [f"{subset}/{name}" for name in closed["partial_names"]]
+                continue
+            files = {}
+            for part, record in closed["files"].items():
+                suffix = "csv" if part == "csv" else f"{part}.npy"
+                files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}",
+                               **{k: record[k] for k in ("bytes", "sha256", "data_offset")}}
+                finishing["renames"].append([f"{subset}/{record['partial']}", files[part]["name"]])
+            entries.append({"index": index, "rows": closed["rows"], "files": files,
+                            "label_counts": dict(sorted(closed["label_counts"].items()))})
+            index += 1
+        finishing["shards"][subset] = entries
+    return finishing
+
+
+def publish(out: Path, finishing: dict, verbose: bool) -> dict:
+    """Give the closed shards their final names, then write the manifest (resumable)."""
+    for name in finishing["discard"]:
+        (out / name).unlink(missing_ok=True)
+    for partial_name, final_name in finishing["renames"]:
+        partial, final = out / partial_name, out / final_name
+        if partial.exists():
+            os.replace(partial, final)
+        elif not final.exists():
+            raise ValueError(f"{final} is missing; delete {out} and split again")
+    for subset in SUBSETS:
+        fsync_directory(out / subset)
+    manifest = finishing["manifest"]
+    write_json_atomically(out / MANIFEST_NAME, manifest)
+    remove_bookkeeping(out)
+    if verbose:
+        report_end(manifest)
+    return manifest
+
+
+def remove_bookkeeping(out: Path):
+    """Delete the journal and partial files of a finished split."""
+    leftovers = [out / JOURNAL_NAME]
+    for subset in SUBSETS:
+        if (out / subset).is_dir():
+            leftovers += [p for p in (out / subset).iterdir() if p.name.endswith((".partial", ".tmp"))]
+    for path in leftovers:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -1,0 +1,268 @@
+"""Train the quest model on a split, with the callbacks long runs need.
+
+``model_dir`` receives:
+
+* ``best.keras`` — the best model by validation loss (``ModelCheckpoint``);
+* ``model.keras`` — the model at the end (early stopping restores the best
+  weights first), loadable without questlearn; ``inference.keras`` — the
+  same network taking raw columns (see :mod:`questlearn.serve.export`);
+* ``backup/`` — the training state while training runs
+  (:mod:`questlearn.train._resume`): an interrupted run started again with the
+  same arguments resumes after the last save — at the next epoch, or, with
+  ``save_every_batches`` / ``save_every_minutes``, inside the interrupted
+  epoch at the batch after the last save, so no row of it is used twice;
+* ``history.csv`` — one row per finished epoch (``CSVLogger``, appended
+  across resumptions) and ``history.json`` — the same, as lists, plus the
+  device, the class baseline and the data set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import QuestSequence
+from ..quiet import keras
+from ..serve.export import export_models
+from ._progress import TrainingProgress
+from ._resume import TrainingBackup, fit_resuming, load_backup, remove_backup
+from ._torch_cpu import limit_torch_threads
+from .devices import describe_device
+from .model import build_model
+from .plots import read_history_csv
+
+
+class ThroughputLogger(keras.callbacks.Callback):
+    """Add ``epoch_seconds`` and ``rows_per_second`` (training rows) to each epoch's logs."""
+
+    def __init__(self, rows_per_epoch: int):
+        super().__init__()
+        self.rows_per_epoch = int(rows_per_epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+            logs["rows_per_second"] = self.rows_per_epoch / seconds
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train` did."""
+
+    model: keras.Model
+    history: dict
+    model_dir: Path
+    device: str
+    majority_baseline: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return max(self.history.get("val_accuracy", [float("nan")]))
+
+    def summary(self) -> dict:
+        if "mean_baseline" in self.extra:
+            quality = {"best_val_rmse": round(min(self.history.get("val_rmse", [float("nan")])), 6),
+                       "best_val_mae": round(min(self.history.get("val_mae", [float("nan")])), 6),
+                       "mean_baseline_rmse": round(self.extra["mean_baseline"]["rmse"], 6),
+                       "mean_baseline_mae": round(self.extra["mean_baseline"]["mae"], 6)}
+        else:
+            quality = {"best_val_accuracy": round(self.best_val_accuracy, 4),
+                       "majority_baseline": round(self.majority_baseline, 4)}
+        return {
+            "device": self.device,
+            "epochs": len(self.history.get("epoch", [])),
+            **quality,
+            "rows_per_second_last_epoch": round(self.history["rows_per_second"][-1]) if self.history.get("rows_per_second") else None,
+            "model": str(self.model_dir / "model.keras"),
+            "history": str(self.model_dir / "history.json"),
+        }
+
+
+def class_counts(dataset: QuestSequence) -> np.ndarray:
+    """Exact count of each class in a dataset's subset, from the manifest (no data read)."""
+    classes = dataset.manifest["schema"]["classes"]
+    counts = np.zeros(len(classes), dtype=np.int64)
+    for shard in dataset.reader.shards:
+        for value, count in shard["label_counts"].items():
+            counts[classes.index(value)] += count
+    return counts
+
+
+def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> dict:
+    """MAE and RMSE on validation of always predicting the training target's mean.
+
+    Reads only the validation shards, one at a time (bounded memory).
+    """
+    target_mean = train_data.manifest["subsets"]["train"]["label_stats"]["mean"]
+    reader = validation_data.reader
+    absolute = squared = 0.0
+    rows = 0
+    for shard in range(len(reader.shards)):
+        targets = reader.targets(shard)
+        errors = targets.astype(np.float64) - target_mean
+        absolute += float(np.abs(errors).sum())
+        squared += float((errors * errors).sum())
+        rows += len(targets)
+    return {"mean": target_mean, "mae": absolute / max(rows, 1), "rmse": math.sqrt(squared / max(rows, 1))}
+
+
+def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
+          use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
+          hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
+          fill: str | None = None, class_weight=None, verbose: int = 1, extra_callbacks=(),
+          process: tuple[int, int] | None = None, save_every_batches: int | None = None,
+          save_every_minutes: float | None = None, progress: bool = False) -> TrainingResult:
+    """Train :func:`~questlearn.train.model.build_model` on ``split_dir``.
+
+    Parameters
+    ----------
+    split_dir : str or Path
+        A finished split (holds ``manifest.json``).
+    model_dir : str or Path
+        Where models, backups and history go (see the module docstring).
+    epochs, batch_size : int
+        As in ``fit`` and :class:`~questlearn.data.dataset.QuestSequence`.
+    workers, use_multiprocessing, max_queue_size
+        Parallel loading of both subsets (Keras ``PyDataset`` arguments).
+    source : str
+        ``"npy"`` or ``"csv"`` shards.
+    seed : int
+        Seeds weights, dropout and the data order.
+    hidden, dropout, learning_rate
+        Model shape and optimiser (see :func:`~questlearn.train.model.build_model`).
+    patience : int
+        Early stopping patience in epochs, on validation loss.
+    fill : str, optional
+        How missing numbers were filled is chosen when splitting
+        (``questlearn split --fill``); ``None`` (default) uses the split's,
+        another value is an error.
+    class_weight : None, "balanced" or dict
+        Passed to ``fit``; ``"balanced"`` weighs class ``c`` by
+        ``rows / (classes * rows of c)`` in the training subset.
+    verbose : int
+        Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+    extra_callbacks : sequence of keras.callbacks.Callback
+        Appended to the standard callbacks.
+    process : (int, int), optional
+        ``(index, count)``: run as process ``index`` of a ``count``-process
+        data-parallel job set up by :mod:`questlearn.train._processes` (use its
+        ``train_process``, which also keeps files to process 0).
+    save_every_batches, save_every_minutes : optional
+        Also save the training state inside an epoch, every this many
+        batches and/or minutes; a killed run then resumes at the batch after
+        the last save (see :mod:`questlearn.train._resume`). The state is always
+        saved at the end of each epoch.
+    progress : bool
+        Show rows done, rows/s and time left inside each epoch
+        (:class:`~questlearn.train._progress.TrainingProgress`) instead of Keras's
+        progress bar; ``verbose`` then only controls the opening line.
+
+    Returns
+    -------
+    TrainingResult
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = model_dir / "backup"
+    history_csv = model_dir / "history.csv"
+    resumed = load_backup(backup_dir)
+    if resumed is None and history_csv.exists():
+        history_csv.unlink()  # a finished earlier run: start its history afresh
+
+    keras.utils.set_random_seed(seed)
+    loading = dict(batch_size=batch_size, source=source, workers=workers, fill=fill,
+                   use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+    train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
+    validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
+    parallel = {}
+    if process is not None:  # equal shards, agreed by all processes, or all fail here
+        from ._processes import shard_for_process
+
+        train_data, validation_data, parallel = shard_for_process(train_data, validation_data, *process,
+                                                                  resuming=backup_dir.exists(), seed=seed)
+    mean, variance = train_data.feature_moments()
+    regression = train_data.reader.task == "regression"
+    extra = {}
+    metrics = parallel.get("metrics", ())
+    if regression:
+        if class_weight is not None:
+            raise ValueError("class_weight applies to classification; this split's task is regression")
+        target = train_data.manifest["subsets"]["train"]["label_stats"]
+        model = build_model(mean, variance, 1, hidden=hidden, dropout=dropout, learning_rate=learning_rate,
+                            task="regression", target_mean=target["mean"], target_std=target["std"],
+                            extra_metrics=metrics)
+        extra["mean_baseline"] = mean_baseline(train_data, validation_data)
+        baseline = float("nan")
+        said = (f"predict-the-mean baseline on validation: MAE {extra['mean_baseline']['mae']:.4g}, "
+                f"RMSE {extra['mean_baseline']['rmse']:.4g}")
+    else:
+        model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout,
+                            learning_rate=learning_rate, extra_metrics=metrics)
+        counts = class_counts(validation_data)
+        baseline = float(counts.max() / counts.sum())
+        said = f"majority-class baseline on validation: {baseline:.4f}"
+
+    device = describe_device()
+    threads = limit_torch_threads(workers)  # None unless torch on CPU, whose threads must not oversubscribe cores
+    if verbose and threads:
+        print(f"questlearn: {threads}")
+    if verbose:
+        print(f"questlearn: training on {device}; {train_data.plan.total_rows} training rows, "
+              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; {said}")
+
+    checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    backup = TrainingBackup(backup_dir, train_data, every_batches=save_every_batches, every_minutes=save_every_minutes,
+                            resumed=resumed, watched=(checkpoint, early_stopping))
+    callbacks = [
+        ThroughputLogger(train_data.plan.total_rows),
+        backup.time_keeper(),
+        checkpoint,
+        early_stopping,
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        *parallel.get("callbacks", ()),
+        backup,  # after EarlyStopping and CSVLogger: its epoch-end save includes their state
+        *([TrainingProgress(train_data, epochs=epochs)] if progress else []),  # after backup, which sets the epoch
+        *extra_callbacks,
+    ]
+    if class_weight == "balanced":
+        counts = class_counts(train_data)
+        class_weight = {c: float(counts.sum() / (len(counts) * n)) for c, n in enumerate(counts.tolist()) if n}
+    # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
+    fit_resuming(model, train_data, backup, epochs=epochs, sample=validation_data[0], history_csv=history_csv,
+                 verbose=verbose, validation_data=validation_data, shuffle=False, callbacks=callbacks,
+                 fit_verbose=0 if progress else verbose, class_weight=class_weight)
+    export_models(model, train_data.reader, model_dir)  # model.keras, inference.keras, inference.json
+    remove_backup(backup_dir)  # only now: a kill before the export resumes instead of starting afresh
+
+    history = read_history_csv(history_csv)
+    record = {
+        **history,
+        "device": device,
+        "task": "regression" if regression else "classification",
+        "majority_baseline": baseline,
+        **extra,
+        "backend": keras.backend.backend(),
+        "split_dir": str(Path(split_dir).resolve()),
+        "train_rows": train_data.plan.total_rows,
+        "batch_size": batch_size,
+        "workers": workers,
+        "use_multiprocessing": use_multiprocessing,
+        **parallel.get("record", {}),
+    }
+    with open(model_dir / "history.json", "w", encoding="utf-8") as handle:
+        json.dump({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, handle, indent=1)
+    return TrainingResult(model=model, history=history, model_dir=model_dir, device=device, majority_baseline=baseline,
+                          extra=extra)

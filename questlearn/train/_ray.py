@@ -1,0 +1,96 @@
+"""The data-parallel job of :mod:`questlearn.train._processes`, launched by Ray Train.
+
+``questlearn train SPLIT --ray [ADDRESS] --ray-workers N``. Ray starts the
+N worker processes (on one machine, or spread over an existing cluster),
+and each runs :func:`questlearn.train._processes.train_process`: Ray is the
+launcher, ``keras.distribution`` on JAX does the training, and each worker
+reads only its own equal shard of the split (so the split directory must be
+on storage every node can read). Worker 0 picks the JAX coordinator address
+on its node and broadcasts it; Ray's own JAX backend does not initialise
+``jax.distributed`` on CPU, so the workers always do it themselves.
+
+Without ``ADDRESS`` a private Ray is started on 127.0.0.1 (no dashboard)
+and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ._launch import train_process
+from ._processes import free_port
+
+
+def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_workers: int = 2, **train_options) -> dict:
+    """Train on ``workers`` Ray Train workers; returns process 0's summary plus where it ran.
+
+    Parameters
+    ----------
+    split_dir, model_dir
+        As in :func:`questlearn.train._fit.train`; absolute paths are sent to the
+        workers, so they must name shared storage on a multi-node cluster.
+    address : str or None
+        ``None`` or ``"local"``: start Ray here on 127.0.0.1. Otherwise the
+        address of a running cluster (``ray.init(address=...)``).
+    ray_workers : int
+        Training processes (``workers`` is the loader's threads, as in ``train``).
+    train_options
+        Keyword arguments of :func:`questlearn.train._fit.train`.
+    """
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # keep each worker's own report lines (read when Ray is imported)
+    from .._ray_session import import_ray, ray_session
+
+    import_ray(address, "Ray Train")
+    try:
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.v2.jax import JaxTrainer
+    except ImportError as error:
+        raise ValueError(f"--ray needs Ray Train ({error}); install it with: pip install 'questlearn[ray]'") from None
+    if int(ray_workers) < 1:
+        raise ValueError(f"--ray-workers must be at least 1, got {ray_workers}")
+    backend = os.environ.get("KERAS_BACKEND", "jax")
+    if backend != "jax":
+        raise ValueError(f"KERAS_BACKEND is {backend!r}: training under Ray uses keras.distribution, which runs multi-process on JAX only")
+    env_vars = {"KERAS_BACKEND": "jax", "RAY_TRAIN_V2_ENABLED": "1"}
+    if os.environ.get("PYTHONPATH"):
+        env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    with ray_session(address, env_vars, num_cpus=max(int(ray_workers), os.cpu_count() or 1)) as nodes:
+        model_dir = Path(model_dir).resolve()
+        trainer = JaxTrainer(
+            _worker_loop,
+            train_loop_config={"split_dir": str(Path(split_dir).resolve()), "model_dir": str(model_dir), "options": train_options},
+            scaling_config=ScalingConfig(num_workers=int(ray_workers), resources_per_worker={"CPU": 1}),
+            run_config=RunConfig(name="questlearn", storage_path=str(model_dir / "ray")),
+        )
+        try:
+            result = trainer.fit()
+        except Exception as error:  # Ray wraps the worker's error; keep its message
+            raise ValueError(f"the Ray Train job failed: {error}") from None
+    if result.error is not None:
+        raise ValueError(f"the Ray Train job failed: {result.error}")
+    history = json.loads((model_dir / "history.json").read_text(encoding="utf-8"))  # written by worker 0
+    return {"epochs": len(history.get("epoch", [])), "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])),
+            "rows_seen_per_epoch": history.get("rows_seen"), "train_rows": history["train_rows"],
+            "processes": history.get("processes"), "model": str(model_dir / "model.keras"),
+            "history": str(model_dir / "history.json"), "ray_nodes": nodes}
+
+
+def _worker_loop(config: dict) -> None:
+    """One Ray Train worker: one process of the keras.distribution job."""
+    import ray
+    import ray.train
+    from ray.train.collective import broadcast_from_rank_zero
+
+    context = ray.train.get_context()
+    rank, size = context.get_world_rank(), context.get_world_size()
+    coordinator = None
+    if rank == 0:
+        host = ray.util.get_node_ip_address()
+        coordinator = f"{host}:{free_port(host)}"
+        print(f"questlearn: Ray worker 0 serves the JAX coordinator at {coordinator}", flush=True)
+    coordinator = broadcast_from_rank_zero(coordinator)
+    train_process(config["split_dir"], config["model_dir"], num_processes=size, process_id=rank,
+                  coordinator=coordinator, **config["options"])

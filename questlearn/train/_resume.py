@@ -1,0 +1,487 @@
+"""Resume training in the middle of an epoch, after a crash or a kill.
+
+Keras's ``BackupAndRestore(save_freq=N)`` records the batch it saved at but
+starts the interrupted epoch again from its first batch, so the rows before
+the save are trained on twice in that epoch. questlearn can do better: its
+batch order is a pure function of ``(seed, epoch)``
+(:class:`~questlearn.data._batches.BatchPlan`), so the batches still to do are
+known exactly.
+
+:class:`TrainingBackup` is the callback :func:`questlearn.train._fit.train` uses
+instead. It saves, atomically, in ``backup/state.npz``:
+
+* every model variable, the random-seed states of dropout layers included
+  (``model.variables``; ``save_weights`` leaves seed states out);
+* the optimizer's variables (its step count and moments);
+* the running metric totals of the epoch so far (``model.metrics_variables``),
+  so the resumed epoch's history entry covers the whole epoch;
+* on torch, torch's global random generators (unseeded ``Dropout`` draws
+  from them there), put back just before the first resumed batch;
+* where it is: ``epoch``, ``batches_done`` (dataset batches of that epoch
+  already trained on), the seconds spent in that epoch, and the state of
+  ``EarlyStopping`` and ``ModelCheckpoint`` (best value, patience used, best
+  weights), which Keras would otherwise forget on a restart.
+
+It saves at the end of each epoch and, when asked, every ``every_batches``
+batches and/or every ``every_minutes`` minutes. On a restart, :func:`train`
+loads the state, restores the variables, and runs the rest of the
+interrupted epoch from batch ``batches_done`` (``QuestSequence.start_batch``)
+as a ``fit`` of its own, then the remaining epochs. The data set is pointed
+at Keras's epoch number at every epoch begin (``set_epoch``), so the order
+of each epoch does not depend on how many ``fit`` calls came before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import keras
+import numpy as np
+
+STATE_FILE = "state.npz"
+FORMAT = 1
+_WATCHED = ("best", "wait", "best_epoch", "stopped_epoch", "best_weights")  # EarlyStopping / ModelCheckpoint state
+
+
+def _arrays(variables) -> list[np.ndarray]:
+    return [np.array(keras.ops.convert_to_numpy(v.value)) for v in variables]
+
+
+def _assign(variables, arrays, what: str) -> None:
+    variables = list(variables)
+    if len(variables) != len(arrays):
+        raise ValueError(f"the backup has {len(arrays)} {what} variables, this model has {len(variables)}: "
+                         "was it made with other model arguments? Delete the backup directory to start afresh")
+    for variable, array in zip(variables, arrays):
+        if tuple(variable.shape) != tuple(array.shape):
+            raise ValueError(f"backup {what} variable {variable.path} has shape {array.shape}, the model's is "
+                             f"{tuple(variable.shape)}: delete the backup directory to start afresh")
+        variable.assign(array)
+
+
+class BackupState:
+    """A loaded ``state.npz``: where training stopped and the saved arrays."""
+
+    def __init__(self, meta: dict, arrays: dict):
+        self.meta, self.arrays = meta, arrays
+
+    @property
+    def epoch(self) -> int:
+        """The epoch to continue (the interrupted one, or the next after a finished one)."""
+        return int(self.meta["epoch"])
+
+    @property
+    def batches_done(self) -> int:
+        """Batches of :attr:`epoch` already trained on (0: start it from its beginning)."""
+        return int(self.meta["batches_done"])
+
+    def group(self, name: str) -> list[np.ndarray]:
+        count = int(self.meta["counts"][name])
+        return [self.arrays[f"{name}_{i}"] for i in range(count)]
+
+
+class DamagedBackupError(ValueError):
+    """``backup/state.npz`` cannot be read (cut short, emptied, bits flipped, written by something else)."""
+
+
+# What reading a damaged state.npz raises: zipfile and numpy on a broken archive (a bad CRC-32 included),
+# json on a broken meta record, KeyError for a missing array; anything else is a bug and keeps its traceback.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+
+
+def load_backup(backup_dir) -> BackupState | None:
+    """The state saved in ``backup_dir``, or ``None`` when there is none.
+
+    Partial states left by saves that were killed are removed first
+    (:func:`remove_stale_partials`). A state that cannot be read raises
+    :class:`DamagedBackupError`, one line naming the file and saying to
+    delete ``backup_dir`` to start over.
+    """
+    remove_stale_partials(backup_dir)
+    path = Path(backup_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        arrays, meta = _read_state(path)
+    except PermissionError:  # not damage: deleting the backup is not the fix
+        raise
+    except _DAMAGE as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line
+        raise DamagedBackupError(f"the training backup {path} is damaged and cannot be resumed from ({reason}); "
+                                 f"delete the directory {Path(backup_dir)} to start training over") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} was written by another questlearn version (format {meta.get('format')}); "
+                         f"delete the directory {Path(backup_dir)} to start training over")
+    return BackupState(meta, arrays)
+
+
+_META_KEYS = ("epoch", "batches_done", "epoch_seconds", "seed", "batch_size", "shuffle", "counts", "watched")
+
+
+def _read_state(path: Path) -> tuple[dict, dict]:
+    """The arrays and the meta record of ``state.npz``, every array read (so its CRC-32 checked) and listed."""
+    # A flipped bit in a zip header can ask for a feature numpy never writes (encryption, another compression,
+    # a later zip version): refused here as damage, not attempted.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except NotImplementedError as error:  # zipfile: "zip file version 17.3"
+        raise zipfile.BadZipFile(str(error)) from None
+    for member in members:
+        if member.flag_bits & 0x61 or member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise zipfile.BadZipFile(f"member {member.filename!r} has flags {member.flag_bits:#x} and compression "
+                                     f"{member.compress_type}, which numpy never writes")
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    if not isinstance(meta, dict):
+        raise ValueError(f"the meta record is a {type(meta).__name__}, not an object")
+    if meta.get("format") == FORMAT:
+        absent = [key for key in _META_KEYS if key not in meta]
+        if absent:
+            raise KeyError(f"the meta record lacks {absent}")
+        counts = meta.get("counts")
+        numbers = [meta.get("epoch"), meta.get("batches_done"), *(counts.values() if isinstance(counts, dict) else [None])]
+        if not all(isinstance(number, int) and number >= 0 for number in numbers):
+            raise ValueError("the meta record lacks the epoch, the batches done or the array counts")
+        for name, count in counts.items():
+            missing = [f"{name}_{i}" for i in range(count) if f"{name}_{i}" not in arrays]
+            if missing:
+                raise KeyError(f"arrays {missing[:3]} are missing")
+    return arrays, meta
+
+
+def _partial_pid(name: str) -> int | None:
+    """The pid in the name of a partial state this module writes (``.state.npz.PID.partial``), else None."""
+    match = _PARTIAL.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+_PARTIAL = re.compile(re.escape(f".{STATE_FILE}.") + r"([0-9]+)\.partial")
+
+
+def remove_stale_partials(backup_dir) -> list[Path]:
+    """Delete the partial states of saves that were killed before their rename; return them.
+
+    Only files named as :meth:`TrainingBackup._save` names them, and not those
+    of a process still running (another save in progress).
+    """
+    removed = []
+    try:
+        entries = list(Path(backup_dir).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        pid = _partial_pid(entry.name)
+        if pid is None or (pid != os.getpid() and _running(pid)):
+            continue
+        try:
+            entry.unlink()
+            removed.append(entry)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if os.name != "posix":  # on Windows, os.kill(pid, 0) would end that process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # running, as another user
+        return True
+    return True
+
+
+class TrainingBackup(keras.callbacks.Callback):
+    """Save the whole training state at epoch ends and every few batches or minutes.
+
+    Parameters
+    ----------
+    backup_dir : str or Path
+        Directory of ``state.npz``. :func:`questlearn.train._fit.train` removes it
+        when training finishes.
+    dataset : QuestSequence
+        The training data; its ``start_batch`` gives the batch offset of a
+        resumed epoch and its epoch is set from Keras's at each epoch begin.
+    every_batches : int, optional
+        Also save after every this many batches (counted inside the epoch).
+    every_minutes : float, optional
+        Also save after a batch when this many minutes passed since the last save.
+    resumed : BackupState, optional
+        The state training resumes from: its metric totals, elapsed time and
+        callback state are put back at the start.
+    watched : sequence of keras.callbacks.Callback
+        ``EarlyStopping`` / ``ModelCheckpoint`` instances whose state
+        (best value, wait, best weights) is saved and restored. List this
+        callback after them.
+
+    Notes
+    -----
+    Place it last among the callbacks: its epoch-end save then includes what
+    ``EarlyStopping`` and ``CSVLogger`` did for that epoch.
+    """
+
+    def __init__(self, backup_dir, dataset, *, every_batches: int | None = None, every_minutes: float | None = None,
+                 resumed: BackupState | None = None, watched=()):
+        super().__init__()
+        if every_batches is not None and int(every_batches) < 1:
+            raise ValueError(f"save_every_batches must be at least 1, got {every_batches}")
+        if every_minutes is not None and not float(every_minutes) > 0:
+            raise ValueError(f"save_every_minutes must be positive, got {every_minutes}")
+        self.backup_dir = Path(backup_dir)
+        self.dataset = dataset
+        self.every_batches = int(every_batches) if every_batches is not None else None
+        self.every_seconds = 60.0 * float(every_minutes) if every_minutes is not None else None
+        self.resumed = resumed
+        self.watched = list(watched)
+        self.saves = 0
+        self.continues = False  # True during a fit that runs only the rest of an interrupted epoch
+        self._carry = None
+        self._saved_model = None
+        self._rng_pending = None
+
+    # -- restoring -------------------------------------------------------
+    def restore_model(self, sample=None) -> None:
+        """Put the saved model and optimizer variables back (before ``fit``).
+
+        ``sample``, an ``(x, y)`` batch, is evaluated once when the state is
+        from inside an epoch: that builds the compiled metrics (TensorFlow
+        builds them only when ``fit`` first traces), so their saved totals
+        can be put back when the epoch starts again.
+        """
+        state = self.resumed
+        if state.batches_done and sample is not None:
+            x, y = sample
+            self.model.evaluate(x[:1], y[:1], verbose=0)
+        _assign(self.model.variables, state.group("model"), "model")
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        _assign(optimizer.variables, state.group("optimizer"), "optimizer")
+        self._rng_pending = state.group("rng")  # put back just before the first batch (see on_train_batch_begin)
+
+    def restore_best_weights(self) -> None:
+        """Do what ``EarlyStopping(restore_best_weights=True)`` does when training ends."""
+        for index, (callback, saved) in enumerate(zip(self.watched, self.resumed.meta["watched"])):
+            if getattr(callback, "restore_best_weights", False) and saved.get("best_weights"):
+                self.model.set_weights(self.resumed.group(f"best_weights_{index}"))
+
+    def on_train_begin(self, logs=None):
+        if self._carry is not None:  # a second fit in this process: carry on from the first
+            for callback, saved in zip(self.watched, self._carry):
+                callback.__dict__.update(saved)
+            return
+        if self.resumed is None:
+            return
+        for index, (callback, saved) in enumerate(zip(self.watched, self.resumed.meta["watched"])):
+            for name, value in saved.items():
+                if name != "best_weights":
+                    setattr(callback, name, value)
+            if saved.get("best_weights"):
+                callback.best_weights = self.resumed.group(f"best_weights_{index}")
+
+    def on_train_end(self, logs=None):
+        self._carry = [{name: getattr(callback, name) for name in _WATCHED if hasattr(callback, name)}
+                       for callback in self.watched]
+        if self.continues and not self.model.stop_training and self._saved_model is not None:
+            # EarlyStopping put the best weights back at the end of this fit, but
+            # training goes on: continue from the weights the epoch ended with.
+            _assign(self.model.variables, self._saved_model, "model")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)
+        self._epoch = epoch
+        self._offset = self.dataset.start_batch
+        self._carried_seconds = 0.0
+        self._epoch_started = self._last_save = time.monotonic()
+        state = self.resumed
+        if state is not None and state.epoch == epoch and state.batches_done:
+            if self._offset != state.batches_done:
+                raise ValueError(f"resuming epoch {epoch} at batch {state.batches_done}, but the data set starts at {self._offset}")
+            _assign(self.model.metrics_variables, state.group("metrics"), "metric")
+            self._carried_seconds = float(state.meta["epoch_seconds"])
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._rng_pending is not None:
+            # Only now: starting fit and the epoch drew from torch's generator
+            # (its DataLoader draws a seed per iterator) where the saved run did not.
+            _set_backend_rng_state(self._rng_pending)
+            self._rng_pending = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self._offset + batch + 1
+        now = time.monotonic()
+        due = self.every_batches is not None and done % self.every_batches == 0
+        due = due or (self.every_seconds is not None and now - self._last_save >= self.every_seconds)
+        if due and done < self._offset + self.params.get("steps", done + 1):
+            self._save(self._epoch, done)
+            self._last_save = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(epoch + 1, 0)
+
+    def time_keeper(self) -> keras.callbacks.Callback:
+        """A callback to list right after ``ThroughputLogger``: it adds the time
+        the interrupted process spent in a resumed epoch to ``epoch_seconds``
+        and ``rows_per_second``, before ``CSVLogger`` writes them."""
+        return _CarriedTime(self)
+
+    # -- saving ------------------------------------------------------------
+    def epoch_seconds(self) -> float:
+        return self._carried_seconds + time.monotonic() - self._epoch_started
+
+    def _save(self, epoch: int, batches_done: int) -> None:
+        arrays = {}
+
+        def put(name, values):
+            for i, value in enumerate(values):
+                arrays[f"{name}_{i}"] = value
+            counts[name] = len(values)
+
+        counts = {}
+        self._saved_model = _arrays(self.model.variables)
+        put("model", self._saved_model)
+        put("optimizer", _arrays(self.model.optimizer.variables))
+        put("metrics", _arrays(self.model.metrics_variables))
+        put("rng", _backend_rng_state())
+        watched = []
+        for index, callback in enumerate(self.watched):
+            saved = {name: _plain(getattr(callback, name)) for name in _WATCHED[:-1] if hasattr(callback, name)}
+            best_weights = getattr(callback, "best_weights", None)
+            saved["best_weights"] = None if best_weights is None else True
+            if best_weights is not None:
+                put(f"best_weights_{index}", [np.asarray(w) for w in best_weights])
+            watched.append(saved)
+        meta = {"format": FORMAT, "epoch": int(epoch), "batches_done": int(batches_done),
+                "epoch_seconds": self.epoch_seconds() if batches_done else 0.0,
+                "seed": self.dataset.seed, "batch_size": self.dataset.batch_size, "shuffle": self.dataset.shuffle,
+                "counts": counts, "watched": watched}
+        arrays["meta"] = np.array(json.dumps(meta))
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.backup_dir)  # of saves killed before their rename
+        partial = self.backup_dir / f".{STATE_FILE}.{os.getpid()}.partial"
+        try:
+            with open(partial, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, self.backup_dir / STATE_FILE)  # atomic: a kill leaves the old or the new state
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a full disk, an interrupt: no half-written file left behind
+            raise
+        self.saves += 1
+
+
+class _CarriedTime(keras.callbacks.Callback):
+    def __init__(self, backup: TrainingBackup):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        carried = self.backup._carried_seconds
+        if logs is not None and carried and "epoch_seconds" in logs:
+            seconds = logs["epoch_seconds"] + carried
+            logs["rows_per_second"] = logs["rows_per_second"] * logs["epoch_seconds"] / seconds
+            logs["epoch_seconds"] = seconds
+
+
+def trim_history(history_csv, epochs: int) -> None:
+    """Keep the first ``epochs`` rows of ``history.csv``: a kill after ``CSVLogger``
+    wrote an epoch's row but before that epoch's state was saved would
+    otherwise leave the epoch in it twice once it is run again."""
+    path = Path(history_csv)
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if len(lines) > epochs + 1:
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("".join(lines[:epochs + 1]), encoding="utf-8")
+        os.replace(partial, path)
+
+
+def _backend_rng_state() -> list[np.ndarray]:
+    """torch's global generators: on torch, ``Dropout`` without a seed draws from them
+    (the other backends draw from seed-generator state in ``model.variables``)."""
+    if keras.backend.backend() != "torch":
+        return []
+    import torch
+
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available():
+        states += torch.cuda.get_rng_state_all()
+    return [state.numpy() for state in states]
+
+
+def _set_backend_rng_state(states) -> None:
+    if not states or keras.backend.backend() != "torch":
+        return
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(states[0]))
+    if torch.cuda.is_available() and len(states) > 1:
+        torch.cuda.set_rng_state_all([torch.from_numpy(state) for state in states[1:]])
+
+
+def _plain(value):
+    """A JSON-safe copy of a callback attribute (numpy scalars become floats)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return float(value)
+
+
+def check_compatible(state: BackupState, dataset) -> None:
+    """Refuse to resume with a data order other than the one the backup was made with."""
+    saved = (state.meta["seed"], state.meta["batch_size"], state.meta["shuffle"])
+    now = (dataset.seed, dataset.batch_size, dataset.shuffle)
+    if saved != now:
+        raise ValueError(f"the backup was made with (seed, batch_size, shuffle) = {saved}, this run uses {now}: "
+                         "resuming would reuse or skip rows of the interrupted epoch. Use the same arguments, "
+                         "or delete the backup directory to start afresh")
+    if state.batches_done >= len(dataset):
+        raise ValueError(f"the backup says {state.batches_done} batches of epoch {state.epoch} are done, but an epoch "
+                         f"has only {len(dataset)}: the split changed since; delete the backup directory to start afresh")
+
+
+def fit_resuming(model, train_data, backup: TrainingBackup, *, epochs: int, sample, history_csv, verbose: int,
+                 fit_verbose: int, **fit) -> None:
+    """``model.fit(train_data, epochs=epochs, **fit)``, resumed from ``backup.resumed`` if there is one.
+
+    A state saved inside an epoch is resumed in two ``fit`` calls: the rest
+    of the interrupted epoch (the data set starting at ``batches_done``),
+    then the remaining epochs; a ``fit`` call cannot change the number of
+    batches between its epochs.
+    """
+    state = backup.resumed
+    first_epoch = 0
+    if state is not None:
+        check_compatible(state, train_data)
+        backup.set_model(model)
+        backup.restore_model(sample=sample)
+        trim_history(history_csv, state.epoch)
+        first_epoch = state.epoch
+        if verbose:
+            print(f"questlearn: resuming from {backup.backup_dir} at epoch {first_epoch + 1}, batch {state.batches_done + 1}")
+    if state is not None and state.batches_done and first_epoch < epochs:
+        train_data.start_batch, backup.continues = state.batches_done, first_epoch + 1 < epochs
+        model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch, verbose=fit_verbose, **fit)
+        train_data.start_batch, backup.continues = 0, False
+        first_epoch = epochs if model.stop_training else first_epoch + 1  # EarlyStopping may end the run there
+    if first_epoch < epochs:
+        model.fit(train_data, epochs=epochs, initial_epoch=first_epoch, verbose=fit_verbose, **fit)
+    elif state is not None and not state.batches_done:
+        backup.restore_best_weights()  # every epoch was done: only EarlyStopping's last step is left
+
+
+def remove_backup(backup_dir) -> None:
+    """Delete the backup of a finished run."""
+    shutil.rmtree(backup_dir, ignore_errors=True)
