@@ -21,6 +21,23 @@ children, so threads and worker processes count), peak RSS (``VmHWM``) and
 the bytes it wrote. Contenders whose module is not installed are skipped
 (``pip install questlearn[bench]`` installs polars and DuckDB).
 
+Whole-process mode (always, after the in-process contest; ``--cli-only`` runs
+it alone and saves ``results/split_cli.json``): what a user sees at a shell.
+Each contender is one fresh command, start-up included, timed by this
+process from start to exit, alternating, ``--rounds`` rounds, medians of
+per-round ratios:
+
+* ``questlearn`` — ``questlearn split SOURCE OUT`` with the same arguments
+  (the installed ``questlearn`` script beside this Python, else
+  ``python -m questlearn``);
+* ``polars`` — ``python -c "...pl.scan_csv(src).sink_parquet(out)"``;
+* ``duckdb`` — ``python -c "...duckdb.connect().execute('COPY (SELECT * FROM
+  read_csv(src)) TO out (FORMAT parquet)')"``.
+
+CPU seconds are the child's ``getrusage(RUSAGE_CHILDREN)`` difference. Then
+start-up alone, in fresh processes, alternating, medians: ``python -c pass``,
+``python -c "import questlearn.split"`` and ``questlearn --help``.
+
 Cold-cache mode (``--cold-megabytes 8000``): questlearn alone, alternately on
 the ``--megabytes`` log and on a second, larger log, each run preceded by
 evicting *that source file* from the page cache (``os.fsync`` then
@@ -32,6 +49,7 @@ Usage::
 
     python benchmarks/bench_split.py [--megabytes 1000] [--rounds 3] [--cold-megabytes 8000] [--work DIR]
     python benchmarks/bench_split.py --megabytes 100 --rounds 1    # a smoke run
+    python benchmarks/bench_split.py --cli-only --megabytes 300      # whole processes only
 
 Targets: questlearn >= polars (goal); >= DuckDB and >= 10x the
 recipe (floor); cold throughput at 8 GB >= 0.9x that at 1 GB and peak RSS
@@ -47,6 +65,7 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -231,6 +250,104 @@ def contest(source: Path, work: Path, rounds: int) -> dict:
             "ratios_questlearn_over": ratios, "skipped": skipped, "failed": failed}
 
 
+# -- whole processes: the commands a user types ------------------------------
+CLI_CONTENDERS = ("questlearn", "polars", "duckdb")
+POLARS_COMMAND = "import sys, polars as pl; pl.scan_csv(sys.argv[1]).sink_parquet(sys.argv[2])"
+DUCKDB_COMMAND = ("import sys, duckdb; quoted = [\"'\" + p.replace(\"'\", \"''\") + \"'\" for p in sys.argv[1:]]; "
+                  "duckdb.connect().execute(f'COPY (SELECT * FROM read_csv({quoted[0]})) TO {quoted[1]} (FORMAT parquet)')")
+STARTUP_COMMANDS = ("python -c pass", "python -c 'import questlearn.split'", "questlearn --help")
+
+
+def questlearn_command() -> list[str]:
+    """The ``questlearn`` script installed beside this Python, else ``python -m questlearn``."""
+    script = Path(sys.executable).with_name("questlearn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "questlearn"]
+
+
+def cli_command(kind: str, source: Path, out: Path) -> list[str]:
+    """The command line of contender ``kind`` splitting ``source`` into ``out``."""
+    if kind == "questlearn":
+        ids = [arg for name in SPLIT_ARGUMENTS["id_columns"] for arg in ("--id-column", name)]
+        return [*questlearn_command(), "split", str(source), str(out), "--no-progress",
+                "--rows-per-shard", str(SPLIT_ARGUMENTS["rows_per_shard"]),
+                "--val-fraction", str(SPLIT_ARGUMENTS["val_fraction"]), "--seed", str(SPLIT_ARGUMENTS["seed"]), *ids]
+    script = {"polars": POLARS_COMMAND, "duckdb": DUCKDB_COMMAND}[kind]
+    return [sys.executable, "-c", script, str(source), str(out / "data.parquet")]
+
+
+def shown_command(command: list[str]) -> list[str]:
+    """``command`` as recorded: the program by its name, not its path on this machine."""
+    return [Path(command[0]).name, *command[1:]]
+
+
+def timed_process(command: list[str]) -> dict:
+    """Run ``command`` to its end; return its wall and CPU seconds (its waited-for children included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"})
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} ... exited {result.returncode}:\n{result.stderr[-2000:]}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": seconds, "cpu_seconds": cpu}
+
+
+def cli_contest(source: Path, work: Path, rounds: int) -> dict:
+    """``questlearn split`` vs polars and DuckDB as whole fresh processes, alternating, ``rounds`` rounds."""
+    skipped = {k: f"module {k!r} is not installed" for k in CLI_CONTENDERS if importlib.util.find_spec(k) is None}
+    runs, gigabytes = [], source.stat().st_size / 1e9
+    warm(source)
+    for number in range(rounds):
+        order = [k for k in (CLI_CONTENDERS if number % 2 == 0 else CLI_CONTENDERS[::-1]) if k not in skipped]
+        print(f"whole-process round {number + 1} of {rounds}: {', '.join(order)}", flush=True)
+        results = {}
+        for kind in order:
+            out = work / f"cli_{kind}"
+            if kind != "questlearn":
+                out.mkdir()  # questlearn makes (and checks) its own output directory
+            try:
+                run = timed_process(cli_command(kind, source, out))
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+            run["mb_per_s"] = gigabytes * 1e3 / run["seconds"]
+            results[kind] = run
+            print(f"  {kind:15} {run['seconds']:7.2f} s  {run['mb_per_s']:8.1f} MB/s  {run['cpu_seconds']:7.1f} CPU-s",
+                  flush=True)
+        runs.append(results)
+    ran = [k for k in CLI_CONTENDERS if k not in skipped]
+    medians = {k: {key: statistics.median(r[k][key] for r in runs) for key in ("seconds", "mb_per_s", "cpu_seconds")}
+               for k in ran}
+    ratios = {k: {"throughput": median_ratio(runs, "questlearn", k, "mb_per_s"),
+                  "cpu_seconds": median_ratio(runs, "questlearn", k, "cpu_seconds")} for k in ran if k != "questlearn"}
+    print("\nwhole-process medians (questlearn / contender, medians of per-round ratios):")
+    for k in ran:
+        line = f"  {k:15} {medians[k]['seconds']:7.2f} s  {medians[k]['mb_per_s']:8.1f} MB/s"
+        if k in ratios:
+            line += f"   questlearn/{k}: throughput {ratios[k]['throughput']:.2f}x, CPU {ratios[k]['cpu_seconds']:.2f}x"
+        print(line)
+    return {"source_bytes": source.stat().st_size, "commands": {k: shown_command(cli_command(k, Path("SOURCE"), Path("OUT"))) for k in ran},
+            "rounds": runs, "medians": medians, "ratios_questlearn_over": ratios, "skipped": skipped}
+
+
+def startup(repeats: int) -> dict:
+    """Wall seconds of ``STARTUP_COMMANDS``, each in ``repeats`` fresh processes, alternating; medians."""
+    commands = dict(zip(STARTUP_COMMANDS, ([sys.executable, "-c", "pass"],
+                                           [sys.executable, "-c", "import questlearn.split"],
+                                           [*questlearn_command(), "--help"])))
+    names = list(commands)
+    seconds = {name: [] for name in names}
+    for number in range(repeats):
+        for name in (names if number % 2 == 0 else names[::-1]):
+            seconds[name].append(timed_process(commands[name])["seconds"])
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"\nstart-up, medians of {repeats} fresh processes:")
+    for name in names:
+        print(f"  {name:40} {medians[name]:6.2f} s  (range {min(seconds[name]):.2f}-{max(seconds[name]):.2f} s)")
+    return {"repeats": repeats, "seconds": seconds, "medians": medians}
+
+
 def cold(small: Path, large: Path, work: Path, rounds: int) -> dict:
     """questlearn on the small and the large log, alternating, each source evicted first."""
     runs = []
@@ -258,6 +375,8 @@ def cold(small: Path, large: Path, work: Path, rounds: int) -> dict:
 
 def checks(result: dict) -> int:
     """Print PASS/FAIL (or SKIP) per target; return the exit code."""
+    if "contest" not in result:  # --cli-only: figures to read, no targets
+        return 0
     ratios, targets = result["contest"]["ratios_questlearn_over"], {}
     for kind, need, what in (("polars", 1.0, "goal"), ("duckdb", 1.0, "floor"), ("recipe", 10.0, "floor")):
         if kind in ratios and ratios[kind]["throughput"] is not None:
@@ -280,6 +399,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cold-megabytes", type=float, default=0.0,
                         help="also run the cold-cache comparison against a log of this size (e.g. 8000)")
+    parser.add_argument("--cli-only", action="store_true",
+                        help="only the whole-process contest and start-up times; save results/split_cli.json")
+    parser.add_argument("--startup-repeats", type=int, default=7, help="fresh processes per start-up command")
     parser.add_argument("--work", type=Path, default=None, help="directory for the logs and outputs (default: a temp dir)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"))
     args = parser.parse_args()
@@ -290,14 +412,17 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-split-", dir=args.work))
     try:
         small = write_log(work / "log.csv", args.megabytes, seed=1)
-        result = {"split_arguments": {**SPLIT_ARGUMENTS, "id_columns": list(SPLIT_ARGUMENTS["id_columns"])},
-                  "contest": contest(small, work, args.rounds)}
-        if args.cold_megabytes:
+        result = {"split_arguments": {**SPLIT_ARGUMENTS, "id_columns": list(SPLIT_ARGUMENTS["id_columns"])}}
+        if not args.cli_only:
+            result["contest"] = contest(small, work, args.rounds)
+        result["cli"] = cli_contest(small, work, args.rounds)
+        result["startup"] = startup(args.startup_repeats)
+        if args.cold_megabytes and not args.cli_only:
             large = write_log(work / "log_large.csv", args.cold_megabytes, seed=2)
             result["cold"] = cold(small, large, work, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nsaved {save('split', result)}")
+    print(f"\nsaved {save('split_cli' if args.cli_only else 'split', result)}")
     return checks(result)
 
 
