@@ -53,7 +53,8 @@ Usage::
 
 Targets: questlearn >= polars (goal); >= DuckDB and >= 10x the
 recipe (floor); cold throughput at 8 GB >= 0.9x that at 1 GB and peak RSS
-at 8 GB within 10 % of 1 GB. Results go to ``results/split.json``.
+at 8 GB within 10 % of 1 GB. Results go to ``results/split.json``
+(``results/split_cli.json`` with ``--cli-only``, which checks no targets).
 """
 
 from __future__ import annotations
