@@ -108,6 +108,11 @@ def die_with_parent_from_environment() -> None:
         die_with_parent(int(pid), death_signal=how == "signal")
 
 
+def is_running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not; on Windows, always True: not checked there)."""
+    return _identity(pid) is not None
+
+
 def _ask_for_death_signal() -> bool:
     """``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux; False where unavailable."""
     if not sys.platform.startswith("linux"):

@@ -100,8 +100,10 @@ def cmdlines(seen: dict) -> list:
     ("spawn", 1, 3)])  # delay: the parent is killed before the child asks to die with it
 def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkilled(start_method, death_signal, delay):
     parent = start([sys.executable, str(HERE / "orphan_parent.py"), start_method, str(death_signal), str(delay)])
-    child = lambda: next((int(line.split()[1]) for line in parent.lines if line.startswith("CHILD ")), None)  # noqa: E731
-    seen = watch_until(parent, lambda found: child() in found)
+
+    def child_seen(found):
+        return any(line.startswith("CHILD ") and int(line.split()[1]) in found for line in parent.lines)
+    seen = watch_until(parent, child_seen)
     if not delay:
         time.sleep(1.5)  # the child has asked by now
     assert_all_end_after_sigkill(parent, seen)
@@ -109,8 +111,8 @@ def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkil
 
 @pytest.mark.timeout(180)
 def test_local_training_processes_end_when_their_launcher_is_sigkilled(id_split, tmp_path):
-    launcher = start([sys.executable, "-c", "import sys; from questlearn.train._processes import launch_local; "
-                      "sys.exit(launch_local(sys.argv[1:], 2))", "train", str(id_split), "--model-dir",
+    launch = "import sys; from questlearn.train._launch import launch_local; sys.exit(launch_local(sys.argv[1:], 2))"
+    launcher = start([sys.executable, "-c", launch, "train", str(id_split), "--model-dir",
                       str(tmp_path / "model"), "--epochs", "500", "--batch-size", "16", "--workers", "1"],
                      KERAS_BACKEND="jax")
     seen = watch_until(launcher, lambda found: sum("--process-id" in line for line in cmdlines(found)) == 2)
@@ -129,10 +131,11 @@ def parts(tmp_path_factory):
 def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends(parts, tmp_path, moment):
     out = tmp_path / "out"
     split = start([*SPLIT, "--parallel", "2", str(parts), str(out)])
-    if moment == "pool start-up":  # workers exist, still importing: before the pool's initializer ran
-        ready = lambda found: any("spawn_main" in line for line in cmdlines(found))  # noqa: E731
-    else:  # a part has started writing its shards
-        ready = lambda found: any(path.is_file() for path in (out / PARTS_DIR).rglob("*"))  # noqa: E731
+
+    def ready(found):
+        if moment == "pool start-up":  # workers exist, still importing: before the pool's initializer ran
+            return any("spawn_main" in line for line in cmdlines(found))
+        return any(path.is_file() for path in (out / PARTS_DIR).rglob("*"))  # a part has started writing its shards
     seen = watch_until(split, ready)
     assert_all_end_after_sigkill(split, seen)
 

@@ -217,9 +217,9 @@ class QuestSequence(keras.utils.PyDataset):
         signal: Keras starts its workers from a thread that ends before they do.
         """
         parent = multiprocessing.parent_process()
-        if started_by_owner or (parent is not None and parent.pid == self._owner_pid):
-            if os.getpid() != self._owner_pid:
-                die_with_parent(owner_pid=self._owner_pid, death_signal=False)
+        ours = started_by_owner or (parent is not None and parent.pid == self._owner_pid)
+        if ours and os.getpid() != self._owner_pid:
+            die_with_parent(owner_pid=self._owner_pid, death_signal=False)
 
     def __repr__(self) -> str:
         return (f"QuestSequence({self.split_dir!r}, subset={self.subset!r}, batch_size={self.batch_size}, "
