@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._orphans import is_running
+from ..errors import ModelFileError
 
 STATE_FILE = "state.npz"
 FORMAT = 1
@@ -48,7 +49,7 @@ class BackupState:
         return [self.arrays[f"{name}_{i}"] for i in range(count)]
 
 
-class DamagedBackupError(ValueError):
+class DamagedBackupError(ModelFileError):
     """``backup/state.npz`` cannot be read (cut short, emptied, bits flipped, written by something else)."""
 
 
