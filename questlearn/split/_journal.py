@@ -19,6 +19,7 @@ import contextlib
 import shutil
 from pathlib import Path
 
+from ..errors import OutputFolderError
 from ..manifest._files import SUBSETS, write_json_atomically
 from ._shards import ShardFiles
 from ._writer import sync_directory_file_system, sync_file_system
@@ -80,7 +81,7 @@ def exclusive_lock(out: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"another questlearn split is writing to {out}; wait for it or choose another directory") from None
+            raise OutputFolderError(f"another questlearn split is writing to {out}; wait for it or choose another directory") from None
         yield
 
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from ..errors import OutputFolderError
 from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
 from ._journal import JOURNAL_NAME
 from ._record import report_end
@@ -56,7 +57,7 @@ def publish(out: Path, finishing: dict, verbose: bool) -> dict:
         if partial.exists():
             os.replace(partial, final)
         elif not final.exists():
-            raise ValueError(f"{final} is missing; delete {out} and split again")
+            raise OutputFolderError(f"{final} is missing; delete {out} and split again")
     for subset in SUBSETS:
         fsync_directory(out / subset)
     manifest = finishing["manifest"]
