@@ -42,7 +42,7 @@ def check_output_apart(source, out) -> None:
 
     Raises
     ------
-    ValueError
+    OutputFolderError
         One line naming the output, the source it clashes with, and the fix.
     """
     target = Path(out).resolve()
