@@ -37,8 +37,7 @@ from ._columns import (
 )
 from .encoding import Encoding
 
-
-__all__ = ["SchemaError", "SampleFormatError", "ColumnReport", "InferredSchema", "infer_schema"]
+__all__ = ["ColumnReport", "InferredSchema", "SampleFormatError", "SchemaError", "infer_schema"]
 
 
 class SampleFormatError(CsvFormatError, SchemaError):

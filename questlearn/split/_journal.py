@@ -85,7 +85,7 @@ def exclusive_lock(out: Path):
         yield
 
 
-def checkpoint(out: Path, state) -> "WriteJournal":
+def checkpoint(out: Path, state) -> WriteJournal:
     """The writer action that journals the :class:`~questlearn.split._state.SplitState` ``state`` as it is now,
     once the writes queued before it are on disk."""
     return WriteJournal(out, state.to_journal(), [shard for subset in state.subsets.values() for shard in subset.open])

@@ -44,20 +44,48 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .._orphans import die_with_parent
-from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
-from ..schema._columns import CATEGORICAL, CLASSIFICATION, LABEL, REGRESSION, NumericStats, class_order
+from ..errors import (
+    InputFormatError,
+    OptionError,
+    OutputFolderError,
+    QuestlearnError,
+    SchemaError,
+)
+from ..manifest._files import (
+    MANIFEST_NAME,
+    SUBSETS,
+    fsync_directory,
+    write_json_atomically,
+)
+from ..schema._columns import (
+    CATEGORICAL,
+    CLASSIFICATION,
+    LABEL,
+    NUMERIC,
+    NumericStats,
+    Vocabulary,
+)
 from ..schema.encoding import Encoding
 from ..schema.infer import ColumnReport, InferredSchema
 from ._output import create_output_folder, remove_created_folders
 from ._params import SplitParameters
 from ._plan import decide_schema
-from ._record import report_end
-from ._sequential import FORMAT_VERSION, LOCK_NAME, MARKER_NAME, _exclusive_lock, _Splitter, split_sequential
+from ._record import report_end, split_manifest
+from ._sequential import (
+    LOCK_NAME,
+    MARKER_NAME,
+    _exclusive_lock,
+    _Splitter,
+    split_sequential,
+)
 from ._shards import NPY_HEADER_BYTES, npy_header
+from ._start import MARKER_TEXT, already_done, refuse_foreign_files
+from ._state import SplitState, SubsetState
 
 PARTS_DIR = ".parts"
 PLAN_NAME = ".parallel-split.json"
@@ -95,7 +123,7 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
             parameters[key] = tuple(parameters[key])
     params = SplitParameters(**parameters)
     if parallel is not None and int(parallel) < 1:
-        raise ValueError(f"--parallel must be at least 1, got {parallel}")
+        raise OptionError(f"--parallel must be at least 1, got {parallel}")
     out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
     created = create_output_folder(out)
     try:
@@ -111,7 +139,7 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
     with _exclusive_lock(out):
         parent = _Splitter(source, out, params, False, verbose)
         if (out / MANIFEST_NAME).exists():
-            manifest = parent._already_done(out / MANIFEST_NAME)
+            manifest = already_done(out, out / MANIFEST_NAME, parent.files, params)
             _remove_parts(out)
             return manifest
         plan = _load_or_make_plan(parent, out, params)
@@ -153,17 +181,16 @@ def _load_or_make_plan(parent: _Splitter, out: Path, params: SplitParameters) ->
     if path.exists():
         plan = json.loads(path.read_text(encoding="utf-8"))
         if plan["parameters"] != params.as_record() or plan["source"] != parent.fingerprint:
-            raise ValueError(f"{out} holds an unfinished parallel split of another source or with other parameters "
-                             "(or the source changed since); delete it or choose another output directory")
+            raise OutputFolderError(f"{out} holds an unfinished parallel split of another source or with other "
+                                    "parameters (or the source changed since); delete it or choose another output "
+                                    "directory")
         if parent.verbose:
             print(f"questlearn: resuming the interrupted parallel split in {out} (schema as inferred when it started)",
                   flush=True)
         return plan
-    leftovers = [p.name for p in out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
-    if leftovers:
-        raise ValueError(f"{out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
+    refuse_foreign_files(out)
     inferred = decide_schema(parent.files, params, verbose=parent.verbose)  # printed here, once, for all parts
-    (out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
+    (out / MARKER_NAME).write_text(MARKER_TEXT, encoding="utf-8")
     plan = {"parameters": params.as_record(), "source": parent.fingerprint,
             "schema": {"kinds": inferred.kinds, "label_numeric": inferred.label_numeric,
                        "columns": [asdict(c) for c in inferred.columns], "sample_rows": inferred.sample_rows,
@@ -179,14 +206,26 @@ def split_part(task: dict) -> int:
     schema = task["schema"]
     given = InferredSchema(kinds=schema["kinds"], label_numeric=schema["label_numeric"],
                            columns=[ColumnReport(**c) for c in schema["columns"]], sample_rows=schema["sample_rows"],
-                           sample_note=schema["sample_note"])
-    given.encoding = Encoding.from_record(schema["encoding"])  # every part encodes rows the same way
+                           sample_note=schema["sample_note"],
+                           encoding=Encoding.from_record(schema["encoding"]))  # every part encodes rows the same way
     try:
         manifest = split_sequential(task["shown"] if Path(task["shown"]).exists() else task["path"], task["out"],
-                             verbose=False, schema=given, **task["parameters"])
+                                    verbose=False, schema=given, **task["parameters"])
     except ValueError as error:  # CsvFormatError cannot be unpickled in the parent: keep its message
-        raise ValueError(str(error)) from None
+        raise _as_named_error(error) from None
     return manifest["source"]["rows"]
+
+
+def _as_named_error(error: ValueError) -> ValueError:
+    """``error`` as the class of :mod:`questlearn.errors` it is (a CSV problem: an
+    :class:`~questlearn.errors.InputFormatError`), made of its message alone, so that it
+    crosses a process boundary; any other ``ValueError`` as a plain one."""
+    from ..io.csvscan import CsvFormatError
+
+    if isinstance(error, CsvFormatError) and not isinstance(error, QuestlearnError):
+        return InputFormatError(str(error))
+    named = next((c for c in type(error).__mro__ if c.__module__ == QuestlearnError.__module__), ValueError)
+    return named(str(error))
 
 
 def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
@@ -209,7 +248,7 @@ def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
                     for other in pending:
                         other.cancel()
                     if isinstance(error, BrokenProcessPool):
-                        raise ValueError(f"the process splitting {futures[future]['shown']} died (killed, or out of "
+                        raise QuestlearnError(f"the process splitting {futures[future]['shown']} died (killed, or out of "
                                          "memory); run the same command again: finished parts are kept") from None
                     raise error
                 if verbose:
@@ -231,6 +270,8 @@ def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
             try:
                 rows = ray.get(done[0])
             except ray.exceptions.RayTaskError as error:
+                if isinstance(error.cause, QuestlearnError):
+                    raise _as_named_error(error.cause) from None
                 raise ValueError(f"the Ray task splitting {task['shown']} failed: {error.cause}") from None
             if verbose:
                 print(f"questlearn: part {task['shown']} split on Ray ({rows} rows)", flush=True)
@@ -238,10 +279,18 @@ def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
 
 
 # -- the merge ---------------------------------------------------------------
-def _union(params: SplitParameters, name: str, kind: str, parts: list) -> tuple[list, list, int, list, list]:
-    """Merged values, counts and out-of-vocabulary rows of one vocabulary,
-    each part's code → merged code table (last entry: the part's OOV code),
-    and the parts whose OOV rows may differ from a sequential split's."""
+class MergedVocabulary(NamedTuple):
+    """One vocabulary merged over the parts."""
+
+    values: list  # in merged code order
+    counts: list  # rows per value
+    oov: int  # rows out of the vocabulary
+    tables: list | None  # per part, its code -> merged code (last entry: its OOV code); None: codes kept
+    inexact: list  # the parts whose OOV rows may differ from a sequential split's
+
+
+def _union(params: SplitParameters, name: str, kind: str, parts: list) -> MergedVocabulary:
+    """The merged vocabulary of the label (``kind`` LABEL) or of a categorical column, in part order."""
     limit = params.max_classes if kind == LABEL else params.max_categories
     values, index, counts, oov, tables, inexact = [], {}, [], 0, [], []
     for part in parts:
@@ -259,13 +308,13 @@ def _union(params: SplitParameters, name: str, kind: str, parts: list) -> tuple[
                 table.append(index[value])
             else:
                 if kind == LABEL:
-                    raise ValueError(f"the label {name!r} has more than {params.max_classes} distinct values over the "
-                                     "parts; raise --max-classes, or use --task regression for a numeric target")
+                    raise SchemaError(f"the label {name!r} has more than {params.max_classes} distinct values over "
+                                      "the parts; raise --max-classes, or use --task regression for a numeric target")
                 oov += count
                 table.append(params.max_categories)
         oov += part_oov
         tables.append(np.array([*table, params.max_categories], dtype=np.float64))
-    return values, counts, oov, tables, inexact
+    return MergedVocabulary(values, counts, oov, tables, inexact)
 
 
 def _part_vocabulary(part: dict, name: str, kind: str) -> tuple[list, list, int]:
@@ -280,6 +329,7 @@ def _part_vocabulary(part: dict, name: str, kind: str) -> tuple[list, list, int]
 
 
 def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: list, engine: dict) -> dict:
+    """Merge the parts' shards into ``out`` and write the manifest (:func:`~questlearn.split._record.split_manifest`)."""
     kinds = plan["schema"]["kinds"]
     label = params.label
     for part, source_file in zip(parts, files):
@@ -289,15 +339,16 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
     for name in [n for n, k in kinds.items() if k == CATEGORICAL]:  # one vocabulary, fixed before the parts ran
         values = plan["schema"]["encoding"]["vocabularies"][name]
         counts = [sum(part["stats"][name]["category_counts"][v] for part in parts) for v in values]
-        vocabularies[name] = (values, counts, sum(part["stats"][name].get("oov", 0) for part in parts), None, [])
+        vocabularies[name] = MergedVocabulary(values, counts, sum(part["stats"][name].get("oov", 0) for part in parts),
+                                              None, [])
     features = parts[0]["schema"]["features"]
     row_offsets = np.cumsum([0] + [p["source"]["rows"] for p in parts]).tolist()  # rows read: global row numbers
     if not row_offsets[-1]:
-        raise ValueError(f"{files[0].shown}: the source has a header but no data rows")
+        raise InputFormatError(f"{files[0].shown}: the source has a header but no data rows")
     dropped = sum(p["source"].get("dropped_missing_labels", 0) for p in parts)
     if dropped == row_offsets[-1]:
-        raise ValueError(f"{files[0].shown}: the label {label!r} is missing in every one of the source's "
-                         f"{dropped} rows: nothing to split; is it the right column? (--label NAME)")
+        raise SchemaError(f"{files[0].shown}: the label {label!r} is missing in every one of the source's "
+                          f"{dropped} rows: nothing to split; is it the right column? (--label NAME)")
     shards = {name: [] for name in SUBSETS}
     for subset in SUBSETS:
         folder = out / subset
@@ -305,68 +356,61 @@ def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: l
         for stale in folder.iterdir():  # an interrupted merge: everything here is rewritten
             stale.unlink()
         for number, part in enumerate(parts):
-            tables = {n: v[3][number] for n, v in vocabularies.items() if v[3] is not None}
+            tables = {n: v.tables[number] for n, v in vocabularies.items() if v.tables is not None}
             for entry in part["subsets"][subset]["shards"]:
                 index = len(shards[subset])
                 shards[subset].append(_merge_shard(out, Path(part["root"]), subset, index, entry, tables, features,
                                                    label, row_offsets[number], params))
         fsync_directory(folder)
-    stats = {}
-    for name, kind in kinds.items():
-        if name in vocabularies:
-            values, counts, oov = vocabularies[name][:3]
-            count = sum(counts) + oov
-            stats[name] = {"count": count, "missing": row_offsets[-1] - dropped - count,
-                           "category_counts": dict(zip(values, counts)), **({} if kind == LABEL else {"oov": oov})}
-        elif name in parts[0]["stats"]:  # numeric, or a regression label
-            merged = NumericStats()
-            for part in parts:
-                merged.merge(_numeric(part["stats"][name]))
-            stats[name] = merged.summary()
-    label_stats = {}
-    if params.task == REGRESSION:
-        for subset in SUBSETS:
-            label_stats[subset] = NumericStats()
-            for part in parts:
-                label_stats[subset].merge(_numeric(part["subsets"][subset]["label_stats"]))
-    if params.task == CLASSIFICATION:
-        label_values = vocabularies[label][0]
-        classes = class_order(label_values)
-        codes = [classes.index(v) for v in label_values]
-    else:
-        classes, codes = [], []
-    done_files = []
+    state = _merged_state(params, plan, files, parts, vocabularies, records=row_offsets[-1], dropped=dropped)
+    manifest = split_manifest(state, shards, files=files, source_format=files[0].format,
+                              names=parts[0]["source"]["header"],
+                              parallel={"parts": len(parts), "part_seeds": plan["part_seeds"],
+                                        "part_rows": [p["source"]["rows"] for p in parts],
+                                        "inexact_oov": [entry for v in vocabularies.values() for entry in v.inexact],
+                                        **engine})
+    write_json_atomically(out / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def _merged_state(params: SplitParameters, plan: dict, files: list, parts: list, vocabularies: dict, *,
+                  records: int, dropped: int) -> SplitState:
+    """The :class:`SplitState` of the whole source, from the parts' manifests: counts added, statistics merged."""
+    schema = plan["schema"]
+    state = SplitState(params, plan["source"], schema["kinds"], schema["label_numeric"], schema["columns"],
+                       Encoding.from_record(schema["encoding"]), estimated_rows=0, records=records,
+                       dropped_labels=dropped,
+                       blank_lines=sum(p["source"]["blank_lines_skipped"] for p in parts),
+                       empty_files=sum(p["source"]["empty_files_skipped"] for p in parts))
     for part, source_file in zip(parts, files):
         record = dict(part["source"]["files"][0])
         record["name"] = source_file.name
-        done_files.append(record)
-    source = {"files": done_files, "bytes": sum(f["bytes"] for f in done_files), "rows": row_offsets[-1],
-              "format": files[0].format, "header": parts[0]["source"]["header"],
-              "blank_lines_skipped": sum(p["source"]["blank_lines_skipped"] for p in parts),
-              "empty_files_skipped": sum(p["source"]["empty_files_skipped"] for p in parts)}
-    if params.drop_missing_labels:
-        source["dropped_missing_labels"] = dropped
-    if len(files) == 1:
-        source.update(path=str(files[0].path), sha256=done_files[0]["sha256"], mtime_ns=files[0].mtime_ns)
-    schema = dict(parts[0]["schema"])
-    schema.update(inferred=plan["schema"]["columns"], classes=classes, label_codes=codes,
-                  categories={n: v[0] for n, v in vocabularies.items() if n != label})
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "complete": True,
-        "source": source,
-        "parameters": params.as_record(),
-        "schema": schema,
-        "stats": stats,
-        "subsets": {name: {"rows": sum(p["subsets"][name]["rows"] for p in parts), "shards": shards[name],
-                           **({"label_stats": label_stats[name].summary()} if params.task == REGRESSION else {})}
-                    for name in SUBSETS},
-        "parallel": {"parts": len(parts), "part_seeds": plan["part_seeds"],
-                     "part_rows": [p["source"]["rows"] for p in parts],
-                     "inexact_oov": [entry for v in vocabularies.values() for entry in v[4]], **engine},
-    }
-    write_json_atomically(out / MANIFEST_NAME, manifest)
-    return manifest
+        state.done_files.append(record)
+    for name, kind in schema["kinds"].items():
+        if kind == NUMERIC:
+            state.numeric[name] = _merged_numeric(part["stats"][name] for part in parts)
+        elif kind == CATEGORICAL:
+            merged = vocabularies[name]
+            state.category_counts[name] = np.asarray([*merged.counts, merged.oov], np.int64)
+    if params.task == CLASSIFICATION:
+        merged = vocabularies[params.label]
+        state.label_vocabulary = Vocabulary(params.label, params.max_classes, merged.values, merged.counts,
+                                            overflow="error")
+    else:
+        state.label_stats = {subset: _merged_numeric(part["subsets"][subset]["label_stats"] for part in parts)
+                             for subset in SUBSETS}
+        state.label_overall = _merged_numeric(part["stats"][params.label] for part in parts)
+    state.subsets = {subset: SubsetState(None, rows=sum(p["subsets"][subset]["rows"] for p in parts))
+                     for subset in SUBSETS}
+    return state
+
+
+def _merged_numeric(summaries) -> NumericStats:
+    """The statistics of the rows of several manifest summaries together."""
+    merged = NumericStats()
+    for summary in summaries:
+        merged.merge(_numeric(summary))
+    return merged
 
 
 def _numeric(summary: dict) -> NumericStats:

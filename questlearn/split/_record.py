@@ -11,7 +11,14 @@ what a user should know once the split is published.
 from __future__ import annotations
 
 from ..manifest._files import FORMAT_VERSION, SUBSETS
-from ..schema._columns import CATEGORICAL, CLASSIFICATION, NUMERIC, REGRESSION, NumericStats, class_order
+from ..schema._columns import (
+    CATEGORICAL,
+    CLASSIFICATION,
+    NUMERIC,
+    REGRESSION,
+    NumericStats,
+    class_order,
+)
 from ._shards import NPY_HEADER_BYTES
 
 
@@ -108,9 +115,11 @@ def _statistics(state) -> dict:
         stats[name] = {"count": present, "missing": state.records - state.dropped_labels - present,
                        "category_counts": dict(zip(values, counts[:-1].tolist())), "oov": int(counts[-1])}
     if p.task == REGRESSION:
-        merged = NumericStats()
-        for subset_stats in state.label_stats.values():
-            merged.merge(subset_stats)
+        merged = state.label_overall
+        if merged is None:
+            merged = NumericStats()
+            for subset_stats in state.label_stats.values():
+                merged.merge(subset_stats)
         stats[p.label] = merged.summary()
     else:
         vocabulary = state.label_vocabulary

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ..manifest._files import SUBSETS
-from ..schema._columns import CLASSIFICATION, NUMERIC, REGRESSION, NumericStats, Vocabulary
+from ..schema._columns import (
+    CLASSIFICATION,
+    NUMERIC,
+    REGRESSION,
+    NumericStats,
+    Vocabulary,
+)
 from ..schema.encoding import Encoding
 from ._params import SplitParameters
 from ._scatter import ShardDealer, dealer_generator
@@ -64,7 +70,7 @@ class SubsetState:
     waves: int = 0
 
     @classmethod
-    def fresh(cls, seed: int, number: int) -> "SubsetState":
+    def fresh(cls, seed: int, number: int) -> SubsetState:
         """Subset number ``number`` (0: train, 1: validate) of a split with ``seed``, before any shard."""
         return cls(ShardDealer(dealer_generator(seed, number), []))
 
@@ -78,7 +84,7 @@ class SubsetState:
                 "rows": self.rows, "waves": self.waves}
 
     @classmethod
-    def from_journal(cls, saved: dict, folder: Path, parts: dict) -> "SubsetState":
+    def from_journal(cls, saved: dict, folder: Path, parts: dict) -> SubsetState:
         """The subset a journal entry describes, its open shards reopened in ``folder`` (cut to the journal's sizes)."""
         shards = []
         for entry in saved["open"]:
@@ -129,6 +135,11 @@ class SplitState:
         The label classes met so far (classification).
     label_stats : dict
         ``{subset: NumericStats}`` of the label (regression).
+    label_overall : NumericStats or None
+        The label's statistics over the whole split (regression) where they
+        are merged otherwise than from ``label_stats`` (a parallel split
+        merges its parts' totals); None: merged from ``label_stats``. Not
+        journaled.
     subsets : dict
         ``{subset: SubsetState}``.
     """
@@ -153,6 +164,7 @@ class SplitState:
     category_counts: dict = field(default_factory=dict)
     label_vocabulary: Vocabulary | None = None
     label_stats: dict = field(default_factory=dict)
+    label_overall: NumericStats | None = None
     subsets: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -197,7 +209,7 @@ class SplitState:
         return {**self._identity(), "numeric": {}, "vocabularies": {}, "label_stats": {}, "finishing": finishing}
 
     @classmethod
-    def from_journal(cls, journal: dict, params: SplitParameters, fingerprint: dict) -> "SplitState":
+    def from_journal(cls, journal: dict, params: SplitParameters, fingerprint: dict) -> SplitState:
         """The state a journal records, its subsets left empty (:meth:`SubsetState.from_journal` reopens them)."""
         rng = np.random.Generator(np.random.PCG64())
         rng.bit_generator.state = journal["rng"]
