@@ -49,17 +49,14 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import DiskFullError, SchemaError
 from ..io._chunks import ChunkReader
 from ..io._chunks import read_ahead as _read_ahead
-from ..io._parse import Chunk
 from ..io.csvscan import CsvFormatError
 from ..io.sources import check_unchanged, resolve_sources
 from ..manifest._files import FORMAT_VERSION, MANIFEST_NAME, SUBSETS  # noqa: F401 - FORMAT_VERSION: re-exported
-from ..schema._columns import CLASSIFICATION, REGRESSION, label_strings
+from ..schema._columns import CLASSIFICATION, REGRESSION
 from ._journal import (  # noqa: F401 - re-exported
     JOURNAL_NAME,
     LOCK_NAME,
@@ -74,13 +71,14 @@ from ._journal import exclusive_lock as _exclusive_lock
 from ._output import check_subsets_dealt, create_output_folder, remove_created_folders
 from ._params import SplitParameters
 from ._plan import read_columns
-from ._prepare import PreparedChunk, prepare_chunk
+from ._prepare import PreparedChunk, label_codes, prepare_chunk
 from ._publish import finishing_plan, publish
 from ._record import split_manifest
 from ._scatter import rows_by_shard, shards_for
 from ._shards import ShardFiles
 from ._start import (
     already_done,
+    csv_header,
     fresh_state,
     open_limit,
     reopen_subsets,
@@ -174,8 +172,7 @@ class _Splitter:
                 shard.handles = {}
 
     def _set_parts(self) -> None:
-        header = self.scanner.header.raw if self.format == "csv" else \
-            (self.params.delimiter.join(_csv_field(n, self.params.delimiter) for n in self.names) + "\n").encode()
+        header = self.scanner.header.raw if self.format == "csv" else csv_header(self.names, self.params.delimiter)
         self.parts = shard_parts(self.params, self.state.encoding.width, header)
         self.state.open_limit = open_limit(self.params, self.parts)
 
@@ -264,7 +261,8 @@ class _Splitter:
             state.numeric[name].merge(block)
         for name, added in prepared.category_counts.items():
             state.category_counts[name] += added
-        labels = self._label_codes(chunk, chunk.table[p.label]) if p.task == CLASSIFICATION else prepared.targets
+        labels = label_codes(chunk, state.label_vocabulary, p, state.label_numeric) \
+            if p.task == CLASSIFICATION else prepared.targets
         order = np.concatenate([rows for _, _, rows, _ in plan]) if plan else np.empty(0, np.int64)
         x = prepared.features.take(order, axis=0)
         row_numbers = state.records + chunk.read_position(order)
@@ -277,20 +275,6 @@ class _Splitter:
             begin = end
         self.writer.submit(actions)
         state.records += len(chunk) + prepared.dropped
-
-    def _label_codes(self, chunk: Chunk, column) -> np.ndarray:
-        """Class codes of a label column (its distinct values are named and looked up once)."""
-        p = self.params
-        encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        repeats = np.bincount(indices, minlength=len(encoded.dictionary))
-        try:
-            codes = self.state.label_vocabulary.encode(label_strings(pa.chunked_array([encoded.dictionary])), repeats)
-        except OverflowError:
-            raise chunk.error(0, f"the label {p.label!r} has more than {p.max_classes} distinct values "
-                              "in the rows up to this block; " + ("use --task regression for a numeric target, or "
-                              if self.state.label_numeric else "") + "raise --max-classes") from None
-        return codes.astype(np.int32)[indices]
 
     def _deal(self, count: int):
         """Send each of ``count`` rows to a subset, then deal it into one of the subset's open shards.
@@ -382,8 +366,3 @@ class _Splitter:
         write_finishing_journal(self.out, self.state, finishing)
         return publish(self.out, finishing, self.verbose)
 
-
-def _csv_field(text: str, delimiter: str) -> str:
-    if any(c in text for c in (delimiter, '"', "\n", "\r")):
-        return '"' + text.replace('"', '""') + '"'
-    return text

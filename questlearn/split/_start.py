@@ -62,6 +62,17 @@ def shard_parts(params: SplitParameters, width: int, csv_header: bytes) -> dict:
     return parts
 
 
+def csv_header(names: list, delimiter: str) -> bytes:
+    """The CSV header line of a source without one of its own (Parquet): the names, quoted where needed."""
+    return (delimiter.join(_csv_field(n, delimiter) for n in names) + "\n").encode()
+
+
+def _csv_field(text: str, delimiter: str) -> str:
+    if any(c in text for c in (delimiter, '"', "\n", "\r")):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def fresh_state(out: Path, files: list, params: SplitParameters, fingerprint: dict, *, schema, verbose: bool,
                 where: str):
     """Plan a new split in the empty ``out`` and mark the folder as questlearn's.
