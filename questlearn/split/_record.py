@@ -11,14 +11,7 @@ what a user should know once the split is published.
 from __future__ import annotations
 
 from ..manifest._files import FORMAT_VERSION, SUBSETS
-from ..schema._columns import (
-    CATEGORICAL,
-    CLASSIFICATION,
-    NUMERIC,
-    REGRESSION,
-    NumericStats,
-    class_order,
-)
+from ..schema._columns import CATEGORICAL, CLASSIFICATION, NUMERIC, REGRESSION, NumericStats, class_order
 from ._shards import NPY_HEADER_BYTES
 
 

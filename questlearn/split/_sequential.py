@@ -57,13 +57,7 @@ from ..io.csvscan import CsvFormatError
 from ..io.sources import check_unchanged, resolve_sources
 from ..manifest._files import FORMAT_VERSION, MANIFEST_NAME, SUBSETS  # noqa: F401 - FORMAT_VERSION: re-exported
 from ..schema._columns import CLASSIFICATION, REGRESSION
-from ._journal import (  # noqa: F401 - re-exported
-    JOURNAL_NAME,
-    LOCK_NAME,
-    MARKER_NAME,
-    checkpoint,
-    write_finishing_journal,
-)
+from ._journal import JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint, write_finishing_journal  # noqa: F401 - names re-exported
 from ._journal import Append as _Append
 from ._journal import CloseShard as _CloseShard
 from ._journal import discard_unfinished as _discard_unfinished
@@ -76,15 +70,7 @@ from ._publish import finishing_plan, publish
 from ._record import split_manifest
 from ._scatter import rows_by_shard, shards_for
 from ._shards import ShardFiles
-from ._start import (
-    already_done,
-    csv_header,
-    fresh_state,
-    open_limit,
-    reopen_subsets,
-    resumed_state,
-    shard_parts,
-)
+from ._start import already_done, csv_header, fresh_state, open_limit, reopen_subsets, resumed_state, shard_parts
 from ._state import SplitState, start_position
 from ._writer import ShardWriter, sync_directory_file_system
 

@@ -18,13 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..manifest._files import SUBSETS
-from ..schema._columns import (
-    CLASSIFICATION,
-    NUMERIC,
-    REGRESSION,
-    NumericStats,
-    Vocabulary,
-)
+from ..schema._columns import CLASSIFICATION, NUMERIC, REGRESSION, NumericStats, Vocabulary
 from ..schema.encoding import Encoding
 from ._params import SplitParameters
 from ._scatter import ShardDealer, dealer_generator
