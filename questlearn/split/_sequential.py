@@ -16,17 +16,20 @@ The pipeline, one stage per module:
    each a chunk with its journal position; :mod:`~questlearn.io.csvscan`
    rescans a run only to locate a problem (:mod:`~questlearn.io._rowchecks`
    names the fix);
-4. :mod:`~questlearn.split._prepare` — each chunk's values checked and its rows
+4. :mod:`~questlearn.split._start` — a fresh split marks its output folder,
+   a killed one is resumed from its journal
+   (:class:`~questlearn.split._state.SplitState`);
+5. :mod:`~questlearn.split._prepare` — each chunk's values checked and its rows
    encoded, in source order;
-5. this module — each row goes, by a seeded random draw, to ``train/`` or
+6. this module — each row goes, by a seeded random draw, to ``train/`` or
    ``validate/`` and is dealt into one of the subset's open shards
    (:mod:`~questlearn.split._scatter`), as its encoded float32 row;
-6. :mod:`~questlearn.split._shards` and :mod:`~questlearn.split._writer` —
+7. :mod:`~questlearn.split._shards` and :mod:`~questlearn.split._writer` —
    shard files written once and hashed while written, in a background
    thread that also writes the checkpoints of :mod:`~questlearn.split._journal`;
-7. :mod:`~questlearn.split._record` — the manifest record, from the
+8. :mod:`~questlearn.split._record` — the manifest record, from the
    pass's final state;
-8. :mod:`~questlearn.split._publish` — the shards' final names, then
+9. :mod:`~questlearn.split._publish` — the shards' final names, then
    ``manifest.json`` (:mod:`~questlearn.manifest._files`), written last,
    atomically.
 
