@@ -258,10 +258,10 @@ def test_a_regression_target_merges_to_the_sequential_statistics(splits, tmp_pat
 
 
 def test_an_interrupted_merge_is_redone_from_the_finished_parts(splits, tmp_path, monkeypatch):
-    import questlearn.split._parallel as parallel_split
+    import questlearn.split._merge as merge
 
     parts, _, clean = splits
-    place = parallel_split._merge_shard
+    place = merge._merge_shard
     calls = []
 
     def dies_on_the_third_shard(*args, **kwargs):
@@ -270,11 +270,11 @@ def test_an_interrupted_merge_is_redone_from_the_finished_parts(splits, tmp_path
             raise OSError("killed during the merge")
         return place(*args, **kwargs)
 
-    monkeypatch.setattr(parallel_split, "_merge_shard", dies_on_the_third_shard)
+    monkeypatch.setattr(merge, "_merge_shard", dies_on_the_third_shard)
     with pytest.raises(OSError, match="during the merge"):
         split_csv(parts, tmp_path / "out", parallel=2, verbose=False, **OPTIONS)
     assert len(list((tmp_path / "out" / PARTS_DIR).glob("*/manifest.json"))) == len(PART_ROWS)
-    monkeypatch.setattr(parallel_split, "_merge_shard", place)
+    monkeypatch.setattr(merge, "_merge_shard", place)
     again = split_csv(parts, tmp_path / "out", parallel=2, verbose=False, **OPTIONS)
     assert again["subsets"] == clean["subsets"] and again["stats"] == clean["stats"]
     load_manifest(tmp_path / "out")

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import OptionError
+
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 IDENTIFIER = "id"
@@ -45,7 +47,7 @@ def missing_tokens(na_values=(), keep_default_na: bool = True) -> list[str]:
     tokens = list(DEFAULT_NA_VALUES) if keep_default_na else [""]
     for token in na_values:
         if not isinstance(token, str):
-            raise ValueError(f"missing-value tokens must be strings, got {token!r}")
+            raise OptionError(f"missing-value tokens must be strings, got {token!r}")
         if token not in tokens:
             tokens.append(token)
     return tokens

@@ -21,11 +21,13 @@ all read it from there, so every path encodes a row the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ..errors import SchemaError
 
 FILL_POLICIES = ("mean", "zero")
 OTHER = "<other>"
@@ -48,6 +50,13 @@ class Encoding:
     vocabularies : dict
         ``{column: [values]}``: the one-hot columns of each categorical
         feature, before its ``<other>`` column.
+    capped : dict
+        ``{column: (values in the sample, max_categories)}`` for the
+        categorical columns whose sample showed more values than
+        ``max_categories`` (:meth:`from_sample`; printed by :meth:`describe`,
+        not recorded).
+    width : int
+        Columns of ``x`` (derived).
     """
 
     fill: str
@@ -55,6 +64,10 @@ class Encoding:
     fill_values: list
     categorical: list
     vocabularies: dict
+    capped: dict = field(default_factory=dict, compare=False)
+    width: int = field(init=False, compare=False)
+    _value_sets: dict = field(init=False, repr=False, compare=False)
+    _offsets: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.fill not in FILL_POLICIES:
@@ -108,8 +121,7 @@ class Encoding:
                 capped[name] = (len(pairs), int(max_categories))
                 pairs = sorted(pairs)[:max_categories]
             vocabularies[name] = sorted(value for _, value in pairs)
-        encoding = cls(fill, numeric, fill_values, categorical, vocabularies)
-        encoding.capped = capped
+        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, capped)
         encoding.check_column_names()
         return encoding
 
@@ -160,7 +172,7 @@ class Encoding:
                     fix = f"rename the value {OTHER!r} of column {name!r} in the data"
                 else:
                     fix = f"rename column {max(source, name, key=len)!r}"
-                raise ValueError(f"two model-ready columns would both be named {column!r}: {first} and {what} "
+                raise SchemaError(f"two model-ready columns would both be named {column!r}: {first} and {what} "
                                  f"(one-hot columns are named <column>=<value>); {fix}")
 
     def describe(self) -> str:
@@ -173,7 +185,7 @@ class Encoding:
             lines.append(f"  missing numbers are filled with the sample {'mean' if self.fill == 'mean' else 'value 0'}"
                          + (f": {fills}" if self.fill == "mean" else ""))
         for name in self.categorical:
-            if name in getattr(self, "capped", {}):
+            if name in self.capped:
                 seen, cap = self.capped[name]
                 lines.append(f"  {name}: {seen} values in the sample outgrew --max-categories {cap}: one-hot over the "
                              f"{cap} most frequent; the others, and values first met later, go to {name}={OTHER}")

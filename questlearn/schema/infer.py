@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import SchemaError
 from ..io.csvscan import CsvFormatError
 from ._columns import (
     CATEGORICAL,
@@ -34,10 +35,9 @@ from ._columns import (
     TEXT,
     label_strings,
 )
+from .encoding import Encoding
 
-
-class SchemaError(ValueError):
-    """The sample shows a problem to settle before the pass; the message says how."""
+__all__ = ["ColumnReport", "InferredSchema", "SampleFormatError", "SchemaError", "infer_schema"]
 
 
 class SampleFormatError(CsvFormatError, SchemaError):
@@ -79,6 +79,15 @@ class InferredSchema:
     notes : list of str
         How columns are read, printed under the table (a Parquet column
         left out, integers read with precision loss).
+    sample : pyarrow.Table or None
+        The sampled rows the kinds were decided from (None for a schema
+        rebuilt from a record, as a parallel split's part gets it).
+    extent : object or None
+        How far the CSV sample reached (:func:`~questlearn.schema._sampling.sample_csv`),
+        for the row estimate; None for Parquet or a rebuilt schema.
+    encoding : Encoding or None
+        The model-ready encoding, once decided from the sample
+        (:meth:`~questlearn.schema.encoding.Encoding.from_sample`).
     """
 
     kinds: dict
@@ -89,6 +98,9 @@ class InferredSchema:
     problems: list = field(default_factory=list)
     location: tuple | None = None
     notes: list = field(default_factory=list)
+    sample: pa.Table | None = field(default=None, repr=False, compare=False)
+    extent: object = None
+    encoding: Encoding | None = None
 
     def raise_problems(self) -> None:
         if not self.problems:
@@ -236,7 +248,8 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
                 kind = CATEGORICAL
         kinds[name] = kind
         reports.append(ColumnReport(name, kind, missing, distinct, examples, note))
-    return InferredSchema(kinds, label_numeric, reports, sample.num_rows, sample_note, problems, location)
+    return InferredSchema(kinds, label_numeric, reports, sample.num_rows, sample_note, problems, location,
+                          sample=sample)
 
 
 def _plain(value):

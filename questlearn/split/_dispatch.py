@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import OptionError
 from ._output import check_output_apart
 from ._sequential import split_sequential
 
@@ -73,7 +74,7 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
     check_output_apart(source, out_dir)
     if parallel is not None or ray is not None:
         if schema is not None:
-            raise ValueError("a parallel split decides its schema itself; pass schema= or parallel=, not both")
+            raise OptionError("a parallel split decides its schema itself; pass schema= or parallel=, not both")
         from ._parallel import split_parallel  # pools and Ray: only when asked for
 
         return split_parallel(source, out_dir, parallel=parallel, ray=ray, progress=progress, verbose=verbose, **parameters)

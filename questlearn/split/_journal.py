@@ -19,6 +19,7 @@ import contextlib
 import shutil
 from pathlib import Path
 
+from ..errors import OutputFolderError
 from ..manifest._files import SUBSETS, write_json_atomically
 from ._shards import ShardFiles
 from ._writer import sync_directory_file_system, sync_file_system
@@ -80,54 +81,20 @@ def exclusive_lock(out: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"another questlearn split is writing to {out}; wait for it or choose another directory") from None
+            raise OutputFolderError(f"another questlearn split is writing to {out}; wait for it or choose another directory") from None
         yield
 
 
-def journal_identity(state) -> dict:
-    """What a resume needs to rebuild the splitter ``state`` before publishing."""
-    return {"position": state.position, "done_files": state.done_files, "file_rows": state.file_rows,
-            "records": state.records, "blank_lines": state.blank_lines, "empty_files": state.empty_files,
-            "dropped_labels": state.dropped_labels, "rng": state.rng.bit_generator.state, "kinds": state.kinds, "label_numeric": state.label_numeric,
-            "inferred": state.inferred, "encoding": state.encoding.as_record(), "estimated_rows": state.estimated_rows,
-            "numeric": {}, "vocabularies": {}, "label_stats": {}}
+def checkpoint(out: Path, state) -> WriteJournal:
+    """The writer action that journals the :class:`~questlearn.split._state.SplitState` ``state`` as it is now,
+    once the writes queued before it are on disk."""
+    return WriteJournal(out, state.to_journal(), [shard for subset in state.subsets.values() for shard in subset.open])
 
 
-def checkpoint_snapshot(state) -> dict:
-    """The journal of the splitter ``state`` now (:class:`WriteJournal` adds the shard sizes)."""
-    return {
-        "parameters": state.params.as_record(),
-        "source": state.fingerprint,
-        "position": dict(state.position),
-        "done_files": list(state.done_files),
-        "file_rows": state.file_rows,
-        "records": state.records,
-        "blank_lines": state.blank_lines,
-        "empty_files": state.empty_files,
-        "dropped_labels": state.dropped_labels,  # with the position it belongs to
-        "rng": state.rng.bit_generator.state,
-        "kinds": state.kinds,
-        "label_numeric": state.label_numeric,
-        "inferred": state.inferred,
-        "encoding": state.encoding.as_record(),
-        "estimated_rows": state.estimated_rows,
-        "numeric": {n: s.state() for n, s in state.numeric.items()},
-        "vocabularies": {**{n: c.tolist() for n, c in state.category_counts.items()},
-                         **({"__label__": state.label_vocabulary.state()} if state.label_vocabulary else {})},
-        "label_stats": {n: s.state() for n, s in state.label_stats.items()},
-        "subsets": {name: {"open": [{"index": shard.index, "rows": shard.rows, "label_counts": dict(counts)}
-                                    for shard, counts in zip(s["open"], s["label_counts"])],
-                           "dealer": s["dealer"].state(),
-                           "closed": s["closed"], "next_index": s["next_index"], "rows": s["rows"],
-                           "waves": s["waves"]}
-                    for name, s in state.subsets.items()},
-    }
-
-
-def write_finishing_journal(state, finishing: dict) -> None:
-    """Record the publishing plan ``finishing`` (:func:`questlearn.split._publish.finishing_plan`) of the splitter ``state``."""
-    write_json_atomically(state.out / JOURNAL_NAME, {"parameters": state.params.as_record(), "source": state.fingerprint,
-                                                     **journal_identity(state), "finishing": finishing})
+def write_finishing_journal(out: Path, state, finishing: dict) -> None:
+    """Record the publishing plan ``finishing`` (:func:`questlearn.split._publish.finishing_plan`) of the
+    :class:`~questlearn.split._state.SplitState` ``state``."""
+    write_json_atomically(out / JOURNAL_NAME, state.to_finishing_journal(finishing))
 
 
 class Append:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import OptionError, OutputFolderError
 from ..io.sources import GLOB_CHARACTERS
 
 DRAWS_AT_A_TIME = 1 << 20
@@ -41,7 +42,7 @@ def check_output_apart(source, out) -> None:
 
     Raises
     ------
-    ValueError
+    OutputFolderError
         One line naming the output, the source it clashes with, and the fix.
     """
     target = Path(out).resolve()
@@ -56,16 +57,16 @@ def check_output_apart(source, out) -> None:
         for match in matches:
             here = match.resolve()
             if target == here:
-                raise ValueError(f"the output folder {out} is the source {match} itself; split never writes over its "
+                raise OutputFolderError(f"the output folder {out} is the source {match} itself; split never writes over its "
                                  "input: name a new folder for the shards")
             if here.is_dir() and here in target.parents:
-                raise ValueError(f"the output folder {out} lies inside the source folder {match}, where it would "
+                raise OutputFolderError(f"the output folder {out} lies inside the source folder {match}, where it would "
                                  f"become part of the source; name a folder outside {match}")
             if target in here.parents:
-                raise ValueError(f"the output folder {out} holds the source {match}; split writes into a new or "
+                raise OutputFolderError(f"the output folder {out} holds the source {match}; split writes into a new or "
                                  "empty folder, never among its input: name a new folder for the shards")
     if target.exists() and not target.is_dir():
-        raise ValueError(f"the output {out} is a file, not a folder: name a new folder for the shards")
+        raise OutputFolderError(f"the output {out} is a file, not a folder: name a new folder for the shards")
 
 
 def create_output_folder(out: Path) -> list:
@@ -75,7 +76,7 @@ def create_output_folder(out: Path) -> list:
         created.append(folder)
         folder = folder.parent
     if not folder.is_dir():
-        raise ValueError(f"{folder} is a file, so the output folder {out} cannot be made; name another folder")
+        raise OutputFolderError(f"{folder} is a file, so the output folder {out} cannot be made; name another folder")
     Path(out).mkdir(parents=True, exist_ok=True)
     return created[::-1]
 
@@ -108,9 +109,9 @@ def check_subsets_filled(rows: int, params, where: str) -> None:
             return
     empty = "validate" if low >= fraction else "train"
     if rows == 1:
-        raise ValueError(f"{where} has 1 row: a split needs rows in both train and validate, as training does; "
+        raise OptionError(f"{where} has 1 row: a split needs rows in both train and validate, as training does; "
                          "split a source of at least 2 rows")
-    raise ValueError(f"{where} has {rows} rows: with --val-fraction {fraction:g} and --seed {params.seed} no row is "
+    raise OptionError(f"{where} has {rows} rows: with --val-fraction {fraction:g} and --seed {params.seed} no row is "
                      f"drawn into the {empty} subset, and training needs rows in both train and validate; with this "
                      f"seed --val-fraction {_fraction_between(low, high)} puts rows in both (any value above "
                      f"{low:.4f} and up to {high:.4f}), or split a larger source")
@@ -124,7 +125,7 @@ def check_subsets_dealt(rows_by_subset: dict, params, where: str) -> None:
         if rows == 0:
             total = sum(rows_by_subset.values())
             change = "raise" if subset == "validate" else "lower"
-            raise ValueError(f"{where}: none of its {total} rows was drawn into the {subset} subset (--val-fraction "
+            raise OptionError(f"{where}: none of its {total} rows was drawn into the {subset} subset (--val-fraction "
                              f"{params.val_fraction:g}, --seed {params.seed}), and training needs rows in both train "
                              f"and validate; {change} --val-fraction, change --seed, or split a larger source")
 

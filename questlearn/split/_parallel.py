@@ -12,7 +12,7 @@
    ``seed`` and ``i`` (:func:`part_seed`). Row assignment to train/validate
    therefore differs from a sequential split with the same seed; the set of
    rows, the statistics and the vocabularies do not.
-3. **Exact merge.** Counts add; means and variances combine by Chan et al.'s
+3. **Exact merge** (:mod:`questlearn.split._merge`). Counts add; means and variances combine by Chan et al.'s
    parallel formulas (:meth:`~questlearn.schema._columns.NumericStats.merge`). The
    model-ready encoding (fill values, one-hot vocabularies) was fixed by the
    parent before any part ran, so every part's feature rows are already the
@@ -38,7 +38,6 @@ files are stretches of time.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -48,16 +47,17 @@ from pathlib import Path
 import numpy as np
 
 from .._orphans import die_with_parent
-from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
-from ..schema._columns import CATEGORICAL, CLASSIFICATION, LABEL, REGRESSION, NumericStats, class_order
+from ..errors import InputFormatError, OptionError, OutputFolderError, QuestlearnError
+from ..manifest._files import MANIFEST_NAME, write_json_atomically
 from ..schema.encoding import Encoding
 from ..schema.infer import ColumnReport, InferredSchema
 from ._output import create_output_folder, remove_created_folders
 from ._params import SplitParameters
+from ._merge import merge_parts
 from ._plan import decide_schema
 from ._record import report_end
-from ._sequential import FORMAT_VERSION, LOCK_NAME, MARKER_NAME, _exclusive_lock, _Splitter, split_sequential
-from ._shards import NPY_HEADER_BYTES, npy_header
+from ._sequential import LOCK_NAME, MARKER_NAME, _exclusive_lock, _Splitter, split_sequential
+from ._start import MARKER_TEXT, already_done, refuse_foreign_files
 
 PARTS_DIR = ".parts"
 PLAN_NAME = ".parallel-split.json"
@@ -95,7 +95,7 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
             parameters[key] = tuple(parameters[key])
     params = SplitParameters(**parameters)
     if parallel is not None and int(parallel) < 1:
-        raise ValueError(f"--parallel must be at least 1, got {parallel}")
+        raise OptionError(f"--parallel must be at least 1, got {parallel}")
     out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
     created = create_output_folder(out)
     try:
@@ -111,7 +111,7 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
     with _exclusive_lock(out):
         parent = _Splitter(source, out, params, False, verbose)
         if (out / MANIFEST_NAME).exists():
-            manifest = parent._already_done(out / MANIFEST_NAME)
+            manifest = already_done(out, out / MANIFEST_NAME, parent.files, params)
             _remove_parts(out)
             return manifest
         plan = _load_or_make_plan(parent, out, params)
@@ -135,7 +135,7 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
             part = json.loads((Path(task["out"]) / MANIFEST_NAME).read_text(encoding="utf-8"))
             part["root"] = task["out"]
             parts.append(part)
-        manifest = _merge(out, params, plan, files, parts, engine)
+        manifest = merge_parts(out, params, plan, files, parts, engine)
         _remove_parts(out)
     if verbose:
         for entry in manifest["parallel"]["inexact_oov"]:
@@ -153,17 +153,16 @@ def _load_or_make_plan(parent: _Splitter, out: Path, params: SplitParameters) ->
     if path.exists():
         plan = json.loads(path.read_text(encoding="utf-8"))
         if plan["parameters"] != params.as_record() or plan["source"] != parent.fingerprint:
-            raise ValueError(f"{out} holds an unfinished parallel split of another source or with other parameters "
-                             "(or the source changed since); delete it or choose another output directory")
+            raise OutputFolderError(f"{out} holds an unfinished parallel split of another source or with other "
+                                    "parameters (or the source changed since); delete it or choose another output "
+                                    "directory")
         if parent.verbose:
             print(f"questlearn: resuming the interrupted parallel split in {out} (schema as inferred when it started)",
                   flush=True)
         return plan
-    leftovers = [p.name for p in out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
-    if leftovers:
-        raise ValueError(f"{out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
+    refuse_foreign_files(out)
     inferred = decide_schema(parent.files, params, verbose=parent.verbose)  # printed here, once, for all parts
-    (out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
+    (out / MARKER_NAME).write_text(MARKER_TEXT, encoding="utf-8")
     plan = {"parameters": params.as_record(), "source": parent.fingerprint,
             "schema": {"kinds": inferred.kinds, "label_numeric": inferred.label_numeric,
                        "columns": [asdict(c) for c in inferred.columns], "sample_rows": inferred.sample_rows,
@@ -179,14 +178,26 @@ def split_part(task: dict) -> int:
     schema = task["schema"]
     given = InferredSchema(kinds=schema["kinds"], label_numeric=schema["label_numeric"],
                            columns=[ColumnReport(**c) for c in schema["columns"]], sample_rows=schema["sample_rows"],
-                           sample_note=schema["sample_note"])
-    given.encoding = Encoding.from_record(schema["encoding"])  # every part encodes rows the same way
+                           sample_note=schema["sample_note"],
+                           encoding=Encoding.from_record(schema["encoding"]))  # every part encodes rows the same way
     try:
         manifest = split_sequential(task["shown"] if Path(task["shown"]).exists() else task["path"], task["out"],
-                             verbose=False, schema=given, **task["parameters"])
+                                    verbose=False, schema=given, **task["parameters"])
     except ValueError as error:  # CsvFormatError cannot be unpickled in the parent: keep its message
-        raise ValueError(str(error)) from None
+        raise _as_named_error(error) from None
     return manifest["source"]["rows"]
+
+
+def _as_named_error(error: ValueError) -> ValueError:
+    """``error`` as the class of :mod:`questlearn.errors` it is (a CSV problem: an
+    :class:`~questlearn.errors.InputFormatError`), made of its message alone, so that it
+    crosses a process boundary; any other ``ValueError`` as a plain one."""
+    from ..io.csvscan import CsvFormatError
+
+    if isinstance(error, CsvFormatError) and not isinstance(error, QuestlearnError):
+        return InputFormatError(str(error))
+    named = next((c for c in type(error).__mro__ if c.__module__ == QuestlearnError.__module__), ValueError)
+    return named(str(error))
 
 
 def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
@@ -209,7 +220,7 @@ def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
                     for other in pending:
                         other.cancel()
                     if isinstance(error, BrokenProcessPool):
-                        raise ValueError(f"the process splitting {futures[future]['shown']} died (killed, or out of "
+                        raise QuestlearnError(f"the process splitting {futures[future]['shown']} died (killed, or out of "
                                          "memory); run the same command again: finished parts are kept") from None
                     raise error
                 if verbose:
@@ -231,195 +242,12 @@ def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
             try:
                 rows = ray.get(done[0])
             except ray.exceptions.RayTaskError as error:
+                if isinstance(error.cause, QuestlearnError):
+                    raise _as_named_error(error.cause) from None
                 raise ValueError(f"the Ray task splitting {task['shown']} failed: {error.cause}") from None
             if verbose:
                 print(f"questlearn: part {task['shown']} split on Ray ({rows} rows)", flush=True)
     return nodes
-
-
-# -- the merge ---------------------------------------------------------------
-def _union(params: SplitParameters, name: str, kind: str, parts: list) -> tuple[list, list, int, list, list]:
-    """Merged values, counts and out-of-vocabulary rows of one vocabulary,
-    each part's code → merged code table (last entry: the part's OOV code),
-    and the parts whose OOV rows may differ from a sequential split's."""
-    limit = params.max_classes if kind == LABEL else params.max_categories
-    values, index, counts, oov, tables, inexact = [], {}, [], 0, [], []
-    for part in parts:
-        part_values, part_counts, part_oov = _part_vocabulary(part, name, kind)
-        if part_oov and not set(values) <= set(part_values):  # some of its OOV rows may hold an earlier part's value
-            inexact.append({"column": name, "part": part["name"], "oov_rows": part_oov})
-        table = []
-        for value, count in zip(part_values, part_counts):
-            if value not in index and len(values) < limit:
-                index[value] = len(values)
-                values.append(value)
-                counts.append(0)
-            if value in index:
-                counts[index[value]] += count
-                table.append(index[value])
-            else:
-                if kind == LABEL:
-                    raise ValueError(f"the label {name!r} has more than {params.max_classes} distinct values over the "
-                                     "parts; raise --max-classes, or use --task regression for a numeric target")
-                oov += count
-                table.append(params.max_categories)
-        oov += part_oov
-        tables.append(np.array([*table, params.max_categories], dtype=np.float64))
-    return values, counts, oov, tables, inexact
-
-
-def _part_vocabulary(part: dict, name: str, kind: str) -> tuple[list, list, int]:
-    """A part's values in its own code order (the manifest's JSON keys are sorted)."""
-    stats = part["stats"][name]
-    if kind == LABEL:
-        schema = part["schema"]
-        values = [schema["classes"][code] for code in schema["label_codes"]]
-    else:
-        values = part["schema"]["categories"][name]
-    return values, [stats["category_counts"][v] for v in values], stats.get("oov", 0)
-
-
-def _merge(out: Path, params: SplitParameters, plan: dict, files: list, parts: list, engine: dict) -> dict:
-    kinds = plan["schema"]["kinds"]
-    label = params.label
-    for part, source_file in zip(parts, files):
-        part["name"] = source_file.name  # as named in the source (the part's own manifest names the full path)
-    coded = [n for n, k in kinds.items() if k == LABEL and params.task == CLASSIFICATION]
-    vocabularies = {name: _union(params, name, kinds[name], parts) for name in coded}
-    for name in [n for n, k in kinds.items() if k == CATEGORICAL]:  # one vocabulary, fixed before the parts ran
-        values = plan["schema"]["encoding"]["vocabularies"][name]
-        counts = [sum(part["stats"][name]["category_counts"][v] for part in parts) for v in values]
-        vocabularies[name] = (values, counts, sum(part["stats"][name].get("oov", 0) for part in parts), None, [])
-    features = parts[0]["schema"]["features"]
-    row_offsets = np.cumsum([0] + [p["source"]["rows"] for p in parts]).tolist()  # rows read: global row numbers
-    if not row_offsets[-1]:
-        raise ValueError(f"{files[0].shown}: the source has a header but no data rows")
-    dropped = sum(p["source"].get("dropped_missing_labels", 0) for p in parts)
-    if dropped == row_offsets[-1]:
-        raise ValueError(f"{files[0].shown}: the label {label!r} is missing in every one of the source's "
-                         f"{dropped} rows: nothing to split; is it the right column? (--label NAME)")
-    shards = {name: [] for name in SUBSETS}
-    for subset in SUBSETS:
-        folder = out / subset
-        folder.mkdir(exist_ok=True)
-        for stale in folder.iterdir():  # an interrupted merge: everything here is rewritten
-            stale.unlink()
-        for number, part in enumerate(parts):
-            tables = {n: v[3][number] for n, v in vocabularies.items() if v[3] is not None}
-            for entry in part["subsets"][subset]["shards"]:
-                index = len(shards[subset])
-                shards[subset].append(_merge_shard(out, Path(part["root"]), subset, index, entry, tables, features,
-                                                   label, row_offsets[number], params))
-        fsync_directory(folder)
-    stats = {}
-    for name, kind in kinds.items():
-        if name in vocabularies:
-            values, counts, oov = vocabularies[name][:3]
-            count = sum(counts) + oov
-            stats[name] = {"count": count, "missing": row_offsets[-1] - dropped - count,
-                           "category_counts": dict(zip(values, counts)), **({} if kind == LABEL else {"oov": oov})}
-        elif name in parts[0]["stats"]:  # numeric, or a regression label
-            merged = NumericStats()
-            for part in parts:
-                merged.merge(_numeric(part["stats"][name]))
-            stats[name] = merged.summary()
-    label_stats = {}
-    if params.task == REGRESSION:
-        for subset in SUBSETS:
-            label_stats[subset] = NumericStats()
-            for part in parts:
-                label_stats[subset].merge(_numeric(part["subsets"][subset]["label_stats"]))
-    if params.task == CLASSIFICATION:
-        label_values = vocabularies[label][0]
-        classes = class_order(label_values)
-        codes = [classes.index(v) for v in label_values]
-    else:
-        classes, codes = [], []
-    done_files = []
-    for part, source_file in zip(parts, files):
-        record = dict(part["source"]["files"][0])
-        record["name"] = source_file.name
-        done_files.append(record)
-    source = {"files": done_files, "bytes": sum(f["bytes"] for f in done_files), "rows": row_offsets[-1],
-              "format": files[0].format, "header": parts[0]["source"]["header"],
-              "blank_lines_skipped": sum(p["source"]["blank_lines_skipped"] for p in parts),
-              "empty_files_skipped": sum(p["source"]["empty_files_skipped"] for p in parts)}
-    if params.drop_missing_labels:
-        source["dropped_missing_labels"] = dropped
-    if len(files) == 1:
-        source.update(path=str(files[0].path), sha256=done_files[0]["sha256"], mtime_ns=files[0].mtime_ns)
-    schema = dict(parts[0]["schema"])
-    schema.update(inferred=plan["schema"]["columns"], classes=classes, label_codes=codes,
-                  categories={n: v[0] for n, v in vocabularies.items() if n != label})
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "complete": True,
-        "source": source,
-        "parameters": params.as_record(),
-        "schema": schema,
-        "stats": stats,
-        "subsets": {name: {"rows": sum(p["subsets"][name]["rows"] for p in parts), "shards": shards[name],
-                           **({"label_stats": label_stats[name].summary()} if params.task == REGRESSION else {})}
-                    for name in SUBSETS},
-        "parallel": {"parts": len(parts), "part_seeds": plan["part_seeds"],
-                     "part_rows": [p["source"]["rows"] for p in parts],
-                     "inexact_oov": [entry for v in vocabularies.values() for entry in v[4]], **engine},
-    }
-    write_json_atomically(out / MANIFEST_NAME, manifest)
-    return manifest
-
-
-def _numeric(summary: dict) -> NumericStats:
-    """A :class:`NumericStats` back from its manifest summary (m2 = variance × count)."""
-    return NumericStats(summary["count"], summary["missing"], summary["mean"] or 0.0, summary["variance"] * summary["count"],
-                        summary["min"], summary["max"])
-
-
-def _merge_shard(out: Path, part_root: Path, subset: str, index: int, entry: dict, tables: dict, features: list,
-                 label: str, row_offset: int, params: SplitParameters) -> dict:
-    """Place one part shard as merged shard ``index``: codes remapped, row numbers made global."""
-    files = {}
-    for kind, record in entry["files"].items():
-        source = part_root / record["name"]
-        suffix = "csv" if kind == "csv" else f"{kind}.npy"
-        name = f"{subset}/split_data_{index:05d}.{suffix}"
-        target = out / name
-        array = None
-        if kind == "labels" and label in tables and not _identity(tables[label]):
-            array = tables[label][np.load(source, allow_pickle=False)].astype(np.int32)
-        elif kind == "rows" and row_offset:
-            array = np.load(source, allow_pickle=False) + np.int64(row_offset)
-        temporary = target.with_name(target.name + ".tmp")
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        if array is None:  # model-ready features are the same in every part: linked as they are
-            try:
-                os.link(source, temporary)
-            except OSError:  # no hard links on this file system
-                shutil.copyfile(source, temporary)
-            files[kind] = {k: v for k, v in record.items() if k != "name"}
-        else:
-            files[kind] = _write_npy(temporary, array)
-        os.replace(temporary, target)
-        files[kind]["name"] = name
-    return {"index": index, "rows": entry["rows"], "files": files, "label_counts": entry["label_counts"]}
-
-
-def _write_npy(path: Path, array: np.ndarray) -> dict:
-    """Write ``array`` as a shard part (fixed-size header), durably; return its manifest record."""
-    data = np.ascontiguousarray(array).tobytes()
-    with open(path, "wb") as handle:
-        handle.write(npy_header(array.dtype, array.shape))
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return {"bytes": NPY_HEADER_BYTES + len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "data_offset": NPY_HEADER_BYTES}
-
-
-def _identity(table: np.ndarray) -> bool:
-    """Whether a part's code table changes nothing (its codes are the merged codes)."""
-    return bool(np.array_equal(table[:-1], np.arange(len(table) - 1)))
 
 
 def _remove_parts(out: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..errors import OptionError
 from ..schema._columns import CLASSIFICATION, TASKS, missing_tokens
 from ._scatter import MAX_OPEN_SHARDS
 
@@ -36,22 +37,22 @@ class SplitParameters:
 
     def __post_init__(self):
         if int(self.rows_per_shard) < 1:
-            raise ValueError(f"rows_per_shard must be at least 1, got {self.rows_per_shard}")
+            raise OptionError(f"rows_per_shard must be at least 1, got {self.rows_per_shard}")
         if not 0.0 <= float(self.val_fraction) < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise OptionError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
-            raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats}")
+            raise OptionError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats}")
         if self.block_size < 1024:
-            raise ValueError(f"block_size must be at least 1024 bytes, got {self.block_size}")
+            raise OptionError(f"block_size must be at least 1024 bytes, got {self.block_size}")
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+            raise OptionError(f"task must be one of {TASKS}, got {self.task!r}")
         if int(self.max_categories) < 1 or int(self.max_classes) < 2:
-            raise ValueError(f"max_categories must be >= 1 and max_classes >= 2, got {self.max_categories}, {self.max_classes}")
+            raise OptionError(f"max_categories must be >= 1 and max_classes >= 2, got {self.max_categories}, {self.max_classes}")
         if self.fill not in ("mean", "zero"):
-            raise ValueError(f"fill must be 'mean' or 'zero', got {self.fill!r}")
+            raise OptionError(f"fill must be 'mean' or 'zero', got {self.fill!r}")
         if int(self.max_open_shards) < 1:
-            raise ValueError(f"max_open_shards must be at least 1, got {self.max_open_shards}")
+            raise OptionError(f"max_open_shards must be at least 1, got {self.max_open_shards}")
 
     def as_record(self) -> dict:
         record = asdict(self)

@@ -125,7 +125,7 @@ def plan_split(files, out: Path, params, *, schema=None, verbose: bool = True) -
         A schema problem found in the sample, or too little disk.
     """
     inferred = schema if schema is not None else decide_schema(files, params, verbose=verbose)
-    estimated_rows, exact = estimate_rows(files, params, getattr(inferred, "extent", None))
+    estimated_rows, exact = estimate_rows(files, params, inferred.extent)
     estimated_bytes = check_disk(files, out, params, inferred.encoding, estimated_rows, verbose=verbose)
     return SplitPlan(kinds=inferred.kinds, label_numeric=inferred.label_numeric,
                      inferred=[asdict(c) for c in inferred.columns], encoding=inferred.encoding,
@@ -234,7 +234,7 @@ def sample_schema(files, params):
     inferred = infer_schema(sample, label=p.label, task=p.task, id_columns=p.id_columns,
                             categorical_columns=p.categorical_columns, max_categories=p.max_categories,
                             max_classes=p.max_classes, native_types=native, sample_note=note, locate=locate)
-    inferred.sample, inferred.extent, inferred.notes = sample, extent, notes
+    inferred.extent, inferred.notes = extent, notes
     return inferred
 
 

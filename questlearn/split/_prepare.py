@@ -15,10 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..io._parse import Chunk
 from ..io._rowchecks import check_label_present, check_numbers
-from ..schema._columns import CATEGORICAL, LABEL, NUMERIC, REGRESSION, NumericStats
+from ..schema._columns import CATEGORICAL, LABEL, NUMERIC, REGRESSION, NumericStats, Vocabulary, label_strings
 from ..schema.encoding import Encoding
 
 
@@ -84,6 +86,22 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
     # feature columns are let go here, not held while the chunk waits to be dealt and written
     chunk = replace(chunk, table=chunk.table.select([label]))
     return PreparedChunk(chunk, features, stats, counts, targets, dropped)
+
+
+def label_codes(chunk: Chunk, vocabulary: Vocabulary, params, label_numeric: bool) -> np.ndarray:
+    """Class codes of a chunk's label column, the classes met first added to ``vocabulary`` (each
+    distinct value named and looked up once); more than ``params.max_classes`` classes is refused."""
+    column = chunk.table[params.label]
+    encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    repeats = np.bincount(indices, minlength=len(encoded.dictionary))
+    try:
+        codes = vocabulary.encode(label_strings(pa.chunked_array([encoded.dictionary])), repeats)
+    except OverflowError:
+        raise chunk.error(0, f"the label {params.label!r} has more than {params.max_classes} distinct values "
+                          "in the rows up to this block; " + ("use --task regression for a numeric target, or "
+                          if label_numeric else "") + "raise --max-classes") from None
+    return codes.astype(np.int32)[indices]
 
 
 def _without_missing_labels(chunk: Chunk, label_column) -> tuple[Chunk, int]:

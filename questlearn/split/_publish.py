@@ -15,6 +15,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from ..errors import OutputFolderError
 from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
 from ._journal import JOURNAL_NAME
 from ._record import report_end
@@ -23,14 +24,14 @@ from ._record import report_end
 def finishing_plan(subsets: dict) -> dict:
     """The shards' final names and entries, the renames, the files to discard.
 
-    ``subsets`` maps a subset to its state (``"closed"``: the records of
-    :class:`questlearn.split._journal.CloseShard`); the plan's ``"manifest"`` is
+    ``subsets`` maps a subset to its :class:`~questlearn.split._state.SubsetState`
+    (``closed``: the records of :class:`questlearn.split._journal.CloseShard`); the plan's ``"manifest"`` is
     left for the caller to fill in.
     """
     finishing = {"shards": {}, "manifest": None, "renames": [], "discard": []}
     for subset, state in subsets.items():
         entries, index = [], 0
-        for closed in sorted(state["closed"], key=lambda e: e["index"]):
+        for closed in sorted(state.closed, key=lambda e: e["index"]):
             if closed["rows"] == 0:  # removed once the finishing journal is on disk
                 finishing["discard"] += [f"{subset}/{name}" for name in closed["partial_names"]]
                 continue
@@ -56,7 +57,7 @@ def publish(out: Path, finishing: dict, verbose: bool) -> dict:
         if partial.exists():
             os.replace(partial, final)
         elif not final.exists():
-            raise ValueError(f"{final} is missing; delete {out} and split again")
+            raise OutputFolderError(f"{final} is missing; delete {out} and split again")
     for subset in SUBSETS:
         fsync_directory(out / subset)
     manifest = finishing["manifest"]

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import OutputFolderError
+
 NPY_HEADER_BYTES = 128
 NPY_MAGIC = b"\x93NUMPY\x01\x00"
 
@@ -86,7 +88,7 @@ class ShardFiles:
             path = self.partial_path(part)
             size = int(sizes[part])
             if not path.exists() or path.stat().st_size < size:
-                raise ValueError(f"{path} is missing or shorter than the split's journal says; delete the output "
+                raise OutputFolderError(f"{path} is missing or shorter than the split's journal says; delete the output "
                                  "directory and split again")
             handle = open(path, "r+b", buffering=0)
             handle.truncate(size)
