@@ -162,7 +162,7 @@ def _load_or_make_plan(parent: _Splitter, out: Path, params: SplitParameters) ->
     leftovers = [p.name for p in out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
     if leftovers:
         raise ValueError(f"{out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
-    inferred = decide_schema(parent.files, params, verbose=parent.verbose)  # printed here, once, for all parts
+    inferred = decide_schema(parent.reader, params, verbose=parent.verbose)  # printed here, once, for all parts
     (out / MARKER_NAME).write_text("written by questlearn split; the files beside it are its own\n", encoding="utf-8")
     plan = {"parameters": params.as_record(), "source": parent.fingerprint,
             "schema": {"kinds": inferred.kinds, "label_numeric": inferred.label_numeric,

@@ -10,10 +10,11 @@ The pipeline, one stage per module:
    (:mod:`~questlearn.schema.infer`) and the model-ready encoding (fill values,
    one-hot vocabularies, :mod:`~questlearn.schema.encoding`), printed; the rows
    to expect, the disk they need, the shards open at once;
-3. :mod:`~questlearn.io._chunks` — one pass over each file: runs of whole
-   records cut at C speed (:mod:`~questlearn.io._fastscan`) and parsed by
-   pyarrow on every core (:mod:`~questlearn.io._parse`), or Parquet batches,
-   each a chunk with its journal position; :mod:`~questlearn.io.csvscan`
+3. :mod:`~questlearn.io.readers` — one pass over each file, by the reader of
+   its format: runs of whole records cut at C speed
+   (:mod:`~questlearn.io._fastscan`) and parsed by pyarrow on every core
+   (:mod:`~questlearn.io._parse`), or Parquet batches, each a chunk with its
+   journal position; :mod:`~questlearn.io.csvscan`
    rescans a run only to locate a problem (:mod:`~questlearn.io._rowchecks`
    names the fix);
 4. :mod:`~questlearn.split._prepare` — each chunk's values checked and its rows
@@ -52,7 +53,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..io._chunks import ChunkReader
 from ..io._chunks import read_ahead as _read_ahead
 from ..io._parse import Chunk
 from ..io.csvscan import CsvFormatError
@@ -122,8 +122,8 @@ class _Splitter:
         self.writing = False
         self.writer = None
         self.files = resolve_sources(source)
-        self.format = self.files[0].format
-        self.scanner, self.names = read_columns(self.files, params)
+        self.reader, self.names = read_columns(self.files, params)
+        self.format = self.reader.format
         self.fingerprint = {"files": [f.fingerprint() for f in self.files]}
 
     # -- run ------------------------------------------------------------
@@ -174,7 +174,7 @@ class _Splitter:
         leftovers = [p.name for p in self.out.iterdir() if p.name not in (LOCK_NAME, MARKER_NAME)]
         if leftovers:
             raise ValueError(f"{self.out} is not empty ({sorted(leftovers)[:5]}) and holds no questlearn split; choose an empty directory")
-        plan = plan_split(self.files, self.out, self.params, schema=self.given_schema, verbose=self.verbose)
+        plan = plan_split(self.reader, self.out, self.params, schema=self.given_schema, verbose=self.verbose)
         self.kinds, self.label_numeric, self.inferred = plan.kinds, plan.label_numeric, plan.inferred
         self.encoding, self.estimated_rows = plan.encoding, plan.estimated_rows
         if plan.exact and self.given_schema is None:  # a part of a parallel split may leave a subset empty
@@ -217,9 +217,7 @@ class _Splitter:
         return parts
 
     def _header_bytes(self) -> bytes:
-        if self.format == "csv":
-            return self.scanner.header.raw
-        return (self.params.delimiter.join(_csv_field(n, self.params.delimiter) for n in self.names) + "\n").encode()
+        return self.reader.header_bytes(self.names)
 
     def _open_wave(self, subset: str, rows: float) -> None:
         """Open the shards that will share the next ``rows`` rows of ``subset``."""
@@ -279,13 +277,11 @@ class _Splitter:
         total = sum(f.bytes for f in self.files)
         done = sum(f.bytes for f in self.files[: self.position["file"]])
         since_checkpoint = 0
-        chunks = ChunkReader(self.names, self.kinds, self.label_numeric, self.params,
-                             self.scanner if self.format == "csv" else None)
         with tqdm(total=total, initial=done, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
             while self.position["file"] < len(self.files):
                 source_file = self.files[self.position["file"]]
-                reader = chunks.csv_chunks if self.format == "csv" else chunks.parquet_chunks
-                stages = _read_ahead(self._prepared(_read_ahead(reader(source_file, self.position))))
+                chunks = self.reader.chunks(source_file, self.position, self.kinds, self.label_numeric, self.params)
+                stages = _read_ahead(self._prepared(_read_ahead(chunks)))
                 for prepared, position, read, size, blank_lines in stages:
                     if prepared is not None:
                         self._process(prepared)
@@ -301,7 +297,7 @@ class _Splitter:
                 if self.file_rows == 0:
                     self.empty_files += 1
                 self.done_files.append({"name": source_file.name, "bytes": source_file.bytes,
-                                        "sha256": chunks.sha256, "rows": self.file_rows,
+                                        "sha256": self.reader.sha256, "rows": self.file_rows,
                                         "compression": source_file.compression})
                 done += source_file.bytes
                 self.file_rows = 0
@@ -466,11 +462,3 @@ class _Splitter:
             subsets=self.subsets)
         write_finishing_journal(self, finishing)
         return publish(self.out, finishing, self.verbose)
-
-
-
-def _csv_field(text: str, delimiter: str) -> str:
-    if any(c in text for c in (delimiter, '"', "\n", "\r")):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
