@@ -102,13 +102,13 @@ def test_split_without_the_option_stops_at_a_missing_label_and_suggests_it(unlab
 
 @pytest.mark.timeout(300)
 def test_a_missing_label_the_sample_did_not_see_stops_the_pass_suggesting_the_option(tmp_path, monkeypatch):
-    import questlearn.split._plan as plan
     from questlearn.io.csvscan import CsvFormatError
-    from questlearn.schema._sampling import sample_csv
+    from questlearn.schema import _sampling
 
     log = write_quest_log(tmp_path / "full.csv", rows=3000, seed=7)
     unlabel(log, tmp_path / "late.csv", 10_000, offset=2900)  # one row, past the sampled first block
-    monkeypatch.setattr(plan, "sample_csv", functools.partial(sample_csv, first_bytes=50_000, pieces=1, piece_bytes=2000))
+    monkeypatch.setattr(_sampling, "sample_csv",
+                        functools.partial(_sampling.sample_csv, first_bytes=50_000, pieces=1, piece_bytes=2000))
     with pytest.raises(CsvFormatError, match="missing label: column 'cleared'.*add --drop-missing-labels") as caught:
         split_csv(tmp_path / "late.csv", tmp_path / "refused", verbose=False)
     assert caught.value.line == 2902  # the header, then row 2900 counted from 0

@@ -29,13 +29,16 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import InputFormatError, SchemaError
+
 NUMBER, DURATION, STRING, DATETIME, NESTED = "number", "duration", "string", "datetime", "nested"
 EXACT_INTEGERS = 2 ** 53  # float64 holds every integer up to this one
 SECONDS_PER_UNIT = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
-class ParquetFormatError(ValueError):
-    """A Parquet file cannot be read (damaged, truncated, or not Parquet); the message names it."""
+class ParquetFormatError(InputFormatError):
+    """A Parquet file cannot be read (damaged, truncated, not Parquet, a schema unlike the other files'), or a
+    value in it cannot be used; the message names the file (and the row group, column or row)."""
 
 
 def reading_of(arrow_type: pa.DataType) -> str:
@@ -128,7 +131,7 @@ def parquet_columns(files, params) -> ParquetColumns:
 
     Raises
     ------
-    ValueError
+    SchemaError
         A nested column named as the label or a categorical column, or
         present while CSV copies are requested; a date or time label.
     """
@@ -138,14 +141,14 @@ def parquet_columns(files, params) -> ParquetColumns:
     for name, kind in left_out.items():
         if name == params.label or name in params.categorical_columns:
             role = "the label" if name == params.label else "a categorical column"
-            raise ValueError(f"{files[0].shown}: column {name!r} holds {kind} values, which cannot be {role}: "
+            raise SchemaError(f"{files[0].shown}: column {name!r} holds {kind} values, which cannot be {role}: "
                              "questlearn reads numbers, strings, dates and times; name another column")
         if "csv" in params.formats:
-            raise ValueError(f"{files[0].shown}: column {name!r} holds {kind} values, which cannot be written into "
+            raise SchemaError(f"{files[0].shown}: column {name!r} holds {kind} values, which cannot be written into "
                              "the CSV copies: split without them (--formats npy), or write the Parquet file without "
                              "that column")
     if readings.get(params.label) == DATETIME:
-        raise ValueError(f"{files[0].shown}: the label {params.label!r} holds {schema.field(params.label).type} "
+        raise SchemaError(f"{files[0].shown}: the label {params.label!r} holds {schema.field(params.label).type} "
                          "values; a label must be a number or a string")
     wide = [n for n in readings if pa.types.is_integer(_value_type(schema.field(n).type))
             and _value_type(schema.field(n).type).bit_width == 64]

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from ._parquet_columns import ParquetFormatError
 from .csvscan import CsvFormatError, RecordBlock
 
 
@@ -187,7 +188,7 @@ class Chunk:
         if self.block is not None:
             line, byte = self.block.locate(row)
             return CsvFormatError(self.path, line, byte, problem, self.block.decompressed)
-        return ValueError(f"{self.path}: row {self.first_row + row + 1}: {problem}")
+        return ParquetFormatError(f"{self.path}: row {self.first_row + row + 1}: {problem}")
 
     def record_bytes(self, rows: np.ndarray, delimiter: str = ",") -> list:
         """The given rows as CSV records: the source bytes themselves for a

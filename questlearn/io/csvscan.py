@@ -21,6 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import InputFormatError, OptionError
+
 QUOTE = 0x22
 BACKSLASH = 0x5C
 LF = 0x0A
@@ -37,7 +39,7 @@ def _outside_quotes(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return positions[(np.searchsorted(quotes, positions) & 1) == 0]
 
 
-class CsvFormatError(ValueError):
+class CsvFormatError(InputFormatError):
     """A CSV file is not well-formed; the message names file, line and byte.
 
     Parameters
@@ -195,9 +197,9 @@ class CsvScanner:
         from .sources import SourceFile, single_file
 
         if block_size < 1:
-            raise ValueError(f"block_size must be positive, got {block_size}")
+            raise OptionError(f"block_size must be positive, got {block_size}")
         if len(delimiter) != 1 or delimiter in "\"\r\n" or ord(delimiter) > 127:
-            raise ValueError(f"the delimiter must be one ASCII character other than a quote or a line end, got {delimiter!r}")
+            raise OptionError(f"the delimiter must be one ASCII character other than a quote or a line end, got {delimiter!r}")
         self.source = source if isinstance(source, SourceFile) else single_file(source)
         self.path = self.source.shown or str(self.source.path)
         self.block_size = int(block_size)

@@ -28,6 +28,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..errors import InputFormatError, IntegrityError, OptionError
+
 COMPRESSION_MAGIC = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bz2"),
@@ -110,10 +112,10 @@ def _detect(path: Path, shown=None) -> tuple[str, str | None]:
         with open(path, "rb") as handle:
             head = handle.read(512)
     except OSError as error:
-        raise ValueError(f"cannot read {shown or path}: {error.strerror or error}") from None
+        raise InputFormatError(f"cannot read {shown or path}: {error.strerror or error}") from None
     for offset, magic, what, fix in FOREIGN_MAGIC:
         if head[offset:offset + len(magic)] == magic:
-            raise ValueError(f"{shown or path} looks like {what} (by its first bytes), not CSV or Parquet: {fix}")
+            raise InputFormatError(f"{shown or path} looks like {what} (by its first bytes), not CSV or Parquet: {fix}")
     if head.startswith(PARQUET_MAGIC):
         return "parquet", None
     for magic, compression in COMPRESSION_MAGIC:
@@ -125,10 +127,10 @@ def _detect(path: Path, shown=None) -> tuple[str, str | None]:
 def _check_finished(folder: Path) -> None:
     """Refuse the part-* files of a Spark or Hadoop job that is still writing, or did not finish."""
     if (folder / "_temporary").exists():
-        raise ValueError(f"{folder} holds _temporary/: a Spark or Hadoop job is still writing it (or died while "
+        raise InputFormatError(f"{folder} holds _temporary/: a Spark or Hadoop job is still writing it (or died while "
                          "writing); wait for the job to finish, or re-run it")
     if not (folder / "_SUCCESS").exists():
-        raise ValueError(f"{folder} holds part-* files but no _SUCCESS marker: the Spark or Hadoop job that wrote "
+        raise InputFormatError(f"{folder} holds part-* files but no _SUCCESS marker: the Spark or Hadoop job that wrote "
                          "it did not finish, so parts may be missing; re-run the job")
 
 
@@ -142,7 +144,7 @@ def _directory_files(folder: Path) -> list[Path]:
             continue
         (folders if entry.is_dir() else files).append(entry)
     if folders:
-        raise ValueError(f"{folder} holds sub-directories ({', '.join(p.name for p in folders[:3])}); questlearn reads "
+        raise OptionError(f"{folder} holds sub-directories ({', '.join(p.name for p in folders[:3])}); questlearn reads "
                          "the files of one directory: pass the files or a glob such as 'dir/*/*.csv'")
     return files
 
@@ -164,13 +166,16 @@ def resolve_sources(source) -> list[SourceFile]:
 
     Raises
     ------
-    ValueError
-        Nothing to read, an unfinished Spark/Hadoop output directory, a
-        sub-directory, or CSV and Parquet files mixed.
+    OptionError
+        Nothing to read, a path that does not exist, a sub-directory, a file
+        named twice.
+    InputFormatError
+        An unfinished Spark/Hadoop output directory, a format questlearn
+        does not read, a dangling link, or CSV and Parquet files mixed.
     """
     items = list(source) if isinstance(source, (list, tuple)) else [source]
     if not items:
-        raise ValueError("no source given: pass a file, a directory, a glob or a list of files")
+        raise OptionError("no source given: pass a file, a directory, a glob or a list of files")
     paths: list[tuple[Path, Path]] = []  # (file, what its name is relative to)
     for item in items:
         item_path = Path(item)
@@ -182,25 +187,25 @@ def resolve_sources(source) -> list[SourceFile]:
             matches = [Path(m) for m in sorted(glob.glob(str(item))) if not _ignored(Path(m).name)
                        and (Path(m).is_file() or _dangling(Path(m)))]
             if not matches:
-                raise ValueError(f"the pattern {str(item)!r} matches no data file")
+                raise OptionError(f"the pattern {str(item)!r} matches no data file")
             for folder in sorted({m.parent for m in matches if m.name.startswith("part-")}):
                 _check_finished(folder)  # as for the folder itself
             base = Path(os.path.commonpath([str(m.parent) for m in matches]))
             paths += [(m, base) for m in matches]
         else:
-            raise ValueError(f"source {item_path} does not exist (pass a file, a directory or a glob)")
+            raise OptionError(f"source {item_path} does not exist (pass a file, a directory or a glob)")
     if not paths:
-        raise ValueError(f"{items[0]} holds no data files (hidden, '_'-prefixed and .crc files are skipped)")
+        raise OptionError(f"{items[0]} holds no data files (hidden, '_'-prefixed and .crc files are skipped)")
     files, seen = [], set()
     for path, base in paths:
         if _dangling(path):
-            raise ValueError(f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist: "
+            raise InputFormatError(f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist: "
                              "fix or remove the link")
         if not path.is_file():
-            raise ValueError(f"{path} is not a regular file (a device, socket or pipe?): pass data files only")
+            raise InputFormatError(f"{path} is not a regular file (a device, socket or pipe?): pass data files only")
         resolved = path.resolve()
         if resolved in seen:
-            raise ValueError(f"{path} is named twice in the source; every file is read once")
+            raise OptionError(f"{path} is named twice in the source; every file is read once")
         seen.add(resolved)
         stat = resolved.stat()
         kind, compression = _detect(resolved, path)
@@ -216,7 +221,7 @@ def resolve_sources(source) -> list[SourceFile]:
         files = [f if f.bytes else replace(f, format="parquet") for f in files]
     if len(formats) > 1:
         parquet = next(f for f in files if f.format == "parquet")
-        raise ValueError(f"the source mixes CSV and Parquet files ({parquet.name} is Parquet); split them separately")
+        raise InputFormatError(f"the source mixes CSV and Parquet files ({parquet.name} is Parquet); split them separately")
     return files
 
 
@@ -229,7 +234,7 @@ def single_file(path) -> SourceFile:
     """A :class:`SourceFile` for one path (format and compression detected)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"source {path} does not exist or is not a file")
+        raise OptionError(f"source {path} does not exist or is not a file")
     stat = path.stat()
     kind, compression = _detect(path, path)
     return SourceFile(path.resolve(), path.name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
@@ -239,7 +244,7 @@ def check_unchanged(source_file: SourceFile) -> None:
     """Refuse a file that changed (size or modification time) while it was read."""
     stat = source_file.path.stat()
     if stat.st_size != source_file.bytes or stat.st_mtime_ns != source_file.mtime_ns:
-        raise ValueError(
+        raise IntegrityError(
             f"{source_file.path} changed while questlearn read it ({source_file.bytes} -> {stat.st_size} bytes); "
             "split a finished file (copy a log that is still being written first)"
         )
@@ -283,7 +288,7 @@ class _HashingReader(io.RawIOBase):
         start = self.position - len(prefix)
         data = os.pread(self.handle.fileno(), len(prefix) + wanted, start)
         if len(data) < len(prefix) or data[:len(prefix)] != prefix:
-            raise ValueError(f"{self.source_file.path} changed while it was being read; split again")
+            raise IntegrityError(f"{self.source_file.path} changed while it was being read; split again")
         self.handle.seek(start + len(data))
         self._hash(memoryview(data)[len(prefix):])
         return data
@@ -295,7 +300,7 @@ class _HashingReader(io.RawIOBase):
             cut = self.expect[0] - self.position
             self.digest.update(view[:cut])
             if self.digest.hexdigest() != self.expect[1]:
-                raise ValueError(f"{self.source_file.path} changed since the interrupted split started; "
+                raise IntegrityError(f"{self.source_file.path} changed since the interrupted split started; "
                                  "delete the output directory and split again")
             self.digest.update(view[cut:got])
             self.expect = None
@@ -311,7 +316,7 @@ class _HashingReader(io.RawIOBase):
 DECODE_PIECE = 64 * 1024  # decoded bytes asked of a decompressor at a time: a failure loses at most this
 
 
-class CorruptCompressedData(ValueError):
+class CorruptCompressedData(InputFormatError):
     """A compressed file's data ends or breaks before its end; the decompressed
     bytes before the failure are kept, so a reader can name the line there.
 
@@ -409,7 +414,7 @@ class DecodedStream:
         while count > 0:
             chunk = self.read(min(count, 1 << 22))
             if not chunk:
-                raise ValueError(f"{self.source_file.path} is shorter than an interrupted split recorded")
+                raise IntegrityError(f"{self.source_file.path} is shorter than an interrupted split recorded")
             count -= len(chunk)
 
     def finish(self) -> str:

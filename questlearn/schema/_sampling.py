@@ -69,17 +69,19 @@ class SampleExtent:
             self.first_records += len(block)
 
 
-def measure_csv(files, *, delimiter: str) -> SampleExtent:
+def measure_csv(reader) -> SampleExtent:
     """The :class:`SampleExtent` of the sample :func:`sample_csv` would take, its rows not parsed."""
-    return sample_csv(files, delimiter=delimiter, null_values=(), parse=False)[3]
+    return sample_csv(reader, null_values=(), parse=False)[3]
 
 
-def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECES,
-               piece_bytes: int = PIECE_BYTES, first_bytes: int = FIRST_BYTES, parse: bool = True):
-    """Sampled rows of CSV ``files`` as string columns.
+def sample_csv(reader, *, null_values, pieces: int = SAMPLE_PIECES, piece_bytes: int = PIECE_BYTES,
+               first_bytes: int = FIRST_BYTES, parse: bool = True):
+    """Sampled rows of a CSV source as string columns.
 
-    The first file's first block (``first_bytes``; its last record counts
-    even without a trailing newline) is always part of the sample.
+    ``reader`` is the source's :class:`~questlearn.io._csv_reader.CsvReader`
+    (its files, delimiter and scanners). The first file's first block
+    (``first_bytes``; its last record counts even without a trailing
+    newline) is always part of the sample.
 
     Returns
     -------
@@ -92,7 +94,8 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
     extent : SampleExtent
         The bytes and records sampled, for the row estimate.
     """
-    first = CsvScanner(files[0], block_size=first_bytes, delimiter=delimiter)
+    files, delimiter = reader.readable, reader.delimiter
+    first = reader.scanner(files[0], block_size=first_bytes)
     names = first.header.names
     strings = {name: pa.string() for name in names}
     tables, pieces_at = [], []  # pieces_at: (first sample row, block, file, line known)
@@ -142,7 +145,7 @@ def sample_csv(files, *, delimiter: str, null_values, pieces: int = SAMPLE_PIECE
     compressed = [f for f in files[1:] if f.compression is not None]
     step = max(1, len(compressed) // pieces)
     for source_file in compressed[::step][:pieces]:
-        blocks = CsvScanner(source_file, block_size=piece_bytes, delimiter=delimiter).blocks()
+        blocks = reader.scanner(source_file, block_size=piece_bytes).blocks()
         try:
             block = next(blocks, None)
         finally:

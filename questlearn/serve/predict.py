@@ -7,8 +7,8 @@ through, ``p_<class>`` per class, ``predicted``, and the label when the
 input has it. :func:`predict_frame` does the same for a pandas DataFrame or
 a dict of columns.
 
-The input is read by :func:`open_input`, the one place that knows how a
-source becomes a stream of parsed pyarrow tables. Numbers obey the split's
+The input is read by :func:`open_input`, with the reader of its format
+(:mod:`questlearn.io.readers`, as ``split`` reads a source). Numbers obey the split's
 rules (:func:`questlearn.io._rowchecks.check_numbers`): an infinity, a value
 float32 cannot hold, or NaN written as a value in a CSV stops with file,
 line and byte (column and row for a DataFrame). The output is written under
@@ -30,30 +30,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from ..io._parse import Chunk, first_row_holding, parse_records, reported_value
+from ..errors import DiskFullError, InputFormatError, ModelFileError, OptionError, OutputFolderError, SchemaError
 from ..io._rowchecks import check_numbers
-from ..io.csvscan import DEFAULT_BLOCK_SIZE, CsvFormatError, CsvScanner
+from ..io.csvscan import DEFAULT_BLOCK_SIZE
+from ..io.readers import InputBlock, reader_for
 from ..io.sources import resolve_sources
 from ..split._prepare import float_values
 from .export import INFERENCE_MODEL, INFERENCE_SPEC, load_saved_model, read_inference_spec
 
 CHUNK_ROWS = 8192  # rows per model call
-
-
-@dataclass
-class InputBlock:
-    """Parsed rows of the input and how to find them in the source."""
-
-    chunk: Chunk  # the rows and where each came from
-    bytes_done: int  # progress: source bytes consumed so far
-
-    @property
-    def table(self) -> pa.Table:
-        return self.chunk.table
-
-    def error(self, row: int, problem: str) -> ValueError:
-        """An error naming where row ``row`` is: file, line and byte (CSV) or file and row (Parquet)."""
-        return self.chunk.error(row, problem)
 
 
 @dataclass
@@ -68,11 +53,11 @@ class InputStream:
 def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimiter: str = ",") -> InputStream:
     """Open a source as a stream of parsed pyarrow tables.
 
-    Every source kind ``split`` accepts (:func:`questlearn.io.sources.resolve_sources`):
-    CSV files plain or compressed, scanned strictly by
-    :class:`~questlearn.io.csvscan.CsvScanner` (malformed input stops with file,
-    line and byte), several files or a directory (every header must equal the
-    first's), or Parquet files read by batch.
+    Every source kind ``split`` accepts (:func:`questlearn.io.sources.resolve_sources`),
+    read by the reader of its format (:func:`questlearn.io.readers.reader_for`):
+    CSV files plain or compressed, scanned strictly (malformed input stops
+    with file, line and byte), several files or a directory (every header
+    must equal the first's), or Parquet files read by batch.
 
     Parameters
     ----------
@@ -88,78 +73,20 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
     Returns
     -------
     InputStream
-        ``blocks(column_types)`` yields :class:`InputBlock` objects holding
-        only the requested columns, parsed as the given pyarrow types; the
-        float64 columns passed :func:`~questlearn.io._rowchecks.check_numbers`.
+        ``blocks(column_types)`` yields :class:`~questlearn.io.readers.InputBlock`
+        objects holding only the requested columns, parsed as the given
+        pyarrow types; the float64 columns passed
+        :func:`~questlearn.io._rowchecks.check_numbers`.
     """
-    from ..split._plan import header_difference, with_bytes
-
-    files = with_bytes(resolve_sources(source))  # empty (0-byte) files hold no rows
-    total = sum(f.bytes for f in files)
-    if files[0].format == "parquet":
-        return _parquet_input(files, total)
-    scanners = [CsvScanner(f, block_size=block_size, delimiter=delimiter) for f in files]
-    names = scanners[0].header.names
-    for scanner in scanners[1:]:
-        if scanner.header.names != names:
-            raise CsvFormatError(scanner.path, 1, 0, f"the header differs from {scanners[0].path}'s: "
-                                 f"{header_difference(names, scanner.header.names)}; every file of an input must "
-                                 "have the same columns")
+    reader = reader_for(resolve_sources(source), delimiter=delimiter, block_size=block_size, check_names=False,
+                        role="an input")
 
     def blocks(types: dict) -> Iterator[InputBlock]:
-        done = 0
-        for source_file, scanner in zip(files, scanners):
-            for block in scanner.blocks():
-                if not len(block):
-                    continue
-                try:
-                    table = parse_records(block.data, names, delimiter=delimiter, types=types, include=list(types),
-                                          null_values=na_values)
-                except pa.ArrowInvalid as error:
-                    strings = parse_records(block.data, names, delimiter=delimiter, include=list(types),
-                                            types={n: pa.string() for n in types}, null_values=na_values)
-                    raise _conversion_error(Chunk(strings, scanner.path, block), types, reported_value(error)) from error
-                chunk = Chunk(table, scanner.path, block)
-                check_numeric_columns(chunk, types)
-                yield InputBlock(chunk, done + block.raw_position)
-            done += source_file.bytes
+        for block in reader.blocks(types, na_values):
+            check_numeric_columns(block.chunk, types)
+            yield block
 
-    return InputStream(names=names, total_bytes=total, blocks=blocks)
-
-
-def _parquet_input(files, total: int) -> InputStream:
-    from ..io._parquet_columns import as_float, carried_column, open_parquet, read_batches, reading_of
-
-    schema = open_parquet(files[0]).schema_arrow
-    for other in files[1:]:
-        if not open_parquet(other).schema_arrow.equals(schema):
-            raise ValueError(f"{other.shown}: its Parquet schema differs from {files[0].shown}'s")
-
-    def blocks(types: dict) -> Iterator[InputBlock]:
-        done = 0
-        for source_file in files:
-            parquet, first = open_parquet(source_file), 0
-            rows = max(parquet.metadata.num_rows, 1)
-            batches = (batch for group in range(parquet.metadata.num_row_groups)  # one row group at a time
-                       for batch in read_batches(parquet, source_file, group, list(types), 65_536))
-            for batch in batches:
-                table = {}
-                for name, kind in types.items():
-                    try:
-                        column = carried_column(batch.column(name), reading_of(schema.field(name).type))
-                        table[name] = as_float(column) if kind == pa.float64() else column.cast(kind)
-                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                        raise ValueError(f"{source_file.shown}: rows {first + 1}-{first + batch.num_rows}, column "
-                                         f"{name!r}: cannot read it as the model's {kind}: {error}") from None
-                table = pa.table(table)
-
-                chunk = Chunk(table, source_file.shown, None, first)
-                check_numeric_columns(chunk, types)
-                first += batch.num_rows
-                yield InputBlock(chunk, done + source_file.bytes * first // rows)
-            done += source_file.bytes
-
-    return InputStream(names=list(schema.names), total_bytes=total, blocks=blocks)
+    return InputStream(names=reader.names, total_bytes=sum(f.bytes for f in reader.readable), blocks=blocks)
 
 
 def check_numeric_columns(rows, types: dict) -> None:
@@ -193,19 +120,7 @@ class FrameRows:
 
     def error(self, row: int, problem: str) -> ValueError:
         where = f"row {row}" if self.index is None else f"row {row} (index {self.index[row]!r})"
-        return ValueError(f"the input's {where}: {problem}")
-
-
-def _conversion_error(strings: Chunk, types: dict, value) -> ValueError:
-    """Where the value pyarrow could not convert is, with what it means."""
-    numeric = [n for n, t in types.items() if t == pa.float64()]
-    found = first_row_holding(strings.table, numeric, value)
-    if found is None:
-        return strings.error(0, "pyarrow could not convert this block to the model's column types")
-    name, row = found
-    return strings.error(row, f"column {name!r} holds {value!r}, which is not a number, but the model was "
-                              "trained on it as a numeric column (a missing-value token the split did not "
-                              "know? the model's tokens are in inference.json)")
+        return InputFormatError(f"the input's {where}: {problem}")
 
 
 class Predictor:
@@ -223,10 +138,10 @@ class Predictor:
         self.model_dir = Path(model_dir)
         spec_path, model_path = self.model_dir / INFERENCE_SPEC, self.model_dir / INFERENCE_MODEL
         if not spec_path.is_file() or not model_path.is_file():
-            raise ValueError(f"{self.model_dir} holds no {INFERENCE_MODEL} / {INFERENCE_SPEC}: train a model with "
+            raise ModelFileError(f"{self.model_dir} holds no {INFERENCE_MODEL} / {INFERENCE_SPEC}: train a model with "
                              "`questlearn train` (this questlearn version) first")
         if keras.backend.backend() != "tensorflow":
-            raise ValueError(f"{INFERENCE_MODEL} takes string columns, which need the TensorFlow backend; "
+            raise OptionError(f"{INFERENCE_MODEL} takes string columns, which need the TensorFlow backend; "
                              f"the Keras backend here is {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
         self.spec = read_inference_spec(self.model_dir)
         self.model = load_saved_model(model_path)
@@ -239,7 +154,7 @@ class Predictor:
         """pyarrow types of the columns to read; a missing feature is an error."""
         missing = [f for f in self.features if f not in available]
         if missing:
-            raise ValueError(f"the input has no column {missing[0]!r}, a feature of the model in {self.model_dir} "
+            raise SchemaError(f"the input has no column {missing[0]!r}, a feature of the model in {self.model_dir} "
                              f"(missing: {missing}; the model's features: {self.features})")
         types = {n: pa.string() for n in self.spec["id_columns"] if n in available}
         types.update({n: pa.float64() if self.kinds[n] == "numeric" else pa.string() for n in self.features})
@@ -342,8 +257,8 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise ValueError(f"cannot write {output}: {error.strerror}; nothing was written (the partial file was "
-                         "removed): free some space or choose another disk, and run the command again") from None
+        raise DiskFullError(f"cannot write {output}: {error.strerror}; nothing was written (the partial file was "
+                            "removed): free some space or choose another disk, and run the command again") from None
     finally:
         if partial.exists():
             partial.unlink()
@@ -358,21 +273,21 @@ def check_output(output: Path, source, model_dir) -> None:
     symbolic or hard link (same device and inode).
     """
     if output.is_dir():
-        raise ValueError(f"cannot write {output}: it is a directory; name the CSV file to write "
-                         f"(e.g. {output / 'predictions.csv'})")
+        raise OutputFolderError(f"cannot write {output}: it is a directory; name the CSV file to write "
+                                f"(e.g. {output / 'predictions.csv'})")
     if not output.parent.is_dir():
-        raise ValueError(f"cannot write {output}: the directory {output.parent} does not exist")
+        raise OutputFolderError(f"cannot write {output}: the directory {output.parent} does not exist")
     if output.exists():
         model_files = [Path(model_dir) / name for name in (INFERENCE_MODEL, INFERENCE_SPEC)]
         inputs = [(f.path, f.shown) for f in resolve_sources(source)] + [(p, str(p)) for p in model_files if p.exists()]
         for path, shown in inputs:
             if os.path.samefile(output, path):
-                raise ValueError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
-                                 "choose another output file")
+                raise OutputFolderError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
+                                        "choose another output file")
     for folder in _source_folders(source):
         if output.resolve().is_relative_to(folder):
-            raise ValueError(f"cannot write {output}: it lies inside the input folder {folder}, where the next "
-                             "run over that folder would read it as a part; write it elsewhere")
+            raise OutputFolderError(f"cannot write {output}: it lies inside the input folder {folder}, where the next "
+                                    "run over that folder would read it as a part; write it elsewhere")
 
 
 def _source_folders(source) -> list[Path]:
@@ -400,7 +315,7 @@ def predict_frame(model_dir, data):
 
     Raises
     ------
-    ValueError
+    SchemaError, InputFormatError
         A missing feature column, a value that is not a number in a numeric
         feature, or one the split refuses (an infinity, beyond float32),
         naming the column and the row (position and index label).
@@ -423,7 +338,7 @@ def predict_frame(model_dir, data):
         try:
             columns[name] = column.cast(wanted)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            raise ValueError(f"column {name!r} cannot be read as {wanted} for the model: {error}") from None
+            raise InputFormatError(f"column {name!r} cannot be read as {wanted} for the model: {error}") from None
     columns = pa.table(columns)
     check_numeric_columns(FrameRows(columns, data.index if is_frame else None), types)
     scored = predictor.score(columns)

@@ -51,9 +51,9 @@ from ..errors import InputFormatError, OptionError, OutputFolderError, Questlear
 from ..manifest._files import MANIFEST_NAME, write_json_atomically
 from ..schema.encoding import Encoding
 from ..schema.infer import ColumnReport, InferredSchema
+from ._merge import merge_parts
 from ._output import create_output_folder, remove_created_folders
 from ._params import SplitParameters
-from ._merge import merge_parts
 from ._plan import decide_schema
 from ._record import report_end
 from ._sequential import LOCK_NAME, MARKER_NAME, _exclusive_lock, _Splitter, split_sequential
@@ -161,7 +161,7 @@ def _load_or_make_plan(parent: _Splitter, out: Path, params: SplitParameters) ->
                   flush=True)
         return plan
     refuse_foreign_files(out)
-    inferred = decide_schema(parent.files, params, verbose=parent.verbose)  # printed here, once, for all parts
+    inferred = decide_schema(parent.reader, params, verbose=parent.verbose)  # printed here, once, for all parts
     (out / MARKER_NAME).write_text(MARKER_TEXT, encoding="utf-8")
     plan = {"parameters": params.as_record(), "source": parent.fingerprint,
             "schema": {"kinds": inferred.kinds, "label_numeric": inferred.label_numeric,

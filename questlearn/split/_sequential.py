@@ -10,10 +10,11 @@ The pipeline, one stage per module:
    (:mod:`~questlearn.schema.infer`) and the model-ready encoding (fill values,
    one-hot vocabularies, :mod:`~questlearn.schema.encoding`), printed; the rows
    to expect, the disk they need, the shards open at once;
-3. :mod:`~questlearn.io._chunks` — one pass over each file: runs of whole
-   records cut at C speed (:mod:`~questlearn.io._fastscan`) and parsed by
-   pyarrow on every core (:mod:`~questlearn.io._parse`), or Parquet batches,
-   each a chunk with its journal position; :mod:`~questlearn.io.csvscan`
+3. :mod:`~questlearn.io.readers` — one pass over each file, by the reader of
+   its format: runs of whole records cut at C speed
+   (:mod:`~questlearn.io._fastscan`) and parsed by pyarrow on every core
+   (:mod:`~questlearn.io._parse`), or Parquet batches, each a chunk with its
+   journal position; :mod:`~questlearn.io.csvscan`
    rescans a run only to locate a problem (:mod:`~questlearn.io._rowchecks`
    names the fix);
 4. :mod:`~questlearn.split._start` — a fresh split marks its output folder,
@@ -54,7 +55,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiskFullError, SchemaError
-from ..io._chunks import ChunkReader
 from ..io._chunks import read_ahead as _read_ahead
 from ..io.csvscan import CsvFormatError
 from ..io.sources import check_unchanged, resolve_sources
@@ -73,7 +73,7 @@ from ._publish import finishing_plan, publish
 from ._record import split_manifest
 from ._scatter import rows_by_shard, shards_for
 from ._shards import ShardFiles
-from ._start import already_done, csv_header, fresh_state, open_limit, reopen_subsets, resumed_state, shard_parts
+from ._start import already_done, fresh_state, open_limit, reopen_subsets, resumed_state, shard_parts
 from ._state import SplitState, start_position
 from ._writer import ShardWriter, sync_directory_file_system
 
@@ -117,8 +117,8 @@ class _Splitter:
         self.out, self.params, self.progress, self.verbose = out, params, progress, verbose
         self.given_schema = schema  # kinds decided by a parallel split's parent, shared by all its parts
         self.files = resolve_sources(source)
-        self.format = self.files[0].format
-        self.scanner, self.names = read_columns(self.files, params)
+        self.reader, self.names = read_columns(self.files, params)
+        self.format = self.reader.format
         self.fingerprint = {"files": [f.fingerprint() for f in self.files]}
         self.state: SplitState | None = None  # set by run(), started or resumed
         self.parts: dict = {}  # every shard's parts (:func:`~questlearn.split._start.shard_parts`)
@@ -140,7 +140,7 @@ class _Splitter:
             self._set_parts()
             reopen_subsets(self.out, self.state, journal["subsets"], self.parts)
         else:
-            self.state, first_wave = fresh_state(self.out, self.files, self.params, self.fingerprint,
+            self.state, first_wave = fresh_state(self.out, self.reader, self.params, self.fingerprint,
                                                  schema=self.given_schema, verbose=self.verbose,
                                                  where=self._source_name())
             self._set_parts()
@@ -161,7 +161,7 @@ class _Splitter:
                 shard.handles = {}
 
     def _set_parts(self) -> None:
-        header = self.scanner.header.raw if self.format == "csv" else csv_header(self.names, self.params.delimiter)
+        header = self.reader.header_bytes(self.names)
         self.parts = shard_parts(self.params, self.state.encoding.width, header)
         self.state.open_limit = open_limit(self.params, self.parts)
 
@@ -189,13 +189,11 @@ class _Splitter:
         total = sum(f.bytes for f in self.files)
         done = sum(f.bytes for f in self.files[: state.position["file"]])
         since_checkpoint = 0
-        chunks = ChunkReader(self.names, state.kinds, state.label_numeric, self.params,
-                             self.scanner if self.format == "csv" else None)
         with tqdm(total=total, initial=done, unit="B", unit_scale=True, desc="split", disable=not self.progress) as bar:
             while state.position["file"] < len(self.files):
                 source_file = self.files[state.position["file"]]
-                reader = chunks.csv_chunks if self.format == "csv" else chunks.parquet_chunks
-                stages = _read_ahead(self._prepared(_read_ahead(reader(source_file, state.position))))
+                chunks = self.reader.chunks(source_file, state.position, state.kinds, state.label_numeric, self.params)
+                stages = _read_ahead(self._prepared(_read_ahead(chunks)))
                 for prepared, position, read, size, blank_lines in stages:
                     if prepared is not None:
                         self._process(prepared)
@@ -211,7 +209,7 @@ class _Splitter:
                 if state.file_rows == 0:
                     state.empty_files += 1
                 state.done_files.append({"name": source_file.name, "bytes": source_file.bytes,
-                                         "sha256": chunks.sha256, "rows": state.file_rows,
+                                         "sha256": self.reader.sha256, "rows": state.file_rows,
                                          "compression": source_file.compression})
                 done += source_file.bytes
                 state.file_rows = 0

@@ -62,18 +62,7 @@ def shard_parts(params: SplitParameters, width: int, csv_header: bytes) -> dict:
     return parts
 
 
-def csv_header(names: list, delimiter: str) -> bytes:
-    """The CSV header line of a source without one of its own (Parquet): the names, quoted where needed."""
-    return (delimiter.join(_csv_field(n, delimiter) for n in names) + "\n").encode()
-
-
-def _csv_field(text: str, delimiter: str) -> str:
-    if any(c in text for c in (delimiter, '"', "\n", "\r")):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def fresh_state(out: Path, files: list, params: SplitParameters, fingerprint: dict, *, schema, verbose: bool,
+def fresh_state(out: Path, reader, params: SplitParameters, fingerprint: dict, *, schema, verbose: bool,
                 where: str):
     """Plan a new split in the empty ``out`` and mark the folder as questlearn's.
 
@@ -84,7 +73,7 @@ def fresh_state(out: Path, files: list, params: SplitParameters, fingerprint: di
     """
     clear_unjournaled_start(out)
     refuse_foreign_files(out)
-    plan = plan_split(files, out, params, schema=schema, verbose=verbose)
+    plan = plan_split(reader, out, params, schema=schema, verbose=verbose)
     if plan.exact and schema is None:  # a part of a parallel split may leave a subset empty
         check_subsets_filled(plan.estimated_rows, params, where)
     (out / MARKER_NAME).write_text(MARKER_TEXT, encoding="utf-8")

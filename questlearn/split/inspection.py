@@ -57,14 +57,13 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
     params = SplitParameters(**parameters)
-    files = resolve_sources(source)
-    read_columns(files, params)
-    total = sum(f.bytes for f in files)
+    reader, _ = read_columns(resolve_sources(source), params)
+    files = reader.files
     kinds = sorted({f.compression or "uncompressed" for f in files})
-    print_to(f"questlearn: {len(files)} {files[0].format.upper()} file(s), {total / 1e6:.1f} MB on disk "
+    print_to(f"questlearn: {len(files)} {reader.format.upper()} file(s), {reader.total_bytes / 1e6:.1f} MB on disk "
              f"({', '.join(kinds)}): {', '.join(f.name for f in files[:3])}{' ...' if len(files) > 3 else ''}")
-    inferred = sample_schema(files, params)
-    print_to(inferred.describe(params.null_values if files[0].format == "csv" else None))
+    inferred = sample_schema(reader, params)
+    print_to(inferred.describe(reader.missing_tokens(params.null_values)))
     if inferred.problems:
         print_to("problems to settle before splitting:\n  " + "\n  ".join(inferred.problems))
     print_to(f"first {rows} rows as parsed (· = missing):")
