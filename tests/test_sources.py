@@ -20,7 +20,7 @@ from questlearn.manifest._files import load_manifest
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
-SPLIT = ["python3", "-m", "questlearn.cli", "split", "--no-progress", "--rows-per-shard", "4000",
+SPLIT = [sys.executable, "-m", "questlearn.cli", "split", "--no-progress", "--rows-per-shard", "4000",
          "--id-column", "attempt_id", "--id-column", "player_id", "--block-size", "65536"]
 
 
