@@ -9,7 +9,7 @@ next to the notebooks.
 import os
 import signal
 
-from questlearn.data.dataset import QuestSequence
+from questlearn.data import QuestSequence
 
 
 def kill_this_process():

@@ -1,7 +1,7 @@
 """Shared fixtures: small synthetic quest logs and splits of them."""
 
 import pytest
-from v2split import ID_SPLIT_OPTIONS, model_ready_split
+from splits import ID_SPLIT_OPTIONS, model_ready_split
 
 from questlearn.synth import write_quest_log
 

@@ -24,7 +24,7 @@ old and new, for the life of the process (a notebook cell run again).
 
 This reaches into Keras's ``py_dataset_adapter._DATA_POOLS`` and the
 standard library's ``Pool`` internals (``_pool``, ``_cache``, ``_state``).
-``tests/test_dataset_workers.py`` fails if either changes shape.
+``tests/data/test_dataset_workers.py`` fails if either changes shape.
 """
 
 from __future__ import annotations

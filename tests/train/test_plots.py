@@ -15,7 +15,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def regression_model(tmp_path_factory):
     """A model trained by ``train`` on a regression split of a quest log (label ``power``)."""
-    from v2split import model_ready_split
+    from splits import model_ready_split
 
     from questlearn.synth import write_quest_log
     from questlearn.train._fit import train

@@ -13,14 +13,13 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TORCH_MISSING, run_env
-from v2split import model_ready_split
+from helpers import TORCH_MISSING, run_env, start_child
+from splits import model_ready_split
 
 from questlearn.synth import write_quest_log
 from questlearn.train._fit import read_history_csv, train
 from questlearn.train._resume import load_backup
 
-CHILD = Path(__file__).with_name("resume_child.py")
 TRAIN_ARGS = ["--epochs", "3", "--batch-size", "64", "--workers", "1", "--seed", "4"]
 
 
@@ -40,10 +39,10 @@ def train_ids(split_dir):
                               for s in shards])["attempt_id"].tolist())
 
 
-def run_child(record, pause, model_dir, split_dir, extra=()):
-    command = [sys.executable, str(CHILD), str(record), pause, "--", str(split_dir), "--model-dir", str(model_dir),
-               *TRAIN_ARGS, *extra]
-    return subprocess.Popen(command, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_training(record, pause, model_dir, split_dir, extra=()):
+    """Start ``questlearn train`` in a child that records each batch's ids to ``record`` and stops
+    at ``pause`` (``"EPOCH:BATCH"``; ``"-"``: never) until the test kills it."""
+    return start_child("resume_child.py", record, pause, "--", split_dir, "--model-dir", model_dir, *TRAIN_ARGS, *extra)
 
 
 def records(path):
@@ -59,11 +58,11 @@ def records(path):
 def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path):
     expected = train_ids(id_feature_split)
 
-    uninterrupted = run_child(tmp_path / "a.txt", "-", tmp_path / "a", id_feature_split)
+    uninterrupted = start_training(tmp_path / "a.txt", "-", tmp_path / "a", id_feature_split)
     out, err = uninterrupted.communicate(timeout=300)
     assert uninterrupted.returncode == 0, err[-3000:]
 
-    killed = run_child(tmp_path / "b.txt", "1:37", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
+    killed = start_training(tmp_path / "b.txt", "1:37", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
     deadline = time.monotonic() + 240
     while not Path(f"{tmp_path / 'b.txt'}.paused").exists():
         assert killed.poll() is None, killed.stderr.read()[-3000:]
@@ -78,7 +77,7 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
     assert [b for e, b, _ in before_kill if e == 1] == list(range(38))  # trained up to batch 37, then killed
 
     Path(tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
-    resumed = run_child(tmp_path / "b.txt", "-", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
+    resumed = start_training(tmp_path / "b.txt", "-", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     assert "resuming from" in out and "batch 31" in out

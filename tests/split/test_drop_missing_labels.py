@@ -129,7 +129,7 @@ def test_a_manifest_whose_shards_and_dropped_rows_do_not_make_the_source_rows_is
 
 @pytest.mark.timeout(600)
 def test_a_parallel_split_drops_the_same_rows_as_a_sequential_one(tmp_path):
-    from test_parallel_split import assert_same_statistics
+    from splits import assert_same_statistics
 
     parts = tmp_path / "parts"
     parts.mkdir()

@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from splits import model_ready_split
 from trained import train_small_model
-from v2split import model_ready_split
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.serve.evaluate import evaluate

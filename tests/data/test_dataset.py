@@ -5,24 +5,11 @@ import pickle
 import numpy as np
 import pytest
 from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-from v2split import ID_SPLIT_OPTIONS, demote_to_other, model_ready_split
+from splits import ID_SPLIT_OPTIONS, demote_to_other, expected_ids, ids_in_shard_order, model_ready_split
 
 from questlearn.data._batches import EqualShards
 from questlearn.data.dataset import QuestSequence
 from questlearn.manifest._files import load_manifest
-
-
-def ids_in_shard_order(split_dir, subset):
-    """attempt_id of every row of a subset in shard order (an unshuffled epoch's order), from the
-    binary shards' row numbers (attempt_id equals the 0-based source row in synthetic logs)."""
-    manifest = load_manifest(split_dir)
-    rows = [np.load(f"{manifest['root']}/{s['files']['rows']['name']}") for s in manifest["subsets"][subset]["shards"]]
-    return np.concatenate(rows)
-
-
-def expected_ids(split_dir, subset):
-    """attempt_id of every row of a subset, sorted."""
-    return np.sort(ids_in_shard_order(split_dir, subset))
 
 
 def ids_of(dataset):

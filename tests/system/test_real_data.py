@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from v2split import model_ready_split
+from splits import model_ready_split
 
 from questlearn.manifest._files import load_manifest
 from questlearn.train._fit import train

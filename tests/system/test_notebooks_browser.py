@@ -14,7 +14,7 @@ JupyterLab is missing::
 
     apt-get install -y chromium            # Debian/Ubuntu; no browser download needed
     python3 -m pip install -e ".[notebooks,browser]"
-    python3 -m pytest tests/test_notebooks_browser.py -v
+    python3 -m pytest tests/system/test_notebooks_browser.py -v
 
 ``QUESTLEARN_CHROMIUM`` names another Chromium binary.
 """
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 SCREENSHOTS = NOTEBOOKS / "screenshots"
 CHROMIUM = os.environ.get("QUESTLEARN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,7 +46,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 # The cell whose picture each screenshot shows (a string from its source).
 SCREENSHOT_CELLS = {
     "01_split_the_data.ipynb": "progress=True",
-    "02_check_batch_shapes.ipynb": "WorkerKilledSequence(SPLIT",
+    "02_from_the_original_recipe_to_questsequence.ipynb": "WorkerKilledSequence(SPLIT",
     "03_train_with_workers.ipynb": "history = model.fit(",
     "04_plot_the_history.ipynb": "plot_history(history",
     "05_your_own_data.ipynb": "report = evaluate(MODEL, SPLIT)",

@@ -2,15 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_env
+from helpers import REPO, run_env
 
 from questlearn.synth import write_quest_log
-
-HERE = Path(__file__).parent
 
 SUSPENDED_READ_AHEAD = """
 import atexit, sys, threading
@@ -46,7 +43,7 @@ def test_the_scan_ahead_thread_is_stopped_before_interpreter_shutdown(reader):
     """A daemon thread still in numpy/pyarrow at finalization is ended by pthread_exit, which can abort
     the process ('terminate called without an active exception'). Nested stages stop too: the inner
     stage's exit hook runs first, and the outer stage must not then wait forever for it."""
-    code = SUSPENDED_READ_AHEAD.format(root=str(HERE.parent), reader=reader)
+    code = SUSPENDED_READ_AHEAD.format(root=str(REPO), reader=reader)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100, env=run_env())
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ALIVE_AT_EXIT []" in result.stdout, result.stdout + result.stderr[-2000:]

@@ -9,23 +9,21 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import pytest
-from helpers import run_env
-from test_parallel_split import SPLIT, write_parts
+from helpers import CHILDREN, child_command, run_env
+from splits import SPLIT, write_parts
 
 from questlearn.split._parallel import PARTS_DIR
 
-HERE = Path(__file__).parent
 END_SECONDS = 15  # far beyond the half-second watch: what is caught is an orphan that lives on
 
 
 def start(command, **environment):
     """Popen with stdout (and stderr) piped; ``.lines`` fills as it prints, ``.eof`` is set at end-of-file."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env={**run_env(), **environment}, cwd=HERE, text=True)
+                               env={**run_env(), **environment}, cwd=CHILDREN, text=True)
     process.lines, process.eof = [], threading.Event()
 
     def read():
@@ -99,7 +97,7 @@ def cmdlines(seen: dict) -> list:
     ("spawn", 1, 0), ("spawn", 0, 0), ("fork", 0, 0), ("forkserver", 1, 0), ("forkserver", 0, 0),
     ("spawn", 1, 3)])  # delay: the parent is killed before the child asks to die with it
 def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkilled(start_method, death_signal, delay):
-    parent = start([sys.executable, str(HERE / "orphan_parent.py"), start_method, str(death_signal), str(delay)])
+    parent = start(child_command("orphan_parent.py", start_method, death_signal, delay))
 
     def child_seen(found):
         return any(line.startswith("CHILD ") and int(line.split()[1]) in found for line in parent.lines)
@@ -143,7 +141,7 @@ def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
 def test_data_workers_inside_a_slow_batch_end_when_the_training_process_is_sigkilled(id_split, start_method):
-    trainer = start([sys.executable, str(HERE / "orphan_fit_child.py"), str(id_split), start_method])
+    trainer = start(child_command("orphan_fit_child.py", id_split, start_method))
     seen = watch_until(trainer, lambda found: "FITTING\n" in trainer.lines)
     time.sleep(2.0)  # both workers are inside slow batches now
     assert_all_end_after_sigkill(trainer, seen)

@@ -1,7 +1,7 @@
 """A small trained model shared by the export, predict and CLI tests."""
 
 from helpers import ID_COLUMNS
-from v2split import model_ready_split
+from splits import model_ready_split
 
 from questlearn.synth import write_quest_log
 from questlearn.train._fit import train

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import ID_COLUMNS, run_env
-from v2split import model_ready_split
+from splits import model_ready_split
 
 from questlearn.synth import write_quest_log
 from questlearn.train._fit import read_history_csv, train

@@ -8,22 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_env
-from test_dataset import expected_ids
+from helpers import run_child, run_env
+from splits import expected_ids
 
-HERE = Path(__file__).parent
 START_METHODS = ["fork", "spawn", "forkserver"]
 FIT_BOUND_SECONDS = 30  # generous: spawn workers import the backend first; hangs are what we catch
-
-
-def run_child(script, *args, timeout=120):
-    result = subprocess.run([sys.executable, str(HERE / script), *map(str, args)], capture_output=True,
-                            text=True, timeout=timeout, env=run_env(), cwd=HERE)
-    return result
 
 
 @pytest.mark.timeout(180)
@@ -121,8 +113,7 @@ FORK_WARNINGS = ("use of fork() may lead to deadlocks", "os.fork() was called") 
 
 def _fit_with_worker_processes(python, split):
     env = {**run_env(), "KERAS_BACKEND": "jax"}  # JAX warns on fork under any Python, CPython from 3.12
-    return subprocess.run([python, *WARNINGS_SHOWN, str(HERE / "process_workers_fit.py"), str(split)],
-                          capture_output=True, text=True, timeout=280, env=env, cwd=HERE)
+    return run_child("process_workers_fit.py", split, python=python, python_options=WARNINGS_SHOWN, env=env, timeout=280)
 
 
 @pytest.mark.timeout(300)

@@ -8,7 +8,7 @@ import time
 import keras
 import pytest
 from helpers import ID_COLUMNS, run_env
-from v2split import model_ready_split
+from splits import model_ready_split
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.synth import write_quest_log

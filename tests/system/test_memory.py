@@ -3,23 +3,18 @@
 (The benchmarks measure the same at larger sizes; see benchmarks/.)
 """
 
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from helpers import run_env
-from v2split import model_ready_split
+from helpers import run_child
+from splits import model_ready_split
 
 from questlearn.synth import write_quest_log
 
-HERE = Path(__file__).parent
 SMALL_ROWS = 50_000  # ~11 MB; 4x is ~43 MB
 
 
 def peak(*args):
-    result = subprocess.run([sys.executable, str(HERE / "memory_probe.py"), *map(str, args)],
-                            capture_output=True, text=True, env=run_env(), timeout=300)
+    result = run_child("memory_probe.py", *args, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("PEAK"))
     own, children = map(float, line.split()[1:])

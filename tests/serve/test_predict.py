@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import ID_COLUMNS
+from splits import model_ready_split
 from trained import train_small_model
-from v2split import model_ready_split
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.io.csvscan import CsvFormatError

@@ -5,7 +5,6 @@ import gzip
 import lzma
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from helpers import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, run_child, run_env
 
 from questlearn.io.csvscan import CsvFormatError
 from questlearn.manifest._files import load_manifest
@@ -214,12 +213,10 @@ def test_other_delimiters_split_like_commas(plain, tmp_path):
 
 def _kill_and_resume(command, out: Path, kills_at):
     """SIGKILL the split at each ``(step, N)`` of ``kills_at`` in turn (each run resuming the
-    last; see split_kill_child.py), then let it finish; return how many runs were killed."""
-    child = Path(__file__).with_name("split_kill_child.py")
+    last; see tests/children/split_kill_child.py), then let it finish; return how many runs were killed."""
     kills = 0
     for point, nth in kills_at:
-        killed = subprocess.run([sys.executable, str(child), point, str(nth), str(out.parent / "unused.json"), "--",
-                                 *command[4:]], env=run_env(), capture_output=True, text=True, timeout=240)
+        killed = run_child("split_kill_child.py", point, nth, out.parent / "unused.json", "--", *command[4:], timeout=240)
         assert killed.returncode in (0, -signal.SIGKILL), killed.stderr[-2000:]
         kills += killed.returncode == -signal.SIGKILL
     subprocess.run(command, check=True, env=run_env(), stdout=subprocess.DEVNULL)

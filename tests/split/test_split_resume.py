@@ -10,15 +10,13 @@ to the last rename, and some runs are killed twice.
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from helpers import run_env
+from helpers import run_child, run_env
 
 from questlearn.split._sequential import JOURNAL_NAME
 from questlearn.synth import write_quest_log
 
-CHILD = Path(__file__).with_name("split_kill_child.py")
 ARGS = ["--rows-per-shard", "400", "--max-open-shards", "3", "--block-size", "8192", "--seed", "3",
         "--id-column", "attempt_id", "--no-progress"]
 
@@ -27,10 +25,10 @@ def tree(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_child(point, nth, counts, source, out, formats, extra=()):
-    command = [sys.executable, str(CHILD), point, str(nth), str(counts), "--", *map(str, source), str(out), *ARGS,
-               "--formats", formats, *extra]
-    return subprocess.run(command, env=run_env(), capture_output=True, text=True, timeout=120)
+def split_killed_at(point, nth, counts, source, out, formats, extra=()):
+    """Split ``source`` into ``out`` in a child that SIGKILLs itself the ``nth`` time it reaches ``point``
+    (``"-"``: never), writing how often it reached each point to ``counts``."""
+    return run_child("split_kill_child.py", point, nth, counts, "--", *source, out, *ARGS, "--formats", formats, *extra)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +78,7 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
     expected = tree(clean)
     assert any(name.endswith(".features.npy") for name in expected)
     counted = tmp_path / "counted"
-    result = run_child("append", 0, tmp_path / "counts.json", files, counted, formats)
+    result = split_killed_at("append", 0, tmp_path / "counts.json", files, counted, formats)
     assert result.returncode == 0, result.stderr
     assert tree(counted) == expected  # frequent checkpoints change nothing
     counts = json.loads((tmp_path / "counts.json").read_text())
@@ -91,10 +89,10 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
               ("journal", max(1, counts["journal"] // 2)): ("close", 2)}
     for point, nth in points:
         out = tmp_path / f"{point}-{nth}"
-        killed = run_child(point, nth, tmp_path / "unused.json", files, out, formats)
+        killed = split_killed_at(point, nth, tmp_path / "unused.json", files, out, formats)
         assert killed.returncode == -9, (point, nth, killed.stderr[-2000:])
         if (point, nth) in second:  # killed again while resuming
-            again = run_child(*second[(point, nth)], tmp_path / "unused.json", files, out, formats)
+            again = split_killed_at(*second[(point, nth)], tmp_path / "unused.json", files, out, formats)
             assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
         resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(out), *ARGS,
                                   "--formats", formats], env=run_env(), capture_output=True, text=True, timeout=120)
@@ -123,7 +121,7 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
     expected = tree(clean)
     dropped = json.loads(expected["manifest.json"])["source"]["dropped_missing_labels"]
     assert dropped == int(((frame.index % 11 == 3) | (frame.index % 17 == 5)).sum())
-    result = run_child("append", 0, tmp_path / "counts.json", source, tmp_path / "counted", "csv,npy", extra)
+    result = split_killed_at("append", 0, tmp_path / "counts.json", source, tmp_path / "counted", "csv,npy", extra)
     assert result.returncode == 0, result.stderr
     counts = json.loads((tmp_path / "counts.json").read_text())
     assert counts["journal"] >= 6  # checkpoints between the kills, each with a count of dropped rows so far
@@ -131,10 +129,10 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
               ("close", 1), ("after_close", counts["close"] - 1), ("replace", counts["replace"] - 1)]
     for point, nth in points:
         out = tmp_path / f"{point}-{nth}"
-        killed = run_child(point, nth, tmp_path / "unused.json", source, out, "csv,npy", extra)
+        killed = split_killed_at(point, nth, tmp_path / "unused.json", source, out, "csv,npy", extra)
         assert killed.returncode == -9, (point, nth, killed.stderr[-2000:])
         if point == "journal" and nth > 2:  # killed again while resuming
-            again = run_child("append", 10, tmp_path / "unused.json", source, out, "csv,npy", extra)
+            again = split_killed_at("append", 10, tmp_path / "unused.json", source, out, "csv,npy", extra)
             assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
         resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(out), *ARGS,
                                   "--formats", "csv,npy", *extra], env=run_env(), capture_output=True, text=True,

@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import pytest
 from helpers import run_env
-from v2split import model_ready_split
+from splits import model_ready_split
 
 from questlearn.cli import _without_option
 from questlearn.synth import write_quest_log

@@ -117,7 +117,7 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
-    from v2split import model_ready_split
+    from splits import model_ready_split
 
     from questlearn.synth import write_quest_log
 

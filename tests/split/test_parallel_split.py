@@ -11,28 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import run_env
+from splits import PART_ROWS, SPLIT, assert_same_statistics, write_parts
 
 from questlearn.manifest._files import load_manifest
 from questlearn.schema._columns import missing_tokens
 from questlearn.split import split_csv
 from questlearn.split._parallel import PARTS_DIR, PLAN_NAME
-from questlearn.synth import write_quest_log
 
-PART_ROWS = (900, 0, 1300, 600)  # uneven, with a header-only part
 OPTIONS = dict(rows_per_shard=350, val_fraction=0.25, seed=3, id_columns=("attempt_id",),
                categorical_columns=("player_id",), max_categories=1400, block_size=4096, formats=("csv", "npy"))
 # player_id is nearly unique: the sample holds more than 1,400 values, so the encoding keeps the most
 # frequent 1,400 and later rows of the others go to player_id=<other>.
-REL = 1e-9
-
-
-def write_parts(folder: Path, rows=PART_ROWS, nasty=True) -> Path:
-    """Part files from different seeds (so vocabularies appear in different orders), plus Spark's _SUCCESS."""
-    folder.mkdir(parents=True)
-    for index, count in enumerate(rows):
-        write_quest_log(folder / f"part-{index:05d}.csv", rows=count, seed=100 + index, nasty=nasty)
-    (folder / "_SUCCESS").write_bytes(b"")
-    return folder
 
 
 def read_csv(path):
@@ -56,18 +45,6 @@ def splits(tmp_path_factory):
     split_csv(parts, root / "sequential", verbose=False, **OPTIONS)
     split_csv(parts, root / "parallel", parallel=2, verbose=False, **OPTIONS)
     return parts, load_manifest(root / "sequential"), load_manifest(root / "parallel")
-
-
-def assert_same_statistics(parallel, sequential):
-    """Category counts identical; count and missing exact; moments to relative ``REL``."""
-    for name, expected in sequential["stats"].items():
-        got = parallel["stats"][name]
-        if "category_counts" in expected:
-            assert got == expected, name
-            continue
-        assert (got["count"], got["missing"]) == (expected["count"], expected["missing"]), name
-        for key in ("mean", "variance", "min", "max"):
-            assert got[key] == pytest.approx(expected[key], rel=REL, abs=1e-12), (name, key)
 
 
 def shards_of(manifest):
@@ -182,10 +159,6 @@ def test_a_bad_row_in_one_part_names_that_file_line_and_byte(tmp_path):
     bad.write_bytes(b"".join(lines))
     with pytest.raises(ValueError, match=r"part-00001\.csv.*line 121.*byte"):
         split_csv(parts, tmp_path / "out", parallel=2, verbose=False, rows_per_shard=100, id_columns=("attempt_id",))
-
-
-SPLIT = [sys.executable, "-m", "questlearn", "split", "--rows-per-shard", "500", "--id-column", "attempt_id",
-         "--block-size", "1024", "--no-progress"]
 
 
 @pytest.mark.timeout(300)

@@ -2,12 +2,9 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from helpers import run_env
-
-HERE = Path(__file__).parent
+from helpers import REPO, run_env
 
 BROKEN_POOL = """
 import multiprocessing, os, signal, sys, threading, time
@@ -47,7 +44,7 @@ if __name__ == "__main__":
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_shut_down_finishes_a_pool_whose_terminate_blocks(tmp_path, start_method):
     script = tmp_path / "broken_pool.py"
-    script.write_text(BROKEN_POOL.format(root=str(HERE.parent)))
+    script.write_text(BROKEN_POOL.format(root=str(REPO)))
     output = tmp_path / "output.txt"
     with open(output, "w") as handle:  # a file, not a pipe: a leftover worker cannot hold the test up
         subprocess.run([sys.executable, str(script), start_method], stdout=handle, stderr=subprocess.STDOUT,

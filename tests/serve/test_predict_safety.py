@@ -18,8 +18,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 from helpers import ID_COLUMNS
+from splits import model_ready_split
 from trained import train_small_model
-from v2split import model_ready_split
 
 from questlearn.cli import main
 from questlearn.io.csvscan import CsvFormatError

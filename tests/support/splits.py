@@ -1,24 +1,32 @@
-"""Model-ready (format 2) splits for the loader tests.
+"""Splits the tests make and read back.
 
 :func:`model_ready_split` is :func:`questlearn.split.split_csv` with the CSV
 shards kept (the loader's CSV path is compared with the ``.npy`` one) and the
 fill named; :func:`demote_to_other` rewrites a split as if one category had
-first appeared after the sample, to test the ``<other>`` column.
+first appeared after the sample, to test the ``<other>`` column;
+:func:`ids_in_shard_order` and :func:`expected_ids` read which rows a subset
+holds; :func:`write_parts` writes a folder of part files (as Spark does) and
+:func:`assert_same_statistics` compares a parallel split's statistics with a
+sequential one's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from questlearn.manifest import _files as manifest_module
+from questlearn.manifest._files import load_manifest
 from questlearn.schema.encoding import Encoding
 from questlearn.split import split_csv
+from questlearn.synth import write_quest_log
 
-# The options of the id_split fixtures (conftest.py), for tests that make a variant of them.
+# The options of the id_split fixtures (tests/conftest.py), for tests that make a variant of them.
 ID_SPLIT_OPTIONS = dict(rows_per_shard=300, val_fraction=0.2, seed=5, id_columns=("player_id",), block_size=4096)
 
 
@@ -76,3 +84,44 @@ def demote_to_other(split_dir: Path, column: str, value: str) -> None:
     stats = manifest["stats"][column]
     stats["oov"] = stats.get("oov", 0) + stats["category_counts"].pop(value)
     manifest_module.write_json_atomically(path, manifest)
+
+
+def ids_in_shard_order(split_dir, subset):
+    """attempt_id of every row of a subset in shard order (an unshuffled epoch's order), from the
+    binary shards' row numbers (attempt_id equals the 0-based source row in synthetic logs)."""
+    manifest = load_manifest(split_dir)
+    rows = [np.load(f"{manifest['root']}/{s['files']['rows']['name']}") for s in manifest["subsets"][subset]["shards"]]
+    return np.concatenate(rows)
+
+
+def expected_ids(split_dir, subset):
+    """attempt_id of every row of a subset, sorted."""
+    return np.sort(ids_in_shard_order(split_dir, subset))
+
+
+PART_ROWS = (900, 0, 1300, 600)  # uneven, with a header-only part
+# The parallel split of part files, on the command line (add --parallel, the source and the output).
+SPLIT = [sys.executable, "-m", "questlearn", "split", "--rows-per-shard", "500", "--id-column", "attempt_id",
+         "--block-size", "1024", "--no-progress"]
+REL = 1e-9
+
+
+def write_parts(folder: Path, rows=PART_ROWS, nasty=True) -> Path:
+    """Part files from different seeds (so vocabularies appear in different orders), plus Spark's _SUCCESS."""
+    folder.mkdir(parents=True)
+    for index, count in enumerate(rows):
+        write_quest_log(folder / f"part-{index:05d}.csv", rows=count, seed=100 + index, nasty=nasty)
+    (folder / "_SUCCESS").write_bytes(b"")
+    return folder
+
+
+def assert_same_statistics(parallel, sequential):
+    """Category counts identical; count and missing exact; moments to relative ``REL``."""
+    for name, expected in sequential["stats"].items():
+        got = parallel["stats"][name]
+        if "category_counts" in expected:
+            assert got == expected, name
+            continue
+        assert (got["count"], got["missing"]) == (expected["count"], expected["missing"]), name
+        for key in ("mean", "variance", "min", "max"):
+            assert got[key] == pytest.approx(expected[key], rel=REL, abs=1e-12), (name, key)

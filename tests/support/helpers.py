@@ -1,0 +1,61 @@
+"""Helpers shared by the tests (importable from test modules and child scripts).
+
+pytest puts ``tests/support`` on ``sys.path`` (``pythonpath`` in pyproject.toml), so a test
+module in any folder imports these as ``from helpers import run_env``.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ID_COLUMNS = ("attempt_id", "player_id")
+# Why the torch tests skip where torch is missing (CI among them) and how to run them.
+TORCH_MISSING = ("torch is not installed; the test extra leaves it out because its default wheel pulls gigabytes "
+                 "of CUDA libraries. Run these tests after: pip install torch --index-url "
+                 "https://download.pytorch.org/whl/cpu")
+REPO = Path(__file__).resolve().parents[2]  # the repository root (holds the questlearn package)
+CHILDREN = REPO / "tests" / "children"  # the scripts the tests run in child Python processes
+
+
+def run_env():
+    """Environment for child Python processes: quiet TensorFlow, same backend."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def child_command(script, *args, python=sys.executable, python_options=()):
+    """The command line that runs ``tests/children/<script>`` with ``args`` (each made a string)."""
+    return [python, *python_options, str(CHILDREN / script), *map(str, args)]
+
+
+def run_child(script, *args, timeout=120, env=None, python=sys.executable, python_options=()):
+    """Run a child script of ``tests/children`` to its end, in that folder, and return the
+    ``CompletedProcess`` (stdout and stderr captured as text).
+
+    Parameters
+    ----------
+    script : str
+        File name in ``tests/children``, e.g. ``"faulty_fit.py"``.
+    *args
+        Its command-line arguments (paths and numbers are made strings).
+    timeout : float
+        Seconds before the child is killed and ``subprocess.TimeoutExpired`` raised, so a
+        regression that hangs fails the test instead of freezing the suite.
+    env : dict, optional
+        Its environment; :func:`run_env` when omitted.
+    python, python_options
+        The interpreter and its options (e.g. ``["-W", "always"]``).
+    """
+    return subprocess.run(child_command(script, *args, python=python, python_options=python_options),
+                          capture_output=True, text=True, timeout=timeout,
+                          env=run_env() if env is None else env, cwd=CHILDREN)
+
+
+def start_child(script, *args, env=None):
+    """Start a child script of ``tests/children`` without waiting: a ``Popen`` with stdout and
+    stderr piped as text (the caller waits, with a timeout, or kills it)."""
+    return subprocess.Popen(child_command(script, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=run_env() if env is None else env, cwd=CHILDREN)
