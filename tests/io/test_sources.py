@@ -5,6 +5,7 @@ import gzip
 import lzma
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
