@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import InputFormatError
+
 NUMBER, DURATION, STRING, DATETIME, NESTED = "number", "duration", "string", "datetime", "nested"
 EXACT_INTEGERS = 2 ** 53  # float64 holds every integer up to this one
 SECONDS_PER_UNIT = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
-class ParquetFormatError(ValueError):
+class ParquetFormatError(InputFormatError):
     """A Parquet file cannot be read (damaged, truncated, or not Parquet); the message names it."""
 
 

@@ -21,6 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import InputFormatError
+
 QUOTE = 0x22
 BACKSLASH = 0x5C
 LF = 0x0A
@@ -37,7 +39,7 @@ def _outside_quotes(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return positions[(np.searchsorted(quotes, positions) & 1) == 0]
 
 
-class CsvFormatError(ValueError):
+class CsvFormatError(InputFormatError):
     """A CSV file is not well-formed; the message names file, line and byte.
 
     Parameters

@@ -28,6 +28,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..errors import InputFormatError
+
 COMPRESSION_MAGIC = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bz2"),
@@ -311,7 +313,7 @@ class _HashingReader(io.RawIOBase):
 DECODE_PIECE = 64 * 1024  # decoded bytes asked of a decompressor at a time: a failure loses at most this
 
 
-class CorruptCompressedData(ValueError):
+class CorruptCompressedData(InputFormatError):
     """A compressed file's data ends or breaks before its end; the decompressed
     bytes before the failure are kept, so a reader can name the line there.
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import SchemaError  # re-exported: the sample shows a problem to settle before the pass
 from ..io.csvscan import CsvFormatError
 from ._columns import (
     CATEGORICAL,
@@ -34,10 +35,6 @@ from ._columns import (
     TEXT,
     label_strings,
 )
-
-
-class SchemaError(ValueError):
-    """The sample shows a problem to settle before the pass; the message says how."""
 
 
 class SampleFormatError(CsvFormatError, SchemaError):

@@ -45,6 +45,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ..errors import ModelFileError, OptionError
+
 STATE_FILE = "state.npz"
 FORMAT = 1
 _WATCHED = ("best", "wait", "best_epoch", "stopped_epoch", "best_weights")  # EarlyStopping / ModelCheckpoint state
@@ -57,12 +59,12 @@ def _arrays(variables) -> list[np.ndarray]:
 def _assign(variables, arrays, what: str) -> None:
     variables = list(variables)
     if len(variables) != len(arrays):
-        raise ValueError(f"the backup has {len(arrays)} {what} variables, this model has {len(variables)}: "
-                         "was it made with other model arguments? Delete the backup directory to start afresh")
+        raise OptionError(f"the backup has {len(arrays)} {what} variables, this model has {len(variables)}: "
+                          "was it made with other model arguments? Delete the backup directory to start afresh")
     for variable, array in zip(variables, arrays):
         if tuple(variable.shape) != tuple(array.shape):
-            raise ValueError(f"backup {what} variable {variable.path} has shape {array.shape}, the model's is "
-                             f"{tuple(variable.shape)}: delete the backup directory to start afresh")
+            raise OptionError(f"backup {what} variable {variable.path} has shape {array.shape}, the model's is "
+                              f"{tuple(variable.shape)}: delete the backup directory to start afresh")
         variable.assign(array)
 
 
@@ -87,7 +89,7 @@ class BackupState:
         return [self.arrays[f"{name}_{i}"] for i in range(count)]
 
 
-class DamagedBackupError(ValueError):
+class DamagedBackupError(ModelFileError):
     """``backup/state.npz`` cannot be read (cut short, emptied, bits flipped, written by something else)."""
 
 
@@ -117,8 +119,8 @@ def load_backup(backup_dir) -> BackupState | None:
         raise DamagedBackupError(f"the training backup {path} is damaged and cannot be resumed from ({reason}); "
                                  f"delete the directory {Path(backup_dir)} to start training over") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} was written by another questlearn version (format {meta.get('format')}); "
-                         f"delete the directory {Path(backup_dir)} to start training over")
+        raise ModelFileError(f"{path} was written by another questlearn version (format {meta.get('format')}); "
+                             f"delete the directory {Path(backup_dir)} to start training over")
     return BackupState(meta, arrays)
 
 
@@ -235,9 +237,9 @@ class TrainingBackup(keras.callbacks.Callback):
                  resumed: BackupState | None = None, watched=()):
         super().__init__()
         if every_batches is not None and int(every_batches) < 1:
-            raise ValueError(f"save_every_batches must be at least 1, got {every_batches}")
+            raise OptionError(f"save_every_batches must be at least 1, got {every_batches}")
         if every_minutes is not None and not float(every_minutes) > 0:
-            raise ValueError(f"save_every_minutes must be positive, got {every_minutes}")
+            raise OptionError(f"save_every_minutes must be positive, got {every_minutes}")
         self.backup_dir = Path(backup_dir)
         self.dataset = dataset
         self.every_batches = int(every_batches) if every_batches is not None else None
@@ -444,12 +446,12 @@ def check_compatible(state: BackupState, dataset) -> None:
     saved = (state.meta["seed"], state.meta["batch_size"], state.meta["shuffle"])
     now = (dataset.seed, dataset.batch_size, dataset.shuffle)
     if saved != now:
-        raise ValueError(f"the backup was made with (seed, batch_size, shuffle) = {saved}, this run uses {now}: "
-                         "resuming would reuse or skip rows of the interrupted epoch. Use the same arguments, "
-                         "or delete the backup directory to start afresh")
+        raise OptionError(f"the backup was made with (seed, batch_size, shuffle) = {saved}, this run uses {now}: "
+                          "resuming would reuse or skip rows of the interrupted epoch. Use the same arguments, "
+                          "or delete the backup directory to start afresh")
     if state.batches_done >= len(dataset):
-        raise ValueError(f"the backup says {state.batches_done} batches of epoch {state.epoch} are done, but an epoch "
-                         f"has only {len(dataset)}: the split changed since; delete the backup directory to start afresh")
+        raise ModelFileError(f"the backup says {state.batches_done} batches of epoch {state.epoch} are done, but an epoch "
+                             f"has only {len(dataset)}: the split changed since; delete the backup directory to start afresh")
 
 
 def fit_resuming(model, train_data, backup: TrainingBackup, *, epochs: int, sample, history_csv, verbose: int,
