@@ -211,7 +211,7 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
         parts.append(_one_hot_block(inputs[name], spec["categories"][name], len(parts)))
     if not parts:
-        raise ValueError("the model has no feature columns to take as inputs")
+        raise RuntimeError("the model has no feature columns to take as inputs")
     encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="questlearn_encoded_features")(parts)
     return keras.Model(inputs, trained(encoded), name="quest_inference")
 

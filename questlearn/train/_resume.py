@@ -309,7 +309,7 @@ class TrainingBackup(keras.callbacks.Callback):
         state = self.resumed
         if state is not None and state.epoch == epoch and state.batches_done:
             if self._offset != state.batches_done:
-                raise ValueError(f"resuming epoch {epoch} at batch {state.batches_done}, but the data set starts at {self._offset}")
+                raise RuntimeError(f"resuming epoch {epoch} at batch {state.batches_done}, but the data set starts at {self._offset}")
             _assign(self.model.metrics_variables, state.group("metrics"), "metric")
             self._carried_seconds = float(state.meta["epoch_seconds"])
 
