@@ -30,6 +30,7 @@ standard library's ``Pool`` internals (``_pool``, ``_cache``, ``_state``).
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import shutil
 import signal
@@ -68,10 +69,20 @@ class BatchLoadError(RuntimeError):
     def __init__(self, message: str, user_error: type | None = None):
         super().__init__(message)
         self.user_error = user_error
+        if user_error is not None:
+            _recent_refusals.append(self)  # made, or unpickled from a worker, in this process
+
+    def __reduce__(self):
+        return type(self), (str(self), self.user_error)
 
     def as_user_error(self) -> Exception:
         """The error to show the user: ``user_error(message)`` if the cause was theirs to fix, else this one."""
         return self if self.user_error is None else self.user_error(str(self))
+
+
+# The latest user refusals made or received in this process: TensorFlow's tf.data turns the exception of a
+# batch into an op error of its own that only quotes the message, by which the refusal is found again.
+_recent_refusals = collections.deque(maxlen=16)
 
 
 def user_error_class(error: BaseException) -> type | None:
@@ -83,17 +94,25 @@ def user_error_class(error: BaseException) -> type | None:
 
 @contextmanager
 def batch_refusals_as_user_errors():
-    """Raise a :class:`BatchLoadError` whose cause is the user's (a damaged shard) as that named error.
+    """Raise a failed batch whose cause is the user's (a damaged shard) as that named error.
 
-    The ``questlearn`` command prints a named error as one line; a batch that
-    failed for any other reason keeps its traceback.
+    The failed batch is a :class:`BatchLoadError`, or the backend's error
+    quoting one (TensorFlow's ``tf.data`` re-raises a batch's exception as
+    its own). The ``questlearn`` command prints a named error as one line; a
+    batch that failed for any other reason keeps its traceback.
     """
     try:
         yield
-    except BatchLoadError as error:
-        if error.user_error is None:
+    except Exception as error:
+        refusal = error if isinstance(error, BatchLoadError) else _refusal_quoted_by(error)
+        if refusal is None or refusal.user_error is None:
             raise
-        raise error.as_user_error() from None
+        raise refusal.as_user_error() from None
+
+
+def _refusal_quoted_by(error: Exception) -> BatchLoadError | None:
+    text = str(error)
+    return next((refusal for refusal in reversed(_recent_refusals) if str(refusal) in text), None)
 
 
 def heartbeat_dir(owner_pid: int) -> Path:
