@@ -283,8 +283,8 @@ def _find_failure(record: dict, workers):
 def _noted_failure(note: str) -> BatchLoadError:
     """The :class:`BatchLoadError` a worker noted with :func:`note_batch_failed`."""
     kind, _, message = note.partition("\n")
-    user_error = getattr(errors, kind, None) if kind else None
-    return BatchLoadError(message, user_error if isinstance(user_error, type) else None)
+    user_error = getattr(errors, kind, None) if kind in errors.__all__ else None
+    return BatchLoadError(message, user_error)
 
 
 def _alive(pid: int) -> bool:
