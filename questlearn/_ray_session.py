@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from .errors import MissingPackageError
+
 
 def import_ray(address, need: str = "Ray"):
     """Import Ray (after choosing single-machine mode for a private one), or say how to install it."""
@@ -20,7 +22,7 @@ def import_ray(address, need: str = "Ray"):
     try:
         import ray
     except ImportError as error:
-        raise ValueError(f"--ray needs {need} ({error}); install it with: pip install 'questlearn[ray]'") from None
+        raise MissingPackageError(f"--ray needs {need} ({error}); install it with: pip install 'questlearn[ray]'") from None
     return ray
 
 
@@ -57,7 +59,7 @@ def ray_session(address, env_vars: dict, num_cpus: int, **local_options):
     try:
         nodes = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")})
         if local and nodes != ["127.0.0.1"]:
-            raise ValueError(f"the local Ray listens on {nodes}, not on 127.0.0.1 only; stopping")
+            raise RuntimeError(f"the local Ray listens on {nodes}, not on 127.0.0.1 only; stopping")
         yield nodes
     finally:
         if local:

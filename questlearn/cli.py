@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import MissingPackageError, ModelFileError, OptionError, QuestlearnError
+
 
 def _synth(args) -> None:
     from .synth import rows_for_megabytes, write_quest_log
@@ -81,12 +83,12 @@ def train_from_cli(args, options):
 
     Returns the :class:`~questlearn.train._fit.TrainingResult` on process 0 of a
     job run here, ``None`` where this command only launched or was not the
-    chief; raises ``ValueError`` (printed by the CLI) on failure.
+    chief; raises a :class:`~questlearn.errors.QuestlearnError` (printed by the CLI) on failure.
     """
     chosen = [name for name, given in (("--local-processes", args.local_processes), ("--num-processes", args.num_processes),
                                        ("--ray", args.ray is not None)) if given]
     if len(chosen) > 1:
-        raise ValueError(f"choose one of {', '.join(chosen)}")
+        raise OptionError(f"choose one of {', '.join(chosen)}")
     from .train._launch import launch_local, train_process
 
     if args.ray is not None:
@@ -97,10 +99,10 @@ def train_from_cli(args, options):
     if args.local_processes:
         status = launch_local(_without_option(args.argv, "--local-processes"), args.local_processes)
         if status:
-            raise ValueError(f"the {args.local_processes}-process job failed (exit status {status}); each process's error is printed above")
+            raise QuestlearnError(f"the {args.local_processes}-process job failed (exit status {status}); each process's error is printed above")
         return None
     if args.process_id is None or args.coordinator is None:
-        raise ValueError("--num-processes needs --process-id and --coordinator HOST:PORT")
+        raise OptionError("--num-processes needs --process-id and --coordinator HOST:PORT")
     result = train_process(args.split_dir, args.model_dir, num_processes=args.num_processes, process_id=args.process_id,
                            coordinator=args.coordinator, startup_timeout=args.startup_timeout, **options)
     return result if args.process_id == 0 else None
@@ -125,7 +127,7 @@ def _tensorboard(args) -> list:
     import importlib.util
 
     if importlib.util.find_spec("tensorboard") is None:
-        raise ValueError("--tensorboard needs the tensorboard package: pip install 'questlearn[tensorboard]'")
+        raise MissingPackageError("--tensorboard needs the tensorboard package: pip install 'questlearn[tensorboard]'")
     from .quiet import keras
 
     return [keras.callbacks.TensorBoard(str(args.tensorboard))]
@@ -150,12 +152,12 @@ def _plot(args) -> None:
 
         matplotlib.use("Agg")
     except ImportError:
-        raise ValueError("plotting needs matplotlib: pip install 'questlearn[notebooks]'") from None
+        raise MissingPackageError("plotting needs matplotlib: pip install 'questlearn[notebooks]'") from None
     from .train.plots import plot_history
 
     history = args.model_dir / "history.json"
     if not history.is_file():
-        raise ValueError(f"{args.model_dir} holds no history.json: train a model there first")
+        raise ModelFileError(f"{args.model_dir} holds no history.json: train a model there first")
     figure = plot_history(history, title=str(args.model_dir))
     figure.savefig(args.output, dpi=120)
     print(f"wrote {args.output}: {', '.join(figure.metrics)} per epoch")
@@ -334,17 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; a :class:`~questlearn.errors.QuestlearnError` is printed as one line (exit status 2)."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # --local-processes starts children with these
     try:
         code = args.run(args)
-    except ValueError as error:  # CsvFormatError included: a clear message, no traceback
+    except QuestlearnError as error:  # a user's mistake (CsvFormatError included): one line, no traceback
         print(f"questlearn {args.command}: error: {error}", file=sys.stderr)
         del error
         # Free the failed run's frames, arrays and helper threads (held in reference cycles by
         # the traceback) now, while numpy and pyarrow are fully alive, not during interpreter shutdown.
         gc.collect()
         return 2
+    # Anything else (a plain ValueError from numpy included) is a bug: it propagates with its traceback, exit 1.
     except KeyboardInterrupt:
         resumable = args.command in ("split", "train", "demo")
         print("interrupted; run the same command again to resume" if resumable else "interrupted", file=sys.stderr)

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from .errors import OptionError
+
 CHUNK_ROWS = 50_000
 QUEST_TYPES = np.array(["fetch", "escort", "puzzle", "dungeon", "boss", "raid"])
 QUEST_TYPE_EFFECT = np.array([0.9, 0.5, 0.1, -0.2, -0.7, -1.1])
@@ -86,7 +88,7 @@ def write_quest_log(path, rows: int, seed: int = 0, nasty: bool = False, progres
         The written file.
     """
     if rows < 0:
-        raise ValueError(f"rows must be non-negative, got {rows}")
+        raise OptionError(f"rows must be non-negative, got {rows}")
     path = Path(path)
     rng = np.random.Generator(np.random.PCG64(seed))
     from tqdm import tqdm
@@ -132,7 +134,7 @@ def corrupt(source, target, kind: str, row: int) -> tuple[int, int]:
         message must name.
     """
     if kind not in CORRUPTIONS:
-        raise ValueError(f"kind must be one of {CORRUPTIONS}, got {kind!r}")
+        raise OptionError(f"kind must be one of {CORRUPTIONS}, got {kind!r}")
     lines = Path(source).read_bytes().split(b"\n")
     index = row + 1
     offset = sum(len(line) + 1 for line in lines[:index])

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import IntegrityError, ManifestError, OptionError
 from ..manifest._files import resolve_inside
 from ..manifest.integrity import ShardVerifier
 from ..schema.encoding import FILL_POLICIES, Encoding
@@ -148,9 +149,9 @@ class EqualShards:
     def __init__(self, total_rows: int, batch_size: int, count: int):
         self.total_rows, self.batch_size, self.count = int(total_rows), int(batch_size), int(count)
         if self.count < 1 or self.batch_size < 1:
-            raise ValueError(f"count and batch_size must be at least 1, got {count} and {batch_size}")
+            raise OptionError(f"count and batch_size must be at least 1, got {count} and {batch_size}")
         if self.total_rows < self.count:
-            raise ValueError(f"cannot split {total_rows} rows among {count} processes: each needs at least one row")
+            raise OptionError(f"cannot split {total_rows} rows among {count} processes: each needs at least one row")
         self.rows_per_process = -(-self.total_rows // self.count)
         self.padding_rows = self.rows_per_process * self.count - self.total_rows
         self.batches = -(-self.rows_per_process // self.batch_size)
@@ -159,7 +160,7 @@ class EqualShards:
     def rows(self, index: int) -> tuple[int, int]:
         """``(first, stop)``: the positions of the epoch's row order that process ``index`` owns."""
         if not 0 <= int(index) < self.count:
-            raise ValueError(f"need 0 <= index < count, got index={index}, count={self.count}")
+            raise OptionError(f"need 0 <= index < count, got index={index}, count={self.count}")
         full = self.count - self.padding_rows  # processes with rows_per_process rows; the rest have one fewer
         first = int(index) * (self.rows_per_process - 1) + min(int(index), full)
         return first, first + self.rows_per_process - (0 if index < full else 1)
@@ -213,29 +214,29 @@ class ShardReader:
                  categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
                  verify: str = "once"):
         if categorical == "code":
-            raise ValueError("categorical='code' is no longer available: shards hold the model-ready matrix, where "
-                             "each categorical column is a one-hot block (with a name=<other> column); use the "
-                             "default categorical='one_hot'")
+            raise OptionError("categorical='code' is no longer available: shards hold the model-ready matrix, where "
+                              "each categorical column is a one-hot block (with a name=<other> column); use the "
+                              "default categorical='one_hot'")
         for name, value, allowed in (("subset", subset, ("train", "validate")), ("source", source, SOURCES),
                                      ("categorical", categorical, ("one_hot",)), ("label_mode", label_mode, LABEL_MODES)):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+                raise OptionError(f"{name} must be one of {allowed}, got {value!r}")
         if int(cache_shards) < 1:
-            raise ValueError(f"cache_shards must be at least 1, got {cache_shards}")
+            raise OptionError(f"cache_shards must be at least 1, got {cache_shards}")
         formats = manifest["parameters"]["formats"]
         if source not in formats:
-            raise ValueError(f"this split was written with formats {formats}; it has no {source!r} shards (re-split with formats including {source!r})")
+            raise OptionError(f"this split was written with formats {formats}; it has no {source!r} shards (re-split with formats including {source!r})")
         schema = manifest["schema"]
         if "encoding" not in schema:
-            raise ValueError("this split's manifest has no schema.encoding: it was written by an older questlearn, "
-                             "whose shards are not model-ready; run `questlearn split` again into a new directory")
+            raise ManifestError("this split's manifest has no schema.encoding: it was written by an older questlearn, "
+                                "whose shards are not model-ready; run `questlearn split` again into a new directory")
         self.encoding = Encoding.from_record(schema["encoding"])
         if fill is not None and fill != self.encoding.fill:
             if fill not in FILL_POLICIES:
-                raise ValueError(f"fill must be one of {FILL_POLICIES} or None, got {fill!r}")
-            raise ValueError(f"this split's shards hold numbers filled with fill={self.encoding.fill!r}, chosen when it "
-                             f"was split; to train with fill={fill!r}, split again with `questlearn split --fill {fill}` "
-                             f"(split_csv(..., fill={fill!r})), or leave fill unset to use the split's")
+                raise OptionError(f"fill must be one of {FILL_POLICIES} or None, got {fill!r}")
+            raise OptionError(f"this split's shards hold numbers filled with fill={self.encoding.fill!r}, chosen when it "
+                              f"was split; to train with fill={fill!r}, split again with `questlearn split --fill {fill}` "
+                              f"(split_csv(..., fill={fill!r})), or leave fill unset to use the split's")
         self.manifest, self.subset, self.source = manifest, subset, source
         self.fill, self.categorical, self.label_mode = self.encoding.fill, categorical, label_mode
         self.cache_shards = int(cache_shards)
@@ -245,11 +246,11 @@ class ShardReader:
         encoded = self.encoding.numeric + self.encoding.categorical
         unknown = [f for f in self.features if f not in encoded]
         if unknown:
-            raise ValueError(f"unknown feature columns {unknown}; this split has {encoded}")
+            raise OptionError(f"unknown feature columns {unknown}; this split has {encoded}")
         self.kinds = {c["name"]: c["kind"] for c in schema["columns"]}
         self.task = schema.get("task", "classification")
         if self.task == "regression" and label_mode != "sparse":
-            raise ValueError("a regression split has a numeric target: label_mode must be 'sparse' (the value itself)")
+            raise OptionError("a regression split has a numeric target: label_mode must be 'sparse' (the value itself)")
         self.classes = list(schema["classes"])
         self.label_codes = np.asarray(schema["label_codes"], dtype=np.int32)
         self.numeric = [f for f in self.features if f in self.encoding.numeric]
@@ -377,12 +378,12 @@ class ShardReader:
         self.verifier.check(labels_path, files["labels"])
         features = _open_map(features_path)
         if features.dtype != np.float32 or features.shape != (rows, self.encoding.width):
-            raise ValueError(f"shard file {features_path} holds {features.dtype} values of shape {features.shape}, "
-                             f"the manifest says float32 of shape ({rows}, {self.encoding.width}) (rows, encoded "
-                             "columns): it was changed after the split, or belongs to another split")
+            raise IntegrityError(f"shard file {features_path} holds {features.dtype} values of shape {features.shape}, "
+                                 f"the manifest says float32 of shape ({rows}, {self.encoding.width}) (rows, encoded "
+                                 "columns): it was changed after the split, or belongs to another split")
         labels = _open_map(labels_path)
         if labels.shape != (rows,):
-            raise ValueError(f"shard file {labels_path} holds labels of shape {labels.shape}, the manifest says ({rows},)")
+            raise IntegrityError(f"shard file {labels_path} holds labels of shape {labels.shape}, the manifest says ({rows},)")
         return features, self._labels(labels, labels_path)
 
     def _labels(self, stored: np.ndarray, path: Path) -> np.ndarray:
@@ -390,17 +391,17 @@ class ShardReader:
         ``label_codes``) or float32 regression targets."""
         if self.task == "regression":
             if stored.dtype != np.float32:
-                raise ValueError(f"shard file {path} holds {stored.dtype} values, not float32 regression targets")
+                raise IntegrityError(f"shard file {path} holds {stored.dtype} values, not float32 regression targets")
             return np.array(stored)
         if not np.issubdtype(stored.dtype, np.integer):
-            raise ValueError(f"shard file {path} holds {stored.dtype} values, not integer label codes")
+            raise IntegrityError(f"shard file {path} holds {stored.dtype} values, not integer label codes")
         codes = np.asarray(stored)
         if len(codes):
             low, high = int(codes.min()), int(codes.max())
             if low < 0 or high >= len(self.label_codes):  # numpy would read -1 as the last class
                 bad = low if low < 0 else high
-                raise ValueError(f"shard file {path} holds the label code {bad}, outside 0..{len(self.label_codes) - 1} "
-                                 "(the label values in the manifest): the file is damaged")
+                raise IntegrityError(f"shard file {path} holds the label code {bad}, outside 0..{len(self.label_codes) - 1} "
+                                     "(the label values in the manifest): the file is damaged")
         return self.label_codes[codes]
 
     def _read_csv(self, shard: int):
@@ -418,16 +419,20 @@ class ShardReader:
         label = schema["label"]
         wanted = self.encoding.numeric + self.encoding.categorical + [label]
         types = arrow_types({n: self.kinds[n] for n in wanted}, schema.get("label_numeric", False))
-        table = pa_csv.read_csv(
-            path,
-            parse_options=pa_csv.ParseOptions(delimiter=schema.get("delimiter", ","), newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=wanted,
-                                                  null_values=schema.get("na_values", [""]),
-                                                  strings_can_be_null=True, quoted_strings_can_be_null=True),
-        )
+        try:
+            table = pa_csv.read_csv(
+                path,
+                parse_options=pa_csv.ParseOptions(delimiter=schema.get("delimiter", ","), newlines_in_values=True),
+                convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=wanted,
+                                                      null_values=schema.get("na_values", [""]),
+                                                      strings_can_be_null=True, quoted_strings_can_be_null=True),
+            )
+        except pa.ArrowInvalid as error:  # the split wrote this file, so a parse failure means it was changed
+            raise IntegrityError(f"shard file {path} no longer reads as the CSV the split wrote ({error}): it was "
+                                 "changed after the split; run the split again into a new directory") from None
         expected = self.shards[shard]["rows"]
         if table.num_rows != expected:
-            raise ValueError(f"shard file {path} has {table.num_rows} rows, the manifest says {expected}: the file was changed")
+            raise IntegrityError(f"shard file {path} has {table.num_rows} rows, the manifest says {expected}: the file was changed")
         numbers = {n: table[n].to_numpy().astype(np.float64) for n in self.encoding.numeric}
         strings = {n: table[n].combine_chunks() for n in self.encoding.categorical}
         x, _ = self.encoding.encode(numbers, strings)
@@ -435,7 +440,7 @@ class ShardReader:
             return x, table[label].to_numpy().astype(np.float32)
         labels = pc.index_in(label_strings(table[label]), value_set=pa.array(self.classes, pa.string()))
         if labels.null_count:
-            raise ValueError(f"{path} has a label outside the manifest classes {self.classes} (or an empty one)")
+            raise IntegrityError(f"{path} has a label outside the manifest classes {self.classes} (or an empty one)")
         return x, labels.to_numpy(zero_copy_only=False).astype(np.int32)
 
 
@@ -462,9 +467,9 @@ def _open_map(path: Path) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as error:
-        raise ValueError(f"shard file {path} is not a readable .npy array ({error}): it was damaged") from None
+        raise IntegrityError(f"shard file {path} is not a readable .npy array ({error}): it was damaged") from None
     if array.ndim > 1 and not array.flags.c_contiguous:
-        raise ValueError(f"shard file {path} holds a Fortran-ordered array; questlearn shards are C-ordered (row after row)")
+        raise IntegrityError(f"shard file {path} holds a Fortran-ordered array; questlearn shards are C-ordered (row after row)")
     return np.asarray(array)
 
 

@@ -30,6 +30,7 @@ standard library's ``Pool`` internals (``_pool``, ``_cache``, ``_state``).
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import shutil
 import signal
@@ -37,7 +38,11 @@ import tempfile
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
+
+from .. import errors
+from ..errors import QuestlearnError
 
 POLL_SECONDS = 0.2
 TERMINATE_AFTER_SECONDS = 2.0
@@ -48,7 +53,66 @@ _watchdog_thread = None
 
 
 class BatchLoadError(RuntimeError):
-    """A batch could not be loaded; the message names the batch and shards."""
+    """A batch could not be loaded; the message names the batch and shards.
+
+    Parameters
+    ----------
+    message : str
+        What failed, naming the batch and its shards.
+    user_error : type, optional
+        The :mod:`questlearn.errors` class of the loader's refusal when the
+        cause is the user's to fix (a damaged or changed shard file); ``None``
+        when it is a bug or a dead worker. It survives pickling, so a
+        worker process's refusal reaches the training process intact.
+    """
+
+    def __init__(self, message: str, user_error: type | None = None):
+        super().__init__(message)
+        self.user_error = user_error
+        if user_error is not None:
+            _recent_refusals.append(self)  # made, or unpickled from a worker, in this process
+
+    def __reduce__(self):
+        return type(self), (str(self), self.user_error)
+
+    def as_user_error(self) -> Exception:
+        """The error to show the user: ``user_error(message)`` if the cause was theirs to fix, else this one."""
+        return self if self.user_error is None else self.user_error(str(self))
+
+
+# The latest user refusals made or received in this process: TensorFlow's tf.data turns the exception of a
+# batch into an op error of its own that only quotes the message, by which the refusal is found again.
+_recent_refusals = collections.deque(maxlen=16)
+
+
+def user_error_class(error: BaseException) -> type | None:
+    """The nearest :mod:`questlearn.errors` class of ``error`` (``None`` for a bug)."""
+    if not isinstance(error, QuestlearnError):
+        return None
+    return next(kind for kind in type(error).__mro__ if kind.__module__ == QuestlearnError.__module__)
+
+
+@contextmanager
+def batch_refusals_as_user_errors():
+    """Raise a failed batch whose cause is the user's (a damaged shard) as that named error.
+
+    The failed batch is a :class:`BatchLoadError`, or the backend's error
+    quoting one (TensorFlow's ``tf.data`` re-raises a batch's exception as
+    its own). The ``questlearn`` command prints a named error as one line; a
+    batch that failed for any other reason keeps its traceback.
+    """
+    try:
+        yield
+    except Exception as error:
+        refusal = error if isinstance(error, BatchLoadError) else _refusal_quoted_by(error)
+        if refusal is None or refusal.user_error is None:
+            raise
+        raise refusal.as_user_error() from None
+
+
+def _refusal_quoted_by(error: Exception) -> BatchLoadError | None:
+    text = str(error)
+    return next((refusal for refusal in reversed(_recent_refusals) if str(refusal) in text), None)
 
 
 def heartbeat_dir(owner_pid: int) -> Path:
@@ -72,11 +136,12 @@ def note_batch_finished(owner_pid: int) -> None:
         pass
 
 
-def note_batch_failed(owner_pid: int, message: str) -> None:
-    """Record, from a worker process, that its batch failed with ``message``."""
+def note_batch_failed(owner_pid: int, message: str, user_error: type | None = None) -> None:
+    """Record, from a worker process, that its batch failed with ``message`` (see :class:`BatchLoadError`)."""
     try:
         with open(heartbeat_dir(owner_pid) / f"{os.getpid()}.failed", "x", encoding="utf-8") as handle:
-            handle.write(message)  # "x": the first failure is the one to report
+            # "x": the first failure is the one to report; the first line names the user's error class, if any
+            handle.write(f"{user_error.__name__ if user_error else ''}\n{message}")
     except OSError:
         pass
 
@@ -187,7 +252,7 @@ def _find_failure(record: dict, workers):
     for process in list(record["seen"].values()):
         failed = owner / f"{process.pid}.failed"
         if failed.exists():
-            return BatchLoadError(failed.read_text(encoding="utf-8")), time.monotonic()
+            return _noted_failure(failed.read_text(encoding="utf-8")), time.monotonic()
         code = process.exitcode
         if code is not None and code != 0:
             return BatchLoadError(_death_message(process.pid, code, owner)), time.monotonic()
@@ -213,6 +278,13 @@ def _find_failure(record: dict, workers):
         if recent and not _alive(int(note.name)):
             return BatchLoadError(_death_message(int(note.name), None, owner)), time.monotonic()
     return None
+
+
+def _noted_failure(note: str) -> BatchLoadError:
+    """The :class:`BatchLoadError` a worker noted with :func:`note_batch_failed`."""
+    kind, _, message = note.partition("\n")
+    user_error = getattr(errors, kind, None) if kind in errors.__all__ else None
+    return BatchLoadError(message, user_error)
 
 
 def _alive(pid: int) -> bool:

@@ -19,11 +19,19 @@ import os
 import numpy as np
 
 from .._orphans import die_with_parent
+from ..errors import OptionError
 from ..manifest._files import load_manifest
 from ..quiet import keras
 from ._batches import BatchPlan, EqualShards, ShardReader
 from ._start_method import choose_start_method
-from ._supervision import BatchLoadError, note_batch_failed, note_batch_finished, note_batch_started, watch_worker_pools
+from ._supervision import (
+    BatchLoadError,
+    note_batch_failed,
+    note_batch_finished,
+    note_batch_started,
+    user_error_class,
+    watch_worker_pools,
+)
 
 
 class QuestSequence(keras.utils.PyDataset):
@@ -78,16 +86,16 @@ class QuestSequence(keras.utils.PyDataset):
                  workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10, verify: str = "once"):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
+            raise OptionError(f"batch_size must be a positive integer or None, got {batch_size}")
         if int(workers) < 1 or int(max_queue_size) < 1:
-            raise ValueError(f"workers and max_queue_size must be at least 1, got {workers} and {max_queue_size}")
+            raise OptionError(f"workers and max_queue_size must be at least 1, got {workers} and {max_queue_size}")
         self.manifest = load_manifest(split_dir)
         self.split_dir = str(split_dir)  # as given, for messages; files are read from manifest["root"]
         self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
                                   categorical=categorical, label_mode=label_mode, cache_shards=cache_shards,
                                   verify=verify)
         if not self.reader.shards:
-            raise ValueError(f"the {subset!r} subset of {self.split_dir} has no shards (val_fraction was 0?)")
+            raise OptionError(f"the {subset!r} subset of {self.split_dir} has no shards (val_fraction was 0?)")
         self.subset, self.batch_size, self.shuffle, self.seed = subset, batch_size, bool(shuffle), int(seed)
         self.epoch = 0
         self.shard_index, self.shard_count = 0, 1
@@ -123,9 +131,10 @@ class QuestSequence(keras.utils.PyDataset):
             batch_data = self.reader.read(segments)
         except (Exception, SystemExit) as error:
             message = f"could not load {self._describe(batch, segments)}: {type(error).__name__}: {error}"
+            user_error = user_error_class(error)
             if in_worker:
-                note_batch_failed(self._owner_pid, message)
-            raise BatchLoadError(message) from None
+                note_batch_failed(self._owner_pid, message, user_error)
+            raise BatchLoadError(message, user_error) from None
         if in_worker:
             note_batch_finished(self._owner_pid)
         if self.shard_count > 1:
@@ -164,11 +173,11 @@ class QuestSequence(keras.utils.PyDataset):
         epoch that equalise the shapes have weight 0.
         """
         if not 0 <= int(index) < int(count):
-            raise ValueError(f"need 0 <= index < count, got index={index}, count={count}")
+            raise OptionError(f"need 0 <= index < count, got index={index}, count={count}")
         if self.shard_count > 1:
-            raise ValueError(f"this QuestSequence is already shard {self.shard_index} of {self.shard_count}; shard the unsharded one")
+            raise OptionError(f"this QuestSequence is already shard {self.shard_index} of {self.shard_count}; shard the unsharded one")
         if self.batch_size is None and int(count) > 1:
-            raise ValueError("shard() needs a batch_size: one batch per shard gives processes batches of different sizes")
+            raise OptionError("shard() needs a batch_size: one batch per shard gives processes batches of different sizes")
         clone = QuestSequence.__new__(QuestSequence)
         clone.__dict__.update(self.__dict__)
         clone.shard_index, clone.shard_count = int(index), int(count)

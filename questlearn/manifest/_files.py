@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from ..errors import IntegrityError, ManifestError
 from ._validate import validate_manifest
 
 MANIFEST_NAME = "manifest.json"
@@ -64,17 +65,17 @@ def resolve_inside(root: Path, relative: str) -> Path:
 
     Raises
     ------
-    ValueError
+    ManifestError, IntegrityError
         For absolute paths, ``..`` escapes and symbolic links.
     """
     if os.path.isabs(relative) or ".." in Path(relative).parts:
-        raise ValueError(f"manifest in {root} names {relative!r}, which is not a path inside the split directory")
+        raise ManifestError(f"manifest in {root} names {relative!r}, which is not a path inside the split directory")
     candidate = root / relative
     if candidate.is_symlink():
-        raise ValueError(f"shard {candidate} is a symbolic link; questlearn only reads regular files inside the split directory")
+        raise IntegrityError(f"shard {candidate} is a symbolic link; questlearn only reads regular files inside the split directory")
     resolved = candidate.resolve()
     if not resolved.is_relative_to(root.resolve()):
-        raise ValueError(f"manifest in {root} names {relative!r}, which resolves outside the split directory")
+        raise ManifestError(f"manifest in {root} names {relative!r}, which resolves outside the split directory")
     return resolved
 
 
@@ -93,7 +94,7 @@ def load_manifest(split_dir: str | Path) -> dict:
 
     Raises
     ------
-    ValueError
+    ManifestError, IntegrityError
         If the manifest is missing, incomplete or does not fit its schema
         (the message names the field), or a shard it names is missing, has
         the wrong size, or lies outside the directory.
@@ -101,25 +102,25 @@ def load_manifest(split_dir: str | Path) -> dict:
     root = Path(split_dir).resolve()
     path = root / MANIFEST_NAME
     if not path.is_file():
-        raise ValueError(f"{root} holds no {MANIFEST_NAME}: run `questlearn split` first, or let an interrupted split finish")
+        raise ManifestError(f"{root} holds no {MANIFEST_NAME}: run `questlearn split` first, or let an interrupted split finish")
     if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise ValueError(f"{path} has {path.stat().st_size} bytes, more than a questlearn manifest can ({MAX_MANIFEST_BYTES})")
+        raise ManifestError(f"{path} has {path.stat().st_size} bytes, more than a questlearn manifest can ({MAX_MANIFEST_BYTES})")
     try:
         with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}): it was damaged or edited") from None
+        raise ManifestError(f"{path} is not valid JSON ({error}): it was damaged or edited") from None
     if isinstance(manifest, dict) and manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} is a manifest of format version {manifest.get('format_version')!r}; "
-                         f"this questlearn reads version {FORMAT_VERSION}")
+        raise ManifestError(f"{path} is a manifest of format version {manifest.get('format_version')!r}; "
+                            f"this questlearn reads version {FORMAT_VERSION}")
     validate_manifest(manifest, str(path))
     for subset in SUBSETS:
         for shard in manifest["subsets"][subset]["shards"]:
             for entry in shard["files"].values():
                 file_path = resolve_inside(root, entry["name"])
                 if not file_path.is_file():
-                    raise ValueError(f"shard file {file_path} named in {path} is missing")
+                    raise IntegrityError(f"shard file {file_path} named in {path} is missing")
                 if file_path.stat().st_size != entry["bytes"]:
-                    raise ValueError(f"shard file {file_path} has {file_path.stat().st_size} bytes, the manifest says {entry['bytes']}: it was changed or truncated")
+                    raise IntegrityError(f"shard file {file_path} has {file_path.stat().st_size} bytes, the manifest says {entry['bytes']}: it was changed or truncated")
     manifest["root"] = str(root)
     return manifest

@@ -6,13 +6,15 @@ one place to describe a new manifest field. Unknown keys are allowed
 everywhere, so a newer split's additions do not break an older reader.
 :func:`validate_manifest` applies it, then the checks a JSON Schema cannot
 express (features that are columns, label codes inside the class list,
-subset rows that add up to the source's rows less those dropped), and raises a ``ValueError`` naming the field.
+subset rows that add up to the source's rows less those dropped), and raises a :class:`~questlearn.errors.ManifestError` naming the field.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+
+from ..errors import ManifestError
 
 MAX_CATEGORIES = 65_536  # one-hot width per column; a longer list would allocate gigabytes per batch
 MAX_CLASSES = 65_536
@@ -177,14 +179,14 @@ def validate_manifest(manifest, where: str) -> None:
 
     Raises
     ------
-    ValueError
+    ManifestError
         Naming the first wrong field (``schema.classes``, ``subsets.train.shards[3].rows``...) and why.
     """
     import jsonschema
 
     error = jsonschema.exceptions.best_match(_validator().iter_errors(manifest))
     if error is not None:
-        raise ValueError(f"{where}: field {_field(error.absolute_path)} {_explain(error)}")
+        raise ManifestError(f"{where}: field {_field(error.absolute_path)} {_explain(error)}")
     _check_consistency(manifest, where)
 
 
@@ -229,7 +231,7 @@ def _check_consistency(manifest: dict, where: str) -> None:
     kinds = {column["name"]: column["kind"] for column in schema["columns"]}
 
     def wrong(field, why):
-        raise ValueError(f"{where}: field {field} {why}")
+        raise ManifestError(f"{where}: field {field} {why}")
 
     if len(kinds) != len(schema["columns"]):
         wrong("schema.columns", "names the same column twice")

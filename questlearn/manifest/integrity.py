@@ -31,6 +31,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..errors import IntegrityError, OptionError
+
 VERIFY_MODES = ("once", "off")
 
 _verified = set()
@@ -49,7 +51,7 @@ def sha256_of(path: str | Path, offset: int = 0, chunk_size: int = 1 << 20) -> s
 
 
 def check_npy_header(path: Path, data_offset: int) -> None:
-    """Raise ``ValueError`` naming ``path`` unless its ``.npy`` header ends at
+    """Raise :class:`~questlearn.errors.IntegrityError` naming ``path`` unless its ``.npy`` header ends at
     ``data_offset`` and describes a C-ordered array."""
     import numpy as np
 
@@ -60,11 +62,11 @@ def check_npy_header(path: Path, data_offset: int) -> None:
             _, fortran_order, _ = reader(handle)
             end = handle.tell()
     except ValueError as error:
-        raise ValueError(f"shard file {path} has no readable .npy header ({error}): it was damaged or replaced") from None
+        raise IntegrityError(f"shard file {path} has no readable .npy header ({error}): it was damaged or replaced") from None
     if end != data_offset or fortran_order:
         found = "a Fortran-ordered array" if fortran_order else f"a header of {end} bytes"
-        raise ValueError(f"shard file {path} holds {found}, the manifest says a C-ordered array after a header of "
-                         f"{data_offset} bytes: its header was edited after the split; run the split again into a new directory")
+        raise IntegrityError(f"shard file {path} holds {found}, the manifest says a C-ordered array after a header of "
+                             f"{data_offset} bytes: its header was edited after the split; run the split again into a new directory")
 
 
 def _private_marker_dir() -> str:
@@ -89,12 +91,12 @@ class ShardVerifier:
 
     def __init__(self, mode: str = "once"):
         if mode not in VERIFY_MODES:
-            raise ValueError(f"verify must be one of {VERIFY_MODES}, got {mode!r}")
+            raise OptionError(f"verify must be one of {VERIFY_MODES}, got {mode!r}")
         self.mode = mode
         self.marker_dir = _private_marker_dir() if mode == "once" else None
 
     def check(self, path: Path, entry: dict) -> None:
-        """Raise ``ValueError`` naming ``path`` unless it matches ``entry``.
+        """Raise :class:`~questlearn.errors.IntegrityError` naming ``path`` unless it matches ``entry``.
 
         Parameters
         ----------
@@ -108,8 +110,8 @@ class ShardVerifier:
             return
         status = os.stat(path)
         if status.st_size != entry["bytes"]:
-            raise ValueError(f"shard file {path} has {status.st_size} bytes, the manifest says {entry['bytes']}: "
-                             "it was changed or truncated after the split; run the split again into a new directory")
+            raise IntegrityError(f"shard file {path} has {status.st_size} bytes, the manifest says {entry['bytes']}: "
+                                 "it was changed or truncated after the split; run the split again into a new directory")
         offset = int(entry.get("data_offset", 0))
         key = f"{path}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\0{entry['sha256']}\0{offset}"
         if key in _verified:
@@ -124,9 +126,9 @@ class ShardVerifier:
         else:
             digest = sha256_of(path)
         if digest != entry["sha256"]:
-            raise ValueError(f"shard file {path} does not match the SHA-256 recorded in the manifest "
-                             f"(recorded {entry['sha256'][:16]}..., found {digest[:16]}...): it was damaged, edited "
-                             "or swapped with another file after the split; run the split again into a new directory")
+            raise IntegrityError(f"shard file {path} does not match the SHA-256 recorded in the manifest "
+                                 f"(recorded {entry['sha256'][:16]}..., found {digest[:16]}...): it was damaged, edited "
+                                 "or swapped with another file after the split; run the split again into a new directory")
         _verified.add(key)
         try:
             marker.touch()

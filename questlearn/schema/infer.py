@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import SchemaError
+from ..errors import SchemaError  # re-exported: the sample shows a problem to settle before the pass
 from ..io.csvscan import CsvFormatError
 from ._columns import (
     CATEGORICAL,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputFormatError, SchemaError
 from ..io.csvscan import DEFAULT_BLOCK_SIZE
 from ..manifest._files import MANIFEST_NAME
 from ..schema._columns import label_strings
@@ -64,7 +65,7 @@ class _Tally:
 
     def result(self) -> dict:
         if not self.rows:
-            raise ValueError("no rows to evaluate")
+            raise InputFormatError("no rows to evaluate: the input holds no data rows")
         report = {name: float(metric.result()) for name, metric in self.metrics.items()}
         report["rows"] = self.rows
         if self.regression:
@@ -112,8 +113,8 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
     label = spec["label"]
     stream = open_input(source, spec["na_values"], block_size, spec.get("delimiter", ","))
     if label not in stream.names:
-        raise ValueError(f"the input {source} has no label column {label!r}, so there is nothing to evaluate against "
-                         f"(use `questlearn predict` to score unlabelled rows)")
+        raise SchemaError(f"the input {source} has no label column {label!r}, so there is nothing to evaluate against "
+                          f"(use `questlearn predict` to score unlabelled rows)")
     tally = _Tally(spec)
     with tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="evaluate", disable=not progress) as bar:
         for block in stream.blocks(predictor.column_types(stream.names)):
@@ -170,9 +171,9 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
     fill_values = {n: v for n, v in zip(encoding.numeric, encoding.fill_values) if n in spec["fill_values"]}
     if data.reader.numeric + data.reader.categorical_features != features or (
             "columns" in spec and (data.feature_names != spec["columns"] or fill_values != spec["fill_values"])):
-        raise ValueError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
-                         f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
-                         "labelled source file (read through inference.keras)")
+        raise SchemaError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
+                          f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
+                          "labelled source file (read through inference.keras)")
     model = load_saved_model(model_dir / TRAINED_MODEL)
     tally = _Tally(spec)
     for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):
@@ -189,19 +190,15 @@ def _check_same_target(spec: dict, reader, model_dir: Path, split_dir: Path) -> 
     model = (spec["label"], spec["task"], list(spec["classes"]))
     split = (reader.manifest["schema"]["label"], reader.task, list(reader.classes))
     if split != model:
-        raise ValueError(f"the split {split_dir} has the label {target(*split)}, but the model in {model_dir} was "
-                         f"trained on the label {target(*model)}; evaluate the model on the split it was trained on, "
-                         "or on a split with the same label, task and classes")
+        raise SchemaError(f"the split {split_dir} has the label {target(*split)}, but the model in {model_dir} was "
+                          f"trained on the label {target(*model)}; evaluate the model on the split it was trained on, "
+                          "or on a split with the same label, task and classes")
 
 
 def _load_batch(data, index: int):
     """``data[index]``; a shard the loader refuses (damaged, changed since the split) is the user's to fix, so
-    its message is raised as a ``ValueError``, and any other failure keeps its traceback."""
-    from ..data._supervision import BatchLoadError
+    its message is raised as the named error (an ``IntegrityError``), and any other failure keeps its traceback."""
+    from ..data._supervision import batch_refusals_as_user_errors
 
-    try:
+    with batch_refusals_as_user_errors():
         return data[index]
-    except BatchLoadError as error:
-        if isinstance(error.__context__, ValueError):  # the loader's own refusal, which names the file
-            raise ValueError(str(error)) from None
-        raise

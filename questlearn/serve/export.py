@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError
 from ..quiet import import_tensorflow, keras
 
 INFERENCE_MODEL = "inference.keras"
@@ -120,7 +121,7 @@ def read_inference_spec(model_dir) -> dict:
 
     Raises
     ------
-    ValueError
+    ModelFileError
         The file is missing, is not JSON, or lacks a key or holds a value of
         the wrong type (the message names the file and the field).
     """
@@ -130,21 +131,21 @@ def read_inference_spec(model_dir) -> dict:
 
     path = Path(model_dir) / INFERENCE_SPEC
     if not path.is_file():
-        raise ValueError(f"{model_dir} holds no {INFERENCE_SPEC}: train a model there with `questlearn train` "
-                         "(this questlearn version) first")
+        raise ModelFileError(f"{model_dir} holds no {INFERENCE_SPEC}: train a model there with `questlearn train` "
+                             "(this questlearn version) first")
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:  # not UTF-8, or not JSON
-        raise ValueError(f"{path} is not valid JSON ({error}): it was damaged or edited; {REWRITE_HINT}") from None
+        raise ModelFileError(f"{path} is not valid JSON ({error}): it was damaged or edited; {REWRITE_HINT}") from None
     problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(INFERENCE_SCHEMA).iter_errors(spec))
     if problem is not None:
-        raise ValueError(f"{path}: field {_field(problem.absolute_path)} {_explain(problem)}: it was damaged or "
-                         f"edited; {REWRITE_HINT}")
+        raise ModelFileError(f"{path}: field {_field(problem.absolute_path)} {_explain(problem)}: it was damaged or "
+                             f"edited; {REWRITE_HINT}")
     for feature in spec["features"]:
         name, table = feature["name"], "fill_values" if feature["kind"] == "numeric" else "categories"
         if name not in spec[table] or (table == "fill_values" and not math.isfinite(spec[table][name])):
-            raise ValueError(f"{path}: field {table} has no {'finite fill value' if table == 'fill_values' else 'vocabulary'} "
-                             f"for the feature {name!r}: it was damaged or edited; {REWRITE_HINT}")
+            raise ModelFileError(f"{path}: field {table} has no {'finite fill value' if table == 'fill_values' else 'vocabulary'} "
+                                 f"for the feature {name!r}: it was damaged or edited; {REWRITE_HINT}")
     return spec
 
 
@@ -155,7 +156,7 @@ def load_saved_model(path: Path) -> keras.Model:
     back with their checksums is damaged (Keras itself calls it "not found").
     """
     if not path.is_file():
-        raise ValueError(f"{path} does not exist: {REWRITE_HINT}")
+        raise ModelFileError(f"{path} does not exist: {REWRITE_HINT}")
     try:
         with zipfile.ZipFile(path) as archive:
             entry = archive.testzip()  # the first entry whose checksum fails, or None
@@ -163,7 +164,7 @@ def load_saved_model(path: Path) -> keras.Model:
     except (zipfile.BadZipFile, EOFError, zlib.error) as error:
         damaged = f"not a complete zip archive: {error}"
     if damaged is not None:
-        raise ValueError(f"{path} is damaged or truncated ({damaged}): {REWRITE_HINT}")
+        raise ModelFileError(f"{path} is damaged or truncated ({damaged}): {REWRITE_HINT}")
     return keras.saving.load_model(path)
 
 
@@ -210,7 +211,7 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
         parts.append(_one_hot_block(inputs[name], spec["categories"][name], len(parts)))
     if not parts:
-        raise ValueError("the model has no feature columns to take as inputs")
+        raise RuntimeError("the model has no feature columns to take as inputs")
     encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="questlearn_encoded_features")(parts)
     return keras.Model(inputs, trained(encoded), name="quest_inference")
 

@@ -79,7 +79,7 @@ def load_backup(backup_dir) -> BackupState | None:
         raise DamagedBackupError(f"the training backup {path} is damaged and cannot be resumed from ({reason}); "
                                  f"delete the directory {Path(backup_dir)} to start training over") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} was written by another questlearn version (format {meta.get('format')}); "
+        raise ModelFileError(f"{path} was written by another questlearn version (format {meta.get('format')}); "
                          f"delete the directory {Path(backup_dir)} to start training over")
     return BackupState(meta, arrays)
 

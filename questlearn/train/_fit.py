@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data._supervision import batch_refusals_as_user_errors
 from ..data.dataset import QuestSequence
+from ..errors import OptionError
 from ..quiet import keras
 from ..serve.export import export_models
 from ._progress import TrainingProgress
@@ -116,6 +118,7 @@ def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> 
     return {"mean": target_mean, "mae": absolute / max(rows, 1), "rmse": math.sqrt(squared / max(rows, 1))}
 
 
+@batch_refusals_as_user_errors()  # a damaged shard met inside fit is the user's to fix: raised as its named error
 def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
           hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
@@ -170,9 +173,17 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     Returns
     -------
     TrainingResult
+
+    Raises
+    ------
+    questlearn.errors.QuestlearnError
+        A user's mistake, named (an ``IntegrityError`` for a shard damaged or
+        changed since the split, even when a data worker met it).
+    questlearn.data.BatchLoadError
+        A batch failed for another reason (a data worker died, a bug).
     """
     if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+        raise OptionError(f"epochs must be at least 1, got {epochs}")
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = model_dir / "backup"
@@ -198,7 +209,7 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     metrics = parallel.get("metrics", ())
     if regression:
         if class_weight is not None:
-            raise ValueError("class_weight applies to classification; this split's task is regression")
+            raise OptionError("class_weight applies to classification; this split's task is regression")
         target = train_data.manifest["subsets"]["train"]["label_stats"]
         model = build_model(mean, variance, 1, hidden=hidden, dropout=dropout, learning_rate=learning_rate,
                             task="regression", target_mean=target["mean"], target_std=target["std"],

@@ -11,6 +11,7 @@ import tempfile
 import time
 
 from .._orphans import child_environment
+from ..errors import OptionError
 from ._processes import free_port, initialize
 
 
@@ -54,11 +55,11 @@ def launch_local(child_argv, num_processes: int, *, timeout: float | None = None
         0, or the exit status of the first process that failed.
     """
     if int(num_processes) < 1:
-        raise ValueError(f"--local-processes must be at least 1, got {num_processes}")
+        raise OptionError(f"--local-processes must be at least 1, got {num_processes}")
     backend = os.environ.get("KERAS_BACKEND", "jax")
     if backend != "jax":
-        raise ValueError(f"KERAS_BACKEND is {backend!r}: multi-process training runs on JAX only "
-                         "(keras.distribution; the TensorFlow backend's multi-worker strategy fails in Keras 3, keras-team/keras#20585)")
+        raise OptionError(f"KERAS_BACKEND is {backend!r}: multi-process training runs on JAX only "
+                          "(keras.distribution; the TensorFlow backend's multi-worker strategy fails in Keras 3, keras-team/keras#20585)")
     coordinator = f"127.0.0.1:{free_port()}"
     env = child_environment({**os.environ, "KERAS_BACKEND": "jax"})  # they end with this process, even if it is killed
     processes = [subprocess.Popen([sys.executable, "-m", "questlearn", *map(str, child_argv),

@@ -32,17 +32,19 @@ import hashlib
 import json
 import socket
 
+from ..errors import OptionError, ProcessesDisagreeError
+
 AGREE_TIMEOUT_SECONDS = 120
 _agreements = 0  # key suffix: one process may run several jobs on one coordinator
 
 
 def require_jax_backend() -> None:
-    """Raise ``ValueError`` unless Keras runs on JAX."""
+    """Raise :class:`~questlearn.errors.OptionError` unless Keras runs on JAX."""
     import keras
 
     backend = keras.backend.backend()
     if backend != "jax":
-        raise ValueError(
+        raise OptionError(
             f"multi-process training needs the JAX backend, and Keras is using {backend!r}. "
             "keras.distribution trains across processes only on JAX in Keras 3; the TensorFlow backend's "
             "MultiWorkerMirroredStrategy fails before the first step (keras-team/keras#20585). "
@@ -75,9 +77,9 @@ def initialize(coordinator: str, num_processes: int, process_id: int, *, startup
     require_jax_backend()
     num_processes, process_id = int(num_processes), int(process_id)
     if num_processes < 1 or not 0 <= process_id < num_processes:
-        raise ValueError(f"need 0 <= process_id < num_processes, got process_id={process_id}, num_processes={num_processes}")
+        raise OptionError(f"need 0 <= process_id < num_processes, got process_id={process_id}, num_processes={num_processes}")
     if ":" not in coordinator:
-        raise ValueError(f"the coordinator must be HOST:PORT, got {coordinator!r}")
+        raise OptionError(f"the coordinator must be HOST:PORT, got {coordinator!r}")
     import jax
     import keras
 
@@ -134,7 +136,7 @@ def configuration_fingerprint(train_shard, validation_shard, *, resuming: bool, 
 def agree(fingerprint: dict, index: int, count: int, *, timeout: float = AGREE_TIMEOUT_SECONDS) -> None:
     """Publish ``fingerprint`` and compare it with every other process's.
 
-    Raises ``ValueError`` on every process when any two differ (the message
+    Raises :class:`~questlearn.errors.ProcessesDisagreeError` on every process when any two differ (the message
     lists the differing fields per process), or when a process has not
     published within ``timeout`` seconds.
     """
@@ -143,7 +145,7 @@ def agree(fingerprint: dict, index: int, count: int, *, timeout: float = AGREE_T
 
     client = global_state.client
     if client is None:
-        raise ValueError("jax.distributed is not initialised: start multi-process training with questlearn.train._processes.train_process")
+        raise RuntimeError("jax.distributed is not initialised: start multi-process training with questlearn.train._processes.train_process")
     _agreements += 1
     prefix = f"questlearn/fingerprint/{_agreements}"
     client.key_value_set(f"{prefix}/{index}", json.dumps(fingerprint, sort_keys=True))
@@ -152,14 +154,14 @@ def agree(fingerprint: dict, index: int, count: int, *, timeout: float = AGREE_T
         try:
             prints[other] = json.loads(client.blocking_key_value_get(f"{prefix}/{other}", int(timeout * 1000)))
         except Exception as error:  # the coordinator's timeout error type is not public
-            raise ValueError(f"process {other} did not publish its configuration within {timeout:.0f} s "
-                             f"(process {index} waited): {type(error).__name__}: {error}") from None
+            raise ProcessesDisagreeError(f"process {other} did not publish its configuration within {timeout:.0f} s "
+                                         f"(process {index} waited): {type(error).__name__}: {error}") from None
     differing = sorted({key for p in prints.values() for key in set(p) | set(fingerprint) if p.get(key) != fingerprint.get(key)})
     if differing:
         lines = "; ".join(f"{key}: " + ", ".join(f"process {i}={prints[i].get(key)!r}" for i in range(count)) for key in differing)
         hint = (" A multi-process run does not resume from process 0's backup (the others keep none):"
                 " remove its backup/ directory to start over." if "resuming from a backup" in differing else "")
-        raise ValueError(f"the {count} processes of this job disagree, so none of them trains: {lines}.{hint}")
+        raise ProcessesDisagreeError(f"the {count} processes of this job disagree, so none of them trains: {lines}.{hint}")
 
 
 def _make_report_class():

@@ -25,6 +25,8 @@ import time
 import keras
 import numpy as np
 
+from ..errors import OptionError
+
 TERMINAL_REFRESH_SECONDS = 0.2
 LOG_INTERVAL_SECONDS = 10.0
 
@@ -70,7 +72,7 @@ class TrainingProgress(keras.callbacks.Callback):
         super().__init__()
         interval = LOG_INTERVAL_SECONDS if interval is None else float(interval)
         if not interval > 0:
-            raise ValueError(f"interval must be positive, got {interval}")
+            raise OptionError(f"interval must be positive, got {interval}")
         self.dataset, self._stream, self.interval, self._dynamic = dataset, stream, interval, dynamic
         self.epochs = epochs
         self.lines = 0  # lines written (a rewritten line counts once), for tests and logs

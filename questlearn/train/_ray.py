@@ -19,6 +19,8 @@ import json
 import os
 from pathlib import Path
 
+from ..data._supervision import user_error_class
+from ..errors import MissingPackageError, OptionError
 from ._launch import train_process
 from ._processes import free_port
 
@@ -47,12 +49,12 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
         from ray.train import RunConfig, ScalingConfig
         from ray.train.v2.jax import JaxTrainer
     except ImportError as error:
-        raise ValueError(f"--ray needs Ray Train ({error}); install it with: pip install 'questlearn[ray]'") from None
+        raise MissingPackageError(f"--ray needs Ray Train ({error}); install it with: pip install 'questlearn[ray]'") from None
     if int(ray_workers) < 1:
-        raise ValueError(f"--ray-workers must be at least 1, got {ray_workers}")
+        raise OptionError(f"--ray-workers must be at least 1, got {ray_workers}")
     backend = os.environ.get("KERAS_BACKEND", "jax")
     if backend != "jax":
-        raise ValueError(f"KERAS_BACKEND is {backend!r}: training under Ray uses keras.distribution, which runs multi-process on JAX only")
+        raise OptionError(f"KERAS_BACKEND is {backend!r}: training under Ray uses keras.distribution, which runs multi-process on JAX only")
     env_vars = {"KERAS_BACKEND": "jax", "RAY_TRAIN_V2_ENABLED": "1"}
     if os.environ.get("PYTHONPATH"):
         env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
@@ -67,15 +69,28 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
         )
         try:
             result = trainer.fit()
-        except Exception as error:  # Ray wraps the worker's error; keep its message
-            raise ValueError(f"the Ray Train job failed: {error}") from None
+        except Exception as error:  # Ray wraps the workers' errors
+            named = _named_job_failure(error)
+            if named is None:
+                raise  # a bug in a worker: its traceback
+            raise named from None
     if result.error is not None:
-        raise ValueError(f"the Ray Train job failed: {result.error}")
+        raise _named_job_failure(result.error) or result.error
     history = json.loads((model_dir / "history.json").read_text(encoding="utf-8"))  # written by worker 0
     return {"epochs": len(history.get("epoch", [])), "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])),
             "rows_seen_per_epoch": history.get("rows_seen"), "train_rows": history["train_rows"],
             "processes": history.get("processes"), "model": str(model_dir / "model.keras"),
             "history": str(model_dir / "history.json"), "ray_nodes": nodes}
+
+
+def _named_job_failure(error: BaseException):
+    """A failed Ray Train job's error as the workers' named error when each failed on a user's mistake
+    (a damaged shard, a bad option), so the command prints it as one line; ``None`` otherwise (a bug)."""
+    failures = list(getattr(error, "worker_failures", {}).values())
+    kinds = [user_error_class(failure) for failure in failures]
+    if not failures or None in kinds:
+        return None
+    return kinds[0](f"the Ray Train job failed: {failures[0]}")
 
 
 def _worker_loop(config: dict) -> None:

@@ -42,6 +42,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ..errors import ModelFileError, OptionError
 from ._backup_file import FORMAT, STATE_FILE, BackupState, DamagedBackupError, load_backup, remove_stale_partials  # noqa: F401
 
 _WATCHED = ("best", "wait", "best_epoch", "stopped_epoch", "best_weights")  # EarlyStopping / ModelCheckpoint state
@@ -54,12 +55,12 @@ def _arrays(variables) -> list[np.ndarray]:
 def _assign(variables, arrays, what: str) -> None:
     variables = list(variables)
     if len(variables) != len(arrays):
-        raise ValueError(f"the backup has {len(arrays)} {what} variables, this model has {len(variables)}: "
-                         "was it made with other model arguments? Delete the backup directory to start afresh")
+        raise OptionError(f"the backup has {len(arrays)} {what} variables, this model has {len(variables)}: "
+                          "was it made with other model arguments? Delete the backup directory to start afresh")
     for variable, array in zip(variables, arrays):
         if tuple(variable.shape) != tuple(array.shape):
-            raise ValueError(f"backup {what} variable {variable.path} has shape {array.shape}, the model's is "
-                             f"{tuple(variable.shape)}: delete the backup directory to start afresh")
+            raise OptionError(f"backup {what} variable {variable.path} has shape {array.shape}, the model's is "
+                              f"{tuple(variable.shape)}: delete the backup directory to start afresh")
         variable.assign(array)
 
 
@@ -96,9 +97,9 @@ class TrainingBackup(keras.callbacks.Callback):
                  resumed: BackupState | None = None, watched=()):
         super().__init__()
         if every_batches is not None and int(every_batches) < 1:
-            raise ValueError(f"save_every_batches must be at least 1, got {every_batches}")
+            raise OptionError(f"save_every_batches must be at least 1, got {every_batches}")
         if every_minutes is not None and not float(every_minutes) > 0:
-            raise ValueError(f"save_every_minutes must be positive, got {every_minutes}")
+            raise OptionError(f"save_every_minutes must be positive, got {every_minutes}")
         self.backup_dir = Path(backup_dir)
         self.dataset = dataset
         self.every_batches = int(every_batches) if every_batches is not None else None
@@ -168,7 +169,7 @@ class TrainingBackup(keras.callbacks.Callback):
         state = self.resumed
         if state is not None and state.epoch == epoch and state.batches_done:
             if self._offset != state.batches_done:
-                raise ValueError(f"resuming epoch {epoch} at batch {state.batches_done}, but the data set starts at {self._offset}")
+                raise RuntimeError(f"resuming epoch {epoch} at batch {state.batches_done}, but the data set starts at {self._offset}")
             _assign(self.model.metrics_variables, state.group("metrics"), "metric")
             self._carried_seconds = float(state.meta["epoch_seconds"])
 
@@ -305,12 +306,12 @@ def check_compatible(state: BackupState, dataset) -> None:
     saved = (state.meta["seed"], state.meta["batch_size"], state.meta["shuffle"])
     now = (dataset.seed, dataset.batch_size, dataset.shuffle)
     if saved != now:
-        raise ValueError(f"the backup was made with (seed, batch_size, shuffle) = {saved}, this run uses {now}: "
-                         "resuming would reuse or skip rows of the interrupted epoch. Use the same arguments, "
-                         "or delete the backup directory to start afresh")
+        raise OptionError(f"the backup was made with (seed, batch_size, shuffle) = {saved}, this run uses {now}: "
+                          "resuming would reuse or skip rows of the interrupted epoch. Use the same arguments, "
+                          "or delete the backup directory to start afresh")
     if state.batches_done >= len(dataset):
-        raise ValueError(f"the backup says {state.batches_done} batches of epoch {state.epoch} are done, but an epoch "
-                         f"has only {len(dataset)}: the split changed since; delete the backup directory to start afresh")
+        raise ModelFileError(f"the backup says {state.batches_done} batches of epoch {state.epoch} are done, but an epoch "
+                             f"has only {len(dataset)}: the split changed since; delete the backup directory to start afresh")
 
 
 def fit_resuming(model, train_data, backup: TrainingBackup, *, epochs: int, sample, history_csv, verbose: int,

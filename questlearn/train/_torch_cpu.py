@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 
+from ..errors import OptionError
+
 ENVIRONMENT = "QUESTLEARN_TORCH_THREADS"
 
 
@@ -65,9 +67,9 @@ def limit_torch_threads(workers: int) -> str | None:
         try:
             threads = int(chosen)
         except ValueError:
-            raise ValueError(f"{ENVIRONMENT} must be a whole number of threads (0: torch's default), got {chosen!r}") from None
+            raise OptionError(f"{ENVIRONMENT} must be a whole number of threads (0: torch's default), got {chosen!r}") from None
         if threads < 0:
-            raise ValueError(f"{ENVIRONMENT} must be 0 or more, got {threads}")
+            raise OptionError(f"{ENVIRONMENT} must be 0 or more, got {threads}")
         if threads == 0:
             return f"torch on CPU: {torch.get_num_threads()} compute threads (torch's default, as {ENVIRONMENT}=0 asks)"
         reason = f"as {ENVIRONMENT} asks"

@@ -8,6 +8,7 @@ accuracy and ROC AUC.
 
 from __future__ import annotations
 
+from ..errors import OptionError, SchemaError
 from ..quiet import keras
 
 
@@ -90,7 +91,8 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
     if task == "regression":
         return _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std, extra_metrics)
     if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, the manifest has {num_classes}")
+        raise SchemaError(f"a classifier needs at least 2 classes, the manifest has {num_classes}: "
+                          "the label column holds one value in the training rows")
     inputs, x = _hidden_layers(mean, variance, hidden, dropout)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
     model = keras.Model(inputs, outputs, name="quest_mlp")
@@ -105,7 +107,7 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
 
 def _hidden_layers(mean, variance, hidden, dropout):
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        raise OptionError(f"dropout must be in [0, 1), got {dropout}")
     inputs = keras.Input(shape=(len(mean),), name="features")
     x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize_from_manifest")(inputs)
     for units in hidden:

@@ -15,6 +15,8 @@ import json
 import math
 from pathlib import Path
 
+from ..errors import ModelFileError
+
 # Per-epoch series the panels never show: the epoch number is the x axis, and an
 # epoch's seconds are what rows per second already shows, per row.
 NOT_PLOTTED = ("epoch", "epoch_seconds")
@@ -37,8 +39,15 @@ def load_history(path) -> dict:
     path = Path(path)
     if path.suffix == ".csv":
         return read_history_csv(path)
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            history = json.load(handle)
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise ModelFileError(f"{path} is not valid JSON ({error}): it was damaged or edited; train the model "
+                             "again to write it anew") from None
+    if not isinstance(history, dict):
+        raise ModelFileError(f"{path} holds a JSON {type(history).__name__}, not the object of a training history")
+    return history
 
 
 def plotted_metrics(history: dict) -> list:
@@ -86,7 +95,7 @@ def plot_history(history, title: str | None = None):
     if not isinstance(history, dict):
         history = load_history(history)
     if "loss" not in history or not history["loss"]:
-        raise ValueError("the history has no 'loss' values; is it a questlearn/Keras training history?")
+        raise ModelFileError("the history has no 'loss' values; is it a questlearn/Keras training history?")
     epochs = [e + 1 for e in history.get("epoch", range(len(history["loss"])))]
     metrics = plotted_metrics(history)
     columns = min(len(metrics), PANELS_PER_ROW)

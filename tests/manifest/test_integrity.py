@@ -1,14 +1,20 @@
 """Damaged, swapped or edited shard files stop loading, naming the file."""
 
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from helpers import run_env
 
+from questlearn.data import _supervision
 from questlearn.data._batches import ShardReader
 from questlearn.data._supervision import BatchLoadError
 from questlearn.data.dataset import QuestSequence
+from questlearn.errors import IntegrityError
 from questlearn.manifest import integrity
 from questlearn.manifest._files import load_manifest
 
@@ -128,3 +134,42 @@ def test_entries_without_data_offset_are_hashed_whole(split_copy, tmp_path):
     integrity.ShardVerifier("once").check(path, entry)  # whole-file hash, no data_offset: accepted
     with pytest.raises(ValueError, match="does not match the SHA-256"):
         integrity.ShardVerifier("once").check(path, {**entry, "data_offset": 0, "sha256": "0" * 64})
+
+
+def test_a_shard_refusal_keeps_its_named_error_through_a_worker_process(split_copy, tmp_path, monkeypatch):
+    """A worker's failed batch reaches the training process pickled, or as the note the watchdog reads:
+    both keep the named error class, which train and evaluate raise for the command to print as one line."""
+    damaged = shard_file(split_copy, 0, "features")
+    flip_bytes(damaged)
+    with pytest.raises(BatchLoadError) as caught:
+        QuestSequence(split_copy, "train", batch_size=64, shuffle=False)[0]
+    assert caught.value.user_error is IntegrityError
+    assert pickle.loads(pickle.dumps(caught.value)).user_error is IntegrityError
+    monkeypatch.setattr(_supervision, "heartbeat_dir", lambda owner_pid: tmp_path)
+    _supervision.note_batch_failed(os.getpid(), str(caught.value), caught.value.user_error)
+    noted = _supervision._noted_failure((tmp_path / f"{os.getpid()}.failed").read_text(encoding="utf-8"))
+    assert noted.user_error is IntegrityError and str(noted) == str(caught.value)
+    with pytest.raises(IntegrityError, match=f"could not load batch 0 .*{damaged.name} does not match the SHA-256"):
+        with _supervision.batch_refusals_as_user_errors():
+            raise noted
+
+
+def test_a_failed_batch_that_is_not_a_users_mistake_keeps_its_class():
+    with pytest.raises(BatchLoadError, match="a data worker process"):
+        with _supervision.batch_refusals_as_user_errors():
+            raise BatchLoadError("a data worker process (pid 1) was killed by signal SIGKILL")
+    assert _supervision._noted_failure("\nnumpy broke").user_error is None
+
+
+@pytest.mark.timeout(300)
+def test_train_stops_with_one_line_when_a_worker_process_meets_a_damaged_shard(split_copy, tmp_path):
+    first = QuestSequence(split_copy, "train", batch_size=64, shuffle=True, seed=0).plan.segments(0)[0][0]
+    damaged = shard_file(split_copy, (first + 1) % len(load_manifest(split_copy)["subsets"]["train"]["shards"]), "features")
+    flip_bytes(damaged)  # not the shard of batch 0, which Keras reads in the training process itself
+    result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(split_copy), "--model-dir", str(tmp_path / "model"),
+                             "--epochs", "1", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0"],
+                            capture_output=True, text=True, timeout=280, env=run_env())
+    errors = [line for line in result.stderr.splitlines() if line.startswith("questlearn train: error:")]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(errors) == 1
+    assert f"{damaged.name} does not match the SHA-256" in errors[0] and "run the split again" in errors[0]
