@@ -244,7 +244,7 @@ def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
             except ray.exceptions.RayTaskError as error:
                 if isinstance(error.cause, QuestlearnError):
                     raise _as_named_error(error.cause) from None
-                raise ValueError(f"the Ray task splitting {task['shown']} failed: {error.cause}") from None
+                raise RuntimeError(f"the Ray task splitting {task['shown']} failed") from error  # a bug: its traceback
             if verbose:
                 print(f"questlearn: part {task['shown']} split on Ray ({rows} rows)", flush=True)
     return nodes
