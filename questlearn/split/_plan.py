@@ -162,6 +162,10 @@ def decide_schema(reader: SourceReader, params, *, verbose: bool = True):
                                              max_categories=params.max_categories)
     if verbose:
         print(inferred.encoding.describe(), flush=True)
+    if inferred.encoding.width == 0:
+        raise SchemaError(f"{reader.files[0].shown}: no column is a feature (the label {params.label!r}, ids and free "
+                          "text are not): a model needs at least one; a numeric-looking id that is a real feature "
+                          "is not an --id-column, and a string column becomes one with --categorical-column NAME")
     return inferred
 
 

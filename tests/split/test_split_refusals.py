@@ -6,6 +6,7 @@ import sys
 import pytest
 from helpers import run_env
 
+from questlearn.errors import SchemaError
 from questlearn.io.csvscan import CsvFormatError
 from questlearn.split import split_csv
 
@@ -105,3 +106,11 @@ def test_a_split_whose_draw_left_a_subset_empty_is_refused_and_leaves_nothing(tm
 def test_val_fraction_zero_still_puts_every_row_in_train(tmp_path):
     manifest = split_csv(rows_file(tmp_path / "one.csv", 1), tmp_path / "out", verbose=False, val_fraction=0.0)
     assert [manifest["subsets"][s]["rows"] for s in ("train", "validate")] == [1, 0]
+
+
+def test_a_source_without_a_feature_column_is_refused_before_writing(tmp_path):
+    source = tmp_path / "ids.csv"
+    source.write_text("attempt_id,cleared\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    with pytest.raises(SchemaError, match="no column is a feature"):
+        split_csv(source, tmp_path / "out", id_columns=["attempt_id"], verbose=False)
+    assert not (tmp_path / "out").exists()
