@@ -65,8 +65,8 @@ def _train(args) -> None:
                    use_multiprocessing=args.processes, source=args.source, seed=args.seed, verbose=args.verbose,
                    hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
                    class_weight=args.class_weight)
-    if args.local_processes or args.num_processes or args.ray is not None:  # several processes: questlearn.train._processes
-        result = train_from_cli(args, options)
+    if args.local_processes or args.num_processes or args.ray is not None:  # several processes (JAX, or Ray)
+        result = _train_several_processes(args, options)
         if result is None:
             return
     else:
@@ -78,7 +78,7 @@ def _train(args) -> None:
     print(json.dumps(result.summary(), indent=1))
 
 
-def train_from_cli(args, options):
+def _train_several_processes(args, options):
     """``questlearn train`` with ``--local-processes``, ``--num-processes`` or ``--ray``.
 
     Returns the :class:`~questlearn.train._fit.TrainingResult` on process 0 of a
