@@ -353,6 +353,9 @@ def main(argv=None) -> int:
         resumable = args.command in ("split", "train", "demo")
         print("interrupted; run the same command again to resume" if resumable else "interrupted", file=sys.stderr)
         return 130
+    # Arrow's readers keep helper threads until they are freed: free them now, while pyarrow is alive, so that
+    # interpreter shutdown never tears down a live thread (std::terminate, exit -6: apache/arrow#34314).
+    gc.collect()
     return code or 0
 
 
