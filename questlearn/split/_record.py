@@ -128,7 +128,7 @@ def report_end(manifest: dict) -> None:
             print(f"questlearn: column {name!r}: {entry['oov']} rows held values the sample had not shown, "
                   f"encoded as {name}=<other>", flush=True)
     if manifest["source"]["empty_files_skipped"]:
-        print(f"questlearn: skipped {manifest['source']['empty_files_skipped']} header-only file(s)", flush=True)
+        print(f"questlearn: skipped {manifest['source']['empty_files_skipped']} empty or header-only file(s)", flush=True)
     if "dropped_missing_labels" in manifest["source"]:
         print(f"questlearn: dropped {manifest['source']['dropped_missing_labels']} of {manifest['source']['rows']} rows "
               f"whose label {manifest['schema']['label']!r} is missing (--drop-missing-labels): they are in no shard",

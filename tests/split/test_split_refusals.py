@@ -5,20 +5,11 @@ import sys
 
 import pytest
 from helpers import run_env
+from splits import rows_file
 
 from questlearn.errors import SchemaError
 from questlearn.io.csvscan import CsvFormatError
 from questlearn.split import split_csv
-
-HEADER = "level,power,cleared\n"
-
-
-def rows_file(path, count, bad_row=None):
-    """A small CSV source of ``count`` rows (row ``bad_row`` ragged)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{i % 5},{i * 0.5},{i % 2}\n" if i != bad_row else "1,2\n" for i in range(count)]
-    path.write_text(HEADER + "".join(lines))
-    return path
 
 
 def snapshot(folder):

@@ -16,6 +16,7 @@ from dataclasses import fields
 import numpy as np
 import pyarrow as pa
 import pytest
+from splits import rows_file
 
 from questlearn.errors import (
     DiskFullError,
@@ -30,15 +31,6 @@ from questlearn.schema.encoding import Encoding
 from questlearn.schema.infer import InferredSchema
 from questlearn.split import split_csv
 from questlearn.split._params import SplitParameters
-
-HEADER = "level,power,cleared\n"
-
-
-def rows_file(path, count, bad_row=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{i % 5},{i * 0.5},{i % 2}\n" if i != bad_row else "1,2\n" for i in range(count)]
-    path.write_text(HEADER + "".join(lines))
-    return path
 
 
 def test_the_split_state_round_trips_through_its_journal():

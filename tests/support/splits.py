@@ -125,3 +125,14 @@ def assert_same_statistics(parallel, sequential):
         assert (got["count"], got["missing"]) == (expected["count"], expected["missing"]), name
         for key in ("mean", "variance", "min", "max"):
             assert got[key] == pytest.approx(expected[key], rel=REL, abs=1e-12), (name, key)
+
+
+SMALL_HEADER = "level,power,cleared\n"
+
+
+def rows_file(path, count, bad_row=None):
+    """A small CSV source of ``count`` rows (row ``bad_row`` ragged)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{i % 5},{i * 0.5},{i % 2}\n" if i != bad_row else "1,2\n" for i in range(count)]
+    path.write_text(SMALL_HEADER + "".join(lines))
+    return path
