@@ -18,7 +18,7 @@ two ways:
   asked for where the forking thread lives as long as the child: the thread
   that runs a ``ProcessPoolExecutor`` ``with`` block and submits its tasks,
   or the thread that waits for the processes of
-  :func:`questlearn.train._processes.launch_local`. Keras starts its
+  :func:`questlearn.train._launch.launch_local`. Keras starts its
   ``PyDataset`` workers from a thread that ends before the last batches
   are loaded; they rely on the watch below only.
 * **Watch thread** (every platform and start method): a daemon thread

@@ -145,7 +145,7 @@ def agree(fingerprint: dict, index: int, count: int, *, timeout: float = AGREE_T
 
     client = global_state.client
     if client is None:
-        raise RuntimeError("jax.distributed is not initialised: start multi-process training with questlearn.train._processes.train_process")
+        raise RuntimeError("jax.distributed is not initialised: start multi-process training with questlearn.train._launch.train_process")
     _agreements += 1
     prefix = f"questlearn/fingerprint/{_agreements}"
     client.key_value_set(f"{prefix}/{index}", json.dumps(fingerprint, sort_keys=True))

@@ -2,7 +2,7 @@
 
 ``questlearn train SPLIT --ray [ADDRESS] --ray-workers N``. Ray starts the
 N worker processes (on one machine, or spread over an existing cluster),
-and each runs :func:`questlearn.train._processes.train_process`: Ray is the
+and each runs :func:`questlearn.train._launch.train_process`: Ray is the
 launcher, ``keras.distribution`` on JAX does the training, and each worker
 reads only its own equal shard of the split (so the split directory must be
 on storage every node can read). Worker 0 picks the JAX coordinator address
