@@ -31,6 +31,18 @@ def split_killed_at(point, nth, counts, source, out, formats, extra=()):
     return run_child("split_kill_child.py", point, nth, counts, "--", *source, out, *ARGS, "--formats", formats, *extra)
 
 
+def assert_resumes_to(expected, source, out, formats, where, extra=()):
+    """Run the killed split in ``out`` again to its end; it must equal the clean split ``expected`` byte for byte."""
+    resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(out), *ARGS,
+                              "--formats", formats, *extra], env=run_env(), capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, (*where, resumed.stderr[-2000:])
+    got = tree(out)
+    assert sorted(got) == sorted(expected), (*where, sorted(set(got) ^ set(expected))[:6])
+    for name in expected:
+        assert got[name] == expected[name], (*where, name)
+    assert not (out / JOURNAL_NAME).exists()
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("killsrc")
@@ -94,14 +106,7 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
         if (point, nth) in second:  # killed again while resuming
             again = split_killed_at(*second[(point, nth)], tmp_path / "unused.json", files, out, formats)
             assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
-        resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(out), *ARGS,
-                                  "--formats", formats], env=run_env(), capture_output=True, text=True, timeout=120)
-        assert resumed.returncode == 0, (point, nth, resumed.stderr[-2000:])
-        got = tree(out)
-        assert sorted(got) == sorted(expected), (point, nth, sorted(set(got) ^ set(expected))[:6])
-        for name in expected:
-            assert got[name] == expected[name], (point, nth, name)
-        assert not (out / JOURNAL_NAME).exists()
+        assert_resumes_to(expected, files, out, formats, (point, nth))
 
 
 @pytest.mark.timeout(900)
@@ -134,12 +139,4 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
         if point == "journal" and nth > 2:  # killed again while resuming
             again = split_killed_at("append", 10, tmp_path / "unused.json", source, out, "csv,npy", extra)
             assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
-        resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(out), *ARGS,
-                                  "--formats", "csv,npy", *extra], env=run_env(), capture_output=True, text=True,
-                                 timeout=120)
-        assert resumed.returncode == 0, (point, nth, resumed.stderr[-2000:])
-        got = tree(out)
-        assert sorted(got) == sorted(expected), (point, nth, sorted(set(got) ^ set(expected))[:6])
-        for name in expected:
-            assert got[name] == expected[name], (point, nth, name)
-        assert not (out / JOURNAL_NAME).exists()
+        assert_resumes_to(expected, source, out, "csv,npy", (point, nth), extra)
