@@ -24,10 +24,11 @@ SUBSETS = ("train", "validate")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 100 GB split's manifest is a few MB
 
 
-def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in bounded chunks."""
+def sha256_of(path: str | Path, offset: int = 0, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes from ``offset`` to the end, read in bounded chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
+        handle.seek(offset)
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()

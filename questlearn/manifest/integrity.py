@@ -32,22 +32,13 @@ import threading
 from pathlib import Path
 
 from ..errors import IntegrityError, OptionError
+from ._files import sha256_of
 
 VERIFY_MODES = ("once", "off")
 
 _verified = set()
 _lock = threading.Lock()
 _marker_dirs = {}  # owner pid -> private directory of "verified" markers
-
-
-def sha256_of(path: str | Path, offset: int = 0, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes from ``offset`` to the end, read in bounded chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_npy_header(path: Path, data_offset: int) -> None:

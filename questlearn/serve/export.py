@@ -42,7 +42,7 @@ INFERENCE_SPEC = "inference.json"
 TRAINED_MODEL = "model.keras"
 OOV_TOKEN = "\x00questlearn-out-of-vocabulary"
 NO_VALUE_TOKEN = "\x00questlearn-no-value"  # the lookup's placeholder vocabulary for a column with none
-DEFAULT_NA_VALUES = [""]  # what splits without ``schema.na_values`` treated as missing
+NA_VALUES_OF_UNRECORDED_SPLITS = [""]  # what splits made before ``schema.na_values`` was recorded treated as missing
 REWRITE_HINT = "restore it from a copy, or train the model again (`questlearn train` writes it)"
 
 _strings = {"type": "array", "items": {"type": "string"}}
@@ -104,7 +104,7 @@ def inference_spec(reader) -> dict:
         "task": task,
         "classes": list(schema["classes"]),
         "label_numeric": bool(schema.get("label_numeric", False)),
-        "na_values": list(schema.get("na_values", DEFAULT_NA_VALUES)),
+        "na_values": list(schema.get("na_values", NA_VALUES_OF_UNRECORDED_SPLITS)),
         "fill": encoding.fill,
         "fill_values": {n: float(fill_values[n]) for n in reader.numeric},
         "categories": {n: list(encoding.vocabularies[n]) for n in reader.categorical_features},
