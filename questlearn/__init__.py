@@ -31,7 +31,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 __all__ = ["split_csv", "SplitParameters", "inspect_source", "load_manifest", "QuestSequence", "BatchLoadError",
-           "build_model", "plot_history", "predict_file", "predict_frame", "evaluate", "write_quest_log",
+           "build_model", "plot_history", "predict_file", "predict_frame", "inference_inputs", "evaluate",
+           "write_quest_log",
            "CsvFormatError", "SchemaError", "__version__"]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -39,7 +40,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "load_manifest": ".manifest",
     "QuestSequence": ".data", "BatchLoadError": ".data",
     "build_model": ".train", "plot_history": ".train",
-    "predict_file": ".serve", "predict_frame": ".serve", "evaluate": ".serve",
+    "predict_file": ".serve", "predict_frame": ".serve", "inference_inputs": ".serve", "evaluate": ".serve",
     "write_quest_log": ".synth",
     "CsvFormatError": ".io", "SchemaError": ".schema",
 })

@@ -29,9 +29,10 @@ DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pi
 def _schema_options(args) -> dict:
     """The options that shape the schema, shared by split and inspect."""
     return dict(label=args.label, id_columns=args.id_column, categorical_columns=args.categorical_column,
+                datetime_columns=args.datetime_column,
                 na_values=args.na_value, keep_default_na=not args.no_default_na,
                 delimiter=DELIMITER_NAMES.get(args.delimiter, args.delimiter), task=args.task,
-                max_categories=args.max_categories, max_classes=args.max_classes)
+                max_categories=args.max_categories, max_classes=args.max_classes, hash_buckets=args.hash_buckets)
 
 
 def _inspect(args) -> int:
@@ -206,10 +207,17 @@ def _add_schema_options(parser, label_default: str | None = "cleared") -> None:
     parser.add_argument("--id-column", action="append", default=[],
                         help="identifier column, kept in CSV shards but never a feature (repeatable)")
     parser.add_argument("--categorical-column", action="append", default=[],
-                        help="treat this column as a category even if it looks numeric (repeatable)")
-    parser.add_argument("--max-categories", type=int, default=1000,
-                        help="distinct values a categorical column may have; a string column with more in the sample "
-                             "is free text (not a feature); later values past it share one out-of-vocabulary code")
+                        help="treat this column as a category even if it looks numeric, or like an identifier "
+                             "(repeatable)")
+    parser.add_argument("--datetime-column", action="append", default=[],
+                        help="treat this column as a date or time (detected by itself for ISO 8601 and other common "
+                             "spellings): features days since 1970, hour, weekday and month (repeatable)")
+    parser.add_argument("--max-categories", type=int, default=100_000,
+                        help="vocabulary values kept per categorical column, most frequent in the sample first; "
+                             "the others, and values first met after the sample, go to hashed buckets")
+    parser.add_argument("--hash-buckets", type=int, default=64,
+                        help="out-of-vocabulary buckets of a categorical column with more than 16 values in the "
+                             "sample (smaller ones get one); the model embeds large vocabularies")
     parser.add_argument("--max-classes", type=int, default=50,
                         help="distinct label values accepted for classification")
 

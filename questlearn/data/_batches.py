@@ -8,9 +8,10 @@ This module holds the keras-free core of :class:`~questlearn.data.dataset.QuestS
   process agrees on it without sharing state and each row appears exactly
   once per epoch. Memory is O(number of shards), never O(rows).
 * :class:`ShardReader` reads rows of a shard as model inputs. The ``.npy``
-  shards already hold the model-ready float32 matrix (missing values
-  filled, categories one-hot, per the manifest's ``schema.encoding``), so a
-  batch is a ``take`` from a memory map; CSV shards are parsed and encoded
+  shards already hold the model-ready blocks (float32 numbers with missing
+  values filled, integer category codes, per the manifest's
+  ``schema.encoding``), so a batch is a ``take`` from two memory maps; CSV
+  shards are parsed and encoded
   with the same :class:`~questlearn.schema.encoding.Encoding`, giving the same
   arrays. Labels are mapped to the manifest's classes. Each shard file is
   checked against the manifest's SHA-256 the first time a training run
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IntegrityError, ManifestError, OptionError
+from ..errors import IntegrityError, OptionError
 from ..manifest._files import resolve_inside
 from ..manifest.integrity import ShardVerifier
 from ..schema.encoding import FILL_POLICIES, Encoding
@@ -177,7 +178,13 @@ class EqualShards:
 
 
 class ShardReader:
-    """Read rows of a split's shards as model-ready float32 arrays.
+    """Read rows of a split's shards as model inputs.
+
+    A batch's ``x`` is a dict: ``"numbers"`` (float32, the numbers block:
+    numeric features with missing values filled, ``t.days`` per datetime
+    feature) and ``"codes"`` (int32, one category code per categorical
+    feature, then ``t.hour``, ``t.weekday``, ``t.month`` per datetime
+    feature); a block without columns is left out.
 
     Parameters
     ----------
@@ -189,15 +196,12 @@ class ShardReader:
         ``"npy"`` (model-ready binary shards, memory-mapped) or ``"csv"``
         (parsed and encoded on load, to the same arrays).
     features : list of str, optional
-        Feature columns to use (a numeric column, or a categorical column's
-        whole one-hot block); default all features in the manifest.
+        Source columns to use (all their inputs: a datetime column's four);
+        default all features in the manifest.
     fill : str, optional
         The split chose how missing numbers are filled (``split --fill``,
         recorded as ``schema.encoding.fill``); ``None`` (default) accepts
         it, a different value is an error (re-split with that fill).
-    categorical : str
-        ``"one_hot"``, the only encoding of model-ready shards (kept so
-        that an old ``"code"`` gets a clear error).
     label_mode : str
         ``"sparse"`` (int32 class index) or ``"one_hot"`` (float32).
     cache_shards : int
@@ -211,14 +215,9 @@ class ShardReader:
     """
 
     def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str | None = None,
-                 categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
-                 verify: str = "once"):
-        if categorical == "code":
-            raise OptionError("categorical='code' is no longer available: shards hold the model-ready matrix, where "
-                              "each categorical column is a one-hot block (with a name=<other> column); use the "
-                              "default categorical='one_hot'")
+                 label_mode: str = "sparse", cache_shards: int = 2, verify: str = "once"):
         for name, value, allowed in (("subset", subset, ("train", "validate")), ("source", source, SOURCES),
-                                     ("categorical", categorical, ("one_hot",)), ("label_mode", label_mode, LABEL_MODES)):
+                                     ("label_mode", label_mode, LABEL_MODES)):
             if value not in allowed:
                 raise OptionError(f"{name} must be one of {allowed}, got {value!r}")
         if int(cache_shards) < 1:
@@ -227,9 +226,6 @@ class ShardReader:
         if source not in formats:
             raise OptionError(f"this split was written with formats {formats}; it has no {source!r} shards (re-split with formats including {source!r})")
         schema = manifest["schema"]
-        if "encoding" not in schema:
-            raise ManifestError("this split's manifest has no schema.encoding: it was written by an older questlearn, "
-                                "whose shards are not model-ready; run `questlearn split` again into a new directory")
         self.encoding = Encoding.from_record(schema["encoding"])
         if fill is not None and fill != self.encoding.fill:
             if fill not in FILL_POLICIES:
@@ -238,27 +234,30 @@ class ShardReader:
                               f"was split; to train with fill={fill!r}, split again with `questlearn split --fill {fill}` "
                               f"(split_csv(..., fill={fill!r})), or leave fill unset to use the split's")
         self.manifest, self.subset, self.source = manifest, subset, source
-        self.fill, self.categorical, self.label_mode = self.encoding.fill, categorical, label_mode
+        self.fill, self.label_mode = self.encoding.fill, label_mode
         self.cache_shards = int(cache_shards)
         self.verifier = ShardVerifier(verify)
         self.all_features = list(schema["features"])
         self.features = list(features) if features is not None else self.all_features
-        encoded = self.encoding.numeric + self.encoding.categorical
-        unknown = [f for f in self.features if f not in encoded]
+        unknown = [f for f in self.features if f not in self.all_features]
         if unknown:
-            raise OptionError(f"unknown feature columns {unknown}; this split has {encoded}")
+            raise OptionError(f"unknown feature columns {unknown}; this split has {self.all_features}")
         self.kinds = {c["name"]: c["kind"] for c in schema["columns"]}
         self.task = schema.get("task", "classification")
         if self.task == "regression" and label_mode != "sparse":
             raise OptionError("a regression split has a numeric target: label_mode must be 'sparse' (the value itself)")
         self.classes = list(schema["classes"])
         self.label_codes = np.asarray(schema["label_codes"], dtype=np.int32)
-        self.numeric = [f for f in self.features if f in self.encoding.numeric]
-        self.categorical_features = [f for f in self.features if f in self.encoding.categorical]
-        columns = feature_columns(self.encoding, self.numeric + self.categorical_features)
-        self.width = len(columns)
-        # Columns are taken only when a subset was asked for: all features is the stored matrix as it is.
-        self._columns = None if np.array_equal(columns, np.arange(self.encoding.width)) else columns
+        self.numeric = [f for f in self.features if self.kinds[f] == "numeric"]
+        self.categorical_features = [f for f in self.features if self.kinds[f] == "categorical"]
+        self.datetime_features = [f for f in self.features if self.kinds[f] == "datetime"]
+        chosen = set(self.features)
+        numbers = [i for f in self.all_features if f in chosen for i in self.encoding.inputs_of(f)[0]]
+        codes = [i for f in self.all_features if f in chosen for i in self.encoding.inputs_of(f)[1]]
+        self._numbers, self._codes = sorted(numbers), sorted(codes)
+        # Columns are taken only when a subset was asked for: all features are the stored blocks as they are.
+        self._take_numbers = None if self._numbers == list(range(len(self.encoding.numeric))) else np.asarray(self._numbers)
+        self._take_codes = None if self._codes == list(range(len(self.encoding.code_columns))) else np.asarray(self._codes)
         self.shards = manifest["subsets"][subset]["shards"]
         self.root = Path(manifest["root"])
         self._cache = OrderedDict()
@@ -279,69 +278,67 @@ class ShardReader:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def vocabulary_width(self, feature: str) -> int:
-        """One-hot columns of a categorical feature: its vocabulary and ``<other>``."""
-        return len(self.encoding.vocabularies[feature]) + 1
+    def input_names(self) -> dict:
+        """``{"numbers": [column names], "codes": [column names]}`` of the ``x`` blocks (empty blocks left out)."""
+        names = {"numbers": [self.encoding.numeric[i] for i in self._numbers],
+                 "codes": [self.encoding.code_columns[i] for i in self._codes]}
+        return {block: columns for block, columns in names.items() if columns}
 
     def output_names(self) -> list[str]:
-        """Names of the columns of the ``x`` arrays: the encoding's columns
-        (numeric features, then ``name=value`` and ``name=<other>`` per
-        categorical feature), restricted to the chosen features."""
-        names = self.encoding.columns()
-        return names if self._columns is None else [names[c] for c in self._columns]
+        """Names of the input columns: the numbers block's, then the codes block's."""
+        return [name for columns in self.input_names().values() for name in columns]
+
+    def code_counts(self) -> list[int]:
+        """How many codes each codes column takes (the embedding or one-hot size)."""
+        counts = self.encoding.code_counts
+        return [counts[i] for i in self._codes]
 
     def output_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance of each ``x`` column, from the manifest statistics
+        """Mean and variance of each numbers column, from the manifest statistics
         (:meth:`Encoding.moments`; no pass over the data). Used to set a Keras
         ``Normalization`` layer."""
         source = self.manifest["source"]
         mean, variance = self.encoding.moments(self.manifest["stats"], source["rows"] - source.get("dropped_missing_labels", 0))
-        if self._columns is None:
-            return mean, variance
-        return mean[self._columns], variance[self._columns]
+        return mean[self._numbers], variance[self._numbers]
 
     def shard_name(self, shard: int) -> str:
         files = self.shards[shard]["files"]
-        return files["csv" if self.source == "csv" else "features"]["name"]
+        return files["csv" if self.source == "csv" else "numbers"]["name"]
 
     # -- reading -----------------------------------------------------------
-    def read(self, segments) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, segments) -> tuple[dict, np.ndarray]:
         """Model inputs and labels for ``[(shard, row positions), ...]``:
         ``take`` of those rows from each (memory-mapped) shard."""
-        if len(segments) == 1:
-            shard, rows = segments[0]
-            x, labels = self._load(shard)
-            x, labels = self._take(x, rows), labels[rows]
+        pieces = []
+        for shard, rows in segments:
+            numbers, codes, labels = self._load(shard)
+            pieces.append((self._take(numbers, rows, self._take_numbers, np.float32),
+                           self._take(codes, rows, self._take_codes, np.int32), labels[rows]))
+        if len(pieces) == 1:
+            numbers, codes, labels = pieces[0]
         else:
-            total = sum(len(rows) for _, rows in segments)
-            x = np.empty((total, self.width), np.float32)
-            labels, start = [], 0
-            for shard, rows in segments:
-                shard_x, shard_labels = self._load(shard)
-                if self._columns is None:
-                    np.take(shard_x, rows, axis=0, out=x[start:start + len(rows)])  # no intermediate copy
-                else:
-                    x[start:start + len(rows)] = self._take(shard_x, rows)
-                labels.append(shard_labels[rows])
-                start += len(rows)
-            labels = np.concatenate(labels)
+            numbers, codes, labels = (np.concatenate(block) for block in zip(*pieces))
+        x = {block: array for block, array in (("numbers", numbers), ("codes", codes)) if array.shape[1]}
         if self.label_mode == "one_hot":
             return x, np.eye(self.num_classes, dtype=np.float32)[labels]
         return x, labels  # class codes, or regression targets
 
     def targets(self, shard: int) -> np.ndarray:
         """Class indices (or regression targets) of every row of ``shard``."""
-        return self._load(shard)[1]
+        return self._load(shard)[2]
 
-    def _take(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        taken = np.take(x, rows, axis=0)
-        return taken if self._columns is None else taken[:, self._columns]
+    @staticmethod
+    def _take(block: np.ndarray, rows: np.ndarray, columns, dtype) -> np.ndarray:
+        taken = np.take(block, rows, axis=0)
+        if columns is not None:
+            taken = taken[:, columns]
+        return taken.astype(dtype, copy=False)
 
     def _load(self, shard: int):
         """``(x, labels)`` of a whole shard, from a small LRU cache.
 
-        For the npy source ``x`` is the memory-mapped features file (nothing
-        is read until a batch takes its rows) and ``labels`` the mapped class
+        ``(numbers, codes, labels)``: for the npy source the memory-mapped
+        blocks (nothing is read until a batch takes its rows) and the class
         indices; for the CSV source, the encoded shard. Thread workers share
         the cache; a shard being opened by one thread is waited for, not
         opened again. Shapes, dtypes and label codes are checked here, once
@@ -372,19 +369,35 @@ class ShardReader:
 
     def _open_npy(self, shard: int):
         files, rows = self.shards[shard]["files"], self.shards[shard]["rows"]
-        features_path = resolve_inside(self.root, files["features"]["name"])
+        blocks = []
+        for part, dtype, width in (("numbers", np.dtype(np.float32), len(self.encoding.numeric)),
+                                   ("codes", self.encoding.code_dtype, len(self.encoding.code_columns))):
+            path = resolve_inside(self.root, files[part]["name"])
+            self.verifier.check(path, files[part])
+            block = _open_map(path)
+            if block.dtype != dtype or block.shape != (rows, width):
+                raise IntegrityError(f"shard file {path} holds {block.dtype} values of shape {block.shape}, the manifest "
+                                     f"says {dtype} of shape ({rows}, {width}) (rows, {part} columns): it was changed "
+                                     "after the split, or belongs to another split")
+            blocks.append(block)
+        if len(self.encoding.code_columns) and rows:
+            self._check_codes(blocks[1], resolve_inside(self.root, files["codes"]["name"]))
         labels_path = resolve_inside(self.root, files["labels"]["name"])
-        self.verifier.check(features_path, files["features"])
         self.verifier.check(labels_path, files["labels"])
-        features = _open_map(features_path)
-        if features.dtype != np.float32 or features.shape != (rows, self.encoding.width):
-            raise IntegrityError(f"shard file {features_path} holds {features.dtype} values of shape {features.shape}, "
-                                 f"the manifest says float32 of shape ({rows}, {self.encoding.width}) (rows, encoded "
-                                 "columns): it was changed after the split, or belongs to another split")
         labels = _open_map(labels_path)
         if labels.shape != (rows,):
             raise IntegrityError(f"shard file {labels_path} holds labels of shape {labels.shape}, the manifest says ({rows},)")
-        return features, self._labels(labels, labels_path)
+        return blocks[0], blocks[1], self._labels(labels, labels_path)
+
+    def _check_codes(self, codes: np.ndarray, path: Path) -> None:
+        """Every code inside its column's range: an embedding lookup would read past its table otherwise."""
+        highest = codes.max(axis=0).astype(np.int64)
+        limits = np.asarray(self.encoding.code_counts, np.int64)
+        over = np.flatnonzero(highest >= limits)
+        if len(over) or (codes.dtype.kind == "i" and codes.min() < 0):
+            column = self.encoding.code_columns[int(over[0])] if len(over) else "a column"
+            raise IntegrityError(f"shard file {path} holds a code outside the range of {column} (0..{limits[over[0]] - 1 if len(over) else ''}): "
+                                 "the file is damaged")
 
     def _labels(self, stored: np.ndarray, path: Path) -> np.ndarray:
         """Stored labels -> class indices (checked codes mapped through
@@ -410,6 +423,7 @@ class ShardReader:
         import pyarrow.compute as pc
         import pyarrow.csv as pa_csv
 
+        from ..schema import datetimes
         from ..schema._columns import arrow_types, label_strings
 
         entry = self.shards[shard]["files"]["csv"]
@@ -417,7 +431,7 @@ class ShardReader:
         self.verifier.check(path, entry)
         schema = self.manifest["schema"]
         label = schema["label"]
-        wanted = self.encoding.numeric + self.encoding.categorical + [label]
+        wanted = self.all_features + [label]
         types = arrow_types({n: self.kinds[n] for n in wanted}, schema.get("label_numeric", False))
         try:
             table = pa_csv.read_csv(
@@ -433,29 +447,23 @@ class ShardReader:
         expected = self.shards[shard]["rows"]
         if table.num_rows != expected:
             raise IntegrityError(f"shard file {path} has {table.num_rows} rows, the manifest says {expected}: the file was changed")
-        numbers = {n: table[n].to_numpy().astype(np.float64) for n in self.encoding.numeric}
+        numbers = {n: table[n].to_numpy().astype(np.float64) for n in self.all_features if self.kinds[n] == "numeric"}
         strings = {n: table[n].combine_chunks() for n in self.encoding.categorical}
-        x, _ = self.encoding.encode(numbers, strings)
+        parts = {}
+        for name in self.encoding.datetimes:
+            seconds, missing, bad = datetimes.parse(table[name], self.encoding.datetime_format(name))
+            if bad is not None:
+                raise IntegrityError(f"shard file {path} holds a {name!r} value the split could read no more: the file was changed")
+            features = datetimes.features(seconds, missing)
+            numbers[f"{name}.days"] = features["days"]
+            parts.update({f"{name}.{part}": features[part] for part in ("hour", "weekday", "month")})
+        x, codes, _ = self.encoding.encode(numbers, strings, parts)
         if self.task == "regression":
-            return x, table[label].to_numpy().astype(np.float32)
+            return x, codes, table[label].to_numpy().astype(np.float32)
         labels = pc.index_in(label_strings(table[label]), value_set=pa.array(self.classes, pa.string()))
         if labels.null_count:
             raise IntegrityError(f"{path} has a label outside the manifest classes {self.classes} (or an empty one)")
-        return x, labels.to_numpy(zero_copy_only=False).astype(np.int32)
-
-
-def feature_columns(encoding: Encoding, features) -> np.ndarray:
-    """Positions in ``x`` of the given features' columns: a numeric feature's
-    column, or a categorical feature's whole one-hot block, in that order."""
-    starts, position = {}, 0
-    for name in encoding.numeric:
-        starts[name] = (position, 1)
-        position += 1
-    for name in encoding.categorical:
-        size = len(encoding.vocabularies[name]) + 1
-        starts[name] = (position, size)
-        position += size
-    return np.asarray([c for name in features for c in range(starts[name][0], sum(starts[name]))], np.int64)
+        return x, codes, labels.to_numpy(zero_copy_only=False).astype(np.int32)
 
 
 def _open_map(path: Path) -> np.ndarray:

@@ -37,6 +37,11 @@ from ._supervision import (
 class QuestSequence(keras.utils.PyDataset):
     """Batches of ``(x, y)`` from a split made by :func:`questlearn.split.split_csv`.
 
+    ``x`` is a dict of two blocks: ``"numbers"`` (float32, ``(rows,
+    numbers columns)``) and ``"codes"`` (int32, one category code per
+    categorical input); a block without columns is left out. Their column
+    names are :meth:`input_names`.
+
     Parameters
     ----------
     split_dir : str or Path
@@ -57,7 +62,7 @@ class QuestSequence(keras.utils.PyDataset):
         Seed of that permutation; the same seed gives the same order.
     features : list of str, optional
         Feature columns; default all features of the manifest schema.
-    fill, categorical, label_mode, cache_shards, verify
+    fill, label_mode, cache_shards, verify
         See :class:`questlearn.data._batches.ShardReader`; ``fill`` is the split's
         (``None``, default; another value is an error: the shards are filled
         at split time); ``cache_shards`` open shards per process bound the
@@ -82,7 +87,7 @@ class QuestSequence(keras.utils.PyDataset):
 
     def __init__(self, split_dir, subset: str = "train", batch_size: int | None = 1024, *, source: str = "npy",
                  shuffle: bool = True, seed: int = 0, features=None, fill: str | None = None,
-                 categorical: str = "one_hot", label_mode: str = "sparse", cache_shards: int = 2,
+                 label_mode: str = "sparse", cache_shards: int = 2,
                  workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10, verify: str = "once"):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if batch_size is not None and int(batch_size) < 1:
@@ -92,7 +97,7 @@ class QuestSequence(keras.utils.PyDataset):
         self.manifest = load_manifest(split_dir)
         self.split_dir = str(split_dir)  # as given, for messages; files are read from manifest["root"]
         self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
-                                  categorical=categorical, label_mode=label_mode, cache_shards=cache_shards,
+                                  label_mode=label_mode, cache_shards=cache_shards,
                                   verify=verify)
         if not self.reader.shards:
             raise OptionError(f"the {subset!r} subset of {self.split_dir} has no shards (val_fraction was 0?)")
@@ -193,10 +198,19 @@ class QuestSequence(keras.utils.PyDataset):
 
     @property
     def feature_names(self) -> list[str]:
+        """The input columns: the numbers block's, then the codes block's."""
         return self.reader.output_names()
 
+    def input_names(self) -> dict:
+        """``{"numbers": [...], "codes": [...]}``: the column names of each block of ``x``."""
+        return self.reader.input_names()
+
+    def code_counts(self) -> list[int]:
+        """How many codes each codes column takes (for the model's one-hot or embedding)."""
+        return self.reader.code_counts()
+
     def feature_moments(self):
-        """``(mean, variance)`` per input column, from the manifest (no data pass)."""
+        """``(mean, variance)`` per numbers column, from the manifest (no data pass)."""
         return self.reader.output_moments()
 
     def _describe(self, batch: int, segments) -> str:

@@ -19,7 +19,7 @@ from ..errors import IntegrityError, ManifestError
 from ._validate import validate_manifest
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SUBSETS = ("train", "validate")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 100 GB split's manifest is a few MB
 
@@ -112,8 +112,10 @@ def load_manifest(split_dir: str | Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(f"{path} is not valid JSON ({error}): it was damaged or edited") from None
     if isinstance(manifest, dict) and manifest.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(f"{path} is a manifest of format version {manifest.get('format_version')!r}; "
-                            f"this questlearn reads version {FORMAT_VERSION}")
+        older = isinstance(manifest.get("format_version"), int) and manifest["format_version"] < FORMAT_VERSION
+        raise ManifestError(f"{path} is a manifest of format version {manifest.get('format_version')!r}; this questlearn "
+                            f"reads version {FORMAT_VERSION}" + ("; its shards hold categories as one-hot floats, not "
+                            "codes: run `questlearn split` again into a new directory" if older else ""))
     validate_manifest(manifest, str(path))
     for subset in SUBSETS:
         for shard in manifest["subsets"][subset]["shards"]:

@@ -16,11 +16,12 @@ import math
 
 from ..errors import ManifestError
 
-MAX_CATEGORIES = 65_536  # one-hot width per column; a longer list would allocate gigabytes per batch
+MAX_CATEGORIES = 1 << 24  # vocabulary values per column: an embedding table of 16 M rows is the most a split may ask for
 MAX_CLASSES = 65_536
+MAX_HASH_BUCKETS = 1 << 20
 MAX_COLUMNS = 100_000
 MAX_NAME_LENGTH = 4096
-COLUMN_KINDS = ("numeric", "categorical", "text", "id", "label")
+COLUMN_KINDS = ("numeric", "categorical", "datetime", "text", "id", "label")
 TASKS = ("classification", "regression")
 
 _count = {"type": "integer", "minimum": 0, "maximum": 2 ** 62}  # numpy int64 holds it
@@ -33,16 +34,22 @@ _file = {"type": "object", "required": ["name", "bytes", "sha256", "data_offset"
 _number_or_null = {"type": ["number", "null"]}
 _strings = {"type": "array", "items": {"type": "string", "maxLength": MAX_NAME_LENGTH}}
 
-_encoding = {  # questlearn.schema.encoding.Encoding.as_record: how the features became the float32 matrix
+_encoding = {  # questlearn.schema.encoding.Encoding.as_record: how the features became numbers and codes
     "type": "object",
-    "required": ["fill", "numeric", "fill_values", "categorical", "vocabularies", "columns"],
+    "required": ["fill", "numeric", "fill_values", "categorical", "vocabularies", "hash_buckets", "datetimes",
+                 "code_columns", "code_counts", "code_dtype"],
     "properties": {
         "fill": {"enum": ["mean", "zero"]},
         "numeric": {**_names, "uniqueItems": True},
         "fill_values": {"type": "array", "items": {"type": "number"}, "maxItems": MAX_COLUMNS},
         "categorical": {**_names, "uniqueItems": True},
         "vocabularies": {"type": "object", "additionalProperties": {**_strings, "maxItems": MAX_CATEGORIES}},
-        "columns": {"type": "array", "items": {"type": "string"}},
+        "hash_buckets": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1,
+                                                                    "maximum": MAX_HASH_BUCKETS}},
+        "datetimes": {"type": "object", "additionalProperties": {"type": "object"}},
+        "code_columns": {**_names, "uniqueItems": True},
+        "code_counts": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_COLUMNS},
+        "code_dtype": {"enum": ["uint8", "uint16", "int32"]},
     },
 }
 
@@ -88,7 +95,7 @@ MANIFEST_SCHEMA = {
     "type": "object",
     "required": ["format_version", "complete", "source", "parameters", "schema", "stats", "subsets"],
     "properties": {
-        "format_version": {"const": 2},
+        "format_version": {"const": 3},
         "complete": {"const": True},
         "source": {
             "type": "object",
@@ -238,8 +245,8 @@ def _check_consistency(manifest: dict, where: str) -> None:
     if kinds.get(schema["label"]) != "label":
         wrong("schema.label", f"names {schema['label']!r}, which is not a column of kind 'label'")
     for position, feature in enumerate(schema["features"]):
-        if kinds.get(feature) not in ("numeric", "categorical", "text"):
-            wrong(f"schema.features[{position}]", f"names {feature!r}, which is not a numeric, categorical or text column")
+        if kinds.get(feature) not in ("numeric", "categorical", "datetime"):
+            wrong(f"schema.features[{position}]", f"names {feature!r}, which is not a numeric, categorical or datetime column")
         if kinds[feature] == "categorical" and feature not in schema["categories"]:
             wrong("schema.categories", f"has no category list for the categorical feature {feature!r}")
         if kinds[feature] == "numeric" and not isinstance(manifest["stats"].get(feature), dict):
@@ -266,7 +273,7 @@ def _check_consistency(manifest: dict, where: str) -> None:
         if rows != record["rows"]:
             wrong(f"subsets.{subset}.rows", f"is {record['rows']}, but its shards hold {rows} rows")
         total += rows
-        needed = {"csv": ("csv",), "npy": ("features", "labels", "rows")}
+        needed = {"csv": ("csv",), "npy": ("numbers", "codes", "labels", "rows")}
         for position, shard in enumerate(record["shards"]):
             if cap is not None and shard["rows"] > cap:
                 wrong(f"subsets.{subset}.shards[{position}].rows", f"is {shard['rows']}, more than rows_per_shard {cap}")
@@ -286,28 +293,40 @@ def _check_consistency(manifest: dict, where: str) -> None:
 
 def _check_encoding(manifest: dict, wrong) -> None:
     """``schema.encoding`` must describe exactly the features and categories of the schema."""
+    from ..schema.encoding import DATETIME_PARTS, code_dtype
+
     schema = manifest["schema"]
     encoding = schema["encoding"]
     kinds = {column["name"]: column["kind"] for column in schema["columns"]}
-    numeric = [f for f in schema["features"] if kinds.get(f) == "numeric"]
+    datetimes = [f for f in schema["features"] if kinds.get(f) == "datetime"]
+    numbers = [f for f in schema["features"] if kinds.get(f) == "numeric" or kinds.get(f) == "datetime"]
+    numbers = [f"{f}.days" if kinds[f] == "datetime" else f for f in numbers]
     categorical = [f for f in schema["features"] if kinds.get(f) == "categorical"]
-    if encoding["numeric"] != numeric:
-        wrong("schema.encoding.numeric", f"is {_short(encoding['numeric'])}, but the numeric features are {_short(numeric)}")
+    if encoding["numeric"] != numbers:
+        wrong("schema.encoding.numeric", f"is {_short(encoding['numeric'])}, but the numeric features (and t.days of "
+              f"each datetime t) are {_short(numbers)}")
     if encoding["categorical"] != categorical:
         wrong("schema.encoding.categorical",
               f"is {_short(encoding['categorical'])}, but the categorical features are {_short(categorical)}")
-    if len(encoding["fill_values"]) != len(numeric):
-        wrong("schema.encoding.fill_values", f"has {len(encoding['fill_values'])} entries for {len(numeric)} numeric columns")
+    if sorted(encoding["datetimes"]) != sorted(datetimes):
+        wrong("schema.encoding.datetimes", f"names {_short(sorted(encoding['datetimes']))}, but the datetime features "
+              f"are {_short(datetimes)}")
+    if len(encoding["fill_values"]) != len(numbers):
+        wrong("schema.encoding.fill_values", f"has {len(encoding['fill_values'])} entries for {len(numbers)} numbers columns")
     for position, value in enumerate(encoding["fill_values"]):
         if not math.isfinite(value):
             wrong(f"schema.encoding.fill_values[{position}]", f"is {value}, not a finite number")
-    if sorted(encoding["vocabularies"]) != sorted(categorical):
-        wrong("schema.encoding.vocabularies", "must hold one vocabulary per categorical feature")
-    columns = list(numeric)
+    if sorted(encoding["vocabularies"]) != sorted(categorical) or sorted(encoding["hash_buckets"]) != sorted(categorical):
+        wrong("schema.encoding.vocabularies", "must hold one vocabulary (and hash_buckets one count) per categorical feature")
+    counts = []
     for name in categorical:
         if encoding["vocabularies"][name] != schema["categories"].get(name):
             wrong(f"schema.encoding.vocabularies.{name}", f"differs from schema.categories.{name}")
-        columns += [f"{name}={value}" for value in encoding["vocabularies"][name]] + [f"{name}=<other>"]
-    if encoding["columns"] != columns:
-        wrong("schema.encoding.columns", f"has {len(encoding['columns'])} names; the encoding makes {len(columns)} columns "
-              "(numeric features, then each categorical value and <other>)")
+        counts.append(1 + encoding["hash_buckets"][name] + len(encoding["vocabularies"][name]))
+    columns = categorical + [f"{t}.{part}" for t in encoding["datetimes"] for part in DATETIME_PARTS]
+    counts += [count for _ in encoding["datetimes"] for count in DATETIME_PARTS.values()]
+    if encoding["code_columns"] != columns or encoding["code_counts"] != counts:
+        wrong("schema.encoding.code_columns", f"are {_short(encoding['code_columns'])} with {_short(encoding['code_counts'])} "
+              f"codes; the encoding makes {_short(columns)} with {_short(counts)}")
+    if encoding["code_dtype"] != code_dtype(max(counts, default=1)).name:
+        wrong("schema.encoding.code_dtype", f"is {encoding['code_dtype']!r}, not the narrowest type of codes up to {max(counts, default=1)}")

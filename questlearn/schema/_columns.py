@@ -25,6 +25,7 @@ from ..errors import OptionError
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 IDENTIFIER = "id"
+DATETIME = "datetime"
 TEXT = "text"
 LABEL = "label"
 CLASSIFICATION = "classification"
@@ -66,7 +67,7 @@ def arrow_types(kinds: dict[str, str], label_numeric: bool = False) -> dict[str,
     for name, kind in kinds.items():
         if kind == NUMERIC or (kind == LABEL and label_numeric):
             types[name] = pa.float64()
-        elif kind in (CATEGORICAL, LABEL):
+        elif kind in (CATEGORICAL, LABEL, DATETIME):
             types[name] = pa.string()
     return types
 

@@ -1,22 +1,42 @@
 """The model-ready encoding of a split: fixed before the pass, applied once.
 
-A split writes each row's features as the float32 vector the model
-consumes, so loading a batch is a memory-mapped ``take`` and nothing more.
-The encoding must therefore be known before the first row is written; it is
-decided from the sample spread over the source (:mod:`questlearn.schema._sampling`)
-and printed with the schema:
+A split writes each row's features as the arrays the model consumes, so
+loading a batch is a memory-mapped ``take`` and nothing more. The encoding
+must therefore be known before the first row is written; it is decided from
+the sample spread over the source (:mod:`questlearn.schema._sampling`) and
+printed with the schema. A row becomes two blocks:
 
-* **numeric** columns are copied, a missing value replaced by the fill
-  value: the column's mean in the sample (``fill="mean"``, the default) or
-  ``0`` (``fill="zero"``, as in the original recipe);
-* **categorical** columns become one-hot blocks: one column per value seen
-  in the sample (sorted), then ``name=<other>`` for values first met after
-  the sample (counted as ``stats[name]["oov"]`` and reported at the end).
-  A missing value is all zeros.
+* **numbers** (float32): each numeric column, a missing value replaced by
+  the fill value (the column's mean in the sample, ``fill="mean"``, the
+  default, or ``0``, ``fill="zero"``, as in the original recipe); then, for
+  each datetime column ``t``, ``t.days``: days since 1970-01-01T00:00 of
+  its wall-clock time (:mod:`questlearn.schema.datetimes`), filled the same way;
+* **codes** (one integer per categorical column, stored as the narrowest of
+  uint8, uint16 and int32 that holds every code): for a categorical column
+  with ``V`` vocabulary values and ``H`` out-of-vocabulary buckets,
 
-The manifest keeps it as ``schema.encoding`` (see :meth:`Encoding.as_record`);
+  - ``0``: missing (an empty string is missing too);
+  - ``1 .. H``: a value outside the vocabulary, in bucket
+    ``1 + FarmHash Fingerprint64(value) % H`` (counted as ``oov``);
+  - ``H + 1 .. H + V``: the vocabulary's values, most frequent in the
+    sample first.
+
+  This is exactly Keras ``StringLookup(vocabulary, num_oov_indices=H,
+  mask_token="")``, so the exported inference model maps raw strings to
+  the same codes. Each datetime column adds three codes: ``t.hour`` (hour
+  of day + 1), ``t.weekday`` (Monday 1 .. Sunday 7) and ``t.month`` (1 ..
+  12), ``0`` when missing.
+
+The vocabulary holds the sample's values, most frequent first, up to
+``max_categories``; values past it and values first met after the sample
+share the hash buckets: one bucket (the old ``<other>``) for a vocabulary
+of at most :data:`FEW_VALUES` values, ``hash_buckets`` for a larger one.
+The model one-hot-encodes small code ranges and embeds larger ones
+(:mod:`questlearn.train.model`).
+
+The manifest keeps it all as ``schema.encoding`` (:meth:`Encoding.as_record`);
 the CSV loader, the exported inference model and the normalisation moments
-all read it from there, so every path encodes a row the same way.
+read it from there, so every path encodes a row the same way.
 """
 
 from __future__ import annotations
@@ -30,33 +50,56 @@ import pyarrow.compute as pc
 from ..errors import SchemaError
 
 FILL_POLICIES = ("mean", "zero")
-OTHER = "<other>"
+FEW_VALUES = 16  # a vocabulary this small gets one out-of-vocabulary code (and is one-hot encoded by the model)
+DEFAULT_HASH_BUCKETS = 64
+DATETIME_PARTS = {"hour": 25, "weekday": 8, "month": 13}  # derived code columns and their code counts (0 = missing)
+CODE_DTYPES = ((np.uint8, 1 << 8), (np.uint16, 1 << 16), (np.int32, 1 << 31))
+
+
+def code_dtype(largest_code_count: int):
+    """The narrowest of uint8, uint16 and int32 that holds codes ``0 .. largest_code_count - 1``."""
+    for dtype, limit in CODE_DTYPES:
+        if largest_code_count <= limit:
+            return np.dtype(dtype)
+    raise SchemaError(f"a categorical column needs {largest_code_count} codes, more than int32 holds")
+
+
+def fingerprint_buckets(values: list, buckets: int) -> np.ndarray:
+    """``FarmHash Fingerprint64(value) % buckets`` per string: TensorFlow's
+    ``tf.strings.to_hash_bucket_fast``, which Keras ``StringLookup`` uses for
+    its out-of-vocabulary indices."""
+    import farmhash
+
+    return np.fromiter((farmhash.fingerprint64(v) % buckets for v in values), np.int64, len(values))
 
 
 @dataclass
 class Encoding:
-    """How feature columns become the float32 matrix ``x``.
+    """How feature columns become the ``numbers`` and ``codes`` blocks.
 
     Attributes
     ----------
     fill : str
         ``"mean"`` or ``"zero"``: how :attr:`fill_values` were chosen.
     numeric : list of str
-        Numeric feature columns, in header order: the first columns of ``x``.
+        Columns of the numbers block: numeric features, then ``t.days`` per
+        datetime feature ``t``.
     fill_values : list of float
-        The value a missing entry of each numeric column becomes.
+        The value a missing entry of each numbers column becomes.
     categorical : list of str
-        Categorical feature columns, in header order.
+        Categorical feature columns (each one column of the codes block,
+        before the datetime parts).
     vocabularies : dict
-        ``{column: [values]}``: the one-hot columns of each categorical
-        feature, before its ``<other>`` column.
+        ``{column: [values]}``, most frequent in the sample first.
+    hash_buckets : dict
+        ``{column: H}``: out-of-vocabulary buckets of each categorical column.
+    datetimes : dict
+        ``{column: format record}`` of the datetime features
+        (:class:`questlearn.schema.datetimes.DatetimeFormat`; ``{"native": true}``
+        for Parquet timestamp and date columns).
     capped : dict
-        ``{column: (values in the sample, max_categories)}`` for the
-        categorical columns whose sample showed more values than
-        ``max_categories`` (:meth:`from_sample`; printed by :meth:`describe`,
-        not recorded).
-    width : int
-        Columns of ``x`` (derived).
+        ``{column: values in the sample}`` for the categorical columns whose
+        sample showed more values than the vocabulary holds (printed, not recorded).
     """
 
     fill: str
@@ -64,27 +107,61 @@ class Encoding:
     fill_values: list
     categorical: list
     vocabularies: dict
+    hash_buckets: dict = field(default_factory=dict)
+    datetimes: dict = field(default_factory=dict)
     capped: dict = field(default_factory=dict, compare=False)
-    width: int = field(init=False, compare=False)
     _value_sets: dict = field(init=False, repr=False, compare=False)
-    _offsets: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.fill not in FILL_POLICIES:
             raise ValueError(f"fill must be one of {FILL_POLICIES}, got {self.fill!r}")
         if len(self.fill_values) != len(self.numeric):
             raise ValueError("fill_values must have one value per numeric column")
-        self._value_sets = {name: pa.array(self.vocabularies[name], pa.string()) for name in self.categorical}
-        offsets, position = {}, len(self.numeric)
         for name in self.categorical:
-            offsets[name] = position
-            position += len(self.vocabularies[name]) + 1
-        self._offsets, self.width = offsets, position
+            self.hash_buckets.setdefault(name, 1)
+        self._value_sets = {name: pa.array(self.vocabularies[name], pa.string()) for name in self.categorical}
+
+    # -- shape ---------------------------------------------------------------
+    @property
+    def code_columns(self) -> list[str]:
+        """Columns of the codes block: categorical features, then ``t.hour``,
+        ``t.weekday`` and ``t.month`` per datetime feature ``t``."""
+        return list(self.categorical) + [f"{t}.{part}" for t in self.datetimes for part in DATETIME_PARTS]
+
+    @property
+    def code_counts(self) -> list[int]:
+        """How many codes each codes column takes (``1 + H + V``, or a datetime part's fixed count)."""
+        counts = [1 + self.hash_buckets[n] + len(self.vocabularies[n]) for n in self.categorical]
+        return counts + [count for _ in self.datetimes for count in DATETIME_PARTS.values()]
+
+    @property
+    def code_dtype(self):
+        return code_dtype(max(self.code_counts, default=1))
+
+    @property
+    def features(self) -> list[str]:
+        """The source columns the encoding reads."""
+        days = {f"{t}.days" for t in self.datetimes}
+        return [n for n in self.numeric if n not in days] + list(self.categorical) + list(self.datetimes)
+
+    def inputs_of(self, feature: str) -> tuple[list[int], list[int]]:
+        """Positions of a source column's inputs in the numbers and the codes blocks."""
+        if feature in self.datetimes:
+            codes = self.code_columns
+            return [self.numeric.index(f"{feature}.days")], [codes.index(f"{feature}.{p}") for p in DATETIME_PARTS]
+        if feature in self.categorical:
+            return [], [self.categorical.index(feature)]
+        return [self.numeric.index(feature)], []
+
+    def row_bytes(self) -> int:
+        """Bytes of one row's two blocks in the shards."""
+        return 4 * len(self.numeric) + self.code_dtype.itemsize * len(self.code_columns)
 
     # -- building and recording ------------------------------------------
     @classmethod
     def from_sample(cls, sample: pa.Table, kinds: dict, fill: str = "mean", null_values=(),
-                    max_categories: int | None = None) -> "Encoding":
+                    max_categories: int | None = None, hash_buckets: int = DEFAULT_HASH_BUCKETS,
+                    datetime_formats=None) -> "Encoding":
         """Decide the encoding from the sampled rows.
 
         Parameters
@@ -92,36 +169,62 @@ class Encoding:
         sample : pyarrow.Table
             The sample (string columns for CSV, native types for Parquet).
         kinds : dict
-            ``{column: kind}`` as inferred; ``numeric`` and ``categorical``
-            columns are the features.
+            ``{column: kind}`` as inferred; ``numeric``, ``categorical`` and
+            ``datetime`` columns are the features.
         fill : str
             ``"mean"`` or ``"zero"``.
         null_values : sequence of str
             Missing-value tokens, for string samples.
         max_categories : int, optional
-            Most one-hot columns per categorical feature (a declared
-            categorical column may show more values in the sample): the most
-            frequent values in the sample are kept (ties: the smaller value),
-            the others go to ``<other>``.
+            Most vocabulary values per categorical column: the most frequent
+            values in the sample are kept (ties: the smaller value), the
+            others share the hash buckets.
+        hash_buckets : int
+            Out-of-vocabulary buckets of a column whose vocabulary has more
+            than :data:`FEW_VALUES` values (or was capped); smaller ones get one.
+        datetime_formats : dict, optional
+            ``{datetime column: DatetimeFormat or None}`` (None: a native
+            Parquet timestamp or date column).
         """
-        numeric = [n for n, k in kinds.items() if k == "numeric"]
-        categorical = [n for n, k in kinds.items() if k == "categorical"]
-        fill_values = []
-        for name in numeric:
-            values = _as_float(sample[name], null_values) if name in sample.column_names else np.empty(0)
+        from . import datetimes as dt
+
+        datetime_formats = datetime_formats or {}
+        numeric, categorical, dated, fill_values = [], [], {}, []
+        vocabularies, buckets, capped = {}, {}, {}
+        missing = set(null_values) | {""}
+
+        def add_number(name, values):
             present = values[~np.isnan(values)]
+            numeric.append(name)
             fill_values.append(float(present.mean()) if fill == "mean" and len(present) else 0.0)
-        vocabularies, capped = {}, {}
-        for name in categorical:
-            column = pc.cast(sample[name], pa.string()) if name in sample.column_names else pa.chunked_array([], pa.string())
-            counted = pc.value_counts(column).to_pylist()
-            missing = set(null_values)
-            pairs = [(-c["counts"], c["values"]) for c in counted if c["values"] is not None and c["values"] not in missing]
-            if max_categories is not None and len(pairs) > max_categories:
-                capped[name] = (len(pairs), int(max_categories))
-                pairs = sorted(pairs)[:max_categories]
-            vocabularies[name] = sorted(value for _, value in pairs)
-        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, capped)
+
+        for name, kind in kinds.items():
+            in_sample = name in sample.column_names
+            if kind == "numeric":
+                add_number(name, _as_float(sample[name], null_values) if in_sample else np.empty(0))
+            elif kind == "datetime":
+                fmt = datetime_formats.get(name)
+                dated[name] = {"native": True} if fmt is None else fmt.as_record()
+                seconds, absent = (np.empty(0, np.int64), np.empty(0, bool))
+                if in_sample:
+                    column = sample[name]
+                    if fmt is None:
+                        seconds, absent = dt.from_arrow(column)
+                    else:
+                        seconds, absent, _ = dt.parse(_without_tokens(column, null_values), fmt)
+                add_number(f"{name}.days", dt.features(seconds, absent)["days"])
+            elif kind == "categorical":
+                column = pc.cast(sample[name], pa.string()) if in_sample else pa.chunked_array([], pa.string())
+                pairs = sorted((-c["counts"], c["values"]) for c in pc.value_counts(column).to_pylist()
+                               if c["values"] is not None and c["values"] not in missing)
+                if max_categories is not None and len(pairs) > max_categories:
+                    capped[name] = len(pairs)
+                    pairs = pairs[:max_categories]
+                vocabularies[name] = [value for _, value in pairs]
+                categorical.append(name)
+                few = len(pairs) <= FEW_VALUES and name not in capped
+                buckets[name] = 1 if few else int(hash_buckets)
+        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped)
         encoding.check_column_names()
         return encoding
 
@@ -129,122 +232,141 @@ class Encoding:
     def from_record(cls, record: dict) -> "Encoding":
         """The encoding a manifest's ``schema.encoding`` describes."""
         return cls(record["fill"], list(record["numeric"]), [float(v) for v in record["fill_values"]],
-                   list(record["categorical"]), {n: list(v) for n, v in record["vocabularies"].items()})
+                   list(record["categorical"]), {n: list(v) for n, v in record["vocabularies"].items()},
+                   {n: int(v) for n, v in record.get("hash_buckets", {}).items()},
+                   {n: dict(v) for n, v in record.get("datetimes", {}).items()})
 
     def as_record(self) -> dict:
         """The manifest form (``schema.encoding``)."""
         return {"fill": self.fill, "numeric": self.numeric, "fill_values": self.fill_values,
-                "categorical": self.categorical, "vocabularies": self.vocabularies, "columns": self.columns()}
+                "categorical": self.categorical, "vocabularies": self.vocabularies,
+                "hash_buckets": {n: self.hash_buckets[n] for n in self.categorical}, "datetimes": self.datetimes,
+                "code_columns": self.code_columns, "code_counts": self.code_counts,
+                "code_dtype": self.code_dtype.name}
 
-    def columns(self) -> list[str]:
-        """Names of the columns of ``x``: numeric features, then each
-        categorical feature's ``name=value`` columns and ``name=<other>``."""
-        names = list(self.numeric)
-        for name in self.categorical:
-            names += [f"{name}={value}" for value in self.vocabularies[name]] + [f"{name}={OTHER}"]
-        return names
+    def datetime_format(self, name: str):
+        """The :class:`~questlearn.schema.datetimes.DatetimeFormat` of a datetime feature (None: native)."""
+        from .datetimes import DatetimeFormat
+
+        record = self.datetimes[name]
+        return None if record.get("native") else DatetimeFormat.from_record(record)
 
     def check_column_names(self) -> None:
-        """Refuse two columns of ``x`` with the same name (:meth:`columns`).
+        """Refuse two model inputs with the same name.
 
-        The one-hot column ``x=a`` of value ``a`` of categorical column ``x``
-        can meet a column of the source literally named ``x=a`` (or the
-        one-hot column of value ``b`` of a categorical ``x=a`` meets that of
-        value ``a=b`` of ``x``; or a value spelled ``<other>``): the names
-        would no longer say which input a feature is.
+        A datetime column ``t`` adds ``t.days``, ``t.hour``, ``t.weekday``
+        and ``t.month``: a source column already named so would no longer
+        say which input a feature is.
 
         Raises
         ------
-        ValueError
-            Naming both and the column (or value) to rename.
+        SchemaError
+            Naming both and the column to rename.
         """
-        made = {name: (f"numeric column {name!r}", name) for name in self.numeric}  # x's column -> (what, source column)
-        for name in self.categorical:
-            for value in [*self.vocabularies[name], None]:
-                column = f"{name}={OTHER if value is None else value}"
-                what = (f"the {OTHER} column of categorical column {name!r}" if value is None
-                        else f"value {value!r} of categorical column {name!r}")
-                if column not in made:
-                    made[column] = (what, name)
-                    continue
-                first, source = made[column]
-                if source == name:
-                    fix = f"rename the value {OTHER!r} of column {name!r} in the data"
-                else:
-                    fix = f"rename column {max(source, name, key=len)!r}"
-                raise SchemaError(f"two model-ready columns would both be named {column!r}: {first} and {what} "
-                                 f"(one-hot columns are named <column>=<value>); {fix}")
+        made = {}
+        for names, what in ((self.numeric, "numeric input"), (self.code_columns, "categorical input")):
+            for name in names:
+                if name in made:
+                    raise SchemaError(f"two model inputs would both be named {name!r} (a {made[name]} and a {what}; "
+                                      "a datetime column t adds t.days, t.hour, t.weekday and t.month): rename the "
+                                      "source column")
+                made[name] = what
 
     def describe(self) -> str:
         """Printed before the pass, under the schema."""
         fills = ", ".join(f"{n}={v:.4g}" for n, v in list(zip(self.numeric, self.fill_values))[:6])
         if len(self.numeric) > 6:
             fills += f", ... ({len(self.numeric)} columns; all in the manifest's schema.encoding)"
-        lines = [f"questlearn: model-ready shards hold {self.width} float32 columns per row"]
+        lines = [f"questlearn: model-ready shards hold {len(self.numeric)} float32 numbers and "
+                 f"{len(self.code_columns)} {self.code_dtype.name} category codes per row ({self.row_bytes()} bytes)"]
         if self.numeric:
             lines.append(f"  missing numbers are filled with the sample {'mean' if self.fill == 'mean' else 'value 0'}"
                          + (f": {fills}" if self.fill == "mean" else ""))
         for name in self.categorical:
-            if name in self.capped:
-                seen, cap = self.capped[name]
-                lines.append(f"  {name}: {seen} values in the sample outgrew --max-categories {cap}: one-hot over the "
-                             f"{cap} most frequent; the others, and values first met later, go to {name}={OTHER}")
-                continue
-            lines.append(f"  {name}: one-hot over the {len(self.vocabularies[name])} values in the sample; "
-                         f"values first met later go to {name}={OTHER}")
+            size, buckets = len(self.vocabularies[name]), self.hash_buckets[name]
+            later = "values first met later" if name not in self.capped else \
+                f"the other {self.capped[name] - size} values of the sample and values first met later"
+            oov = "share one out-of-vocabulary code" if buckets == 1 else f"go to {buckets} hashed buckets"
+            lines.append(f"  {name}: {size} values in the sample, most frequent first; {later} {oov}")
+        for name in self.datetimes:
+            lines.append(f"  {name}: datetime -> {name}.days (days since 1970-01-01, wall clock), {name}.hour, "
+                         f"{name}.weekday, {name}.month")
         return "\n".join(lines)
 
     # -- encoding rows -----------------------------------------------------
-    def encode(self, numbers: dict, strings: dict, order=None) -> tuple[np.ndarray, dict]:
+    def encode(self, numbers: dict, strings: dict, parts: dict | None = None, order=None):
         """Encode one block of rows.
 
         Parameters
         ----------
         numbers : dict
-            ``{numeric column: float64 array}``, NaN for missing.
+            ``{numbers column: float64 array}``, NaN for missing (a datetime's
+            ``t.days`` included).
         strings : dict
             ``{categorical column: pyarrow string array}``, null for missing.
+        parts : dict, optional
+            ``{"t.hour" ...: int codes}`` of the datetime features
+            (:func:`questlearn.schema.datetimes.features`).
         order : numpy.ndarray, optional
             Row positions: encode these rows, in this order (default all, in order).
 
         Returns
         -------
-        x : numpy.ndarray
-            ``(rows, width)`` float32.
+        numbers : numpy.ndarray
+            ``(rows, len(numeric))`` float32.
+        codes : numpy.ndarray
+            ``(rows, len(code_columns))`` of :attr:`code_dtype`.
         counts : dict
-            ``{categorical column: int64 array}``: rows per vocabulary value,
-            then the rows that went to ``<other>``.
+            ``{categorical column: int64 array}``: rows per code (``0``
+            missing, then the buckets, then the vocabulary).
         """
-        rows = len(next(iter(numbers.values()))) if numbers else (len(next(iter(strings.values()))) if strings else 0)
-        # Built column by column in a (width, rows) array in source order,
-        # each column a contiguous write; then transposed once into the
-        # row-major matrix, whose rows are put in ``order`` by one ``take``.
-        columns = np.empty((self.width, rows), np.float32)
-        columns[len(self.numeric):] = 0.0
+        parts = parts or {}
+        sizes = [len(v) for v in (*numbers.values(), *strings.values(), *parts.values())]
+        rows = sizes[0] if sizes else 0
+        # Built column by column in (columns, rows) arrays, each column a contiguous write; then transposed
+        # once into row-major blocks, whose rows are put in ``order`` by one ``take``.
+        block = np.empty((len(self.numeric), rows), np.float32)
         for position, (name, fill) in enumerate(zip(self.numeric, self.fill_values)):
-            column = columns[position]
+            column = block[position]
             column[:] = numbers[name]
-            missing = np.isnan(column)
-            if missing.any():
-                column[missing] = fill
+            absent = np.isnan(column)
+            if absent.any():
+                column[absent] = fill
+        codes = np.empty((len(self.code_columns), rows), self.code_dtype)
         counts = {}
-        for name in self.categorical:
-            column = strings[name]
-            size = len(self.vocabularies[name])
-            codes = pc.fill_null(pc.index_in(column, value_set=self._value_sets[name]), size)  # unseen -> <other>
-            codes = codes.to_numpy(zero_copy_only=False).astype(np.int64)
-            rows_present = np.flatnonzero(~column.is_null().to_numpy(zero_copy_only=False))
-            codes = codes[rows_present]
-            counts[name] = np.bincount(codes, minlength=size + 1)
-            columns[self._offsets[name] + codes, rows_present] = 1.0
-        x = np.ascontiguousarray(columns.T)
-        return (x if order is None else x.take(order, axis=0)), counts
+        for position, name in enumerate(self.categorical):
+            codes[position], counts[name] = self.codes_of(name, strings[name])
+        for position, name in enumerate(self.code_columns[len(self.categorical):], len(self.categorical)):
+            codes[position] = parts[name]
+        block, codes = np.ascontiguousarray(block.T), np.ascontiguousarray(codes.T)
+        if order is not None:
+            block, codes = block.take(order, axis=0), codes.take(order, axis=0)
+        return block, codes, counts
+
+    def codes_of(self, name: str, column) -> tuple[np.ndarray, np.ndarray]:
+        """Codes of one categorical column's values, and rows per code."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if not pa.types.is_string(column.type):
+            column = pc.cast(column, pa.string())
+        buckets, size = self.hash_buckets[name], len(self.vocabularies[name])
+        index = pc.index_in(column, value_set=self._value_sets[name])
+        codes = index.to_numpy(zero_copy_only=False)
+        known = ~np.isnan(codes) if codes.dtype.kind == "f" else np.ones(len(codes), bool)
+        codes = np.where(known, np.nan_to_num(codes) + 1 + buckets, 0).astype(np.int64)
+        absent = pc.fill_null(pc.equal(column, ""), True).to_numpy(zero_copy_only=False)  # null or empty
+        unknown = ~known & ~absent
+        if unknown.any():
+            outside = column.filter(pa.array(unknown))
+            distinct = pc.unique(outside)
+            bucket_of = fingerprint_buckets(distinct.to_pylist(), buckets) + 1
+            codes[unknown] = bucket_of[pc.index_in(outside, value_set=distinct).to_numpy(zero_copy_only=False)]
+        return codes, np.bincount(codes, minlength=1 + buckets + size)
 
     def moments(self, stats: dict, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance of every column of ``x`` over the split, from the
-        manifest's statistics (no pass over the data): numeric columns
-        account for the fill, one-hot columns are Bernoulli; a constant
-        column gets variance 1."""
+        """Mean and variance of every numbers column over the split, from the
+        manifest's statistics (no pass over the data), the fill accounted
+        for; a constant column gets variance 1."""
         means, variances = [], []
         rows = max(int(rows), 1)
         for name, filled in zip(self.numeric, self.fill_values):
@@ -255,17 +377,16 @@ class Encoding:
             second = (1 - missing) * (entry["variance"] + mean * mean) + missing * filled * filled
             means.append(total_mean)
             variances.append(max(second - total_mean * total_mean, 0.0))
-        for name in self.categorical:
-            counts = [stats[name]["category_counts"].get(v, 0) for v in self.vocabularies[name]]
-            frequency = np.asarray(counts + [stats[name].get("oov", 0)], np.float64) / rows
-            means += frequency.tolist()
-            variances += (frequency * (1 - frequency)).tolist()
-        # A column constant over the split (an <other> column nothing reached,
-        # a numeric column with one value) gets variance 1, not 0: normalising
-        # by a zero variance would turn its first different value at
-        # prediction time into ~1e7 and let it alone decide the output.
+        # A column constant over the split gets variance 1, not 0: normalising by a zero variance would turn
+        # its first different value at prediction time into ~1e7 and let it alone decide the output.
         variances = [v if v > 0 else 1.0 for v in variances]
         return np.asarray(means, np.float32), np.asarray(variances, np.float32)
+
+
+def _without_tokens(column, null_values):
+    """A string column with its missing-value tokens (and empty strings) as nulls."""
+    nulls = pa.array(list(null_values) + [""], pa.string())
+    return pc.if_else(pc.is_in(column, value_set=nulls), pa.scalar(None, pa.string()), column)
 
 
 def _as_float(column, null_values) -> np.ndarray:

@@ -27,6 +27,7 @@ from ..io.csvscan import CsvFormatError
 from ._columns import (
     CATEGORICAL,
     CLASSIFICATION,
+    DATETIME,
     IDENTIFIER,
     LABEL,
     NUMBER_PATTERN,
@@ -88,6 +89,8 @@ class InferredSchema:
     encoding : Encoding or None
         The model-ready encoding, once decided from the sample
         (:meth:`~questlearn.schema.encoding.Encoding.from_sample`).
+    datetime_formats : dict
+        ``{datetime column: DatetimeFormat}`` detected in the sample.
     """
 
     kinds: dict
@@ -101,6 +104,7 @@ class InferredSchema:
     sample: pa.Table | None = field(default=None, repr=False, compare=False)
     extent: object = None
     encoding: Encoding | None = None
+    datetime_formats: dict = field(default_factory=dict)
 
     def raise_problems(self) -> None:
         if not self.problems:
@@ -139,8 +143,8 @@ def _short(value, limit: int = 20) -> str:
 
 
 def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id_columns=(), categorical_columns=(),
-                 max_categories: int = 1000, max_classes: int = 50, native_types=None,
-                 sample_note: str = "", locate=None) -> InferredSchema:
+                 max_categories: int = 100_000, max_classes: int = 50, native_types=None,
+                 sample_note: str = "", locate=None, datetime_columns=()) -> InferredSchema:
     """Decide the kind of every column of ``sample``.
 
     Parameters
@@ -148,7 +152,7 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
     sample : pyarrow.Table
         Sampled rows; columns as strings (nulls are missing values), except
         those listed in ``native_types``.
-    label, task, id_columns, categorical_columns, max_categories, max_classes
+    label, task, id_columns, categorical_columns, datetime_columns, max_categories, max_classes
         As in :func:`questlearn.split.split_csv`.
     native_types : dict, optional
         Column types a typed source (Parquet) declares
@@ -165,8 +169,11 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
     -------
     InferredSchema
     """
+    from .datetimes import detect_format
+
     native_types = native_types or {}
     kinds, reports, problems, location = {}, [], [], None
+    formats = {}
     label_numeric = False
     for name in sample.column_names:
         column = sample[name]
@@ -210,27 +217,42 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
                                     f"--max-classes {max_classes}: {advice}, or raise --max-classes")
         elif name in id_columns:
             kind = IDENTIFIER
+        elif name in datetime_columns:
+            fmt = detect_format(present) if len(present) else None
+            if fmt is None and len(present):
+                problems.append(f"--datetime-column {name!r}: its sampled values (such as {examples[:2]}) are not "
+                                "dates or times in a format questlearn reads (ISO 8601, YYYY/MM/DD, DD.MM.YYYY, "
+                                "MM/DD/YYYY, each with an optional time)")
+            kind, formats[name] = DATETIME, fmt
+            note = _datetime_note(fmt)
         elif name in categorical_columns:
             kind = CATEGORICAL
             if distinct > max_categories:
-                note = f"over {max_categories} values: later ones share one out-of-vocabulary code"
+                note = f"{distinct} values: the {max_categories} most frequent kept, the others hashed"
         elif numeric_native:
             kind = NUMERIC
             if pa.types.is_duration(native):
                 note = "duration, read as seconds"
             elif pa.types.is_decimal(native):
                 note = f"{native}, read as float64"
-        elif native is not None and (pa.types.is_timestamp(native) or pa.types.is_date(native)
-                                     or pa.types.is_time(native)):
-            kind, note = TEXT, f"datetime ({native}): not a feature yet, kept as ISO-8601 text"
+        elif native is not None and pa.types.is_time(native):
+            kind, note = TEXT, f"time of day ({native}): kept as text, not a feature"
+        elif native is not None and (pa.types.is_timestamp(native) or pa.types.is_date(native)):
+            fmt = detect_format(present) if len(present) else None
+            kind, formats[name] = DATETIME, fmt
+            note = _datetime_note(fmt, native)
         elif not string_native:
             kind, note = TEXT, f"type {native} is not used as a feature"
         elif not len(present):
             kind, note = NUMERIC, "no values in the sample: all missing"
         else:
             bad_count, bad_values = _non_numbers(present)
+            fmt = detect_format(present) if bad_count == len(present) else None
             if bad_count == 0:
                 kind = NUMERIC
+            elif fmt is not None:
+                kind, formats[name] = DATETIME, fmt
+                note = _datetime_note(fmt)
             elif bad_count <= len(present) // 2 and len(bad_values) <= 3:
                 kind = NUMERIC
                 shown = ", ".join(repr(v) for v in bad_values)
@@ -242,14 +264,42 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
                 note = f"numeric except {shown}"
                 if location is None and locate is not None:
                     location = locate(pc.index(column, first).as_py())
-            elif distinct > max_categories:
-                kind, note = TEXT, f"more than {max_categories} distinct values: free text, not a feature"
+            elif _looks_like_text(present, distinct):
+                kind, note = TEXT, "free text (long, mostly distinct values): not a feature"
+            elif len(present) >= IDENTIFIER_MIN_VALUES and distinct >= IDENTIFIER_SHARE * len(present):
+                kind = IDENTIFIER
+                note = (f"looks like an identifier ({distinct} of {len(present)} sampled values distinct): not a "
+                        f"feature; --categorical-column {_shell(name)} makes it one")
             else:
                 kind = CATEGORICAL
+                if distinct > max_categories:
+                    note = f"{distinct} values: the {max_categories} most frequent kept, the others hashed"
         kinds[name] = kind
         reports.append(ColumnReport(name, kind, missing, distinct, examples, note))
     return InferredSchema(kinds, label_numeric, reports, sample.num_rows, sample_note, problems, location,
-                          sample=sample)
+                          sample=sample, datetime_formats=formats)
+
+
+IDENTIFIER_MIN_VALUES = 20  # fewer sampled values say too little to call a column an identifier
+IDENTIFIER_SHARE = 0.9  # an identifier: at least this share of its sampled values distinct
+TEXT_MIN_LENGTH = 30  # free text: values this long on average (and mostly distinct)
+
+
+def _looks_like_text(present, distinct: int) -> bool:
+    """Long, mostly distinct strings with spaces: free text, not a category."""
+    if distinct < 0.5 * len(present):
+        return False
+    lengths = pc.utf8_length(present)
+    spaced = pc.sum(pc.cast(pc.match_substring(present, " "), pa.int64())).as_py() or 0
+    return (pc.mean(lengths).as_py() or 0) >= TEXT_MIN_LENGTH and spaced >= 0.5 * len(present)
+
+
+def _datetime_note(fmt, native=None) -> str:
+    """What the schema table says of a datetime column."""
+    if fmt is None:
+        return "datetime: no values in the sample"
+    note = f"datetime ({fmt.name}" + (f", {native}" if native is not None else "") + "): days, hour, weekday, month"
+    return note + (f"; {fmt.note}" if fmt.note else "")
 
 
 def _plain(value):

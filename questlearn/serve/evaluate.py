@@ -167,10 +167,12 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
     features = [f["name"] for f in spec["features"]]
     data = QuestSequence(split_dir, "validate", batch_size=batch_size, shuffle=False, features=features)
     _check_same_target(spec, data.reader, model_dir, split_dir)
-    encoding = data.reader.encoding
+    encoding, reader = data.reader.encoding, data.reader
     fill_values = {n: v for n, v in zip(encoding.numeric, encoding.fill_values) if n in spec["fill_values"]}
-    if data.reader.numeric + data.reader.categorical_features != features or (
-            "columns" in spec and (data.feature_names != spec["columns"] or fill_values != spec["fill_values"])):
+    if reader.features != features or data.feature_names != spec["columns"] or fill_values != spec["fill_values"] \
+            or {n: encoding.vocabularies[n] for n in reader.categorical_features} != spec["categories"] \
+            or {n: encoding.hash_buckets[n] for n in reader.categorical_features} != spec["hash_buckets"] \
+            or {n: encoding.datetimes[n] for n in reader.datetime_features} != spec["datetimes"]:
         raise SchemaError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
                           f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
                           "labelled source file (read through inference.keras)")

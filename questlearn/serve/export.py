@@ -2,22 +2,35 @@
 
 :func:`export_models` writes, into a model directory:
 
-* ``model.keras`` — the trained network (encoded float inputs), compiled
-  with built-in Keras objects only, so ``keras.saving.load_model`` works in
-  a process that never imports questlearn;
-* ``inference.keras`` — the same network behind the preprocessing the
-  loader does during training, built from the manifest with Keras layers
-  (no ``adapt`` pass): one named input per feature column (numeric:
-  float32, NaN for missing; categorical: string, ``""`` for missing) and
-  the split's encoding (``schema.encoding``, :mod:`questlearn.schema.encoding`):
-  the fill values, the one-hot vocabularies (an unseen value goes to the
-  ``name=<other>`` column, a missing one is all zeros) and the column order
-  of the model-ready shards. It shares the trained weights and gives the
-  training model's output on the same rows;
+* ``model.keras`` — the trained network (the ``numbers`` and ``codes``
+  blocks of the shards as inputs), compiled with built-in Keras objects
+  only, so ``keras.saving.load_model`` works in a process that never
+  imports questlearn;
+* ``inference.keras`` — the same network behind the encoding the split
+  did (``schema.encoding``, :mod:`questlearn.schema.encoding`), built from
+  the manifest with built-in Keras layers and operations (no ``adapt``
+  pass). One named input per source column, each of shape ``(rows, 1)``:
+
+  - numeric: float32, NaN for missing (filled with the split's fill value);
+  - categorical: string, ``""`` for missing; ``StringLookup`` gives the
+    split's codes, out-of-vocabulary values hashed into the same buckets;
+  - datetime: int64, the wall-clock seconds since 1970-01-01T00:00
+    (:func:`questlearn.schema.datetimes.parse`; its ``MISSING_SECONDS``
+    for missing), expanded into days, hour, weekday and month inside the
+    model.
+
+  :func:`questlearn.serve.predict.inference_inputs` turns a DataFrame of raw
+  columns into exactly these inputs (``model.predict(inference_inputs(frame,
+  model_dir))``);
 * ``inference.json`` — what ``questlearn predict`` needs to read raw input:
   feature columns and kinds, id columns, label, classes, task, the
-  missing-value tokens, and the encoding (fill values, vocabularies, the
-  encoded column names).
+  missing-value tokens, and the encoding (fill values, vocabularies, hash
+  buckets, datetime formats, the input block column names);
+* ``saved_model/`` (:func:`export_saved_model`, when TensorFlow is
+  present) — a TensorFlow SavedModel whose ``serving_default`` signature
+  takes the raw columns by name as 1-D tensors: numbers as float32,
+  categories and datetimes as strings (parsed in the graph with the
+  split's datetime format).
 
 ``inference.keras`` has string inputs, so it runs with the TensorFlow
 backend (Keras's ``StringLookup`` is TensorFlow-based).
@@ -48,11 +61,13 @@ REWRITE_HINT = "restore it from a copy, or train the model again (`questlearn tr
 _strings = {"type": "array", "items": {"type": "string"}}
 INFERENCE_SCHEMA = {  # what readers of inference.json rely on; unknown keys are allowed (newer exports add some)
     "type": "object",
-    "required": ["features", "id_columns", "label", "task", "classes", "na_values", "fill_values", "categories"],
+    "required": ["features", "id_columns", "label", "task", "classes", "na_values", "fill_values", "categories",
+                 "hash_buckets", "datetimes", "numbers", "codes", "code_counts"],
     "properties": {
         "features": {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["name", "kind"],
-            "properties": {"name": {"type": "string", "minLength": 1}, "kind": {"enum": ["numeric", "categorical"]}}}},
+            "properties": {"name": {"type": "string", "minLength": 1},
+                           "kind": {"enum": ["numeric", "categorical", "datetime"]}}}},
         "id_columns": _strings,
         "label": {"type": "string", "minLength": 1},
         "task": {"enum": ["classification", "regression"]},
@@ -61,6 +76,11 @@ INFERENCE_SCHEMA = {  # what readers of inference.json rely on; unknown keys are
         "na_values": _strings,
         "fill_values": {"type": "object", "additionalProperties": {"type": "number"}},
         "categories": {"type": "object", "additionalProperties": _strings},
+        "hash_buckets": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+        "datetimes": {"type": "object", "additionalProperties": {"type": "object"}},
+        "numbers": _strings,
+        "codes": _strings,
+        "code_counts": {"type": "array", "items": {"type": "integer", "minimum": 1}},
         "columns": _strings,
         "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
         "label_mean": {"type": ["number", "null"]},
@@ -84,9 +104,11 @@ def inference_spec(reader) -> dict:
     dict
         JSON-ready: ``features`` (``[{"name", "kind"}]`` in input order),
         ``id_columns``, ``label``, ``task``, ``classes``, ``na_values``,
-        ``fill``, ``fill_values``, ``categories`` (the one-hot vocabularies,
-        each followed by its ``<other>`` column), ``columns`` (the encoded
-        inputs of ``model.keras``), ``label_mean``.
+        ``fill``, ``fill_values`` (per numbers column: numeric features and
+        each datetime's ``t.days``), ``categories`` (vocabularies, most
+        frequent first), ``hash_buckets``, ``datetimes`` (format records),
+        ``numbers`` and ``codes`` (the column names of ``model.keras``'s two
+        inputs), ``code_counts``, ``label_mean``.
     """
     manifest = reader.manifest
     schema = manifest["schema"]
@@ -96,9 +118,9 @@ def inference_spec(reader) -> dict:
     fill_values = dict(zip(encoding.numeric, encoding.fill_values))
     task = schema.get("task", "classification")
     label_stats = stats.get(schema["label"], {})
+    names = reader.input_names()
     return {
-        "features": [{"name": n, "kind": "numeric"} for n in reader.numeric]
-        + [{"name": n, "kind": "categorical"} for n in reader.categorical_features],
+        "features": [{"name": n, "kind": kinds[n]} for n in reader.features],
         "id_columns": [c["name"] for c in schema["columns"] if c["kind"] == "id"],
         "label": schema["label"],
         "task": task,
@@ -106,8 +128,13 @@ def inference_spec(reader) -> dict:
         "label_numeric": bool(schema.get("label_numeric", False)),
         "na_values": list(schema.get("na_values", NA_VALUES_OF_UNRECORDED_SPLITS)),
         "fill": encoding.fill,
-        "fill_values": {n: float(fill_values[n]) for n in reader.numeric},
+        "fill_values": {n: float(fill_values[n]) for n in names.get("numbers", [])},
         "categories": {n: list(encoding.vocabularies[n]) for n in reader.categorical_features},
+        "hash_buckets": {n: int(encoding.hash_buckets[n]) for n in reader.categorical_features},
+        "datetimes": {n: dict(encoding.datetimes[n]) for n in reader.datetime_features},
+        "numbers": names.get("numbers", []),
+        "codes": names.get("codes", []),
+        "code_counts": reader.code_counts(),
         "columns": reader.output_names(),
         "delimiter": schema.get("delimiter", ","),
         "label_mean": (manifest["subsets"]["train"].get("label_stats", label_stats).get("mean")
@@ -142,8 +169,12 @@ def read_inference_spec(model_dir) -> dict:
         raise ModelFileError(f"{path}: field {_field(problem.absolute_path)} {_explain(problem)}: it was damaged or "
                              f"edited; {REWRITE_HINT}")
     for feature in spec["features"]:
-        name, table = feature["name"], "fill_values" if feature["kind"] == "numeric" else "categories"
-        if name not in spec[table] or (table == "fill_values" and not math.isfinite(spec[table][name])):
+        name, kind = feature["name"], feature["kind"]
+        table, key = {"numeric": ("fill_values", name), "datetime": ("fill_values", f"{name}.days"),
+                      "categorical": ("categories", name)}[kind]
+        if key not in spec[table] or (table == "fill_values" and not math.isfinite(spec[table][key])) \
+                or (kind == "categorical" and name not in spec["hash_buckets"]) \
+                or (kind == "datetime" and name not in spec["datetimes"]):
             raise ModelFileError(f"{path}: field {table} has no {'finite fill value' if table == 'fill_values' else 'vocabulary'} "
                                  f"for the feature {name!r}: it was damaged or edited; {REWRITE_HINT}")
     return spec
@@ -180,7 +211,7 @@ def layer_name(column: str, used: set) -> str:
 
 
 def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
-    """Raw named columns -> the trained network, with built-in layers only.
+    """Raw named columns -> the trained network, with built-in layers and operations only.
 
     Parameters
     ----------
@@ -192,48 +223,67 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
     Returns
     -------
     keras.Model
-        Inputs: a dict ``{column: (batch, 1) tensor}``. Output: the trained
-        network's output (class probabilities, or the regression value).
+        Inputs: a dict ``{column: (batch, 1) tensor}`` (see the module
+        docstring for each kind's dtype). Output: the trained network's
+        output (class probabilities, or the regression value).
     """
+    from ..schema.datetimes import keras_features
+
     used = {trained.name}
-    inputs, parts = {}, []
-    numeric = [f["name"] for f in spec["features"] if f["kind"] == "numeric"]
-    categorical = [f["name"] for f in spec["features"] if f["kind"] == "categorical"]
-    if numeric:
-        columns = []
-        for name in numeric:
-            inputs[name] = keras.Input(shape=(1,), dtype="float32", name=layer_name(name, used))
-            columns.append(inputs[name])
-        values = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="questlearn_numeric_columns")(columns)
-        fill = np.asarray([spec["fill_values"][n] for n in numeric], np.float32)
-        parts.append(_fill_missing(values, fill))
-    for name in categorical:
-        inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
-        parts.append(_one_hot_block(inputs[name], spec["categories"][name], len(parts)))
-    if not parts:
+    inputs, numbers, codes = {}, {}, {}
+    for feature in spec["features"]:
+        name, kind = feature["name"], feature["kind"]
+        if kind == "numeric":
+            inputs[name] = numbers[name] = keras.Input(shape=(1,), dtype="float32", name=layer_name(name, used))
+        elif kind == "categorical":
+            inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
+            codes[name] = _codes_of(inputs[name], spec["categories"][name], spec["hash_buckets"][name], len(codes))
+        else:
+            inputs[name] = keras.Input(shape=(1,), dtype="int64", name=layer_name(name, used))
+            parts = keras_features(inputs[name])
+            numbers[f"{name}.days"] = parts["days"]
+            codes.update({f"{name}.{part}": parts[part] for part in ("hour", "weekday", "month")})
+    if not inputs:
         raise RuntimeError("the model has no feature columns to take as inputs")
-    encoded = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="questlearn_encoded_features")(parts)
-    return keras.Model(inputs, trained(encoded), name="quest_inference")
+    blocks = {}
+    if spec["numbers"]:
+        columns = [numbers[n] for n in spec["numbers"]]
+        values = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="questlearn_numbers")(columns)
+        blocks["numbers"] = _fill_missing(values, np.asarray([spec["fill_values"][n] for n in spec["numbers"]], np.float32))
+    if spec["codes"]:
+        columns = [_as_int32(codes[n], f"questlearn_code_{position}") for position, n in enumerate(spec["codes"])]
+        blocks["codes"] = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="questlearn_codes")(columns)
+    return keras.Model(inputs, trained(blocks), name="quest_inference")
 
 
-def _one_hot_block(column, vocabulary: list, number: int):
-    """A string column -> its one-hot block, as :class:`~questlearn.schema.encoding.Encoding` encodes it.
+def _codes_of(column, vocabulary: list, buckets: int, number: int):
+    """A string column -> its codes, as :meth:`~questlearn.schema.encoding.Encoding.codes_of` computes them.
 
-    ``StringLookup`` gives index 0 to out-of-vocabulary values and treats
-    ``""`` (missing) as the mask token, all zeros; index 0 then moves last,
-    to the ``name=<other>`` column. A column whose vocabulary is empty (no
-    value in the split's sample) looks up a placeholder no data holds and
-    keeps only the ``<other>`` column.
+    ``StringLookup(vocabulary, num_oov_indices=buckets, mask_token="")``
+    is the encoding's code layout itself: ``""`` (missing) is 0, an
+    out-of-vocabulary value ``1 + FarmHash64(value) % buckets``, the
+    vocabulary follows. A column whose vocabulary is empty looks up a
+    placeholder no data holds (its code is past the range, so it is
+    clipped to the last bucket; no value ever reaches it).
     """
     known = vocabulary or [NO_VALUE_TOKEN]
-    lookup = keras.layers.StringLookup(vocabulary=known, num_oov_indices=1, oov_token=OOV_TOKEN, mask_token="",
-                                       output_mode="one_hot", name=f"questlearn_vocabulary_{number}")
-    one_hot = keras.layers.Reshape((len(known) + 1, 1), name=f"questlearn_columns_{number}")(lookup(column))
-    other = keras.layers.Cropping1D((0, len(known)), name=f"questlearn_other_{number}")(one_hot)
-    if vocabulary:
-        values = keras.layers.Cropping1D((1, 0), name=f"questlearn_drop_oov_{number}")(one_hot)
-        other = keras.layers.Concatenate(axis=1, name=f"questlearn_other_last_{number}")([values, other])
-    return keras.layers.Reshape((len(vocabulary) + 1,), name=f"questlearn_one_hot_{number}")(other)
+    lookup = keras.layers.StringLookup(vocabulary=known, num_oov_indices=int(buckets), mask_token="",
+                                       output_mode="int", name=f"questlearn_vocabulary_{number}")
+    codes = lookup(column)
+    if not vocabulary:
+        from keras.src.ops.numpy import Minimum
+
+        codes = Minimum(name=f"questlearn_no_vocabulary_{number}").symbolic_call(codes, int(buckets))
+    return codes
+
+
+def _as_int32(tensor, name: str):
+    """``cast(tensor, "int32")`` as a named graph operation."""
+    try:
+        from keras.src.ops.core import Cast
+    except ImportError:  # pragma: no cover - another Keras layout: automatic names
+        return keras.ops.cast(tensor, "int32")
+    return Cast("int32", name=name).symbolic_call(tensor)
 
 
 def _fill_missing(values, fill: np.ndarray):
@@ -290,13 +340,70 @@ def export_models(trained: keras.Model, reader, model_dir) -> Path:
     portable = portable_copy(trained, spec["task"])  # nested below too: no custom object in either file
     portable.save(model_dir / TRAINED_MODEL)
     path = model_dir / INFERENCE_MODEL
-    try:
-        import_tensorflow()  # StringLookup and string inputs are TensorFlow-based
-        build_inference_model(portable, spec).save(path)
-    except ImportError:
-        print(f"questlearn: {path.name} not written: its string inputs need TensorFlow, which is not installed here; "
-              f"{TRAINED_MODEL} (encoded inputs) was written", file=sys.stderr)
-        path = None
     with open(model_dir / INFERENCE_SPEC, "w", encoding="utf-8") as handle:
         json.dump(spec, handle, indent=1)
+    try:
+        import_tensorflow()  # StringLookup and string inputs are TensorFlow-based
+    except ImportError:
+        print(f"questlearn: {path.name} and saved_model/ not written: their string inputs need TensorFlow, which is "
+              f"not installed here; {TRAINED_MODEL} (encoded inputs) was written", file=sys.stderr)
+        return None
+    inference = build_inference_model(portable, spec)
+    inference.save(path)
+    if keras.backend.backend() == "tensorflow":
+        export_saved_model(model_dir, model=inference, spec=spec)
     return path
+
+
+SAVED_MODEL = "saved_model"
+
+
+def export_saved_model(model_dir, *, model=None, spec=None) -> Path:
+    """Write ``MODEL_DIR/saved_model``: a TensorFlow SavedModel serving raw columns.
+
+    Its ``serving_default`` signature takes one 1-D tensor per feature
+    column, by name: float32 for numeric columns (NaN for missing), strings
+    for categorical and datetime columns (``""`` for missing; datetimes in
+    the split's format, parsed in the graph). It returns
+    ``{"probabilities": (rows, classes)}`` or ``{"prediction": (rows, 1)}``.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A directory written by ``questlearn train``.
+    model, spec : optional
+        ``inference.keras`` and ``inference.json``, when already loaded.
+
+    Returns
+    -------
+    Path
+        The SavedModel's directory.
+    """
+    tf = import_tensorflow()
+    from ..schema.datetimes import DatetimeFormat, tf_parse
+
+    model_dir = Path(model_dir)
+    spec = spec if spec is not None else read_inference_spec(model_dir)
+    model = model if model is not None else load_saved_model(model_dir / INFERENCE_MODEL)
+    kinds = {f["name"]: f["kind"] for f in spec["features"]}
+    formats = {n: DatetimeFormat.from_record(r) for n, r in spec["datetimes"].items()}
+    keys = {name: layer_name(name, set()) for name in kinds}  # signature argument names: the input names
+    signature = {keys[n]: tf.TensorSpec([None], tf.float32 if k == "numeric" else tf.string, name=keys[n])
+                 for n, k in kinds.items()}
+    output = "prediction" if spec["task"] == "regression" else "probabilities"
+
+    @tf.function(input_signature=[signature])
+    def serve(columns):
+        inputs = {}
+        for name, kind in kinds.items():
+            column = columns[keys[name]]
+            if kind == "datetime":
+                column = tf_parse(column, formats[name])
+            inputs[name] = tf.reshape(column, [-1, 1])
+        return {output: model(inputs, training=False)}
+
+    module = tf.Module()
+    module.model, module.serve = model, serve
+    target = model_dir / SAVED_MODEL
+    tf.saved_model.save(module, str(target), signatures={"serving_default": serve})
+    return target

@@ -168,33 +168,58 @@ class Predictor:
         label = [self.spec["label"]] if self.spec["label"] in table.column_names else []
         return ids + scores + ["predicted"] + label
 
-    def model_inputs(self, table: pa.Table) -> dict:
-        """``{feature: (rows, 1) tensor}`` as ``inference.keras`` takes them."""
+    def model_inputs(self, table: pa.Table, rows=None) -> dict:
+        """``{feature: (rows, 1) tensor}`` as ``inference.keras`` takes them.
+
+        ``rows`` (a :class:`~questlearn.io._parse.Chunk` or :class:`FrameRows`)
+        locates a datetime value the split's format cannot read.
+        """
         from ..quiet import import_tensorflow
 
         tf = import_tensorflow()
         inputs = {}
         for name in self.features:
-            column = table[name]
-            if self.kinds[name] == "numeric":
-                values = column.to_numpy().astype(np.float32).reshape(-1, 1)
+            column, kind = table[name], self.kinds[name]
+            if kind == "numeric":
+                values = column.to_numpy().astype(np.float32)
+            elif kind == "datetime":
+                values = self.seconds(name, column, rows)
             else:
-                values = pc.fill_null(column, "").to_numpy(zero_copy_only=False).astype(object).reshape(-1, 1)
-            inputs[name] = tf.constant(values)
+                values = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False).astype(object)
+            inputs[name] = tf.constant(values.reshape(-1, 1))
         return inputs
 
-    def raw_outputs(self, table: pa.Table) -> np.ndarray:
+    def seconds(self, name: str, column, rows=None) -> np.ndarray:
+        """A datetime column as ``inference.keras`` takes it: int64 wall-clock seconds since 1970, the missing
+        ones ``MISSING_SECONDS``; text is parsed with the split's format (a value it cannot read is refused)."""
+        from ..schema import datetimes
+
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            seconds, missing = datetimes.from_arrow(column)  # a timestamp or date column (a DataFrame's datetime64)
+        else:
+            fmt = datetimes.DatetimeFormat.from_record(self.spec["datetimes"][name])
+            seconds, missing, bad = datetimes.parse(column, fmt)
+            if bad is not None:
+                problem = (f"column {name!r} holds {column[int(bad)].as_py()!r}, which is not a date or time like "
+                           f"those the model was trained on ({fmt.name})")
+                if rows is not None:
+                    raise rows.error(int(bad), problem)
+                raise InputFormatError(f"row {int(bad)}: {problem}")
+        return np.where(missing, np.int64(datetimes.MISSING_SECONDS), seconds).astype(np.int64)
+
+    def raw_outputs(self, table: pa.Table, rows=None) -> np.ndarray:
         """The model's output for every row of ``table``, in chunks."""
         parts = []
         for start in range(0, table.num_rows, CHUNK_ROWS):
             chunk = table.slice(start, CHUNK_ROWS)
-            parts.append(np.asarray(self.model.predict_on_batch(self.model_inputs(chunk)), np.float32))
+            located = None if rows is None else _Offset(rows, start)
+            parts.append(np.asarray(self.model.predict_on_batch(self.model_inputs(chunk, located)), np.float32))
         width = 1 if self.regression else len(self.classes)
         return np.concatenate(parts) if parts else np.empty((0, width), np.float32)
 
-    def score(self, table: pa.Table) -> pa.Table:
-        """Output rows (ids, ``p_<class>``, ``predicted``, label) for ``table``."""
-        outputs = self.raw_outputs(table)
+    def score(self, table: pa.Table, rows=None) -> pa.Table:
+        """Output rows (ids, ``p_<class>``, ``predicted``, label) for ``table`` (``rows`` locates its errors)."""
+        outputs = self.raw_outputs(table, rows)
         columns = {n: table[n] for n in self.spec["id_columns"] if n in table.column_names}
         if self.regression:
             columns["predicted"] = pa.array(outputs[:, 0])
@@ -243,7 +268,7 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
         with open(partial, "xb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
                                                disable=not progress) as bar:
             for block in stream.blocks(types):
-                scored = predictor.score(block.table)
+                scored = predictor.score(block.table, block.chunk)
                 if writer is None:
                     writer = pa_csv.CSVWriter(sink, scored.schema)
                 writer.write_table(scored)
@@ -296,6 +321,16 @@ def _source_folders(source) -> list[Path]:
     return [Path(entry).resolve() for entry in entries if Path(entry).is_dir()]
 
 
+class _Offset:
+    """Rows located ``start`` rows further into ``rows`` (a chunk of a larger table)."""
+
+    def __init__(self, rows, start: int):
+        self.rows, self.start = rows, start
+
+    def error(self, row: int, problem: str) -> ValueError:
+        return self.rows.error(self.start + row, problem)
+
+
 def predict_frame(model_dir, data):
     """Score a pandas DataFrame or a dict of columns.
 
@@ -305,7 +340,8 @@ def predict_frame(model_dir, data):
         A trained model directory (or a loaded :class:`Predictor`).
     data : pandas.DataFrame or dict
         One entry per column. Missing values: ``None``/``NaN`` or one of the
-        manifest's missing-value tokens.
+        manifest's missing-value tokens. Datetime columns: text in the
+        split's format, or pandas datetimes.
 
     Returns
     -------
@@ -317,10 +353,45 @@ def predict_frame(model_dir, data):
     ------
     SchemaError, InputFormatError
         A missing feature column, a value that is not a number in a numeric
-        feature, or one the split refuses (an infinity, beyond float32),
-        naming the column and the row (position and index label).
+        feature, or one the split refuses (an infinity, beyond float32), a
+        datetime the split's format cannot read, naming the column and the
+        row (position and index label).
     """
     predictor = model_dir if isinstance(model_dir, Predictor) else Predictor(model_dir)
+    columns, rows = _frame_rows(predictor, data)
+    scored = predictor.score(columns, rows)
+    if rows.index is not None:
+        return scored.to_pandas()
+    return {name: scored[name].to_numpy(zero_copy_only=False) for name in scored.column_names}
+
+
+def inference_inputs(data, model_dir) -> dict:
+    """The inputs ``inference.keras`` takes, from a DataFrame or dict of raw columns.
+
+    ``keras.saving.load_model("MODEL_DIR/inference.keras").predict(inference_inputs(frame, "MODEL_DIR"))``
+    gives what :func:`predict_frame` gives: Keras's ``predict`` refuses numpy
+    string arrays, so categorical columns become string tensors, and datetime
+    columns the int64 wall-clock seconds the model expands itself.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or dict
+        Raw columns, as for :func:`predict_frame`.
+    model_dir : str or Path or Predictor
+        A trained model directory.
+
+    Returns
+    -------
+    dict
+        ``{column: (rows, 1) tensor}``.
+    """
+    predictor = model_dir if isinstance(model_dir, Predictor) else Predictor(model_dir)
+    columns, rows = _frame_rows(predictor, data)
+    return predictor.model_inputs(columns, rows)
+
+
+def _frame_rows(predictor: Predictor, data) -> tuple[pa.Table, FrameRows]:
+    """The feature columns of a DataFrame or dict, as the model reads them (checked), and where each row is."""
     is_frame = type(data).__name__ == "DataFrame"
     table = pa.Table.from_pandas(data, preserve_index=False) if is_frame else pa.table(
         {str(k): v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(v) if not isinstance(v, list) else v)
@@ -333,6 +404,9 @@ def predict_frame(model_dir, data):
         if name not in predictor.kinds:  # ids and the label pass through as given
             columns[name] = column
             continue
+        if predictor.kinds[name] == "datetime" and (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
+            columns[name] = column  # read as the times they are, not as text
+            continue
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             column = pc.if_else(pc.is_in(column, value_set=na_values), pa.scalar(None, column.type), column)
         try:
@@ -340,8 +414,6 @@ def predict_frame(model_dir, data):
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
             raise InputFormatError(f"column {name!r} cannot be read as {wanted} for the model: {error}") from None
     columns = pa.table(columns)
-    check_numeric_columns(FrameRows(columns, data.index if is_frame else None), types)
-    scored = predictor.score(columns)
-    if is_frame:
-        return scored.to_pandas()
-    return {name: scored[name].to_numpy(zero_copy_only=False) for name in scored.column_names}
+    rows = FrameRows(columns, data.index if is_frame else None)
+    check_numeric_columns(rows, types)
+    return columns, rows

@@ -68,7 +68,7 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         source; a train or validate subset left without rows
         (:mod:`questlearn.split._output`).
     """
-    for key in ("id_columns", "categorical_columns", "formats", "na_values"):
+    for key in ("id_columns", "categorical_columns", "datetime_columns", "formats", "na_values"):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
     check_output_apart(source, out_dir)

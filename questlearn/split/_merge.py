@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputFormatError, SchemaError
 from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
-from ..schema._columns import CATEGORICAL, CLASSIFICATION, LABEL, NUMERIC, NumericStats, Vocabulary
+from ..schema._columns import CATEGORICAL, CLASSIFICATION, LABEL, NumericStats, Vocabulary
 from ..schema.encoding import Encoding
 from ._params import SplitParameters
 from ._record import split_manifest
@@ -39,6 +39,7 @@ class MergedVocabulary(NamedTuple):
     oov: int  # rows out of the vocabulary
     tables: list | None  # per part, its code -> merged code (last entry: its OOV code); None: codes kept
     inexact: list  # the parts whose OOV rows may differ from a sequential split's
+    missing: int = 0  # rows without a value
 
 
 def _union(params: SplitParameters, name: str, kind: str, parts: list) -> MergedVocabulary:
@@ -89,10 +90,10 @@ def merge_parts(out: Path, params: SplitParameters, plan: dict, files: list, par
     coded = [n for n, k in kinds.items() if k == LABEL and params.task == CLASSIFICATION]
     vocabularies = {name: _union(params, name, kinds[name], parts) for name in coded}
     for name in [n for n, k in kinds.items() if k == CATEGORICAL]:  # one vocabulary, fixed before the parts ran
-        values = plan["schema"]["encoding"]["vocabularies"][name]
+        values = plan["schema"]["encoding"]["vocabularies"][name]  # and hashed buckets: every part's codes agree
         counts = [sum(part["stats"][name]["category_counts"][v] for part in parts) for v in values]
         vocabularies[name] = MergedVocabulary(values, counts, sum(part["stats"][name].get("oov", 0) for part in parts),
-                                              None, [])
+                                              None, [], sum(part["stats"][name]["missing"] for part in parts))
     features = parts[0]["schema"]["features"]
     row_offsets = np.cumsum([0] + [p["source"]["rows"] for p in parts]).tolist()  # rows read: global row numbers
     if not row_offsets[-1]:
@@ -138,12 +139,13 @@ def _merged_state(params: SplitParameters, plan: dict, files: list, parts: list,
         record = dict(part["source"]["files"][0])
         record["name"] = source_file.name
         state.done_files.append(record)
-    for name, kind in schema["kinds"].items():
-        if kind == NUMERIC:
-            state.numeric[name] = _merged_numeric(part["stats"][name] for part in parts)
-        elif kind == CATEGORICAL:
-            merged = vocabularies[name]
-            state.category_counts[name] = np.asarray([*merged.counts, merged.oov], np.int64)
+    for name in state.encoding.numeric:
+        state.numeric[name] = _merged_numeric(part["stats"][name] for part in parts)
+    for name in state.encoding.categorical:  # rows per code: missing, the buckets (their total in the first), the values
+        merged = vocabularies[name]
+        buckets = state.encoding.hash_buckets[name]
+        state.category_counts[name] = np.asarray([merged.missing, merged.oov, *[0] * (buckets - 1), *merged.counts],
+                                                 np.int64)
     if params.task == CLASSIFICATION:
         merged = vocabularies[params.label]
         state.label_vocabulary = Vocabulary(params.label, params.max_classes, merged.values, merged.counts,
@@ -188,7 +190,7 @@ def _merge_shard(out: Path, part_root: Path, subset: str, index: int, entry: dic
         temporary = target.with_name(target.name + ".tmp")
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-        if array is None:  # model-ready features are the same in every part: linked as they are
+        if array is None:  # model-ready numbers and codes are the same in every part: linked as they are
             try:
                 os.link(source, temporary)
             except OSError:  # no hard links on this file system

@@ -23,9 +23,11 @@ class SplitParameters:
     label: str = "cleared"
     id_columns: tuple = ()
     categorical_columns: tuple = ()
+    datetime_columns: tuple = ()
     formats: tuple = DEFAULT_FORMATS
     block_size: int = SPLIT_BLOCK_SIZE
-    max_categories: int = 1000
+    max_categories: int = 100_000
+    hash_buckets: int = 64
     na_values: tuple = ()
     keep_default_na: bool = True
     delimiter: str = ","
@@ -49,6 +51,8 @@ class SplitParameters:
             raise OptionError(f"task must be one of {TASKS}, got {self.task!r}")
         if int(self.max_categories) < 1 or int(self.max_classes) < 2:
             raise OptionError(f"max_categories must be >= 1 and max_classes >= 2, got {self.max_categories}, {self.max_classes}")
+        if not 1 <= int(self.hash_buckets) <= 1 << 20:
+            raise OptionError(f"hash_buckets must be between 1 and 1048576, got {self.hash_buckets}")
         if self.fill not in ("mean", "zero"):
             raise OptionError(f"fill must be 'mean' or 'zero', got {self.fill!r}")
         if int(self.max_open_shards) < 1:
@@ -56,7 +60,7 @@ class SplitParameters:
 
     def as_record(self) -> dict:
         record = asdict(self)
-        for key in ("id_columns", "categorical_columns", "formats", "na_values"):
+        for key in ("id_columns", "categorical_columns", "datetime_columns", "formats", "na_values"):
             record[key] = list(record[key])
         if not self.drop_missing_labels:  # recorded only when asked: splits made before the option still match
             del record["drop_missing_labels"]

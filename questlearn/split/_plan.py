@@ -143,11 +143,16 @@ def _check_columns(names: list, params, where: str) -> None:
     if label is not None and label not in names:  # None: inspect without --label
         raise CsvFormatError(where, 1, 0, f"label column {label!r} is missing from the header (columns: {names}); "
                              "name the label with --label (Python: label=...)")
-    for declared in (*params.id_columns, *params.categorical_columns):
+    for declared in (*params.id_columns, *params.categorical_columns, *params.datetime_columns):
         if declared not in names:
             raise SchemaError(f"column {declared!r} was declared but is not in the header of {where} (columns: {names})")
-    if label in params.id_columns or label in params.categorical_columns:
-        raise OptionError(f"the label {label!r} cannot also be an id or categorical feature column")
+    if label in (*params.id_columns, *params.categorical_columns, *params.datetime_columns):
+        raise OptionError(f"the label {label!r} cannot also be an id, categorical or datetime feature column")
+    declared = [*params.id_columns, *params.categorical_columns, *params.datetime_columns]
+    twice = sorted({name for name in declared if declared.count(name) > 1})
+    if twice:
+        raise OptionError(f"column {twice[0]!r} is declared as two kinds (--id-column, --categorical-column, "
+                          "--datetime-column): name it once")
 
 
 # -- the schema -------------------------------------------------------------
@@ -159,10 +164,11 @@ def decide_schema(reader: SourceReader, params, *, verbose: bool = True):
         print(inferred.describe(tokens), flush=True)
     inferred.raise_problems()
     inferred.encoding = Encoding.from_sample(inferred.sample, inferred.kinds, params.fill, tokens or (),
-                                             max_categories=params.max_categories)
+                                             max_categories=params.max_categories, hash_buckets=params.hash_buckets,
+                                             datetime_formats=inferred.datetime_formats)
     if verbose:
         print(inferred.encoding.describe(), flush=True)
-    if inferred.encoding.width == 0:
+    if not inferred.encoding.features:
         raise SchemaError(f"{reader.files[0].shown}: no column is a feature (the label {params.label!r}, ids and free "
                           "text are not): a model needs at least one; a numeric-looking id that is a real feature "
                           "is not an --id-column, and a string column becomes one with --categorical-column NAME")
@@ -177,7 +183,8 @@ def sample_schema(reader: SourceReader, params):
     if p.drop_missing_labels:  # the kinds and fills of the rows the shards will hold
         table, locate = _labelled_rows(table, p.label, locate)
     inferred = infer_schema(table, label=p.label, task=p.task, id_columns=p.id_columns,
-                            categorical_columns=p.categorical_columns, max_categories=p.max_categories,
+                            categorical_columns=p.categorical_columns, datetime_columns=p.datetime_columns,
+                            max_categories=p.max_categories,
                             max_classes=p.max_classes, native_types=sample.native_types, sample_note=sample.note,
                             locate=locate)
     inferred.sample, inferred.extent, inferred.notes = table, sample.extent, sample.notes
@@ -199,7 +206,7 @@ def _labelled_rows(sample, label: str, locate):
 # -- the size -----------------------------------------------------------------
 def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int, *, verbose: bool = True) -> int:
     """Refuse before the pass when the output's disk cannot hold the estimated shards; return their bytes."""
-    per_row = 4 * encoding.width + 4 + 8
+    per_row = encoding.row_bytes() + 4 + 8
     if "csv" in params.formats:
         per_row += sum(f.bytes for f in files) / max(estimated_rows, 1) * (
             1 if all(f.compression is None for f in files) else 4)
@@ -211,12 +218,12 @@ def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int
     if needed > free:
         raise DiskFullError(
             f"not enough disk for this split: about {estimated_rows:,} rows x {per_row:.0f} bytes "
-            f"({encoding.width} float32 features + label + row number"
+            f"({len(encoding.numeric)} float32 numbers + {len(encoding.code_columns)} codes + label + row number"
             f"{' + the CSV copy' if 'csv' in params.formats else ''}) = about {human_size(needed)} "
             f"of shards, but the disk holding {out} has {human_size(free)} free; free space, write to "
             "another disk"
             + (", or drop the CSV copies (formats=('npy',))" if "csv" in params.formats else "")
-            + (", or lower --max-categories" if encoding.categorical else ""))
+            )
     return int(needed)
 
 

@@ -4,8 +4,9 @@ A stage of the split's pass, run in its own thread between the parse and
 the deal (:mod:`questlearn.split._sequential`): it refuses missing labels (or, with
 ``drop_missing_labels``, drops their rows and counts them), infinities,
 NaN written as a value and numbers beyond float32 (each with its line), and
-computes the chunk's column statistics and its model-ready rows
-(:meth:`questlearn.schema.encoding.Encoding.encode`). What depends on the rows
+parses its datetime columns (a value the sample's format does not read
+stops the split with its line), and computes the chunk's column statistics
+and its model-ready rows (:meth:`questlearn.schema.encoding.Encoding.encode`). What depends on the rows
 before it (the running statistics, the label's class codes, where each row
 goes) stays in the pass, which merges these results in source order.
 """
@@ -20,7 +21,8 @@ import pyarrow.compute as pc
 
 from ..io._parse import Chunk
 from ..io._rowchecks import check_label_present, check_numbers
-from ..schema._columns import CATEGORICAL, LABEL, NUMERIC, REGRESSION, NumericStats, Vocabulary, label_strings
+from ..schema import datetimes
+from ..schema._columns import CATEGORICAL, DATETIME, LABEL, NUMERIC, REGRESSION, NumericStats, Vocabulary, label_strings
 from ..schema.encoding import Encoding
 
 
@@ -31,13 +33,15 @@ class PreparedChunk:
     Attributes
     ----------
     chunk : Chunk
-    features : numpy.ndarray
-        ``(rows, width)`` float32, the encoded rows.
+    numbers : numpy.ndarray
+        ``(rows, numbers columns)`` float32, the encoded numbers.
+    codes : numpy.ndarray
+        ``(rows, code columns)``, the category codes.
     numeric_stats : dict
-        ``{numeric column: NumericStats}`` of this chunk.
+        ``{numbers column: NumericStats}`` of this chunk (a datetime's ``t.days`` included).
     category_counts : dict
-        ``{categorical column: int64 array}``: rows per vocabulary value, then
-        the rows that went to ``<other>``.
+        ``{categorical column: int64 array}``: rows per code (missing, the
+        out-of-vocabulary buckets, the vocabulary).
     targets : numpy.ndarray or None
         float32 regression targets (None for classification).
     dropped : int
@@ -46,7 +50,8 @@ class PreparedChunk:
     """
 
     chunk: Chunk
-    features: np.ndarray
+    numbers: np.ndarray
+    codes: np.ndarray
     numeric_stats: dict
     category_counts: dict
     targets: np.ndarray | None
@@ -66,7 +71,7 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
         chunk, dropped = _without_missing_labels(chunk, label_column)
     else:
         check_label_present(chunk, label, label_column)
-    numbers, strings, stats, targets = {}, {}, {}, None
+    numbers, strings, parts, stats, targets = {}, {}, {}, {}, None
     for name in chunk.table.column_names:
         kind = kinds[name]
         if kind == NUMERIC or (kind == LABEL and task == REGRESSION):
@@ -81,11 +86,30 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
                 targets = values.astype(np.float32)
         elif kind == CATEGORICAL:
             strings[name] = chunk.table[name]
-    features, counts = encoding.encode(numbers, strings)
+        elif kind == DATETIME:
+            days = _datetime_parts(chunk, name, encoding, parts)
+            numbers[f"{name}.days"], stats[f"{name}.days"] = days, NumericStats.of_block(days)
+    features, codes, counts = encoding.encode(numbers, strings, parts)
     # the pass needs only the label column (and the block, for locations and CSV shards): the parsed
     # feature columns are let go here, not held while the chunk waits to be dealt and written
     chunk = replace(chunk, table=chunk.table.select([label]))
-    return PreparedChunk(chunk, features, stats, counts, targets, dropped)
+    return PreparedChunk(chunk, features, codes, stats, counts, targets, dropped)
+
+
+def _datetime_parts(chunk: Chunk, name: str, encoding: Encoding, parts: dict) -> np.ndarray:
+    """Parse a datetime column with the sample's format: its hour, weekday and month codes go to ``parts``;
+    return its days since 1970. A value the format does not read stops the split, naming its row."""
+    fmt = encoding.datetime_format(name)
+    seconds, missing, bad = datetimes.parse(chunk.table[name], fmt)
+    if bad is not None:
+        value = chunk.table[name][int(bad)].as_py()
+        raise chunk.error(int(bad), f"column {name!r} holds {value!r}, which is not a date or time like the sampled "
+                          f"ones ({fmt.name}); fix the value, add it as a missing-value token (--na-value), or declare "
+                          f"the column --categorical-column {name}")
+    features = datetimes.features(seconds, missing)
+    for part in ("hour", "weekday", "month"):
+        parts[f"{name}.{part}"] = features[part]
+    return features["days"]
 
 
 def label_codes(chunk: Chunk, vocabulary: Vocabulary, params, label_numeric: bool) -> np.ndarray:

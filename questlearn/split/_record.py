@@ -11,7 +11,7 @@ what a user should know once the split is published.
 from __future__ import annotations
 
 from ..manifest._files import FORMAT_VERSION, SUBSETS
-from ..schema._columns import CATEGORICAL, CLASSIFICATION, NUMERIC, REGRESSION, NumericStats, class_order
+from ..schema._columns import CATEGORICAL, CLASSIFICATION, DATETIME, NUMERIC, REGRESSION, NumericStats, class_order
 from ._shards import NPY_HEADER_BYTES
 
 
@@ -78,7 +78,7 @@ def split_manifest(state, shards: dict, *, files: list, source_format: str, name
             "label_numeric": state.label_numeric,
             "classes": classes,
             "label_codes": codes,
-            "features": [n for n in names if state.kinds[n] in (NUMERIC, CATEGORICAL)],
+            "features": [n for n in names if state.kinds[n] in (NUMERIC, CATEGORICAL, DATETIME)],
             "categories": dict(state.encoding.vocabularies),
             "encoding": state.encoding.as_record(),
             "na_values": p.null_values if source_format == "csv" else [],
@@ -103,10 +103,10 @@ def _statistics(state) -> dict:
     p = state.params
     stats = {n: s.summary() for n, s in state.numeric.items()}
     for name, counts in state.category_counts.items():
-        values = state.encoding.vocabularies[name]
-        present = int(counts.sum())
-        stats[name] = {"count": present, "missing": state.records - state.dropped_labels - present,
-                       "category_counts": dict(zip(values, counts[:-1].tolist())), "oov": int(counts[-1])}
+        values, buckets = state.encoding.vocabularies[name], state.encoding.hash_buckets[name]
+        stats[name] = {"count": int(counts[1:].sum()), "missing": int(counts[0]),
+                       "category_counts": dict(zip(values, counts[1 + buckets:].tolist())),
+                       "oov": int(counts[1:1 + buckets].sum())}
     if p.task == REGRESSION:
         merged = state.label_overall
         if merged is None:
@@ -125,8 +125,9 @@ def report_end(manifest: dict) -> None:
     """Print what to know about a published split: unseen categories, skipped files, dropped rows, the classes."""
     for name, entry in manifest["stats"].items():
         if entry.get("oov"):
-            print(f"questlearn: column {name!r}: {entry['oov']} rows held values the sample had not shown, "
-                  f"encoded as {name}=<other>", flush=True)
+            print(f"questlearn: column {name!r}: {entry['oov']} rows held values outside its vocabulary (past "
+                  "--max-categories, or first met after the sample): they went to its out-of-vocabulary codes",
+                  flush=True)
     if manifest["source"]["empty_files_skipped"]:
         print(f"questlearn: skipped {manifest['source']['empty_files_skipped']} empty or header-only file(s)", flush=True)
     if "dropped_missing_labels" in manifest["source"]:

@@ -34,8 +34,8 @@ The pipeline, one stage per module:
    ``manifest.json`` (:mod:`~questlearn.manifest._files`), written last,
    atomically.
 
-Shard parts: ``.features.npy`` (float32, the model-ready matrix, columns
-``schema.encoding.columns``), ``.labels.npy`` (int32 class codes or float32
+Shard parts: ``.numbers.npy`` (float32, columns ``schema.encoding.numeric``),
+``.codes.npy`` (category codes, columns ``schema.encoding.code_columns``), ``.labels.npy`` (int32 class codes or float32
 regression targets), ``.rows.npy`` (int64 source row numbers) and, when
 asked (``formats=("csv", "npy")``), ``.csv`` (the source rows byte for byte).
 
@@ -162,7 +162,7 @@ class _Splitter:
 
     def _set_parts(self) -> None:
         header = self.reader.header_bytes(self.names)
-        self.parts = shard_parts(self.params, self.state.encoding.width, header)
+        self.parts = shard_parts(self.params, self.state.encoding, header)
         self.state.open_limit = open_limit(self.params, self.parts)
 
     def _share(self, subset: str) -> float:
@@ -251,14 +251,16 @@ class _Splitter:
         labels = label_codes(chunk, state.label_vocabulary, p, state.label_numeric) \
             if p.task == CLASSIFICATION else prepared.targets
         order = np.concatenate([rows for _, _, rows, _ in plan]) if plan else np.empty(0, np.int64)
-        x = prepared.features.take(order, axis=0)
+        x = prepared.numbers.take(order, axis=0)
+        codes = prepared.codes.take(order, axis=0)
         row_numbers = state.records + chunk.read_position(order)
         labels = labels[order]
         actions, begin = [], 0
         for subset, dealt, rows, closing in plan:
             end = begin + len(rows)
             actions += closing  # a full wave closes after its last writes, before the next wave's
-            actions += self._writes(subset, chunk, rows, dealt, x[begin:end], labels[begin:end], row_numbers[begin:end])
+            actions += self._writes(subset, chunk, rows, dealt, x[begin:end], codes[begin:end], labels[begin:end],
+                                    row_numbers[begin:end])
             begin = end
         self.writer.submit(actions)
         state.records += len(chunk) + prepared.dropped
@@ -288,14 +290,14 @@ class _Splitter:
                 closing = []
         return plan
 
-    def _writes(self, subset, chunk, rows, dealt, x, labels, row_numbers) -> list:
+    def _writes(self, subset, chunk, rows, dealt, x, codes, labels, row_numbers) -> list:
         """The writes of rows dealt to shards of ``subset`` (rows grouped by shard, in order)."""
         shards, per_shard, label_counts = dealt
         p = self.params
         self.state.subsets[subset].rows += len(rows)
         if p.task == REGRESSION:
             self.state.label_stats[subset].update(labels.astype(np.float64))
-        parts = {"features": x, "labels": labels, "rows": row_numbers} if "npy" in p.formats else {}
+        parts = {"numbers": x, "codes": codes, "labels": labels, "rows": row_numbers} if "npy" in p.formats else {}
         values = self.state.label_vocabulary.values if p.task == CLASSIFICATION else None
         if values is not None:
             shard_of_row = np.repeat(np.arange(len(per_shard)), per_shard)

@@ -51,12 +51,13 @@ def refuse_foreign_files(out: Path) -> None:
                                 "choose an empty directory")
 
 
-def shard_parts(params: SplitParameters, width: int, csv_header: bytes) -> dict:
+def shard_parts(params: SplitParameters, encoding, csv_header: bytes) -> dict:
     """The parts of every shard (:class:`~questlearn.split._shards.ShardFiles`): ``.npy`` dtypes and widths, the CSV header."""
     parts = {}
     if "npy" in params.formats:
         labels = np.float32 if params.task == REGRESSION else np.int32
-        parts = {"features": (np.float32, width), "labels": (labels, None), "rows": (np.int64, None)}
+        parts = {"numbers": (np.float32, len(encoding.numeric)), "codes": (encoding.code_dtype, len(encoding.code_columns)),
+                 "labels": (labels, None), "rows": (np.int64, None)}
     if "csv" in params.formats:
         parts["csv"] = csv_header
     return parts

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..manifest._files import SUBSETS
-from ..schema._columns import CLASSIFICATION, NUMERIC, REGRESSION, NumericStats, Vocabulary
+from ..schema._columns import CLASSIFICATION, REGRESSION, NumericStats, Vocabulary
 from ..schema.encoding import Encoding
 from ._params import SplitParameters
 from ._scatter import ShardDealer, dealer_generator
@@ -168,9 +168,10 @@ class SplitState:
     def start_statistics(self, numeric=None, vocabularies=None, label_stats=None) -> None:
         """The statistics of an empty pass, or those a journal recorded."""
         p = self.params
-        self.numeric = {n: NumericStats(**(numeric or {}).get(n, {})) for n, k in self.kinds.items() if k == NUMERIC}
-        self.category_counts = {n: np.asarray((vocabularies or {}).get(n, [0] * (len(v) + 1)), np.int64)
-                                for n, v in self.encoding.vocabularies.items()}
+        self.numeric = {n: NumericStats(**(numeric or {}).get(n, {})) for n in self.encoding.numeric}
+        codes = dict(zip(self.encoding.categorical, self.encoding.code_counts))
+        self.category_counts = {n: np.asarray((vocabularies or {}).get(n, [0] * codes[n]), np.int64)
+                                for n in self.encoding.categorical}
         self.label_vocabulary = None
         if p.task == CLASSIFICATION:
             self.label_vocabulary = Vocabulary(p.label, p.max_classes, overflow="error",

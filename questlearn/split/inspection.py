@@ -53,7 +53,7 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
     from ._params import SplitParameters
     from ._plan import read_columns, sample_schema
 
-    for key in ("id_columns", "categorical_columns", "na_values"):
+    for key in ("id_columns", "categorical_columns", "datetime_columns", "na_values"):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
     params = SplitParameters(**parameters)

@@ -213,14 +213,14 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         target = train_data.manifest["subsets"]["train"]["label_stats"]
         model = build_model(mean, variance, 1, hidden=hidden, dropout=dropout, learning_rate=learning_rate,
                             task="regression", target_mean=target["mean"], target_std=target["std"],
-                            extra_metrics=metrics)
+                            extra_metrics=metrics, code_counts=train_data.code_counts())
         extra["mean_baseline"] = mean_baseline(train_data, validation_data)
         baseline = float("nan")
         said = (f"predict-the-mean baseline on validation: MAE {extra['mean_baseline']['mae']:.4g}, "
                 f"RMSE {extra['mean_baseline']['rmse']:.4g}")
     else:
         model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout,
-                            learning_rate=learning_rate, extra_metrics=metrics)
+                            learning_rate=learning_rate, extra_metrics=metrics, code_counts=train_data.code_counts())
         counts = class_counts(validation_data)
         baseline = float(counts.max() / counts.sum())
         said = f"majority-class baseline on validation: {baseline:.4f}"

@@ -1,15 +1,32 @@
 """A small, sensible model for tabular quest logs.
 
-An MLP whose first layer is a ``Normalization`` set from the manifest's
-streamed mean and variance, so a 100 GB log needs no extra pass to adapt
-it. Softmax over the manifest's classes, sparse categorical cross-entropy,
-accuracy and ROC AUC.
+An MLP over two inputs, the blocks of the model-ready shards:
+
+* ``numbers``: a ``Normalization`` set from the manifest's streamed mean
+  and variance (a 100 GB log needs no extra pass to adapt it);
+* ``codes``: each category code column is one-hot encoded when it takes at
+  most :data:`ONE_HOT_MAX_CODES` codes (a vocabulary of up to 16 values
+  with its missing and out-of-vocabulary codes, a datetime's hour, weekday
+  and month), else embedded in :func:`embedding_size` dimensions (fast.ai's
+  rule ``1.6 * n ** 0.56``, capped at 50 as PyTorch Tabular caps it). The
+  one-hot columns enter the network as 0 and 1, not standardised.
+
+Softmax over the manifest's classes, sparse categorical cross-entropy,
+accuracy and ROC AUC; or one linear output for regression.
 """
 
 from __future__ import annotations
 
 from ..errors import OptionError, SchemaError
 from ..quiet import keras
+
+ONE_HOT_MAX_CODES = 32
+EMBEDDING_MAX_SIZE = 50
+
+
+def embedding_size(codes: int) -> int:
+    """Dimensions of the embedding of a column of ``codes`` codes: ``min(50, round(1.6 * codes ** 0.56))``."""
+    return int(min(EMBEDDING_MAX_SIZE, max(2, round(1.6 * codes ** 0.56))))
 
 
 @keras.saving.register_keras_serializable(package="questlearn")
@@ -55,13 +72,15 @@ class RowsSeen(keras.metrics.Sum):
 
 def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: float = 0.1,
                 learning_rate: float = 1e-3, task: str = "classification", target_mean: float = 0.0,
-                target_std: float = 1.0, extra_metrics=()) -> keras.Model:
+                target_std: float = 1.0, extra_metrics=(), code_counts=()) -> keras.Model:
     """Build and compile the MLP.
 
     Parameters
     ----------
     mean, variance : array-like
-        Per input column, e.g. ``QuestSequence.feature_moments()``.
+        Per numbers column, e.g. ``QuestSequence.feature_moments()``.
+    code_counts : sequence of int
+        Codes of each codes column, e.g. ``QuestSequence.code_counts()``.
     num_classes : int
         Number of label classes (from the manifest).
     hidden : sequence of int
@@ -89,11 +108,12 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
         padding of equal shards) count in none.
     """
     if task == "regression":
-        return _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std, extra_metrics)
+        return _build_regressor(mean, variance, code_counts, hidden, dropout, learning_rate, target_mean, target_std,
+                                extra_metrics)
     if num_classes < 2:
         raise SchemaError(f"a classifier needs at least 2 classes, the manifest has {num_classes}: "
                           "the label column holds one value in the training rows")
-    inputs, x = _hidden_layers(mean, variance, hidden, dropout)
+    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
     model = keras.Model(inputs, outputs, name="quest_mlp")
     model.compile(
@@ -105,11 +125,25 @@ def build_model(mean, variance, num_classes: int, hidden=(64, 32), dropout: floa
     return model
 
 
-def _hidden_layers(mean, variance, hidden, dropout):
+def _hidden_layers(mean, variance, code_counts, hidden, dropout):
     if not 0.0 <= dropout < 1.0:
         raise OptionError(f"dropout must be in [0, 1), got {dropout}")
-    inputs = keras.Input(shape=(len(mean),), name="features")
-    x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize_from_manifest")(inputs)
+    inputs, parts = {}, []
+    if len(mean):
+        inputs["numbers"] = keras.Input(shape=(len(mean),), name="numbers")
+        parts.append(keras.layers.Normalization(mean=mean, variance=variance, name="normalize_from_manifest")(inputs["numbers"]))
+    if len(code_counts):
+        inputs["codes"] = codes = keras.Input(shape=(len(code_counts),), dtype="int32", name="codes")
+        for position, count in enumerate(code_counts):
+            column = codes[:, position]
+            if count <= ONE_HOT_MAX_CODES:
+                parts.append(keras.layers.CategoryEncoding(int(count), output_mode="one_hot",
+                                                           name=f"one_hot_{position}")(column))
+            else:
+                parts.append(keras.layers.Embedding(int(count), embedding_size(count), name=f"embedding_{position}")(column))
+    if not parts:
+        raise SchemaError("the model has no inputs: the split has no feature columns")
+    x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="inputs")(parts)
     for units in hidden:
         x = keras.layers.Dense(units, activation="relu")(x)
         if dropout:
@@ -117,9 +151,9 @@ def _hidden_layers(mean, variance, hidden, dropout):
     return inputs, x
 
 
-def _build_regressor(mean, variance, hidden, dropout, learning_rate, target_mean, target_std,
+def _build_regressor(mean, variance, code_counts, hidden, dropout, learning_rate, target_mean, target_std,
                      extra_metrics=()) -> keras.Model:
-    inputs, x = _hidden_layers(mean, variance, hidden, dropout)
+    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout)
     standardised = keras.layers.Dense(1, name="standardised_target")(x)
     scale = float(target_std) if target_std and target_std > 0 else 1.0
     outputs = keras.layers.Rescaling(scale=scale, offset=float(target_mean), name="prediction")(standardised)
