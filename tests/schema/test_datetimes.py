@@ -1,6 +1,5 @@
 """Datetime columns: format detection, parsing to wall-clock seconds, and the features derived from them."""
 
-import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
