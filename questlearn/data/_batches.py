@@ -256,8 +256,9 @@ class ShardReader:
         codes = [i for f in self.all_features if f in chosen for i in self.encoding.inputs_of(f)[1]]
         self._numbers, self._codes = sorted(numbers), sorted(codes)
         # Columns are taken only when a subset was asked for: all features are the stored blocks as they are.
-        self._take_numbers = None if self._numbers == list(range(len(self.encoding.numeric))) else np.asarray(self._numbers)
-        self._take_codes = None if self._codes == list(range(len(self.encoding.code_columns))) else np.asarray(self._codes)
+        # (an empty choice is an integer index too: a block with no chosen column is left out of ``x``)
+        self._take_numbers = None if self._numbers == list(range(len(self.encoding.numeric))) else np.asarray(self._numbers, np.intp)
+        self._take_codes = None if self._codes == list(range(len(self.encoding.code_columns))) else np.asarray(self._codes, np.intp)
         self.shards = manifest["subsets"][subset]["shards"]
         self.root = Path(manifest["root"])
         self._cache = OrderedDict()

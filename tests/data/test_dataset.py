@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 from splits import ID_SPLIT_OPTIONS, demote_to_other, expected_ids, ids_in_shard_order, model_ready_split
@@ -13,7 +14,15 @@ from questlearn.manifest._files import load_manifest
 
 
 def ids_of(dataset):
-    return dataset.feature_names.index("attempt_id")
+    """Position of ``attempt_id`` (the 0-based source row) in the numbers block."""
+    return dataset.input_names()["numbers"].index("attempt_id")
+
+
+def assert_same_inputs(x, expected):
+    """Two batches' ``x`` dicts hold the same blocks, element for element."""
+    assert sorted(x) == sorted(expected)
+    for block in expected:
+        np.testing.assert_array_equal(x[block], expected[block])
 
 
 def epoch_through_keras(dataset, shuffle_in_fit=False):
@@ -23,7 +32,7 @@ def epoch_through_keras(dataset, shuffle_in_fit=False):
     batches = list(adapter.get_numpy_iterator())
     adapter.on_epoch_end()
     column = ids_of(dataset)
-    return [batch[0][:, column].astype(np.int64) for batch in batches], batches
+    return [batch[0]["numbers"][:, column].astype(np.int64) for batch in batches], batches
 
 
 @pytest.mark.timeout(120)
@@ -40,7 +49,8 @@ def test_every_row_exactly_once_per_epoch(id_split, source, workers, processes, 
         np.testing.assert_array_equal(np.sort(np.concatenate(epoch)), expected)
     assert all(len(ids) == 128 for ids in first[:-1]) and 0 < len(first[-1]) <= 128  # last batch kept
     assert len(first) == len(dataset) == -(-len(expected) // 128)
-    assert all(x.dtype == np.float32 and y.dtype == np.int32 for x, y in batches)
+    assert all(x["numbers"].dtype == np.float32 and x["codes"].dtype == np.int32 and y.dtype == np.int32
+               for x, y in batches)
     if shuffle:
         assert not np.array_equal(np.concatenate(first), np.concatenate(second))
     else:
@@ -57,7 +67,7 @@ def test_same_seed_same_order_other_seed_other_order(id_split):
     def order(seed):
         dataset = QuestSequence(id_split, "train", batch_size=100, seed=seed)
         column = ids_of(dataset)
-        return np.concatenate([dataset[i][0][:, column] for i in range(len(dataset))])
+        return np.concatenate([dataset[i][0]["numbers"][:, column] for i in range(len(dataset))])
 
     np.testing.assert_array_equal(order(1), order(1))
     assert not np.array_equal(order(1), order(2))
@@ -66,7 +76,7 @@ def test_same_seed_same_order_other_seed_other_order(id_split):
 def test_set_epoch_reproduces_the_order_of_that_epoch(id_split):
     def order(dataset):
         column = ids_of(dataset)
-        return np.concatenate([dataset[i][0][:, column] for i in range(len(dataset))])
+        return np.concatenate([dataset[i][0]["numbers"][:, column] for i in range(len(dataset))])
 
     advanced = QuestSequence(id_split, "train", batch_size=100, seed=2)
     first = order(advanced)
@@ -100,7 +110,7 @@ def test_npy_and_csv_sources_give_the_same_batches(id_split_mean, shuffle):
     csv = QuestSequence(id_split_mean, "validate", batch_size=64, source="csv", seed=9, shuffle=shuffle)
     assert len(npy) == len(csv) > 3 and npy.feature_names == csv.feature_names
     for index in range(len(npy)):
-        np.testing.assert_array_equal(npy[index][0], csv[index][0])
+        assert_same_inputs(npy[index][0], csv[index][0])
         np.testing.assert_array_equal(npy[index][1], csv[index][1])
 
 
@@ -115,29 +125,35 @@ def test_a_batch_is_a_take_of_the_memory_mapped_shard_rows(id_split, monkeypatch
     (shard, rows), = segments
     entry = dataset.reader.shards[shard]["files"]
     root = dataset.manifest["root"]
-    stored = np.load(f"{root}/{entry['features']['name']}", mmap_mode="r")
-    np.testing.assert_array_equal(x, stored[rows])
+    assert sorted(x) == ["codes", "numbers"]
+    for block in ("numbers", "codes"):
+        stored = np.load(f"{root}/{entry[block]['name']}", mmap_mode="r")
+        np.testing.assert_array_equal(x[block], stored[rows])
     codes = np.load(f"{root}/{entry['labels']['name']}")
     np.testing.assert_array_equal(labels, np.asarray(dataset.manifest["schema"]["label_codes"])[codes[rows]])
-    opened = dataset.reader._load(shard)[0]
-    assert isinstance(opened.base, np.memmap) or isinstance(getattr(opened.base, "base", None), np.memmap)
+    for opened in dataset.reader._load(shard)[:2]:
+        assert isinstance(opened.base, np.memmap) or isinstance(getattr(opened.base, "base", None), np.memmap)
     monkeypatch.setattr(dataset.reader.encoding, "encode", lambda *a: pytest.fail("npy batches must not encode"))
-    np.testing.assert_array_equal(dataset[1][0], x)
+    assert_same_inputs(dataset[1][0], x)
 
 
 def test_a_feature_subset_takes_its_columns_and_names(id_split):
     full = QuestSequence(id_split, "validate", batch_size=100, shuffle=False)
     subset = QuestSequence(id_split, "validate", batch_size=100, shuffle=False, features=["quest_type", "stamina"])
-    names = subset.feature_names
-    assert names[0] == "stamina" and names[-1] == "quest_type=<other>"
-    assert all(n == "stamina" or n.startswith("quest_type=") for n in names)
-    positions = [full.feature_names.index(n) for n in names]
-    np.testing.assert_array_equal(subset[0][0], full[0][0][:, positions])
+    assert subset.input_names() == {"numbers": ["stamina"], "codes": ["quest_type"]}
+    assert subset.feature_names == ["stamina", "quest_type"]
+    assert subset.code_counts() == full.code_counts()
+    numbers, codes = full.input_names()["numbers"].index("stamina"), full.input_names()["codes"].index("quest_type")
+    np.testing.assert_array_equal(subset[0][0]["numbers"], full[0][0]["numbers"][:, [numbers]])
+    np.testing.assert_array_equal(subset[0][0]["codes"], full[0][0]["codes"][:, [codes]])
     mean, variance = subset.feature_moments()
     full_mean, full_variance = full.feature_moments()
-    np.testing.assert_array_equal(mean, full_mean[positions])
-    np.testing.assert_array_equal(variance, full_variance[positions])
-    assert full.reader._columns is None  # all features: the stored matrix as it is, no column take
+    np.testing.assert_array_equal(mean, full_mean[[numbers]])
+    np.testing.assert_array_equal(variance, full_variance[[numbers]])
+    only_numbers = QuestSequence(id_split, "validate", batch_size=100, shuffle=False, features=["stamina"])
+    assert list(only_numbers[0][0]) == ["numbers"] and only_numbers.code_counts() == []  # an empty block is left out
+    # all features: the stored blocks as they are, no column take
+    assert full.reader._take_numbers is None and full.reader._take_codes is None
 
 
 def test_labels_use_the_manifest_classes_even_when_a_batch_lacks_one(id_split):
@@ -152,8 +168,8 @@ def test_missing_values_are_filled_as_the_split_chose(id_split, id_split_mean):
     zero = QuestSequence(id_split, "train", batch_size=10_000, shuffle=False)
     mean = QuestSequence(id_split_mean, "train", batch_size=10_000, shuffle=False)
     assert (zero.reader.fill, mean.reader.fill) == ("zero", "mean")
-    column = zero.feature_names.index("stamina")
-    x_zero, x_mean = zero[0][0][:, column], mean[0][0][:, column]
+    column = zero.input_names()["numbers"].index("stamina")
+    x_zero, x_mean = zero[0][0]["numbers"][:, column], mean[0][0]["numbers"][:, column]
     missing = x_zero != x_mean
     assert missing.sum() > 0 and not np.isnan(x_zero).any() and not np.isnan(x_mean).any()
     assert np.all(x_zero[missing] == 0)
@@ -171,30 +187,35 @@ def test_another_fill_than_the_splits_is_refused(id_split):
         QuestSequence(id_split, fill="median")
 
 
-def test_categories_are_one_hot_with_the_encoding_vocabulary(id_split):
+def test_categories_are_codes_of_the_encoding_vocabulary_most_frequent_first(id_split, id_log):
     manifest = load_manifest(id_split)
-    vocabulary = manifest["schema"]["encoding"]["vocabularies"]["quest_type"]
+    encoding = manifest["schema"]["encoding"]
+    vocabulary = encoding["vocabularies"]["quest_type"]
     assert vocabulary == manifest["schema"]["categories"]["quest_type"]
-    dataset = QuestSequence(id_split, "train", batch_size=500, shuffle=False)
-    names = dataset.feature_names
-    assert names == manifest["schema"]["encoding"]["columns"]
-    columns = [names.index(f"quest_type={value}") for value in vocabulary + ["<other>"]]
+    counts = manifest["stats"]["quest_type"]["category_counts"]
+    assert [counts[v] for v in vocabulary] == sorted(counts.values(), reverse=True)  # (the sample is the whole log)
+    buckets = encoding["hash_buckets"]["quest_type"]
+    assert buckets == 1  # six values: one out-of-vocabulary code
+    dataset = QuestSequence(id_split, "train", batch_size=100_000, shuffle=False)
+    assert dataset.feature_names == encoding["numeric"] + encoding["code_columns"]
+    assert dataset.code_counts() == [1 + buckets + len(vocabulary)]
     x = dataset[0][0]
-    assert set(np.unique(x[:, columns])) <= {0.0, 1.0} and np.all(x[:, columns].sum(axis=1) <= 1.0)
-    assert x[:, columns].sum() > 0
-    with pytest.raises(ValueError, match="categorical='code' is no longer available"):
-        QuestSequence(id_split, categorical="code")
+    source = pd.read_csv(id_log)
+    rows = x["numbers"][:, ids_of(dataset)].astype(np.int64)  # attempt_id is the source row
+    expected = [1 + buckets + vocabulary.index(value) for value in source["quest_type"].to_numpy()[rows]]
+    codes = x["codes"][:, dataset.input_names()["codes"].index("quest_type")]
+    np.testing.assert_array_equal(codes, expected)
 
 
 def test_feature_moments_match_the_data(id_split):
     dataset = QuestSequence(id_split, "train", batch_size=100_000, shuffle=False)
-    x = dataset[0][0]
+    x = dataset[0][0]["numbers"]
     mean, variance = dataset.feature_moments()
     assert mean.shape == variance.shape == (x.shape[1],)
     # The manifest covers train and validate rows together; the train subset is 80 % of them.
     scale = np.sqrt(variance) + 1e-3
     assert np.all(np.abs(mean - x.mean(axis=0)) < 0.1 * scale)
-    constant = x.std(axis=0) == 0  # an <other> column no row reached: normalised with variance 1, not 0
+    constant = x.std(axis=0) == 0  # a column with one value: normalised with variance 1, not 0
     assert np.all(variance[constant] == 1.0)
     assert np.all(np.abs(np.sqrt(variance) - x.std(axis=0))[~constant] < 0.1 * scale[~constant])
 
@@ -211,15 +232,15 @@ def test_shards_for_multiworker_training_are_equal_disjoint_and_complete(id_spli
             part.set_epoch(epoch)
         assert len({len(p) for p in parts}) == 1  # same number of batches
         batches = [[p[i] for i in range(len(p))] for p in parts]
-        shapes = {tuple(len(b[0]) for b in process) for process in batches}
+        shapes = {tuple(len(b[1]) for b in process) for process in batches}
         assert len(shapes) == 1  # and the same shapes, batch by batch
         weights = np.concatenate([b[2] for process in batches for b in process])
         assert set(np.unique(weights)) <= {0.0, 1.0} and (weights == 0).sum() == 3 * parts[0].equal_shards.rows_per_process - total
-        seen = np.concatenate([b[0][b[2] > 0][:, column] for process in batches for b in process])
+        seen = np.concatenate([b[0]["numbers"][b[2] > 0][:, column] for process in batches for b in process])
         np.testing.assert_array_equal(np.sort(seen), expected_ids(id_split, "train"))
-    first_epoch = np.concatenate([dataset.shard(0, 3)[i][0][:, column] for i in range(2)])
+    first_epoch = np.concatenate([dataset.shard(0, 3)[i][0]["numbers"][:, column] for i in range(2)])
     dataset.set_epoch(0)
-    assert not np.array_equal(first_epoch, np.concatenate([dataset.shard(0, 3)[i][0][:, column] for i in range(2)]))
+    assert not np.array_equal(first_epoch, np.concatenate([dataset.shard(0, 3)[i][0]["numbers"][:, column] for i in range(2)]))
     with pytest.raises(ValueError):
         dataset.shard(3, 3)
     with pytest.raises(ValueError, match="already shard"):
@@ -243,30 +264,36 @@ def test_equal_shards_cover_every_row_once_with_equal_batches(total, batch, coun
         EqualShards(count - 1, batch, count)
 
 
-def test_moments_of_one_hot_and_other_columns_are_the_frequencies(id_log, tmp_path):
+def test_a_value_first_met_after_the_sample_takes_the_out_of_vocabulary_code(id_log, tmp_path):
     split = tmp_path / "split"
     model_ready_split(id_log, split, fill="mean", **ID_SPLIT_OPTIONS)
-    demote_to_other(split, "quest_type", load_manifest(split)["schema"]["categories"]["quest_type"][0])
-    datasets = [QuestSequence(split, subset, batch_size=None, shuffle=False) for subset in ("train", "validate")]
-    x = np.concatenate([d[i][0] for d in datasets for i in range(len(d))])  # every source row
-    mean, variance = datasets[0].feature_moments()
-    names = datasets[0].feature_names
-    one_hot = [i for i, n in enumerate(names) if n.startswith("quest_type=")]
-    other = names.index("quest_type=<other>")
-    assert x[:, other].sum() > 0 and load_manifest(split)["stats"]["quest_type"]["oov"] == x[:, other].sum()
-    frequency = x[:, one_hot].mean(axis=0, dtype=np.float64)
-    np.testing.assert_allclose(mean[one_hot], frequency, rtol=1e-6)
-    np.testing.assert_allclose(variance[one_hot], frequency * (1 - frequency), rtol=1e-5)
-    numeric = names.index("stamina")  # filled with the mean: the moments account for the filled rows
-    np.testing.assert_allclose(mean[numeric], x[:, numeric].mean(dtype=np.float64), rtol=1e-4)
-    np.testing.assert_allclose(variance[numeric], x[:, numeric].var(dtype=np.float64), rtol=1e-3)
+    demoted = load_manifest(split)["schema"]["categories"]["quest_type"][0]
+    demote_to_other(split, "quest_type", demoted)
+    manifest = load_manifest(split)
+    kept = manifest["schema"]["encoding"]["vocabularies"]["quest_type"]
+    assert demoted not in kept and manifest["schema"]["encoding"]["hash_buckets"]["quest_type"] == 1
+    datasets = {source: [QuestSequence(split, subset, batch_size=None, shuffle=False, source=source)
+                         for subset in ("train", "validate")] for source in ("npy", "csv")}
+    x = {source: [d[i][0] for d in parts for i in range(len(d))] for source, parts in datasets.items()}
+    for npy, csv in zip(x["npy"], x["csv"]):  # the CSV loader hashes the value into the bucket the npy shards hold
+        assert_same_inputs(csv, npy)
+    every_row = datasets["npy"][0]
+    codes = np.concatenate([batch["codes"][:, every_row.input_names()["codes"].index("quest_type")] for batch in x["npy"]])
+    numbers = np.concatenate([batch["numbers"] for batch in x["npy"]])
+    source = pd.read_csv(id_log)["quest_type"].to_numpy()[numbers[:, ids_of(every_row)].astype(np.int64)]
+    assert np.all((codes == 1) == (source == demoted)) and (codes == 1).sum() == manifest["stats"]["quest_type"]["oov"] > 0
+    np.testing.assert_array_equal(codes[source != demoted], [2 + kept.index(v) for v in source[source != demoted]])
+    mean, variance = every_row.feature_moments()
+    numeric = every_row.input_names()["numbers"].index("stamina")  # filled with the mean: the moments account for the filled rows
+    np.testing.assert_allclose(mean[numeric], numbers[:, numeric].mean(dtype=np.float64), rtol=1e-4)
+    np.testing.assert_allclose(variance[numeric], numbers[:, numeric].var(dtype=np.float64), rtol=1e-3)
 
 
-def test_a_features_file_of_another_shape_is_refused_naming_it(id_log, tmp_path):
+def test_a_numbers_or_codes_file_of_another_shape_dtype_or_range_is_refused_naming_it(id_log, tmp_path):
     split = tmp_path / "split"
     model_ready_split(id_log, split, fill="zero", **ID_SPLIT_OPTIONS)
     manifest = load_manifest(split)
-    features = split / manifest["subsets"]["train"]["shards"][1]["files"]["features"]["name"]
+    features = split / manifest["subsets"]["train"]["shards"][1]["files"]["numbers"]["name"]
     x = np.load(features)
     np.save(features, np.ascontiguousarray(x.reshape(x.shape[1], x.shape[0])))  # same bytes, transposed shape
     reader = QuestSequence(split, "train", batch_size=10, shuffle=False, verify="off").reader
@@ -277,6 +304,18 @@ def test_a_features_file_of_another_shape_is_refused_naming_it(id_log, tmp_path)
     np.save(features, x.astype(np.float64)[:, : x.shape[1] // 2])  # same size, another dtype
     with pytest.raises(ValueError, match=rf"{features.name} holds float64 values"):
         reader.read([(1, np.arange(5))])
+    np.save(features, x)
+    codes_path = split / manifest["subsets"]["train"]["shards"][2]["files"]["codes"]["name"]
+    codes = np.load(codes_path)
+    assert codes.dtype == np.uint8
+    np.save(codes_path, codes.astype(np.uint16))
+    with pytest.raises(ValueError, match=rf"{codes_path.name} holds uint16 values of shape \({len(codes)}, 1\), the "
+                                         rf"manifest says uint8"):
+        reader.read([(2, np.arange(5))])
+    codes[3, 0] = 1 + 1 + len(manifest["schema"]["encoding"]["vocabularies"]["quest_type"])  # one past the last code
+    np.save(codes_path, codes)
+    with pytest.raises(ValueError, match=rf"{codes_path.name} holds a code outside the range of quest_type \(0..7\)"):
+        reader.read([(2, np.arange(5))])
 
 
 def test_older_splits_without_an_encoding_are_refused(id_split, tmp_path):
@@ -297,7 +336,7 @@ def test_pickles_without_open_files(id_split):
     before = dataset[2]
     clone = pickle.loads(pickle.dumps(dataset))
     assert clone.reader._cache == {}
-    np.testing.assert_array_equal(clone[2][0], before[0])
+    assert_same_inputs(clone[2][0], before[0])
 
 
 def test_bad_arguments_are_value_errors(id_split, tmp_path):

@@ -3,7 +3,7 @@
 :func:`model_ready_split` is :func:`questlearn.split.split_csv` with the CSV
 shards kept (the loader's CSV path is compared with the ``.npy`` one) and the
 fill named; :func:`demote_to_other` rewrites a split as if one category had
-first appeared after the sample, to test the ``<other>`` column;
+first appeared after the sample, to test the out-of-vocabulary codes;
 :func:`ids_in_shard_order` and :func:`expected_ids` read which rows a subset
 holds; :func:`write_parts` writes a folder of part files (as Spark does) and
 :func:`assert_same_statistics` compares a parallel split's statistics with a
@@ -22,7 +22,7 @@ import pytest
 
 from questlearn.manifest import _files as manifest_module
 from questlearn.manifest._files import load_manifest
-from questlearn.schema.encoding import Encoding
+from questlearn.schema.encoding import Encoding, fingerprint_buckets
 from questlearn.split import split_csv
 from questlearn.synth import write_quest_log
 
@@ -59,26 +59,30 @@ def file_entry(root: Path, name: str) -> dict:
 
 def demote_to_other(split_dir: Path, column: str, value: str) -> None:
     """Rewrite a model-ready split as if ``value`` of ``column`` had been first
-    met after the sample: its rows move to ``column=<other>`` (npy shards and
-    statistics; CSV shards need no change: the loader encodes them with the
-    new vocabulary)."""
+    met after the sample: its rows take its out-of-vocabulary bucket's code and
+    the later vocabulary codes move down by one (npy shards and statistics; CSV
+    shards need no change: the loader encodes them with the new vocabulary)."""
     path = split_dir / manifest_module.MANIFEST_NAME
     manifest = json.loads(path.read_text(encoding="utf-8"))
     encoding = Encoding.from_record(manifest["schema"]["encoding"])
-    names = encoding.columns()
-    moved, other = names.index(f"{column}={value}"), names.index(f"{column}=<other>")
+    position = encoding.code_columns.index(column)
+    buckets = encoding.hash_buckets[column]
+    moved = 1 + buckets + encoding.vocabularies[column].index(value)
+    bucket = 1 + int(fingerprint_buckets([value], buckets)[0])
     for subset in manifest["subsets"].values():
         for shard in subset["shards"]:
             files = shard["files"]
-            if "features" not in files:
+            if "codes" not in files:
                 continue
-            features_path = split_dir / files["features"]["name"]
-            x = np.load(features_path)
-            x[:, other] += x[:, moved]
-            np.save(features_path, np.delete(x, moved, axis=1))
-            files["features"] = file_entry(split_dir, files["features"]["name"])
+            codes_path = split_dir / files["codes"]["name"]
+            codes = np.load(codes_path)
+            column_codes = codes[:, position].astype(np.int64)
+            codes[:, position] = np.where(column_codes == moved, bucket, column_codes - (column_codes > moved))
+            np.save(codes_path, codes)
+            files["codes"] = file_entry(split_dir, files["codes"]["name"])
     encoding.vocabularies[column].remove(value)
-    encoding = Encoding(encoding.fill, encoding.numeric, encoding.fill_values, encoding.categorical, encoding.vocabularies)
+    encoding = Encoding(encoding.fill, encoding.numeric, encoding.fill_values, encoding.categorical, encoding.vocabularies,
+                        encoding.hash_buckets, encoding.datetimes)
     manifest["schema"]["encoding"] = encoding.as_record()
     manifest["schema"]["categories"][column] = list(encoding.vocabularies[column])
     stats = manifest["stats"][column]
