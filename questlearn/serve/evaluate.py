@@ -3,12 +3,21 @@
 ``INPUT`` is a labelled source (read like ``questlearn predict`` reads it,
 through ``inference.keras``) or a split directory (its ``validate`` subset,
 read from the shards through ``model.keras``). Rows stream through in
-blocks; the metrics are Keras's own, updated block by block, so the
-figures agree with ``model.evaluate`` on the same rows.
+blocks; loss, accuracy, MAE and RMSE are Keras's own metrics, updated
+block by block, so they agree with ``model.evaluate`` on the same rows.
 
 Classification: loss (cross-entropy), accuracy, ROC AUC, the majority
 baseline (accuracy of always predicting the most frequent class of these
 rows) and the confusion matrix (rows: true class, columns: predicted).
+The ROC AUC is the exact one of the predicted probabilities (the
+Mann–Whitney U statistic, ties counting one half; see ``_auc``), not
+Keras's 200-threshold approximation that training reports: two classes,
+the AUC of class 1's probability; more, the mean one-vs-rest AUC over the
+classes present in the scored rows. ``auc_over`` says which (and
+``auc_classes_absent`` names the classes left out; ``auc`` is null when
+fewer than two classes are present). ``auc_max_error`` is 0 (exact) unless
+the rows outgrew the exact buffer (16 million rows of a binary model), then
+it is the computed bound of the histogram's error (2**-13 relative bins).
 Regression: loss (MSE), MAE, RMSE and the predict-the-training-mean
 baseline's MAE and RMSE.
 
@@ -27,6 +36,7 @@ from ..errors import InputFormatError, SchemaError
 from ..io.csvscan import DEFAULT_BLOCK_SIZE
 from ..manifest._files import MANIFEST_NAME
 from ..schema._columns import label_strings
+from ._auc import StreamingAUC
 
 
 class _Tally:
@@ -34,7 +44,6 @@ class _Tally:
 
     def __init__(self, spec: dict):
         from ..quiet import keras
-        from ..train.model import SparseAUC
 
         self.spec, self.rows = spec, 0
         self.regression = spec["task"] == "regression"
@@ -46,8 +55,9 @@ class _Tally:
         else:
             classes = len(spec["classes"])
             self.metrics = {"loss": keras.metrics.SparseCategoricalCrossentropy(),
-                            "accuracy": keras.metrics.SparseCategoricalAccuracy(), "auc": SparseAUC(classes)}
+                            "accuracy": keras.metrics.SparseCategoricalAccuracy()}
             self.confusion = np.zeros((classes, classes), np.int64)
+            self.auc = StreamingAUC(classes)
 
     def update(self, outputs: np.ndarray, labels: np.ndarray) -> None:
         if not len(labels):
@@ -60,6 +70,7 @@ class _Tally:
             self.baseline_sq += float(((labels - self.mean) ** 2).sum())
         else:
             np.add.at(self.confusion, (labels, outputs.argmax(axis=1)), 1)
+            self.auc.update(outputs, labels)
         for metric in self.metrics.values():
             metric.update_state(labels, outputs)
 
@@ -67,17 +78,39 @@ class _Tally:
         if not self.rows:
             raise InputFormatError("no rows to evaluate: the input holds no data rows")
         report = {name: float(metric.result()) for name, metric in self.metrics.items()}
+        if not self.regression:
+            counts = self.confusion.sum(axis=1)
+            report.update(self._auc_report(counts))
         report["rows"] = self.rows
         if self.regression:
             report["baseline"] = {"predicts": "the training mean", "value": self.mean,
                                   "mae": self.baseline_abs / self.rows, "rmse": (self.baseline_sq / self.rows) ** 0.5}
         else:
-            counts = self.confusion.sum(axis=1)
             report["majority_baseline"] = float(counts.max() / counts.sum())
             report["majority_class"] = self.spec["classes"][int(counts.argmax())]
             report["classes"] = list(self.spec["classes"])
             report["confusion_matrix"] = self.confusion.tolist()
         return report
+
+    def _auc_report(self, counts: np.ndarray) -> dict:
+        """``auc`` over the classes with positive and negative rows, ``auc_over`` and ``auc_classes_absent``."""
+        classes = list(self.spec["classes"])
+        absent = [name for name, count in zip(classes, counts) if not count]
+        present = [index for index, count in enumerate(counts) if 0 < count < self.rows]
+        results = self.auc.result()
+        if len(classes) == 2:
+            used = [results[0]] if present else []
+            over = f"the probability of class {classes[1]!r}"
+        else:
+            used = [results[index] for index in present]
+            over = f"one-vs-rest over {len(present)} of {len(classes)} classes"
+        if not used:
+            over = f"undefined: the scored rows hold only class {classes[int(np.argmax(counts))]!r}"
+        elif absent:
+            over += "; absent from the scored rows: " + ", ".join(repr(name) for name in absent)
+        return {"auc": float(np.mean([auc for auc, _ in used])) if used else None, "auc_over": over,
+                "auc_classes_absent": absent,
+                "auc_max_error": float(np.mean([error for _, error in used])) if used else 0.0}
 
 
 def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_size: int = 8192,

@@ -86,23 +86,40 @@ def test_malformed_rows_stop_with_file_line_and_byte(trained, tmp_path, kind):
 
 
 @pytest.mark.timeout(300)
-def test_evaluate_agrees_with_model_evaluate(trained):
+def test_evaluate_agrees_with_model_evaluate_and_its_auc_is_exact(trained):
     _, split_dir, result = trained
     data = QuestSequence(split_dir, "validate", batch_size=256, shuffle=False)
     expected = result.model.evaluate(data, verbose=0, return_dict=True)
+    p1 = result.model.predict(data, verbose=0)[:, 1].astype(np.float64)
+    labels = np.concatenate([data[i][1] for i in range(len(data))]).reshape(-1)
+    pairs = p1[labels == 1][:, None] - p1[labels == 0][None, :]
+    exact_auc = ((pairs > 0).sum() + 0.5 * (pairs == 0).sum()) / pairs.size  # the definition, pair by pair
     manifest = json.loads((split_dir / "manifest.json").read_text())
     (shard,) = manifest["subsets"]["validate"]["shards"]
     for source in (split_dir, split_dir / shard["files"]["csv"]["name"]):
         report = evaluate(result.model_dir, source, block_size=16 * 1024)
         assert report["rows"] == manifest["subsets"]["validate"]["rows"]
-        for key in ("loss", "accuracy", "auc"):
+        for key in ("loss", "accuracy"):
             assert report[key] == pytest.approx(expected[key], abs=1e-4), (source, key)
+        assert report["auc"] == pytest.approx(exact_auc, abs=1e-4), source  # the file is read through inference.keras
+        assert report["auc_max_error"] == 0.0 and report["auc_classes_absent"] == []
         matrix = np.asarray(report["confusion_matrix"])
         assert matrix.sum() == report["rows"]
         assert np.trace(matrix) / matrix.sum() == pytest.approx(report["accuracy"], abs=1e-6)
         counts = [shard["label_counts"].get(c, 0) for c in report["classes"]]
         assert matrix.sum(axis=1).tolist() == counts
         assert report["majority_baseline"] == pytest.approx(max(counts) / sum(counts))
+
+
+@pytest.mark.timeout(300)
+def test_evaluate_gives_no_auc_for_rows_of_one_class_and_names_the_absent_one(trained, tmp_path):
+    log, _, result = trained
+    rows = pd.read_csv(log, nrows=400)
+    rows[rows["cleared"] == 1].to_csv(tmp_path / "cleared_only.csv", index=False)
+    report = evaluate(result.model_dir, tmp_path / "cleared_only.csv")
+    assert report["auc"] is None and report["auc_classes_absent"] == ["0"]
+    assert report["auc_over"] == "undefined: the scored rows hold only class '1'"
+    assert report["rows"] == (rows["cleared"] == 1).sum()
 
 
 @pytest.mark.timeout(300)
