@@ -147,6 +147,13 @@ def _evaluate(args) -> None:
     print(json.dumps(evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress), indent=1))
 
 
+def _export(args) -> None:
+    from .serve.export import export_saved_model
+
+    target = export_saved_model(args.model_dir, target=args.output)
+    print(f"wrote the SavedModel {target}: its serving_default signature takes the raw feature columns by name")
+
+
 def _plot(args) -> None:
     try:
         import matplotlib
@@ -327,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
+
+    export = command("export", "write a trained model for a serving system: a TensorFlow SavedModel whose "
+                               "signature takes the raw columns by name")
+    export.add_argument("model_dir", type=Path, help="a trained model directory (holds inference.keras)")
+    export.add_argument("--format", choices=["saved_model"], default="saved_model", help="what to write")
+    export.add_argument("--output", type=Path, default=None,
+                        help="directory to create (default MODEL_DIR/saved_model); it must not exist")
+    export.set_defaults(run=_export)
 
     plot = command("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput "
                            "per epoch of a training run")

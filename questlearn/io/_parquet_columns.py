@@ -11,8 +11,10 @@ refused here, with the column and the reason, before a row is dealt:
 * strings, dictionary-encoded or not, are decided as a CSV column is
   (numeric, categorical, text, or the label); a dictionary of numbers is
   numeric;
-* dates, times and timestamps are not features yet: they are kept as
-  ISO-8601 text (``2024-05-01T12:00:00.000000Z``) in the CSV copies;
+* dates and timestamps are carried as ISO-8601 text (``2024-05-01T12:00:00.000000Z``;
+  a timestamp with a time zone as its wall clock there, with the offset:
+  ``2024-05-01T08:00:00.000000-0400``), which the split reads as a datetime
+  feature; times of day are kept as text;
 * binary, list, struct, map and other nested columns can be neither a
   feature nor a field of a CSV copy. They are left out (with a printed
   note), and refused when CSV copies are requested or when one is named as
@@ -32,6 +34,7 @@ import pyarrow.compute as pc
 from ..errors import InputFormatError, SchemaError
 
 NUMBER, DURATION, STRING, DATETIME, NESTED = "number", "duration", "string", "datetime", "nested"
+UTC_NAMES = ("UTC", "utc", "Etc/UTC", "Z", "+00:00", "GMT", "Etc/GMT")
 EXACT_INTEGERS = 2 ** 53  # float64 holds every integer up to this one
 SECONDS_PER_UNIT = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
@@ -72,9 +75,11 @@ def carried_column(column, reading: str):
     kind = column.type
     if reading == DATETIME:
         if pa.types.is_timestamp(kind):
-            zone = "Z" if kind.tz is not None else ""
-            column = column.cast(pa.timestamp(kind.unit, "UTC" if zone else None))
-            return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S" + zone)
+            if kind.tz is None:
+                return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S")
+            if kind.tz in UTC_NAMES:
+                return pc.strftime(column.cast(pa.timestamp(kind.unit, "UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+            return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S%z")  # the wall clock in its zone, with the offset
         return column.cast(pa.string())
     if reading == DURATION:
         return pc.divide(column.cast(pa.int64()).cast(pa.float64()), SECONDS_PER_UNIT[kind.unit])

@@ -46,7 +46,7 @@ _encoding = {  # questlearn.schema.encoding.Encoding.as_record: how the features
         "vocabularies": {"type": "object", "additionalProperties": {**_strings, "maxItems": MAX_CATEGORIES}},
         "hash_buckets": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1,
                                                                     "maximum": MAX_HASH_BUCKETS}},
-        "datetimes": {"type": "object", "additionalProperties": {"type": "object"}},
+        "datetimes": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 200}},
         "code_columns": {**_names, "uniqueItems": True},
         "code_counts": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_COLUMNS},
         "code_dtype": {"enum": ["uint8", "uint16", "int32"]},

@@ -158,6 +158,8 @@ _GROUPS = {pattern: tuple(sorted(re.compile(body).groupindex, key=re.compile(bod
 _SAMPLES = {pattern: sample for _, pattern, _, sample in _SPECS}  # a value that parses, for tf_parse
 FORMATS = tuple(DatetimeFormat(name, pattern) for name, pattern, _, _ in _SPECS)
 """Every format, in the order :func:`detect_format` tries them."""
+ISO_8601 = FORMATS[1]
+"""The format of a datetime column whose sample holds no value (Parquet timestamps are carried as ISO-8601 text)."""
 _MONTH_FIRST, _DAY_FIRST = FORMATS[-2], FORMATS[-1]
 _AT_FIXED_PLACES = frozenset(pattern for _, pattern, body, _ in _SPECS if body.startswith(_ISO_DATE))
 

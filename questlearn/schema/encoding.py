@@ -94,9 +94,9 @@ class Encoding:
     hash_buckets : dict
         ``{column: H}``: out-of-vocabulary buckets of each categorical column.
     datetimes : dict
-        ``{column: format record}`` of the datetime features
-        (:class:`questlearn.schema.datetimes.DatetimeFormat`; ``{"native": true}``
-        for Parquet timestamp and date columns).
+        ``{column: format}`` of the datetime features: the pattern of their
+        :class:`questlearn.schema.datetimes.DatetimeFormat` (Parquet timestamps
+        and dates are read as ISO-8601 text).
     capped : dict
         ``{column: values in the sample}`` for the categorical columns whose
         sample showed more values than the vocabulary holds (printed, not recorded).
@@ -183,8 +183,8 @@ class Encoding:
             Out-of-vocabulary buckets of a column whose vocabulary has more
             than :data:`FEW_VALUES` values (or was capped); smaller ones get one.
         datetime_formats : dict, optional
-            ``{datetime column: DatetimeFormat or None}`` (None: a native
-            Parquet timestamp or date column).
+            ``{datetime column: DatetimeFormat or None}`` (None: no value in
+            the sample to tell; read as ISO 8601).
         """
         from . import datetimes as dt
 
@@ -203,15 +203,11 @@ class Encoding:
             if kind == "numeric":
                 add_number(name, _as_float(sample[name], null_values) if in_sample else np.empty(0))
             elif kind == "datetime":
-                fmt = datetime_formats.get(name)
-                dated[name] = {"native": True} if fmt is None else fmt.as_record()
+                fmt = datetime_formats.get(name) or dt.ISO_8601
+                dated[name] = fmt.as_record()
                 seconds, absent = (np.empty(0, np.int64), np.empty(0, bool))
                 if in_sample:
-                    column = sample[name]
-                    if fmt is None:
-                        seconds, absent = dt.from_arrow(column)
-                    else:
-                        seconds, absent, _ = dt.parse(_without_tokens(column, null_values), fmt)
+                    seconds, absent, _ = dt.parse(_without_tokens(pc.cast(sample[name], pa.string()), null_values), fmt)
                 add_number(f"{name}.days", dt.features(seconds, absent)["days"])
             elif kind == "categorical":
                 column = pc.cast(sample[name], pa.string()) if in_sample else pa.chunked_array([], pa.string())
@@ -233,8 +229,7 @@ class Encoding:
         """The encoding a manifest's ``schema.encoding`` describes."""
         return cls(record["fill"], list(record["numeric"]), [float(v) for v in record["fill_values"]],
                    list(record["categorical"]), {n: list(v) for n, v in record["vocabularies"].items()},
-                   {n: int(v) for n, v in record.get("hash_buckets", {}).items()},
-                   {n: dict(v) for n, v in record.get("datetimes", {}).items()})
+                   {n: int(v) for n, v in record.get("hash_buckets", {}).items()}, dict(record.get("datetimes", {})))
 
     def as_record(self) -> dict:
         """The manifest form (``schema.encoding``)."""
@@ -245,11 +240,10 @@ class Encoding:
                 "code_dtype": self.code_dtype.name}
 
     def datetime_format(self, name: str):
-        """The :class:`~questlearn.schema.datetimes.DatetimeFormat` of a datetime feature (None: native)."""
+        """The :class:`~questlearn.schema.datetimes.DatetimeFormat` of a datetime feature."""
         from .datetimes import DatetimeFormat
 
-        record = self.datetimes[name]
-        return None if record.get("native") else DatetimeFormat.from_record(record)
+        return DatetimeFormat.from_record(self.datetimes[name])
 
     def check_column_names(self) -> None:
         """Refuse two model inputs with the same name.

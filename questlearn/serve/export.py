@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import sys
 import zipfile
 import zlib
@@ -47,12 +49,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
+from ..errors import MissingPackageError, ModelFileError, OptionError, OutputFolderError
 from ..quiet import import_tensorflow, keras
 
 INFERENCE_MODEL = "inference.keras"
 INFERENCE_SPEC = "inference.json"
 TRAINED_MODEL = "model.keras"
+SAVED_MODEL = "saved_model"
 OOV_TOKEN = "\x00questlearn-out-of-vocabulary"
 NO_VALUE_TOKEN = "\x00questlearn-no-value"  # the lookup's placeholder vocabulary for a column with none
 NA_VALUES_OF_UNRECORDED_SPLITS = [""]  # what splits made before ``schema.na_values`` was recorded treated as missing
@@ -77,7 +80,7 @@ INFERENCE_SCHEMA = {  # what readers of inference.json rely on; unknown keys are
         "fill_values": {"type": "object", "additionalProperties": {"type": "number"}},
         "categories": {"type": "object", "additionalProperties": _strings},
         "hash_buckets": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
-        "datetimes": {"type": "object", "additionalProperties": {"type": "object"}},
+        "datetimes": {"type": "object", "additionalProperties": {"type": "string"}},
         "numbers": _strings,
         "codes": _strings,
         "code_counts": {"type": "array", "items": {"type": "integer", "minimum": 1}},
@@ -131,7 +134,7 @@ def inference_spec(reader) -> dict:
         "fill_values": {n: float(fill_values[n]) for n in names.get("numbers", [])},
         "categories": {n: list(encoding.vocabularies[n]) for n in reader.categorical_features},
         "hash_buckets": {n: int(encoding.hash_buckets[n]) for n in reader.categorical_features},
-        "datetimes": {n: dict(encoding.datetimes[n]) for n in reader.datetime_features},
+        "datetimes": {n: encoding.datetimes[n] for n in reader.datetime_features},
         "numbers": names.get("numbers", []),
         "codes": names.get("codes", []),
         "code_counts": reader.code_counts(),
@@ -351,14 +354,31 @@ def export_models(trained: keras.Model, reader, model_dir) -> Path:
     inference = build_inference_model(portable, spec)
     inference.save(path)
     if keras.backend.backend() == "tensorflow":
+        shutil.rmtree(model_dir / SAVED_MODEL, ignore_errors=True)  # this run's export replaces the last run's
         export_saved_model(model_dir, model=inference, spec=spec)
     return path
 
 
-SAVED_MODEL = "saved_model"
+
+def signature_names(columns) -> dict:
+    """``{column: argument name}`` of the serving signature: TensorFlow allows letters, digits, ``_``, ``.``
+    and ``-`` (not first); other characters become ``_``, and a name taken twice gets a number."""
+    import re
+
+    names, used = {}, set()
+    for column in columns:
+        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", column)
+        name = name if re.match(r"[A-Za-z0-9.]", name) else f"c{name}"
+        candidate, number = name, 1
+        while candidate in used:
+            number += 1
+            candidate = f"{name}_{number}"
+        used.add(candidate)
+        names[column] = candidate
+    return names
 
 
-def export_saved_model(model_dir, *, model=None, spec=None) -> Path:
+def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path:
     """Write ``MODEL_DIR/saved_model``: a TensorFlow SavedModel serving raw columns.
 
     Its ``serving_default`` signature takes one 1-D tensor per feature
@@ -373,21 +393,33 @@ def export_saved_model(model_dir, *, model=None, spec=None) -> Path:
         A directory written by ``questlearn train``.
     model, spec : optional
         ``inference.keras`` and ``inference.json``, when already loaded.
+    target : str or Path, optional
+        The directory to create (default ``MODEL_DIR/saved_model``); one
+        that exists is refused, never replaced.
 
     Returns
     -------
     Path
         The SavedModel's directory.
     """
-    tf = import_tensorflow()
+    try:
+        tf = import_tensorflow()
+    except ImportError:
+        raise MissingPackageError("a SavedModel needs TensorFlow: pip install 'questlearn[tensorflow]'") from None
+    if keras.backend.backend() != "tensorflow":
+        raise OptionError(f"a SavedModel is written with the TensorFlow backend; the Keras backend here is "
+                          f"{keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
     from ..schema.datetimes import DatetimeFormat, tf_parse
 
     model_dir = Path(model_dir)
+    target = Path(target) if target is not None else model_dir / SAVED_MODEL
+    if target.exists():
+        raise OutputFolderError(f"{target} already exists: remove it, or write the SavedModel elsewhere (--output DIR)")
     spec = spec if spec is not None else read_inference_spec(model_dir)
     model = model if model is not None else load_saved_model(model_dir / INFERENCE_MODEL)
     kinds = {f["name"]: f["kind"] for f in spec["features"]}
     formats = {n: DatetimeFormat.from_record(r) for n, r in spec["datetimes"].items()}
-    keys = {name: layer_name(name, set()) for name in kinds}  # signature argument names: the input names
+    keys = signature_names(kinds)
     signature = {keys[n]: tf.TensorSpec([None], tf.float32 if k == "numeric" else tf.string, name=keys[n])
                  for n, k in kinds.items()}
     output = "prediction" if spec["task"] == "regression" else "probabilities"
@@ -404,6 +436,8 @@ def export_saved_model(model_dir, *, model=None, spec=None) -> Path:
 
     module = tf.Module()
     module.model, module.serve = model, serve
-    target = model_dir / SAVED_MODEL
-    tf.saved_model.save(module, str(target), signatures={"serving_default": serve})
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tf.saved_model.save(module, str(partial), signatures={"serving_default": serve})
+    os.replace(partial, target)  # complete, or not there
     return target

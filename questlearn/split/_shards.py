@@ -107,6 +107,8 @@ class ShardFiles:
         """Write ``payload`` (bytes-like, or a list of them) to ``part``, hashing it."""
         handle, digest = self.handles[part], self.hashes[part]
         for piece in payload if isinstance(payload, list) else (payload,):
+            if not memoryview(piece).nbytes:  # a block without columns (no numbers, or no codes): nothing to write
+                continue
             digest.update(piece)
             view = memoryview(piece).cast("B")
             while len(view):
