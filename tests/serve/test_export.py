@@ -56,14 +56,18 @@ def test_unseen_and_missing_categories_are_encoded_as_in_training(trained):
     unseen.loc[0, "stamina"] = np.nan
     spec = json.loads((result.model_dir / "inference.json").read_text())
     encoding = Encoding.from_record(json.loads((split_dir / "manifest.json").read_text())["schema"]["encoding"])
-    assert spec["columns"] == encoding.columns() and spec["fill_values"] == dict(zip(encoding.numeric, encoding.fill_values))
-    for frame in (unseen, missing):  # unseen: the quest_type=<other> column; missing: all zeros; stamina: the fill
-        encoded, _ = encoding.encode({n: frame[n].to_numpy(np.float64) for n in encoding.numeric},
-                                     {n: pa.array(frame[n], pa.string()) for n in encoding.categorical})
-        other = encoded[:, encoding.columns().index("quest_type=<other>")]
-        assert np.all(other == (1.0 if frame is unseen else 0.0))
+    assert (spec["numbers"], spec["codes"]) == (encoding.numeric, encoding.code_columns)
+    assert spec["columns"] == encoding.numeric + encoding.code_columns and spec["code_counts"] == encoding.code_counts
+    assert spec["fill_values"] == dict(zip(encoding.numeric, encoding.fill_values))
+    assert spec["hash_buckets"] == {"quest_type": 1}
+    for frame in (unseen, missing):  # unseen: the out-of-vocabulary code 1; missing: code 0; stamina: the fill
+        numbers, codes, _ = encoding.encode({n: frame[n].to_numpy(np.float64) for n in encoding.numeric},
+                                            {n: pa.array(frame[n], pa.string()) for n in encoding.categorical})
+        assert np.all(codes[:, encoding.code_columns.index("quest_type")] == (1 if frame is unseen else 0))
+        assert numbers[0, encoding.numeric.index("stamina")] == np.float32(spec["fill_values"]["stamina"])
         np.testing.assert_allclose(predict_frame(result.model_dir, frame)[["p_0", "p_1"]].to_numpy(),
-                                   result.model.predict(encoded, verbose=0), atol=1e-5)
+                                   result.model.predict({"numbers": numbers, "codes": codes.astype(np.int32)}, verbose=0),
+                                   atol=1e-5)
 
 
 @pytest.mark.timeout(300)
@@ -72,12 +76,13 @@ def test_both_models_load_and_predict_where_questlearn_cannot_be_imported(traine
     _, x, _ = validate_rows(split_dir)
     rows = pd.read_csv(log, nrows=5)
     expected_inference = predict_frame(result.model_dir, rows)[["p_0", "p_1"]].to_numpy()
-    np.save(tmp_path / "x.npy", x[:5])
+    np.savez(tmp_path / "x.npz", **{block: values[:5] for block, values in x.items()})
     code = (
         "import sys, json\n"
         "sys.modules['questlearn'] = None  # any import of questlearn now fails\n"
         "import numpy as np, pandas as pd, keras, tensorflow as tf\n"
         "model_dir, log, x = sys.argv[1:4]\n"
+        "x = dict(np.load(x))  # the numbers and codes blocks\n"
         "inference = keras.saving.load_model(model_dir + '/inference.keras')\n"
         "spec = json.load(open(model_dir + '/inference.json'))\n"
         "rows = pd.read_csv(log, nrows=5)\n"
@@ -85,35 +90,43 @@ def test_both_models_load_and_predict_where_questlearn_cannot_be_imported(traine
         "          else tf.constant(rows[f['name']].fillna('').astype(str).to_numpy(object).reshape(-1, 1)) for f in spec['features']}\n"
         "trained = keras.saving.load_model(model_dir + '/model.keras')\n"
         "print('RESULT', json.dumps({'inference': np.asarray(inference.predict(inputs, verbose=0)).tolist(),\n"
-        "                            'trained': trained.predict(np.load(x), verbose=0).tolist(),\n"
+        "                            'trained': trained.predict(x, verbose=0).tolist(),\n"
         "                            'metrics': trained.metrics_names}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(result.model_dir), str(log), str(tmp_path / "x.npy")],
+    done = subprocess.run([sys.executable, "-c", code, str(result.model_dir), str(log), str(tmp_path / "x.npz")],
                           capture_output=True, text=True, env=run_env(), timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "Skipping variable loading" not in done.stderr, done.stderr[-2000:]
     got = json.loads(done.stdout.split("RESULT ", 1)[1])
     np.testing.assert_allclose(got["inference"], expected_inference, atol=1e-5)
-    np.testing.assert_allclose(got["trained"], result.model.predict(x[:5], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(got["trained"], result.model.predict({b: v[:5] for b, v in x.items()}, verbose=0), atol=1e-5)
 
 
 def test_columns_named_like_graph_operations_and_with_slashes(tmp_path):
     import keras
     import tensorflow as tf
 
+    from questlearn.schema.encoding import fingerprint_buckets
     from questlearn.serve.export import build_inference_model
 
     spec = {"features": [{"name": "where", "kind": "numeric"}, {"name": "isnan", "kind": "numeric"},
+                         {"name": "cast", "kind": "numeric"},
                          {"name": "get_item", "kind": "categorical"}, {"name": "a/b c", "kind": "categorical"},
-                         {"name": "never_seen", "kind": "categorical"}],
-            "fill_values": {"where": 1.0, "isnan": 2.0},
-            "categories": {"get_item": ["x", "y"], "a/b c": ["u"], "never_seen": []}}
-    inputs = keras.Input((8,))
-    identity = keras.Model(inputs, keras.layers.Identity()(inputs), name="quest_mlp")
+                         {"name": "never_seen", "kind": "categorical"}, {"name": "string_lookup", "kind": "categorical"}],
+            "fill_values": {"where": 1.0, "isnan": 2.0, "cast": 3.0},
+            "categories": {"get_item": ["x", "y"], "a/b c": ["u"], "never_seen": [], "string_lookup": ["p", "q"]},
+            "hash_buckets": {"get_item": 1, "a/b c": 1, "never_seen": 1, "string_lookup": 64},
+            "numbers": ["where", "isnan", "cast"], "codes": ["get_item", "a/b c", "never_seen", "string_lookup"],
+            "code_counts": [4, 3, 2, 67], "datetimes": {}}
+    blocks = {"numbers": keras.Input((3,), name="numbers"), "codes": keras.Input((4,), dtype="int32", name="codes")}
+    joined = keras.layers.Concatenate()([blocks["numbers"], keras.ops.cast(blocks["codes"], "float32")])
+    identity = keras.Model(blocks, joined, name="quest_mlp")  # the blocks the trained network would get, side by side
     build_inference_model(identity, spec).save(tmp_path / "m.keras")
     model = keras.saving.load_model(tmp_path / "m.keras")
     rows = {"where": tf.constant([[np.nan], [5.0]]), "isnan": tf.constant([[1.0], [np.nan]]),
+            "cast": tf.constant([[np.nan], [7.0]]),
             "get_item": tf.constant([["y"], ["unseen"]]), "a/b c": tf.constant([["u"], [""]]),
-            "never_seen": tf.constant([["v"], [""]])}
-    # get_item: x, y, <other>; a/b c: u, <other>; never_seen: <other> only. Missing ("") is all zeros.
-    np.testing.assert_array_equal(model.predict(rows, verbose=0), [[1, 1, 0, 1, 0, 1, 0, 1], [5, 2, 0, 0, 1, 0, 0, 0]])
+            "never_seen": tf.constant([["v"], [""]]), "string_lookup": tf.constant([["q"], ["a value hashed"]])}
+    # Codes: 0 missing (""), 1..H the hashed out-of-vocabulary buckets, then the vocabulary.
+    hashed = 1 + int(fingerprint_buckets(["a value hashed"], 64)[0])
+    np.testing.assert_array_equal(model.predict(rows, verbose=0), [[1, 1, 3, 3, 2, 1, 66], [5, 2, 7, 1, 0, 0, hashed]])

@@ -243,12 +243,13 @@ def test_a_damaged_keras_file_is_reported_as_damaged_not_as_missing(trained, tmp
 
 
 @pytest.mark.timeout(300)
-def test_evaluate_refuses_a_shard_whose_sha256_does_not_match_in_one_line(trained, tmp_path, capsys):
+@pytest.mark.parametrize("part", ["numbers", "codes"])
+def test_evaluate_refuses_a_shard_whose_sha256_does_not_match_in_one_line(trained, tmp_path, capsys, part):
     _, split_dir, result = trained
     copy = tmp_path / "split"
     shutil.copytree(split_dir, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    features = copy / manifest["subsets"]["validate"]["shards"][0]["files"]["features"]["name"]
+    features = copy / manifest["subsets"]["validate"]["shards"][0]["files"][part]["name"]
     data = bytearray(features.read_bytes())
     data[-5] ^= 0x01  # same size: only the hash can tell
     features.write_bytes(bytes(data))

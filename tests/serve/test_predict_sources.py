@@ -12,6 +12,7 @@ from splits import model_ready_split
 from trained import train_small_model
 
 from questlearn.data.dataset import QuestSequence
+from questlearn.schema.encoding import DEFAULT_HASH_BUCKETS, fingerprint_buckets
 from questlearn.serve.evaluate import evaluate
 from questlearn.serve.predict import predict_file, predict_frame
 from questlearn.synth import write_quest_log
@@ -64,28 +65,37 @@ def test_evaluate_agrees_across_source_kinds(trained, new_rows):
 
 
 @pytest.mark.timeout(300)
-def test_a_column_with_an_other_category_is_encoded_as_in_training(tmp_path):
+def test_a_column_with_hashed_out_of_vocabulary_values_is_encoded_as_in_training(tmp_path):
     rng = np.random.default_rng(3)
     rows = 3000
     guild = [f"g{i % 5}" for i in range(rows)]
-    guild[2500:] = [f"late{i}" for i in range(2500, rows)]  # past max_categories: one <other> column
+    guild[2500:] = [f"late{i}" for i in range(2500, rows)]  # past max_categories: the hashed buckets
     frame = pd.DataFrame({"guild": guild, "level": rng.integers(1, 60, rows).astype(float),
                           "cleared": rng.integers(0, 2, rows)})
-    frame.loc[::37, "guild"] = None  # missing: all zeros, not <other>
+    frame.loc[::37, "guild"] = None  # missing: code 0, not a bucket
     source = tmp_path / "guilds.csv"
     frame.to_csv(source, index=False)
     model_ready_split(source, tmp_path / "split", categorical_columns=["guild"], max_categories=10, rows_per_shard=rows,
-              val_fraction=0.3, verbose=False)
+                      val_fraction=0.3, verbose=False)
     result = train(tmp_path / "split", tmp_path / "model", epochs=1, batch_size=256, workers=1, verbose=0)
     validate = QuestSequence(tmp_path / "split", "validate", batch_size=None, shuffle=False)
-    assert validate.feature_names[-1] == "guild=<other>"
+    assert validate.input_names()["codes"] == ["guild"]
     x, _ = validate[0]
     manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    encoding = manifest["schema"]["encoding"]
+    vocabulary, buckets = encoding["vocabularies"]["guild"], encoding["hash_buckets"]["guild"]
+    assert len(vocabulary) == 10 and sorted(vocabulary[:5]) == [f"g{i}" for i in range(5)]  # the most frequent first
+    assert buckets == DEFAULT_HASH_BUCKETS  # a capped vocabulary: its other values share the buckets
     shard = tmp_path / "split" / manifest["subsets"]["validate"]["shards"][0]["files"]["csv"]["name"]
     raw = pd.read_csv(shard, keep_default_na=False, na_values=[""])
     scored = predict_frame(result.model_dir, raw)
     np.testing.assert_allclose(scored[["p_0", "p_1"]].to_numpy(), result.model.predict(x, verbose=0), atol=1e-5)
-    assert (x[:, -1] == 1).sum() > 0 and (x[raw["guild"].isna().to_numpy(), -11:] == 0).all()
+    codes, values = x["codes"][:, 0], raw["guild"]
+    outside = values.notna().to_numpy() & ~values.isin(vocabulary).to_numpy()
+    assert outside.sum() > 0 and (codes[values.isna().to_numpy()] == 0).all()
+    np.testing.assert_array_equal(codes[outside], 1 + fingerprint_buckets(values[outside].tolist(), buckets))
+    inside = values.isin(vocabulary).to_numpy()
+    np.testing.assert_array_equal(codes[inside], [1 + buckets + vocabulary.index(v) for v in values[inside]])
 
 
 @pytest.mark.timeout(600)
