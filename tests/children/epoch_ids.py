@@ -19,8 +19,8 @@ def main():
                             workers=2, use_multiprocessing=True, max_queue_size=3)
     adapter = PyDatasetAdapter(dataset, shuffle=False)
     adapter.on_epoch_begin()
-    column = dataset.feature_names.index("attempt_id")
-    ids = np.concatenate([x[:, column] for x, _ in adapter.get_numpy_iterator()]).astype(np.int64)
+    column = dataset.input_names()["numbers"].index("attempt_id")
+    ids = np.concatenate([x["numbers"][:, column] for x, _ in adapter.get_numpy_iterator()]).astype(np.int64)
     adapter.on_epoch_end()
     print("IDS", " ".join(map(str, ids.tolist())), flush=True)
 

@@ -13,6 +13,7 @@ import sys
 import time
 
 from questlearn.data.dataset import QuestSequence
+from questlearn.train.model import build_model
 
 SLOW_FROM_BATCH = 3
 
@@ -36,8 +37,8 @@ def main():
             if batch == SLOW_FROM_BATCH - 1:
                 print("FITTING", flush=True)
 
-    model = keras.Sequential([keras.Input((len(train.feature_names),)), keras.layers.Dense(2, activation="softmax")])
-    model.compile("sgd", "sparse_categorical_crossentropy")
+    model = build_model(*train.feature_moments(), train.num_classes, hidden=(), dropout=0.0,
+                        code_counts=train.code_counts())  # one softmax layer over the numbers and codes blocks
     model.fit(train, epochs=1, shuffle=False, verbose=0, callbacks=[Announce()])
 
 

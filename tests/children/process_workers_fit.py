@@ -13,14 +13,13 @@ import sys
 
 
 def main():
-    import keras
-
     from questlearn.data.dataset import QuestSequence
+    from questlearn.train.model import build_model
 
     train = QuestSequence(sys.argv[1], "train", batch_size=256, workers=2, use_multiprocessing=True, max_queue_size=2)
     print(f"START_METHOD {multiprocessing.get_start_method()}", flush=True)
-    model = keras.Sequential([keras.Input((len(train.feature_names),)), keras.layers.Dense(2, activation="softmax")])
-    model.compile("sgd", "sparse_categorical_crossentropy")
+    model = build_model(*train.feature_moments(), train.num_classes, hidden=(), dropout=0.0,
+                        code_counts=train.code_counts())  # one softmax layer over the numbers and codes blocks
     history = model.fit(train, epochs=1, shuffle=False, verbose=0)
     print(f"FIT-OK {len(train)} {len(history.history['loss'])}", flush=True)
 

@@ -30,8 +30,8 @@ def main():
     def recording_getitem(self, index):
         x, y = original_getitem(self, index)
         if self.subset == "train":
-            column = self.feature_names.index("attempt_id")
-            served[(self.epoch, int(index) + self.start_batch)] = x[:, column].astype("int64").tolist()
+            column = self.input_names()["numbers"].index("attempt_id")
+            served[(self.epoch, int(index) + self.start_batch)] = x["numbers"][:, column].astype("int64").tolist()
         return x, y
 
     QuestSequence.__getitem__ = recording_getitem
