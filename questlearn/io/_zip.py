@@ -25,7 +25,7 @@ import zlib
 from dataclasses import replace
 
 from ..errors import InputFormatError, IntegrityError
-from .sources import COMPRESSION_MAGIC, FOREIGN_MAGIC, PARQUET_MAGIC, SourceFile, _ignored
+from ._magic import COMPRESSION_MAGIC, FOREIGN_MAGIC, PARQUET_MAGIC, ZIP_MAGIC, ignored_name
 
 #: The compression methods ``zipfile`` decompresses.
 READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
@@ -42,11 +42,11 @@ HEAD_BYTES = 512
 SHOWN_SKIPPED = 6
 
 
-def _refuse(archive: SourceFile, member: str, problem: str, fix: str) -> InputFormatError:
+def _refuse(archive, member: str, problem: str, fix: str) -> InputFormatError:
     return InputFormatError(f"{archive.shown or archive.path}:{member} {problem}: {fix}")
 
 
-def _open_archive(archive: SourceFile) -> zipfile.ZipFile:
+def _open_archive(archive) -> zipfile.ZipFile:
     """The archive's directory, or a one-line refusal of a damaged one."""
     try:
         return zipfile.ZipFile(archive.path)
@@ -63,14 +63,14 @@ def _skip_reason(info: zipfile.ZipInfo) -> str | None:
         return "a directory"
     if name.startswith("__MACOSX/") or "/__MACOSX/" in name or name.rsplit("/", 1)[-1].startswith("._"):
         return "macOS metadata"
-    if _ignored(name.rsplit("/", 1)[-1]):
+    if ignored_name(name.rsplit("/", 1)[-1]):
         return "hidden, '_'-prefixed or .crc"
     if info.file_size == 0:
         return "empty"
     return None
 
 
-def _check_readable(archive: SourceFile, info: zipfile.ZipInfo) -> None:
+def _check_readable(archive, info: zipfile.ZipInfo) -> None:
     """Refuse a member ``zipfile`` cannot decompress: encrypted, patched, or another method."""
     if info.flag_bits & (ENCRYPTED | STRONG_ENCRYPTION) or info.compress_type == 99:
         raise _refuse(archive, info.filename, "is encrypted (password-protected)",
@@ -83,7 +83,7 @@ def _check_readable(archive: SourceFile, info: zipfile.ZipInfo) -> None:
                       "again with deflate (zip -Z deflate)")
 
 
-def _head(archive: SourceFile, opened: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def _head(archive, opened: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     """The first decompressed bytes of a member."""
     try:
         with opened.open(info) as member:
@@ -103,19 +103,21 @@ def _looks_like(head: bytes) -> tuple[str, str] | None:
         if head.startswith(magic):
             return f"{compression}-compressed data", (f"extract the archive (unzip) and pass the {compression} file "
                                                       "(questlearn reads it compressed)")
+    if head.startswith(ZIP_MAGIC):
+        return "a ZIP archive", "extract the archive (unzip), then the one inside it, and pass the CSV files"
     for offset, magic, what, fix in FOREIGN_MAGIC:
         if head[offset:offset + len(magic)] == magic:
             return what, f"extract the archive (unzip), then: {fix}"
     return None
 
 
-def _skipped_line(archive: SourceFile, skipped: list) -> str:
+def _skipped_line(archive, skipped: list) -> str:
     shown = ", ".join(f"{name} ({why})" for name, why in skipped[:SHOWN_SKIPPED])
     more = f" and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
     return f"questlearn: {archive.shown or archive.path}: skipped {len(skipped)} member(s) that are not data: {shown}{more}"
 
 
-def member_sources(archive: SourceFile, only: str | None = None) -> list[SourceFile]:
+def member_sources(archive, only: str | None = None) -> list:
     """The data members of the ZIP ``archive`` as source files, in member-name order.
 
     Parameters
@@ -188,12 +190,12 @@ def member_sources(archive: SourceFile, only: str | None = None) -> list[SourceF
     return [_member_file(archive, info) for info in data]
 
 
-def _member_file(archive: SourceFile, info: zipfile.ZipInfo) -> SourceFile:
+def _member_file(archive, info: zipfile.ZipInfo):
     return replace(archive, name=f"{archive.name}:{info.filename}", shown=f"{archive.shown or archive.path}:"
                    f"{info.filename}", bytes=info.compress_size, member=info.filename, archive_bytes=archive.bytes)
 
 
-def open_member(source_file: SourceFile) -> tuple[zipfile.ZipInfo, int]:
+def open_member(source_file) -> tuple[zipfile.ZipInfo, int]:
     """The member's directory entry and the offset of its stored bytes in the archive.
 
     Raises

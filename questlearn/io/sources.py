@@ -33,36 +33,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InputFormatError, IntegrityError, OptionError
+from ._magic import COMPRESSION_MAGIC, FOREIGN_MAGIC, PARQUET_MAGIC, ZIP_MAGIC, ignored_name
 
-COMPRESSION_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bz2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-)
-PARQUET_MAGIC = b"PAR1"
-ZIP_MAGIC = b"PK\x03\x04"
-#: Formats questlearn does not read, recognised by their first bytes: (offset, magic, what it is, what to do).
-FOREIGN_MAGIC = (
-    (0, b"PK\x05\x06", "an empty ZIP archive", "extract the data it was meant to hold"),
-    (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it (7z x) and pass the CSV or Parquet files"),
-    (0, b"Rar!\x1a\x07", "a RAR archive", "extract it and pass the CSV or Parquet files"),
-    (257, b"ustar\x00", "a tar archive", "extract it (tar -xf) and pass the CSV or Parquet files"),
-    (257, b"ustar  \x00", "a tar archive", "extract it (tar -xf) and pass the CSV or Parquet files"),
-    (0, b"\x04\x22\x4d\x18", "LZ4-compressed data", "decompress it first (lz4 -d), or recompress it with gzip "
-                                                     "or zstd"),
-    (0, b"%PDF-", "a PDF document", "export the table as CSV"),
-    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel or Office file", "save the sheet as CSV"),
-    (0, b"SQLite format 3\x00", "an SQLite database", "export the table as CSV or Parquet"),
-    (0, b"Obj\x01", "an Avro file", "convert it to Parquet or CSV"),
-    (0, b"ARROW1", "an Arrow IPC (Feather) file", "write it as Parquet (pyarrow.parquet.write_table)"),
-    (0, b"\x93NUMPY", "a NumPy array file", "write the table as CSV or Parquet"),
-    (0, b"\x89HDF\r\n\x1a\n", "an HDF5 file", "write the table as CSV or Parquet"),
-    (0, b"\x7fELF", "a program (ELF executable)", "pass the data file"),
-    (0, b"\x89PNG", "a PNG image", "pass the data file"),
-    (0, b"\xff\xd8\xff", "a JPEG image", "pass the data file"),
-    (0, b"GIF89a", "a GIF image", "pass the data file"),
-)
 GLOB_CHARACTERS = set("*?[")
 
 
@@ -133,11 +105,6 @@ class SourceFile:
         return self.name if self.compression is None else f"{self.name} ({self.compression})"
 
 
-def _ignored(name: str) -> bool:
-    """Hidden files, ``_SUCCESS``-style markers and Hadoop ``.crc`` checksums are not data."""
-    return name.startswith((".", "_")) or name.endswith(".crc")
-
-
 def _detect(path: Path, shown=None) -> tuple[str, str | None]:
     """``(format, compression)`` of a file, from its first bytes; formats questlearn does not read are refused."""
     try:
@@ -174,7 +141,7 @@ def _directory_files(folder: Path) -> list[Path]:
         _check_finished(folder)
     files, folders = [], []
     for entry in entries:
-        if _ignored(entry.name):
+        if ignored_name(entry.name):
             continue
         (folders if entry.is_dir() else files).append(entry)
     if folders:
@@ -210,19 +177,17 @@ def resolve_sources(source) -> list[SourceFile]:
     items = list(source) if isinstance(source, (list, tuple)) else [source]
     if not items:
         raise OptionError("no source given: pass a file, a directory, a glob or a list of files")
+    wanted = {Path(i.archive): i.member for i in items if isinstance(i, ZipMember)}  # the one member to read
+    items = [i.archive if isinstance(i, ZipMember) else i for i in items]
     paths: list[tuple[Path, Path]] = []  # (file, what its name is relative to)
-    wanted = {}  # the one member to read of an archive named as a ZipMember
     for item in items:
-        if isinstance(item, ZipMember):
-            wanted[Path(item.archive)] = item.member
-            item = item.archive
         item_path = Path(item)
         if item_path.is_dir():
             paths += [(p, item_path) for p in _directory_files(item_path)]
         elif item_path.is_file() or _dangling(item_path):
             paths.append((item_path, item_path.parent))
         elif GLOB_CHARACTERS & set(str(item)):
-            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not _ignored(Path(m).name)
+            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not ignored_name(Path(m).name)
                        and (Path(m).is_file() or _dangling(Path(m)))]
             if not matches:
                 raise OptionError(f"the pattern {str(item)!r} matches no data file")
