@@ -19,13 +19,21 @@ refused, naming the archive, the member and the fix.
 
 from __future__ import annotations
 
+import functools
+import os
 import struct
 import zipfile
 import zlib
 from dataclasses import replace
 
 from ..errors import InputFormatError, IntegrityError
-from ._magic import COMPRESSION_MAGIC, FOREIGN_MAGIC, PARQUET_MAGIC, ZIP_MAGIC, ignored_name
+from ._magic import (
+    COMPRESSION_MAGIC,
+    FOREIGN_MAGIC,
+    PARQUET_MAGIC,
+    ZIP_MAGIC,
+    ignored_name,
+)
 
 #: The compression methods ``zipfile`` decompresses.
 READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
@@ -195,6 +203,13 @@ def _member_file(archive, info: zipfile.ZipInfo):
                    f"{info.filename}", bytes=info.compress_size, member=info.filename, archive_bytes=archive.bytes)
 
 
+@functools.lru_cache(maxsize=4)
+def _directory(path: str, size: int, mtime_ns: int) -> dict:
+    """``{member name: ZipInfo}`` of an archive, read once per version of it (every member's stream needs it)."""
+    with zipfile.ZipFile(path) as opened:
+        return {info.filename: info for info in opened.infolist()}
+
+
 def open_member(source_file) -> tuple[zipfile.ZipInfo, int]:
     """The member's directory entry and the offset of its stored bytes in the archive.
 
@@ -207,10 +222,11 @@ def open_member(source_file) -> tuple[zipfile.ZipInfo, int]:
     changed = (f"{source_file.path} changed since questlearn listed it (member {source_file.member!r}); "
                "split a finished file")
     try:
-        with zipfile.ZipFile(source_file.path) as opened:
-            info = opened.getinfo(source_file.member)
-            opened.fp.seek(info.header_offset)
-            header = opened.fp.read(LOCAL_HEADER.size)
+        stat = os.stat(source_file.path)
+        info = _directory(str(source_file.path), stat.st_size, stat.st_mtime_ns)[source_file.member]
+        with open(source_file.path, "rb") as handle:
+            handle.seek(info.header_offset)
+            header = handle.read(LOCAL_HEADER.size)
     except (KeyError, zipfile.BadZipFile, OSError, EOFError):
         raise IntegrityError(changed) from None
     if len(header) != LOCAL_HEADER.size or info.compress_size != source_file.bytes:

@@ -33,7 +33,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InputFormatError, IntegrityError, OptionError
-from ._magic import COMPRESSION_MAGIC, FOREIGN_MAGIC, PARQUET_MAGIC, ZIP_MAGIC, ignored_name
+from ._magic import (
+    COMPRESSION_MAGIC,
+    FOREIGN_MAGIC,
+    PARQUET_MAGIC,
+    ZIP_MAGIC,
+    ignored_name,
+)
 
 GLOB_CHARACTERS = set("*?[")
 
@@ -156,7 +162,8 @@ def resolve_sources(source) -> list[SourceFile]:
     Parameters
     ----------
     source : str, Path, ZipMember, or a list of them
-        A file (a ZIP archive: its CSV members, see :mod:`questlearn.io._zip`); a directory (its files in name order, skipping hidden files,
+        A file (a ZIP archive: its CSV members, see :mod:`questlearn.io._zip`);
+        a directory (its files in name order, skipping hidden files,
         ``_``-prefixed files and ``.crc`` files); a glob pattern (matches in
         name order, with the same files skipped); or a list of any of these,
         read in the order given.
@@ -172,7 +179,8 @@ def resolve_sources(source) -> list[SourceFile]:
         named twice.
     InputFormatError
         An unfinished Spark/Hadoop output directory, a format questlearn
-        does not read, a dangling link, or CSV and Parquet files mixed.
+        does not read, a dangling link, CSV and Parquet files mixed, or a
+        ZIP archive without a readable CSV member (:func:`questlearn.io._zip.member_sources`).
     """
     items = list(source) if isinstance(source, (list, tuple)) else [source]
     if not items:
@@ -273,9 +281,9 @@ class _HashingReader(io.RawIOBase):
     """Raw bytes of a file up to ``limit``, hashed as they are read.
 
     ``start`` is where the bytes begin in the file (a ZIP member's stored
-    bytes; ``limit`` then counts from there). ``expect=(position, sha256 hex)`` checks, when reading crosses
-    ``position``, that the file's first ``position`` bytes still hash to what
-    an interrupted split recorded.
+    bytes; ``limit`` then counts from there). ``expect=(position, sha256
+    hex)`` checks, when reading crosses ``position``, that the first
+    ``position`` bytes still hash to what an interrupted split recorded.
     """
 
     def __init__(self, source_file: SourceFile, expect=None, start: int = 0):
