@@ -10,9 +10,11 @@ it is (for progress bars that count compressed bytes).
 
 Compression is detected by magic bytes, never by file name: gzip, bz2 and
 zstd are decoded by pyarrow's codecs, xz by the standard library's
-``lzma``; no extra dependency is needed. Formats questlearn does not read
-(ZIP, 7-Zip, tar, PDF, SQLite...) are recognised the same way and refused,
-naming what the file looks like. A dangling symbolic link, or a glob
+``lzma``; no extra dependency is needed. A ZIP archive is one file of the
+source per CSV member (:mod:`questlearn.io._zip`), each streamed like a
+compressed file. Formats questlearn does not read (7-Zip, tar, PDF,
+SQLite...) are recognised the same way and refused, naming what the file
+looks like. A dangling symbolic link, or a glob
 over the ``part-*`` files of an unfinished Spark job, is refused like the
 unfinished directory itself; an empty (0-byte) file is kept in the list
 (and skipped by the readers, like a header-only file).
@@ -25,42 +27,37 @@ import hashlib
 import io
 import lzma
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InputFormatError, IntegrityError, OptionError
+from ._magic import (
+    COMPRESSION_MAGIC,
+    FOREIGN_MAGIC,
+    PARQUET_MAGIC,
+    ZIP_MAGIC,
+    ignored_name,
+)
 
-COMPRESSION_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"BZh", "bz2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-)
-PARQUET_MAGIC = b"PAR1"
-#: Formats questlearn does not read, recognised by their first bytes: (offset, magic, what it is, what to do).
-FOREIGN_MAGIC = (
-    (0, b"PK\x03\x04", "a ZIP archive", "questlearn does not read ZIP archives yet: extract it (unzip) and pass "
-                                        "the CSV or Parquet files"),
-    (0, b"PK\x05\x06", "an empty ZIP archive", "extract the data it was meant to hold"),
-    (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it (7z x) and pass the CSV or Parquet files"),
-    (0, b"Rar!\x1a\x07", "a RAR archive", "extract it and pass the CSV or Parquet files"),
-    (257, b"ustar\x00", "a tar archive", "extract it (tar -xf) and pass the CSV or Parquet files"),
-    (257, b"ustar  \x00", "a tar archive", "extract it (tar -xf) and pass the CSV or Parquet files"),
-    (0, b"\x04\x22\x4d\x18", "LZ4-compressed data", "decompress it first (lz4 -d), or recompress it with gzip "
-                                                     "or zstd"),
-    (0, b"%PDF-", "a PDF document", "export the table as CSV"),
-    (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel or Office file", "save the sheet as CSV"),
-    (0, b"SQLite format 3\x00", "an SQLite database", "export the table as CSV or Parquet"),
-    (0, b"Obj\x01", "an Avro file", "convert it to Parquet or CSV"),
-    (0, b"ARROW1", "an Arrow IPC (Feather) file", "write it as Parquet (pyarrow.parquet.write_table)"),
-    (0, b"\x93NUMPY", "a NumPy array file", "write the table as CSV or Parquet"),
-    (0, b"\x89HDF\r\n\x1a\n", "an HDF5 file", "write the table as CSV or Parquet"),
-    (0, b"\x7fELF", "a program (ELF executable)", "pass the data file"),
-    (0, b"\x89PNG", "a PNG image", "pass the data file"),
-    (0, b"\xff\xd8\xff", "a JPEG image", "pass the data file"),
-    (0, b"GIF89a", "a GIF image", "pass the data file"),
-)
 GLOB_CHARACTERS = set("*?[")
+
+
+@dataclass(frozen=True)
+class ZipMember:
+    """One member of a ZIP archive as a source item (what a part of a parallel split reads).
+
+    Attributes
+    ----------
+    archive : str
+        The archive's path.
+    member : str
+        The member's name in it.
+    """
+
+    archive: str
+    member: str
 
 
 @dataclass(frozen=True)
@@ -76,13 +73,20 @@ class SourceFile:
     format : str
         ``"csv"`` or ``"parquet"``.
     compression : str or None
-        ``"gzip"``, ``"bz2"``, ``"xz"``, ``"zstd"``, or None.
+        ``"gzip"``, ``"bz2"``, ``"xz"``, ``"zstd"``, ``"zip"`` (a member of a
+        ZIP archive), or None.
     bytes : int
-        Size on disk when the split started; reading stops there.
+        Size on disk when the split started; reading stops there (a ZIP
+        member: its stored, compressed size).
     mtime_ns : int
         Modification time when the split started.
     shown : str
-        The path as the user gave it, for error messages.
+        The path as the user gave it, for error messages (a ZIP member:
+        ``archive.zip:member.csv``).
+    member : str or None
+        The member's name inside the ZIP archive ``path``.
+    archive_bytes : int or None
+        The ZIP archive's size when the split started.
     """
 
     path: Path
@@ -92,18 +96,19 @@ class SourceFile:
     bytes: int
     mtime_ns: int
     shown: str = ""
+    member: str | None = None
+    archive_bytes: int | None = None
 
     def fingerprint(self) -> dict:
         return {"name": self.name, "path": str(self.path), "bytes": self.bytes, "mtime_ns": self.mtime_ns,
-                "compression": self.compression}
+                "compression": self.compression, **self.member_record()}
+
+    def member_record(self) -> dict:
+        """What names a ZIP member in a record (its name, the archive's size); empty for a file."""
+        return {} if self.member is None else {"member": self.member, "archive_bytes": self.archive_bytes}
 
     def describe(self) -> str:
         return self.name if self.compression is None else f"{self.name} ({self.compression})"
-
-
-def _ignored(name: str) -> bool:
-    """Hidden files, ``_SUCCESS``-style markers and Hadoop ``.crc`` checksums are not data."""
-    return name.startswith((".", "_")) or name.endswith(".crc")
 
 
 def _detect(path: Path, shown=None) -> tuple[str, str | None]:
@@ -118,6 +123,8 @@ def _detect(path: Path, shown=None) -> tuple[str, str | None]:
             raise InputFormatError(f"{shown or path} looks like {what} (by its first bytes), not CSV or Parquet: {fix}")
     if head.startswith(PARQUET_MAGIC):
         return "parquet", None
+    if head.startswith(ZIP_MAGIC):
+        return "csv", "zip"
     for magic, compression in COMPRESSION_MAGIC:
         if head.startswith(magic):
             return "csv", compression
@@ -140,7 +147,7 @@ def _directory_files(folder: Path) -> list[Path]:
         _check_finished(folder)
     files, folders = [], []
     for entry in entries:
-        if _ignored(entry.name):
+        if ignored_name(entry.name):
             continue
         (folders if entry.is_dir() else files).append(entry)
     if folders:
@@ -154,8 +161,9 @@ def resolve_sources(source) -> list[SourceFile]:
 
     Parameters
     ----------
-    source : str, Path, or a list of them
-        A file; a directory (its files in name order, skipping hidden files,
+    source : str, Path, ZipMember, or a list of them
+        A file (a ZIP archive: its CSV members, see :mod:`questlearn.io._zip`);
+        a directory (its files in name order, skipping hidden files,
         ``_``-prefixed files and ``.crc`` files); a glob pattern (matches in
         name order, with the same files skipped); or a list of any of these,
         read in the order given.
@@ -171,11 +179,14 @@ def resolve_sources(source) -> list[SourceFile]:
         named twice.
     InputFormatError
         An unfinished Spark/Hadoop output directory, a format questlearn
-        does not read, a dangling link, or CSV and Parquet files mixed.
+        does not read, a dangling link, CSV and Parquet files mixed, or a
+        ZIP archive without a readable CSV member (:func:`questlearn.io._zip.member_sources`).
     """
     items = list(source) if isinstance(source, (list, tuple)) else [source]
     if not items:
         raise OptionError("no source given: pass a file, a directory, a glob or a list of files")
+    wanted = {Path(i.archive): i.member for i in items if isinstance(i, ZipMember)}  # the one member to read
+    items = [i.archive if isinstance(i, ZipMember) else i for i in items]
     paths: list[tuple[Path, Path]] = []  # (file, what its name is relative to)
     for item in items:
         item_path = Path(item)
@@ -184,7 +195,7 @@ def resolve_sources(source) -> list[SourceFile]:
         elif item_path.is_file() or _dangling(item_path):
             paths.append((item_path, item_path.parent))
         elif GLOB_CHARACTERS & set(str(item)):
-            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not _ignored(Path(m).name)
+            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not ignored_name(Path(m).name)
                        and (Path(m).is_file() or _dangling(Path(m)))]
             if not matches:
                 raise OptionError(f"the pattern {str(item)!r} matches no data file")
@@ -215,7 +226,13 @@ def resolve_sources(source) -> list[SourceFile]:
             name = path.name  # a single file
         else:
             name = str(path.relative_to(base))  # inside the directory or glob given
-        files.append(SourceFile(resolved, name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path)))
+        source_file = SourceFile(resolved, name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
+        if compression == "zip":
+            from ._zip import member_sources
+
+            files += member_sources(source_file, wanted.get(path))
+        else:
+            files.append(source_file)
     formats = {f.format for f in files if f.bytes}  # an empty file is skipped, whatever its name
     if formats == {"parquet"}:
         files = [f if f.bytes else replace(f, format="parquet") for f in files]
@@ -231,21 +248,31 @@ def _dangling(path: Path) -> bool:
 
 
 def single_file(path) -> SourceFile:
-    """A :class:`SourceFile` for one path (format and compression detected)."""
+    """A :class:`SourceFile` for one path (format and compression detected; a ZIP archive must hold one CSV member)."""
     path = Path(path)
     if not path.is_file():
         raise OptionError(f"source {path} does not exist or is not a file")
     stat = path.stat()
     kind, compression = _detect(path, path)
-    return SourceFile(path.resolve(), path.name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
+    source_file = SourceFile(path.resolve(), path.name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
+    if compression != "zip":
+        return source_file
+    from ._zip import member_sources
+
+    members = member_sources(source_file)
+    if len(members) > 1:
+        raise OptionError(f"{path} holds {len(members)} CSV members; read it as a source (resolve_sources) to read "
+                          "them all")
+    return members[0]
 
 
 def check_unchanged(source_file: SourceFile) -> None:
     """Refuse a file that changed (size or modification time) while it was read."""
     stat = source_file.path.stat()
-    if stat.st_size != source_file.bytes or stat.st_mtime_ns != source_file.mtime_ns:
+    size = source_file.bytes if source_file.member is None else source_file.archive_bytes
+    if stat.st_size != size or stat.st_mtime_ns != source_file.mtime_ns:
         raise IntegrityError(
-            f"{source_file.path} changed while questlearn read it ({source_file.bytes} -> {stat.st_size} bytes); "
+            f"{source_file.path} changed while questlearn read it ({size} -> {stat.st_size} bytes); "
             "split a finished file (copy a log that is still being written first)"
         )
 
@@ -253,14 +280,17 @@ def check_unchanged(source_file: SourceFile) -> None:
 class _HashingReader(io.RawIOBase):
     """Raw bytes of a file up to ``limit``, hashed as they are read.
 
-    ``expect=(position, sha256 hex)`` checks, when reading crosses
-    ``position``, that the file's first ``position`` bytes still hash to what
-    an interrupted split recorded.
+    ``start`` is where the bytes begin in the file (a ZIP member's stored
+    bytes; ``limit`` then counts from there). ``expect=(position, sha256
+    hex)`` checks, when reading crosses ``position``, that the first
+    ``position`` bytes still hash to what an interrupted split recorded.
     """
 
-    def __init__(self, source_file: SourceFile, expect=None):
+    def __init__(self, source_file: SourceFile, expect=None, start: int = 0):
         self.source_file = source_file
         self.handle = open(source_file.path, "rb")
+        self.start = start  # where the bytes begin in the file (a ZIP member's stored bytes); positions count from it
+        self.handle.seek(start)
         self.limit = source_file.bytes
         self.position = 0
         self.digest = hashlib.sha256()
@@ -285,7 +315,7 @@ class _HashingReader(io.RawIOBase):
         wanted = min(size, self.limit - self.position)
         if wanted <= 0:
             return prefix
-        start = self.position - len(prefix)
+        start = self.start + self.position - len(prefix)
         data = os.pread(self.handle.fileno(), len(prefix) + wanted, start)
         if len(data) < len(prefix) or data[:len(prefix)] != prefix:
             raise IntegrityError(f"{self.source_file.path} changed while it was being read; split again")
@@ -357,15 +387,22 @@ class DecodedStream:
 
     def __init__(self, source_file: SourceFile, expect=None):
         self.source_file = source_file
-        self.raw = _HashingReader(source_file, expect)
         compression = source_file.compression
-        if compression is None:
-            self._stream = self.raw
+        if compression == "zip":
+            from ._zip import member_stream, open_member
+
+            info, start = open_member(source_file)
+            self.raw = _HashingReader(source_file, expect, start)
+            self._stream = member_stream(self.raw, info)
+        elif compression is None:
+            self.raw = self._stream = _HashingReader(source_file, expect)
         elif compression == "xz":
+            self.raw = _HashingReader(source_file, expect)
             self._stream = lzma.LZMAFile(self.raw)
         else:
             import pyarrow as pa
 
+            self.raw = _HashingReader(source_file, expect)
             self._stream = pa.CompressedInputStream(pa.PythonFile(self.raw, mode="r"), compression)
         self.position = 0
 
@@ -382,7 +419,7 @@ class DecodedStream:
         while wanted > 0:  # raw and decoded reads may return less than asked before the end
             try:
                 chunk = self._stream.read(min(wanted, DECODE_PIECE) if compressed else wanted)
-            except (OSError, EOFError, lzma.LZMAError) as error:
+            except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile) as error:
                 if not compressed:
                     raise
                 decoded = b"".join(chunks)
@@ -418,7 +455,8 @@ class DecodedStream:
             count -= len(chunk)
 
     def finish(self) -> str:
-        """Read the rest of the raw file (trailing bytes a decoder ignored) and return its SHA-256."""
+        """Read the rest of the raw file (trailing bytes a decoder ignored) and return its SHA-256
+        (a ZIP member: of its stored bytes)."""
         while self.raw.readinto(bytearray(1 << 20)):
             pass
         return self.raw.digest.hexdigest()
@@ -432,3 +470,16 @@ class DecodedStream:
 def open_decoded(source_file: SourceFile, expect=None) -> DecodedStream:
     """Open ``source_file`` as decompressed bytes (see :class:`DecodedStream`)."""
     return DecodedStream(source_file, expect)
+
+
+def stored_sha256(source_file: SourceFile) -> str:
+    """SHA-256 of the bytes of ``source_file`` as stored (a ZIP member: its compressed bytes), as a split records it."""
+    if source_file.member is None:
+        from ..manifest._files import sha256_of
+
+        return sha256_of(source_file.path)
+    stream = DecodedStream(source_file)
+    try:
+        return stream.finish()
+    finally:
+        stream.close()

@@ -48,6 +48,7 @@ import numpy as np
 
 from .._orphans import die_with_parent
 from ..errors import InputFormatError, OptionError, OutputFolderError, QuestlearnError
+from ..io.sources import ZipMember
 from ..manifest._files import MANIFEST_NAME, write_json_atomically
 from ..schema.encoding import Encoding
 from ..schema.infer import ColumnReport, InferredSchema
@@ -116,7 +117,7 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
             return manifest
         plan = _load_or_make_plan(parent, out, params)
         files = parent.files
-        tasks = [dict(path=str(f.path), shown=f.shown, out=str(out / PARTS_DIR / f"{i:05d}"), schema=plan["schema"],
+        tasks = [dict(path=str(f.path), shown=f.shown, member=f.member, out=str(out / PARTS_DIR / f"{i:05d}"), schema=plan["schema"],
                       parameters={**params.as_record(), "seed": plan["part_seeds"][i]})
                  for i, f in enumerate(files)]
         todo = [t for t in tasks if not (Path(t["out"]) / MANIFEST_NAME).exists()]
@@ -180,9 +181,12 @@ def split_part(task: dict) -> int:
                            columns=[ColumnReport(**c) for c in schema["columns"]], sample_rows=schema["sample_rows"],
                            sample_note=schema["sample_note"],
                            encoding=Encoding.from_record(schema["encoding"]))  # every part encodes rows the same way
+    source = task["shown"] if Path(task["shown"]).exists() else task["path"]
+    if task.get("member") is not None:  # a ZIP member: the archive as the user named it, and the member
+        archive = task["shown"][: -len(task["member"]) - 1]
+        source = ZipMember(archive if Path(archive).exists() else task["path"], task["member"])
     try:
-        manifest = split_sequential(task["shown"] if Path(task["shown"]).exists() else task["path"], task["out"],
-                                    verbose=False, schema=given, **task["parameters"])
+        manifest = split_sequential(source, task["out"], verbose=False, schema=given, **task["parameters"])
     except ValueError as error:  # CsvFormatError cannot be unpickled in the parent: keep its message
         raise _as_named_error(error) from None
     return manifest["source"]["rows"]

@@ -64,7 +64,8 @@ def split_manifest(state, shards: dict, *, files: list, source_format: str, name
     if p.drop_missing_labels:
         source["dropped_missing_labels"] = state.dropped_labels
     if len(files) == 1:
-        source.update(path=str(files[0].path), sha256=done_files[0]["sha256"], mtime_ns=files[0].mtime_ns)
+        source.update(path=str(files[0].path), sha256=done_files[0]["sha256"], mtime_ns=files[0].mtime_ns,
+                      **({} if files[0].member is None else {"member": files[0].member}))
     manifest = {
         "format_version": FORMAT_VERSION,
         "complete": True,

@@ -210,7 +210,7 @@ class _Splitter:
                     state.empty_files += 1
                 state.done_files.append({"name": source_file.name, "bytes": source_file.bytes,
                                          "sha256": self.reader.sha256, "rows": state.file_rows,
-                                         "compression": source_file.compression})
+                                         "compression": source_file.compression, **source_file.member_record()})
                 done += source_file.bytes
                 state.file_rows = 0
                 state.position = start_position(state.position["file"] + 1)

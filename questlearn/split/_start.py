@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputFolderError
-from ..manifest._files import SUBSETS, sha256_of
+from ..io.sources import stored_sha256
+from ..manifest._files import SUBSETS
 from ..schema._columns import REGRESSION
 from ._journal import LOCK_NAME, MARKER_NAME, clear_unjournaled_start
 from ._output import check_subsets_filled
@@ -34,7 +35,7 @@ def already_done(out: Path, manifest_path: Path, files: list, params: SplitParam
     same_params = manifest.get("parameters") == params.as_record()
     recorded = manifest.get("source", {}).get("files", [])
     same_source = len(recorded) == len(files) and all(
-        r.get("bytes") == f.bytes and (r.get("mtime_ns") == f.mtime_ns or r.get("sha256") == sha256_of(f.path))
+        r.get("bytes") == f.bytes and (r.get("mtime_ns") == f.mtime_ns or r.get("sha256") == stored_sha256(f))
         for r, f in zip(recorded, files))
     if not (same_params and same_source):
         raise OutputFolderError(f"{out} already holds a finished split of another source or with other parameters; "

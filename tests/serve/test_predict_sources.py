@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def new_rows(tmp_path_factory):
-    """3,000 unseen rows as a plain CSV, a gzip copy, three part files, and Parquet."""
+    """3,000 unseen rows as a plain CSV, a gzip copy, three part files, a zip of them, and Parquet."""
     root = tmp_path_factory.mktemp("new_rows")
     plain = write_quest_log(root / "new.csv", rows=3000, seed=31)
     packed = root / "new.csv.gz"
@@ -37,13 +38,17 @@ def new_rows(tmp_path_factory):
     for index, start in enumerate(range(1, len(lines), 1000)):
         (parts / f"part-{index:05d}.csv").write_bytes(lines[0] + b"".join(lines[start:start + 1000]))
     (parts / "_SUCCESS").write_bytes(b"")
+    zipped = root / "parts.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        for part in sorted(parts.glob("part-*.csv"), reverse=True):  # read in member-name order all the same
+            archive.write(part, f"parts/{part.name}")
     parquet = root / "new.parquet"
     pq.write_table(pa_csv.read_csv(plain), parquet, row_group_size=700)
-    return {"plain": plain, "gzip": packed, "parts": parts, "parquet": parquet}
+    return {"plain": plain, "gzip": packed, "parts": parts, "zip": zipped, "parquet": parquet}
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("kind", ["gzip", "parts", "parquet"])
+@pytest.mark.parametrize("kind", ["gzip", "parts", "zip", "parquet"])
 def test_predict_keeps_rows_and_order_for_every_source_kind(trained, new_rows, tmp_path, kind):
     _, _, result = trained
     expected_rows = predict_file(result.model_dir, new_rows["plain"], tmp_path / "plain.csv")
@@ -58,7 +63,7 @@ def test_predict_keeps_rows_and_order_for_every_source_kind(trained, new_rows, t
 def test_evaluate_agrees_across_source_kinds(trained, new_rows):
     _, _, result = trained
     reference = evaluate(result.model_dir, new_rows["plain"])
-    for kind in ("gzip", "parts", "parquet"):
+    for kind in ("gzip", "parts", "zip", "parquet"):
         report = evaluate(result.model_dir, new_rows[kind])
         assert report["rows"] == 3000 and report["confusion_matrix"] == reference["confusion_matrix"], kind
         assert report["accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6)
