@@ -172,7 +172,7 @@ def child(kind: str, data: str, workers: str) -> dict:
 
         source = "csv" if kind.startswith("questlearn_csv") else "npy"
         verify = "off" if kind.endswith("_verify_off") else "once"
-        # npy batches are two numpy takes: Keras's thread pool costs more than it saves,
+        # npy batches are numpy takes from memory maps (numbers, codes, labels): Keras's thread pool costs more than it saves,
         # so they are read in line (workers=1). CSV shards are parsed by worker threads
         # (pyarrow releases the GIL) that share one shard cache.
         dataset = QuestSequence(data / "split", "train", batch_size=1000, source=source, shuffle=True,
