@@ -109,7 +109,6 @@ class GpuSampler:
 # -- one backend, in a child process -------------------------------------------
 def child(split: str, batch_sizes: str, workers: str, epochs: str) -> dict:
     import keras
-    import numpy as np
 
     from questlearn.data.dataset import QuestSequence
     from questlearn.train._torch_cpu import limit_torch_threads
