@@ -153,7 +153,8 @@ def take_rows(root, shard: dict, part: str, rows: np.ndarray, width, dtype) -> n
 
 def _check_codes(codes: np.ndarray, counts: np.ndarray, root, shard: dict, names: list) -> None:
     """Every drawn code inside its column's range (a damaged file otherwise)."""
-    bad = np.flatnonzero((codes.astype(np.int64) >= counts).any(axis=0) | (codes.astype(np.int64) < 0).any(axis=0))
+    wide = codes.astype(np.int64)
+    bad = np.flatnonzero(((wide >= counts) | (wide < 0)).any(axis=0))
     if len(bad):
         path = resolve_inside(root, shard["files"]["codes"]["name"])
         raise IntegrityError(f"shard file {path} holds a code outside the range of {names[bad[0]]} "
@@ -226,6 +227,13 @@ class BoostingBaseline:
         probabilities[:, self.model.classes_.astype(np.intp)] = self.model.predict_proba(features)
         return probabilities
 
+    def ordinal_note(self) -> str | None:
+        """Why some code columns are not categorical features (``None`` when all are)."""
+        if not self.ordinal:
+            return None
+        return (f"{', '.join(self.ordinal)}: more than {NATIVE_CATEGORIES} codes (HistGradientBoosting's categorical "
+                "limit), so they enter as ordinal integers (hash buckets, then the vocabulary most frequent first)")
+
     def report(self, scored: dict, network: dict) -> dict:
         """The ``baseline_gbdt`` entry: ``scored`` (its ``_Tally`` result), the sample and the gap to ``network``."""
         keys = ("mae", "rmse") if self.regression else ("accuracy", "auc", "auc_over", "auc_max_error", "confusion_matrix")
@@ -234,10 +242,11 @@ class BoostingBaseline:
                  "sample_cap": self.sample.cap, "sample_capped_by": self.sample.capped_by,
                  "sample": "uniform at random without replacement over the training shards (memory-mapped)",
                  "seconds": self.seconds, "sample_seconds": self.sample_seconds,
+                 "iterations": int(self.model.n_iter_),
+                 "early_stopping": bool(getattr(self.model, "do_early_stopping_", False)),
                  "categorical_features": self.categorical,
                  "ordinal_features": self.ordinal,
-                 "ordinal_note": (f"code columns with more than {NATIVE_CATEGORIES} codes enter as ordinal integers "
-                                  "(HistGradientBoosting's categorical limit)") if self.ordinal else None,
+                 "ordinal_note": self.ordinal_note(),
                  "missing_numbers": self.missing_numbers}
         if self.regression:
             entry["gap"] = {"rmse_ratio_minus_1": network["rmse"] / scored["rmse"] - 1 if scored["rmse"] else None,

@@ -268,6 +268,9 @@ def _train_baseline(reader, options: dict):
     sample = boosting.sample
     print(f"baseline gbdt: {len(sample.labels)} of {sample.available} training rows drawn (cap {sample.cap} rows, set by "
           f"{sample.capped_by}); trained in {boosting.seconds:.1f} s", file=sys.stderr)
+    for note in (boosting.ordinal_note(), boosting.missing_numbers):
+        if note:
+            print(f"baseline gbdt: {note}", file=sys.stderr)
     return boosting
 
 
