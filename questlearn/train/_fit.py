@@ -231,7 +231,8 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         print(f"questlearn: {threads}")
     if verbose:
         print(f"questlearn: training on {device}; {train_data.plan.total_rows} training rows, "
-              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; {said}")
+              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_moments()[0])} numbers and "
+              f"{len(train_data.code_counts())} category codes a row; {said}")
 
     checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
