@@ -265,21 +265,21 @@ def synth_true_probability(frame):
 
     The generator (``questlearn/synth.py``, ``_chunk``) rounds power, stamina
     and telemetry before it computes the logit, and logs those rounded values,
-    so this is exact. A missing stamina counts as 50 there.
+    so this is exact. A missing stamina adds ``0.012 * 50`` to the logit there.
     """
     import numpy as np
     from questlearn.synth import QUEST_TYPE_EFFECT, QUEST_TYPES
 
     effect = dict(zip(QUEST_TYPES.tolist(), QUEST_TYPE_EFFECT.tolist()))
     stamina = frame["stamina"].to_numpy(np.float64)
-    stamina = np.where(np.isnan(stamina), 50.0, stamina)
+    stamina_term = np.where(np.isnan(stamina), 50.0, stamina - 50)  # the generator's np.where, as written
     t = [frame[f"telemetry_{i:02d}"].to_numpy(np.float64) for i in range(4)]
     level = frame["player_level"].to_numpy(np.float64)
     logit = (0.06 * (level - 5.5 * frame["difficulty"].to_numpy(np.float64))
              + 0.004 * (frame["power"].to_numpy(np.float64) - 12.5 * level)
              + 0.35 * (frame["party_size"].to_numpy(np.float64) - 3)
              + frame["quest_type"].map(effect).to_numpy(np.float64)
-             + 0.012 * (stamina - 50)
+             + 0.012 * stamina_term
              + 0.8 * t[0] - 0.5 * t[1] + 0.3 * t[2] * t[3] + 0.4)
     return 1 / (1 + np.exp(-logit))
 
