@@ -60,9 +60,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(1, str(Path(__file__).parent.parent))  # this tree's questlearn (synth), before an installed one
@@ -165,8 +165,7 @@ def _nyc_weather():
 def _synth():
     from questlearn.synth import write_quest_log
 
-    write_quest_log(DATA / "synth_quest.csv", rows=SYNTH_ROWS, seed=0)
-    return None
+    write_quest_log(DATA / "synth_quest.csv", rows=SYNTH_ROWS, seed=0)  # written in place: nothing to return
 
 
 SYNTH_ROWS = 100_000
@@ -275,6 +274,7 @@ def synth_true_probability(frame):
     so this is exact. A missing stamina adds ``0.012 * 50`` to the logit there.
     """
     import numpy as np
+
     from questlearn.synth import QUEST_TYPE_EFFECT, QUEST_TYPES
 
     effect = dict(zip(QUEST_TYPES.tolist(), QUEST_TYPE_EFFECT.tolist()))
@@ -336,7 +336,7 @@ def own_draw(rows: int, seed: int, validate_fraction: float = 0.2) -> dict:
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(rows)
-    cut = int(round(rows * validate_fraction))
+    cut = round(rows * validate_fraction)
     return {"train": np.sort(order[cut:]), "validate": np.sort(order[:cut])}
 
 
@@ -344,7 +344,10 @@ def boosting_child(name: str, split_dir: str, seed: str) -> dict:
     """Boosting on the split's rows (``split_dir`` "-": the harness's own draw, the split having failed)."""
     import numpy as np
     import pandas as pd
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+    )
 
     data = DATASETS[name]
     frame = pd.read_csv(data.path)
@@ -392,7 +395,7 @@ def cli_env() -> dict:
 def questlearn(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
     """Run ``python -m questlearn ARGS`` in a fresh process; return it and its wall seconds."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "questlearn", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "questlearn", *args], capture_output=True, text=True, check=False,
                           env=cli_env(), cwd=cwd, timeout=COMMAND_TIMEOUT_S)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -541,7 +544,7 @@ def summarise(task: str, runs: list) -> dict:
 
 def commit() -> str:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     head = git("rev-parse", "--short=12", "HEAD") or "unknown"
     return head + ("+dirty" if git("status", "--porcelain", "--", "questlearn") else "")
 
@@ -551,8 +554,8 @@ def fmt(value, digits=3):
 
 
 def table(entries: dict) -> str:
-    lines = ["| data set | rows | task | questlearn | boosting | baseline | gap | questlearn train s (process) "
-             "| boosting s (fit + predict) |",
+    lines = [("| data set | rows | task | questlearn | boosting | baseline | gap | questlearn train s (process) "
+              "| boosting s (fit + predict) |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in entries.items():
         s = entry["summary"]
