@@ -475,7 +475,8 @@ def mean_of(values):
 def run_set(data: DataSet, seeds: int) -> dict:
     materialise(data)
     entry = {"task": data.task, "label": data.label, "origin": data.origin, "note": data.note,
-             "rows": data_rows(data.path), "timestamps": data.timestamps, "commit": commit(), "seeds": []}
+             "rows": data_rows(data.path), "timestamps": data.timestamps, "commit": commit(),
+             "questlearn_commit": commit("questlearn"), "seeds": []}
     for seed in range(seeds):
         work = Path(tempfile.mkdtemp(prefix=f"bench-quality-{data.name}-"))
         try:
@@ -542,10 +543,11 @@ def summarise(task: str, runs: list) -> dict:
 
 # --------------------------------------------------------------------------- reporting
 
-def commit() -> str:
+def commit(folder: str | None = None) -> str:
+    """The checkout's commit (or the last commit that changed ``folder``), "+dirty" if questlearn/ has edits."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
-    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    head = (git("log", "-1", "--format=%H", "--", folder) if folder else git("rev-parse", "HEAD"))[:12] or "unknown"
     return head + ("+dirty" if git("status", "--porcelain", "--", "questlearn") else "")
 
 
@@ -554,9 +556,9 @@ def fmt(value, digits=3):
 
 
 def table(entries: dict) -> str:
-    lines = [("| data set | rows | task | questlearn | boosting | baseline | gap | questlearn train s (process) "
+    lines = [("| data set | rows | task | seeds | questlearn | boosting | baseline | gap | questlearn train s (process) "
               "| boosting s (fit + predict) |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, entry in entries.items():
         s = entry["summary"]
         q, b, base = s.get("questlearn"), s.get("boosting"), s.get("baseline")
@@ -575,7 +577,8 @@ def table(entries: dict) -> str:
                      f"RMSE {base['rmse']:.4g}" if base else "—", f"{s['gap']:+.0f} %" if "gap" in s else "—"]
         if b and "draw of its own" in s.get("boosting_rows_from", ""):
             cells[1] += " (own 80/20 draw)"
-        lines.append(f"| {name} | {entry['rows']:,} | {entry['task'][:5]}. | " + " | ".join(cells).replace("\n", " ")
+        lines.append(f"| {name} | {entry['rows']:,} | {entry['task'][:5]}. | {s['seeds']} | "
+                     + " | ".join(cells).replace("\n", " ")
                      + f" | {fmt(s.get('questlearn_train_seconds'), 1)} | {fmt(s.get('boosting_seconds'), 2)} |")
     return "\n".join(lines)
 
