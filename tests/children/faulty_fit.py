@@ -30,8 +30,7 @@ def main():
 def fit_once(split_dir, fault, workers, processes):
     import psutil
     from faulty_sequence import FaultySequence
-
-    from questlearn.train.model import build_model
+    from tiny_model import softmax_over_blocks
 
     train = FaultySequence(split_dir, "train", batch_size=64, fault=fault, fail_at=FAIL_AT,
                            workers=int(workers), use_multiprocessing=processes == "1", max_queue_size=4)
@@ -39,8 +38,7 @@ def fit_once(split_dir, fault, workers, processes):
         shard = os.path.join(split_dir, train.reader.shard_name(train.plan.segments(FAIL_AT)[0][0]))
         with open(shard, "r+b") as handle:
             handle.truncate(200)
-    model = build_model(*train.feature_moments(), train.num_classes, hidden=(), dropout=0.0,
-                        code_counts=train.code_counts())  # one softmax layer over the numbers and codes blocks
+    model = softmax_over_blocks(train)
     started = time.monotonic()
     try:
         model.fit(train, epochs=1, shuffle=False, verbose=0)

@@ -12,8 +12,9 @@ import multiprocessing
 import sys
 import time
 
+from tiny_model import softmax_over_blocks
+
 from questlearn.data.dataset import QuestSequence
-from questlearn.train.model import build_model
 
 SLOW_FROM_BATCH = 3
 
@@ -37,8 +38,7 @@ def main():
             if batch == SLOW_FROM_BATCH - 1:
                 print("FITTING", flush=True)
 
-    model = build_model(*train.feature_moments(), train.num_classes, hidden=(), dropout=0.0,
-                        code_counts=train.code_counts())  # one softmax layer over the numbers and codes blocks
+    model = softmax_over_blocks(train)
     model.fit(train, epochs=1, shuffle=False, verbose=0, callbacks=[Announce()])
 
 

@@ -13,13 +13,13 @@ import sys
 
 
 def main():
+    from tiny_model import softmax_over_blocks
+
     from questlearn.data.dataset import QuestSequence
-    from questlearn.train.model import build_model
 
     train = QuestSequence(sys.argv[1], "train", batch_size=256, workers=2, use_multiprocessing=True, max_queue_size=2)
     print(f"START_METHOD {multiprocessing.get_start_method()}", flush=True)
-    model = build_model(*train.feature_moments(), train.num_classes, hidden=(), dropout=0.0,
-                        code_counts=train.code_counts())  # one softmax layer over the numbers and codes blocks
+    model = softmax_over_blocks(train)
     history = model.fit(train, epochs=1, shuffle=False, verbose=0)
     print(f"FIT-OK {len(train)} {len(history.history['loss'])}", flush=True)
 
