@@ -21,7 +21,7 @@ def test_a_split_that_cannot_fit_is_refused_before_writing_with_the_figures(tmp_
         split_csv(source, out, id_columns=["attempt_id", "player_id"])
     message = str(error.value)
     assert "not enough disk" in message and "rows x" in message
-    assert "1.0 MB free" in message and "float32 features" in message
+    assert "1.0 MB free" in message and "float32 numbers" in message and "codes" in message
     assert not out.exists(), "nothing is written when the split is refused"
 
 

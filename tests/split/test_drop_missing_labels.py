@@ -85,7 +85,7 @@ def test_moments_of_a_split_with_dropped_rows_are_those_of_its_shards(unlabelled
               verbose=False)
     manifest = load_manifest(tmp_path / "split")
     mean, variance = ShardReader(manifest, "train").output_moments()
-    x = shard_arrays(tmp_path / "split", "features").astype(np.float64)
+    x = shard_arrays(tmp_path / "split", "numbers").astype(np.float64)
     np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-4, atol=1e-5)
     spread = x.var(axis=0)
     np.testing.assert_allclose(variance[spread > 0], spread[spread > 0], rtol=1e-3, atol=1e-5)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import farmhash
 import numpy as np
 import pytest
 from helpers import run_env
@@ -21,7 +22,7 @@ from questlearn.split._parallel import PARTS_DIR, PLAN_NAME
 OPTIONS = dict(rows_per_shard=350, val_fraction=0.25, seed=3, id_columns=("attempt_id",),
                categorical_columns=("player_id",), max_categories=1400, block_size=4096, formats=("csv", "npy"))
 # player_id is nearly unique: the sample holds more than 1,400 values, so the encoding keeps the most
-# frequent 1,400 and later rows of the others go to player_id=<other>.
+# frequent 1,400 and later rows of the others go to its hashed out-of-vocabulary buckets.
 
 
 def read_csv(path):
@@ -113,29 +114,27 @@ def test_a_small_max_categories_gives_the_sequential_vocabulary_and_other_counts
     assert parallel["stats"]["player_id"]["oov"] > 0 and parallel["parallel"]["inexact_oov"] == []
 
 
-def test_one_hot_blocks_and_label_codes_in_npy_shards_decode_to_the_csv_values(splits):
+def test_category_codes_and_label_codes_in_npy_shards_decode_to_the_csv_values(splits):
     _, _, manifest = splits
     schema = manifest["schema"]
-    columns = schema["encoding"]["columns"]
+    encoding = schema["encoding"]
     classes = [schema["classes"][code] for code in schema["label_codes"]]
     checked_other = 0
     for files, _ in shards_of(manifest):
         header, rows = read_csv(files["csv"])
-        matrix, labels = np.load(files["features"]), np.load(files["labels"])
+        codes, labels = np.load(files["codes"]), np.load(files["labels"])
+        assert codes.dtype == np.dtype(encoding["code_dtype"])
         for name, values in schema["categories"].items():
-            block = matrix[:, [i for i, c in enumerate(columns) if c.startswith(f"{name}=")]]
+            buckets = encoding["hash_buckets"][name]
             column = [row[header.index(name)] for row in rows]
-            for one_hot, text in zip(block, column):
-                if not one_hot.any():
+            for code, text in zip(codes[:, encoding["code_columns"].index(name)].tolist(), column):
+                if code == 0:  # missing
                     assert text in missing_tokens()
-                    continue
-                assert one_hot.sum() == 1
-                position = int(one_hot.argmax())
-                if position == len(values):
-                    assert text not in values
+                elif code <= buckets:  # outside the vocabulary: the bucket its value hashes to
+                    assert text not in values and code == 1 + farmhash.fingerprint64(text) % buckets
                     checked_other += 1
                 else:
-                    assert values[position] == text
+                    assert values[code - 1 - buckets] == text
         label_column = [row[header.index(schema["label"])] for row in rows]
         assert [classes[code] for code in labels.tolist()] == [str(int(float(v))) for v in label_column]
     assert checked_other > 0

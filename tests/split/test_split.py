@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import farmhash
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,36 +60,42 @@ def test_every_source_row_lands_in_exactly_one_csv_shard(quest_log, nasty_split)
     assert any("\r\n" in row[-2] for row in seen) and any("\n" in row[-2] for row in seen)
 
 
+def expected_codes(values, vocabulary, buckets):
+    """Category codes as the encoding documents them: 0 missing, ``1 + FarmHash64 % H`` outside the
+    vocabulary, ``H + 1 + position`` for the vocabulary's values."""
+    position = {value: index for index, value in enumerate(vocabulary)}
+    return [0 if pd.isna(v) or v == "" else
+            (1 + buckets + position[v] if v in position else 1 + farmhash.fingerprint64(v) % buckets) for v in values]
+
+
 def test_every_source_row_lands_in_exactly_one_binary_shard(quest_log, nasty_split):
     table = pd.read_csv(quest_log, keep_default_na=False, na_values=[""])
     encoding = nasty_split["schema"]["encoding"]
-    columns = encoding["columns"]
-    assert encoding["numeric"] == [f for f in nasty_split["schema"]["features"] if f not in ("quest_type", "note")]
+    kinds = {c["name"]: c["kind"] for c in nasty_split["schema"]["columns"]}
+    categorical = [f for f in nasty_split["schema"]["features"] if kinds[f] == "categorical"]
+    assert encoding["numeric"] == [f for f in nasty_split["schema"]["features"] if f not in categorical]
+    assert encoding["code_columns"] == categorical and "quest_type" in categorical
     seen_rows = []
     for _, shard, path in all_shard_files(nasty_split, "rows"):
         rows = np.load(path)
-        x = np.load(str(path).replace(".rows.npy", ".features.npy"))
+        x = np.load(str(path).replace(".rows.npy", ".numbers.npy"))
+        codes = np.load(str(path).replace(".rows.npy", ".codes.npy"))
         labels = np.load(str(path).replace(".rows.npy", ".labels.npy"))
-        assert x.dtype == np.float32 and x.shape == (shard["rows"], len(columns))
+        assert x.dtype == np.float32 and x.shape == (shard["rows"], len(encoding["numeric"]))
+        assert codes.dtype == np.dtype(encoding["code_dtype"]) and codes.shape == (shard["rows"], len(categorical))
         assert len(rows) == len(labels) == shard["rows"]
         assert np.all(np.diff(rows) > 0)  # rows keep their source order within a shard
         expected = table.iloc[rows]
-        for column, fill in zip(encoding["numeric"], encoding["fill_values"]):
+        for position, (column, fill) in enumerate(zip(encoding["numeric"], encoding["fill_values"])):
             want = expected[column].to_numpy(np.float64)
             want = np.where(np.isnan(want), fill, want).astype(np.float32)  # a missing number is the fill value
-            np.testing.assert_array_equal(x[:, columns.index(column)], want)
-        for column in ("quest_type", "note"):
-            block = [i for i, name in enumerate(columns) if name.startswith(f"{column}=")]
-            assert columns[block[-1]] == f"{column}=<other>"
-            one_hot = x[:, block]
-            assert set(np.unique(one_hot)) <= {0.0, 1.0} and np.all(one_hot.sum(axis=1) <= 1)
-            decoded = [columns[block[int(np.argmax(r))]].split("=", 1)[1] if r.any() else None for r in one_hot]
-            values = expected[column].tolist()
-            vocabulary = encoding["vocabularies"][column]
-            assert decoded == [None if pd.isna(v) else (v if v in vocabulary else "<other>") for v in values]
+            np.testing.assert_array_equal(x[:, position], want)
+        for position, column in enumerate(categorical):
+            vocabulary, buckets = encoding["vocabularies"][column], encoding["hash_buckets"][column]
+            assert codes[:, position].tolist() == expected_codes(expected[column].tolist(), vocabulary, buckets)
         classes = nasty_split["schema"]["classes"]
-        codes = nasty_split["schema"]["label_codes"]
-        assert [classes[codes[c]] for c in labels] == expected["cleared"].astype(str).tolist()
+        label_codes = nasty_split["schema"]["label_codes"]
+        assert [classes[label_codes[c]] for c in labels] == expected["cleared"].astype(str).tolist()
         seen_rows += rows.tolist()
     assert sorted(seen_rows) == list(range(3000))
 
@@ -126,7 +133,7 @@ def test_assignment_is_deterministic_per_seed(plain_log, tmp_path):
     again = split_csv(plain_log, tmp_path / "b", rows_per_shard=500, seed=4, block_size=2048)
     with_csv = split_csv(plain_log, tmp_path / "d", rows_per_shard=500, seed=4, block_size=3000, formats=("csv", "npy"))
     other = split_csv(plain_log, tmp_path / "c", rows_per_shard=500, seed=5)
-    shas = lambda m: [[s["files"][part]["sha256"] for part in ("features", "labels", "rows")]  # noqa: E731
+    shas = lambda m: [[s["files"][part]["sha256"] for part in ("numbers", "codes", "labels", "rows")]  # noqa: E731
                       for subset in ("train", "validate") for s in m["subsets"][subset]["shards"]]
     assert shas(first) == shas(again) == shas(with_csv)  # independent of the read block size and the CSV copies
     assert shas(first) != shas(other)
@@ -178,7 +185,7 @@ def test_manifest_paths_outside_the_split_are_rejected(plain_log, tmp_path):
     out = tmp_path / "out"
     split_csv(plain_log, out, rows_per_shard=700)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["subsets"]["train"]["shards"][0]["files"]["features"]["name"] = "../../etc/passwd"
+    manifest["subsets"]["train"]["shards"][0]["files"]["numbers"]["name"] = "../../etc/passwd"
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="not a path inside"):
         load_manifest(out)
@@ -187,7 +194,7 @@ def test_manifest_paths_outside_the_split_are_rejected(plain_log, tmp_path):
 def test_truncated_shard_is_detected(plain_log, tmp_path):
     out = tmp_path / "out"
     manifest = split_csv(plain_log, out, rows_per_shard=700)
-    shard = out / manifest["subsets"]["train"]["shards"][0]["files"]["features"]["name"]
+    shard = out / manifest["subsets"]["train"]["shards"][0]["files"]["codes"]["name"]
     shard.write_bytes(shard.read_bytes()[:100])
     with pytest.raises(ValueError, match="changed or truncated"):
         load_manifest(out)
@@ -236,7 +243,7 @@ def test_split_killed_before_its_first_checkpoint_starts_over(plain_log, tmp_pat
     out = tmp_path / "out"
     for subset in ("train", "validate"):  # what a split killed before its first journal leaves
         (out / subset).mkdir(parents=True)
-        (out / subset / ".shard_00000.features.npy.partial").write_bytes(b"\x93NUMPY half a header")
+        (out / subset / ".shard_00000.numbers.npy.partial").write_bytes(b"\x93NUMPY half a header")
     (out / "train" / ".shard_00001.labels.npy.partial").write_bytes(b"")
     (out / f".{JOURNAL_NAME}.tmp").write_bytes(b"{\"half")
     (out / MARKER_NAME).write_text("written by questlearn split")  # a split writes its marker before anything else
@@ -369,9 +376,9 @@ def test_fill_zero_writes_missing_numbers_as_zero(plain_log, tmp_path):
     for manifest, fill in ((mean, mean["schema"]["encoding"]["fill_values"][stamina]), (zero, 0.0)):
         for _, shard, path in all_shard_files(manifest, "rows"):
             rows = np.load(path)
-            x = np.load(str(path).replace(".rows.npy", ".features.npy"))
+            x = np.load(str(path).replace(".rows.npy", ".numbers.npy"))
             missing = table["stamina"].isna().to_numpy()[rows]
-            column = manifest["schema"]["encoding"]["columns"].index("stamina")
+            column = manifest["schema"]["encoding"]["numeric"].index("stamina")
             assert np.all(x[missing, column] == np.float32(fill))
     with pytest.raises(ValueError, match="fill must be"):
         split_csv(plain_log, tmp_path / "bad", fill="median")

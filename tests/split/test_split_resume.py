@@ -88,7 +88,7 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(clean), *ARGS,
                     "--formats", formats], check=True, env=run_env(), capture_output=True, timeout=120)
     expected = tree(clean)
-    assert any(name.endswith(".features.npy") for name in expected)
+    assert any(name.endswith(".numbers.npy") for name in expected) and any(name.endswith(".codes.npy") for name in expected)
     counted = tmp_path / "counted"
     result = split_killed_at("append", 0, tmp_path / "counts.json", files, counted, formats)
     assert result.returncode == 0, result.stderr

@@ -59,30 +59,33 @@ def file_entry(root: Path, name: str) -> dict:
 
 def demote_to_other(split_dir: Path, column: str, value: str) -> None:
     """Rewrite a model-ready split as if ``value`` of ``column`` had been first
-    met after the sample: its rows take its out-of-vocabulary bucket's code and
-    the later vocabulary codes move down by one (npy shards and statistics; CSV
-    shards need no change: the loader encodes them with the new vocabulary)."""
+    met after the sample: it leaves the vocabulary, its rows take the
+    out-of-vocabulary bucket it hashes to and the later vocabulary codes move
+    down by one (npy shards, encoding and statistics; CSV shards need no
+    change: the loader encodes them with the new vocabulary)."""
     path = split_dir / manifest_module.MANIFEST_NAME
     manifest = json.loads(path.read_text(encoding="utf-8"))
     encoding = Encoding.from_record(manifest["schema"]["encoding"])
-    position = encoding.code_columns.index(column)
+    position = encoding.categorical.index(column)
     buckets = encoding.hash_buckets[column]
     moved = 1 + buckets + encoding.vocabularies[column].index(value)
     bucket = 1 + int(fingerprint_buckets([value], buckets)[0])
+    encoding.vocabularies[column].remove(value)
+    encoding = Encoding(encoding.fill, encoding.numeric, encoding.fill_values, encoding.categorical,
+                        encoding.vocabularies, encoding.hash_buckets, encoding.datetimes)
     for subset in manifest["subsets"].values():
         for shard in subset["shards"]:
             files = shard["files"]
             if "codes" not in files:
                 continue
             codes_path = split_dir / files["codes"]["name"]
-            codes = np.load(codes_path)
-            column_codes = codes[:, position].astype(np.int64)
-            codes[:, position] = np.where(column_codes == moved, bucket, column_codes - (column_codes > moved))
-            np.save(codes_path, codes)
+            codes = np.load(codes_path).astype(np.int64)
+            codes_of_column = codes[:, position]
+            demoted = codes_of_column == moved  # before the later codes move down onto its code
+            codes_of_column[codes_of_column > moved] -= 1
+            codes_of_column[demoted] = bucket
+            np.save(codes_path, codes.astype(encoding.code_dtype))
             files["codes"] = file_entry(split_dir, files["codes"]["name"])
-    encoding.vocabularies[column].remove(value)
-    encoding = Encoding(encoding.fill, encoding.numeric, encoding.fill_values, encoding.categorical, encoding.vocabularies,
-                        encoding.hash_buckets, encoding.datetimes)
     manifest["schema"]["encoding"] = encoding.as_record()
     manifest["schema"]["categories"][column] = list(encoding.vocabularies[column])
     stats = manifest["stats"][column]
