@@ -52,6 +52,7 @@ from ..errors import SchemaError
 FILL_POLICIES = ("mean", "zero")
 FEW_VALUES = 16  # a vocabulary this small gets one out-of-vocabulary code (and is one-hot encoded by the model)
 DEFAULT_HASH_BUCKETS = 64
+QUANTILE_BINS = 16  # bins of the piecewise-linear number embedding, from the sample's quantiles
 DATETIME_PARTS = {"hour": 25, "weekday": 8, "month": 13}  # derived code columns and their code counts (0 = missing)
 CODE_DTYPES = ((np.uint8, 1 << 8), (np.uint16, 1 << 16), (np.int32, 1 << 31))
 
@@ -100,6 +101,10 @@ class Encoding:
     capped : dict
         ``{column: values in the sample}`` for the categorical columns whose
         sample showed more values than the vocabulary holds (printed, not recorded).
+    quantiles : dict
+        ``{numbers column: [edges]}``: :data:`QUANTILE_BINS` + 1 quantiles of
+        the column's present values in the sample (repeated edges merged), the
+        bins of the model's piecewise-linear number embedding.
     """
 
     fill: str
@@ -110,6 +115,7 @@ class Encoding:
     hash_buckets: dict = field(default_factory=dict)
     datetimes: dict = field(default_factory=dict)
     capped: dict = field(default_factory=dict, compare=False)
+    quantiles: dict = field(default_factory=dict)
     _value_sets: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -193,10 +199,14 @@ class Encoding:
         vocabularies, buckets, capped = {}, {}, {}
         missing = set(null_values) | {""}
 
+        quantiles = {}
+
         def add_number(name, values):
             present = values[~np.isnan(values)]
             numeric.append(name)
             fill_values.append(float(present.mean()) if fill == "mean" and len(present) else 0.0)
+            edges = np.quantile(present, np.linspace(0, 1, QUANTILE_BINS + 1)) if len(present) else np.zeros(1)
+            quantiles[name] = [float(e) for e in np.unique(edges.astype(np.float32))]
 
         for name, kind in kinds.items():
             in_sample = name in sample.column_names
@@ -220,7 +230,7 @@ class Encoding:
                 categorical.append(name)
                 few = len(pairs) <= FEW_VALUES and name not in capped
                 buckets[name] = 1 if few else int(hash_buckets)
-        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped)
+        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped, quantiles)
         encoding.check_column_names()
         return encoding
 
@@ -229,7 +239,8 @@ class Encoding:
         """The encoding a manifest's ``schema.encoding`` describes."""
         return cls(record["fill"], list(record["numeric"]), [float(v) for v in record["fill_values"]],
                    list(record["categorical"]), {n: list(v) for n, v in record["vocabularies"].items()},
-                   {n: int(v) for n, v in record.get("hash_buckets", {}).items()}, dict(record.get("datetimes", {})))
+                   {n: int(v) for n, v in record.get("hash_buckets", {}).items()}, dict(record.get("datetimes", {})),
+                   quantiles={n: [float(e) for e in v] for n, v in record.get("quantiles", {}).items()})
 
     def as_record(self) -> dict:
         """The manifest form (``schema.encoding``)."""
@@ -237,7 +248,7 @@ class Encoding:
                 "categorical": self.categorical, "vocabularies": self.vocabularies,
                 "hash_buckets": {n: self.hash_buckets[n] for n in self.categorical}, "datetimes": self.datetimes,
                 "code_columns": self.code_columns, "code_counts": self.code_counts,
-                "code_dtype": self.code_dtype.name}
+                "code_dtype": self.code_dtype.name, "quantiles": self.quantiles}
 
     def datetime_format(self, name: str):
         """The :class:`~questlearn.schema.datetimes.DatetimeFormat` of a datetime feature."""
