@@ -105,6 +105,11 @@ class Encoding:
         ``{numbers column: [edges]}``: :data:`QUANTILE_BINS` + 1 quantiles of
         the column's present values in the sample (repeated edges merged), the
         bins of the model's piecewise-linear number embedding.
+    indicators : list of str
+        Numeric columns with missing values in the sample: each adds a code
+        column ``name.missing`` (``1`` where the value was missing and was
+        filled, ``0`` where present), so the model sees missingness as a
+        gradient-boosted tree does, not only the fill value.
     """
 
     fill: str
@@ -116,6 +121,7 @@ class Encoding:
     datetimes: dict = field(default_factory=dict)
     capped: dict = field(default_factory=dict, compare=False)
     quantiles: dict = field(default_factory=dict)
+    indicators: list = field(default_factory=list)
     _value_sets: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -132,13 +138,14 @@ class Encoding:
     def code_columns(self) -> list[str]:
         """Columns of the codes block: categorical features, then ``t.hour``,
         ``t.weekday`` and ``t.month`` per datetime feature ``t``."""
-        return list(self.categorical) + [f"{t}.{part}" for t in self.datetimes for part in DATETIME_PARTS]
+        return (list(self.categorical) + [f"{t}.{part}" for t in self.datetimes for part in DATETIME_PARTS]
+                + [f"{n}.missing" for n in self.indicators])
 
     @property
     def code_counts(self) -> list[int]:
         """How many codes each codes column takes (``1 + H + V``, or a datetime part's fixed count)."""
         counts = [1 + self.hash_buckets[n] + len(self.vocabularies[n]) for n in self.categorical]
-        return counts + [count for _ in self.datetimes for count in DATETIME_PARTS.values()]
+        return counts + [count for _ in self.datetimes for count in DATETIME_PARTS.values()] + [2] * len(self.indicators)
 
     @property
     def code_dtype(self):
@@ -157,6 +164,8 @@ class Encoding:
             return [self.numeric.index(f"{feature}.days")], [codes.index(f"{feature}.{p}") for p in DATETIME_PARTS]
         if feature in self.categorical:
             return [], [self.categorical.index(feature)]
+        if feature in self.indicators:
+            return [self.numeric.index(feature)], [self.code_columns.index(f"{feature}.missing")]
         return [self.numeric.index(feature)], []
 
     def row_bytes(self) -> int:
@@ -199,7 +208,7 @@ class Encoding:
         vocabularies, buckets, capped = {}, {}, {}
         missing = set(null_values) | {""}
 
-        quantiles = {}
+        quantiles, indicators = {}, []
 
         def add_number(name, values):
             present = values[~np.isnan(values)]
@@ -211,7 +220,10 @@ class Encoding:
         for name, kind in kinds.items():
             in_sample = name in sample.column_names
             if kind == "numeric":
-                add_number(name, _as_float(sample[name], null_values) if in_sample else np.empty(0))
+                values = _as_float(sample[name], null_values) if in_sample else np.empty(0)
+                add_number(name, values)
+                if 0 < np.isnan(values).sum() < len(values):
+                    indicators.append(name)
             elif kind == "datetime":
                 fmt = datetime_formats.get(name) or dt.ISO_8601
                 dated[name] = fmt.as_record()
@@ -230,7 +242,8 @@ class Encoding:
                 categorical.append(name)
                 few = len(pairs) <= FEW_VALUES and name not in capped
                 buckets[name] = 1 if few else int(hash_buckets)
-        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped, quantiles)
+        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped, quantiles,
+                       indicators)
         encoding.check_column_names()
         return encoding
 
@@ -240,7 +253,8 @@ class Encoding:
         return cls(record["fill"], list(record["numeric"]), [float(v) for v in record["fill_values"]],
                    list(record["categorical"]), {n: list(v) for n, v in record["vocabularies"].items()},
                    {n: int(v) for n, v in record.get("hash_buckets", {}).items()}, dict(record.get("datetimes", {})),
-                   quantiles={n: [float(e) for e in v] for n, v in record.get("quantiles", {}).items()})
+                   quantiles={n: [float(e) for e in v] for n, v in record.get("quantiles", {}).items()},
+                   indicators=list(record.get("indicators", [])))
 
     def as_record(self) -> dict:
         """The manifest form (``schema.encoding``)."""
@@ -248,7 +262,7 @@ class Encoding:
                 "categorical": self.categorical, "vocabularies": self.vocabularies,
                 "hash_buckets": {n: self.hash_buckets[n] for n in self.categorical}, "datetimes": self.datetimes,
                 "code_columns": self.code_columns, "code_counts": self.code_counts,
-                "code_dtype": self.code_dtype.name, "quantiles": self.quantiles}
+                "code_dtype": self.code_dtype.name, "quantiles": self.quantiles, "indicators": self.indicators}
 
     def datetime_format(self, name: str):
         """The :class:`~questlearn.schema.datetimes.DatetimeFormat` of a datetime feature."""
@@ -296,6 +310,9 @@ class Encoding:
         for name in self.datetimes:
             lines.append(f"  {name}: datetime -> {name}.days (days since 1970-01-01, wall clock), {name}.hour, "
                          f"{name}.weekday, {name}.month")
+        if self.indicators:
+            shown = ", ".join(self.indicators[:6]) + (f", ... ({len(self.indicators)})" if len(self.indicators) > 6 else "")
+            lines.append(f"  missing-value indicators (name.missing codes) for the numeric columns missing in the sample: {shown}")
         return "\n".join(lines)
 
     # -- encoding rows -----------------------------------------------------
@@ -331,17 +348,21 @@ class Encoding:
         # Built column by column in (columns, rows) arrays, each column a contiguous write; then transposed
         # once into row-major blocks, whose rows are put in ``order`` by one ``take``.
         block = np.empty((len(self.numeric), rows), np.float32)
+        codes = np.empty((len(self.code_columns), rows), self.code_dtype)
+        indicator_at = {name: position for position, name in enumerate(self.indicators, len(self.code_columns) - len(self.indicators))}
         for position, (name, fill) in enumerate(zip(self.numeric, self.fill_values)):
             column = block[position]
             column[:] = numbers[name]
             absent = np.isnan(column)
+            if name in indicator_at:
+                codes[indicator_at[name]] = absent
             if absent.any():
                 column[absent] = fill
-        codes = np.empty((len(self.code_columns), rows), self.code_dtype)
         counts = {}
         for position, name in enumerate(self.categorical):
             codes[position], counts[name] = self.codes_of(name, strings[name])
-        for position, name in enumerate(self.code_columns[len(self.categorical):], len(self.categorical)):
+        parts_end = len(self.code_columns) - len(self.indicators)
+        for position, name in enumerate(self.code_columns[len(self.categorical):parts_end], len(self.categorical)):
             codes[position] = parts[name]
         block, codes = np.ascontiguousarray(block.T), np.ascontiguousarray(codes.T)
         if order is not None:
