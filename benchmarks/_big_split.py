@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -52,8 +51,19 @@ def big_split(split_dir: Path | None, rows: int, rows_per_shard: int):
 
 
 def train_shards(split_dir: Path) -> list[dict]:
-    """The manifest's train shard entries; refuse a split with fewer than 40 of them."""
-    manifest = json.loads((Path(split_dir) / "manifest.json").read_text())
+    """The manifest's train shard entries; refuse a split with fewer than 40 of them.
+
+    The manifest is loaded as questlearn loads it, so a kept ``--split``
+    written by an older questlearn (another shard format) is refused here,
+    with what to do, before any contender runs.
+    """
+    from questlearn.errors import QuestlearnError
+    from questlearn.manifest._files import load_manifest
+
+    try:
+        manifest = load_manifest(split_dir)
+    except QuestlearnError as error:
+        raise SystemExit(f"cannot use {split_dir}: {error}. Nothing reported.") from None
     shards = manifest["subsets"]["train"]["shards"]
     if len(shards) < MINIMUM_TRAIN_SHARDS:
         raise SystemExit(f"{split_dir} has {len(shards)} train shards; the loader figures need at least "

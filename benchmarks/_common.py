@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+RESULTS_VARIABLE = "QUESTLEARN_BENCH_RESULTS"  # another folder for the JSON files (a smoke run keeps results/ as published)
 
 
 def own_peak_rss_kib() -> float:
@@ -46,14 +47,25 @@ def run_child(script: Path, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def batch_rows(batch) -> int:
+    """Rows of a ``(x, y[, weights])`` batch: ``x`` may be a dict of blocks, ``y`` is one array."""
+    return len(batch[1])
+
+
 def machine() -> dict:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def results_folder() -> Path:
+    """Where :func:`save` writes: ``$QUESTLEARN_BENCH_RESULTS`` if set, else ``benchmarks/results``."""
+    return Path(os.environ.get(RESULTS_VARIABLE) or RESULTS)
+
+
 def save(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    folder = results_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=1) + "\n")
     return path
 

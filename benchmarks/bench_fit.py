@@ -4,8 +4,12 @@ Three fits of the same MLP (questlearn.train.model.build_model) on the same
 training rows, each in a fresh process:
 
 * ``recipe`` — the original recipe's PyDataset (one 1000-row CSV file per
-  batch, pandas, 2 worker processes);
-* ``questlearn`` — QuestSequence on the binary shards, batch 1000;
+  batch, pandas, 2 worker processes), whose ``x`` is one float32 matrix
+  (its quest type one-hot encoded by pandas): the same hidden layers over
+  that single input;
+* ``questlearn`` — QuestSequence on the binary shards, batch 1000: ``x``
+  holds the ``numbers`` and ``codes`` blocks (the model one-hot encodes or
+  embeds the codes);
 * ``in_memory`` — the same rows as numpy arrays already in memory: the
   model's own speed, with no input pipeline at all.
 
@@ -62,20 +66,25 @@ def child(kind: str, data: str, epochs: str) -> dict:
     data, epochs = Path(data), int(epochs)
     keras.utils.set_random_seed(0)
     reference = QuestSequence(data / "split", "train", batch_size=1000, shuffle=True)
-    mean, variance = reference.feature_moments()
-    model = build_model(mean, variance, reference.num_classes)
     if kind == "recipe":
         files = sorted((data / "recipe").glob("split_data_*.csv"))
         inputs = recipe_dataset(files, workers=2, processes=True)
+        # The recipe's x is one float32 matrix (numbers and its own one-hot quest type): the same hidden
+        # layers over that one input, normalised with the moments of its first batch (not timed).
+        first = inputs[0][0]
+        model = build_model(first.mean(axis=0), first.var(axis=0), reference.num_classes)
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])  # one-hot labels
         fit = dict(x=inputs)
         rows = sum(1 for _ in files) * 1000
-    elif kind == "questlearn":
+    else:
+        mean, variance = reference.feature_moments()
+        model = build_model(mean, variance, reference.num_classes, code_counts=reference.code_counts())
+    if kind == "questlearn":
         fit = dict(x=reference)
         rows = reference.plan.total_rows
-    else:
+    elif kind == "in_memory":
         batches = [reference[i] for i in range(len(reference))]
-        x = np.concatenate([b[0] for b in batches])
+        x = {block: np.concatenate([b[0][block] for b in batches]) for block in batches[0][0]}  # numbers, codes
         y = np.concatenate([b[1] for b in batches])
         fit = dict(x=x, y=y, batch_size=1000)
         rows = len(y)
@@ -182,7 +191,7 @@ def input_wait_child(split: str, steps: str) -> dict:
     data = QuestSequence(split, "train", shuffle=True, seed=0, **loading)
     mean, variance = data.feature_moments()
     model = build_model(mean, variance, data.num_classes, hidden=defaults["hidden"], dropout=defaults["dropout"],
-                        learning_rate=defaults["learning_rate"])
+                        learning_rate=defaults["learning_rate"], code_counts=data.code_counts())
     waits, clock = [], StepClock()
     timed_batches(waits)
     steps = int(steps) or len(data)

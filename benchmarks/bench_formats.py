@@ -1,9 +1,12 @@
-"""Which binary shard format? Load time of one shard as model-ready float32, side by side.
+"""Which binary shard format? Load time of one shard as model-ready blocks, side by side.
 
-The same 100,000 training rows stored as: the CSV shard (parsed by pyarrow with
-the manifest schema), a Parquet file (pyarrow, snappy) and the ``.npy`` files
-questlearn writes. Each is read cold from the page cache and turned into a
-float32 matrix, several times; the median counts. Also the bytes on disk.
+The same (about) 100,000 training rows, one shard, stored as: the CSV shard (parsed by pyarrow with
+the manifest schema and encoded), a Parquet file (pyarrow, snappy: one float32
+column per numbers column, one column per codes column in the split's code
+dtype, the labels) and the ``.npy`` files questlearn writes (``numbers.npy``,
+``codes.npy``, ``labels.npy``). Each is read and turned into the model's
+blocks (float32 numbers, integer codes, labels) several times; the median
+counts. Also the bytes on disk.
 
 Usage: python benchmarks/bench_formats.py
 This measurement is why the split writes ``.npy`` shards.
@@ -44,26 +47,37 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-formats-"))
     try:
         log = write_quest_log(work / "log.csv", rows=125_000, seed=4)
-        split_csv(log, work / "split", rows_per_shard=100_000, val_fraction=0.2, seed=0, formats=("csv", "npy"),
-                  id_columns=("attempt_id", "player_id"))
+        # about 100,000 training rows: rows_per_shard is a maximum (shards are dealt about equal), so above it
+        split_csv(log, work / "split", rows_per_shard=120_000, val_fraction=0.2, seed=0, formats=("csv", "npy"),
+                  id_columns=("attempt_id", "player_id"), verbose=False)
+        if len(load_manifest(work / "split")["subsets"]["train"]["shards"]) != 1:
+            raise SystemExit("the train subset should be one shard of about 100,000 rows")
         manifest = load_manifest(work / "split")
         shard = manifest["subsets"]["train"]["shards"][0]
         csv_reader = ShardReader(manifest, "train", source="csv")
         npy_reader = ShardReader(manifest, "train", source="npy")
-        features, labels = npy_reader._read_csv(0)  # the model-ready matrix, as the CSV route builds it
+        numbers, _, labels = npy_reader._read_csv(0)  # the model-ready blocks, as the CSV route builds them
+        codes = np.array(npy_reader._open_npy(0)[1])  # stored in the split's code dtype (uint8/uint16/int32)
         parquet = work / "shard.parquet"
-        pq.write_table(pa.table({**{f"c{i}": features[:, i] for i in range(features.shape[1])}, "label": labels}), parquet)
+        pq.write_table(pa.table({**{f"n{i}": numbers[:, i] for i in range(numbers.shape[1])},
+                                 **{f"c{i}": codes[:, i] for i in range(codes.shape[1])}, "label": labels}), parquet)
+
+        def block(table, prefix, width, dtype):
+            if not width:
+                return np.empty((table.num_rows, 0), dtype)
+            return np.column_stack([table[f"{prefix}{i}"].to_numpy() for i in range(width)]).astype(dtype, copy=False)
 
         def from_parquet():
             table = pq.read_table(parquet)
-            return np.column_stack([table[f"c{i}"].to_numpy() for i in range(features.shape[1])]), table["label"].to_numpy()
+            return (block(table, "n", numbers.shape[1], np.float32), block(table, "c", codes.shape[1], codes.dtype),
+                    table["label"].to_numpy())
 
         results = {
             "csv": {"seconds": median_seconds(lambda: csv_reader._read_csv(0)),
                     "bytes": shard["files"]["csv"]["bytes"]},
             "parquet": {"seconds": median_seconds(from_parquet), "bytes": parquet.stat().st_size},
             "npy": {"seconds": median_seconds(lambda: [np.array(a) for a in npy_reader._open_npy(0)]),  # read in full
-                    "bytes": sum(shard["files"][p]["bytes"] for p in ("features", "labels"))},
+                    "bytes": sum(shard["files"][p]["bytes"] for p in ("numbers", "codes", "labels"))},
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

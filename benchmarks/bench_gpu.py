@@ -5,7 +5,9 @@ batch size (1024 to 65536) and ``workers`` count, ``fit`` runs twice on
 the same split, alternating:
 
 * ``pipeline`` — :class:`~questlearn.data.dataset.QuestSequence` reading the
-  npy shards with ``workers`` loading threads: what users run;
+  npy shards (``x`` = the ``numbers`` and ``codes`` blocks) with ``workers``
+  loading threads, into the model :func:`~questlearn.train.model.build_model`
+  builds for them (codes one-hot encoded or embedded): what users run;
 * ``model_only`` — the same number of batches of the same shape served
   from a few batches already in memory: the model's own speed (host to
   device copies included), with no loading work at all.
@@ -107,7 +109,6 @@ class GpuSampler:
 # -- one backend, in a child process -------------------------------------------
 def child(split: str, batch_sizes: str, workers: str, epochs: str) -> dict:
     import keras
-    import numpy as np
 
     from questlearn.data.dataset import QuestSequence
     from questlearn.train._torch_cpu import limit_torch_threads
@@ -143,7 +144,7 @@ def child(split: str, batch_sizes: str, workers: str, epochs: str) -> dict:
             data = QuestSequence(split, "train", batch_size=batch_size, seed=0, workers=worker_count, max_queue_size=8)
             full = [data[i] for i in range(min(4, len(data)))]
             full = [b for b in full if len(b[1]) == batch_size] or full  # whole batches: one compiled shape
-            model = build_model(*data.feature_moments(), data.num_classes)
+            model = build_model(*data.feature_moments(), data.num_classes, code_counts=data.code_counts())
             timing = {}
             for kind in ("model_only", "pipeline", "model_only", "pipeline"):  # alternate, twice
                 source = ModelOnly(full, len(data)) if kind == "model_only" else data

@@ -31,9 +31,11 @@ Usage: python benchmarks/bench_loader.py [--megabytes 48] [--workers 2]
 100,000 rows (``--rows 5500000 --rows-per-shard 100000``; ``--split DIR``
 reuses or keeps one), ``QuestSequence(split, "train", batch_size=B, seed=0)``
 read batch by batch (``seq[i]``) for two epochs (the first checks each
-shard's SHA-256 once) against the fastest loop numpy allows: per shard, in
-a seeded order, ``np.load(mmap_mode="r")`` of features and labels, a seeded
-permutation and ``x[idx]``/``y[idx]`` per batch of B. B in 1024 and 8192,
+shard's SHA-256 once) against the fastest loop numpy allows that yields the
+same batches: per shard, in a seeded order, ``np.load(mmap_mode="r")`` of
+both ``x`` blocks (``numbers.npy``, ``codes.npy``) and the labels, a seeded
+permutation and, per batch of B, ``numbers[idx]``, ``codes[idx]`` as int32
+(the model's input dtype) and ``y[idx]``. B in 1024 and 8192,
 fresh processes, alternating, ``--rounds`` rounds, medians of per-round
 ratios; saves ``results/loader_raw.json``. Target: questlearn >= 0.8x the
 raw loop's rows/s (second epoch), at both batch sizes::
@@ -55,7 +57,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import peak_rss_mib, run_child, save, verdict  # noqa: E402
+from _common import batch_rows, peak_rss_mib, run_child, save, verdict  # noqa: E402
 
 ID_COLUMNS = ("attempt_id", "player_id")
 QUEST_TYPES = ["fetch", "escort", "puzzle", "dungeon", "boss", "raid"]
@@ -127,8 +129,9 @@ def through_keras(dataset, clock) -> int:
 
     def batches():
         for batch in adapter.get_numpy_iterator():
-            total[0] += len(batch[0])
-            yield len(batch[0])
+            rows = batch_rows(batch)  # x is a dict of blocks for QuestSequence: count the labels
+            total[0] += rows
+            yield rows
 
     for _ in range(EPOCHS):
         adapter.on_epoch_begin()
@@ -169,7 +172,7 @@ def child(kind: str, data: str, workers: str) -> dict:
 
         source = "csv" if kind.startswith("questlearn_csv") else "npy"
         verify = "off" if kind.endswith("_verify_off") else "once"
-        # npy batches are two numpy takes: Keras's thread pool costs more than it saves,
+        # npy batches are numpy takes from memory maps (numbers, codes, labels): Keras's thread pool costs more than it saves,
         # so they are read in line (workers=1). CSV shards are parsed by worker threads
         # (pyarrow releases the GIL) that share one shard cache.
         dataset = QuestSequence(data / "split", "train", batch_size=1000, source=source, shuffle=True,
@@ -346,19 +349,32 @@ RAW_CONTENDERS = ("questlearn_seq", "raw_mmap")
 BATCH_SIZES = (1024, 8192)
 
 
+RAW_BLOCKS = {"numbers": "float32", "codes": "int32"}  # the x blocks of a batch, as the model takes them
+
+
 def raw_epoch(shards, split_dir: Path, batch_size: int, rng) -> int:
-    """One epoch of the raw loop; returns the rows read."""
+    """One epoch of the raw loop; returns the rows read.
+
+    Per shard: memory maps of both ``x`` blocks (``numbers.npy``, float32,
+    and ``codes.npy``, stored as uint8/uint16/int32) and the labels; per
+    batch the same arrays a QuestSequence batch holds: a ``take`` of the
+    rows from each block, codes as int32 (the model's ``codes`` input),
+    a block without columns left out.
+    """
     import numpy as np
 
     rows = 0
     for shard in rng.permutation(len(shards)):
         files = shards[shard]["files"]
-        x = np.load(split_dir / files["features"]["name"], mmap_mode="r")
+        blocks = {name: np.load(split_dir / files[name]["name"], mmap_mode="r") for name in RAW_BLOCKS}
+        blocks = {name: block for name, block in blocks.items() if block.shape[1]}
         y = np.load(split_dir / files["labels"]["name"], mmap_mode="r")
         order = rng.permutation(len(y))
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            batch = (x[index], y[index])  # the copies a model step would consume
+            # the copies a model step would consume
+            x = {name: block[index].astype(RAW_BLOCKS[name], copy=False) for name, block in blocks.items()}
+            batch = (x, y[index])
             rows += len(batch[1])
     return rows
 

@@ -6,8 +6,10 @@ Contenders, on the same rows and the same trained model:
   in, a CSV file out (strict scanning, parsing, the inference model,
   writing), streamed in 8 MB blocks;
 * ``in_memory`` — ``inference.keras``'s ``model.predict`` on the same rows
-  already parsed and held in memory as tensors (reading the file is not
-  timed): the model's own cost, the floor for any file-to-file path.
+  already parsed and held in memory as the tensors
+  :func:`questlearn.serve.inference_inputs` builds (reading the file and
+  building them is not timed): the model's own cost, including its
+  in-model category lookup and hashing, the floor for any file-to-file path.
 
 Each run is a fresh process; rounds alternate between the contenders and
 the medians are reported. Peak RSS of ``predict_file`` is measured on the
@@ -45,14 +47,13 @@ def child(mode: str, model_dir: str, source: str, output: str) -> dict:
     else:
         import keras
         import pandas as pd
-        import tensorflow as tf
 
-        spec = json.loads((Path(model_dir) / "inference.json").read_text())
+        from questlearn.serve import inference_inputs
+
         model = keras.saving.load_model(Path(model_dir) / "inference.keras")
         frame = pd.read_csv(source, keep_default_na=False, na_values=[""])
-        inputs = {f["name"]: tf.constant(frame[f["name"]].to_numpy("float32").reshape(-1, 1)) if f["kind"] == "numeric"
-                  else tf.constant(frame[f["name"]].fillna("").astype(str).to_numpy(object).reshape(-1, 1))
-                  for f in spec["features"]}
+        # the model's raw inputs (numbers as float32, categories as strings, datetimes as int64 seconds), not timed
+        inputs = inference_inputs(frame, model_dir)
         model.predict({k: v[:10] for k, v in inputs.items()}, verbose=0)  # build the predict function (not timed)
         started = time.perf_counter()
         model.predict(inputs, batch_size=8192, verbose=0)

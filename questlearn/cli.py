@@ -145,7 +145,10 @@ def _predict(args) -> None:
 def _evaluate(args) -> None:
     from .serve.evaluate import evaluate
 
-    print(json.dumps(evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress), indent=1))
+    report = evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress,
+                      baseline=args.baseline, baseline_rows=args.baseline_rows,
+                      baseline_bytes=args.baseline_memory_mib * 2 ** 20, baseline_seed=args.baseline_seed)
+    print(json.dumps(report, indent=1))
 
 
 def _export(args) -> None:
@@ -342,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("input", type=Path, help="a labelled CSV file, or a split directory (its validate subset)")
     evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.add_argument("--baseline", choices=("gbdt",), help="also train scikit-learn's HistGradientBoosting on a "
+                          "random sample of the split's training shards and score it on the same rows (a split "
+                          "directory only; pip install 'questlearn[baseline]')")
+    evaluate.add_argument("--baseline-rows", type=int, default=200_000, help="most training rows the baseline samples")
+    evaluate.add_argument("--baseline-memory-mib", type=int, default=512,
+                          help="most MiB of float32 features the baseline's sample holds (the smaller cap wins)")
+    evaluate.add_argument("--baseline-seed", type=int, default=0, help="seed of the baseline's sample and model")
     evaluate.set_defaults(run=_evaluate)
 
     export = command("export", "write a trained model for a serving system: a TensorFlow SavedModel whose "

@@ -400,13 +400,17 @@ class ShardReader:
 
     def _check_codes(self, codes: np.ndarray, path: Path) -> None:
         """Every code inside its column's range: an embedding lookup would read past its table otherwise."""
-        highest = codes.max(axis=0).astype(np.int64)
         limits = np.asarray(self.encoding.code_counts, np.int64)
-        over = np.flatnonzero(highest >= limits)
-        if len(over) or (codes.dtype.kind == "i" and codes.min() < 0):
-            column = self.encoding.code_columns[int(over[0])] if len(over) else "a column"
-            raise IntegrityError(f"shard file {path} holds a code outside the range of {column} (0..{limits[over[0]] - 1 if len(over) else ''}): "
-                                 "the file is damaged")
+        outside = codes.max(axis=0).astype(np.int64) >= limits
+        if codes.dtype.kind == "i":
+            outside |= codes.min(axis=0) < 0
+        if outside.any():
+            column = int(np.flatnonzero(outside)[0])
+            values = np.asarray(codes[:, column], np.int64)
+            row = int(np.flatnonzero((values < 0) | (values >= limits[column]))[0])
+            raise IntegrityError(f"shard file {path} holds the code {values[row]} in row {row}, outside the range of "
+                                 f"{self.encoding.code_columns[column]} (0..{limits[column] - 1}): the file is damaged; "
+                                 "run the split again into a new directory")
 
     def _labels(self, stored: np.ndarray, path: Path) -> np.ndarray:
         """Stored labels -> class indices (checked codes mapped through

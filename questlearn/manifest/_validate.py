@@ -296,6 +296,7 @@ def _check_consistency(manifest: dict, where: str) -> None:
 
 def _check_encoding(manifest: dict, wrong) -> None:
     """``schema.encoding`` must describe exactly the features and categories of the schema."""
+    from ..schema.datetimes import FORMATS
     from ..schema.encoding import DATETIME_PARTS, code_dtype
 
     schema = manifest["schema"]
@@ -314,6 +315,15 @@ def _check_encoding(manifest: dict, wrong) -> None:
     if sorted(encoding["datetimes"]) != sorted(datetimes):
         wrong("schema.encoding.datetimes", f"names {_short(sorted(encoding['datetimes']))}, but the datetime features "
               f"are {_short(datetimes)}")
+    known_formats = [fmt.pattern for fmt in FORMATS]
+    for name, record in encoding["datetimes"].items():
+        if record not in known_formats:
+            wrong(f"schema.encoding.datetimes.{name}", f"is {_short(record)}, not a datetime format questlearn reads "
+                  f"({', '.join(map(repr, known_formats))})")
+    for name in numbers:  # the normalisation moments of the numbers block come from these
+        entry = manifest["stats"].get(name)
+        if not isinstance(entry, dict) or not {"missing", "mean", "variance"} <= set(entry) or entry["variance"] is None:
+            wrong("stats", f"has no statistics (missing, mean, variance) for the numbers column {name!r}")
     if len(encoding["fill_values"]) != len(numbers):
         wrong("schema.encoding.fill_values", f"has {len(encoding['fill_values'])} entries for {len(numbers)} numbers columns")
     for position, value in enumerate(encoding["fill_values"]):

@@ -21,6 +21,12 @@ it is the computed bound of the histogram's error (2**-13 relative bins).
 Regression: loss (MSE), MAE, RMSE and the predict-the-training-mean
 baseline's MAE and RMSE.
 
+``baseline="gbdt"`` (``--baseline gbdt``, a split directory only) adds
+``baseline_gbdt``: scikit-learn's HistGradientBoosting trained on a bounded
+random sample of the split's training shards and scored on the same
+validate rows, with the gap to the network (see ``_baseline``; scikit-learn
+is the ``baseline`` extra, imported only then).
+
 A split is evaluated only when it predicts what the model predicts (same
 label, task and classes, in the same order) from the same encoded columns;
 a damaged shard stops with the loader's message naming the file.
@@ -32,11 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFormatError, SchemaError
+from ..errors import InputFormatError, OptionError, SchemaError
 from ..io.csvscan import DEFAULT_BLOCK_SIZE
 from ..manifest._files import MANIFEST_NAME
 from ..schema._columns import label_strings
 from ._auc import StreamingAUC
+
+BASELINES = ("gbdt",)
 
 
 class _Tally:
@@ -114,7 +122,8 @@ class _Tally:
 
 
 def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_size: int = 8192,
-             progress: bool = False) -> dict:
+             progress: bool = False, baseline: str | None = None, baseline_rows: int = 200_000,
+             baseline_bytes: int = 512 * 2 ** 20, baseline_seed: int = 0) -> dict:
     """Metrics of the model in ``model_dir`` on the labelled rows of ``source``.
 
     Parameters
@@ -129,6 +138,14 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
         Rows per model call for a split directory.
     progress : bool
         Show a progress bar.
+    baseline : {None, "gbdt"}
+        ``"gbdt"``: also train a HistGradientBoosting model on a sample of the
+        split's training shards and score it on the same rows (needs a split
+        directory and scikit-learn, the ``baseline`` extra).
+    baseline_rows, baseline_bytes : int
+        Caps on that sample: rows, and bytes of float32 features; the smaller wins.
+    baseline_seed : int
+        Seeds the sample and the boosting model.
 
     Returns
     -------
@@ -139,8 +156,12 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
 
     from .predict import Predictor, open_input
 
-    if isinstance(source, (str, Path)) and (Path(source) / MANIFEST_NAME).is_file():
-        return _evaluate_split(Path(model_dir), Path(source), batch_size, progress)
+    is_split = isinstance(source, (str, Path)) and (Path(source) / MANIFEST_NAME).is_file()
+    if baseline is not None:
+        _check_baseline(baseline, source, is_split)
+    if is_split:
+        options = dict(max_rows=baseline_rows, max_bytes=baseline_bytes, seed=baseline_seed) if baseline else None
+        return _evaluate_split(Path(model_dir), Path(source), batch_size, progress, options)
     predictor = Predictor(model_dir)
     spec = predictor.spec
     label = spec["label"]
@@ -155,6 +176,18 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
             tally.update(predictor.raw_outputs(block.table), labels)
             bar.update(block.bytes_done - bar.n)
     return {"source": str(source) if isinstance(source, (str, Path)) else [str(s) for s in source], **tally.result()}
+
+
+def _check_baseline(baseline, source, is_split: bool) -> None:
+    """Refuse an unknown baseline, a source that is no split, or a missing scikit-learn, before any work."""
+    if baseline not in BASELINES:
+        raise OptionError(f"baseline must be one of {BASELINES} or None, got {baseline!r}")
+    if not is_split:
+        raise OptionError(f"--baseline gbdt trains on a split's training shards, and {source} is not a split directory "
+                          "(no manifest.json): pass the split directory the model was trained on, or leave out --baseline")
+    from ._baseline import require_sklearn
+
+    require_sklearn()
 
 
 def _label_values(block, label: str, spec: dict) -> np.ndarray:
@@ -189,8 +222,10 @@ def _label_values(block, label: str, spec: dict) -> np.ndarray:
     return codes.to_numpy(zero_copy_only=False).astype(np.float32 if spec["task"] == "regression" else np.int32)
 
 
-def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress: bool) -> dict:
-    """The validate subset of a split, through ``model.keras`` and the training loader."""
+def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress: bool,
+                    baseline: dict | None = None) -> dict:
+    """The validate subset of a split, through ``model.keras`` and the training loader; with ``baseline``
+    (the sample's options), the boosting model too, on the same batches."""
     from tqdm import tqdm
 
     from ..data.dataset import QuestSequence
@@ -210,11 +245,33 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
                           f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
                           "labelled source file (read through inference.keras)")
     model = load_saved_model(model_dir / TRAINED_MODEL)
-    tally = _Tally(spec)
+    boosting = _train_baseline(reader, baseline) if baseline else None
+    tally, boosting_tally = _Tally(spec), _Tally(spec)
     for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):
         x, labels = _load_batch(data, index)
         tally.update(np.asarray(model.predict_on_batch(x), np.float32), labels)
-    return {"source": f"{split_dir} (validate subset)", **tally.result()}
+        if boosting:
+            boosting_tally.update(boosting.outputs(x), labels)
+    report = {"source": f"{split_dir} (validate subset)", **tally.result()}
+    if boosting:
+        report["baseline_gbdt"] = boosting.report(boosting_tally.result(), report)
+    return report
+
+
+def _train_baseline(reader, options: dict):
+    """The boosting baseline trained on a sample of the training shards; the cap and the rows drawn are printed."""
+    import sys
+
+    from ._baseline import BoostingBaseline
+
+    boosting = BoostingBaseline(reader, **options)
+    sample = boosting.sample
+    print(f"baseline gbdt: {len(sample.labels)} of {sample.available} training rows drawn (cap {sample.cap} rows, set by "
+          f"{sample.capped_by}); trained in {boosting.seconds:.1f} s", file=sys.stderr)
+    for note in (boosting.ordinal_note(), boosting.missing_numbers):
+        if note:
+            print(f"baseline gbdt: {note}", file=sys.stderr)
+    return boosting
 
 
 def _check_same_target(spec: dict, reader, model_dir: Path, split_dir: Path) -> None:

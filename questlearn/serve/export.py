@@ -449,6 +449,12 @@ def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path
     module.model, module.serve = model, serve
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    tf.saved_model.save(module, str(partial), signatures={"serving_default": serve})
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # not TensorFlow's "Assets written to ..." line on every training run
+    try:
+        tf.saved_model.save(module, str(partial), signatures={"serving_default": serve})
+    finally:
+        logger.setLevel(level)
     os.replace(partial, target)  # complete, or not there
     return target

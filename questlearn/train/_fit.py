@@ -245,7 +245,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     if verbose:
         print(plan.describe(train_data.plan.total_rows))
         print(f"questlearn: training on {device}; the {model!r} model; {train_data.plan.total_rows} training rows, "
-              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_names)} inputs; {said}")
+              f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_moments()[0])} numbers and "
+              f"{len(train_data.code_counts())} category codes a row; {said}")
 
     checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)

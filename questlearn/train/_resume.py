@@ -116,15 +116,16 @@ class TrainingBackup(keras.callbacks.Callback):
     def restore_model(self, sample=None) -> None:
         """Put the saved model and optimizer variables back (before ``fit``).
 
-        ``sample``, an ``(x, y)`` batch, is evaluated once when the state is
+        ``sample``, an ``(x, y)`` batch (``x`` a dict of input blocks), is evaluated once when the state is
         from inside an epoch: that builds the compiled metrics (TensorFlow
         builds them only when ``fit`` first traces), so their saved totals
         can be put back when the epoch starts again.
         """
         state = self.resumed
         if state.batches_done and sample is not None:
-            x, y = sample
-            self.model.evaluate(x[:1], y[:1], verbose=0)
+            x, y = sample[:2]
+            first = {block: values[:1] for block, values in x.items()} if isinstance(x, dict) else x[:1]  # numbers, codes
+            self.model.evaluate(first, y[:1], verbose=0)
         _assign(self.model.variables, state.group("model"), "model")
         optimizer = self.model.optimizer
         if not optimizer.built:

@@ -314,8 +314,26 @@ def test_a_numbers_or_codes_file_of_another_shape_dtype_or_range_is_refused_nami
         reader.read([(2, np.arange(5))])
     codes[3, 0] = 1 + 1 + len(manifest["schema"]["encoding"]["vocabularies"]["quest_type"])  # one past the last code
     np.save(codes_path, codes)
-    with pytest.raises(ValueError, match=rf"{codes_path.name} holds a code outside the range of quest_type \(0..7\)"):
+    with pytest.raises(ValueError, match=rf"{codes_path.name} holds the code 8 in row 3, outside the range of "
+                                         rf"quest_type \(0..7\): the file is damaged"):
         reader.read([(2, np.arange(5))])
+
+
+def test_a_negative_code_in_an_int32_codes_file_is_refused_naming_column_and_row(tmp_path):
+    rows = 66_000  # more codes than uint16 holds: the codes are int32
+    pd.DataFrame({"user": [f"u{i}" for i in range(rows)], "level": np.arange(rows) % 7,
+                  "cleared": np.arange(rows) % 2}).to_csv(tmp_path / "users.csv", index=False)
+    manifest = model_ready_split(tmp_path / "users.csv", tmp_path / "split", label="cleared", categorical_columns=["user"],
+                                 rows_per_shard=100_000, formats=("npy",))
+    assert manifest["schema"]["encoding"]["code_dtype"] == "int32"
+    codes_path = tmp_path / "split" / manifest["subsets"]["train"]["shards"][0]["files"]["codes"]["name"]
+    codes = np.load(codes_path)
+    codes[41, 0] = -1
+    np.save(codes_path, codes)
+    reader = QuestSequence(tmp_path / "split", "train", batch_size=10, shuffle=False, verify="off").reader
+    with pytest.raises(ValueError, match=rf"{codes_path.name} holds the code -1 in row 41, outside the range of user "
+                                         rf"\(0..{manifest['schema']['encoding']['code_counts'][0] - 1}\)"):
+        reader.read([(0, np.arange(5))])
 
 
 def test_older_splits_without_an_encoding_are_refused(id_split, tmp_path):

@@ -2,6 +2,7 @@
 
 import datetime
 import decimal
+import zoneinfo
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from questlearn.split.inspection import inspect_source
 
 ROWS = 120
 START = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
+NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 
 
 def typed_table(column: str, values: pa.Array, label=None) -> pa.Table:
@@ -28,8 +30,9 @@ def typed_table(column: str, values: pa.Array, label=None) -> pa.Table:
 def split_parquet(table: pa.Table, tmp_path: Path, **parameters):
     """Write ``table`` (row groups of 25 rows), split it; return the manifest and its per-row shards.
 
-    The shards come back ordered by source row: ``features`` (float32 x),
-    ``labels`` (class names or numbers) and ``csv`` (every CSV copy's field as text).
+    The shards come back ordered by source row: ``numbers`` (float32),
+    ``codes`` (category codes), ``labels`` (class names or numbers) and
+    ``csv`` (every CSV copy's field as text).
     """
     source = tmp_path / "typed.parquet"
     pq.write_table(table, source, row_group_size=25)
@@ -39,18 +42,20 @@ def split_parquet(table: pa.Table, tmp_path: Path, **parameters):
     split_csv(source, tmp_path / "out", rows_per_shard=50, **parameters)
     manifest = load_manifest(tmp_path / "out")
     root = Path(manifest["root"])
-    rows, features, labels, texts = [], [], [], []
+    rows, numbers, codes, labels, texts = [], [], [], [], []
     for subset in ("train", "validate"):
         for shard in manifest["subsets"][subset]["shards"]:
             rows.append(np.load(root / shard["files"]["rows"]["name"]))
-            features.append(np.load(root / shard["files"]["features"]["name"]))
+            numbers.append(np.load(root / shard["files"]["numbers"]["name"]))
+            codes.append(np.load(root / shard["files"]["codes"]["name"]))
             labels.append(np.load(root / shard["files"]["labels"]["name"]))
             if "csv" in shard["files"]:
                 names = pa_csv.read_csv(root / shard["files"]["csv"]["name"]).column_names
                 texts.append(pa_csv.read_csv(root / shard["files"]["csv"]["name"], convert_options=pa_csv.ConvertOptions(
                     column_types={n: pa.string() for n in names}, strings_can_be_null=False)))
     order = np.argsort(np.concatenate(rows))
-    shards = {"features": np.concatenate(features)[order], "labels": np.concatenate(labels)[order]}
+    shards = {"numbers": np.concatenate(numbers)[order], "codes": np.concatenate(codes)[order],
+              "labels": np.concatenate(labels)[order]}
     if texts:
         csv = pa.concat_tables(texts)
         shards["csv"] = {name: [csv[name][int(i)].as_py() for i in order] for name in csv.column_names}
@@ -62,15 +67,45 @@ def kinds_of(manifest) -> dict:
 
 
 def feature(manifest, shards, name: str) -> np.ndarray:
-    return shards["features"][:, manifest["schema"]["encoding"]["columns"].index(name)]
+    """A numbers column (``numbers``), or else a codes column, of every row."""
+    encoding = manifest["schema"]["encoding"]
+    if name in encoding["numeric"]:
+        return shards["numbers"][:, encoding["numeric"].index(name)]
+    return shards["codes"][:, encoding["code_columns"].index(name)]
 
 
-# (column values, kind, the feature per row or None, the CSV copy's text per row)
+def model_inputs(manifest) -> list:
+    encoding = manifest["schema"]["encoding"]
+    return encoding["numeric"] + encoding["code_columns"]
+
+
+def moment(i: int) -> datetime.datetime:
+    return START + datetime.timedelta(seconds=i)
+
+
+def day(i: int) -> datetime.date:
+    return datetime.date(2024, 1, 1) + datetime.timedelta(days=i)
+
+
+# The wall-clock time of each datetime column's row i: a zoned timestamp's in its zone
+WALL = {"timestamp": lambda i: moment(i).replace(tzinfo=None),
+        "zoned_timestamp": lambda i: moment(3600 * i).astimezone(NEW_YORK).replace(tzinfo=None),  # hourly
+        "date": lambda i: datetime.datetime.combine(day(i), datetime.time())}
+
+
+def wall_days(type_name: str):
+    return lambda i: (WALL[type_name](i) - datetime.datetime(1970, 1, 1)).total_seconds() / 86400
+
+
+# (column values, kind, the feature per row or None, the CSV copy's text per row); a datetime's feature is
+# its days since 1970 (wall clock), its hour, weekday and month codes are checked apart
 TYPED = {
-    "timestamp": (pa.array([START + datetime.timedelta(seconds=i) for i in range(ROWS)], pa.timestamp("us", tz="UTC")),
-                  "text", None, lambda i: (START + datetime.timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
-    "date": (pa.array([datetime.date(2024, 1, 1) + datetime.timedelta(days=i) for i in range(ROWS)], pa.date32()),
-             "text", None, lambda i: (datetime.date(2024, 1, 1) + datetime.timedelta(days=i)).isoformat()),
+    "timestamp": (pa.array([moment(i) for i in range(ROWS)], pa.timestamp("us", tz="UTC")), "datetime",
+                  wall_days("timestamp"), lambda i: moment(i).strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
+    "zoned_timestamp": (pa.array([moment(3600 * i) for i in range(ROWS)], pa.timestamp("us", tz="America/New_York")),
+                        "datetime", wall_days("zoned_timestamp"), None),
+    "date": (pa.array([day(i) for i in range(ROWS)], pa.date32()), "datetime", wall_days("date"),
+             lambda i: day(i).isoformat()),
     "decimal": (pa.array([decimal.Decimal(i) / 4 for i in range(ROWS)], pa.decimal128(10, 2)),
                 "numeric", lambda i: i / 4, lambda i: f"{decimal.Decimal(i) / 4:.2f}"),
     "duration": (pa.array([i * 1500 for i in range(ROWS)], pa.duration("ms")),
@@ -89,11 +124,17 @@ def test_parquet_typed_columns_split_into_the_right_values_per_row(type_name, tm
     manifest, shards = split_parquet(typed_table("typed", values), tmp_path)
     assert kinds_of(manifest)["typed"] == kind
     assert feature(manifest, shards, "order").tolist() == list(range(ROWS))  # rows are in source order
+    name = "typed.days" if kind == "datetime" else "typed"
     if number is not None:
         expected = np.array([number(i) for i in range(ROWS)], np.float32)
-        assert np.array_equal(feature(manifest, shards, "typed"), expected)
+        assert np.array_equal(feature(manifest, shards, name), expected)
     else:
-        assert "typed" not in manifest["schema"]["encoding"]["columns"]
+        assert not [n for n in model_inputs(manifest) if n.startswith("typed")]
+    if kind == "datetime":
+        wall = [WALL[type_name](i) for i in range(ROWS)]
+        assert feature(manifest, shards, "typed.hour").tolist() == [t.hour + 1 for t in wall]
+        assert feature(manifest, shards, "typed.weekday").tolist() == [t.isoweekday() for t in wall]
+        assert feature(manifest, shards, "typed.month").tolist() == [t.month for t in wall]
     if text is not None:
         assert shards["csv"]["typed"] == [text(i) for i in range(ROWS)]
 
@@ -104,9 +145,10 @@ def test_a_dictionary_encoded_string_feature_is_categorical_like_plain_strings(t
     values = pa.array([colours[i % 3] for i in range(ROWS)]).dictionary_encode()
     manifest, shards = split_parquet(typed_table("colour", values), tmp_path)
     assert kinds_of(manifest)["colour"] == "categorical"
-    for colour in colours:
-        assert feature(manifest, shards, f"colour={colour}").tolist() == [float(i % 3 == colours.index(colour))
-                                                                          for i in range(ROWS)]
+    vocabulary = manifest["schema"]["encoding"]["vocabularies"]["colour"]
+    assert vocabulary == ["blue", "green", "red"]  # as many rows each: the smaller value first
+    # code 0 is missing, 1 the one out-of-vocabulary code, then the vocabulary
+    assert feature(manifest, shards, "colour").tolist() == [2 + vocabulary.index(colours[i % 3]) for i in range(ROWS)]
     assert shards["csv"]["colour"] == [colours[i % 3] for i in range(ROWS)]
 
 
@@ -141,10 +183,11 @@ def test_every_parquet_type_is_reported_by_inspect(tmp_path):
     lines = []
     inferred = inspect_source(source, label="label", print_to=lines.append)
     report = "\n".join(lines)
-    assert inferred.kinds == {"label": "label", "timestamp": "text", "date": "text", "decimal": "numeric",
-                              "duration": "numeric", "dictionary_numbers": "numeric", "uint64_past_2_53": "numeric",
-                              "colour": "categorical"}
-    assert "datetime" in report and "not a feature yet" in report and "read as seconds" in report
+    assert inferred.kinds == {"label": "label", "timestamp": "datetime", "zoned_timestamp": "datetime",
+                              "date": "datetime", "decimal": "numeric", "duration": "numeric",
+                              "dictionary_numbers": "numeric", "uint64_past_2_53": "numeric", "colour": "categorical"}
+    assert "datetime (ISO 8601, timestamp[us, tz=UTC]): days, hour, weekday, month" in report
+    assert "datetime (YYYY-MM-DD, date32[day]): days, hour, weekday, month" in report and "read as seconds" in report
     assert "'blob' (binary) is left out" in report and "'items' (list<element: int32>) is left out" in report
     assert "'uint64_past_2_53' holds integers up to" in report
     assert "2024-05-01T12:00:00" in report  # the first rows as parsed: ISO-8601 text
@@ -164,7 +207,7 @@ def test_nested_parquet_columns_are_left_out_with_a_note_without_csv_copies(type
     manifest, shards = split_parquet(typed_table("nested", NESTED[type_name]), tmp_path, formats=("npy",),
                                      verbose=True)
     assert "nested" not in kinds_of(manifest)
-    assert manifest["schema"]["encoding"]["columns"] == ["order"]
+    assert model_inputs(manifest) == ["order"]
     assert feature(manifest, shards, "order").tolist() == list(range(ROWS))
     assert "column 'nested'" in capsys.readouterr().out
 

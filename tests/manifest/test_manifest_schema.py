@@ -6,8 +6,10 @@ import shutil
 
 import pytest
 
+from questlearn.errors import ManifestError
 from questlearn.manifest._files import load_manifest
 from questlearn.manifest._validate import MAX_CATEGORIES, validate_manifest
+from questlearn.split import split_csv
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +44,26 @@ BAD_EDITS = {
                      r"field subsets.train.shards\[3\].rows must be of type integer"),
     "rows beyond int64": (set_in("subsets", "train", "shards", 3, "rows", 2 ** 70),
                           r"field subsets.train.shards\[3\].rows must be at most"),
-    "a million categories": (set_in("schema", "categories", "quest_type", [str(i) for i in range(10 ** 6)]),
-                             f"field schema.categories.quest_type has 1000000 entries, more than the {MAX_CATEGORIES}"),
-    "more categories than the split allowed": (set_in("schema", "categories", "quest_type", [str(i) for i in range(1001)]),
-                                               "more than the split's max_categories 1000"),
+    # A list past MAX_CATEGORIES (16 M) would take minutes to validate: the cap is checked on max_categories.
+    "max_categories past the cap": (set_in("parameters", "max_categories", MAX_CATEGORIES + 1),
+                                    f"field parameters.max_categories must be at most {MAX_CATEGORIES}"),
+    "more categories than the split allowed": (
+        lambda m: m["schema"]["categories"].update(quest_type=[str(i) for i in range(m["parameters"]["max_categories"] + 1)]),
+        r"field schema.categories.quest_type has 100001 categories, more than the split's max_categories 100000"),
     "label code past the classes": (set_in("schema", "label_codes", [0, 2]), r"field schema.label_codes\[1\] is 2"),
     "negative label code": (set_in("schema", "label_codes", [-1, 0]), r"field schema.label_codes\[0\] must be at least 0"),
     "no features key": (lambda m: m["schema"].pop("features"), "field schema lacks the required key 'features'"),
     "unknown column kind": (set_in("schema", "columns", 2, "kind", "blob"), r"field schema.columns\[2\].kind must be"),
     "feature that is no column": (set_in("schema", "features", 0, "nope"), r"field schema.features\[0\] names 'nope'"),
-    "bad checksum": (set_in("subsets", "validate", "shards", 0, "files", "features", "sha256", "xyz"),
-                     r"field subsets.validate.shards\[0\].files.features.sha256"),
+    "bad checksum": (set_in("subsets", "validate", "shards", 0, "files", "codes", "sha256", "xyz"),
+                     r"field subsets.validate.shards\[0\].files.codes.sha256"),
+    "a shard without its codes": (lambda m: m["subsets"]["train"]["shards"][1]["files"].pop("codes"),
+                                  r"field subsets.train.shards\[1\].files lacks 'codes' \(the split has npy shards\)"),
     "no data offset": (lambda m: m["subsets"]["train"]["shards"][0]["files"]["labels"].pop("data_offset"),
                        r"field subsets.train.shards\[0\].files.labels lacks the required key 'data_offset'"),
     "data offset past the end": (set_in("subsets", "train", "shards", 0, "files", "rows", "data_offset", 10 ** 9),
                                  r"field subsets.train.shards\[0\].files.rows.data_offset is 1000000000, past"),
-    "an old format version": (set_in("format_version", 1), "field format_version must be 2"),
+    "an old format version": (set_in("format_version", 2), "field format_version must be 3"),
     "no encoding": (lambda m: m["schema"].pop("encoding"), "field schema lacks the required key 'encoding'"),
     "unknown fill": (set_in("schema", "encoding", "fill", "median"), "field schema.encoding.fill must be"),
     "a fill value too few": (lambda m: m["schema"]["encoding"]["fill_values"].pop(),
@@ -66,8 +72,20 @@ BAD_EDITS = {
                                    "field schema.encoding.numeric is"),
     "vocabulary unlike the categories": (lambda m: m["schema"]["encoding"]["vocabularies"]["quest_type"].pop(),
                                          "field schema.encoding.vocabularies.quest_type differs"),
-    "columns that are not the encoding's": (lambda m: m["schema"]["encoding"]["columns"].pop(),
-                                            "field schema.encoding.columns has"),
+    "code columns that are not the encoding's": (lambda m: m["schema"]["encoding"]["code_columns"].pop(),
+                                                 r"field schema.encoding.code_columns are \[\] with \[\d+\] codes; "
+                                                 r"the encoding makes \['quest_type'\]"),
+    "code counts that are not the encoding's": (set_in("schema", "encoding", "code_counts", [3]),
+                                                "field schema.encoding.code_columns are"),
+    "no hash buckets": (set_in("schema", "encoding", "hash_buckets", {}), "field schema.encoding.vocabularies must hold"),
+    "zero hash buckets": (set_in("schema", "encoding", "hash_buckets", "quest_type", 0),
+                          "field schema.encoding.hash_buckets.quest_type must be at least 1"),
+    "a wider code dtype than needed": (set_in("schema", "encoding", "code_dtype", "int32"),
+                                       "field schema.encoding.code_dtype is 'int32', not the narrowest"),
+    "an unknown code dtype": (set_in("schema", "encoding", "code_dtype", "float32"),
+                              "field schema.encoding.code_dtype must be"),
+    "a datetime that is no feature": (set_in("schema", "encoding", "datetimes", {"stamina": "YYYY-MM-DD"}),
+                                      "field schema.encoding.datetimes names"),
     "a shard past rows_per_shard": (set_in("parameters", "rows_per_shard", 2),
                                     r"field subsets.train.shards\[0\].rows is \d+, more than rows_per_shard 2"),
     "rows that do not add up": (set_in("source", "rows", 7), "field source.rows is 7, but the shards hold 2500"),
@@ -80,6 +98,44 @@ def test_a_wrong_field_is_named(manifest, case):
     edit, message = BAD_EDITS[case]
     with pytest.raises(ValueError, match=message):
         validate_manifest(edited(manifest, edit), "manifest.json")
+
+
+@pytest.fixture(scope="module")
+def dated_manifest(tmp_path_factory):
+    """The manifest of a split with a datetime feature ``day``."""
+    root = tmp_path_factory.mktemp("dated")
+    source = root / "dated.csv"
+    source.write_text("day,power,cleared\n" + "".join(f"2024-03-{1 + i % 28:02d} {i % 24:02d}:15,{i},{i % 2}\n"
+                                                      for i in range(200)))
+    split_csv(source, root / "split", verbose=False)
+    return load_manifest(root / "split")
+
+
+DATED_EDITS = {
+    "an unknown datetime format": (set_in("schema", "encoding", "datetimes", "day", "DD-MM-YYYY"),
+                                   "field schema.encoding.datetimes.day is 'DD-MM-YYYY', not a datetime format"),
+    "no statistics of t.days": (lambda m: m["stats"].pop("day.days"),
+                                "field stats has no statistics .* for the numbers column 'day.days'"),
+    "statistics of t.days without a variance": (lambda m: m["stats"]["day.days"].pop("variance"),
+                                                "field stats has no statistics .* for the numbers column 'day.days'"),
+    "a datetime's codes left out": (lambda m: m["schema"]["encoding"].update(code_columns=[], code_counts=[]),
+                                    "field schema.encoding.code_columns are"),
+}
+
+
+def test_a_split_with_a_datetime_feature_records_its_format_days_statistics_and_codes(dated_manifest):
+    encoding = dated_manifest["schema"]["encoding"]
+    assert encoding["datetimes"] == {"day": "YYYY-MM-DD[(T| )hh:mm[:ss[.f]][zone]]"}
+    assert encoding["numeric"] == ["day.days", "power"] and dated_manifest["stats"]["day.days"]["count"] == 200
+    assert encoding["code_columns"] == ["day.hour", "day.weekday", "day.month"] and encoding["code_counts"] == [25, 8, 13]
+    validate_manifest(dated_manifest, "manifest.json")
+
+
+@pytest.mark.parametrize("case", DATED_EDITS)
+def test_a_wrong_datetime_field_is_named(dated_manifest, case):
+    edit, message = DATED_EDITS[case]
+    with pytest.raises(ManifestError, match=message):
+        validate_manifest(edited(dated_manifest, edit), "manifest.json")
 
 
 def test_newer_fields_and_regression_manifests_are_accepted(manifest):
@@ -108,6 +164,10 @@ def test_load_manifest_refuses_an_edited_file_and_broken_json(id_split, tmp_path
         load_manifest(split)
     path.write_text(json.dumps(original)[:-10])
     with pytest.raises(ValueError, match="is not valid JSON"):
+        load_manifest(split)
+    path.write_text(json.dumps(edited(original, set_in("format_version", 2))))
+    with pytest.raises(ValueError, match="format version 2; this questlearn reads version 3; its shards hold categories "
+                                         "as one-hot floats, not codes: run `questlearn split` again"):
         load_manifest(split)
     path.write_text(json.dumps(original))
     assert load_manifest(split)["source"]["rows"] == 2500

@@ -131,14 +131,14 @@ def test_high_cardinality_strings_are_text_and_later_overflow_goes_out_of_vocabu
     rng = np.random.default_rng(0)
     rows = 6000
     frame = pd.DataFrame({
-        "comment": [f"free text number {i}" for i in range(rows)],  # all distinct: text
+        "comment": [f"free text about the quest, number {i}" for i in range(rows)],  # long, spaced, distinct: text
         "guild": [f"g{i % 8}" if i < 5000 else f"late{i}" for i in range(rows)],  # outgrows late
         "level": rng.integers(1, 60, rows),
         "cleared": rng.integers(0, 2, rows),
     })
     source = tmp_path / "text.csv"
     frame.to_csv(source, index=False)
-    # guild is declared: its 58 distinct values in the sample exceed 50, so undeclared it would be text
+    # guild is declared: its 58 distinct values in the sample exceed 50, the 50 most frequent are its vocabulary
     split_csv(source, tmp_path / "out", max_categories=50, block_size=16_384, categorical_columns=["guild"], verbose=True,
               formats=("csv", "npy"))
     printed = capsys.readouterr().out
@@ -146,16 +146,24 @@ def test_high_cardinality_strings_are_text_and_later_overflow_goes_out_of_vocabu
     kinds = kinds_of(manifest)
     assert kinds["comment"] == "text" and "comment" not in manifest["schema"]["features"]
     assert kinds["guild"] == "categorical"
-    assert len(manifest["schema"]["categories"]["guild"]) == 50
-    assert manifest["stats"]["guild"]["oov"] == rows - 5000 - (50 - 8)
-    assert "outgrew --max-categories 50" in printed
+    vocabulary = manifest["schema"]["categories"]["guild"]
+    assert len(vocabulary) == 50 and vocabulary[:8] == [f"g{i}" for i in range(8)]  # most frequent first
+    oov = rows - 5000 - (50 - 8)
+    assert manifest["stats"]["guild"]["oov"] == oov
+    assert "the 50 most frequent kept, the others hashed" in printed
+    assert f"column 'guild': {oov} rows held values outside its vocabulary (past --max-categories" in printed
     from questlearn.data._batches import ShardReader
 
-    reader = ShardReader(manifest, "train")
-    assert reader.output_names()[-1] == "guild=<other>"
-    x, _ = reader.read([(s, np.arange(r["rows"])) for s, r in enumerate(reader.shards)][-1:])
-    guild = x[:, -51:]
-    np.testing.assert_array_equal(guild.sum(axis=1), np.ones(len(x)))  # every row: one category or <other>
+    buckets = manifest["schema"]["encoding"]["hash_buckets"]["guild"]
+    codes = []
+    for subset in ("train", "validate"):
+        reader = ShardReader(manifest, subset)
+        assert reader.output_names()[-1] == "guild" and reader.code_counts()[-1] == 1 + buckets + 50
+        x, _ = reader.read([(s, np.arange(r["rows"])) for s, r in enumerate(reader.shards)])
+        codes.append(x["codes"][:, -1])
+    codes = np.concatenate(codes)
+    assert codes.min() >= 1 and codes.max() <= buckets + 50  # no guild missing; every code inside its range
+    assert (codes <= buckets).sum() == oov  # every row: a vocabulary value or a hashed bucket
     header = (tmp_path / "out" / manifest["subsets"]["train"]["shards"][0]["files"]["csv"]["name"]).read_text().splitlines()[0]
     assert "comment" in header  # text stays in the CSV shards
 

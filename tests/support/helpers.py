@@ -59,3 +59,10 @@ def start_child(script, *args, env=None):
     stderr piped as text (the caller waits, with a timeout, or kills it)."""
     return subprocess.Popen(child_command(script, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=run_env() if env is None else env, cwd=CHILDREN)
+
+
+def zero_inputs(model, rows: int) -> dict:
+    """Zeros for each named input of a questlearn network (``{"numbers": float32, "codes": int32}``), ``rows`` rows."""
+    import numpy as np
+
+    return {name: np.zeros((rows, tensor.shape[-1]), tensor.dtype) for name, tensor in model.input.items()}

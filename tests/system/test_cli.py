@@ -32,7 +32,8 @@ def plain_env():
 def test_every_option_has_help_and_help_shows_defaults():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"synth", "inspect", "split", "train", "predict", "evaluate", "plot", "demo"}
+    assert set(commands) == {"synth", "inspect", "split", "train", "export", "predict", "evaluate", "plot",
+                             "demo"}
     for name, command in commands.items():
         text = command.format_help()
         for action in command._actions:
@@ -170,7 +171,7 @@ def test_inspect_without_a_label_lists_every_column_and_names_the_likely_labels(
     result = cli("inspect", source, "--rows", 2)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for column, kind in (("customer_id", "categorical"), ("age", "numeric"), ("churned", "categorical"),
+    for column, kind in (("customer_id", "id"), ("age", "numeric"), ("churned", "categorical"),
                          ("plan", "categorical"), ("monthly_spend", "numeric")):
         assert re.search(rf"^  {column} +{kind} +0 ", out, re.MULTILINE), (column, out)
     assert not re.search(r"^  \S+ +label ", out, re.MULTILINE)  # no column is taken for the label: none was given

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import zero_inputs
 from splits import model_ready_split
 
 from questlearn.manifest._files import load_manifest
@@ -71,7 +72,9 @@ def test_regression_on_a_real_table_clearly_beats_predicting_the_mean(tmp_path):
     assert summary["best_val_rmse"] < 0.85 * summary["mean_baseline_rmse"], summary
     assert summary["best_val_mae"] < 0.85 * summary["mean_baseline_mae"], summary
     assert "best_val_accuracy" not in summary
-    predictions = result.model.predict(np.zeros((2, len(load_manifest(tmp_path / "split")["schema"]["features"]))), verbose=0)
+    x = zero_inputs(result.model, 2)
+    assert x["numbers"].shape == (2, len(load_manifest(tmp_path / "split")["schema"]["features"]))
+    predictions = result.model.predict(x, verbose=0)
     assert predictions.shape == (2, 1)
 
 
@@ -86,5 +89,7 @@ def test_the_csv_loader_reads_tokens_exactly_as_the_split_did(tmp_path):
             rows = np.arange(from_npy.shards[shard]["rows"])
             x_npy, y_npy = from_npy.read([(shard, rows)])
             x_csv, y_csv = from_csv.read([(shard, rows)])
-            np.testing.assert_array_equal(x_npy, x_csv)
+            assert sorted(x_npy) == sorted(x_csv) == ["codes", "numbers"]
+            for block in x_npy:
+                np.testing.assert_array_equal(x_npy[block], x_csv[block])
             np.testing.assert_array_equal(y_npy, y_csv)

@@ -31,7 +31,7 @@ class FakeTerminal(io.StringIO):
 
 def fit_with_progress(split_dir, stream, epochs=2, batch_size=8, **options):
     data = QuestSequence(split_dir, "train", batch_size=batch_size, seed=1)
-    model = build_model(*data.feature_moments(), data.num_classes)
+    model = build_model(*data.feature_moments(), data.num_classes, code_counts=data.code_counts())
     progress = TrainingProgress(data, stream=stream, **options)
     started = time.monotonic()
     model.fit(data, epochs=epochs, verbose=0, shuffle=False, callbacks=[progress])

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, run_env, zero_inputs
 from splits import model_ready_split
 
 from questlearn.synth import write_quest_log
@@ -32,7 +32,8 @@ def test_model_clearly_beats_the_majority_baseline(quest_split, tmp_path):
     assert result.history["val_auc"][-1] > 0.75
     assert (tmp_path / "model" / "best.keras").exists() and (tmp_path / "model" / "model.keras").exists()
     reloaded = keras.saving.load_model(tmp_path / "model" / "model.keras")
-    x = np.zeros((3, reloaded.input_shape[-1]), np.float32)
+    x = zero_inputs(reloaded, 3)
+    assert sorted(x) == ["codes", "numbers"]
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), result.model.predict(x, verbose=0), rtol=1e-5)
 
 

@@ -1,0 +1,270 @@
+"""A boosting yardstick for ``questlearn evaluate --baseline gbdt``.
+
+scikit-learn's ``HistGradientBoostingClassifier`` (or ``Regressor``) with
+its default settings (``early_stopping="auto"``: on above 10,000 rows, on
+a tenth of the *training sample* held out; ``random_state`` is the seed, so
+a run repeats) is trained on a bounded random sample of the split's
+training shards and scored on the rows ``evaluate`` scores (the validate
+subset), so the network's metrics have a strong tabular model beside them.
+
+The sample
+    ``min(max_rows, max_bytes // (4 * columns))`` rows (features held as
+    float32; scikit-learn copies them once more as float64 and bins them),
+    drawn uniformly at random without replacement across all training
+    shards: how many rows each shard gives is one multivariate
+    hypergeometric draw over the shards' row counts, which rows a seeded
+    choice inside the shard; they are taken from the memory-mapped
+    ``numbers.npy``, ``codes.npy`` and ``labels.npy`` one shard at a time,
+    so memory follows the sample, never the split.
+
+The columns
+    The model's inputs, numbers then codes. Code 0 (missing) becomes NaN,
+    which the boosting model handles natively. Code columns with at most
+    255 codes (HistGradientBoosting's native limit) are categorical
+    features; larger ones enter as ordinal integers (their codes order
+    the hash buckets first, then the vocabulary most frequent first).
+    Numbers columns hold the split's fill value where the source was
+    missing: the shards do not record which numbers were missing, so the
+    boosting model sees the filled value (the report says so and names
+    the columns that had missing values).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data._batches import _open_map
+from ..errors import InputFormatError, IntegrityError, MissingPackageError, OptionError
+from ..manifest._files import resolve_inside
+
+DEFAULT_ROWS = 200_000
+DEFAULT_BYTES = 512 * 2 ** 20
+NATIVE_CATEGORIES = 255  # HistGradientBoosting's max_bins: categories 0..254
+EXTRA = "pip install 'questlearn[baseline]'"
+
+
+def require_sklearn() -> str:
+    """scikit-learn's version; a one-line ``MissingPackageError`` naming the extra when it is not installed."""
+    try:
+        import sklearn
+    except ImportError:
+        raise MissingPackageError(f"--baseline gbdt needs scikit-learn: {EXTRA}") from None
+    return sklearn.__version__
+
+
+@dataclass
+class Sample:
+    """Rows drawn from the training shards: ``x`` (float32, numbers then codes, code 0 as NaN) and ``labels``."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    cap: int
+    capped_by: str
+    available: int
+
+
+def sample_cap(columns: int, max_rows: int, max_bytes: int) -> tuple[int, str]:
+    """Rows the sample may hold and what set the limit (``max_rows`` or ``max_bytes`` of float32 features)."""
+    for name, value in (("baseline_rows", max_rows), ("baseline_bytes", max_bytes)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise OptionError(f"{name} must be a positive whole number, got {value!r}")
+    by_memory = int(max_bytes) // (4 * max(columns, 1))
+    if by_memory < 1:
+        raise OptionError(f"baseline_bytes={max_bytes} holds not one row of {columns} float32 features")
+    if by_memory < max_rows:
+        return by_memory, f"the memory cap (--baseline-memory-mib: {max_bytes / 2 ** 20:g} MiB of float32 features, {columns} columns)"
+    return int(max_rows), "the row cap (--baseline-rows)"
+
+
+def draw_positions(shard_rows: list[int], count: int, seed: int) -> list[np.ndarray]:
+    """Sorted row positions per shard: ``count`` rows uniformly at random without replacement over all shards."""
+    rng = np.random.default_rng(seed)
+    shard_rows = np.asarray(shard_rows, np.int64)
+    total = int(shard_rows.sum())
+    if total < 10 ** 9:  # numpy's exact multivariate hypergeometric draw ("marginals") holds below 10**9 items
+        per_shard = rng.multivariate_hypergeometric(shard_rows, count)
+        return [np.sort(rng.choice(rows, size=int(take), replace=False)) for rows, take in zip(shard_rows, per_shard)]
+    chosen = np.zeros(0, np.int64)  # beyond: distinct global positions by rejection (count <= the cap, far below total)
+    while len(chosen) < count:
+        chosen = np.unique(np.concatenate([chosen, rng.integers(0, total, count - len(chosen))]))
+    starts = np.concatenate([[0], np.cumsum(shard_rows)])
+    shard = np.searchsorted(starts, chosen, side="right") - 1
+    return [chosen[shard == index] - starts[index] for index in range(len(shard_rows))]
+
+
+def sample_training_rows(reader, max_rows: int = DEFAULT_ROWS, max_bytes: int = DEFAULT_BYTES, seed: int = 0) -> Sample:
+    """A bounded uniform sample of the training shards of ``reader``'s split, in ``reader``'s columns.
+
+    Parameters
+    ----------
+    reader : questlearn.data._batches.ShardReader
+        A reader of the split (any subset): its manifest, encoding, label
+        codes and chosen input columns are used.
+    max_rows, max_bytes : int
+        Caps on the sample: rows, and bytes of float32 features.
+    seed : int
+        Seeds which rows are drawn.
+    """
+    manifest, encoding = reader.manifest, reader.encoding
+    if "npy" not in manifest["parameters"]["formats"]:
+        raise OptionError("--baseline gbdt reads the training rows from the .npy shards, and this split has none "
+                          "(re-split with formats including 'npy')")
+    names = reader.input_names()
+    numbers = [encoding.numeric.index(n) for n in names.get("numbers", [])]
+    codes = [encoding.code_columns.index(n) for n in names.get("codes", [])]
+    cap, capped_by = sample_cap(len(numbers) + len(codes), max_rows, max_bytes)
+    shards = manifest["subsets"]["train"]["shards"]
+    available = sum(int(s["rows"]) for s in shards)
+    if not available:
+        raise InputFormatError("the split's train subset holds no rows, so there is nothing to train the boosting baseline on")
+    positions = draw_positions([int(s["rows"]) for s in shards], min(cap, available), seed)
+    root = reader.root
+    x = np.empty((min(cap, available), len(numbers) + len(codes)), np.float32)
+    labels, start = [], 0
+    for shard, rows in zip(shards, positions):
+        if not len(rows):
+            continue
+        stop = start + len(rows)
+        x[start:stop, :len(numbers)] = take_rows(root, shard, "numbers", rows, len(encoding.numeric), np.float32)[:, numbers]
+        taken = take_rows(root, shard, "codes", rows, len(encoding.code_columns), encoding.code_dtype)
+        _check_codes(taken, np.asarray(encoding.code_counts), root, shard, encoding.code_columns)
+        block = taken[:, codes].astype(np.float32)
+        block[block == 0] = np.nan
+        x[start:stop, len(numbers):] = block
+        labels.append(_labels(reader, take_rows(root, shard, "labels", rows, None, None), root, shard))
+        start = stop
+    return Sample(x, np.concatenate(labels), cap, capped_by, available)
+
+
+def take_rows(root, shard: dict, part: str, rows: np.ndarray, width, dtype) -> np.ndarray:
+    """Rows ``rows`` (sorted positions) of one shard file, taken from its memory map (shape and dtype checked)."""
+    path = resolve_inside(root, shard["files"][part]["name"])
+    block = _open_map(path)
+    shape = (shard["rows"],) if width is None else (shard["rows"], width)
+    if block.shape != shape or (dtype is not None and block.dtype != np.dtype(dtype)):
+        raise IntegrityError(f"shard file {path} holds {block.dtype} values of shape {block.shape}, the manifest says "
+                             f"{'labels' if dtype is None else np.dtype(dtype)} of shape {shape}: it was changed after "
+                             "the split, or belongs to another split")
+    return np.take(block, rows, axis=0)
+
+
+def _check_codes(codes: np.ndarray, counts: np.ndarray, root, shard: dict, names: list) -> None:
+    """Every drawn code inside its column's range (a damaged file otherwise)."""
+    wide = codes.astype(np.int64)
+    bad = np.flatnonzero(((wide >= counts) | (wide < 0)).any(axis=0))
+    if len(bad):
+        path = resolve_inside(root, shard["files"]["codes"]["name"])
+        raise IntegrityError(f"shard file {path} holds a code outside the range of {names[bad[0]]} "
+                             f"(0..{counts[bad[0]] - 1}): the file is damaged")
+
+
+def _labels(reader, stored: np.ndarray, root, shard: dict) -> np.ndarray:
+    """Drawn stored labels -> class indices (codes checked) or float32 targets."""
+    path = resolve_inside(root, shard["files"]["labels"]["name"])
+    if reader.task == "regression":
+        if stored.dtype != np.float32:
+            raise IntegrityError(f"shard file {path} holds {stored.dtype} values, not float32 regression targets")
+        return stored
+    if not np.issubdtype(stored.dtype, np.integer) or (len(stored) and (stored.min() < 0 or stored.max() >= len(reader.label_codes))):
+        raise IntegrityError(f"shard file {path} holds a label code outside 0..{len(reader.label_codes) - 1} "
+                             "(the label values in the manifest): the file is damaged")
+    return reader.label_codes[stored]
+
+
+class BoostingBaseline:
+    """The boosting model trained on a :class:`Sample`; :meth:`outputs` scores a batch like the network's outputs.
+
+    Parameters
+    ----------
+    reader : questlearn.data._batches.ShardReader
+        The validate reader ``evaluate`` scores the network with.
+    max_rows, max_bytes, seed : int
+        See :func:`sample_training_rows`.
+    """
+
+    def __init__(self, reader, max_rows: int = DEFAULT_ROWS, max_bytes: int = DEFAULT_BYTES, seed: int = 0):
+        version = require_sklearn()
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        began = time.perf_counter()
+        self.sample = sample_training_rows(reader, max_rows, max_bytes, seed)
+        self.sample_seconds = time.perf_counter() - began
+        self.regression = reader.task == "regression"
+        self.num_classes = len(reader.classes)
+        names = reader.input_names()
+        code_names, counts = names.get("codes", []), reader.code_counts()
+        self.categorical = [n for n, c in zip(code_names, counts) if c <= NATIVE_CATEGORIES]
+        self.ordinal = [n for n, c in zip(code_names, counts) if c > NATIVE_CATEGORIES]
+        first_code = len(names.get("numbers", []))
+        mask = np.zeros(self.sample.x.shape[1], bool)
+        mask[[first_code + i for i, c in enumerate(counts) if c <= NATIVE_CATEGORIES]] = True
+        if not self.regression and len(np.unique(self.sample.labels)) < 2:
+            raise InputFormatError(f"the {len(self.sample.labels)} training rows drawn for the boosting baseline hold only "
+                                   f"class {reader.classes[int(self.sample.labels[0])]!r}: it needs two classes (raise "
+                                   "--baseline-rows, or check the split's train subset)")
+        kind = HistGradientBoostingRegressor if self.regression else HistGradientBoostingClassifier
+        self.model = kind(categorical_features=mask if mask.any() else None, random_state=seed)
+        self.description = f"{kind.__name__} (scikit-learn {version}; default settings, early_stopping='auto', random_state={seed})"
+        began = time.perf_counter()
+        self.model.fit(self.sample.x, self.sample.labels)
+        self.seconds = time.perf_counter() - began
+        self.missing_numbers = _filled_columns(reader)
+
+    def outputs(self, x: dict) -> np.ndarray:
+        """Predictions for a batch ``x`` (``{"numbers", "codes"}``): probabilities of every class, or targets."""
+        blocks = [x["numbers"].astype(np.float32)] if "numbers" in x else []
+        if "codes" in x:
+            codes = x["codes"].astype(np.float32)
+            codes[codes == 0] = np.nan
+            blocks.append(codes)
+        features = np.concatenate(blocks, axis=1)
+        if self.regression:
+            return self.model.predict(features).astype(np.float32)
+        probabilities = np.zeros((len(features), self.num_classes), np.float32)
+        probabilities[:, self.model.classes_.astype(np.intp)] = self.model.predict_proba(features)
+        return probabilities
+
+    def ordinal_note(self) -> str | None:
+        """Why some code columns are not categorical features (``None`` when all are)."""
+        if not self.ordinal:
+            return None
+        return (f"{', '.join(self.ordinal)}: more than {NATIVE_CATEGORIES} codes (HistGradientBoosting's categorical "
+                "limit), so they enter as ordinal integers (hash buckets, then the vocabulary most frequent first)")
+
+    def report(self, scored: dict, network: dict) -> dict:
+        """The ``baseline_gbdt`` entry: ``scored`` (its ``_Tally`` result), the sample and the gap to ``network``."""
+        keys = ("mae", "rmse") if self.regression else ("accuracy", "auc", "auc_over", "auc_max_error", "confusion_matrix")
+        entry = {"model": self.description, **{key: scored[key] for key in keys}, "rows": scored["rows"],
+                 "training_rows": len(self.sample.labels), "training_rows_available": self.sample.available,
+                 "sample_cap": self.sample.cap, "sample_capped_by": self.sample.capped_by,
+                 "sample": "uniform at random without replacement over the training shards (memory-mapped)",
+                 "seconds": self.seconds, "sample_seconds": self.sample_seconds,
+                 "iterations": int(self.model.n_iter_),
+                 "early_stopping": bool(getattr(self.model, "do_early_stopping_", False)),
+                 "categorical_features": self.categorical,
+                 "ordinal_features": self.ordinal,
+                 "ordinal_note": self.ordinal_note(),
+                 "missing_numbers": self.missing_numbers}
+        if self.regression:
+            entry["gap"] = {"rmse_ratio_minus_1": network["rmse"] / scored["rmse"] - 1 if scored["rmse"] else None,
+                            "meaning": "network RMSE / boosting RMSE - 1: above 0, the network is worse"}
+        else:
+            auc = None if network["auc"] is None or scored["auc"] is None else network["auc"] - scored["auc"]
+            entry["gap"] = {"accuracy_points": 100 * (network["accuracy"] - scored["accuracy"]), "auc": auc,
+                            "meaning": "network minus boosting: below 0, the network is worse"}
+        return entry
+
+
+def _filled_columns(reader) -> str:
+    """What the boosting model sees for a missing number (the shards keep only the filled value)."""
+    stats = reader.manifest.get("stats", {})
+    names = reader.input_names().get("numbers", [])
+    fill = "sample mean" if reader.encoding.fill == "mean" else "value 0"
+    missing = [n for n in names if (stats.get(n) or stats.get(n.removesuffix(".days")) or {}).get("missing")]
+    if not missing:
+        return "no numbers column had missing values"
+    return (f"the shards record no missingness of numbers, so the boosting model sees the split's fill value "
+            f"({fill}) where these columns were missing: {', '.join(missing)}")

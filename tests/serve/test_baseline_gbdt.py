@@ -1,0 +1,187 @@
+"""``questlearn evaluate --baseline gbdt``: HistGradientBoosting on a bounded sample of the training shards,
+scored on the rows evaluate scores."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import ID_COLUMNS, run_env
+from splits import model_ready_split
+
+from questlearn.cli import main
+from questlearn.data._batches import ShardReader
+from questlearn.manifest._files import load_manifest
+from questlearn.serve import _baseline
+from questlearn.serve.evaluate import evaluate
+from questlearn.synth import write_quest_log
+from questlearn.train._fit import train
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_openmp_thread():
+    """The boosting models on one thread: OpenMP threads spin badly on a busy 2-core machine (results do not change)."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A quest log with a 400-value ``zone`` column (465 codes: ordinal for the boosting model), split into
+    7 training shards and 3 validate shards, and a network trained on it."""
+    root = tmp_path_factory.mktemp("baseline_gbdt")
+    lines = write_quest_log(root / "plain.csv", rows=4000, seed=5).read_text().splitlines()
+    rng = np.random.default_rng(2)
+    zones = [f"z{rng.integers(400)}" for _ in lines[1:]]
+    (root / "quests.csv").write_text("\n".join([lines[0] + ",zone"] + [f"{line},{z}" for line, z in zip(lines[1:], zones)]) + "\n")
+    split = root / "split"
+    model_ready_split(root / "quests.csv", split, rows_per_shard=500, val_fraction=0.25, seed=1, id_columns=ID_COLUMNS,
+                      categorical_columns=["zone"])
+    result = train(split, root / "model", epochs=1, batch_size=256, workers=1, verbose=0)
+    return root, split, result.model_dir
+
+
+def shard_blocks(split, subset):
+    """Every row of a subset read straight from its .npy shards, in shard order: features (numbers, then codes with
+    code 0 as NaN), class indices or targets, and the boolean mask of code columns of at most 255 codes."""
+    manifest = load_manifest(split)
+    encoding = manifest["schema"]["encoding"]
+    blocks = []
+    for shard in manifest["subsets"][subset]["shards"]:
+        numbers, codes, labels = (np.load(split / shard["files"][part]["name"]) for part in ("numbers", "codes", "labels"))
+        codes = codes.astype(np.float32)
+        codes[codes == 0] = np.nan
+        blocks.append((np.hstack([numbers, codes]), labels))
+    x = np.concatenate([b[0] for b in blocks])
+    stored = np.concatenate([b[1] for b in blocks])
+    labels = stored if manifest["schema"]["task"] == "regression" else np.asarray(manifest["schema"]["label_codes"])[stored]
+    categorical = np.array([False] * len(encoding["numeric"]) + [count <= 255 for count in encoding["code_counts"]])
+    return x, labels, categorical
+
+
+@pytest.mark.timeout(600)
+def test_gbdt_baseline_is_a_boosting_model_of_the_training_rows_scored_on_the_validate_rows(trained):
+    _, split, model_dir = trained
+    report = evaluate(model_dir, split, baseline="gbdt")
+    boosting = report["baseline_gbdt"]
+    x_train, y_train, categorical = shard_blocks(split, "train")
+    x_validate, y_validate, _ = shard_blocks(split, "validate")
+    assert categorical[-2] and not categorical[-1]  # quest_type native, zone (465 codes) ordinal
+    assert boosting["categorical_features"] == ["quest_type"] and boosting["ordinal_features"] == ["zone"]
+    # Under the row cap, the sample is every training row: the same model, fitted here on the shards read directly.
+    model = HistGradientBoostingClassifier(categorical_features=categorical, random_state=0).fit(x_train, y_train)
+    probabilities = model.predict_proba(x_validate).astype(np.float32)
+    predicted = probabilities.argmax(axis=1)
+    assert boosting["training_rows"] == boosting["training_rows_available"] == len(y_train)
+    assert boosting["rows"] == report["rows"] == len(y_validate)
+    assert boosting["accuracy"] == pytest.approx(np.mean(predicted == y_validate), abs=1e-6)
+    assert boosting["accuracy"] != pytest.approx(model.score(x_train, y_train), abs=1e-3)  # not the training rows'
+    assert boosting["auc"] == pytest.approx(roc_auc_score(y_validate, probabilities[:, 1]), abs=1e-12)
+    confusion = np.zeros((2, 2), int)
+    np.add.at(confusion, (y_validate, predicted), 1)
+    assert boosting["confusion_matrix"] == confusion.tolist()
+    assert boosting["gap"]["accuracy_points"] == pytest.approx(100 * (report["accuracy"] - boosting["accuracy"]))
+    assert boosting["gap"]["auc"] == pytest.approx(report["auc"] - boosting["auc"])
+    assert "stamina" in boosting["missing_numbers"] and "fill value" in boosting["missing_numbers"]
+    assert report["majority_baseline"] > 0  # the majority baseline stays beside it
+
+
+@pytest.mark.timeout(600)
+def test_gbdt_baseline_of_a_regression_model_reports_mae_rmse_and_the_rmse_ratio(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    frame.to_csv(tmp_path / "diabetes.csv", index=False)
+    split = tmp_path / "split"
+    model_ready_split(tmp_path / "diabetes.csv", split, label="target", task="regression", rows_per_shard=100)
+    result = train(split, tmp_path / "model", epochs=2, batch_size=32, workers=1, verbose=0)
+    report = evaluate(result.model_dir, split, baseline="gbdt")
+    boosting = report["baseline_gbdt"]
+    x_train, y_train, _ = shard_blocks(split, "train")
+    x_validate, y_validate, _ = shard_blocks(split, "validate")
+    predicted = HistGradientBoostingRegressor(random_state=0).fit(x_train, y_train).predict(x_validate).astype(np.float32)
+    errors = predicted.astype(np.float64) - y_validate
+    assert boosting["mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-5)
+    assert boosting["rmse"] == pytest.approx(np.sqrt((errors ** 2).mean()), rel=1e-5)
+    assert boosting["gap"]["rmse_ratio_minus_1"] == pytest.approx(report["rmse"] / boosting["rmse"] - 1)
+    assert "accuracy" not in boosting and report["baseline"]["predicts"] == "the training mean"
+
+
+@pytest.mark.timeout(600)
+def test_gbdt_baseline_draws_a_bounded_sample_from_the_memory_maps(trained, monkeypatch, capsys):
+    _, split, model_dir = trained
+    taken = []
+    original_take, original_open = _baseline.take_rows, _baseline._open_map
+
+    def counting_take(root, shard, part, rows, width, dtype):
+        taken.append((shard["index"], part, len(rows), shard["rows"]))
+        return original_take(root, shard, part, rows, width, dtype)
+
+    def checked_open(path):
+        block = original_open(path)
+        assert isinstance(block.base, np.memmap), path  # a memory map, not the file read into memory
+        return block
+
+    monkeypatch.setattr(_baseline, "take_rows", counting_take)
+    monkeypatch.setattr(_baseline, "_open_map", checked_open)
+    code = main(["evaluate", str(model_dir), str(split), "--baseline", "gbdt", "--baseline-rows", "300", "--no-progress"])
+    out = capsys.readouterr()
+    boosting = json.loads(out.out)["baseline_gbdt"]
+    assert code == 0 and boosting["training_rows"] == boosting["sample_cap"] == 300
+    assert "300 of 2989 training rows drawn (cap 300 rows" in out.err
+    train_shards = load_manifest(split)["subsets"]["train"]["shards"]
+    for part in ("numbers", "codes", "labels"):
+        per_shard = {index: count for index, name, count, _ in taken if name == part}
+        assert sum(per_shard.values()) == 300  # rows read from the maps: the cap, not the split
+        assert len(per_shard) == len(train_shards)  # drawn across every shard
+    assert all(count < rows for *_, count, rows in taken)
+
+    # The memory cap: 100 rows of 27 float32 features, whichever cap is smaller; the rows are the shards' own.
+    taken.clear()
+    reader = ShardReader(load_manifest(split), "validate")
+    sample = _baseline.sample_training_rows(reader, max_rows=300, max_bytes=100 * 27 * 4, seed=3)
+    assert sample.x.shape == (100, 27) and sample.cap == 100 and sample.capped_by.startswith("the memory cap")
+    assert sum(count for _, part, count, _ in taken if part == "numbers") == 100
+    x_train, y_train, _ = shard_blocks(split, "train")
+    positions = _baseline.draw_positions([s["rows"] for s in train_shards], 100, 3)
+    starts = np.cumsum([0] + [s["rows"] for s in train_shards])
+    rows = np.concatenate([start + p for start, p in zip(starts, positions)])
+    np.testing.assert_array_equal(sample.x, x_train[rows])
+    np.testing.assert_array_equal(sample.labels, y_train[rows])
+    again = _baseline.sample_training_rows(reader, max_rows=300, max_bytes=100 * 27 * 4, seed=4)
+    assert not np.array_equal(again.labels, sample.labels) or not np.array_equal(again.x, sample.x, equal_nan=True)
+
+
+@pytest.mark.timeout(300)
+def test_gbdt_baseline_without_scikit_learn_names_the_extra_to_install(trained):
+    _, split, model_dir = trained
+    code = ("import sys\n"
+            "import questlearn.cli, questlearn.serve.evaluate\n"
+            "assert 'sklearn' not in sys.modules, 'evaluate imported scikit-learn'\n"
+            "sys.modules['sklearn'] = None\n"
+            "from questlearn.errors import MissingPackageError\n"
+            "try:\n"
+            f"    questlearn.serve.evaluate.evaluate({str(model_dir)!r}, {str(split)!r}, baseline='gbdt')\n"
+            "except MissingPackageError:\n"
+            "    print('raised MissingPackageError')\n"
+            f"sys.exit(questlearn.cli.main(['evaluate', {str(model_dir)!r}, {str(split)!r}, '--baseline', 'gbdt']))\n")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=240)
+    lines = child.stderr.strip().splitlines()
+    assert child.returncode == 2 and len(lines) == 1 and "Traceback" not in child.stderr, child.stderr
+    assert child.stdout.strip() == "raised MissingPackageError"
+    assert "MissingPackage" not in lines[0] and "needs scikit-learn: pip install 'questlearn[baseline]'" in lines[0]
+
+
+@pytest.mark.timeout(300)
+def test_gbdt_baseline_refuses_a_csv_source_and_names_the_split_directory(trained, capsys):
+    root, _, model_dir = trained
+    code = main(["evaluate", str(model_dir), str(root / "quests.csv"), "--baseline", "gbdt", "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert "is not a split directory" in lines[0] and "pass the split directory the model was trained on" in lines[0]
