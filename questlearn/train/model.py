@@ -88,9 +88,9 @@ WARMUP_SHARE = 0.05  # of the planned steps, at most WARMUP_MAX_STEPS
 WARMUP_MAX_STEPS = 1000
 
 
-def build_model(mean, variance, num_classes: int, hidden=None, dropout: float | None = None,
+def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, dropout: float | None = None,
                 learning_rate: float = 1e-3, task: str = "classification", target_mean: float = 0.0,
-                target_std: float = 1.0, extra_metrics=(), code_counts=(), model: str = "default",
+                target_std: float = 1.0, extra_metrics=(), model: str = "default",
                 quantiles=None, total_steps: int | None = None) -> keras.Model:
     """Build and compile the network.
 
@@ -116,7 +116,9 @@ def build_model(mean, variance, num_classes: int, hidden=None, dropout: float | 
     extra_metrics : sequence of keras.metrics.Metric
         Compiled after the standard ones (e.g. :class:`RowsSeen`).
     code_counts : sequence of int
-        Codes of each codes column, e.g. ``QuestSequence.code_counts()``.
+        Required: codes of each codes column, ``QuestSequence.code_counts()``
+        (empty for a split without categories or datetimes). A model built
+        without the data's code columns would take its codes as numbers.
     model : str
         A preset of :data:`MODELS`: ``"default"`` or ``"small"``.
     quantiles : list of lists, optional
