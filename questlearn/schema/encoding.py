@@ -6,11 +6,12 @@ must therefore be known before the first row is written; it is decided from
 the sample spread over the source (:mod:`questlearn.schema._sampling`) and
 printed with the schema. A row becomes two blocks:
 
-* **numbers** (float32): each numeric column, a missing value replaced by
-  the fill value (the column's mean in the sample, ``fill="mean"``, the
-  default, or ``0``, ``fill="zero"``, as in the original recipe); then, for
-  each datetime column ``t``, ``t.days``: days since 1970-01-01T00:00 of
-  its wall-clock time (:mod:`questlearn.schema.datetimes`), filled the same way;
+* **numbers** (float32), in column order: each numeric column, a missing
+  value replaced by the fill value (the column's mean in the sample,
+  ``fill="mean"``, the default, or ``0``, ``fill="zero"``, as in the
+  original recipe), and, in a datetime column ``t``'s place, ``t.days``:
+  days since 1970-01-01T00:00 of its wall-clock time
+  (:mod:`questlearn.schema.datetimes`), filled the same way;
 * **codes** (one integer per categorical column, stored as the narrowest of
   uint8, uint16 and int32 that holds every code): for a categorical column
   with ``V`` vocabulary values and ``H`` out-of-vocabulary buckets,
@@ -287,8 +288,8 @@ class Encoding:
             for name in names:
                 if name in made:
                     raise SchemaError(f"two model inputs would both be named {name!r} (a {made[name]} and a {what}; "
-                                      "a datetime column t adds t.days, t.hour, t.weekday and t.month): rename the "
-                                      "source column")
+                                      "a datetime column t adds t.days, t.hour, t.weekday and t.month, a numeric "
+                                      f"column x with missing values x.missing): rename the source column {name!r}")
                 made[name] = what
 
     def describe(self) -> str:
@@ -304,7 +305,8 @@ class Encoding:
         for name in self.categorical:
             size, buckets = len(self.vocabularies[name]), self.hash_buckets[name]
             later = "values first met later" if name not in self.capped else \
-                f"the other {self.capped[name] - size} values of the sample and values first met later"
+                (f"the other {self.capped[name] - size} values of the sample (past --max-categories {size}; raise it "
+                 "to keep more) and values first met later")
             oov = "share one out-of-vocabulary code" if buckets == 1 else f"go to {buckets} hashed buckets"
             lines.append(f"  {name}: {size} values in the sample, most frequent first; {later} {oov}")
         for name in self.datetimes:
