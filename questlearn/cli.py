@@ -65,6 +65,7 @@ def _train(args) -> None:
     options = dict(epochs=args.epochs, batch_size=args.batch_size, workers=args.workers,
                    use_multiprocessing=args.processes, source=args.source, seed=args.seed, verbose=args.verbose,
                    hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
+                   model=args.model,
                    class_weight=args.class_weight)
     if args.local_processes or args.num_processes or args.ray is not None:  # several processes (JAX, or Ray)
         result = _train_several_processes(args, options)
@@ -292,17 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", "train the tabular model on a split")
     train.add_argument("split_dir", type=Path, help="a finished split (holds manifest.json)")
     train.add_argument("--model-dir", type=Path, default=Path("model"), help="where models, backups and the history go")
-    train.add_argument("--epochs", type=int, default=10, help="most epochs to train")
-    train.add_argument("--batch-size", type=int, default=1024, help="rows per batch")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="most epochs to train (default: enough for about 6,000 optimizer steps, 2 to 200, printed)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="rows per batch (default: the power of two nearest training rows / 1000, 32 to 4096, printed)")
+    train.add_argument("--model", choices=["default", "small"], default="default",
+                       help="the network: 'default' (numbers also through piecewise-linear embeddings of their "
+                            "quantiles, 256-256 hidden units, AdamW with a warm-up and cosine schedule) or 'small' "
+                            "(the plain 64-32 MLP with Adam, several times faster on CPU; see benchmarks/README.md)")
     train.add_argument("--workers", type=int, default=2, help="parallel batch loaders")
     train.add_argument("--processes", action="store_true", help="worker processes instead of threads")
     train.add_argument("--source", choices=("npy", "csv"), default="npy", help="which shards to read")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, dropout and data order")
-    train.add_argument("--hidden", type=_hidden_units, default="64,32", metavar="UNITS",
-                       help="hidden layer sizes, comma-separated (e.g. 64,32)")
-    train.add_argument("--dropout", type=float, default=0.1, help="dropout after each hidden layer")
-    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
-    train.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (validation loss)")
+    train.add_argument("--hidden", type=_hidden_units, default=None, metavar="UNITS",
+                       help="hidden layer sizes, comma-separated (e.g. 64,32; default: the --model preset's)")
+    train.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer (default: the preset's, 0.1)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
+    train.add_argument("--patience", type=int, default=None,
+                       help="early stopping patience in epochs, on validation loss, best weights restored "
+                            "(default: a tenth of the epochs, 3 to 20)")
     train.add_argument("--class-weight", choices=("balanced",), default=None,
                        help="weigh classes inversely to their frequency")
     train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR", help="write TensorBoard logs to DIR")

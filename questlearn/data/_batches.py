@@ -294,6 +294,14 @@ class ShardReader:
         counts = self.encoding.code_counts
         return [counts[i] for i in self._codes]
 
+    def output_quantiles(self):
+        """Per numbers column, its sample quantiles (``schema.encoding.quantiles``); None when the split has none."""
+        quantiles = self.encoding.quantiles
+        names = [self.encoding.numeric[i] for i in self._numbers]
+        if not all(name in quantiles for name in names):
+            return None
+        return [quantiles[name] for name in names]
+
     def output_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of each numbers column, from the manifest statistics
         (:meth:`Encoding.moments`; no pass over the data). Used to set a Keras

@@ -209,6 +209,10 @@ class QuestSequence(keras.utils.PyDataset):
         """How many codes each codes column takes (for the model's one-hot or embedding)."""
         return self.reader.code_counts()
 
+    def feature_quantiles(self):
+        """Per numbers column, its sample quantiles from the manifest (the model's number embedding bins)."""
+        return self.reader.output_quantiles()
+
     def feature_moments(self):
         """``(mean, variance)`` per numbers column, from the manifest (no data pass)."""
         return self.reader.output_moments()

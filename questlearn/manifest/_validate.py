@@ -50,6 +50,9 @@ _encoding = {  # questlearn.schema.encoding.Encoding.as_record: how the features
         "code_columns": {**_names, "uniqueItems": True},
         "code_counts": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_COLUMNS},
         "code_dtype": {"enum": ["uint8", "uint16", "int32"]},
+        "indicators": {**_names, "uniqueItems": True},
+        "quantiles": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"},
+                                                                 "maxItems": 1024}},
     },
 }
 
@@ -333,8 +336,12 @@ def _check_encoding(manifest: dict, wrong) -> None:
         if encoding["vocabularies"][name] != schema["categories"].get(name):
             wrong(f"schema.encoding.vocabularies.{name}", f"differs from schema.categories.{name}")
         counts.append(1 + encoding["hash_buckets"][name] + len(encoding["vocabularies"][name]))
+    indicators = encoding.get("indicators", [])
+    if any(name not in numbers for name in indicators):
+        wrong("schema.encoding.indicators", f"names {_short(indicators)}, not all of them numbers columns")
     columns = categorical + [f"{t}.{part}" for t in encoding["datetimes"] for part in DATETIME_PARTS]
-    counts += [count for _ in encoding["datetimes"] for count in DATETIME_PARTS.values()]
+    columns += [f"{name}.missing" for name in indicators]
+    counts += [count for _ in encoding["datetimes"] for count in DATETIME_PARTS.values()] + [2] * len(indicators)
     if encoding["code_columns"] != columns or encoding["code_counts"] != counts:
         wrong("schema.encoding.code_columns", f"are {_short(encoding['code_columns'])} with {_short(encoding['code_counts'])} "
               f"codes; the encoding makes {_short(columns)} with {_short(counts)}")

@@ -6,11 +6,12 @@ must therefore be known before the first row is written; it is decided from
 the sample spread over the source (:mod:`questlearn.schema._sampling`) and
 printed with the schema. A row becomes two blocks:
 
-* **numbers** (float32): each numeric column, a missing value replaced by
-  the fill value (the column's mean in the sample, ``fill="mean"``, the
-  default, or ``0``, ``fill="zero"``, as in the original recipe); then, for
-  each datetime column ``t``, ``t.days``: days since 1970-01-01T00:00 of
-  its wall-clock time (:mod:`questlearn.schema.datetimes`), filled the same way;
+* **numbers** (float32), in column order: each numeric column, a missing
+  value replaced by the fill value (the column's mean in the sample,
+  ``fill="mean"``, the default, or ``0``, ``fill="zero"``, as in the
+  original recipe), and, in a datetime column ``t``'s place, ``t.days``:
+  days since 1970-01-01T00:00 of its wall-clock time
+  (:mod:`questlearn.schema.datetimes`), filled the same way;
 * **codes** (one integer per categorical column, stored as the narrowest of
   uint8, uint16 and int32 that holds every code): for a categorical column
   with ``V`` vocabulary values and ``H`` out-of-vocabulary buckets,
@@ -52,6 +53,7 @@ from ..errors import SchemaError
 FILL_POLICIES = ("mean", "zero")
 FEW_VALUES = 16  # a vocabulary this small gets one out-of-vocabulary code (and is one-hot encoded by the model)
 DEFAULT_HASH_BUCKETS = 64
+QUANTILE_BINS = 16  # bins of the piecewise-linear number embedding, from the sample's quantiles
 DATETIME_PARTS = {"hour": 25, "weekday": 8, "month": 13}  # derived code columns and their code counts (0 = missing)
 CODE_DTYPES = ((np.uint8, 1 << 8), (np.uint16, 1 << 16), (np.int32, 1 << 31))
 
@@ -100,6 +102,15 @@ class Encoding:
     capped : dict
         ``{column: values in the sample}`` for the categorical columns whose
         sample showed more values than the vocabulary holds (printed, not recorded).
+    quantiles : dict
+        ``{numbers column: [edges]}``: :data:`QUANTILE_BINS` + 1 quantiles of
+        the column's present values in the sample (repeated edges merged), the
+        bins of the model's piecewise-linear number embedding.
+    indicators : list of str
+        Numeric columns with missing values in the sample: each adds a code
+        column ``name.missing`` (``1`` where the value was missing and was
+        filled, ``0`` where present), so the model sees missingness as a
+        gradient-boosted tree does, not only the fill value.
     """
 
     fill: str
@@ -110,6 +121,8 @@ class Encoding:
     hash_buckets: dict = field(default_factory=dict)
     datetimes: dict = field(default_factory=dict)
     capped: dict = field(default_factory=dict, compare=False)
+    quantiles: dict = field(default_factory=dict)
+    indicators: list = field(default_factory=list)
     _value_sets: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -126,13 +139,14 @@ class Encoding:
     def code_columns(self) -> list[str]:
         """Columns of the codes block: categorical features, then ``t.hour``,
         ``t.weekday`` and ``t.month`` per datetime feature ``t``."""
-        return list(self.categorical) + [f"{t}.{part}" for t in self.datetimes for part in DATETIME_PARTS]
+        return (list(self.categorical) + [f"{t}.{part}" for t in self.datetimes for part in DATETIME_PARTS]
+                + [f"{n}.missing" for n in self.indicators])
 
     @property
     def code_counts(self) -> list[int]:
         """How many codes each codes column takes (``1 + H + V``, or a datetime part's fixed count)."""
         counts = [1 + self.hash_buckets[n] + len(self.vocabularies[n]) for n in self.categorical]
-        return counts + [count for _ in self.datetimes for count in DATETIME_PARTS.values()]
+        return counts + [count for _ in self.datetimes for count in DATETIME_PARTS.values()] + [2] * len(self.indicators)
 
     @property
     def code_dtype(self):
@@ -151,6 +165,8 @@ class Encoding:
             return [self.numeric.index(f"{feature}.days")], [codes.index(f"{feature}.{p}") for p in DATETIME_PARTS]
         if feature in self.categorical:
             return [], [self.categorical.index(feature)]
+        if feature in self.indicators:
+            return [self.numeric.index(feature)], [self.code_columns.index(f"{feature}.missing")]
         return [self.numeric.index(feature)], []
 
     def row_bytes(self) -> int:
@@ -193,15 +209,22 @@ class Encoding:
         vocabularies, buckets, capped = {}, {}, {}
         missing = set(null_values) | {""}
 
+        quantiles, indicators = {}, []
+
         def add_number(name, values):
             present = values[~np.isnan(values)]
             numeric.append(name)
             fill_values.append(float(present.mean()) if fill == "mean" and len(present) else 0.0)
+            edges = np.quantile(present, np.linspace(0, 1, QUANTILE_BINS + 1)) if len(present) else np.zeros(1)
+            quantiles[name] = [float(e) for e in np.unique(edges.astype(np.float32))]
 
         for name, kind in kinds.items():
             in_sample = name in sample.column_names
             if kind == "numeric":
-                add_number(name, _as_float(sample[name], null_values) if in_sample else np.empty(0))
+                values = _as_float(sample[name], null_values) if in_sample else np.empty(0)
+                add_number(name, values)
+                if 0 < np.isnan(values).sum() < len(values):
+                    indicators.append(name)
             elif kind == "datetime":
                 fmt = datetime_formats.get(name) or dt.ISO_8601
                 dated[name] = fmt.as_record()
@@ -220,7 +243,8 @@ class Encoding:
                 categorical.append(name)
                 few = len(pairs) <= FEW_VALUES and name not in capped
                 buckets[name] = 1 if few else int(hash_buckets)
-        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped)
+        encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped, quantiles,
+                       indicators)
         encoding.check_column_names()
         return encoding
 
@@ -229,7 +253,9 @@ class Encoding:
         """The encoding a manifest's ``schema.encoding`` describes."""
         return cls(record["fill"], list(record["numeric"]), [float(v) for v in record["fill_values"]],
                    list(record["categorical"]), {n: list(v) for n, v in record["vocabularies"].items()},
-                   {n: int(v) for n, v in record.get("hash_buckets", {}).items()}, dict(record.get("datetimes", {})))
+                   {n: int(v) for n, v in record.get("hash_buckets", {}).items()}, dict(record.get("datetimes", {})),
+                   quantiles={n: [float(e) for e in v] for n, v in record.get("quantiles", {}).items()},
+                   indicators=list(record.get("indicators", [])))
 
     def as_record(self) -> dict:
         """The manifest form (``schema.encoding``)."""
@@ -237,7 +263,7 @@ class Encoding:
                 "categorical": self.categorical, "vocabularies": self.vocabularies,
                 "hash_buckets": {n: self.hash_buckets[n] for n in self.categorical}, "datetimes": self.datetimes,
                 "code_columns": self.code_columns, "code_counts": self.code_counts,
-                "code_dtype": self.code_dtype.name}
+                "code_dtype": self.code_dtype.name, "quantiles": self.quantiles, "indicators": self.indicators}
 
     def datetime_format(self, name: str):
         """The :class:`~questlearn.schema.datetimes.DatetimeFormat` of a datetime feature."""
@@ -262,8 +288,8 @@ class Encoding:
             for name in names:
                 if name in made:
                     raise SchemaError(f"two model inputs would both be named {name!r} (a {made[name]} and a {what}; "
-                                      "a datetime column t adds t.days, t.hour, t.weekday and t.month): rename the "
-                                      "source column")
+                                      "a datetime column t adds t.days, t.hour, t.weekday and t.month, a numeric "
+                                      f"column x with missing values x.missing): rename the source column {name!r}")
                 made[name] = what
 
     def describe(self) -> str:
@@ -279,12 +305,16 @@ class Encoding:
         for name in self.categorical:
             size, buckets = len(self.vocabularies[name]), self.hash_buckets[name]
             later = "values first met later" if name not in self.capped else \
-                f"the other {self.capped[name] - size} values of the sample and values first met later"
+                (f"the other {self.capped[name] - size} values of the sample (past --max-categories {size}; raise it "
+                 "to keep more) and values first met later")
             oov = "share one out-of-vocabulary code" if buckets == 1 else f"go to {buckets} hashed buckets"
             lines.append(f"  {name}: {size} values in the sample, most frequent first; {later} {oov}")
         for name in self.datetimes:
             lines.append(f"  {name}: datetime -> {name}.days (days since 1970-01-01, wall clock), {name}.hour, "
                          f"{name}.weekday, {name}.month")
+        if self.indicators:
+            shown = ", ".join(self.indicators[:6]) + (f", ... ({len(self.indicators)})" if len(self.indicators) > 6 else "")
+            lines.append(f"  missing-value indicators (name.missing codes) for the numeric columns missing in the sample: {shown}")
         return "\n".join(lines)
 
     # -- encoding rows -----------------------------------------------------
@@ -320,17 +350,21 @@ class Encoding:
         # Built column by column in (columns, rows) arrays, each column a contiguous write; then transposed
         # once into row-major blocks, whose rows are put in ``order`` by one ``take``.
         block = np.empty((len(self.numeric), rows), np.float32)
+        codes = np.empty((len(self.code_columns), rows), self.code_dtype)
+        indicator_at = {name: position for position, name in enumerate(self.indicators, len(self.code_columns) - len(self.indicators))}
         for position, (name, fill) in enumerate(zip(self.numeric, self.fill_values)):
             column = block[position]
             column[:] = numbers[name]
             absent = np.isnan(column)
+            if name in indicator_at:
+                codes[indicator_at[name]] = absent
             if absent.any():
                 column[absent] = fill
-        codes = np.empty((len(self.code_columns), rows), self.code_dtype)
         counts = {}
         for position, name in enumerate(self.categorical):
             codes[position], counts[name] = self.codes_of(name, strings[name])
-        for position, name in enumerate(self.code_columns[len(self.categorical):], len(self.categorical)):
+        parts_end = len(self.code_columns) - len(self.indicators)
+        for position, name in enumerate(self.code_columns[len(self.categorical):parts_end], len(self.categorical)):
             codes[position] = parts[name]
         block, codes = np.ascontiguousarray(block.T), np.ascontiguousarray(codes.T)
         if order is not None:

@@ -238,6 +238,8 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         name, kind = feature["name"], feature["kind"]
         if kind == "numeric":
             inputs[name] = numbers[name] = keras.Input(shape=(1,), dtype="float32", name=layer_name(name, used))
+            if f"{name}.missing" in spec["codes"]:
+                codes[f"{name}.missing"] = _missing_indicator(inputs[name], len(codes))
         elif kind == "categorical":
             inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
             codes[name] = _codes_of(inputs[name], spec["categories"][name], spec["hash_buckets"][name], len(codes))
@@ -278,6 +280,15 @@ def _codes_of(column, vocabulary: list, buckets: int, number: int):
 
         codes = Minimum(name=f"questlearn_no_vocabulary_{number}").symbolic_call(codes, int(buckets))
     return codes
+
+
+def _missing_indicator(column, number: int):
+    """``isnan(column)`` as 0/1 codes: the ``name.missing`` code the split wrote."""
+    try:
+        from keras.src.ops.numpy import Isnan
+    except ImportError:  # pragma: no cover - another Keras layout: automatic names
+        return keras.ops.isnan(column)
+    return Isnan(name=f"questlearn_is_missing_{number}").symbolic_call(column)
 
 
 def _as_int32(tensor, name: str):

@@ -35,6 +35,8 @@ from ._progress import TrainingProgress
 from ._resume import TrainingBackup, fit_resuming, load_backup, remove_backup
 from ._torch_cpu import limit_torch_threads
 from .devices import describe_device
+from ..manifest._files import load_manifest
+from ._defaults import training_plan
 from .model import build_model
 from .plots import read_history_csv
 
@@ -119,9 +121,10 @@ def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> 
 
 
 @batch_refusals_as_user_errors()  # a damaged shard met inside fit is the user's to fix: raised as its named error
-def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, workers: int = 2,
+def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | None = None, workers: int = 2,
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
-          hidden=(64, 32), dropout: float = 0.1, learning_rate: float = 1e-3, patience: int = 3,
+          hidden=None, dropout: float | None = None, learning_rate: float = 1e-3, patience: int | None = None,
+          model: str = "default",
           fill: str | None = None, class_weight=None, verbose: int = 1, extra_callbacks=(),
           process: tuple[int, int] | None = None, save_every_batches: int | None = None,
           save_every_minutes: float | None = None, progress: bool = False) -> TrainingResult:
@@ -133,8 +136,10 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         A finished split (holds ``manifest.json``).
     model_dir : str or Path
         Where models, backups and history go (see the module docstring).
-    epochs, batch_size : int
-        As in ``fit`` and :class:`~questlearn.data.dataset.QuestSequence`.
+    epochs, batch_size : int, optional
+        As in ``fit`` and :class:`~questlearn.data.dataset.QuestSequence`;
+        by default chosen from the number of training rows and printed
+        (:func:`~questlearn.train._defaults.training_plan`).
     workers, use_multiprocessing, max_queue_size
         Parallel loading of both subsets (Keras ``PyDataset`` arguments).
     source : str
@@ -142,9 +147,14 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     seed : int
         Seeds weights, dropout and the data order.
     hidden, dropout, learning_rate
-        Model shape and optimiser (see :func:`~questlearn.train.model.build_model`).
-    patience : int
-        Early stopping patience in epochs, on validation loss.
+        Model shape and optimiser (see :func:`~questlearn.train.model.build_model`;
+        ``hidden`` and ``dropout`` default to the preset's).
+    patience : int, optional
+        Early stopping patience in epochs, on validation loss (the best
+        weights are restored); by default chosen from the epochs.
+    model : str
+        The network preset (:data:`~questlearn.train.model.MODELS`):
+        ``"default"`` or ``"small"``.
     fill : str, optional
         How missing numbers were filled is chosen when splitting
         (``questlearn split --fill``); ``None`` (default) uses the split's,
@@ -182,8 +192,11 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     questlearn.data.BatchLoadError
         A batch failed for another reason (a data worker died, a bug).
     """
-    if epochs < 1:
-        raise OptionError(f"epochs must be at least 1, got {epochs}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if value is not None and int(value) < (0 if name == "patience" else 1):
+            raise OptionError(f"{name} must be at least {0 if name == 'patience' else 1}, got {value}")
+    plan = training_plan(load_manifest(split_dir)["subsets"]["train"]["rows"], batch_size, epochs, patience)
+    epochs, batch_size, patience = plan.epochs, plan.batch_size, plan.patience
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = model_dir / "backup"
@@ -204,23 +217,23 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         train_data, validation_data, parallel = shard_for_process(train_data, validation_data, *process,
                                                                   resuming=backup_dir.exists(), seed=seed)
     mean, variance = train_data.feature_moments()
+    shape = dict(hidden=hidden, dropout=dropout, learning_rate=learning_rate, extra_metrics=parallel.get("metrics", ()),
+                 code_counts=train_data.code_counts(), model=model, quantiles=train_data.feature_quantiles(),
+                 total_steps=epochs * len(train_data))
     regression = train_data.reader.task == "regression"
     extra = {}
-    metrics = parallel.get("metrics", ())
     if regression:
         if class_weight is not None:
             raise OptionError("class_weight applies to classification; this split's task is regression")
         target = train_data.manifest["subsets"]["train"]["label_stats"]
-        model = build_model(mean, variance, 1, hidden=hidden, dropout=dropout, learning_rate=learning_rate,
-                            task="regression", target_mean=target["mean"], target_std=target["std"],
-                            extra_metrics=metrics, code_counts=train_data.code_counts())
+        network = build_model(mean, variance, 1, task="regression", target_mean=target["mean"],
+                              target_std=target["std"], **shape)
         extra["mean_baseline"] = mean_baseline(train_data, validation_data)
         baseline = float("nan")
         said = (f"predict-the-mean baseline on validation: MAE {extra['mean_baseline']['mae']:.4g}, "
                 f"RMSE {extra['mean_baseline']['rmse']:.4g}")
     else:
-        model = build_model(mean, variance, train_data.num_classes, hidden=hidden, dropout=dropout,
-                            learning_rate=learning_rate, extra_metrics=metrics, code_counts=train_data.code_counts())
+        network = build_model(mean, variance, train_data.num_classes, **shape)
         counts = class_counts(validation_data)
         baseline = float(counts.max() / counts.sum())
         said = f"majority-class baseline on validation: {baseline:.4f}"
@@ -230,7 +243,8 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
     if verbose and threads:
         print(f"questlearn: {threads}")
     if verbose:
-        print(f"questlearn: training on {device}; {train_data.plan.total_rows} training rows, "
+        print(plan.describe(train_data.plan.total_rows))
+        print(f"questlearn: training on {device}; the {model!r} model; {train_data.plan.total_rows} training rows, "
               f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_moments()[0])} numbers and "
               f"{len(train_data.code_counts())} category codes a row; {said}")
 
@@ -253,10 +267,10 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         counts = class_counts(train_data)
         class_weight = {c: float(counts.sum() / (len(counts) * n)) for c, n in enumerate(counts.tolist()) if n}
     # shuffle=False: QuestSequence shuffles itself, seeded; Keras's shuffle is unseeded.
-    fit_resuming(model, train_data, backup, epochs=epochs, sample=validation_data[0], history_csv=history_csv,
+    fit_resuming(network, train_data, backup, epochs=epochs, sample=validation_data[0], history_csv=history_csv,
                  verbose=verbose, validation_data=validation_data, shuffle=False, callbacks=callbacks,
                  fit_verbose=0 if progress else verbose, class_weight=class_weight)
-    export_models(model, train_data.reader, model_dir)  # model.keras, inference.keras, inference.json
+    export_models(network, train_data.reader, model_dir)  # model.keras, inference.keras, inference.json
     remove_backup(backup_dir)  # only now: a kill before the export resumes instead of starting afresh
 
     history = read_history_csv(history_csv)
@@ -270,11 +284,14 @@ def train(split_dir, model_dir, *, epochs: int = 10, batch_size: int = 1024, wor
         "split_dir": str(Path(split_dir).resolve()),
         "train_rows": train_data.plan.total_rows,
         "batch_size": batch_size,
+        "model": model,
+        "planned_epochs": epochs,
+        "patience": patience,
         "workers": workers,
         "use_multiprocessing": use_multiprocessing,
         **parallel.get("record", {}),
     }
     with open(model_dir / "history.json", "w", encoding="utf-8") as handle:
         json.dump({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, handle, indent=1)
-    return TrainingResult(model=model, history=history, model_dir=model_dir, device=device, majority_baseline=baseline,
+    return TrainingResult(model=network, history=history, model_dir=model_dir, device=device, majority_baseline=baseline,
                           extra=extra)
