@@ -72,7 +72,7 @@ def child(kind: str, data: str, epochs: str) -> dict:
         # The recipe's x is one float32 matrix (numbers and its own one-hot quest type): the same hidden
         # layers over that one input, normalised with the moments of its first batch (not timed).
         first = inputs[0][0]
-        model = build_model(first.mean(axis=0), first.var(axis=0), reference.num_classes)
+        model = build_model(first.mean(axis=0), first.var(axis=0), reference.num_classes, code_counts=())
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])  # one-hot labels
         fit = dict(x=inputs)
         rows = sum(1 for _ in files) * 1000
