@@ -23,10 +23,10 @@ The columns
     255 codes (HistGradientBoosting's native limit) are categorical
     features; larger ones enter as ordinal integers (their codes order
     the hash buckets first, then the vocabulary most frequent first).
-    Numbers columns hold the split's fill value where the source was
-    missing: the shards do not record which numbers were missing, so the
-    boosting model sees the filled value (the report says so and names
-    the columns that had missing values).
+    A numbers column with a missing-value indicator (``name.missing``, for
+    columns missing in the split's sample) is NaN where it marks the value
+    missing, and the indicator itself is left out; a column missing only
+    after the sample keeps the split's fill value (the report names both).
 """
 
 from __future__ import annotations
@@ -122,21 +122,42 @@ def sample_training_rows(reader, max_rows: int = DEFAULT_ROWS, max_bytes: int = 
         raise InputFormatError("the split's train subset holds no rows, so there is nothing to train the boosting baseline on")
     positions = draw_positions([int(s["rows"]) for s in shards], min(cap, available), seed)
     root = reader.root
-    x = np.empty((min(cap, available), len(numbers) + len(codes)), np.float32)
+    width = len(numbers) + len([n for n in names.get("codes", []) if not _indicator_of(n, names.get("numbers", []))])
+    x = np.empty((min(cap, available), width), np.float32)
     labels, start = [], 0
     for shard, rows in zip(shards, positions):
         if not len(rows):
             continue
         stop = start + len(rows)
-        x[start:stop, :len(numbers)] = take_rows(root, shard, "numbers", rows, len(encoding.numeric), np.float32)[:, numbers]
+        taken_numbers = take_rows(root, shard, "numbers", rows, len(encoding.numeric), np.float32)[:, numbers]
         taken = take_rows(root, shard, "codes", rows, len(encoding.code_columns), encoding.code_dtype)
         _check_codes(taken, np.asarray(encoding.code_counts), root, shard, encoding.code_columns)
-        block = taken[:, codes].astype(np.float32)
-        block[block == 0] = np.nan
-        x[start:stop, len(numbers):] = block
+        x[start:stop] = boosting_features(taken_numbers, taken[:, codes], names.get("numbers", []), names.get("codes", []))
         labels.append(_labels(reader, take_rows(root, shard, "labels", rows, None, None), root, shard))
         start = stop
     return Sample(x, np.concatenate(labels), cap, capped_by, available)
+
+
+def _indicator_of(code_name: str, number_names: list):
+    """The numbers column a ``name.missing`` code column marks, or None."""
+    base = code_name.removesuffix(".missing")
+    return base if base != code_name and base in number_names else None
+
+
+def boosting_features(numbers: np.ndarray, codes: np.ndarray, number_names: list, code_names: list) -> np.ndarray:
+    """The boosting model's float32 features: the numbers, NaN where a missing-value indicator marks them
+    (boosting handles missingness natively), then the other code columns with code 0 (missing) as NaN."""
+    numbers = np.array(numbers, np.float32)
+    kept = []
+    for position, name in enumerate(code_names):
+        marked = _indicator_of(name, number_names)
+        if marked is None:
+            kept.append(position)
+        else:
+            numbers[codes[:, position] == 1, number_names.index(marked)] = np.nan
+    block = codes[:, kept].astype(np.float32) if kept else np.empty((len(numbers), 0), np.float32)
+    block[block == 0] = np.nan
+    return np.concatenate([numbers, block], axis=1)
 
 
 def take_rows(root, shard: dict, part: str, rows: np.ndarray, width, dtype) -> np.ndarray:
@@ -195,7 +216,9 @@ class BoostingBaseline:
         self.regression = reader.task == "regression"
         self.num_classes = len(reader.classes)
         names = reader.input_names()
-        code_names, counts = names.get("codes", []), reader.code_counts()
+        self.number_names, self.code_names = names.get("numbers", []), names.get("codes", [])
+        pairs = [(n, c) for n, c in zip(self.code_names, reader.code_counts()) if not _indicator_of(n, self.number_names)]
+        code_names, counts = [n for n, _ in pairs], [c for _, c in pairs]
         self.categorical = [n for n, c in zip(code_names, counts) if c <= NATIVE_CATEGORIES]
         self.ordinal = [n for n, c in zip(code_names, counts) if c > NATIVE_CATEGORIES]
         first_code = len(names.get("numbers", []))
@@ -215,12 +238,9 @@ class BoostingBaseline:
 
     def outputs(self, x: dict) -> np.ndarray:
         """Predictions for a batch ``x`` (``{"numbers", "codes"}``): probabilities of every class, or targets."""
-        blocks = [x["numbers"].astype(np.float32)] if "numbers" in x else []
-        if "codes" in x:
-            codes = x["codes"].astype(np.float32)
-            codes[codes == 0] = np.nan
-            blocks.append(codes)
-        features = np.concatenate(blocks, axis=1)
+        rows = len(next(iter(x.values())))
+        features = boosting_features(x.get("numbers", np.empty((rows, 0), np.float32)),
+                                     x.get("codes", np.empty((rows, 0), np.int32)), self.number_names, self.code_names)
         if self.regression:
             return self.model.predict(features).astype(np.float32)
         probabilities = np.zeros((len(features), self.num_classes), np.float32)
@@ -264,7 +284,13 @@ def _filled_columns(reader) -> str:
     names = reader.input_names().get("numbers", [])
     fill = "sample mean" if reader.encoding.fill == "mean" else "value 0"
     missing = [n for n in names if (stats.get(n) or stats.get(n.removesuffix(".days")) or {}).get("missing")]
+    marked = set(reader.encoding.indicators)
+    unmarked = [n for n in missing if n not in marked]
     if not missing:
         return "no numbers column had missing values"
-    return (f"the shards record no missingness of numbers, so the boosting model sees the split's fill value "
-            f"({fill}) where these columns were missing: {', '.join(missing)}")
+    said = [f"missing values are NaN for the boosting model (the split's missing-value indicators): "
+            f"{', '.join(n for n in missing if n in marked)}"] if len(unmarked) < len(missing) else []
+    if unmarked:
+        said.append(f"the split marked no missingness for these (missing only after its sample, or a datetime's "
+                    f"days), so the boosting model sees the split's fill value ({fill}): {', '.join(unmarked)}")
+    return "; ".join(said)
