@@ -115,14 +115,14 @@ def sample_training_rows(reader, max_rows: int = DEFAULT_ROWS, max_bytes: int = 
     names = reader.input_names()
     numbers = [encoding.numeric.index(n) for n in names.get("numbers", [])]
     codes = [encoding.code_columns.index(n) for n in names.get("codes", [])]
-    cap, capped_by = sample_cap(len(numbers) + len(codes), max_rows, max_bytes)
+    width = len(numbers) + len([n for n in names.get("codes", []) if not _indicator_of(n, names.get("numbers", []))])
+    cap, capped_by = sample_cap(width, max_rows, max_bytes)
     shards = manifest["subsets"]["train"]["shards"]
     available = sum(int(s["rows"]) for s in shards)
     if not available:
         raise InputFormatError("the split's train subset holds no rows, so there is nothing to train the boosting baseline on")
     positions = draw_positions([int(s["rows"]) for s in shards], min(cap, available), seed)
     root = reader.root
-    width = len(numbers) + len([n for n in names.get("codes", []) if not _indicator_of(n, names.get("numbers", []))])
     x = np.empty((min(cap, available), width), np.float32)
     labels, start = [], 0
     for shard, rows in zip(shards, positions):
