@@ -140,17 +140,19 @@ def test_a_batch_is_a_take_of_the_memory_mapped_shard_rows(id_split, monkeypatch
 def test_a_feature_subset_takes_its_columns_and_names(id_split):
     full = QuestSequence(id_split, "validate", batch_size=100, shuffle=False)
     subset = QuestSequence(id_split, "validate", batch_size=100, shuffle=False, features=["quest_type", "stamina"])
-    assert subset.input_names() == {"numbers": ["stamina"], "codes": ["quest_type"]}
-    assert subset.feature_names == ["stamina", "quest_type"]
+    # stamina brings its missing-value indicator (the sample had missing stamina)
+    assert subset.input_names() == {"numbers": ["stamina"], "codes": ["quest_type", "stamina.missing"]}
+    assert subset.feature_names == ["stamina", "quest_type", "stamina.missing"]
     assert subset.code_counts() == full.code_counts()
     numbers, codes = full.input_names()["numbers"].index("stamina"), full.input_names()["codes"].index("quest_type")
     np.testing.assert_array_equal(subset[0][0]["numbers"], full[0][0]["numbers"][:, [numbers]])
-    np.testing.assert_array_equal(subset[0][0]["codes"], full[0][0]["codes"][:, [codes]])
+    indicator = full.input_names()["codes"].index("stamina.missing")
+    np.testing.assert_array_equal(subset[0][0]["codes"], full[0][0]["codes"][:, [codes, indicator]])
     mean, variance = subset.feature_moments()
     full_mean, full_variance = full.feature_moments()
     np.testing.assert_array_equal(mean, full_mean[[numbers]])
     np.testing.assert_array_equal(variance, full_variance[[numbers]])
-    only_numbers = QuestSequence(id_split, "validate", batch_size=100, shuffle=False, features=["stamina"])
+    only_numbers = QuestSequence(id_split, "validate", batch_size=100, shuffle=False, features=["power"])
     assert list(only_numbers[0][0]) == ["numbers"] and only_numbers.code_counts() == []  # an empty block is left out
     # all features: the stored blocks as they are, no column take
     assert full.reader._take_numbers is None and full.reader._take_codes is None
@@ -198,7 +200,7 @@ def test_categories_are_codes_of_the_encoding_vocabulary_most_frequent_first(id_
     assert buckets == 1  # six values: one out-of-vocabulary code
     dataset = QuestSequence(id_split, "train", batch_size=100_000, shuffle=False)
     assert dataset.feature_names == encoding["numeric"] + encoding["code_columns"]
-    assert dataset.code_counts() == [1 + buckets + len(vocabulary)]
+    assert dataset.code_counts() == [1 + buckets + len(vocabulary), 2]  # quest_type, and stamina's missing indicator
     x = dataset[0][0]
     source = pd.read_csv(id_log)
     rows = x["numbers"][:, ids_of(dataset)].astype(np.int64)  # attempt_id is the source row
@@ -309,7 +311,7 @@ def test_a_numbers_or_codes_file_of_another_shape_dtype_or_range_is_refused_nami
     codes = np.load(codes_path)
     assert codes.dtype == np.uint8
     np.save(codes_path, codes.astype(np.uint16))
-    with pytest.raises(ValueError, match=rf"{codes_path.name} holds uint16 values of shape \({len(codes)}, 1\), the "
+    with pytest.raises(ValueError, match=rf"{codes_path.name} holds uint16 values of shape \({len(codes)}, 2\), the "
                                          rf"manifest says uint8"):
         reader.read([(2, np.arange(5))])
     codes[3, 0] = 1 + 1 + len(manifest["schema"]["encoding"]["vocabularies"]["quest_type"])  # one past the last code

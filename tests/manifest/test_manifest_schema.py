@@ -73,8 +73,8 @@ BAD_EDITS = {
     "vocabulary unlike the categories": (lambda m: m["schema"]["encoding"]["vocabularies"]["quest_type"].pop(),
                                          "field schema.encoding.vocabularies.quest_type differs"),
     "code columns that are not the encoding's": (lambda m: m["schema"]["encoding"]["code_columns"].pop(),
-                                                 r"field schema.encoding.code_columns are \[\] with \[\d+\] codes; "
-                                                 r"the encoding makes \['quest_type'\]"),
+                                                 r"field schema.encoding.code_columns are \['quest_type'\] with \[\d+, 2\] "
+                                                 r"codes; the encoding makes \['quest_type', 'stamina.missing'\]"),
     "code counts that are not the encoding's": (set_in("schema", "encoding", "code_counts", [3]),
                                                 "field schema.encoding.code_columns are"),
     "no hash buckets": (set_in("schema", "encoding", "hash_buckets", {}), "field schema.encoding.vocabularies must hold"),

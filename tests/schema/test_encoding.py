@@ -26,7 +26,11 @@ def test_the_encoding_comes_from_the_sample_fill_mean_and_most_frequent_value_fi
     assert encoding.fill_values == [2.0]
     assert encoding.vocabularies == {"kind": ["b", "a"]}  # b twice, a once
     assert encoding.hash_buckets == {"kind": 1}  # a small vocabulary shares one out-of-vocabulary code
-    assert encoding.code_columns == ["kind"] and encoding.code_counts == [1 + 1 + 2] and encoding.code_dtype == np.uint8
+    assert encoding.indicators == ["power"]  # missing in the sample: a missing-value indicator code column
+    assert encoding.code_columns == ["kind", "power.missing"] and encoding.code_counts == [1 + 1 + 2, 2]
+    assert encoding.code_dtype == np.uint8
+    assert encoding.quantiles == {"power": [1.0, 1.125, 1.25, 1.375, 1.5, 1.625, 1.75, 1.875, 2.0, 2.125, 2.25, 2.375,
+                                            2.5, 2.625, 2.75, 2.875, 3.0]}  # of the present values 1 and 3
     assert sample_encoding("zero").fill_values == [0.0]
     ties = Encoding.from_sample(pa.table({"k": ["c", "a", "c", "a", "b"]}), {"k": "categorical"})
     assert ties.vocabularies == {"k": ["a", "c", "b"]}  # equal counts: the smaller value first
@@ -49,7 +53,8 @@ def test_rows_become_filled_float32_numbers_and_integer_codes_in_the_order_asked
     assert numbers.dtype == np.float32 and numbers.flags.c_contiguous and codes.flags.c_contiguous
     assert numbers.tolist() == [[7], [5], [2], [1]]  # a missing number is the fill value
     assert codes.dtype == np.uint8
-    assert codes.tolist() == [[0], [2], [1], [0]]  # missing or empty: 0; unseen: the one bucket 1; "b": 2
+    # kind: missing or empty 0, unseen the one bucket 1, "b" 2; power.missing: 1 where power was missing
+    assert codes.tolist() == [[0, 0], [2, 0], [1, 1], [0, 0]]
     assert counts["kind"].tolist() == [2, 1, 1, 0]  # rows per code: missing, the bucket, "b", "a"
 
 
@@ -77,7 +82,7 @@ def test_a_column_constant_over_the_split_is_not_normalised_by_a_zero_variance()
 def test_the_record_round_trips():
     encoding = sample_encoding()
     again = Encoding.from_record(encoding.as_record())
-    assert again.as_record() == encoding.as_record() and again.row_bytes() == encoding.row_bytes() == 4 + 1
+    assert again.as_record() == encoding.as_record() and again.row_bytes() == encoding.row_bytes() == 4 + 1 + 1  # power; the codes of kind, power.missing
 
 
 COLLIDING = [

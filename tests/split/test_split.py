@@ -74,7 +74,9 @@ def test_every_source_row_lands_in_exactly_one_binary_shard(quest_log, nasty_spl
     kinds = {c["name"]: c["kind"] for c in nasty_split["schema"]["columns"]}
     categorical = [f for f in nasty_split["schema"]["features"] if kinds[f] == "categorical"]
     assert encoding["numeric"] == [f for f in nasty_split["schema"]["features"] if f not in categorical]
-    assert encoding["code_columns"] == categorical and "quest_type" in categorical
+    indicators = encoding["indicators"]  # numeric columns missing in the sample: a name.missing code each
+    assert "stamina" in indicators and set(indicators) <= set(encoding["numeric"])
+    assert encoding["code_columns"] == categorical + [f"{n}.missing" for n in indicators] and "quest_type" in categorical
     seen_rows = []
     for _, shard, path in all_shard_files(nasty_split, "rows"):
         rows = np.load(path)
@@ -82,7 +84,7 @@ def test_every_source_row_lands_in_exactly_one_binary_shard(quest_log, nasty_spl
         codes = np.load(str(path).replace(".rows.npy", ".codes.npy"))
         labels = np.load(str(path).replace(".rows.npy", ".labels.npy"))
         assert x.dtype == np.float32 and x.shape == (shard["rows"], len(encoding["numeric"]))
-        assert codes.dtype == np.dtype(encoding["code_dtype"]) and codes.shape == (shard["rows"], len(categorical))
+        assert codes.dtype == np.dtype(encoding["code_dtype"]) and codes.shape == (shard["rows"], len(encoding["code_columns"]))
         assert len(rows) == len(labels) == shard["rows"]
         assert np.all(np.diff(rows) > 0)  # rows keep their source order within a shard
         expected = table.iloc[rows]
@@ -93,6 +95,8 @@ def test_every_source_row_lands_in_exactly_one_binary_shard(quest_log, nasty_spl
         for position, column in enumerate(categorical):
             vocabulary, buckets = encoding["vocabularies"][column], encoding["hash_buckets"][column]
             assert codes[:, position].tolist() == expected_codes(expected[column].tolist(), vocabulary, buckets)
+        for position, column in enumerate(indicators, len(categorical)):
+            assert codes[:, position].tolist() == expected[column].isna().astype(int).tolist()
         classes = nasty_split["schema"]["classes"]
         label_codes = nasty_split["schema"]["label_codes"]
         assert [classes[label_codes[c]] for c in labels] == expected["cleared"].astype(str).tolist()

@@ -77,7 +77,8 @@ def test_inferred_schema_and_encoding_declare_what_the_split_sets_on_them():
     encoding = Encoding.from_sample(sample, {"level": "categorical"}, max_categories=2)
 
     assert encoding.capped == {"level": 3} and encoding.vocabularies == {"level": ["c", "b"]}
-    assert "the other 1 values of the sample and values first met later go to 64 hashed buckets" in encoding.describe()
+    assert ("the other 1 values of the sample (past --max-categories 2; raise it to keep more) and values first met "
+            "later go to 64 hashed buckets") in encoding.describe()
     assert Encoding.from_record(encoding.as_record()).capped == {}
 
 

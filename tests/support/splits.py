@@ -12,6 +12,7 @@ sequential one's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -71,8 +72,7 @@ def demote_to_other(split_dir: Path, column: str, value: str) -> None:
     moved = 1 + buckets + encoding.vocabularies[column].index(value)
     bucket = 1 + int(fingerprint_buckets([value], buckets)[0])
     encoding.vocabularies[column].remove(value)
-    encoding = Encoding(encoding.fill, encoding.numeric, encoding.fill_values, encoding.categorical,
-                        encoding.vocabularies, encoding.hash_buckets, encoding.datetimes)
+    encoding = dataclasses.replace(encoding)  # its derived code counts and value sets follow the shorter vocabulary
     for subset in manifest["subsets"].values():
         for shard in subset["shards"]:
             files = shard["files"]
