@@ -73,7 +73,7 @@ def test_a_test_subset_leaves_the_validate_subset_as_it_was(log, held_out, tmp_p
 
 
 def test_test_fraction_zero_is_byte_identical_to_a_split_without_the_option(log, tmp_path):
-    options = dict(rows_per_shard=700, val_fraction=VAL, seed=4, id_columns=ID_COLUMNS, block_size=8192)
+    options = {"rows_per_shard": 700, "val_fraction": VAL, "seed": 4, "id_columns": ID_COLUMNS, "block_size": 8192}
     model_ready_split(log, tmp_path / "without", **options)
     model_ready_split(log, tmp_path / "zero", test_fraction=0.0, **options)
     without, zero = tree(tmp_path / "without"), tree(tmp_path / "zero")
