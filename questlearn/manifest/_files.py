@@ -82,11 +82,6 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return resolved
 
 
-def subsets_of(manifest: dict) -> tuple:
-    """The subsets a split has, in order: train, validate, and test when it was asked for."""
-    return tuple(name for name in ALL_SUBSETS if name in manifest["subsets"])
-
-
 def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS) -> dict:
     """Load and check the manifest of a finished split.
 
