@@ -49,6 +49,7 @@ def _split(args) -> None:
     sources = args.source if len(args.source) > 1 else args.source[0]
     manifest = split_csv(
         sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
         seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
         max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray,
         drop_missing_labels=args.drop_missing_labels, **_schema_options(args),
@@ -58,7 +59,9 @@ def _split(args) -> None:
     shown = f" ({dropped} without a label dropped)" if dropped is not None else ""
     print(f"split {manifest['source']['rows']} rows{shown} of {len(manifest['source']['files'])} file(s) into {args.output}: "
           f"train {subsets['train']['rows']} rows in {len(subsets['train']['shards'])} shards, "
-          f"validate {subsets['validate']['rows']} rows in {len(subsets['validate']['shards'])} shards")
+          f"validate {subsets['validate']['rows']} rows in {len(subsets['validate']['shards'])} shards"
+          + (f", test {subsets['test']['rows']} rows in {len(subsets['test']['shards'])} shards (held out: train never "
+             "reads them; evaluate scores them)" if "test" in subsets else ""))
 
 
 def _train(args) -> None:
@@ -147,7 +150,8 @@ def _evaluate(args) -> None:
 
     report = evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress,
                       baseline=args.baseline, baseline_rows=args.baseline_rows,
-                      baseline_bytes=args.baseline_memory_mib * 2 ** 20, baseline_seed=args.baseline_seed)
+                      baseline_bytes=args.baseline_memory_mib * 2 ** 20, baseline_seed=args.baseline_seed,
+                      subset=args.subset)
     print(json.dumps(report, indent=1))
 
 
@@ -262,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--rows-per-shard", type=int, default=100_000,
                        help="most rows a shard holds; rows are dealt at random into all open shards, which end about equal")
     split.add_argument("--val-fraction", type=float, default=0.2, help="share of rows drawn into the validate subset")
-    split.add_argument("--seed", type=int, default=0, help="seed of the train/validate draw")
+    split.add_argument("--test-fraction", type=float, default=0.0,
+                       help="share of rows drawn into a held-out test subset that training never reads (evaluate "
+                            "scores it); default 0: none")
+    split.add_argument("--seed", type=int, default=0, help="seed of the train/validate/test draw")
     _add_schema_options(split)
     split.add_argument("--formats", default="npy",
                        help="comma-separated shard formats: npy (model-ready float32 rows), csv (the source rows, "
@@ -342,7 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
     evaluate.add_argument("model_dir", type=Path, help="a trained model directory")
-    evaluate.add_argument("input", type=Path, help="a labelled CSV file, or a split directory (its validate subset)")
+    evaluate.add_argument("input", type=Path, help="a labelled CSV file, or a split directory (its test subset "
+                          "when it has one, else its validate subset)")
+    evaluate.add_argument("--subset", choices=("test", "validate"), default=None,
+                          help="the subset of a split directory to score (default: test when the split has one)")
     evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.add_argument("--baseline", choices=("gbdt",), help="also train scikit-learn's HistGradientBoosting on a "

@@ -191,7 +191,7 @@ class ShardReader:
     manifest : dict
         From :func:`questlearn.manifest._files.load_manifest`.
     subset : str
-        ``"train"`` or ``"validate"``.
+        ``"train"``, ``"validate"``, or ``"test"`` when the split has a test subset.
     source : str
         ``"npy"`` (model-ready binary shards, memory-mapped) or ``"csv"``
         (parsed and encoded on load, to the same arrays).
@@ -216,7 +216,10 @@ class ShardReader:
 
     def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str | None = None,
                  label_mode: str = "sparse", cache_shards: int = 2, verify: str = "once"):
-        for name, value, allowed in (("subset", subset, ("train", "validate")), ("source", source, SOURCES),
+        if subset == "test" and "test" not in manifest["subsets"]:
+            raise OptionError(f"the split in {manifest.get('root', 'this directory')} has no test subset (it was split "
+                              "without --test-fraction); read 'validate', or split again with --test-fraction")
+        for name, value, allowed in (("subset", subset, ("train", "validate", "test")), ("source", source, SOURCES),
                                      ("label_mode", label_mode, LABEL_MODES)):
             if value not in allowed:
                 raise OptionError(f"{name} must be one of {allowed}, got {value!r}")

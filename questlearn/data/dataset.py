@@ -20,7 +20,7 @@ import numpy as np
 
 from .._orphans import die_with_parent
 from ..errors import OptionError
-from ..manifest._files import load_manifest
+from ..manifest._files import SUBSETS, load_manifest
 from ..quiet import keras
 from ._batches import BatchPlan, EqualShards, ShardReader
 from ._start_method import choose_start_method
@@ -47,7 +47,8 @@ class QuestSequence(keras.utils.PyDataset):
     split_dir : str or Path
         Directory holding ``manifest.json``.
     subset : str
-        ``"train"`` or ``"validate"``.
+        ``"train"``, ``"validate"``, or ``"test"`` when the split has a held-out
+        test subset (``split --test-fraction``).
     batch_size : int or None
         Rows per batch, independent of the shard size. The last batch may be
         shorter (it is never dropped). ``None`` gives one batch per shard,
@@ -94,7 +95,8 @@ class QuestSequence(keras.utils.PyDataset):
             raise OptionError(f"batch_size must be a positive integer or None, got {batch_size}")
         if int(workers) < 1 or int(max_queue_size) < 1:
             raise OptionError(f"workers and max_queue_size must be at least 1, got {workers} and {max_queue_size}")
-        self.manifest = load_manifest(split_dir)
+        # the held-out test shards are checked (and opened) only by a reader of the test subset
+        self.manifest = load_manifest(split_dir, subsets=(*SUBSETS, "test") if subset == "test" else SUBSETS)
         self.split_dir = str(split_dir)  # as given, for messages; files are read from manifest["root"]
         self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
                                   label_mode=label_mode, cache_shards=cache_shards,

@@ -20,7 +20,9 @@ from ._validate import validate_manifest
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 3
-SUBSETS = ("train", "validate")
+SUBSETS = ("train", "validate")  # every split has these two (validate may be empty: val_fraction 0)
+TEST_SUBSET = "test"  # the held-out subset, only in a split made with test_fraction > 0
+ALL_SUBSETS = (*SUBSETS, TEST_SUBSET)
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 100 GB split's manifest is a few MB
 
 
@@ -80,13 +82,17 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return resolved
 
 
-def load_manifest(split_dir: str | Path) -> dict:
+def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS) -> dict:
     """Load and check the manifest of a finished split.
 
     Parameters
     ----------
     split_dir : str or Path
         The output directory of :func:`questlearn.split.split_csv`.
+    subsets : tuple of str
+        The subsets whose shard files are checked (exist, recorded size);
+        default train and validate, so that a reader of those never opens
+        the held-out test subset. A subset the split lacks is skipped.
 
     Returns
     -------
@@ -117,8 +123,8 @@ def load_manifest(split_dir: str | Path) -> dict:
                             f"reads version {FORMAT_VERSION}" + ("; its shards hold categories as one-hot floats, not "
                             "codes: run `questlearn split` again into a new directory" if older else ""))
     validate_manifest(manifest, str(path))
-    for subset in SUBSETS:
-        for shard in manifest["subsets"][subset]["shards"]:
+    for subset in subsets:
+        for shard in manifest["subsets"].get(subset, {"shards": ()})["shards"]:
             for entry in shard["files"].values():
                 file_path = resolve_inside(root, entry["name"])
                 if not file_path.is_file():

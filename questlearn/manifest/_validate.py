@@ -121,6 +121,7 @@ MANIFEST_SCHEMA = {
                 "formats": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": ["csv", "npy"]}},
                 "max_categories": {"type": "integer", "minimum": 1, "maximum": MAX_CATEGORIES},
                 "rows_per_shard": {"type": "integer", "minimum": 1},
+                "test_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},  # only when > 0
                 "label": _name,
             },
         },
@@ -164,7 +165,7 @@ MANIFEST_SCHEMA = {
         "subsets": {
             "type": "object",
             "required": ["train", "validate"],
-            "properties": {"train": _subset, "validate": _subset},
+            "properties": {"train": _subset, "validate": _subset, "test": _subset},  # test: only with test_fraction
         },
     },
 }
@@ -270,7 +271,12 @@ def _check_consistency(manifest: dict, where: str) -> None:
     _check_encoding(manifest, wrong)
     total = 0
     cap = manifest["parameters"].get("rows_per_shard")
-    for subset in ("train", "validate"):
+    has_test = "test" in manifest["subsets"]
+    if has_test != ("test_fraction" in manifest["parameters"]):
+        wrong("subsets.test" if has_test else "parameters.test_fraction",
+              "is present, but " + ("parameters.test_fraction is not: a split without test_fraction has no test subset"
+                                    if has_test else "subsets.test is not: a split with test_fraction has a test subset"))
+    for subset in ("train", "validate", "test") if has_test else ("train", "validate"):
         record = manifest["subsets"][subset]
         rows = sum(shard["rows"] for shard in record["shards"])
         if rows != record["rows"]:

@@ -4,8 +4,8 @@ scikit-learn's ``HistGradientBoostingClassifier`` (or ``Regressor``) with
 its default settings (``early_stopping="auto"``: on above 10,000 rows, on
 a tenth of the *training sample* held out; ``random_state`` is the seed, so
 a run repeats) is trained on a bounded random sample of the split's
-training shards and scored on the rows ``evaluate`` scores (the validate
-subset), so the network's metrics have a strong tabular model beside them.
+training shards and scored on the rows ``evaluate`` scores (the test
+subset when the split has one, else validate: the network's rows), so the network's metrics have a strong tabular model beside them.
 
 The sample
     ``min(max_rows, max_bytes // (4 * columns))`` rows (features held as
@@ -201,7 +201,7 @@ class BoostingBaseline:
     Parameters
     ----------
     reader : questlearn.data._batches.ShardReader
-        The validate reader ``evaluate`` scores the network with.
+        The reader of the subset ``evaluate`` scores the network on (test or validate).
     max_rows, max_bytes, seed : int
         See :func:`sample_training_rows`.
     """

@@ -1,8 +1,11 @@
 """Measure a trained model on labelled rows: ``questlearn evaluate MODEL_DIR INPUT``.
 
 ``INPUT`` is a labelled source (read like ``questlearn predict`` reads it,
-through ``inference.keras``) or a split directory (its ``validate`` subset,
-read from the shards through ``model.keras``). Rows stream through in
+through ``inference.keras``) or a split directory (its held-out ``test``
+subset when it has one, else its ``validate`` subset, or the one ``subset``
+names; read from the shards through ``model.keras``). The validate subset
+chose the best epoch, so its score is optimistic; the test subset's is not.
+The report's ``source`` and ``subset`` say which was scored. Rows stream through in
 blocks; loss, accuracy, MAE and RMSE are Keras's own metrics, updated
 block by block, so they agree with ``model.evaluate`` on the same rows.
 
@@ -24,7 +27,7 @@ baseline's MAE and RMSE.
 ``baseline="gbdt"`` (``--baseline gbdt``, a split directory only) adds
 ``baseline_gbdt``: scikit-learn's HistGradientBoosting trained on a bounded
 random sample of the split's training shards and scored on the same
-validate rows, with the gap to the network (see ``_baseline``; scikit-learn
+rows as the network (the same subset), with the gap to the network (see ``_baseline``; scikit-learn
 is the ``baseline`` extra, imported only then).
 
 A split is evaluated only when it predicts what the model predicts (same
@@ -123,7 +126,7 @@ class _Tally:
 
 def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_size: int = 8192,
              progress: bool = False, baseline: str | None = None, baseline_rows: int = 200_000,
-             baseline_bytes: int = 512 * 2 ** 20, baseline_seed: int = 0) -> dict:
+             baseline_bytes: int = 512 * 2 ** 20, baseline_seed: int = 0, subset: str | None = None) -> dict:
     """Metrics of the model in ``model_dir`` on the labelled rows of ``source``.
 
     Parameters
@@ -131,7 +134,7 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
     model_dir : str or Path
         A trained model directory.
     source : str or Path
-        A labelled CSV source, or a split directory (its validate subset).
+        A labelled CSV source, or a split directory.
     block_size : int
         Bytes of input per step for a file source.
     batch_size : int
@@ -146,6 +149,9 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
         Caps on that sample: rows, and bytes of float32 features; the smaller wins.
     baseline_seed : int
         Seeds the sample and the boosting model.
+    subset : {None, "test", "validate"}
+        The subset of a split directory to score; ``None``: its test subset
+        when it has one, else validate.
 
     Returns
     -------
@@ -157,11 +163,14 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
     from .predict import Predictor, open_input
 
     is_split = isinstance(source, (str, Path)) and (Path(source) / MANIFEST_NAME).is_file()
+    if subset not in (None, "test", "validate") or (subset is not None and not is_split):
+        raise OptionError(f"subset must be 'test' or 'validate', and chooses among a split directory's subsets; got "
+                          f"{subset!r} for {source}")
     if baseline is not None:
         _check_baseline(baseline, source, is_split)
     if is_split:
         options = dict(max_rows=baseline_rows, max_bytes=baseline_bytes, seed=baseline_seed) if baseline else None
-        return _evaluate_split(Path(model_dir), Path(source), batch_size, progress, options)
+        return _evaluate_split(Path(model_dir), Path(source), batch_size, progress, options, subset)
     predictor = Predictor(model_dir)
     spec = predictor.spec
     label = spec["label"]
@@ -223,17 +232,21 @@ def _label_values(block, label: str, spec: dict) -> np.ndarray:
 
 
 def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress: bool,
-                    baseline: dict | None = None) -> dict:
-    """The validate subset of a split, through ``model.keras`` and the training loader; with ``baseline``
-    (the sample's options), the boosting model too, on the same batches."""
+                    baseline: dict | None = None, subset: str | None = None) -> dict:
+    """The test subset of a split (or validate: ``subset``, or the split has no test subset), through
+    ``model.keras`` and the training loader; with ``baseline`` (the sample's options), the boosting model
+    too, on the same batches."""
     from tqdm import tqdm
 
     from ..data.dataset import QuestSequence
+    from ..manifest._files import load_manifest
     from .export import TRAINED_MODEL, load_saved_model, read_inference_spec
 
     spec = read_inference_spec(model_dir)
     features = [f["name"] for f in spec["features"]]
-    data = QuestSequence(split_dir, "validate", batch_size=batch_size, shuffle=False, features=features)
+    if subset is None:  # the held-out test subset when the split has one: validate chose the best epoch
+        subset = "test" if "test" in load_manifest(split_dir)["subsets"] else "validate"
+    data = QuestSequence(split_dir, subset, batch_size=batch_size, shuffle=False, features=features)
     _check_same_target(spec, data.reader, model_dir, split_dir)
     encoding, reader = data.reader.encoding, data.reader
     fill_values = {n: v for n, v in zip(encoding.numeric, encoding.fill_values) if n in spec["fill_values"]}
@@ -252,7 +265,7 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
         tally.update(np.asarray(model.predict_on_batch(x), np.float32), labels)
         if boosting:
             boosting_tally.update(boosting.outputs(x), labels)
-    report = {"source": f"{split_dir} (validate subset)", **tally.result()}
+    report = {"source": f"{split_dir} ({subset} subset)", "subset": subset, **tally.result()}
     if boosting:
         report["baseline_gbdt"] = boosting.report(boosting_tally.result(), report)
     return report

@@ -40,7 +40,11 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         the sample mean; ``"zero"``), ``max_open_shards``,
         ``drop_missing_labels`` (rows whose label is empty or a missing-value
         token are left out of every shard and counted in the manifest's
-        ``source.dropped_missing_labels``, instead of stopping the split).
+        ``source.dropped_missing_labels``, instead of stopping the split),
+        ``test_fraction`` (default 0: a held-out ``test/`` subset that
+        training never reads, drawn with the same number per row as
+        validate: a row goes to test when ``val_fraction <= r <
+        val_fraction + test_fraction``).
     parallel : int, optional
         Split each file of the source as its own task, this many at a time,
         and merge the results exactly (:mod:`questlearn.split._parallel`).
@@ -65,7 +69,7 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         Bad parameters, a schema problem found in the sample, too little
         disk for the estimated output, a full disk, an output directory
         holding something else, or one that is, holds or lies inside the
-        source; a train or validate subset left without rows
+        source; a train, validate or test subset left without rows
         (:mod:`questlearn.split._output`).
     """
     for key in ("id_columns", "categorical_columns", "datetime_columns", "formats", "na_values"):

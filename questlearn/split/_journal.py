@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import OutputFolderError
-from ..manifest._files import SUBSETS, write_json_atomically
+from ..manifest._files import ALL_SUBSETS, write_json_atomically
 from ._shards import ShardFiles
 from ._writer import sync_directory_file_system, sync_file_system
 
@@ -34,7 +34,7 @@ def discard_unfinished(out: Path, created: bool) -> None:
     (proved by its marker), so the command can be run again as printed."""
     if not (out / MARKER_NAME).exists() and not created:
         return
-    for name in (*SUBSETS, JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME, LOCK_NAME):
+    for name in (*ALL_SUBSETS, JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME, LOCK_NAME):
         path = out / name
         if path.is_dir():
             if all(p.name.startswith((".split_data_", ".shard_")) or p.name.endswith(".tmp") for p in path.iterdir()):
@@ -54,10 +54,10 @@ def clear_unjournaled_start(out: Path) -> None:
     a fresh split refuse the folder.
     """
     names = {p.name for p in out.iterdir()} - {LOCK_NAME}
-    ours = {*SUBSETS, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
+    ours = {*ALL_SUBSETS, f".{JOURNAL_NAME}.tmp", MARKER_NAME}
     if MARKER_NAME not in names or not names <= ours:
         return
-    for subset in SUBSETS:
+    for subset in ALL_SUBSETS:
         folder = out / subset
         if folder.is_dir() and not all(p.name.startswith(".shard_") and p.is_file() for p in folder.iterdir()):
             return

@@ -22,9 +22,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputFormatError, SchemaError
-from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
+from ..manifest._files import MANIFEST_NAME, fsync_directory, write_json_atomically
 from ..schema._columns import CATEGORICAL, CLASSIFICATION, LABEL, NumericStats, Vocabulary
 from ..schema.encoding import Encoding
+from ._output import check_subsets_dealt
 from ._params import SplitParameters
 from ._record import split_manifest
 from ._shards import NPY_HEADER_BYTES, npy_header
@@ -102,8 +103,10 @@ def merge_parts(out: Path, params: SplitParameters, plan: dict, files: list, par
     if dropped == row_offsets[-1]:
         raise SchemaError(f"{files[0].shown}: the label {label!r} is missing in every one of the source's "
                           f"{dropped} rows: nothing to split; is it the right column? (--label NAME)")
-    shards = {name: [] for name in SUBSETS}
-    for subset in SUBSETS:
+    check_subsets_dealt({subset: sum(p["subsets"][subset]["rows"] for p in parts) for subset in params.subsets}, params,
+                        files[0].shown if len(files) == 1 else f"the source ({len(files)} files)")
+    shards = {name: [] for name in params.subsets}
+    for subset in params.subsets:
         folder = out / subset
         folder.mkdir(exist_ok=True)
         for stale in folder.iterdir():  # an interrupted merge: everything here is rewritten
@@ -152,10 +155,10 @@ def _merged_state(params: SplitParameters, plan: dict, files: list, parts: list,
                                             overflow="error")
     else:
         state.label_stats = {subset: _merged_numeric(part["subsets"][subset]["label_stats"] for part in parts)
-                             for subset in SUBSETS}
+                             for subset in params.subsets}
         state.label_overall = _merged_numeric(part["stats"][params.label] for part in parts)
     state.subsets = {subset: SubsetState(None, rows=sum(p["subsets"][subset]["rows"] for p in parts))
-                     for subset in SUBSETS}
+                     for subset in params.subsets}
     return state
 
 

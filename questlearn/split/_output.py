@@ -15,6 +15,8 @@
   ``--val-fraction`` puts rows in both; :func:`check_subsets_dealt` is the
   same refusal after the pass, when the count was only estimated.
   ``val_fraction=0`` asks for no validate subset and is never refused.
+  The held-out test subset (``test_fraction`` > 0) is refused empty the
+  same way: it was asked for.
 """
 
 from __future__ import annotations
@@ -90,27 +92,39 @@ def remove_created_folders(created: list) -> None:
 
 def check_subsets_filled(rows: int, params, where: str) -> None:
     """Refuse before the pass when the seeded draw of a source of exactly
-    ``rows`` rows leaves the train or the validate subset empty.
+    ``rows`` rows leaves a subset that was asked for empty (train; validate
+    when ``val_fraction`` > 0; test when ``test_fraction`` > 0).
 
     The split draws one number per row, in order, from
     ``numpy.random.Generator(PCG64(seed))``; a row goes to validate when
-    its number is below ``val_fraction``. The same numbers drawn here say
-    which subsets get rows, and which fractions would fill both.
+    its number is below ``val_fraction``, to test when it is at least that
+    and below ``val_fraction + test_fraction``. The same numbers drawn here
+    say which subsets get rows, and which fractions would fill them.
     """
-    fraction = float(params.val_fraction)
-    if fraction == 0 or rows < 1:
-        return  # no validate subset asked for; a source without rows is refused with its own message
+    fraction, held_out = float(params.val_fraction), float(params.test_fraction)
+    if (fraction == 0 and held_out == 0) or rows < 1:
+        return  # no validate or test subset asked for; a source without rows is refused with its own message
     draws = np.random.Generator(np.random.PCG64(params.seed))
-    low, high, drawn = 1.0, 0.0, 0
+    low, high, drawn, test_drawn = 1.0, 0.0, 0, held_out == 0
     while drawn < rows:
         numbers = draws.random(min(DRAWS_AT_A_TIME, rows - drawn))
         low, high, drawn = min(low, float(numbers.min())), max(high, float(numbers.max())), drawn + len(numbers)
-        if low < fraction <= high:
+        test_drawn = test_drawn or bool(((numbers >= fraction) & (numbers < fraction + held_out)).any())
+        if (fraction == 0 or low < fraction) and high >= fraction + held_out and test_drawn:
             return
-    empty = "validate" if low >= fraction else "train"
+    if fraction > 0 and low >= fraction:
+        empty = "validate"
+    else:
+        empty = "train" if high < fraction + held_out else "test"
     if rows == 1:
         raise OptionError(f"{where} has 1 row: a split needs rows in both train and validate, as training does; "
                          "split a source of at least 2 rows")
+    if held_out:
+        change = {"train": "lower --val-fraction or --test-fraction", "validate": "raise --val-fraction",
+                  "test": "raise --test-fraction"}[empty]
+        raise OptionError(f"{where} has {rows} rows: with --val-fraction {fraction:g}, --test-fraction {held_out:g} and "
+                          f"--seed {params.seed} no row is drawn into the {empty} subset, which was asked for; {change}, "
+                          "change --seed, or split a larger source")
     raise OptionError(f"{where} has {rows} rows: with --val-fraction {fraction:g} and --seed {params.seed} no row is "
                      f"drawn into the {empty} subset, and training needs rows in both train and validate; with this "
                      f"seed --val-fraction {_fraction_between(low, high)} puts rows in both (any value above "
@@ -118,16 +132,21 @@ def check_subsets_filled(rows: int, params, where: str) -> None:
 
 
 def check_subsets_dealt(rows_by_subset: dict, params, where: str) -> None:
-    """Refuse, after the pass, a split whose train or validate subset got no row."""
-    if float(params.val_fraction) == 0:
+    """Refuse, after the pass, a split whose train subset, or validate or test subset asked for, got no row."""
+    if float(params.val_fraction) == 0 and float(params.test_fraction) == 0:
         return
     for subset, rows in rows_by_subset.items():
-        if rows == 0:
+        if rows == 0 and params.share(subset) > 0:
             total = sum(rows_by_subset.values())
+            if subset == "test":
+                raise OptionError(f"{where}: none of its {total} rows was drawn into the test subset (--test-fraction "
+                                  f"{params.test_fraction:g}, --seed {params.seed}), which was asked for; raise "
+                                  "--test-fraction, change --seed, or split a larger source")
             change = "raise" if subset == "validate" else "lower"
+            also = " (or --test-fraction)" if subset == "train" and params.test_fraction else ""
             raise OptionError(f"{where}: none of its {total} rows was drawn into the {subset} subset (--val-fraction "
                              f"{params.val_fraction:g}, --seed {params.seed}), and training needs rows in both train "
-                             f"and validate; {change} --val-fraction, change --seed, or split a larger source")
+                             f"and validate; {change} --val-fraction{also}, change --seed, or split a larger source")
 
 
 def _fraction_between(low: float, high: float) -> str:

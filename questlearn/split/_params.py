@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..errors import OptionError
+from ..manifest._files import ALL_SUBSETS, SUBSETS
 from ..schema._columns import CLASSIFICATION, TASKS, missing_tokens
 from ._scatter import MAX_OPEN_SHARDS
 
@@ -36,12 +37,17 @@ class SplitParameters:
     fill: str = "mean"
     max_open_shards: int = MAX_OPEN_SHARDS
     drop_missing_labels: bool = False
+    test_fraction: float = 0.0
 
     def __post_init__(self):
         if int(self.rows_per_shard) < 1:
             raise OptionError(f"rows_per_shard must be at least 1, got {self.rows_per_shard}")
         if not 0.0 <= float(self.val_fraction) < 1.0:
             raise OptionError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not float(self.test_fraction) >= 0.0 or not float(self.val_fraction) + float(self.test_fraction) < 1.0:
+            raise OptionError(f"test_fraction must be at least 0 and val_fraction + test_fraction below 1 (rows are left "
+                              f"for train), got val_fraction {self.val_fraction} and test_fraction {self.test_fraction} "
+                              "(--val-fraction, --test-fraction)")
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise OptionError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats}")
@@ -64,7 +70,22 @@ class SplitParameters:
             record[key] = list(record[key])
         if not self.drop_missing_labels:  # recorded only when asked: splits made before the option still match
             del record["drop_missing_labels"]
+        if not self.test_fraction:  # likewise: a split without a test subset is recorded as before the option
+            del record["test_fraction"]
         return record
+
+    @property
+    def subsets(self) -> tuple:
+        """The subsets this split writes: train, validate, and test when ``test_fraction`` > 0."""
+        return ALL_SUBSETS if self.test_fraction else SUBSETS
+
+    def share(self, subset: str) -> float:
+        """The expected share of the rows drawn into ``subset``."""
+        if subset == "validate":
+            return float(self.val_fraction)
+        if subset == "test":
+            return float(self.test_fraction)
+        return 1.0 - float(self.val_fraction) - float(self.test_fraction)
 
     @property
     def null_values(self) -> list:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import OutputFolderError
-from ..manifest._files import MANIFEST_NAME, SUBSETS, fsync_directory, write_json_atomically
+from ..manifest._files import ALL_SUBSETS, MANIFEST_NAME, fsync_directory, write_json_atomically
 from ._journal import JOURNAL_NAME
 from ._record import report_end
 
@@ -58,7 +58,7 @@ def publish(out: Path, finishing: dict, verbose: bool) -> dict:
             os.replace(partial, final)
         elif not final.exists():
             raise OutputFolderError(f"{final} is missing; delete {out} and split again")
-    for subset in SUBSETS:
+    for subset in finishing["shards"]:
         fsync_directory(out / subset)
     manifest = finishing["manifest"]
     write_json_atomically(out / MANIFEST_NAME, manifest)
@@ -71,7 +71,7 @@ def publish(out: Path, finishing: dict, verbose: bool) -> dict:
 def remove_bookkeeping(out: Path):
     """Delete the journal and partial files of a finished split."""
     leftovers = [out / JOURNAL_NAME]
-    for subset in SUBSETS:
+    for subset in ALL_SUBSETS:
         if (out / subset).is_dir():
             leftovers += [p for p in (out / subset).iterdir() if p.name.endswith((".partial", ".tmp"))]
     for path in leftovers:

@@ -10,7 +10,7 @@ what a user should know once the split is published.
 
 from __future__ import annotations
 
-from ..manifest._files import FORMAT_VERSION, SUBSETS
+from ..manifest._files import FORMAT_VERSION
 from ..schema._columns import CATEGORICAL, CLASSIFICATION, DATETIME, NUMERIC, REGRESSION, NumericStats, class_order
 from ._shards import NPY_HEADER_BYTES
 
@@ -88,7 +88,7 @@ def split_manifest(state, shards: dict, *, files: list, source_format: str, name
         "stats": _statistics(state),
         "subsets": {name: {"rows": state.subsets[name].rows, "shards": shards[name],
                            **({"label_stats": state.label_stats[name].summary()} if p.task == REGRESSION else {})}
-                    for name in SUBSETS},
+                    for name in p.subsets},
     }
     if parallel is None:
         manifest["scatter"] = {"estimated_rows": state.estimated_rows, "open_shard_limit": state.open_limit,

@@ -22,8 +22,8 @@ The pipeline, one stage per module:
    (:class:`~questlearn.split._state.SplitState`);
 5. :mod:`~questlearn.split._prepare` — each chunk's values checked and its rows
    encoded, in source order;
-6. this module — each row goes, by a seeded random draw, to ``train/`` or
-   ``validate/`` and is dealt into one of the subset's open shards
+6. this module — each row goes, by a seeded random draw, to ``train/``,
+   ``validate/`` or (with ``test_fraction``) the held-out ``test/``, and is dealt into one of the subset's open shards
    (:mod:`~questlearn.split._scatter`), as its encoded float32 row;
 7. :mod:`~questlearn.split._shards` and :mod:`~questlearn.split._writer` —
    shard files written once and hashed while written, in a background
@@ -58,7 +58,7 @@ from ..errors import DiskFullError, SchemaError
 from ..io._chunks import read_ahead as _read_ahead
 from ..io.csvscan import CsvFormatError
 from ..io.sources import check_unchanged, resolve_sources
-from ..manifest._files import FORMAT_VERSION, MANIFEST_NAME, SUBSETS  # noqa: F401 - FORMAT_VERSION: re-exported
+from ..manifest._files import FORMAT_VERSION, MANIFEST_NAME  # noqa: F401 - FORMAT_VERSION: re-exported
 from ..schema._columns import CLASSIFICATION, REGRESSION
 from ._journal import JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint, write_finishing_journal  # noqa: F401 - names re-exported
 from ._journal import Append as _Append
@@ -144,7 +144,7 @@ class _Splitter:
                                                  schema=self.given_schema, verbose=self.verbose,
                                                  where=self._source_name())
             self._set_parts()
-            for subset in SUBSETS:
+            for subset in self.params.subsets:
                 self._open_wave(subset, first_wave(self._share(subset)))
         self.writer = ShardWriter()
         self._split()
@@ -166,7 +166,7 @@ class _Splitter:
         self.state.open_limit = open_limit(self.params, self.parts)
 
     def _share(self, subset: str) -> float:
-        return self.params.val_fraction if subset == "validate" else 1 - self.params.val_fraction
+        return self.params.share(subset)
 
     def _open_wave(self, subset: str, rows: float) -> None:
         """Open the shards that will share the next ``rows`` rows of ``subset``."""
@@ -272,9 +272,14 @@ class _Splitter:
         positions in dealt order, writer actions to run first), ...]``; those
         actions close a full wave before rows go to the next one.
         """
-        to_validation = self.state.rng.random(count) < self.params.val_fraction
+        draws = self.state.rng.random(count)
+        to_validation = draws < self.params.val_fraction
+        chosen = [("train", ~to_validation), ("validate", to_validation)]
+        if self.params.test_fraction:  # val_fraction <= draw < val_fraction + test_fraction: held out
+            to_test = ~to_validation & (draws < self.params.val_fraction + self.params.test_fraction)
+            chosen = [("train", ~(to_validation | to_test)), ("validate", to_validation), ("test", to_test)]
         plan = []
-        for subset, selected in (("train", ~to_validation), ("validate", to_validation)):
+        for subset, selected in chosen:
             rows = np.flatnonzero(selected)
             closing = []
             state = self.state.subsets[subset]

@@ -17,7 +17,6 @@ import numpy as np
 
 from ..errors import OutputFolderError
 from ..io.sources import stored_sha256
-from ..manifest._files import SUBSETS
 from ..schema._columns import REGRESSION
 from ._journal import LOCK_NAME, MARKER_NAME, clear_unjournaled_start
 from ._output import check_subsets_filled
@@ -79,12 +78,12 @@ def fresh_state(out: Path, reader, params: SplitParameters, fingerprint: dict, *
     if plan.exact and schema is None:  # a part of a parallel split may leave a subset empty
         check_subsets_filled(plan.estimated_rows, params, where)
     (out / MARKER_NAME).write_text(MARKER_TEXT, encoding="utf-8")
-    for subset in SUBSETS:
+    for subset in params.subsets:
         (out / subset).mkdir()
     state = SplitState(params, fingerprint, plan.kinds, plan.label_numeric, plan.inferred, plan.encoding,
                        plan.estimated_rows)
     state.start_statistics()
-    state.subsets = {subset: SubsetState.fresh(params.seed, number) for number, subset in enumerate(SUBSETS)}
+    state.subsets = {subset: SubsetState.fresh(params.seed, number) for number, subset in enumerate(params.subsets)}
     return state, plan.first_wave_rows
 
 

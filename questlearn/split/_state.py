@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..manifest._files import SUBSETS
 from ..schema._columns import CLASSIFICATION, REGRESSION, NumericStats, Vocabulary
 from ..schema.encoding import Encoding
 from ._params import SplitParameters
@@ -32,7 +31,7 @@ def start_position(file: int = 0) -> dict:
 
 @dataclass
 class SubsetState:
-    """One subset (``train`` or ``validate``) during the pass.
+    """One subset (``train``, ``validate`` or ``test``) during the pass.
 
     Attributes
     ----------
@@ -65,7 +64,7 @@ class SubsetState:
 
     @classmethod
     def fresh(cls, seed: int, number: int) -> SubsetState:
-        """Subset number ``number`` (0: train, 1: validate) of a split with ``seed``, before any shard."""
+        """Subset number ``number`` (0: train, 1: validate, 2: test) of a split with ``seed``, before any shard."""
         return cls(ShardDealer(dealer_generator(seed, number), []))
 
     def to_journal(self) -> dict:
@@ -119,7 +118,7 @@ class SplitState:
         Rows read of the current file, rows read in all, blank lines
         skipped, header-only files, rows left out for a missing label.
     rng : numpy.random.Generator
-        The train/validate draw.
+        The train/validate/test draw.
     numeric : dict
         ``{column: NumericStats}`` of the numeric columns.
     category_counts : dict
@@ -176,7 +175,7 @@ class SplitState:
         if p.task == CLASSIFICATION:
             self.label_vocabulary = Vocabulary(p.label, p.max_classes, overflow="error",
                                                **(vocabularies or {}).get("__label__", {}))
-        self.label_stats = {s: NumericStats(**(label_stats or {}).get(s, {})) for s in SUBSETS} \
+        self.label_stats = {s: NumericStats(**(label_stats or {}).get(s, {})) for s in p.subsets} \
             if p.task == REGRESSION else {}
 
     # -- the journal -----------------------------------------------------
