@@ -53,7 +53,8 @@ from ..errors import SchemaError
 FILL_POLICIES = ("mean", "zero")
 FEW_VALUES = 16  # a vocabulary this small gets one out-of-vocabulary code (and is one-hot encoded by the model)
 DEFAULT_HASH_BUCKETS = 64
-QUANTILE_BINS = 16  # bins of the piecewise-linear number embedding, from the sample's quantiles
+QUANTILE_BINS = 48  # bins of the piecewise-linear number embedding, from the sample's quantiles (16 left a
+# time series' day-to-day changes, 23 days a bin over a year, out of reach: benchmarks/bench_quality.py)
 DATETIME_PARTS = {"hour": 25, "weekday": 8, "month": 13}  # derived code columns and their code counts (0 = missing)
 CODE_DTYPES = ((np.uint8, 1 << 8), (np.uint16, 1 << 16), (np.int32, 1 << 31))
 
