@@ -12,7 +12,7 @@ from helpers import run_env
 
 from questlearn.errors import SchemaError
 from questlearn.schema.datetimes import detect_format
-from questlearn.schema.encoding import Encoding
+from questlearn.schema.encoding import QUANTILE_BINS, Encoding
 
 
 def sample_encoding(fill="mean"):
@@ -29,8 +29,9 @@ def test_the_encoding_comes_from_the_sample_fill_mean_and_most_frequent_value_fi
     assert encoding.indicators == ["power"]  # missing in the sample: a missing-value indicator code column
     assert encoding.code_columns == ["kind", "power.missing"] and encoding.code_counts == [1 + 1 + 2, 2]
     assert encoding.code_dtype == np.uint8
-    assert encoding.quantiles == {"power": [1.0, 1.125, 1.25, 1.375, 1.5, 1.625, 1.75, 1.875, 2.0, 2.125, 2.25, 2.375,
-                                            2.5, 2.625, 2.75, 2.875, 3.0]}  # of the present values 1 and 3
+    edges = encoding.quantiles["power"]  # of the present values 1 and 3: QUANTILE_BINS equal bins between them
+    assert len(edges) == QUANTILE_BINS + 1 and edges[0] == 1.0 and edges[-1] == 3.0
+    np.testing.assert_allclose(np.diff(edges), 2 / QUANTILE_BINS, rtol=1e-5)
     assert sample_encoding("zero").fill_values == [0.0]
     ties = Encoding.from_sample(pa.table({"k": ["c", "a", "c", "a", "b"]}), {"k": "categorical"})
     assert ties.vocabularies == {"k": ["a", "c", "b"]}  # equal counts: the smaller value first
