@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import keras
 import pytest
 from helpers import ID_COLUMNS, run_env
 from splits import model_ready_split
