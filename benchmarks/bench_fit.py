@@ -1,7 +1,8 @@
 """End-to-end ``fit`` throughput: questlearn vs the original recipe, same model, one run.
 
-Three fits of the same MLP (questlearn.train.model.build_model) on the same
-training rows, each in a fresh process:
+Three fits of the same MLP (questlearn.train.model.build_model, its
+``"small"`` preset: the plain 64-32 network these figures have always used)
+on the same training rows, each in a fresh process:
 
 * ``recipe`` — the original recipe's PyDataset (one 1000-row CSV file per
   batch, pandas, 2 worker processes), whose ``x`` is one float32 matrix
@@ -20,8 +21,10 @@ faster, so this fraction is the number to watch there.
 Usage: python benchmarks/bench_fit.py [--megabytes 24] [--epochs 2]
 
 ``--input-wait`` measures the input-wait fraction directly: the
-model as :func:`questlearn.train._fit.train` builds it, fed by a QuestSequence
-with ``train()``'s default batch size and workers, trained for one epoch
+model as :func:`questlearn.train._fit.train` builds it (its default preset,
+with the split's quantiles), fed by a QuestSequence with ``--batch-size``
+(default 1024: ``train()`` now chooses its batch size from the data size, so
+the benchmark fixes one) and ``train()``'s default workers, trained for one epoch
 (or ``--steps``) of the split that ``bench_loader.py --versus-raw`` uses
 (``--split DIR`` reuses or keeps it). Two clocks, after ``WARMUP_STEPS``
 steps (graph tracing, pool start):
@@ -38,6 +41,31 @@ The fraction is the larger of the two over the steps' wall time; target
 < 5 % on CPU. Saves ``results/fit_input_wait.json``::
 
     python benchmarks/bench_fit.py --input-wait [--split /big/disk/split] [--steps N]
+
+``--models`` compares the CPU fit throughput (training rows/s) of the
+network presets against the model questlearn trained before them, on the
+same synthetic log (``--megabytes``), side by side:
+
+* ``default`` — this tree's default preset (numbers also through
+  piecewise-linear embeddings of their quantile bins, 256-256 units, AdamW
+  with a cosine schedule), built as ``train()`` builds it;
+* ``small`` — this tree's ``"small"`` preset (the plain 64-32 MLP, Adam);
+* ``old`` — questlearn at ``--baseline`` (default ``441e7a9``: one-hot
+  shards, ``build_model(mean, variance, num_classes)`` with hidden (64, 32)),
+  checked out with ``git archive`` into a temporary folder, given its own
+  split of the log and trained through its own API as its ``train()`` did.
+
+Each contender: a fresh process, ``QuestSequence(batch_size=--batch-size,
+workers=2)`` over its split's train subset (the batch size is the same for
+all, default 1024; 2 workers is both trees' ``train()`` default), ``fit``
+for ``--epochs`` (default 2) epochs without validation or checkpoints; the
+last epoch's training rows/s is reported (the first includes graph
+tracing). Rounds (``--rounds``) alternate the order; reported are medians
+and medians of per-round ratios ``default / old`` and ``small / old``.
+Target: the small preset not slower than the old model (ratio >= 0.95).
+Saves ``results/fit_models.json``::
+
+    python benchmarks/bench_fit.py --models [--megabytes 24] [--rounds 3] [--batch-size 1024]
 """
 
 from __future__ import annotations
@@ -45,6 +73,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -72,13 +101,14 @@ def child(kind: str, data: str, epochs: str) -> dict:
         # The recipe's x is one float32 matrix (numbers and its own one-hot quest type): the same hidden
         # layers over that one input, normalised with the moments of its first batch (not timed).
         first = inputs[0][0]
-        model = build_model(first.mean(axis=0), first.var(axis=0), reference.num_classes, code_counts=())
+        model = build_model(first.mean(axis=0), first.var(axis=0), reference.num_classes, code_counts=(),
+                            model="small")
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])  # one-hot labels
         fit = dict(x=inputs)
         rows = sum(1 for _ in files) * 1000
     else:
         mean, variance = reference.feature_moments()
-        model = build_model(mean, variance, reference.num_classes, code_counts=reference.code_counts())
+        model = build_model(mean, variance, reference.num_classes, code_counts=reference.code_counts(), model="small")
     if kind == "questlearn":
         fit = dict(x=reference)
         rows = reference.plan.total_rows
@@ -104,13 +134,21 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=5_500_000, help="--input-wait: rows of the synthetic log")
     parser.add_argument("--rows-per-shard", type=int, default=100_000)
     parser.add_argument("--steps", type=int, default=0, help="--input-wait: training steps (default: one epoch)")
-    parser.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "EPOCHS"))
+    parser.add_argument("--batch-size", type=int, default=1024, help="--input-wait, --models: rows a batch")
+    parser.add_argument("--models", action="store_true", help="fit rows/s of the presets vs the model of --baseline")
+    parser.add_argument("--rounds", type=int, default=3, help="--models: rounds, alternating the order")
+    parser.add_argument("--baseline", default="441e7a9", help="--models: commit of the old model")
+    parser.add_argument("--child", nargs="+", metavar="ARG")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(input_wait_child(*args.child[1:]) if args.child[0] == "input_wait" else child(*args.child)))
+        kind, *rest = args.child
+        runner = {"input_wait": input_wait_child, "model": models_child}.get(kind)
+        print(json.dumps(runner(*rest) if runner else child(kind, *rest)))
         return 0
     if args.input_wait:
         return input_wait(args)
+    if args.models:
+        return models(args)
     work = Path(tempfile.mkdtemp(prefix="questlearn-bench-fit-"))
     try:
         prepare(work, args.megabytes, seed=3)
@@ -136,7 +174,11 @@ WARMUP_STEPS = 20
 
 
 def train_defaults() -> dict:
-    """Keyword defaults of :func:`questlearn.train._fit.train` (batch size, workers, model shape)."""
+    """Keyword defaults of :func:`questlearn.train._fit.train` (workers, model preset and shape).
+
+    Its ``batch_size`` and ``epochs`` default to ``None`` (chosen from the
+    data size): the fit benchmarks set the batch size themselves.
+    """
     import inspect
 
     from questlearn.train._fit import train
@@ -164,7 +206,7 @@ def timed_batches(waits: list):
     PyDatasetAdapter._get_iterator = _get_iterator
 
 
-def input_wait_child(split: str, steps: str) -> dict:
+def input_wait_child(split: str, steps: str, batch_size: str) -> dict:
     import keras
 
     from questlearn.data.dataset import QuestSequence
@@ -186,15 +228,17 @@ def input_wait_child(split: str, steps: str) -> dict:
             self.ends.append(time.perf_counter())
 
     defaults = train_defaults()
-    loading = {k: defaults[k] for k in ("batch_size", "workers", "use_multiprocessing", "max_queue_size") if k in defaults}
+    loading = {k: defaults[k] for k in ("workers", "use_multiprocessing", "max_queue_size") if k in defaults}
+    loading["batch_size"] = int(batch_size)  # train()'s own default depends on the data size
     keras.utils.set_random_seed(0)
     data = QuestSequence(split, "train", shuffle=True, seed=0, **loading)
     mean, variance = data.feature_moments()
+    steps = int(steps) or len(data)
     model = build_model(mean, variance, data.num_classes, hidden=defaults["hidden"], dropout=defaults["dropout"],
-                        learning_rate=defaults["learning_rate"], code_counts=data.code_counts())
+                        learning_rate=defaults["learning_rate"], code_counts=data.code_counts(),
+                        model=defaults["model"], quantiles=data.feature_quantiles(), total_steps=steps)
     waits, clock = [], StepClock()
     timed_batches(waits)
-    steps = int(steps) or len(data)
     if steps <= WARMUP_STEPS + 10:
         raise SystemExit(f"need more than {WARMUP_STEPS + 10} steps, got {steps}")
     model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[clock])
@@ -205,8 +249,8 @@ def input_wait_child(split: str, steps: str) -> dict:
     return {"steps": len(clock.ends), "measured_steps": len(clock.ends) - WARMUP_STEPS, "wall_seconds": wall,
             "iterator_wait_seconds": waited, "callback_gap_seconds": gap,
             "iterator_wait_fraction": waited / wall, "callback_gap_fraction": gap / wall,
-            "rows_per_second": (len(clock.ends) - WARMUP_STEPS) * loading.get("batch_size", 1024) / wall,
-            "loading": loading, "backend": keras.backend.backend(), "device": describe_device()}
+            "rows_per_second": (len(clock.ends) - WARMUP_STEPS) * loading["batch_size"] / wall,
+            "model": defaults["model"], "loading": loading, "backend": keras.backend.backend(), "device": describe_device()}
 
 
 def input_wait(args) -> int:
@@ -214,14 +258,100 @@ def input_wait(args) -> int:
 
     with big_split(args.split, args.rows, args.rows_per_shard) as split_dir:
         shards = shard_summary(train_shards(split_dir))
-        run = run_child(Path(__file__), "input_wait", str(split_dir), str(args.steps))
+        run = run_child(Path(__file__), "input_wait", str(split_dir), str(args.steps), str(args.batch_size))
     fraction = max(run["iterator_wait_fraction"], run["callback_gap_fraction"])
-    print(f"fit on {run['device']} ({run['backend']}), {run['loading']}: {run['measured_steps']} steps after "
+    print(f"fit of the {run['model']!r} model on {run['device']} ({run['backend']}), {run['loading']}: {run['measured_steps']} steps after "
           f"{WARMUP_STEPS} warm-up, {run['rows_per_second']:,.0f} rows/s; waiting for input: "
           f"{run['iterator_wait_fraction'] * 100:.1f} % in the batch iterator, "
           f"{run['callback_gap_fraction'] * 100:.1f} % between steps")
     save("fit_input_wait", {"split": shards, "warmup_steps": WARMUP_STEPS, "run": run, "input_wait_fraction": fraction})
     return verdict({f"input-wait fraction in fit on CPU < 5 % ({fraction * 100:.1f} %)": fraction < 0.05})
+
+
+# -- the presets against the model of an older commit --------------
+MODEL_CONTENDERS = ("default", "small", "old")
+FIT_WORKERS = 2  # train()'s default loader threads, in both trees
+SYNTH_LABEL = "cleared"
+
+
+def models_child(kind: str, split: str, epochs: str, batch_size: str) -> dict:
+    """Fit one contender on ``split``'s train subset with the questlearn on ``sys.path``; per-epoch rows/s.
+
+    ``kind`` ``"old"``: the old tree's API (one ``features`` matrix, ``build_model(mean, variance,
+    num_classes)`` with its own defaults); otherwise this tree's preset ``kind``, built as ``train()`` builds it.
+    """
+    import keras
+
+    import questlearn
+    from questlearn.data.dataset import QuestSequence
+    from questlearn.train.devices import describe_device
+    from questlearn.train.model import build_model
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = [*getattr(self, "seconds", []), time.perf_counter() - self.started]
+
+    epochs, batch_size = int(epochs), int(batch_size)
+    keras.utils.set_random_seed(0)
+    data = QuestSequence(split, "train", batch_size=batch_size, shuffle=True, seed=0, workers=FIT_WORKERS)
+    mean, variance = data.feature_moments()
+    if kind == "old":
+        model = build_model(mean, variance, data.num_classes)
+    else:
+        model = build_model(mean, variance, data.num_classes, code_counts=data.code_counts(), model=kind,
+                            quantiles=data.feature_quantiles(), total_steps=epochs * len(data))
+    clock = EpochClock()
+    model.fit(data, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])  # QuestSequence shuffles itself
+    rows = data.plan.total_rows
+    return {"rows_per_second": rows / clock.seconds[-1], "epoch_seconds": clock.seconds, "train_rows": rows,
+            "inputs": {tensor.name: list(tensor.shape[1:]) for tensor in model.inputs},
+            "parameters": model.count_params(), "package": str(Path(questlearn.__file__).parent),
+            "backend": keras.backend.backend(), "device": describe_device()}
+
+
+def models(args) -> int:
+    from bench_encoding import REPO, checkout, run
+
+    if args.epochs < 2:
+        raise SystemExit("--models reports the last epoch, after the first's graph tracing: --epochs must be at least 2")
+    work = Path(tempfile.mkdtemp(prefix="questlearn-bench-fit-models-"))
+    try:
+        (work / "old").mkdir()
+        roots = {"default": REPO, "small": REPO, "old": checkout(args.baseline, work / "old")}
+        log = work / "quests.csv"
+        run(REPO, "-m", "questlearn", "synth", str(log), "--megabytes", str(args.megabytes), "--no-progress")
+        splits = {"new": work / "split-new", "old": work / "split-old"}  # each tree splits the log in its own format
+        for tree, split in splits.items():
+            run(roots[tree] if tree == "old" else REPO, "-m", "questlearn", "split", str(log), str(split),
+                "--label", SYNTH_LABEL, "--id-column", "attempt_id", "--id-column", "player_id",
+                "--rows-per-shard", "50000", "--drop-missing-labels", "--no-progress")
+        measured = {c: [] for c in MODEL_CONTENDERS}
+        for round_number in range(args.rounds):
+            order = MODEL_CONTENDERS if round_number % 2 == 0 else MODEL_CONTENDERS[::-1]
+            for contender in order:
+                split = splits["old" if contender == "old" else "new"]
+                result = run(roots[contender], str(Path(__file__).resolve()), "--child", "model", contender,
+                             str(split), str(args.epochs), str(args.batch_size))
+                measured[contender].append(json.loads(result.stdout.strip().splitlines()[-1]))
+                r = measured[contender][-1]
+                print(f"round {round_number + 1} {contender:7s}: {r['rows_per_second']:>10,.0f} rows/s in the last "
+                      f"epoch ({r['train_rows']:,} rows, {r['parameters']:,} parameters, {r['device']})", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    medians = {c: statistics.median(r["rows_per_second"] for r in runs) for c, runs in measured.items()}
+    ratios = {f"{c}_over_old": statistics.median(a["rows_per_second"] / b["rows_per_second"]
+                                                 for a, b in zip(measured[c], measured["old"])) for c in ("default", "small")}
+    print("\nlast-epoch rows/s (medians): " + ", ".join(f"{c} {v:,.0f}" for c, v in medians.items())
+          + f"; default / old {ratios['default_over_old']:.2f}, small / old {ratios['small_over_old']:.2f}")
+    path = save("fit_models", {"baseline_commit": args.baseline, "megabytes": args.megabytes, "rounds": args.rounds,
+                               "epochs": args.epochs, "batch_size": args.batch_size, "workers": FIT_WORKERS,
+                               "median_rows_per_second": medians, "ratios": ratios, "runs": measured})
+    print(f"saved {path}")
+    return verdict({f"small preset not slower than the old model (small / old {ratios['small_over_old']:.2f} >= 0.95)":
+                    ratios["small_over_old"] >= 0.95})
 
 
 if __name__ == "__main__":
