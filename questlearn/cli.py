@@ -307,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=["default", "small"], default="default",
                        help="the network: 'default' (numbers also through piecewise-linear embeddings of their "
                             "quantiles, 256-256 hidden units, AdamW with a warm-up and cosine schedule) or 'small' "
-                            "(the plain 64-32 MLP with Adam, several times faster on CPU; see benchmarks/README.md)")
+                            "(the plain 64-32 MLP with Adam). On 2 CPU cores at batch 1024: about 84,000 training "
+                            "rows/s for 'default', 346,000 for 'small' (benchmarks/README.md)")
     train.add_argument("--workers", type=int, default=2, help="parallel batch loaders")
     train.add_argument("--processes", action="store_true", help="worker processes instead of threads")
     train.add_argument("--source", choices=("npy", "csv"), default="npy", help="which shards to read")
