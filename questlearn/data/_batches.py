@@ -393,27 +393,14 @@ class ShardReader:
                                      "after the split, or belongs to another split")
             blocks.append(block)
         if len(self.encoding.code_columns) and rows:
-            self._check_codes(blocks[1], resolve_inside(self.root, files["codes"]["name"]))
+            check_code_range(blocks[1], self.encoding.code_counts, self.encoding.code_columns,
+                             resolve_inside(self.root, files["codes"]["name"]))
         labels_path = resolve_inside(self.root, files["labels"]["name"])
         self.verifier.check(labels_path, files["labels"])
         labels = _open_map(labels_path)
         if labels.shape != (rows,):
             raise IntegrityError(f"shard file {labels_path} holds labels of shape {labels.shape}, the manifest says ({rows},)")
         return blocks[0], blocks[1], self._labels(labels, labels_path)
-
-    def _check_codes(self, codes: np.ndarray, path: Path) -> None:
-        """Every code inside its column's range: an embedding lookup would read past its table otherwise."""
-        limits = np.asarray(self.encoding.code_counts, np.int64)
-        outside = codes.max(axis=0).astype(np.int64) >= limits
-        if codes.dtype.kind == "i":
-            outside |= codes.min(axis=0) < 0
-        if outside.any():
-            column = int(np.flatnonzero(outside)[0])
-            values = np.asarray(codes[:, column], np.int64)
-            row = int(np.flatnonzero((values < 0) | (values >= limits[column]))[0])
-            raise IntegrityError(f"shard file {path} holds the code {values[row]} in row {row}, outside the range of "
-                                 f"{self.encoding.code_columns[column]} (0..{limits[column] - 1}): the file is damaged; "
-                                 "run the split again into a new directory")
 
     def _labels(self, stored: np.ndarray, path: Path) -> np.ndarray:
         """Stored labels -> class indices (checked codes mapped through
@@ -480,6 +467,25 @@ class ShardReader:
         if labels.null_count:
             raise IntegrityError(f"{path} has a label outside the manifest classes {self.classes} (or an empty one)")
         return x, codes, labels.to_numpy(zero_copy_only=False).astype(np.int32)
+
+
+def check_code_range(codes: np.ndarray, counts, names: list, path, rows=None) -> None:
+    """Every code inside its column's range: an embedding lookup would read past its table otherwise.
+
+    ``codes`` are rows of a shard's codes file (``rows``: their positions in it, when they are not all of
+    it); ``counts`` and ``names`` are the encoding's code counts and code columns.
+    """
+    limits = np.asarray(counts, np.int64)
+    outside = codes.max(axis=0).astype(np.int64) >= limits
+    if codes.dtype.kind == "i":
+        outside |= codes.min(axis=0) < 0
+    if outside.any():
+        column = int(np.flatnonzero(outside)[0])
+        values = np.asarray(codes[:, column], np.int64)
+        row = int(np.flatnonzero((values < 0) | (values >= limits[column]))[0])
+        raise IntegrityError(f"shard file {path} holds the code {values[row]} in row {row if rows is None else int(rows[row])}, "
+                             f"outside the range of {names[column]} (0..{limits[column] - 1}): the file is damaged; "
+                             "run the split again into a new directory")
 
 
 def _open_map(path: Path) -> np.ndarray:

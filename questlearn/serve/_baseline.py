@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data._batches import _open_map
+from ..data._batches import _open_map, check_code_range
 from ..errors import InputFormatError, IntegrityError, MissingPackageError, OptionError
 from ..manifest._files import resolve_inside
 
@@ -131,7 +131,8 @@ def sample_training_rows(reader, max_rows: int = DEFAULT_ROWS, max_bytes: int = 
         stop = start + len(rows)
         taken_numbers = take_rows(root, shard, "numbers", rows, len(encoding.numeric), np.float32)[:, numbers]
         taken = take_rows(root, shard, "codes", rows, len(encoding.code_columns), encoding.code_dtype)
-        _check_codes(taken, np.asarray(encoding.code_counts), root, shard, encoding.code_columns)
+        check_code_range(taken, encoding.code_counts, encoding.code_columns,
+                         resolve_inside(root, shard["files"]["codes"]["name"]), rows)
         x[start:stop] = boosting_features(taken_numbers, taken[:, codes], names.get("numbers", []), names.get("codes", []))
         labels.append(_labels(reader, take_rows(root, shard, "labels", rows, None, None), root, shard))
         start = stop
@@ -170,16 +171,6 @@ def take_rows(root, shard: dict, part: str, rows: np.ndarray, width, dtype) -> n
                              f"{'labels' if dtype is None else np.dtype(dtype)} of shape {shape}: it was changed after "
                              "the split, or belongs to another split")
     return np.take(block, rows, axis=0)
-
-
-def _check_codes(codes: np.ndarray, counts: np.ndarray, root, shard: dict, names: list) -> None:
-    """Every drawn code inside its column's range (a damaged file otherwise)."""
-    wide = codes.astype(np.int64)
-    bad = np.flatnonzero(((wide >= counts) | (wide < 0)).any(axis=0))
-    if len(bad):
-        path = resolve_inside(root, shard["files"]["codes"]["name"])
-        raise IntegrityError(f"shard file {path} holds a code outside the range of {names[bad[0]]} "
-                             f"(0..{counts[bad[0]] - 1}): the file is damaged")
 
 
 def _labels(reader, stored: np.ndarray, root, shard: dict) -> np.ndarray:
