@@ -426,7 +426,6 @@ class ShardReader:
         import pyarrow.compute as pc
         import pyarrow.csv as pa_csv
 
-        from ..schema import datetimes
         from ..schema._columns import arrow_types, label_strings
 
         entry = self.shards[shard]["files"]["csv"]
@@ -454,12 +453,10 @@ class ShardReader:
         strings = {n: table[n].combine_chunks() for n in self.encoding.categorical}
         parts = {}
         for name in self.encoding.datetimes:
-            seconds, missing, bad = datetimes.parse(table[name], self.encoding.datetime_format(name))
+            numbers[f"{name}.days"], codes, bad = self.encoding.datetime_inputs(name, table[name])
             if bad is not None:
                 raise IntegrityError(f"shard file {path} holds a {name!r} value the split could read no more: the file was changed")
-            features = datetimes.features(seconds, missing)
-            numbers[f"{name}.days"] = features["days"]
-            parts.update({f"{name}.{part}": features[part] for part in ("hour", "weekday", "month")})
+            parts.update(codes)
         x, codes, _ = self.encoding.encode(numbers, strings, parts)
         if self.task == "regression":
             return x, codes, table[label].to_numpy().astype(np.float32)

@@ -272,6 +272,16 @@ class Encoding:
 
         return DatetimeFormat.from_record(self.datetimes[name])
 
+    def datetime_inputs(self, name: str, column) -> tuple[np.ndarray, dict, int | None]:
+        """A datetime column parsed with its format: its ``t.days`` (float64, NaN when missing), its
+        ``{"t.hour", "t.weekday", "t.month": codes}``, and the position of the first value the format
+        does not read (None when all do)."""
+        from . import datetimes as dt
+
+        seconds, missing, bad = dt.parse(column, self.datetime_format(name))
+        features = dt.features(seconds, missing)
+        return features["days"], {f"{name}.{part}": features[part] for part in DATETIME_PARTS}, bad
+
     def check_column_names(self) -> None:
         """Refuse two model inputs with the same name.
 

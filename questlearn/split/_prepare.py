@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 
 from ..io._parse import Chunk
 from ..io._rowchecks import check_label_present, check_numbers
-from ..schema import datetimes
 from ..schema._columns import CATEGORICAL, DATETIME, LABEL, NUMERIC, REGRESSION, NumericStats, Vocabulary, label_strings
 from ..schema.encoding import Encoding
 
@@ -99,17 +98,14 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
 def _datetime_parts(chunk: Chunk, name: str, encoding: Encoding, parts: dict) -> np.ndarray:
     """Parse a datetime column with the sample's format: its hour, weekday and month codes go to ``parts``;
     return its days since 1970. A value the format does not read stops the split, naming its row."""
-    fmt = encoding.datetime_format(name)
-    seconds, missing, bad = datetimes.parse(chunk.table[name], fmt)
+    days, codes, bad = encoding.datetime_inputs(name, chunk.table[name])
     if bad is not None:
         value = chunk.table[name][int(bad)].as_py()
         raise chunk.error(int(bad), f"column {name!r} holds {value!r}, which is not a date or time like the sampled "
-                          f"ones ({fmt.name}); fix the value, add it as a missing-value token (--na-value), or declare "
-                          f"the column --categorical-column {name}")
-    features = datetimes.features(seconds, missing)
-    for part in ("hour", "weekday", "month"):
-        parts[f"{name}.{part}"] = features[part]
-    return features["days"]
+                          f"ones ({encoding.datetime_format(name).name}); fix the value, add it as a missing-value "
+                          f"token (--na-value), or declare the column --categorical-column {name}")
+    parts.update(codes)
+    return days
 
 
 def label_codes(chunk: Chunk, vocabulary: Vocabulary, params, label_numeric: bool) -> np.ndarray:
