@@ -265,6 +265,7 @@ class ShardReader:
         self.shards = manifest["subsets"][subset]["shards"]
         self.root = Path(manifest["root"])
         self._cache = OrderedDict()
+        self._ranges_checked = set()  # shards whose codes were checked against their columns' ranges
         self._lock = threading.Lock()
 
     def __getstate__(self):
@@ -392,9 +393,10 @@ class ShardReader:
                                      f"says {dtype} of shape ({rows}, {width}) (rows, {part} columns): it was changed "
                                      "after the split, or belongs to another split")
             blocks.append(block)
-        if len(self.encoding.code_columns) and rows:
+        if len(self.encoding.code_columns) and rows and shard not in self._ranges_checked:
             check_code_range(blocks[1], self.encoding.code_counts, self.encoding.code_columns,
                              resolve_inside(self.root, files["codes"]["name"]))
+            self._ranges_checked.add(shard)  # once per shard and run, like the SHA-256: the files do not change
         labels_path = resolve_inside(self.root, files["labels"]["name"])
         self.verifier.check(labels_path, files["labels"])
         labels = _open_map(labels_path)
