@@ -1,4 +1,5 @@
-"""How the whole suite (tests/ and the notebooks) runs on parallel pytest-xdist workers."""
+"""How the whole suite (tests/ and the notebooks) runs on parallel pytest-xdist workers, and how
+it reports a failure: at once, by name, as well as in the summary at the end."""
 
 import pytest
 
@@ -39,3 +40,33 @@ def name_groups(items):
                         for mark in item.iter_markers("xdist_group")})
         if names and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
+
+
+def pytest_configure(config):
+    """Keep the config for :func:`pytest_runtest_logreport` (plain pytest, no plugin needed)."""
+    global _CONFIG
+    _CONFIG = config
+
+
+_CONFIG = None
+
+
+def pytest_runtest_logreport(report):
+    """Name each failure in the log the moment it happens, not only in the summary at the end,
+    so that a run stopped by a time limit (or a test hanging after it) still says what broke.
+
+    Under pytest-xdist this runs in the controller for every worker's report; in the workers it
+    does nothing (their output is not shown)."""
+    if not report.failed or _CONFIG is None or hasattr(_CONFIG, "workerinput"):
+        return
+    reporter = _CONFIG.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    kind = "FAILED" if report.when == "call" else f"ERROR at {report.when}"
+    summary = ""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        summary = " - " + " ".join(str(crash.message).split())[:300]
+    reporter.write("\n")  # after the progress characters of this line
+    reporter.write_line(f"{kind} {report.nodeid}{summary}", red=True, bold=True)
+    getattr(reporter, "flush", lambda: None)()

@@ -46,7 +46,7 @@ def fit_once(split_dir, fault, workers, processes):
     except BaseException as error:  # noqa: BLE001 - we report whatever came out
         outcome = f"{type(error).__name__}: {' '.join(str(error).split())}"
     elapsed = time.monotonic() - started
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # leftover workers must end; generous for a loaded machine
     me = psutil.Process()
     while time.monotonic() < deadline:
         leftover = [c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE

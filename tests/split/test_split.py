@@ -12,7 +12,7 @@ import farmhash
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, pause_when_exists, resume, run_env
 
 from questlearn.io.csvscan import CsvFormatError
 from questlearn.manifest._files import load_manifest
@@ -345,13 +345,12 @@ def test_a_full_disk_says_so_in_one_line_and_the_split_resumes_after_space_is_fr
         subprocess.run(["mount", "-o", "remount,size=40m", str(disk)], check=True)
         process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=run_env())
         marker = disk / "out" / MARKER_NAME  # written once the disk check passed
-        deadline = time.monotonic() + 120
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
+        assert pause_when_exists(process, marker), "the split ended before its pass"  # paused, however busy the machine
         ballast = disk / "ballast"
         with open(ballast, "wb") as handle:  # another program fills the disk during the pass
             while shell.disk_usage(disk).free > (2 << 20):
                 handle.write(b"\0" * (1 << 20))
+        resume(process)
         stderr = process.communicate(timeout=240)[1]
         assert process.returncode == 2, stderr
         lines = [line for line in stderr.splitlines() if line.strip()]

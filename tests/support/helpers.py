@@ -66,3 +66,31 @@ def zero_inputs(model, rows: int) -> dict:
     import numpy as np
 
     return {name: np.zeros((rows, tensor.shape[-1]), tensor.dtype) for name, tensor in model.input.items()}
+
+
+def pause_when_exists(process, path, timeout=240) -> bool:
+    """Poll for ``path`` and SIGSTOP ``process`` the moment it exists, so that what the test does
+    next (a signal, filling a disk) lands in the middle of its run however busy the machine is.
+
+    Returns True when the process was paused mid-run: ``path`` appeared, the process was still
+    running and ``finished`` (a second file, e.g. ``manifest.json``) did not exist yet; False when
+    it ended first (the caller retries with a fresh output). The caller resumes a paused process
+    with :func:`resume` after acting on it.
+    """
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGSTOP)
+    return Path(path).exists()
+
+
+def resume(process) -> None:
+    """SIGCONT a process paused by :func:`pause_when_exists` (its pending signals land now)."""
+    import signal
+
+    process.send_signal(signal.SIGCONT)

@@ -98,16 +98,24 @@ def test_demo_writes_no_tensorflow_log_line_to_stderr(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
+    from helpers import pause_when_exists, resume
+
     from questlearn.synth import write_quest_log
 
     log = write_quest_log(tmp_path / "big.csv", rows=150_000, seed=2)
-    out = tmp_path / "split"
-    args = [sys.executable, "-m", "questlearn", "split", str(log), str(out), "--block-size", "16384", "--no-progress"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plain_env())
-    deadline = time.monotonic() + 120
-    while not (out / ".questlearn-split").exists() and time.monotonic() < deadline:  # the pass starts
-        time.sleep(0.002)
-    process.send_signal(signal.SIGINT)
+    for attempt in range(3):  # the split is paused as its pass starts; a retry only if it ended first
+        out = tmp_path / f"split{attempt}"
+        args = [sys.executable, "-m", "questlearn", "split", str(log), str(out), "--block-size", "16384", "--no-progress"]
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plain_env())
+        paused = pause_when_exists(process, out / ".questlearn-split")
+        if paused and not (out / "manifest.json").exists():
+            break
+        resume(process)
+        process.communicate(timeout=120)
+    else:
+        pytest.fail("the split finished three times before Ctrl-C could land in its pass")
+    process.send_signal(signal.SIGINT)  # pending while paused: it lands in the pass
+    resume(process)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, (stdout, stderr)
     assert stderr == "interrupted; run the same command again to resume\n"
