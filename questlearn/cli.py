@@ -32,7 +32,8 @@ def _schema_options(args) -> dict:
                 datetime_columns=args.datetime_column,
                 na_values=args.na_value, keep_default_na=not args.no_default_na,
                 delimiter=DELIMITER_NAMES.get(args.delimiter, args.delimiter), task=args.task,
-                max_categories=args.max_categories, max_classes=args.max_classes, hash_buckets=args.hash_buckets)
+                max_categories=args.max_categories, max_classes=args.max_classes, hash_buckets=args.hash_buckets,
+                invalid=args.invalid)
 
 
 def _inspect(args) -> int:
@@ -227,6 +228,11 @@ def _add_schema_options(parser, label_default: str | None = "cleared") -> None:
     parser.add_argument("--datetime-column", action="append", default=[],
                         help="treat this column as a date or time (detected by itself for ISO 8601 and other common "
                              "spellings): features days since 1970, hour, weekday and month (repeatable)")
+    parser.add_argument("--invalid", choices=("stop", "missing"), default="stop",
+                        help="a value a numeric column reads as no number, or a datetime column as no date or time "
+                             "(such as 2023-02-30): 'stop' the split naming its column, file, line and byte (the "
+                             "default), or read it as 'missing' (filled like any missing value) and count it per "
+                             "column in the manifest's stats")
     parser.add_argument("--max-categories", type=int, default=100_000,
                         help="vocabulary values kept per categorical column, most frequent in the sample first; "
                              "the others, and values first met after the sample, go to hashed buckets")

@@ -23,7 +23,7 @@ from ._chunks import read_ahead
 from ._fastscan import fast_blocks
 from ._parse import Chunk, RecordParser, first_row_holding, parse_records, reported_value
 from ._reader import InputBlock, Sample, SourceReader, header_difference
-from ._rowchecks import explain_conversion_error
+from ._rowchecks import explain_conversion_error, parse_reading_invalid_as_missing
 from .csvscan import CsvFormatError, CsvScanner
 
 PARSE_BLOCK_SIZE = 1024 * 1024  # pyarrow parses a run in pieces of this size, on every core
@@ -116,23 +116,40 @@ class CsvReader(SourceReader):
         arguments = (position["offset"], position["line"], position["read_to"], expect)
         blocks = scanner.blocks(*arguments) if "csv" in p.formats else read_ahead(fast_blocks(scanner, *arguments))
         for block in blocks:  # cut in one thread, parsed in this one (pyarrow's pool), used in the pass's
+            invalid = None
             try:
                 table = parser.parse(block.data)
             except pa.ArrowInvalid as error:
                 exact = block.exact()  # raises for malformed records
-                explain_conversion_error(exact, error, source_file.shown, names=names, kinds=kinds,
-                                         label_numeric=label_numeric, delimiter=p.delimiter,
-                                         null_values=p.null_values)
-                raise
+                lenient = self._reading_invalid_as_missing(exact, kinds, parser.types, p) \
+                    if p.invalid == "missing" else None
+                if lenient is None:
+                    explain_conversion_error(exact, error, source_file.shown, names=names, kinds=kinds,
+                                             label_numeric=label_numeric, delimiter=p.delimiter,
+                                             null_values=p.null_values)
+                    raise
+                table, invalid = lenient
             records, blank_lines = block.lines, 0
             if table.num_rows != block.lines:  # blank lines or newlines inside quotes: count them exactly
                 records, blank_lines = block.records, block.blank_lines
             if table.num_rows != records:
                 raise RuntimeError(f"internal error: parsed {table.num_rows} rows but scanned {records} near byte {block.offset}")
-            yield (Chunk(table, source_file.shown, block), {"offset": block.offset + len(block.data), "line": block.end_line,
+            yield (Chunk(table, source_file.shown, block, invalid=invalid or None),
+                   {"offset": block.offset + len(block.data), "line": block.end_line,
                    "read_to": block.read_to, "expect": [block.raw_position, block.raw_sha256]},
                    block.raw_position, len(block.data), blank_lines)
         self.sha256 = scanner.sha256
+
+    def _reading_invalid_as_missing(self, block, kinds: dict, types: dict, params):
+        """``(table, {column: positions})`` of a run whose numbers did not all convert, each value of a numeric
+        column that is no number read as missing (``--invalid missing``); None when that is not the reason
+        (the label, say), for the conversion error to be explained."""
+        try:
+            return parse_reading_invalid_as_missing(block.data, self.names, kinds, types, delimiter=params.delimiter,
+                                                    null_values=params.null_values, block_size=PARSE_BLOCK_SIZE,
+                                                    check_utf8=False)
+        except pa.ArrowInvalid:
+            return None
 
     def blocks(self, types: dict, null_values) -> Iterator[InputBlock]:
         names, done = self.names, 0

@@ -95,15 +95,19 @@ class ParquetReader(SourceReader):
             for batch in read_batches(parquet, source_file, group, list(readings), SPLIT_BATCH_ROWS):
                 if index >= first:
                     table = carried_table(pa.Table.from_batches([batch]), readings)
-                    columns = {}
+                    columns, invalid = {}, {}
                     for name in wanted:
                         try:
                             columns[name] = cast_column(table[name], kinds[name], label_numeric)
                         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                            raise ParquetFormatError(f"{source_file.shown}: rows {row + 1}-{row + len(table)}, column "
-                                                     f"{name!r}: {error} (the sample made this column numeric)") from None
+                            numbers = _numbers_of_text(table[name], kinds[name], params.invalid)
+                            if numbers is None:
+                                raise _conversion_error(source_file.shown, row, table[name], name, error) from None
+                            columns[name], unreadable = numbers
+                            invalid[name] = unreadable
                     chunk = Chunk(pa.table(columns), source_file.shown, None, row,
-                                  full_table=table if copies else None)  # CSV shards only
+                                  full_table=table if copies else None,  # CSV shards only
+                                  invalid=invalid or None)
                     read = source_file.bytes * (row + len(table)) // total_rows
                     yield chunk, {"batch": index + 1}, read, source_file.bytes * len(table) // total_rows, 0
                 row += batch.num_rows
@@ -130,6 +134,33 @@ class ParquetReader(SourceReader):
                 first += batch.num_rows
                 yield InputBlock(chunk, done + source_file.bytes * first // rows)
             done += source_file.bytes
+
+
+def _numbers_of_text(column, kind: str, invalid: str):
+    """A numeric text column with values that are no number, read as missing under ``--invalid missing``
+    (:func:`~questlearn.io._rowchecks.numbers_or_missing`); None otherwise."""
+    from ._rowchecks import numbers_or_missing
+
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    return numbers_or_missing(column) if invalid == "missing" and kind == NUMERIC and text else None
+
+
+def _conversion_error(path: str, first_row: int, column, name: str, error: Exception) -> ParquetFormatError:
+    """The error of a batch whose column ``name`` the pass cannot read as numbers: the first value that
+    is no number, with its row and the fix, where the column is text; else pyarrow's reason."""
+    from ._rowchecks import numbers_or_missing
+
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    unreadable = numbers_or_missing(column)[1] if text else []
+    if not len(unreadable):
+        return ParquetFormatError(f"{path}: rows {first_row + 1}-{first_row + len(column)}, column {name!r}: {error} "
+                                  "(the sample made this column numeric)")
+    at = int(unreadable[0])
+    value = column[at].as_py()
+    return ParquetFormatError(f"{path}: row {first_row + at + 1}: column {name!r} holds {value!r}, which is not a "
+                              "number, but the sample made it numeric; fix the value, declare --categorical-column "
+                              f"{name}, or add --invalid missing to read "
+                              "every value that is no number as missing (counted in the manifest)")
 
 
 def cast_column(column, kind: str, label_numeric: bool):

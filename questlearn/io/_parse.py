@@ -170,6 +170,10 @@ class Chunk:
         When rows were dropped from ``table`` (``--drop-missing-labels``):
         the position of each kept row among the rows read (in ``block`` and
         ``full_table``); None when every row read is kept.
+    invalid : dict or None
+        ``{numeric column: positions among the rows read}`` of the values
+        that are no number, read as missing (``split --invalid missing``);
+        None when there were none.
     """
 
     table: pa.Table
@@ -178,6 +182,7 @@ class Chunk:
     first_row: int = 0
     full_table: pa.Table | None = None
     kept: np.ndarray | None = None
+    invalid: dict | None = None
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -204,6 +209,13 @@ class Chunk:
         pa_csv.write_csv(table.take(pa.array(rows)), sink,
                          pa_csv.WriteOptions(include_header=False, delimiter=delimiter))
         return [sink.getvalue()]
+
+    def invalid_count(self, name: str) -> int:
+        """How many rows of ``table`` held a value of numeric column ``name`` that is no number (read as missing)."""
+        positions = (self.invalid or {}).get(name)
+        if positions is None:
+            return 0
+        return len(positions) if self.kept is None else int(np.isin(positions, self.kept).sum())
 
     def read_position(self, rows):
         """The positions among the rows read of rows (int or array) of ``table``."""

@@ -87,6 +87,7 @@ _stats_entry = {
     "type": "object",
     "properties": {
         "count": _count, "missing": _count, "oov": _count,
+        "invalid": _count,  # only after `split --invalid missing`: unreadable values read as missing (in "missing")
         "mean": _number_or_null, "variance": _number_or_null, "std": _number_or_null,
         "min": _number_or_null, "max": _number_or_null,
         "category_counts": {"type": "object", "maxProperties": MAX_CATEGORIES, "additionalProperties": _count},

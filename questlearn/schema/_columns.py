@@ -152,11 +152,12 @@ class Vocabulary:
 
 
 class NumericStats:
-    """Streaming count, missing, mean, variance, min and max of one column."""
+    """Streaming count, missing, mean, variance, min and max of one column, and ``invalid``: how many of its
+    missing values were unreadable values read as missing (``split --invalid missing``)."""
 
-    def __init__(self, count=0, missing=0, mean=0.0, m2=0.0, minimum=None, maximum=None):
+    def __init__(self, count=0, missing=0, mean=0.0, m2=0.0, minimum=None, maximum=None, invalid=0):
         self.count, self.missing, self.mean, self.m2 = int(count), int(missing), float(mean), float(m2)
-        self.minimum, self.maximum = minimum, maximum
+        self.minimum, self.maximum, self.invalid = minimum, maximum, int(invalid)
 
     @classmethod
     def of_block(cls, values: np.ndarray) -> "NumericStats":
@@ -198,10 +199,12 @@ class NumericStats:
             self.minimum = other.minimum if self.minimum is None else min(self.minimum, other.minimum)
             self.maximum = other.maximum if self.maximum is None else max(self.maximum, other.maximum)
         self.missing += other.missing
+        self.invalid += other.invalid
 
     def state(self) -> dict:
-        return {"count": self.count, "missing": self.missing, "mean": self.mean, "m2": self.m2,
-                "minimum": self.minimum, "maximum": self.maximum}
+        state = {"count": self.count, "missing": self.missing, "mean": self.mean, "m2": self.m2,
+                 "minimum": self.minimum, "maximum": self.maximum}
+        return {**state, "invalid": self.invalid} if self.invalid else state
 
     def summary(self) -> dict:
         """Manifest form: population variance and standard deviation."""

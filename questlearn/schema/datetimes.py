@@ -37,8 +37,9 @@ The text formats (:data:`FORMATS`, tried in this order by :func:`detect_format`)
 In the last four, month, day and hour may have one digit (``3/4/2013 9:05``).
 Spaces around a value are allowed. A value that matches but names no real time
 (month 13, day 32, February 30 outside leap years, hour 24, minute or second 60)
-does not parse. Plain numbers (``2013``, ``20130101``, epoch seconds) are never
-datetimes.
+does not parse. :func:`detect_format` can tolerate a few values that do not parse
+(:func:`tolerated_unreadable`: 1 % of a sample), which :func:`unreadable` then finds.
+Plain numbers (``2013``, ``20130101``, epoch seconds) are never datetimes.
 
 Nothing here imports Keras or TensorFlow at module import: :func:`keras_features`
 and :func:`tf_parse` import them when called. The calendar arithmetic (Howard
@@ -61,7 +62,8 @@ import pyarrow.compute as pc
 
 from ..errors import ManifestError
 
-__all__ = ["DatetimeFormat", "FORMATS", "MISSING_SECONDS", "CODE_CARDINALITIES", "detect_format", "parse",
+__all__ = ["DatetimeFormat", "FORMATS", "MISSING_SECONDS", "CODE_CARDINALITIES", "detect_format", "closest_format",
+           "tolerated_unreadable", "unreadable", "why_unreadable", "parse",
            "from_arrow", "features", "keras_features", "tf_parse"]
 
 MISSING_SECONDS = int(np.iinfo(np.int64).min)
@@ -310,7 +312,36 @@ def parse(column, fmt: DatetimeFormat):
     return np.where(missing, MISSING_SECONDS, seconds).astype(np.int64), missing, bad
 
 
-def detect_format(values) -> DatetimeFormat | None:
+TOLERATED_SHARE = 0.01
+"""The share of a sample's present values that may fail to parse in the format :func:`detect_format` picks."""
+TOLERANCE_MIN_VALUES = 20
+"""Fewer present sampled values than this tolerate none; from this many on, at least one is tolerated."""
+
+
+def tolerated_unreadable(present: int) -> int:
+    """How many of ``present`` sampled values may fail to parse in a detected format: 1 % of them (rounded
+    down), and at least one once :data:`TOLERANCE_MIN_VALUES` are present (none below that)."""
+    if present < TOLERANCE_MIN_VALUES:
+        return 0
+    return max(1, int(present * TOLERATED_SHARE))
+
+
+def unreadable(column, fmt: DatetimeFormat) -> np.ndarray:
+    """Positions of the values of ``column`` that are present (neither null nor empty) but that ``fmt``
+    does not read: written otherwise, or naming no real time (February 30, second 60)."""
+    strings = _string_array(column)
+    _, missing, _ = parse(strings, fmt)
+    return np.flatnonzero(missing & _present(strings))
+
+
+def why_unreadable(value: str, fmt: DatetimeFormat) -> str:
+    """Why ``fmt`` does not read ``value``, in words for a message."""
+    if re.match(fmt.regex, value) is None:
+        return f"is not written like the sampled values ({fmt.name})"
+    return "names no real date or time (such as February 30, hour 24, minute or second 60)"
+
+
+def detect_format(values, *, tolerate: bool = False) -> DatetimeFormat | None:
     """The first format of :data:`FORMATS` that parses every present value of a sample.
 
     Parameters
@@ -318,13 +349,18 @@ def detect_format(values) -> DatetimeFormat | None:
     values : pyarrow.Array or pyarrow.ChunkedArray
         Sampled values of one column; null and empty values are ignored. A column
         that is not text gives None.
+    tolerate : bool
+        Also accept a format that fails on up to :func:`tolerated_unreadable` of
+        the present values (the one that fails on the fewest; :func:`unreadable`
+        finds them), when none reads every value.
 
     Returns
     -------
     DatetimeFormat or None
-        None when no format parses every present value, or none is present. When
-        both ``MM/DD/YYYY`` and ``DD/MM/YYYY`` read every value, month first wins
-        and its :attr:`~DatetimeFormat.note` says so, for the user to see.
+        None when no format parses every present value (or all but the tolerated
+        few), or none is present. When both ``MM/DD/YYYY`` and ``DD/MM/YYYY`` read
+        every value, month first wins and its :attr:`~DatetimeFormat.note` says so,
+        for the user to see.
     """
     try:
         strings = _string_array(values)
@@ -333,23 +369,45 @@ def detect_format(values) -> DatetimeFormat | None:
     strings = strings.filter(pa.array(_present(strings)))
     if len(strings) == 0:
         return None
-
-    def reads_all(fmt):
-        return pc.all(pc.match_substring_regex(strings, fmt.regex)).as_py() and parse(strings, fmt)[2] is None
-
-    for fmt in FORMATS[:-2]:
-        if reads_all(fmt):
+    tolerated = tolerated_unreadable(len(strings)) if tolerate else 0
+    failures = {}
+    for fmt in FORMATS:
+        failed = _failures(strings, fmt, tolerated)
+        if failed is not None:
+            failures[fmt] = failed
+        if failed == 0 and fmt not in (_MONTH_FIRST, _DAY_FIRST):
             return fmt
-    if reads_all(_MONTH_FIRST):
-        if not reads_all(_DAY_FIRST):
-            return _MONTH_FIRST
+    if not failures:
+        return None
+    fewest = min(failures.values())
+    best = next(fmt for fmt in FORMATS if failures.get(fmt) == fewest)
+    if best is _MONTH_FIRST and failures.get(_DAY_FIRST) == fewest:
         month, day, year = _first_mixed_up(strings)
         note = (f"dates such as '{month:02d}/{day:02d}/{year}' are read month first ({_MONTH_FIRST.name}: "
                 f"{_MONTH_NAMES[month - 1]} {day}), since no sampled value has a first number above 12 to show "
                 f"that days come first; if they do ({_DAY_FIRST.name}), every date with both numbers up to 12 "
                 f"is read wrongly")
         return DatetimeFormat(_MONTH_FIRST.name, _MONTH_FIRST.pattern, note)
-    return _DAY_FIRST if reads_all(_DAY_FIRST) else None
+    return best
+
+
+def closest_format(values) -> DatetimeFormat:
+    """The format of :data:`FORMATS` that reads the most present values of ``values`` (text), the first
+    on a tie: the one whose :func:`unreadable` values are worth showing when no format reads a column."""
+    strings = _string_array(values)
+    strings = strings.filter(pa.array(_present(strings)))
+    failures = [_failures(strings, fmt, len(strings)) for fmt in FORMATS]
+    return FORMATS[failures.index(min(failures))]
+
+
+def _failures(strings: pa.Array, fmt: DatetimeFormat, tolerated: int) -> int | None:
+    """How many of ``strings`` (all present) ``fmt`` does not read; None as soon as more than ``tolerated``
+    do not even match its pattern (the cheap test, before parsing)."""
+    matched = pc.sum(pc.cast(pc.match_substring_regex(strings, fmt.regex), pa.int64())).as_py() or 0
+    if len(strings) - matched > tolerated:
+        return None
+    failed = int(parse(strings, fmt)[1].sum())
+    return failed if failed <= tolerated else None
 
 
 _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",

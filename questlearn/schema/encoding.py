@@ -49,6 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SchemaError
+from ._columns import NUMBER_PATTERN
 
 FILL_POLICIES = ("mean", "zero")
 FEW_VALUES = 16  # a vocabulary this small gets one out-of-vocabulary code (and is one-hot encoded by the model)
@@ -429,12 +430,14 @@ def _without_tokens(column, null_values):
 
 
 def _as_float(column, null_values) -> np.ndarray:
-    """A sample column as float64 with NaN for missing (string samples are parsed)."""
+    """A sample column as float64 with NaN for missing (string samples are parsed; a value that is no
+    number, which only ``split --invalid missing`` lets through the sample, is missing too)."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         nulls = pa.array(list(null_values) + [""], pa.string())
         trimmed = pc.utf8_trim_whitespace(column)
-        column = pc.cast(pc.if_else(pc.is_in(trimmed, value_set=nulls), pa.scalar(None, pa.string()), trimmed),
-                         pa.float64())
+        number = pc.fill_null(pc.match_substring_regex(trimmed, NUMBER_PATTERN), False)
+        absent = pc.or_(pc.is_in(trimmed, value_set=nulls), pc.invert(number))
+        column = pc.cast(pc.if_else(absent, pa.scalar(None, pa.string()), trimmed), pa.float64())
     else:
         column = pc.cast(column, pa.float64())
     return column.to_numpy(zero_copy_only=False).astype(np.float64)

@@ -6,7 +6,11 @@ the split's missing-value tokens already turned into nulls. A column is
 * ``numeric`` when every sampled value is a number (or all are missing);
 * a problem, reported before the pass, when it is numeric except for a few
   tokens such as ``?`` (the fix is ``--na-value`` or
-  ``--categorical-column``: questlearn does not guess which);
+  ``--categorical-column``: questlearn does not guess which; with
+  ``--invalid missing`` a note, and they are read as missing);
+* ``datetime`` when every sampled value but a tolerated few is a date or time
+  in one format (:func:`~questlearn.schema.datetimes.detect_format`); those few
+  are named with their lines, and are problems like the numbers above;
 * ``categorical`` when it holds other strings, up to ``max_categories``
   distinct values in the sample, else ``text`` (kept in the CSV shards, not a
   feature);
@@ -144,7 +148,7 @@ def _short(value, limit: int = 20) -> str:
 
 def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id_columns=(), categorical_columns=(),
                  max_categories: int = 100_000, max_classes: int = 50, native_types=None,
-                 sample_note: str = "", locate=None, datetime_columns=()) -> InferredSchema:
+                 sample_note: str = "", locate=None, datetime_columns=(), invalid: str = "stop") -> InferredSchema:
     """Decide the kind of every column of ``sample``.
 
     Parameters
@@ -164,12 +168,19 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
         Where the sample came from, for the report.
     locate : callable, optional
         ``locate(row) -> (file, line or None, byte offset)`` for a sample row.
+    invalid : str
+        What the split does with a value a numeric or datetime column cannot
+        read (:class:`~questlearn.split.SplitParameters`' ``invalid``): with
+        ``"stop"`` the few such values a sample tolerates are problems, with
+        ``"missing"`` notes. A datetime column's sample tolerates up to
+        :func:`~questlearn.schema.datetimes.tolerated_unreadable` of them, each
+        named in the report with its line.
 
     Returns
     -------
     InferredSchema
     """
-    from .datetimes import detect_format
+    from . import datetimes as dt
 
     native_types = native_types or {}
     kinds, reports, problems, location = {}, [], [], None
@@ -218,11 +229,14 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
         elif name in id_columns:
             kind = IDENTIFIER
         elif name in datetime_columns:
-            fmt = detect_format(present) if len(present) else None
+            fmt = dt.detect_format(present, tolerate=True) if len(present) else None
             if fmt is None and len(present):
-                problems.append(f"--datetime-column {name!r}: its sampled values (such as {examples[:2]}) are not "
-                                "dates or times in a format questlearn reads (ISO 8601, YYYY/MM/DD, DD.MM.YYYY, "
-                                "MM/DD/YYYY, each with an optional time)")
+                failed = pc.unique(present.take(dt.unreadable(present, dt.closest_format(present)))).to_pylist()
+                problems.append(f"--datetime-column {name!r}: sampled values such as {failed[:3]} are not dates or "
+                                "times in a format questlearn reads (ISO 8601, YYYY/MM/DD, DD.MM.YYYY, MM/DD/YYYY, "
+                                "each with an optional time), and more than "
+                                f"{dt.tolerated_unreadable(len(present))} of {len(present)} sampled values fail to "
+                                "parse in any one format")
             kind, formats[name] = DATETIME, fmt
             note = _datetime_note(fmt)
         elif name in categorical_columns:
@@ -238,7 +252,7 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
         elif native is not None and pa.types.is_time(native):
             kind, note = TEXT, f"time of day ({native}): kept as text, not a feature"
         elif native is not None and (pa.types.is_timestamp(native) or pa.types.is_date(native)):
-            fmt = detect_format(present) if len(present) else None
+            fmt = dt.detect_format(present) if len(present) else None
             kind, formats[name] = DATETIME, fmt
             note = _datetime_note(fmt, native)
         elif not string_native:
@@ -247,7 +261,7 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
             kind, note = NUMERIC, "no values in the sample: all missing"
         else:
             bad_count, bad_values = _non_numbers(present)
-            fmt = detect_format(present) if bad_count == len(present) else None
+            fmt = dt.detect_format(present, tolerate=True) if bad_count == len(present) else None
             if bad_count == 0:
                 kind = NUMERIC
             elif fmt is not None:
@@ -257,13 +271,19 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
                 kind = NUMERIC
                 shown = ", ".join(repr(v) for v in bad_values)
                 first = bad_values[0]
-                problems.append(
-                    f"column {name!r} is numeric except for {shown} ({bad_count} of {len(present)} sampled values): "
-                    f"if {first!r} marks a missing value, add --na-value {_shell(first)} (Python: na_values=[{first!r}]); "
-                    f"if the column is a category, declare --categorical-column {_shell(name)}")
-                note = f"numeric except {shown}"
-                if location is None and locate is not None:
-                    location = locate(pc.index(column, first).as_py())
+                if invalid == "missing":
+                    note = f"numeric except {shown} ({bad_count} of {len(present)} sampled values): read as missing " \
+                           "(--invalid missing)"
+                else:
+                    problems.append(
+                        f"column {name!r} is numeric except for {shown} ({bad_count} of {len(present)} sampled "
+                        f"values): if {first!r} marks a missing value, add --na-value {_shell(first)} (Python: "
+                        f"na_values=[{first!r}]); "
+                        f"if the column is a category, declare --categorical-column {_shell(name)}; to read every "
+                        "value that is not a number as missing (counted in the manifest), add --invalid missing")
+                    note = f"numeric except {shown}"
+                    if location is None and locate is not None:
+                        location = locate(pc.index(column, first).as_py())
             elif _looks_like_text(present, distinct):
                 kind, note = TEXT, "free text (long, mostly distinct values): not a feature"
             elif len(present) >= IDENTIFIER_MIN_VALUES and distinct >= IDENTIFIER_SHARE * len(present):
@@ -274,6 +294,13 @@ def infer_schema(sample: pa.Table, *, label: str, task: str = CLASSIFICATION, id
                 kind = CATEGORICAL
                 if distinct > max_categories:
                     note = f"{distinct} values: the {max_categories} most frequent kept, the others hashed"
+        if kind == DATETIME and string_native and formats[name] is not None:  # the few values its format may not read
+            unread = _unreadable_datetimes(name, column, formats[name], invalid, locate)
+            if unread is not None:
+                note += f"; {unread[0]}"
+                if unread[1] is not None:
+                    problems.append(unread[1])
+                    location = location or unread[2]
         kinds[name] = kind
         reports.append(ColumnReport(name, kind, missing, distinct, examples, note))
     return InferredSchema(kinds, label_numeric, reports, sample.num_rows, sample_note, problems, location,
@@ -292,6 +319,35 @@ def _looks_like_text(present, distinct: int) -> bool:
     lengths = pc.utf8_length(present)
     spaced = pc.sum(pc.cast(pc.match_substring(present, " "), pa.int64())).as_py() or 0
     return (pc.mean(lengths).as_py() or 0) >= TEXT_MIN_LENGTH and spaced >= 0.5 * len(present)
+
+
+def _unreadable_datetimes(name: str, column, fmt, invalid: str, locate):
+    """The sampled values of a datetime column that ``fmt`` does not read (tolerated by
+    :func:`~questlearn.schema.datetimes.detect_format`): None when there are none, else ``(note naming them
+    and their lines, problem or None, location of the first)``; a problem under ``invalid="stop"``."""
+    from . import datetimes as dt
+
+    rows = dt.unreadable(column, fmt)
+    if not len(rows):
+        return None
+    named = []
+    for row in rows[:3].tolist():
+        value = column[row].as_py()
+        where = ""
+        if locate is not None:
+            path, line, byte = locate(row)
+            where = f" (line {line})" if line is not None else f" (byte offset {byte} of {path})"
+        named.append(f"{value!r}{where}")
+    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+    first = column[int(rows[0])].as_py()
+    note = f"unreadable in the sample: {', '.join(named)}{more}"
+    if invalid == "missing":
+        return note + " (read as missing: --invalid missing)", None, None
+    problem = (f"column {name!r} holds {first!r}, which {dt.why_unreadable(first, fmt)} ({len(rows)} of "
+               f"{len(column) - column.null_count} sampled values of this datetime column); fix the value, add it as a "
+               f"missing-value token (--na-value), or add --invalid missing to read every unreadable date or number "
+               "as missing (counted in the manifest)")
+    return note, problem, (locate(int(rows[0])) if locate is not None else None)
 
 
 def _datetime_note(fmt, native=None) -> str:

@@ -44,7 +44,12 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         ``test_fraction`` (default 0: a held-out ``test/`` subset that
         training never reads, drawn with the same number per row as
         validate: a row goes to test when ``val_fraction <= r <
-        val_fraction + test_fraction``).
+        val_fraction + test_fraction``), ``invalid`` (``"stop"``, the
+        default: a value a numeric column reads as no number, or a datetime
+        column as no date or time, stops the split with its column, file, line
+        and byte; ``"missing"``: it is read as missing, filled like any
+        missing value, and counted in its column's ``stats`` entry of the
+        manifest as ``invalid``).
     parallel : int, optional
         Split each file of the source as its own task, this many at a time,
         and merge the results exactly (:mod:`questlearn.split._parallel`).

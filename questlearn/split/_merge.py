@@ -173,7 +173,7 @@ def _merged_numeric(summaries) -> NumericStats:
 def _numeric(summary: dict) -> NumericStats:
     """A :class:`NumericStats` back from its manifest summary (m2 = variance × count)."""
     return NumericStats(summary["count"], summary["missing"], summary["mean"] or 0.0, summary["variance"] * summary["count"],
-                        summary["min"], summary["max"])
+                        summary["min"], summary["max"], summary.get("invalid", 0))
 
 
 def _merge_shard(out: Path, part_root: Path, subset: str, index: int, entry: dict, tables: dict, features: list,

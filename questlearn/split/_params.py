@@ -12,6 +12,7 @@ from ._scatter import MAX_OPEN_SHARDS
 FORMATS = ("csv", "npy")
 DEFAULT_FORMATS = ("npy",)
 SPLIT_BLOCK_SIZE = 8 * 1024 * 1024  # as fast as 16 MiB here, and half the memory held in the stages
+INVALID_POLICIES = ("stop", "missing")  # a value a numeric or datetime column cannot read: stop, or read as missing
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class SplitParameters:
     max_open_shards: int = MAX_OPEN_SHARDS
     drop_missing_labels: bool = False
     test_fraction: float = 0.0
+    invalid: str = "stop"
 
     def __post_init__(self):
         if int(self.rows_per_shard) < 1:
@@ -61,6 +63,8 @@ class SplitParameters:
             raise OptionError(f"hash_buckets must be between 1 and 1048576, got {self.hash_buckets}")
         if self.fill not in ("mean", "zero"):
             raise OptionError(f"fill must be 'mean' or 'zero', got {self.fill!r}")
+        if self.invalid not in INVALID_POLICIES:
+            raise OptionError(f"invalid must be one of {INVALID_POLICIES} (--invalid), got {self.invalid!r}")
         if int(self.max_open_shards) < 1:
             raise OptionError(f"max_open_shards must be at least 1, got {self.max_open_shards}")
 
@@ -72,6 +76,8 @@ class SplitParameters:
             del record["drop_missing_labels"]
         if not self.test_fraction:  # likewise: a split without a test subset is recorded as before the option
             del record["test_fraction"]
+        if self.invalid == "stop":  # likewise: the default policy is recorded as before the option
+            del record["invalid"]
         return record
 
     @property

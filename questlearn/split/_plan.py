@@ -186,7 +186,7 @@ def sample_schema(reader: SourceReader, params):
                             categorical_columns=p.categorical_columns, datetime_columns=p.datetime_columns,
                             max_categories=p.max_categories,
                             max_classes=p.max_classes, native_types=sample.native_types, sample_note=sample.note,
-                            locate=locate)
+                            locate=locate, invalid=p.invalid)
     inferred.sample, inferred.extent, inferred.notes = table, sample.extent, sample.notes
     return inferred
 

@@ -5,7 +5,8 @@ the deal (:mod:`questlearn.split._sequential`): it refuses missing labels (or, w
 ``drop_missing_labels``, drops their rows and counts them), infinities,
 NaN written as a value and numbers beyond float32 (each with its line), and
 parses its datetime columns (a value the sample's format does not read
-stops the split with its line), and computes the chunk's column statistics
+stops the split with its line, or with ``invalid="missing"`` is missing and
+counted, like the numbers the reader read as missing), and computes the chunk's column statistics
 and its model-ready rows (:meth:`questlearn.schema.encoding.Encoding.encode`). What depends on the rows
 before it (the running statistics, the label's class codes, where each row
 goes) stays in the pass, which merges these results in source order.
@@ -58,11 +59,14 @@ class PreparedChunk:
 
 
 def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding: Encoding,
-                  drop_missing_labels: bool = False) -> PreparedChunk:
+                  drop_missing_labels: bool = False, invalid: str = "stop") -> PreparedChunk:
     """Check ``chunk``'s values and encode its rows (see :class:`PreparedChunk`).
 
     A row whose label is missing stops the split, or is dropped (before any
-    other check, and counted) when ``drop_missing_labels``.
+    other check, and counted) when ``drop_missing_labels``. A datetime value
+    its column's format does not read stops the split, or with ``invalid="missing"``
+    is missing and counted in its ``t.days`` statistics' ``invalid``, like the
+    numbers the reader read as missing (``chunk.invalid``).
     """
     label_column = chunk.table[label]
     dropped = 0
@@ -78,6 +82,7 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
             values = float_values(column)
             if kind == NUMERIC:
                 block = NumericStats.of_block(values)
+                block.invalid = chunk.invalid_count(name)
                 check_numbers(chunk, name, values, column, block.extremes, nan_count=block.missing)
                 numbers[name], stats[name] = values, block
             else:
@@ -86,8 +91,9 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
         elif kind == CATEGORICAL:
             strings[name] = chunk.table[name]
         elif kind == DATETIME:
-            days = _datetime_parts(chunk, name, encoding, parts)
+            days, unreadable = _datetime_parts(chunk, name, encoding, parts, invalid)
             numbers[f"{name}.days"], stats[f"{name}.days"] = days, NumericStats.of_block(days)
+            stats[f"{name}.days"].invalid = unreadable
     features, codes, counts = encoding.encode(numbers, strings, parts)
     # the pass needs only the label column (and the block, for locations and CSV shards): the parsed
     # feature columns are let go here, not held while the chunk waits to be dealt and written
@@ -95,17 +101,25 @@ def prepare_chunk(chunk: Chunk, *, kinds: dict, label: str, task: str, encoding:
     return PreparedChunk(chunk, features, codes, stats, counts, targets, dropped)
 
 
-def _datetime_parts(chunk: Chunk, name: str, encoding: Encoding, parts: dict) -> np.ndarray:
+def _datetime_parts(chunk: Chunk, name: str, encoding: Encoding, parts: dict, invalid: str):
     """Parse a datetime column with the sample's format: its hour, weekday and month codes go to ``parts``;
-    return its days since 1970. A value the format does not read stops the split, naming its row."""
+    return its days since 1970 and how many values the format did not read (read as missing). Such a
+    value stops the split, naming its row, unless ``invalid`` is ``"missing"``."""
+    from ..schema import datetimes as dt
+
     days, codes, bad = encoding.datetime_inputs(name, chunk.table[name])
+    unreadable = 0
     if bad is not None:
-        value = chunk.table[name][int(bad)].as_py()
-        raise chunk.error(int(bad), f"column {name!r} holds {value!r}, which is not a date or time like the sampled "
-                          f"ones ({encoding.datetime_format(name).name}); fix the value, add it as a missing-value "
-                          f"token (--na-value), or declare the column --categorical-column {name}")
+        fmt = encoding.datetime_format(name)
+        if invalid != "missing":
+            value = chunk.table[name][int(bad)].as_py()
+            raise chunk.error(int(bad), f"column {name!r} holds {value!r}, which {dt.why_unreadable(value, fmt)}; "
+                              "fix the value, add it as a missing-value token (--na-value), add --invalid missing "
+                              "to read every unreadable date or number as missing (counted in the manifest), or "
+                              f"declare the column --categorical-column {name}")
+        unreadable = len(dt.unreadable(chunk.table[name], fmt))
     parts.update(codes)
-    return days
+    return days, unreadable
 
 
 def label_codes(chunk: Chunk, vocabulary: Vocabulary, params, label_numeric: bool) -> np.ndarray:

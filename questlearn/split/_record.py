@@ -103,6 +103,9 @@ def _statistics(state) -> dict:
     """The manifest's ``stats``: per column, from the pass's statistics."""
     p = state.params
     stats = {n: s.summary() for n, s in state.numeric.items()}
+    if p.invalid == "missing":  # unreadable values read as missing (counted in "missing" too); a datetime t's in t.days
+        for name, numeric in state.numeric.items():
+            stats[name]["invalid"] = numeric.invalid
     for name, counts in state.category_counts.items():
         values, buckets = state.encoding.vocabularies[name], state.encoding.hash_buckets[name]
         stats[name] = {"count": int(counts[1:].sum()), "missing": int(counts[0]),
@@ -123,7 +126,15 @@ def _statistics(state) -> dict:
 
 
 def report_end(manifest: dict) -> None:
-    """Print what to know about a published split: unseen categories, skipped files, dropped rows, the classes."""
+    """Print what to know about a published split: unreadable values read as missing, unseen categories,
+    skipped files, dropped rows, the classes."""
+    kinds = {column["name"]: column["kind"] for column in manifest["schema"]["columns"]}
+    for name, entry in manifest["stats"].items():
+        if entry.get("invalid"):
+            dated = name.endswith(".days") and kinds.get(name[:-len(".days")]) == DATETIME
+            column, what = (name[:-len(".days")], "dates or times") if dated else (name, "numbers")
+            print(f"questlearn: column {column!r}: {entry['invalid']} values that are not {what} were read as missing "
+                  f"(--invalid missing) and filled like any missing value (manifest: stats.{name}.invalid)", flush=True)
     for name, entry in manifest["stats"].items():
         if entry.get("oov"):
             print(f"questlearn: column {name!r}: {entry['oov']} rows held values outside its vocabulary (past "

@@ -230,7 +230,8 @@ class _Splitter:
             for chunk, *rest in items:
                 prepared = prepare_chunk(chunk, kinds=self.state.kinds, label=p.label, task=p.task,
                                          encoding=self.state.encoding,
-                                         drop_missing_labels=p.drop_missing_labels) if len(chunk) else None
+                                         drop_missing_labels=p.drop_missing_labels,
+                                         invalid=p.invalid) if len(chunk) else None
                 yield (prepared, *rest)
         finally:
             items.close()

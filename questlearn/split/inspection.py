@@ -42,7 +42,7 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
         The split's parameters that shape the schema: ``label`` (None: show
         every column and suggest likely labels), ``task``, ``na_values``,
         ``keep_default_na``, ``delimiter``, ``id_columns``,
-        ``categorical_columns``, ``max_categories``, ``max_classes``.
+        ``categorical_columns``, ``max_categories``, ``max_classes``, ``invalid``.
 
     Returns
     -------

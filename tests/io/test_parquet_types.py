@@ -240,7 +240,7 @@ def test_a_date_label_is_refused_before_the_pass(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_a_parquet_string_column_that_stops_being_numeric_names_the_column_and_rows(tmp_path):
+def test_a_parquet_string_column_that_stops_being_numeric_names_the_column_and_row_or_reads_it_as_missing(tmp_path):
     rows = 2000
     scores = [str(i) for i in range(rows)]
     scores[rows - 3] = "red"  # in the last row group, which the sample does not read
@@ -250,7 +250,9 @@ def test_a_parquet_string_column_that_stops_being_numeric_names_the_column_and_r
     with pytest.raises(ValueError) as caught:
         split_csv(source, tmp_path / "out", label="label", verbose=False)
     message = str(caught.value)
-    assert "late.parquet" in message and "column 'score'" in message and "rows 1901-2000" in message
+    assert "late.parquet: row 1998: column 'score' holds 'red'" in message and "--invalid missing" in message
+    manifest = split_csv(source, tmp_path / "kept", label="label", invalid="missing", verbose=False)
+    assert (manifest["stats"]["score"]["invalid"], manifest["stats"]["score"]["missing"]) == (1, 1)
 
 
 # -- damaged files ---------------------------------------------------------------

@@ -256,3 +256,31 @@ def test_tf_parse_agrees_with_parse_on_every_format():
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, seconds, err_msg=fmt.name)
         assert (~missing).sum() >= sum(name == fmt.name for name, _, _ in READABLE)  # not all missing
+
+
+def _timestamps(count: int) -> list:
+    start = datetime(2023, 1, 1)
+    return [(start + timedelta(minutes=37 * i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(count)]
+
+
+@pytest.mark.parametrize("bad", ["2023-02-30 10:00:00", "2023-06-30 23:59:60", "2023/03/01 10:00:00"],
+                         ids=["february 30", "leap second", "second spelling"])
+def test_detect_format_tolerates_one_unreadable_value_and_unreadable_finds_it(bad):
+    from questlearn.schema.datetimes import tolerated_unreadable, unreadable
+
+    values = _timestamps(40)
+    values[5] = bad
+    assert detect_format(pa.array(values)) is None  # every value, as before
+    fmt = detect_format(pa.array(values), tolerate=True)
+    assert fmt.name == "ISO 8601"
+    assert unreadable(pa.array(values), fmt).tolist() == [5]
+    assert tolerated_unreadable(40) == 1 and tolerated_unreadable(19) == 0 and tolerated_unreadable(1000) == 10
+
+
+def test_detect_format_tolerates_no_more_than_its_share():
+    values = _timestamps(40)
+    values[5], values[9] = "2023-02-30 10:00:00", "2023-02-31 10:00:00"  # 2 of 40: more than 1 %, and more than one
+    assert detect_format(pa.array(values), tolerate=True) is None
+    few = _timestamps(10)
+    few[3] = "2023-02-30 10:00:00"  # below 20 values, none is tolerated
+    assert detect_format(pa.array(few), tolerate=True) is None

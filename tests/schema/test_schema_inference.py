@@ -230,3 +230,47 @@ def test_inspect_prints_the_schema_and_rows_and_writes_nothing(big_frame, tmp_pa
     ok = subprocess.run([sys.executable, "-m", "questlearn", "inspect", str(source), "--na-value", "?"],
                         capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=120)
     assert ok.returncode == 0 and "problems" not in ok.stdout
+
+
+def _timestamp_sample(count: int, bad: dict) -> "pa.Table":
+    import pyarrow as pa
+    from datetime import datetime, timedelta
+
+    start = datetime(2023, 1, 1)
+    times = [(start + timedelta(minutes=37 * i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(count)]
+    for row, value in bad.items():
+        times[row] = value
+    return pa.table({"t": times, "x": [str(i % 7) for i in range(count)],
+                     "cleared": [str(i % 2) for i in range(count)]})
+
+
+def _locate(row):
+    return "log.csv", row + 2, 40 * row  # the header is line 1
+
+
+@pytest.mark.parametrize("bad", ["2023-02-30 10:00:00", "2023-06-30 23:59:60"], ids=["february 30", "leap second"])
+def test_one_impossible_timestamp_in_the_sample_keeps_the_column_datetime_and_is_named(bad):
+    from questlearn.schema.infer import infer_schema
+
+    sample = _timestamp_sample(300, {7: bad})  # mostly distinct values: once typed "id"
+    inferred = infer_schema(sample, label="cleared", locate=_locate)
+    assert inferred.kinds["t"] == "datetime" and inferred.datetime_formats["t"].name == "ISO 8601"
+    report = next(c for c in inferred.columns if c.name == "t")
+    assert f"unreadable in the sample: {bad!r} (line 9)" in report.note
+    assert len(inferred.problems) == 1 and f"column 't' holds {bad!r}" in inferred.problems[0]
+    assert "--invalid missing" in inferred.problems[0] and inferred.location == _locate(7)
+    assert f"{bad!r} (line 9)" in inferred.describe()
+    tolerant = infer_schema(sample, label="cleared", locate=_locate, invalid="missing")
+    assert tolerant.kinds["t"] == "datetime" and not tolerant.problems
+    assert "read as missing" in next(c for c in tolerant.columns if c.name == "t").note
+
+
+def test_a_refused_datetime_column_quotes_the_values_that_do_not_parse():
+    from questlearn.schema.infer import infer_schema
+
+    sample = _timestamp_sample(40, {3: "soon", 11: "2023-13-01 10:00:00", 20: "later"})
+    inferred = infer_schema(sample, label="cleared", datetime_columns=("t",))
+    assert len(inferred.problems) == 1
+    problem = inferred.problems[0]
+    assert "['soon', '2023-13-01 10:00:00', 'later']" in problem
+    assert "2023-01-01 00:00:00" not in problem  # a valid value is no example of one that fails

@@ -140,3 +140,34 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
             again = split_killed_at("append", 10, tmp_path / "unused.json", source, out, "csv,npy", extra)
             assert again.returncode in (0, -9), (point, nth, again.stderr[-2000:])
         assert_resumes_to(expected, source, out, "csv,npy", (point, nth), extra)
+
+
+@pytest.mark.timeout(900)
+def test_a_split_reading_invalid_values_as_missing_killed_resumes_with_the_same_counts(tmp_path):
+    """The per-column counts of values read as missing are journaled with the statistics: a resumed run counts
+    each one once."""
+    import pandas as pd
+
+    frame = pd.read_csv(write_quest_log(tmp_path / "full.csv", rows=4000, seed=9), dtype=str, keep_default_na=False)
+    frame["started"] = pd.date_range("2023-01-01", periods=len(frame), freq="37min").strftime("%Y-%m-%d %H:%M:%S")
+    frame.loc[frame.index % 13 == 4, "power"] = "oops"
+    frame.loc[frame.index % 150 == 7, "started"] = "2023-02-30 10:00:00"
+    source = [tmp_path / "invalid.csv"]
+    frame.to_csv(source[0], index=False)
+    extra = ["--invalid", "missing"]
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
+                    "--formats", "npy", *extra], check=True, env=run_env(), capture_output=True, timeout=120)
+    expected = tree(clean)
+    stats = json.loads(expected["manifest.json"])["stats"]
+    assert stats["power"]["invalid"] == int((frame.index % 13 == 4).sum())
+    assert stats["started.days"]["invalid"] == int((frame.index % 150 == 7).sum())
+    result = split_killed_at("append", 0, tmp_path / "counts.json", source, tmp_path / "counted", "npy", extra)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads((tmp_path / "counts.json").read_text())
+    assert counts["journal"] >= 4  # checkpoints between the kills, each with the counts so far
+    for point, nth in [("journal", 2), ("append", counts["append"] // 2)]:
+        out = tmp_path / f"{point}-{nth}"
+        killed = split_killed_at(point, nth, tmp_path / "unused.json", source, out, "npy", extra)
+        assert killed.returncode == -9, (point, nth, killed.stderr[-2000:])
+        assert_resumes_to(expected, source, out, "npy", (point, nth), extra)
