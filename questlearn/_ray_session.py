@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 from .errors import MissingPackageError
+
+# Ray gives a starting node a fixed 30 s to register (ray/_private/node.py); a machine kept busy by
+# other work can take longer, and a second start then succeeds. A private Ray is started this often.
+LOCAL_START_ATTEMPTS = 3
+RAY_START_TIMEOUT = "timed out during startup"
 
 
 def import_ray(address, need: str = "Ray"):
@@ -52,8 +58,9 @@ def ray_session(address, env_vars: dict, num_cpus: int, **local_options):
         import ray._private.ray_constants as ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = False  # read at import: in case Ray was imported before this call
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus,
-                 runtime_env={"env_vars": {**env_vars, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}}, **local_options)
+        start_local_ray(ray, _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus,
+                        runtime_env={"env_vars": {**env_vars, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}},
+                        **local_options)
     else:
         ray.init(address=address, runtime_env={"env_vars": env_vars})
     try:
@@ -64,3 +71,19 @@ def ray_session(address, env_vars: dict, num_cpus: int, **local_options):
     finally:
         if local:
             ray.shutdown()
+
+
+def start_local_ray(ray, **options) -> None:
+    """``ray.init(**options)`` for a private Ray, started again (up to :data:`LOCAL_START_ATTEMPTS`
+    times in all, each retry printed) when its node misses Ray's fixed start-up wait, as it can on
+    a busy machine. Any other failure is raised at once."""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(**options)
+            return
+        except Exception as error:  # Ray raises a bare Exception for this
+            if RAY_START_TIMEOUT not in str(error) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            ray.shutdown()
+            print(f"the local Ray node did not register within Ray's start-up wait (a busy machine?); "
+                  f"starting it again (attempt {attempt + 1} of {LOCAL_START_ATTEMPTS})", file=sys.stderr, flush=True)
