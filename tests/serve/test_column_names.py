@@ -16,7 +16,7 @@ from questlearn.train._fit import train
 
 # Python keywords and builtins, names TensorFlow gives its own arguments and operations, Unicode,
 # spaces, punctuation, a leading digit, a slash, and two names that differ only in their case.
-NUMERIC = ["class", "lambda", "self", "saver_filename", "cast", "prix unitaire (€)", "a/b", "价格"]
+NUMERIC = ["class", "lambda", "self", "saver_filename", "cast", 'prix, "unitaire" (€)', "a/b", "价格"]
 CATEGORICAL = ["from", "città", "Type", "questlearn_numbers"]
 DATETIME = "2nd.visit-date"
 LABEL = "is"
@@ -60,7 +60,7 @@ def test_the_saved_models_signature_keeps_every_name_tensorflow_allows_and_recor
     assert keys["saver_filename"] == "saver_filename" and keys["cast"] == "cast" and keys["Type"] == "Type"
     assert keys["class"] == "class_" and keys["lambda"] == "lambda_" and keys["self"] == "self_"
     assert keys["a/b"] == "a_b" and keys[DATETIME] == "column_2nd_visit_date"
-    assert keys["città"] == "citta" and keys["prix unitaire (€)"] == "prix_unitaire__u20ac_"
+    assert keys["città"] == "citta" and keys['prix, "unitaire" (€)'] == "prix___unitaire___u20ac_"
     assert keys["价格"] == "u4ef7u683c"
     (said,) = [line for line in printed.splitlines() if "serving signature" in line]  # train says what it rewrote
     assert "'class' as 'class_'" in said and "'a/b' as 'a_b'" in said and "saver_filename" not in said
