@@ -93,6 +93,7 @@ INFERENCE_SCHEMA = {  # what readers of inference.json rely on; unknown keys are
         "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
         "label_mean": {"type": ["number", "null"]},
         "signature_keys": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+        "input_layers": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
     },
     "if": {"properties": {"task": {"const": "regression"}}, "required": ["task"]},
     "then": {"properties": {"classes": {"maxItems": 0}}},
@@ -376,6 +377,9 @@ def portable_copy(trained: keras.Model, task: str = "classification") -> keras.M
 def export_models(trained: keras.Model, reader, model_dir) -> Path:
     """Write ``model.keras``, ``inference.keras`` and ``inference.json``.
 
+    ``inference.json`` also records ``input_layers``: the name of each
+    feature column's input layer in ``inference.keras`` (:func:`input_names`).
+
     Parameters
     ----------
     trained : keras.Model
@@ -395,6 +399,7 @@ def export_models(trained: keras.Model, reader, model_dir) -> Path:
     spec = inference_spec(reader)
     portable = portable_copy(trained, spec["task"])  # nested below too: no custom object in either file
     portable.save(model_dir / TRAINED_MODEL)
+    spec["input_layers"] = input_names([f["name"] for f in spec["features"]], taken={portable.name})
     path = model_dir / INFERENCE_MODEL
     with open(model_dir / INFERENCE_SPEC, "w", encoding="utf-8") as handle:
         json.dump(spec, handle, indent=1)
@@ -416,11 +421,11 @@ def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path
     """Write ``MODEL_DIR/saved_model``: a TensorFlow SavedModel serving raw columns.
 
     Its ``serving_default`` signature takes one 1-D tensor per feature
-    column, by its name, or the key ``inference.json``'s ``signature_keys``
-    gives it where TensorFlow does not take the name
-    (:mod:`questlearn.serve._column_names`): float32 for numeric columns (NaN for missing), strings
-    for categorical and datetime columns (``""`` for missing; datetimes in
-    the split's format, parsed in the graph). It returns
+    column, by its name, or by the key ``inference.json``'s
+    ``signature_keys`` gives it where TensorFlow does not take the name
+    (:mod:`questlearn.serve._column_names`): float32 for numeric columns
+    (NaN for missing), strings for categorical and datetime columns (``""``
+    for missing; datetimes in the split's format, parsed in the graph). It returns
     ``{"probabilities": (rows, classes)}`` or ``{"prediction": (rows, 1)}``.
 
     Parameters

@@ -66,6 +66,17 @@ def test_the_saved_models_signature_keeps_every_name_tensorflow_allows_and_recor
     assert "'class' as 'class_'" in said and "'a/b' as 'a_b'" in said and "saver_filename" not in said
 
 
+def test_inference_json_records_the_input_layer_of_each_column(awkward):
+    import keras
+
+    root, _, _ = awkward
+    layers = read_inference_spec(root / "model")["input_layers"]
+    model = keras.saving.load_model(root / "model" / "inference.keras")
+    assert {column: tensor.name for column, tensor in model.input.items()} == layers
+    assert all(layers[column] == column for column in ["class", "价格", 'prix, "unitaire" (€)', DATETIME])
+    assert layers["a/b"] == "a_b" and layers["questlearn_numbers"] == "column_questlearn_numbers"
+
+
 def test_both_exported_models_give_predict_frames_probabilities_on_the_real_column_names(awkward):
     import keras
     import tensorflow as tf
