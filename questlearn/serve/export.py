@@ -30,7 +30,10 @@
   present) — a TensorFlow SavedModel whose ``serving_default`` signature
   takes the raw columns by name as 1-D tensors: numbers as float32,
   categories and datetimes as strings (parsed in the graph with the
-  split's datetime format).
+  split's datetime format). A column name TensorFlow does not take as a
+  signature input (``class``, ``a b``, ``città``) is rewritten
+  (:mod:`questlearn.serve._column_names`); ``inference.json``'s
+  ``signature_keys`` maps every feature column to its input.
 
 ``inference.keras`` has string inputs, so it runs with the TensorFlow
 backend (Keras's ``StringLookup`` is TensorFlow-based).
@@ -43,6 +46,7 @@ import math
 import os
 import shutil
 import sys
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -51,6 +55,7 @@ import numpy as np
 
 from ..errors import MissingPackageError, ModelFileError, OptionError, OutputFolderError
 from ..quiet import import_tensorflow, keras
+from ._column_names import signature_keys
 
 INFERENCE_MODEL = "inference.keras"
 INFERENCE_SPEC = "inference.json"
@@ -87,6 +92,8 @@ INFERENCE_SCHEMA = {  # what readers of inference.json rely on; unknown keys are
         "columns": _strings,
         "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
         "label_mean": {"type": ["number", "null"]},
+        "signature_keys": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+        "input_layers": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
     },
     "if": {"properties": {"task": {"const": "regression"}}, "required": ["task"]},
     "then": {"properties": {"classes": {"maxItems": 0}}},
@@ -111,7 +118,13 @@ def inference_spec(reader) -> dict:
         each datetime's ``t.days``), ``categories`` (vocabularies, most
         frequent first), ``hash_buckets``, ``datetimes`` (format records),
         ``numbers`` and ``codes`` (the column names of ``model.keras``'s two
-        inputs), ``code_counts``, ``label_mean``.
+        inputs), ``code_counts``, ``label_mean``, ``signature_keys`` (each
+        feature column's input in the SavedModel's ``serving_default``).
+
+    Raises
+    ------
+    SchemaError
+        Two feature columns would be one input of the SavedModel.
     """
     manifest = reader.manifest
     schema = manifest["schema"]
@@ -143,6 +156,7 @@ def inference_spec(reader) -> dict:
         "label_mean": (manifest["subsets"]["train"].get("label_stats", label_stats).get("mean")
                        if task == "regression" else None),  # the training subset's mean: the baseline's prediction
         "column_kinds": kinds,
+        "signature_keys": signature_keys(reader.features),
     }
 
 
@@ -199,18 +213,35 @@ def load_saved_model(path: Path) -> keras.Model:
         damaged = f"not a complete zip archive: {error}"
     if damaged is not None:
         raise ModelFileError(f"{path} is damaged or truncated ({damaged}): {REWRITE_HINT}")
-    return keras.saving.load_model(path)
+    with warnings.catch_warnings():  # inference.keras: a column whose input layer is named otherwise (``a/b``)
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+        return keras.saving.load_model(path)
 
 
-def layer_name(column: str, used: set) -> str:
-    """The input's name: the column name (Keras forbids only ``/``), unique."""
-    name = column.replace("/", "_") or "column"
-    candidate, number = name, 1
-    while candidate in used:
-        number += 1
-        candidate = f"{name}_{number}"
-    used.add(candidate)
-    return candidate
+OWN_LAYERS = "questlearn_"  # how the names of the inference model's own layers start
+
+
+def input_names(columns, taken=()) -> dict:
+    """``{column: name of its keras.Input}`` in ``inference.keras``: the column name where Keras allows it.
+
+    Keras forbids ``/`` in a name (it becomes ``_``), and the model's names
+    must be unique: a column named like one of the model's own layers
+    (``questlearn_...``, or one of ``taken``) gets ``column_`` before it, and
+    a name taken twice a number after it. The model's inputs are a dict
+    keyed by the column names themselves, whatever their layers' names.
+    """
+    names, used = {}, set(taken)
+    for column in columns:
+        name = column.replace("/", "_") or "column"
+        if name.startswith(OWN_LAYERS) or name in taken:
+            name = f"column_{name}"
+        candidate, number = name, 1
+        while candidate in used:
+            number += 1
+            candidate = f"{name}_{number}"
+        used.add(candidate)
+        names[column] = candidate
+    return names
 
 
 def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
@@ -230,22 +261,20 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
         docstring for each kind's dtype). Output: the trained network's
         output (class probabilities, or the regression value).
     """
-    from ..schema.datetimes import keras_features
-
-    used = {trained.name}
+    layers = input_names([f["name"] for f in spec["features"]], taken={trained.name})
     inputs, numbers, codes = {}, {}, {}
     for feature in spec["features"]:
         name, kind = feature["name"], feature["kind"]
         if kind == "numeric":
-            inputs[name] = numbers[name] = keras.Input(shape=(1,), dtype="float32", name=layer_name(name, used))
+            inputs[name] = numbers[name] = keras.Input(shape=(1,), dtype="float32", name=layers[name])
             if f"{name}.missing" in spec["codes"]:
                 codes[f"{name}.missing"] = _missing_indicator(inputs[name], len(codes))
         elif kind == "categorical":
-            inputs[name] = keras.Input(shape=(1,), dtype="string", name=layer_name(name, used))
+            inputs[name] = keras.Input(shape=(1,), dtype="string", name=layers[name])
             codes[name] = _codes_of(inputs[name], spec["categories"][name], spec["hash_buckets"][name], len(codes))
         else:
-            inputs[name] = keras.Input(shape=(1,), dtype="int64", name=layer_name(name, used))
-            parts = keras_features(inputs[name])
+            inputs[name] = keras.Input(shape=(1,), dtype="int64", name=layers[name])
+            parts = _datetime_parts(inputs[name], len(codes))
             numbers[f"{name}.days"] = parts["days"]
             codes.update({f"{name}.{part}": parts[part] for part in ("hour", "weekday", "month")})
     if not inputs:
@@ -258,7 +287,21 @@ def build_inference_model(trained: keras.Model, spec: dict) -> keras.Model:
     if spec["codes"]:
         columns = [_as_int32(codes[n], f"questlearn_code_{position}") for position, n in enumerate(spec["codes"])]
         blocks["codes"] = columns[0] if len(columns) == 1 else keras.layers.Concatenate(name="questlearn_codes")(columns)
-    return keras.Model(inputs, trained(blocks), name="quest_inference")
+    with warnings.catch_warnings():  # a column whose input is named otherwise (``a/b``) is still keyed by its name
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+        return keras.Model(inputs, trained(blocks), name="quest_inference")
+
+
+def _datetime_parts(seconds, number: int) -> dict:
+    """:func:`~questlearn.schema.datetimes.keras_features` of an input, inside a model of their own.
+
+    Their operations are named automatically (``cast``, ``where``, ...): in a
+    nested model those names cannot clash with a feature column's.
+    """
+    from ..schema.datetimes import keras_features
+
+    column = keras.Input(shape=(1,), dtype="int64", name="seconds")
+    return keras.Model(column, keras_features(column), name=f"{OWN_LAYERS}datetime_{number}")(seconds)
 
 
 def _codes_of(column, vocabulary: list, buckets: int, number: int):
@@ -334,6 +377,9 @@ def portable_copy(trained: keras.Model, task: str = "classification") -> keras.M
 def export_models(trained: keras.Model, reader, model_dir) -> Path:
     """Write ``model.keras``, ``inference.keras`` and ``inference.json``.
 
+    ``inference.json`` also records ``input_layers``: the name of each
+    feature column's input layer in ``inference.keras`` (:func:`input_names`).
+
     Parameters
     ----------
     trained : keras.Model
@@ -353,6 +399,7 @@ def export_models(trained: keras.Model, reader, model_dir) -> Path:
     spec = inference_spec(reader)
     portable = portable_copy(trained, spec["task"])  # nested below too: no custom object in either file
     portable.save(model_dir / TRAINED_MODEL)
+    spec["input_layers"] = input_names([f["name"] for f in spec["features"]], taken={portable.name})
     path = model_dir / INFERENCE_MODEL
     with open(model_dir / INFERENCE_SPEC, "w", encoding="utf-8") as handle:
         json.dump(spec, handle, indent=1)
@@ -370,32 +417,15 @@ def export_models(trained: keras.Model, reader, model_dir) -> Path:
     return path
 
 
-
-def signature_names(columns) -> dict:
-    """``{column: argument name}`` of the serving signature: TensorFlow allows letters, digits, ``_``, ``.``
-    and ``-`` (not first); other characters become ``_``, and a name taken twice gets a number."""
-    import re
-
-    names, used = {}, set()
-    for column in columns:
-        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", column)
-        name = name if re.match(r"[A-Za-z0-9.]", name) else f"c{name}"
-        candidate, number = name, 1
-        while candidate in used:
-            number += 1
-            candidate = f"{name}_{number}"
-        used.add(candidate)
-        names[column] = candidate
-    return names
-
-
 def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path:
     """Write ``MODEL_DIR/saved_model``: a TensorFlow SavedModel serving raw columns.
 
     Its ``serving_default`` signature takes one 1-D tensor per feature
-    column, by name: float32 for numeric columns (NaN for missing), strings
-    for categorical and datetime columns (``""`` for missing; datetimes in
-    the split's format, parsed in the graph). It returns
+    column, by its name, or by the key ``inference.json``'s
+    ``signature_keys`` gives it where TensorFlow does not take the name
+    (:mod:`questlearn.serve._column_names`): float32 for numeric columns
+    (NaN for missing), strings for categorical and datetime columns (``""``
+    for missing; datetimes in the split's format, parsed in the graph). It returns
     ``{"probabilities": (rows, classes)}`` or ``{"prediction": (rows, 1)}``.
 
     Parameters
@@ -430,7 +460,7 @@ def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path
     model = model if model is not None else load_saved_model(model_dir / INFERENCE_MODEL)
     kinds = {f["name"]: f["kind"] for f in spec["features"]}
     formats = {n: DatetimeFormat.from_record(r) for n, r in spec["datetimes"].items()}
-    keys = signature_names(kinds)
+    keys = spec.get("signature_keys") or signature_keys(kinds)  # an inference.json written before it recorded them
     signature = {keys[n]: tf.TensorSpec([None], tf.float32 if k == "numeric" else tf.string, name=keys[n])
                  for n, k in kinds.items()}
     output = "prediction" if spec["task"] == "regression" else "probabilities"

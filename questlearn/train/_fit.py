@@ -30,6 +30,7 @@ from ..data._supervision import batch_refusals_as_user_errors
 from ..data.dataset import QuestSequence
 from ..errors import OptionError
 from ..quiet import keras
+from ..serve._column_names import describe_rewritten, signature_keys
 from ..serve.export import export_models
 from ._progress import TrainingProgress
 from ._resume import TrainingBackup, fit_resuming, load_backup, remove_backup
@@ -188,14 +189,18 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     ------
     questlearn.errors.QuestlearnError
         A user's mistake, named (an ``IntegrityError`` for a shard damaged or
-        changed since the split, even when a data worker met it).
+        changed since the split, even when a data worker met it; a
+        ``SchemaError`` before any training for two feature columns that
+        would be one input of the SavedModel).
     questlearn.data.BatchLoadError
         A batch failed for another reason (a data worker died, a bug).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
         if value is not None and int(value) < (0 if name == "patience" else 1):
             raise OptionError(f"{name} must be at least {0 if name == 'patience' else 1}, got {value}")
-    plan = training_plan(load_manifest(split_dir)["subsets"]["train"]["rows"], batch_size, epochs, patience)
+    manifest = load_manifest(split_dir)
+    keys = signature_keys(manifest["schema"]["features"])  # a name the SavedModel cannot serve: refused before the fit
+    plan = training_plan(manifest["subsets"]["train"]["rows"], batch_size, epochs, patience)
     epochs, batch_size, patience = plan.epochs, plan.batch_size, plan.patience
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -244,6 +249,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         print(f"questlearn: {threads}")
     if verbose:
         print(plan.describe(train_data.plan.total_rows))
+        renamed = describe_rewritten(keys)
+        if renamed:
+            print(renamed)
         print(f"questlearn: training on {device}; the {model!r} model; {train_data.plan.total_rows} training rows, "
               f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_moments()[0])} numbers and "
               f"{len(train_data.code_counts())} category codes a row; {said}")
