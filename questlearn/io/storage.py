@@ -48,6 +48,7 @@ CONNECT_TIMEOUT = 10
 REQUEST_TIMEOUT = 60
 #: Option names and environment variables whose values are credentials: never shown.
 SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas", "signature")
+ENDPOINT_ENVIRONMENT = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")  # boto3's; pyarrow does not read them
 SECRET_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY",
                       "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_SECRET", "GOOGLE_APPLICATION_CREDENTIALS")
 
@@ -214,9 +215,10 @@ _STORES: dict = {}
 
 
 def _remote_store(scheme: str, rest: str, options: dict) -> "RemoteStore":
-    """The store of ``scheme://rest`` with ``options`` (made once per scheme, host and options)."""
+    """The store of ``scheme://rest`` with ``options`` (made once per scheme, host, options and environment)."""
     host = rest.split("/", 1)[0] if scheme == "hdfs" else ""
-    key = (scheme, host, repr(sorted(options.items())))
+    environment = [os.environ.get(name) for name in ENDPOINT_ENVIRONMENT + SECRET_ENVIRONMENT + ("AWS_PROFILE",)]
+    key = (scheme, host, repr(sorted(options.items())), repr(environment))
     if key not in _STORES:
         _STORES[key] = RemoteStore(scheme, host, options)
     return _STORES[key]
@@ -244,8 +246,8 @@ class RemoteStore:
         options, scheme = dict(self.options), self.scheme
         try:
             if scheme in ("s3", "s3a"):
-                endpoint = options.get("endpoint_override") or os.environ.get("AWS_ENDPOINT_URL_S3") or \
-                    os.environ.get("AWS_ENDPOINT_URL")
+                endpoint = options.get("endpoint_override") or next(
+                    (os.environ[name] for name in ENDPOINT_ENVIRONMENT if os.environ.get(name)), None)
                 if endpoint:
                     found = URL.match(endpoint)
                     if found:  # pyarrow takes host:port and the scheme apart
@@ -409,14 +411,14 @@ class RemoteStore:
                                 "the endpoint (--storage-option endpoint_override=HOST:PORT, AWS_ENDPOINT_URL_S3) and "
                                 "the network")
         if re.search(r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|"
-                     r"INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|HTTP response code: 40[13]|Forbidden|"
+                     r"INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|HTTP (?:response code:|status) 40[13]|Forbidden|"
                      r"[Uu]nauthori[sz]ed|[Ee]xpired[Tt]oken", text):
             return StorageError(f"{url}: the store refused access to the bucket {bucket!r} with the credentials from "
                                 f"{self.credential_source()}: check those credentials and their rights on the bucket")
         if re.search(r"NO_SUCH_BUCKET|NoSuchBucket", text):
             return StorageError(f"{url}: the bucket {bucket!r} does not exist: check the URL")
         if re.search(r"SLOW_DOWN|SlowDown|THROTTL|Throttl|SERVICE_UNAVAILABLE|ServiceUnavailable|"
-                     r"HTTP response code: 5\d\d|INTERNAL_FAILURE|RequestLimitExceeded", text):
+                     r"HTTP (?:response code:|status) 5\d\d|INTERNAL_FAILURE|RequestLimitExceeded", text):
             return StorageError(f"{url}: the object store is throttling or failing the requests, still after "
                                 f"{ATTEMPTS} attempts with backoff ({self._redacted(_first_line(error))[:160]}): "
                                 "try again later, or read fewer files at a time")
@@ -492,9 +494,11 @@ def _first_line(error: Exception) -> str:
 class ReadAhead(io.RawIOBase):
     """An object read in order from ``start``: ranged reads, several in flight ahead of the reader.
 
-    Blocks start at :data:`FIRST_BLOCK` bytes (a file whose header alone is
-    read costs little) and grow to :data:`LARGEST_BLOCK`; at most
-    :data:`BLOCKS_AHEAD` are fetched or held, so memory stays bounded.
+    Blocks start at :data:`FIRST_BLOCK` bytes and double up to
+    :data:`LARGEST_BLOCK`; the first is fetched when asked for, and the
+    blocks fetched ahead grow by one per block read, to
+    :data:`BLOCKS_AHEAD`: a file whose header alone is read costs one small
+    request, and memory stays bounded.
     """
 
     def __init__(self, store: RemoteStore, url: str, start: int):
@@ -503,7 +507,7 @@ class ReadAhead(io.RawIOBase):
         self.size = self.file.size()
         self.next_offset, self.block = start, FIRST_BLOCK
         self.pending: deque = deque()
-        self.ahead = 1
+        self.ahead, self.used = 1, 0  # blocks to hold in flight, blocks read
         self.pool = concurrent.futures.ThreadPoolExecutor(BLOCKS_AHEAD, thread_name_prefix="questlearn-read-ahead")
         self.buffer = memoryview(b"")
 
@@ -529,8 +533,10 @@ class ReadAhead(io.RawIOBase):
                     self.buffer = memoryview(self.pending.popleft().result())
                 except OSError as error:
                     raise self.store.error(self.url, error) from None
-                self.ahead = min(self.ahead + 1, BLOCKS_AHEAD)
+                self.used += 1
+                self.ahead = min(self.used - 1, BLOCKS_AHEAD)
                 self._fetch()  # the next blocks are fetched while this one is used
+                self.ahead = max(self.ahead, 1)  # the next block is fetched when asked for, at least
             count = min(len(view) - filled, len(self.buffer))
             view[filled:filled + count] = self.buffer[:count]
             self.buffer = self.buffer[count:]
