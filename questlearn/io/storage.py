@@ -479,11 +479,10 @@ def _fsspec_filesystem(scheme: str, options: dict):
                           "hdfs://, file:// or a local path")
     try:
         return fsspec.filesystem(scheme, **options)
-    except ImportError:
-        hint = known_implementations.get(scheme, {}).get("err", "")
-        package = re.search(r"install (\S+)", hint)
-        raise MissingPackageError(f"{scheme}:// needs a package that is not installed: pip install "
-                                  f"{package.group(1) if package else 'the fsspec package for ' + scheme}") from None
+    except ImportError as error:
+        hint = known_implementations.get(scheme, {}).get("err") or _first_line(error)
+        raise MissingPackageError(f"{scheme}:// is read through fsspec, and its filesystem needs a package that is "
+                                  f"not installed ({hint}): pip install it") from None
 
 
 def _first_line(error: Exception) -> str:

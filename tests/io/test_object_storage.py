@@ -222,3 +222,38 @@ def test_no_credential_value_reaches_an_output_or_a_written_file(s3, tmp_path, c
 def test_a_storage_option_without_a_value_is_refused_in_one_line(capsys):
     code, _, err = run_cli(capsys, "inspect", "s3://bucket/x.csv", "--storage-option", "region")
     assert code == 2 and "--storage-option takes KEY=VALUE" in err
+
+
+def test_a_zip_in_s3_is_read_by_ranges_like_the_local_zip(s3, tmp_path):
+    import zipfile
+
+    log = write_quest_log(tmp_path / "quests.csv", rows=1200, seed=12, nasty=True)
+    with zipfile.ZipFile(tmp_path / "quests.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(log, "quests.csv")
+    upload(s3.fs, tmp_path / "quests.zip", f"{s3.bucket}/zip/quests.zip")
+    split_csv(tmp_path / "quests.zip", tmp_path / "local", **OPTIONS)
+    split_csv(s3.url("zip/quests.zip"), tmp_path / "remote", **OPTIONS)
+    assert_same_split(tmp_path / "remote", tmp_path / "local")
+
+
+def test_a_malformed_object_is_named_by_its_url_line_and_byte(s3, tmp_path, capsys):
+    log = write_quest_log(tmp_path / "quests.csv", rows=300, seed=13)
+    lines = log.read_bytes().split(b"\n")
+    lines[120] = lines[120] + b',"unterminated'
+    (tmp_path / "bad.csv").write_bytes(b"\n".join(lines))
+    upload(s3.fs, tmp_path / "bad.csv", f"{s3.bucket}/bad/bad.csv")
+    code, _, err = run_cli(capsys, "split", s3.url("bad/bad.csv"), tmp_path / "out", *ARGS, "--label", "cleared")
+    local_code, _, local_err = run_cli(capsys, "split", tmp_path / "bad.csv", tmp_path / "out2", *ARGS,
+                                       "--label", "cleared")
+    assert code == local_code == 2
+    assert err.startswith(f"questlearn split: error: s3://{s3.bucket}/bad/bad.csv: line ")
+    assert err.split("bad.csv", 1)[1] == local_err.split("bad.csv", 1)[1]  # the same line, byte and problem
+
+
+def test_a_scheme_whose_fsspec_package_is_missing_names_the_package():
+    pytest.importorskip("fsspec")
+    if __import__("importlib").util.find_spec("paramiko") is not None:
+        pytest.skip("paramiko is installed here")
+    with pytest.raises(ValueError, match="paramiko") as caught:
+        resolve_sources("sftp://host.invalid/logs/quests.csv")
+    assert "\n" not in str(caught.value)
