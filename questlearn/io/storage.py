@@ -407,7 +407,8 @@ class RemoteStore:
         bucket = self._path(url).lstrip("/").split("/", 1)[0]
         if re.search(r"NETWORK_CONNECTION|curlCode|[Cc]ould not connect|[Cc]ouldn't connect|timed out|resolve host", text):
             where = self.endpoint or f"the {self.scheme} service's default endpoint"
-            return StorageError(f"{url}: cannot reach the object store at {where} ({_first_line(error)[:160]}): check "
+            return StorageError(f"{url}: cannot reach the object store at {where} "
+                                f"({self._redacted(_first_line(error))[:160]}): check "
                                 "the endpoint (--storage-option endpoint_override=HOST:PORT, AWS_ENDPOINT_URL_S3) and "
                                 "the network")
         if re.search(r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|"
