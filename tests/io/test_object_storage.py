@@ -257,3 +257,15 @@ def test_a_scheme_whose_fsspec_package_is_missing_names_the_package():
     with pytest.raises(ValueError, match="paramiko") as caught:
         resolve_sources("sftp://host.invalid/logs/quests.csv")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.timeout(180)
+def test_a_parallel_split_of_an_s3_prefix_passes_the_storage_options_to_its_part_tasks(s3, tmp_path, monkeypatch):
+    parts = gzip_parts(tmp_path / "parts", rows=(400, 300))
+    put_folder(s3, parts, "par")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")  # the part processes learn the endpoint from the options alone
+    options = {"endpoint_override": s3.endpoint.split("://")[1], "scheme": "http"}
+    remote = split_csv(s3.url("par/"), tmp_path / "remote", parallel=1, storage_options=options, **OPTIONS)
+    local = split_csv(parts, tmp_path / "local", parallel=1, **OPTIONS)
+    assert_same_split(tmp_path / "remote", tmp_path / "local")
+    assert remote["parallel"]["parts"] == local["parallel"]["parts"]
