@@ -95,7 +95,7 @@ class SourceFile:
         Where the bytes are read (:mod:`questlearn.io.storage`).
     """
 
-    path: Path
+    path: Path | str
     name: str
     format: str
     compression: str | None

@@ -39,9 +39,10 @@ from ..errors import InputFormatError, IntegrityError, MissingPackageError, Opti
 URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
 GLOB_CHARACTERS = set("*?[")
 #: Ranged reads: a stream's first block, its largest, and the blocks fetched ahead of the one being read.
-FIRST_BLOCK = 256 * 1024
+FIRST_BLOCK = 64 * 1024  # what a CSV header read asks for: a file opened to check its header holds nothing more
 LARGEST_BLOCK = 8 << 20
 BLOCKS_AHEAD = 4
+FETCH_THREADS = 16  # shared by every stream: many files open at once cost no thread each
 #: How often a request is tried (throttling, transient faults) before it fails, and the seconds it may take.
 ATTEMPTS = 5
 CONNECT_TIMEOUT = 10
@@ -491,6 +492,16 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+_POOL: list = []
+
+
+def _fetch_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that fetch blocks ahead, made on first use."""
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="questlearn-read-ahead"))
+    return _POOL[0]
+
+
 class ReadAhead(io.RawIOBase):
     """An object read in order from ``start``: ranged reads, several in flight ahead of the reader.
 
@@ -508,7 +519,6 @@ class ReadAhead(io.RawIOBase):
         self.next_offset, self.block = start, FIRST_BLOCK
         self.pending: deque = deque()
         self.ahead, self.used = 1, 0  # blocks to hold in flight, blocks read
-        self.pool = concurrent.futures.ThreadPoolExecutor(BLOCKS_AHEAD, thread_name_prefix="questlearn-read-ahead")
         self.buffer = memoryview(b"")
 
     def readable(self) -> bool:
@@ -517,7 +527,7 @@ class ReadAhead(io.RawIOBase):
     def _fetch(self) -> None:
         while len(self.pending) < self.ahead and self.next_offset < self.size:
             size = min(self.block, self.size - self.next_offset)
-            self.pending.append(self.pool.submit(self.file.read_at, size, self.next_offset))
+            self.pending.append(_fetch_pool().submit(self.file.read_at, size, self.next_offset))
             self.next_offset += size
             self.block = min(self.block * 2, LARGEST_BLOCK)
 
@@ -553,7 +563,7 @@ class ReadAhead(io.RawIOBase):
     def close(self) -> None:
         for future in self.pending:
             future.cancel()
+        concurrent.futures.wait(self.pending)  # none still reads from the file being closed
         self.pending.clear()
-        self.pool.shutdown(wait=True)
         self.buffer = memoryview(b"")
         super().close()
