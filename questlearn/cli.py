@@ -155,8 +155,8 @@ def _tensorboard(args) -> list:
 def _predict(args) -> None:
     from .serve.predict import predict_file
 
-    rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size, progress=not args.no_progress,
-                        storage_options=_storage_options(args))
+    rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size,
+                        progress=not args.no_progress, storage_options=_storage_options(args))
     print(f"wrote {rows} predictions to {args.output}")
 
 

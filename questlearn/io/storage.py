@@ -406,7 +406,8 @@ class RemoteStore:
         """What went wrong with ``url``, in one line without any credential."""
         text = str(error)
         bucket = self._path(url).lstrip("/").split("/", 1)[0]
-        if re.search(r"NETWORK_CONNECTION|curlCode|[Cc]ould not connect|[Cc]ouldn't connect|timed out|resolve host", text):
+        if re.search(r"NETWORK_CONNECTION|curlCode|[Cc]ould not connect|[Cc]ouldn't connect|timed out|resolve host",
+                     text):
             where = self.endpoint or f"the {self.scheme} service's default endpoint"
             return StorageError(f"{url}: cannot reach the object store at {where} "
                                 f"({self._redacted(_first_line(error))[:160]}): check "

@@ -83,8 +83,8 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
         pyarrow types; the float64 columns passed
         :func:`~questlearn.io._rowchecks.check_numbers`.
     """
-    reader = reader_for(resolve_sources(source, storage_options), delimiter=delimiter, block_size=block_size, check_names=False,
-                        role="an input")
+    reader = reader_for(resolve_sources(source, storage_options), delimiter=delimiter, block_size=block_size,
+                        check_names=False, role="an input")
 
     def blocks(types: dict) -> Iterator[InputBlock]:
         for block in reader.blocks(types, na_values):
