@@ -30,6 +30,7 @@ import hashlib
 import io
 import os
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,12 +67,12 @@ class Stat:
 
 
 def locate(item, storage_options: dict | None = None):
-    """``(store, place)`` of a path or URL.
+    """``(store, place)`` of a path or URL (``storage_options`` are for a store; a local path has none).
 
     Raises
     ------
     OptionError
-        An unknown scheme, or storage options given for a local path.
+        An unknown scheme, or storage options its filesystem does not take.
     MissingPackageError
         A scheme whose fsspec package is not installed.
     """
@@ -106,9 +107,11 @@ def _typed(text: str):
         return text.lower() == "true"
     for kind in (int, float):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
-            pass
+            continue
+        if str(value) == text:  # "0123" or "1e3" stay text, as given
+            return value
     return text
 
 
@@ -327,6 +330,9 @@ class RemoteStore:
         path = self._path(pattern)
         parts = path.split("/")
         fixed = next(i for i, part in enumerate(parts) if GLOB_CHARACTERS & set(part))
+        if fixed == 0:
+            raise OptionError(f"{pattern}: a pattern cannot match bucket names; name the bucket and match the "
+                              "objects in it (s3://bucket/logs/*.csv)")
         base = "/".join(parts[:fixed])
         wanted = parts[fixed:]
         selector = pafs.FileSelector(base, recursive=len(wanted) > 1, allow_not_found=True)
@@ -494,13 +500,16 @@ def _first_line(error: Exception) -> str:
 
 
 _POOL: list = []
+_POOL_LOCK = threading.Lock()
 
 
 def _fetch_pool() -> concurrent.futures.ThreadPoolExecutor:
     """The threads that fetch blocks ahead, made on first use."""
-    if not _POOL:
-        _POOL.append(concurrent.futures.ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="questlearn-read-ahead"))
-    return _POOL[0]
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(concurrent.futures.ThreadPoolExecutor(FETCH_THREADS,
+                                                               thread_name_prefix="questlearn-read-ahead"))
+        return _POOL[0]
 
 
 class ReadAhead(io.RawIOBase):

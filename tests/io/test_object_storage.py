@@ -121,6 +121,8 @@ def test_a_glob_over_s3_objects_reads_the_matching_ones_in_name_order(s3, tmp_pa
     assert {f.compression for f in files} == {"gzip"} and all(f.etag for f in files)
     with pytest.raises(ValueError, match="matches no data file"):
         resolve_sources(s3.url("logs/2026/*/nothing-*.csv"))
+    with pytest.raises(ValueError, match="cannot match bucket names"):
+        resolve_sources("s3://b-*/logs/part-00000.csv.gz")
 
 
 def test_an_unfinished_spark_prefix_in_s3_is_refused_like_a_folder(s3, tmp_path):
