@@ -154,6 +154,8 @@ def test_a_killed_split_refuses_to_resume_over_a_replaced_object(s3, tmp_path, c
                        out, *ARGS, "--label", "cleared")
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert (out / JOURNAL_NAME).exists()
+    assert SECRET_ACCESS_KEY.encode() not in (out / JOURNAL_NAME).read_bytes()
+    assert json.loads((out / JOURNAL_NAME).read_text())["source"]["files"][0]["etag"]  # the object's identity
     changed = bytearray(log.read_bytes())
     changed[-3] = ord("0") if changed[-3] != ord("0") else ord("1")  # same size, another object
     with s3.fs.open_output_stream(f"{s3.bucket}/r/quests.csv", compression=None) as target:
