@@ -36,11 +36,25 @@ def _schema_options(args) -> dict:
                 invalid=args.invalid)
 
 
+def _storage_options(args) -> dict:
+    """``--storage-option KEY=VALUE`` as the object store's options."""
+    from .io.storage import parse_storage_options
+
+    return parse_storage_options(args.storage_option)
+
+
+def _add_storage_option(parser) -> None:
+    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the object store holding the source (repeatable), e.g. "
+                             "endpoint_override=HOST:PORT, region=eu-west-1, anonymous=true, scheme=http; "
+                             "see docs/object-storage.md")
+
+
 def _inspect(args) -> int:
     from .split.inspection import inspect_source
 
     sources = args.source if len(args.source) > 1 else args.source[0]
-    inferred = inspect_source(sources, rows=args.rows, **_schema_options(args))
+    inferred = inspect_source(sources, rows=args.rows, storage_options=_storage_options(args), **_schema_options(args))
     return 1 if inferred.problems else 0
 
 
@@ -53,7 +67,7 @@ def _split(args) -> None:
         test_fraction=args.test_fraction,
         seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
         max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray,
-        drop_missing_labels=args.drop_missing_labels, **_schema_options(args),
+        drop_missing_labels=args.drop_missing_labels, storage_options=_storage_options(args), **_schema_options(args),
     )
     subsets = manifest["subsets"]
     dropped = manifest["source"].get("dropped_missing_labels")
@@ -142,7 +156,8 @@ def _tensorboard(args) -> list:
 def _predict(args) -> None:
     from .serve.predict import predict_file
 
-    rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size, progress=not args.no_progress)
+    rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size,
+                        progress=not args.no_progress, storage_options=_storage_options(args))
     print(f"wrote {rows} predictions to {args.output}")
 
 
@@ -267,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     split = command("split", "split a CSV or Parquet source into train/validate shards (resumable)")
     split.add_argument("source", nargs="+",
                        help="a CSV file (plain, or gzip/bz2/xz/zstd: detected by content), a Parquet file, a "
-                            "directory of part files, a glob, or several of them")
+                            "directory of part files, a glob, or several of them; each a path or an object store's "
+                            "URL (s3://bucket/logs/, gs://..., abfs://..., hdfs://...)")
     split.add_argument("output", type=Path, help="output directory (empty, or this same split to resume)")
     split.add_argument("--rows-per-shard", type=int, default=100_000,
                        help="most rows a shard holds; rows are dealt at random into all open shards, which end about equal")
@@ -294,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="split each part file as its own task, N at a time, and merge the results exactly")
     split.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                        help="run the part tasks on Ray: a local Ray on 127.0.0.1, or the cluster at ADDRESS")
+    _add_storage_option(split)
     split.set_defaults(run=_split)
 
     inspect = command("inspect", "print the schema split would infer and the first parsed rows; reads a sample "
@@ -301,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("source", nargs="+", help="as for split")
     inspect.add_argument("--rows", type=int, default=5, help="first rows to show")
     _add_schema_options(inspect, label_default=None)
+    _add_storage_option(inspect)
     inspect.set_defaults(run=_inspect)
 
     train = command("train", "train the tabular model on a split")
@@ -348,10 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = command("predict", "score the rows of a CSV with a trained model (streams any size)")
     predict.add_argument("model_dir", type=Path, help="a trained model directory (holds inference.keras)")
-    predict.add_argument("input", type=Path, help="CSV file with the feature columns")
+    predict.add_argument("input", help="CSV or Parquet file(s) with the feature columns: a path, a directory, a glob "
+                         "or an object store's URL (as for split)")
     predict.add_argument("output", type=Path, help="CSV file to write: ids, p_<class>, predicted, label")
     predict.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_storage_option(predict)
     predict.set_defaults(run=_predict)
 
     evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")

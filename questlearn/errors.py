@@ -19,7 +19,7 @@ from __future__ import annotations
 
 __all__ = ["QuestlearnError", "OptionError", "InputFormatError", "SchemaError", "OutputFolderError",
            "DiskFullError", "ManifestError", "IntegrityError", "ModelFileError", "ProcessesDisagreeError",
-           "MissingPackageError"]
+           "MissingPackageError", "StorageError"]
 
 
 class QuestlearnError(ValueError):
@@ -64,3 +64,7 @@ class ProcessesDisagreeError(QuestlearnError):
 
 class MissingPackageError(QuestlearnError):
     """An optional package a feature needs is not installed; the message names the extra to install."""
+
+
+class StorageError(QuestlearnError):
+    """An object store that cannot be read: unreachable, credentials refused, a missing bucket or object, throttled."""

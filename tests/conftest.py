@@ -41,3 +41,38 @@ def id_split_mean(id_log, tmp_path_factory):
     out = tmp_path_factory.mktemp("idsplitmean") / "split"
     model_ready_split(id_log, out, fill="mean", **ID_SPLIT_OPTIONS)
     return out
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 protocol server (moto) on 127.0.0.1 for the session; its endpoint URL."""
+    from s3server import S3Server
+
+    server = S3Server().start()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, request):
+    """A new, empty bucket on the test S3 server, reached through the environment
+    (``AWS_ENDPOINT_URL_S3`` and fake credentials, never real ones)."""
+    import re
+    from types import SimpleNamespace
+
+    from s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, s3_filesystem
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE",
+                 "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # nothing reaches out for an instance's role
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)
+    bucket = "b-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    filesystem = s3_filesystem(s3_server)
+    filesystem.create_dir(bucket)
+    return SimpleNamespace(endpoint=s3_server, bucket=bucket, fs=filesystem, url=lambda key: f"s3://{bucket}/{key}")

@@ -16,7 +16,6 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from ..manifest._files import sha256_of
 from ..schema import _sampling
 from ..schema._columns import arrow_types
 from ._chunks import read_ahead
@@ -25,6 +24,7 @@ from ._parse import Chunk, RecordParser, first_row_holding, parse_records, repor
 from ._reader import InputBlock, Sample, SourceReader, header_difference
 from ._rowchecks import explain_conversion_error, parse_reading_invalid_as_missing
 from .csvscan import CsvFormatError, CsvScanner
+from .sources import stored_sha256
 
 PARSE_BLOCK_SIZE = 1024 * 1024  # pyarrow parses a run in pieces of this size, on every core
 
@@ -104,7 +104,7 @@ class CsvReader(SourceReader):
         An empty (0-byte) file has no runs: it is skipped like a header-only one.
         """
         if not source_file.bytes:
-            self.sha256 = sha256_of(source_file.path)
+            self.sha256 = stored_sha256(source_file)
             return
         p = params
         names = self.names

@@ -204,7 +204,7 @@ def open_parquet(source_file):
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(source_file.path)
+        return pq.ParquetFile(source_file.store.open_random(source_file.path))  # a store: footer and groups by ranges
     except (pa.ArrowException, OSError) as error:
         raise ParquetFormatError(f"{source_file.shown}: not a readable Parquet file ({_first_line(error)}); "
                                  "the file is damaged or truncated: copy or write it again") from None

@@ -13,7 +13,6 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from ..manifest._files import sha256_of
 from ..schema import _sampling
 from ..schema._columns import LABEL, NUMERIC, arrow_types
 from ._parquet_columns import (
@@ -33,6 +32,7 @@ from ._parquet_columns import (
 )
 from ._parse import Chunk
 from ._reader import InputBlock, Sample, SourceReader
+from .sources import stored_sha256
 
 SPLIT_BATCH_ROWS = 32_768  # about the rows of one CSV block: the memory the split's stages hold stays alike
 INPUT_BATCH_ROWS = 65_536  # rows per block of an input to a model
@@ -81,7 +81,7 @@ class ParquetReader(SourceReader):
         """``(chunk, journal position, bytes read, bytes consumed, 0)`` for each batch of a Parquet file,
         from batch ``position["batch"]`` on; an empty (0-byte) file has none."""
         if not source_file.bytes:
-            self.sha256 = sha256_of(source_file.path)
+            self.sha256 = stored_sha256(source_file)
             return
         parquet = open_parquet(source_file)
         readings = readings_of(parquet.schema_arrow)
@@ -112,7 +112,7 @@ class ParquetReader(SourceReader):
                     yield chunk, {"batch": index + 1}, read, source_file.bytes * len(table) // total_rows, 0
                 row += batch.num_rows
                 index += 1
-        self.sha256 = sha256_of(source_file.path)
+        self.sha256 = stored_sha256(source_file)
 
     def blocks(self, types: dict, null_values=None) -> Iterator[InputBlock]:
         done = 0

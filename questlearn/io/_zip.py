@@ -6,7 +6,8 @@ order, each read like a compressed file: the member's stored bytes are read
 (and hashed, for a resumed split's check) from the archive as a window of
 it, and decompressed on the fly by the standard library's ``zipfile``
 (stored, deflate, bzip2 or lzma; the CRC-32 is checked at the member's
-end). Nothing is extracted to disk and no member is held in memory.
+end). Nothing is extracted to disk and no member is held in memory; an
+archive in an object store is read the same way, by ranged reads.
 
 Directory entries, ``__MACOSX/`` and other hidden members (``._*``,
 ``.DS_Store``), ``_``-prefixed markers, ``.crc`` checksums and empty members
@@ -20,7 +21,6 @@ refused, naming the archive, the member and the fix.
 from __future__ import annotations
 
 import functools
-import os
 import struct
 import zipfile
 import zlib
@@ -57,7 +57,7 @@ def _refuse(archive, member: str, problem: str, fix: str) -> InputFormatError:
 def _open_archive(archive) -> zipfile.ZipFile:
     """The archive's directory, or a one-line refusal of a damaged one."""
     try:
-        return zipfile.ZipFile(archive.path)
+        return zipfile.ZipFile(archive.store.open_random(archive.path))
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise InputFormatError(f"{archive.shown or archive.path} starts like a ZIP archive but its directory cannot "
                                f"be read ({error}): the download or copy is probably incomplete; fetch it again, or "
@@ -204,9 +204,9 @@ def _member_file(archive, info: zipfile.ZipInfo):
 
 
 @functools.lru_cache(maxsize=4)
-def _directory(path: str, size: int, mtime_ns: int) -> dict:
+def _directory(store, path, size: int, mtime_ns: int, etag) -> dict:
     """``{member name: ZipInfo}`` of an archive, read once per version of it (every member's stream needs it)."""
-    with zipfile.ZipFile(path) as opened:
+    with zipfile.ZipFile(store.open_random(path)) as opened:
         return {info.filename: info for info in opened.infolist()}
 
 
@@ -222,11 +222,10 @@ def open_member(source_file) -> tuple[zipfile.ZipInfo, int]:
     changed = (f"{source_file.path} changed since questlearn listed it (member {source_file.member!r}); "
                "split a finished file")
     try:
-        stat = os.stat(source_file.path)
-        info = _directory(str(source_file.path), stat.st_size, stat.st_mtime_ns)[source_file.member]
-        with open(source_file.path, "rb") as handle:
-            handle.seek(info.header_offset)
-            header = handle.read(LOCAL_HEADER.size)
+        store = source_file.store
+        stat = store.stat(source_file.path)
+        info = _directory(store, source_file.path, stat.size, stat.mtime_ns, stat.etag)[source_file.member]
+        header = store.read_range(source_file.path, info.header_offset, LOCAL_HEADER.size)
     except (KeyError, zipfile.BadZipFile, OSError, EOFError):
         raise IntegrityError(changed) from None
     if len(header) != LOCAL_HEADER.size or info.compress_size != source_file.bytes:

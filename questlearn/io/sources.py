@@ -18,18 +18,20 @@ looks like. A dangling symbolic link, or a glob
 over the ``part-*`` files of an unfinished Spark job, is refused like the
 unfinished directory itself; an empty (0-byte) file is kept in the list
 (and skipped by the readers, like a header-only file).
+
+Every path may also be a URL of an object store (``s3://bucket/logs/``,
+a glob such as ``s3://bucket/logs/*.csv.gz``): :mod:`questlearn.io.storage`
+lists, stats and reads it, by ranged reads, the same rules applied.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
 import lzma
-import os
 import zipfile
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputFormatError, IntegrityError, OptionError
@@ -40,8 +42,7 @@ from ._magic import (
     ZIP_MAGIC,
     ignored_name,
 )
-
-GLOB_CHARACTERS = set("*?[")
+from .storage import GLOB_CHARACTERS, LOCAL, locate
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class ZipMember:
     Attributes
     ----------
     archive : str
-        The archive's path.
+        The archive's path or URL.
     member : str
         The member's name in it.
     """
@@ -66,8 +67,8 @@ class SourceFile:
 
     Attributes
     ----------
-    path : Path
-        Absolute path.
+    path : Path or str
+        Absolute path, or the object's URL in a store.
     name : str
         Name relative to the source given (for messages and the manifest).
     format : str
@@ -87,9 +88,14 @@ class SourceFile:
         The member's name inside the ZIP archive ``path``.
     archive_bytes : int or None
         The ZIP archive's size when the split started.
+    etag : str or None
+        An object's ETag (or GCS generation) when the split started: it
+        changes when the object is replaced; None for a local file.
+    store : LocalStore or RemoteStore
+        Where the bytes are read (:mod:`questlearn.io.storage`).
     """
 
-    path: Path
+    path: Path | str
     name: str
     format: str
     compression: str | None
@@ -98,10 +104,13 @@ class SourceFile:
     shown: str = ""
     member: str | None = None
     archive_bytes: int | None = None
+    etag: str | None = None
+    store: object = field(default=LOCAL, repr=False, compare=False)
 
     def fingerprint(self) -> dict:
         return {"name": self.name, "path": str(self.path), "bytes": self.bytes, "mtime_ns": self.mtime_ns,
-                "compression": self.compression, **self.member_record()}
+                "compression": self.compression, **self.member_record(),
+                **({} if self.etag is None else {"etag": self.etag})}
 
     def member_record(self) -> dict:
         """What names a ZIP member in a record (its name, the archive's size); empty for a file."""
@@ -111,11 +120,10 @@ class SourceFile:
         return self.name if self.compression is None else f"{self.name} ({self.compression})"
 
 
-def _detect(path: Path, shown=None) -> tuple[str, str | None]:
+def _detect(store, path, shown=None) -> tuple[str, str | None]:
     """``(format, compression)`` of a file, from its first bytes; formats questlearn does not read are refused."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(512)
+        head = store.read_range(path, 0, 512)
     except OSError as error:
         raise InputFormatError(f"cannot read {shown or path}: {error.strerror or error}") from None
     for offset, magic, what, fix in FOREIGN_MAGIC:
@@ -131,32 +139,35 @@ def _detect(path: Path, shown=None) -> tuple[str, str | None]:
     return "csv", None
 
 
-def _check_finished(folder: Path) -> None:
-    """Refuse the part-* files of a Spark or Hadoop job that is still writing, or did not finish."""
-    if (folder / "_temporary").exists():
+def _check_finished(folder, names: set) -> None:
+    """Refuse the part-* files of a Spark or Hadoop job that is still writing, or did not finish
+    (``names``: the entries of ``folder``)."""
+    if "_temporary" in names:
         raise InputFormatError(f"{folder} holds _temporary/: a Spark or Hadoop job is still writing it (or died while "
                          "writing); wait for the job to finish, or re-run it")
-    if not (folder / "_SUCCESS").exists():
+    if "_SUCCESS" not in names:
         raise InputFormatError(f"{folder} holds part-* files but no _SUCCESS marker: the Spark or Hadoop job that wrote "
                          "it did not finish, so parts may be missing; re-run the job")
 
 
-def _directory_files(folder: Path) -> list[Path]:
-    entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    if any(p.name.startswith("part-") for p in entries):
-        _check_finished(folder)
+def _directory_files(store, folder) -> list:
+    entries = store.children(folder)
+    names = {store.name(p) for p, _ in entries}
+    if any(name.startswith("part-") for name in names):
+        _check_finished(folder, names)
     files, folders = [], []
-    for entry in entries:
-        if ignored_name(entry.name):
+    for entry, is_dir in entries:
+        if ignored_name(store.name(entry)):
             continue
-        (folders if entry.is_dir() else files).append(entry)
+        (folders if is_dir else files).append(entry)
     if folders:
-        raise OptionError(f"{folder} holds sub-directories ({', '.join(p.name for p in folders[:3])}); questlearn reads "
-                         "the files of one directory: pass the files or a glob such as 'dir/*/*.csv'")
+        raise OptionError(f"{folder} holds sub-directories ({', '.join(store.name(p) for p in folders[:3])}); "
+                          "questlearn reads the files of one directory: pass the files or a glob such as "
+                          "'dir/*/*.csv'")
     return files
 
 
-def resolve_sources(source) -> list[SourceFile]:
+def resolve_sources(source, storage_options: dict | None = None) -> list[SourceFile]:
     """The files that make up ``source``, in the order they are read.
 
     Parameters
@@ -166,7 +177,10 @@ def resolve_sources(source) -> list[SourceFile]:
         a directory (its files in name order, skipping hidden files,
         ``_``-prefixed files and ``.crc`` files); a glob pattern (matches in
         name order, with the same files skipped); or a list of any of these,
-        read in the order given.
+        read in the order given. Each may be an object store's URL
+        (``s3://bucket/logs/``: an object, a prefix or a glob).
+    storage_options : dict, optional
+        Options of the object store's filesystem (:mod:`questlearn.io.storage`).
 
     Returns
     -------
@@ -181,52 +195,50 @@ def resolve_sources(source) -> list[SourceFile]:
         An unfinished Spark/Hadoop output directory, a format questlearn
         does not read, a dangling link, CSV and Parquet files mixed, or a
         ZIP archive without a readable CSV member (:func:`questlearn.io._zip.member_sources`).
+    StorageError
+        An object store that cannot be reached or refuses the credentials,
+        or a missing bucket.
     """
     items = list(source) if isinstance(source, (list, tuple)) else [source]
     if not items:
         raise OptionError("no source given: pass a file, a directory, a glob or a list of files")
-    wanted = {Path(i.archive): i.member for i in items if isinstance(i, ZipMember)}  # the one member to read
+    wanted = {locate(i.archive, storage_options)[1]: i.member for i in items if isinstance(i, ZipMember)}
     items = [i.archive if isinstance(i, ZipMember) else i for i in items]
-    paths: list[tuple[Path, Path]] = []  # (file, what its name is relative to)
+    paths: list = []  # (store, file, what its name is relative to, the item it came from)
     for item in items:
-        item_path = Path(item)
-        if item_path.is_dir():
-            paths += [(p, item_path) for p in _directory_files(item_path)]
-        elif item_path.is_file() or _dangling(item_path):
-            paths.append((item_path, item_path.parent))
+        store, item_path = locate(item, storage_options)
+        kind = store.kind(item_path)
+        if kind == "dir":
+            paths += [(store, p, item_path, item_path) for p in _directory_files(store, item_path)]
+        elif kind == "file":
+            paths.append((store, item_path, store.parent(item_path), item_path))
         elif GLOB_CHARACTERS & set(str(item)):
-            matches = [Path(m) for m in sorted(glob.glob(str(item))) if not ignored_name(Path(m).name)
-                       and (Path(m).is_file() or _dangling(Path(m)))]
+            matches = [m for m in store.glob(item_path) if not ignored_name(store.name(m))]
             if not matches:
                 raise OptionError(f"the pattern {str(item)!r} matches no data file")
-            for folder in sorted({m.parent for m in matches if m.name.startswith("part-")}):
-                _check_finished(folder)  # as for the folder itself
-            base = Path(os.path.commonpath([str(m.parent) for m in matches]))
-            paths += [(m, base) for m in matches]
+            for folder in sorted({store.parent(m) for m in matches if store.name(m).startswith("part-")}, key=str):
+                _check_finished(folder, {store.name(p) for p, _ in store.children(folder)})  # as for the folder
+            base = store.common_base(matches)
+            paths += [(store, m, base, item_path) for m in matches]
         else:
             raise OptionError(f"source {item_path} does not exist (pass a file, a directory or a glob)")
     if not paths:
         raise OptionError(f"{items[0]} holds no data files (hidden, '_'-prefixed and .crc files are skipped)")
     files, seen = [], set()
-    for path, base in paths:
-        if _dangling(path):
-            raise InputFormatError(f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist: "
-                             "fix or remove the link")
-        if not path.is_file():
-            raise InputFormatError(f"{path} is not a regular file (a device, socket or pipe?): pass data files only")
-        resolved = path.resolve()
-        if resolved in seen:
+    for store, path, base, item_path in paths:
+        stat = store.stat(path)  # refuses a dangling link, or what is not a regular file
+        if stat.where in seen:
             raise OptionError(f"{path} is named twice in the source; every file is read once")
-        seen.add(resolved)
-        stat = resolved.stat()
-        kind, compression = _detect(resolved, path)
+        seen.add(stat.where)
+        kind, compression = _detect(store, stat.where, path)
         if len(items) > 1:
             name = str(path)  # as listed
-        elif path == Path(items[0]):
-            name = path.name  # a single file
+        elif path == item_path:
+            name = store.name(path)  # a single file
         else:
-            name = str(path.relative_to(base))  # inside the directory or glob given
-        source_file = SourceFile(resolved, name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
+            name = store.relative(path, base)  # inside the directory or glob given
+        source_file = SourceFile(stat.where, name, kind, compression, stat.size, stat.mtime_ns, str(path),
+                                 etag=stat.etag, store=store)
         if compression == "zip":
             from ._zip import member_sources
 
@@ -242,19 +254,16 @@ def resolve_sources(source) -> list[SourceFile]:
     return files
 
 
-def _dangling(path: Path) -> bool:
-    """Whether ``path`` is a symbolic link to nothing."""
-    return path.is_symlink() and not path.exists()
-
-
-def single_file(path) -> SourceFile:
-    """A :class:`SourceFile` for one path (format and compression detected; a ZIP archive must hold one CSV member)."""
-    path = Path(path)
-    if not path.is_file():
+def single_file(path, storage_options: dict | None = None) -> SourceFile:
+    """A :class:`SourceFile` for one path or URL (format and compression detected; a ZIP archive must hold one
+    CSV member)."""
+    store, path = locate(path, storage_options)
+    if store.kind(path) != "file":
         raise OptionError(f"source {path} does not exist or is not a file")
-    stat = path.stat()
-    kind, compression = _detect(path, path)
-    source_file = SourceFile(path.resolve(), path.name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
+    stat = store.stat(path)
+    kind, compression = _detect(store, stat.where, path)
+    source_file = SourceFile(stat.where, store.name(path), kind, compression, stat.size, stat.mtime_ns, str(path),
+                             etag=stat.etag, store=store)
     if compression != "zip":
         return source_file
     from ._zip import member_sources
@@ -267,12 +276,13 @@ def single_file(path) -> SourceFile:
 
 
 def check_unchanged(source_file: SourceFile) -> None:
-    """Refuse a file that changed (size or modification time) while it was read."""
-    stat = source_file.path.stat()
+    """Refuse a file that changed (size, modification time, or an object's ETag) while it was read."""
+    stat = source_file.store.stat(source_file.path)
     size = source_file.bytes if source_file.member is None else source_file.archive_bytes
-    if stat.st_size != size or stat.st_mtime_ns != source_file.mtime_ns:
+    if (stat.size, stat.mtime_ns, stat.etag) != (size, source_file.mtime_ns, source_file.etag):
         raise IntegrityError(
-            f"{source_file.path} changed while questlearn read it ({size} -> {stat.st_size} bytes); "
+            f"{source_file.path} changed while questlearn read it ({size} -> {stat.size} bytes"
+            f"{'' if stat.etag == source_file.etag else ', another ETag'}); "
             "split a finished file (copy a log that is still being written first)"
         )
 
@@ -288,9 +298,8 @@ class _HashingReader(io.RawIOBase):
 
     def __init__(self, source_file: SourceFile, expect=None, start: int = 0):
         self.source_file = source_file
-        self.handle = open(source_file.path, "rb")
+        self.handle = source_file.store.open_stream(source_file.path, start, source_file.shown or str(source_file.path))
         self.start = start  # where the bytes begin in the file (a ZIP member's stored bytes); positions count from it
-        self.handle.seek(start)
         self.limit = source_file.bytes
         self.position = 0
         self.digest = hashlib.sha256()
@@ -304,7 +313,7 @@ class _HashingReader(io.RawIOBase):
         if wanted <= 0:
             return 0
         view = memoryview(buffer)[:wanted]
-        got = self.handle.readinto(view) or 0
+        got = self.handle.readinto(view)
         self._hash(view[:got])
         return got
 
@@ -315,11 +324,7 @@ class _HashingReader(io.RawIOBase):
         wanted = min(size, self.limit - self.position)
         if wanted <= 0:
             return prefix
-        start = self.start + self.position - len(prefix)
-        data = os.pread(self.handle.fileno(), len(prefix) + wanted, start)
-        if len(data) < len(prefix) or data[:len(prefix)] != prefix:
-            raise IntegrityError(f"{self.source_file.path} changed while it was being read; split again")
-        self.handle.seek(start + len(data))
+        data = self.handle.read_after(prefix, wanted)
         self._hash(memoryview(data)[len(prefix):])
         return data
 
@@ -475,9 +480,7 @@ def open_decoded(source_file: SourceFile, expect=None) -> DecodedStream:
 def stored_sha256(source_file: SourceFile) -> str:
     """SHA-256 of the bytes of ``source_file`` as stored (a ZIP member: its compressed bytes), as a split records it."""
     if source_file.member is None:
-        from ..manifest._files import sha256_of
-
-        return sha256_of(source_file.path)
+        return source_file.store.sha256(source_file.path)
     stream = DecodedStream(source_file)
     try:
         return stream.finish()

@@ -164,9 +164,7 @@ def sample_csv(reader, *, null_values, pieces: int = SAMPLE_PIECES, piece_bytes:
 
 def _resynchronised(scanner: CsvScanner, source_file, offset: int, piece_bytes: int):
     """Whole records read from ``offset`` on, after finding a record boundary."""
-    with open(source_file.path, "rb") as handle:
-        handle.seek(offset)
-        data = handle.read(piece_bytes)
+    data = source_file.store.read_range(source_file.path, offset, piece_bytes)  # one ranged read in a store
     position = 0
     for _ in range(RESYNC_ATTEMPTS):
         newline = data.find(b"\n", position)

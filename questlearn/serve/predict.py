@@ -35,6 +35,7 @@ from ..io._rowchecks import check_numbers
 from ..io.csvscan import DEFAULT_BLOCK_SIZE
 from ..io.readers import InputBlock, reader_for
 from ..io.sources import resolve_sources
+from ..io.storage import LOCAL
 from ..split._prepare import float_values
 from .export import INFERENCE_MODEL, INFERENCE_SPEC, load_saved_model, read_inference_spec
 
@@ -50,7 +51,8 @@ class InputStream:
     blocks: Callable[[dict], Iterator[InputBlock]]  # column types -> parsed blocks
 
 
-def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimiter: str = ",") -> InputStream:
+def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimiter: str = ",",
+               storage_options: dict | None = None) -> InputStream:
     """Open a source as a stream of parsed pyarrow tables.
 
     Every source kind ``split`` accepts (:func:`questlearn.io.sources.resolve_sources`),
@@ -69,6 +71,9 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
         Bytes per block; memory is a small multiple of this.
     delimiter : str
         The CSV field delimiter the model's split used.
+    storage_options : dict, optional
+        Options of the object store's filesystem, for a source given as a URL
+        (:mod:`questlearn.io.storage`).
 
     Returns
     -------
@@ -78,8 +83,8 @@ def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimite
         pyarrow types; the float64 columns passed
         :func:`~questlearn.io._rowchecks.check_numbers`.
     """
-    reader = reader_for(resolve_sources(source), delimiter=delimiter, block_size=block_size, check_names=False,
-                        role="an input")
+    reader = reader_for(resolve_sources(source, storage_options), delimiter=delimiter, block_size=block_size,
+                        check_names=False, role="an input")
 
     def blocks(types: dict) -> Iterator[InputBlock]:
         for block in reader.blocks(types, na_values):
@@ -232,7 +237,8 @@ class Predictor:
         return pa.table(columns)
 
 
-def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_SIZE, progress: bool = False) -> int:
+def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_SIZE, progress: bool = False,
+                 storage_options: dict | None = None) -> int:
     """Score every row of ``source`` into the CSV file ``output``.
 
     Parameters
@@ -240,7 +246,7 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     model_dir : str or Path
         A trained model directory (holds ``inference.keras``).
     source : str or Path
-        The input (see :func:`open_input`).
+        The input (see :func:`open_input`): files, or an object store's URL.
     output : str or Path
         The CSV file to write; it appears only when every row is scored
         (written under a temporary name beside it, renamed at the end). It
@@ -249,6 +255,8 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
         Bytes of input per step (memory scales with this).
     progress : bool
         Show a progress bar (bytes of input).
+    storage_options : dict, optional
+        As for :func:`open_input`.
 
     Returns
     -------
@@ -258,9 +266,10 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     from tqdm import tqdm
 
     output = Path(output)
-    check_output(output, source, model_dir)
+    check_output(output, source, model_dir, storage_options)
     predictor = Predictor(model_dir)
-    stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","))
+    stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","),
+                        storage_options)
     types = predictor.column_types(stream.names)
     partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")  # a new name: clobbers nothing
     rows, writer = 0, None
@@ -290,7 +299,7 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     return rows
 
 
-def check_output(output: Path, source, model_dir) -> None:
+def check_output(output: Path, source, model_dir, storage_options: dict | None = None) -> None:
     """Refuse an output that is a directory, lies in no directory, is one of the inputs or lies in an input folder.
 
     An input is any file of ``source`` or the model's ``inference.keras`` /
@@ -304,9 +313,10 @@ def check_output(output: Path, source, model_dir) -> None:
         raise OutputFolderError(f"cannot write {output}: the directory {output.parent} does not exist")
     if output.exists():
         model_files = [Path(model_dir) / name for name in (INFERENCE_MODEL, INFERENCE_SPEC)]
-        inputs = [(f.path, f.shown) for f in resolve_sources(source)] + [(p, str(p)) for p in model_files if p.exists()]
-        for path, shown in inputs:
-            if os.path.samefile(output, path):
+        inputs = [(f.store, f.path, f.shown) for f in resolve_sources(source, storage_options)]
+        inputs += [(LOCAL, p, str(p)) for p in model_files if p.exists()]
+        for store, path, shown in inputs:
+            if store.same_file(path, output):
                 raise OutputFolderError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
                                         "choose another output file")
     for folder in _source_folders(source):

@@ -8,7 +8,7 @@ from ._sequential import split_sequential
 
 
 def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, parallel: int | None = None,
-              ray: str | None = None, schema=None, **parameters) -> dict:
+              ray: str | None = None, schema=None, storage_options: dict | None = None, **parameters) -> dict:
     """Split ``source`` into model-ready shards under ``out_dir`` and return the manifest.
 
     Parameters
@@ -18,7 +18,8 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         compressed, detected by content), a Parquet file, a directory of part
         files, a glob, or a list of files: see
         :func:`questlearn.io.sources.resolve_sources`. All CSV files must have
-        the same header.
+        the same header. Each may be an object store's URL (``s3://bucket/logs/``,
+        ``gs://...``; see :mod:`questlearn.io.storage`).
     out_dir : str or Path
         Output directory: empty, or holding this same split (finished, or
         interrupted and now resumed).
@@ -60,6 +61,9 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         Column kinds (and ``schema.encoding``) decided elsewhere (the
         parallel split's parent), used instead of sampling this source; a
         source with no data rows is then an empty part, not an error.
+    storage_options : dict, optional
+        Options of the object store's filesystem (``endpoint_override``,
+        ``region``, ``anonymous``, ``scheme``...), for a source given as a URL.
 
     Returns
     -------
@@ -86,5 +90,7 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
             raise OptionError("a parallel split decides its schema itself; pass schema= or parallel=, not both")
         from ._parallel import split_parallel  # pools and Ray: only when asked for
 
-        return split_parallel(source, out_dir, parallel=parallel, ray=ray, progress=progress, verbose=verbose, **parameters)
-    return split_sequential(source, out_dir, progress=progress, verbose=verbose, schema=schema, **parameters)
+        return split_parallel(source, out_dir, parallel=parallel, ray=ray, progress=progress, verbose=verbose,
+                              storage_options=storage_options, **parameters)
+    return split_sequential(source, out_dir, progress=progress, verbose=verbose, schema=schema,
+                            storage_options=storage_options, **parameters)

@@ -71,7 +71,7 @@ def part_seed(seed: int, index: int) -> int:
 
 
 def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | None = None, progress: bool = False,
-                   verbose: bool = True, **parameters) -> dict:
+                   verbose: bool = True, storage_options: dict | None = None, **parameters) -> dict:
     """Split each file of ``source`` as its own task and merge the results exactly.
 
     Parameters
@@ -100,7 +100,7 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
     out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
     created = create_output_folder(out)
     try:
-        return _split_parallel(source, out, params, parallel, ray, verbose)
+        return _split_parallel(source, out, params, parallel, ray, verbose, storage_options)
     except Exception:
         if created and all(p.name == LOCK_NAME for p in out.iterdir()):  # failed before writing anything: leave nothing
             shutil.rmtree(out)
@@ -108,9 +108,10 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
         raise
 
 
-def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, verbose: bool) -> dict:
+def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, verbose: bool,
+                    storage_options: dict | None) -> dict:
     with _exclusive_lock(out):
-        parent = _Splitter(source, out, params, False, verbose)
+        parent = _Splitter(source, out, params, False, verbose, storage_options=storage_options)
         if (out / MANIFEST_NAME).exists():
             manifest = already_done(out, out / MANIFEST_NAME, parent.files, params)
             _remove_parts(out)
@@ -118,7 +119,8 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
         plan = _load_or_make_plan(parent, out, params)
         files = parent.files
         tasks = [dict(path=str(f.path), shown=f.shown, member=f.member, out=str(out / PARTS_DIR / f"{i:05d}"), schema=plan["schema"],
-                      parameters={**params.as_record(), "seed": plan["part_seeds"][i]})
+                      parameters={**params.as_record(), "seed": plan["part_seeds"][i]},
+                      storage_options=storage_options)  # passed to the task, never written
                  for i, f in enumerate(files)]
         todo = [t for t in tasks if not (Path(t["out"]) / MANIFEST_NAME).exists()]
         if verbose and len(todo) < len(tasks):
@@ -186,7 +188,8 @@ def split_part(task: dict) -> int:
         archive = task["shown"][: -len(task["member"]) - 1]
         source = ZipMember(archive if Path(archive).exists() else task["path"], task["member"])
     try:
-        manifest = split_sequential(source, task["out"], verbose=False, schema=given, **task["parameters"])
+        manifest = split_sequential(source, task["out"], verbose=False, schema=given,
+                                    storage_options=task.get("storage_options"), **task["parameters"])
     except ValueError as error:  # CsvFormatError cannot be unpickled in the parent: keep its message
         raise _as_named_error(error) from None
     return manifest["source"]["rows"]

@@ -81,11 +81,11 @@ CHECKPOINT_BYTES = 128 * 1024 * 1024
 
 
 def split_sequential(source, out_dir, *, progress: bool = False, verbose: bool = True, schema=None,
-                     **parameters) -> dict:
+                     storage_options: dict | None = None, **parameters) -> dict:
     """Split ``source`` in this process: :func:`questlearn.split.split_csv` without ``parallel``."""
     params = SplitParameters(**parameters)
     out = Path(out_dir)
-    splitter = _Splitter(source, out, params, progress, verbose, schema)  # the source's refusals: before out exists
+    splitter = _Splitter(source, out, params, progress, verbose, schema, storage_options)  # the source's refusals: before out exists
     created = create_output_folder(out)
     try:
         with _exclusive_lock(out):
@@ -113,10 +113,11 @@ class _Splitter:
     """One sequential split of a source into ``out``: started or resumed (:mod:`questlearn.split._start`),
     the pass over the source, the end (manifest, publishing)."""
 
-    def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool, schema=None):
+    def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool, schema=None,
+                 storage_options: dict | None = None):
         self.out, self.params, self.progress, self.verbose = out, params, progress, verbose
         self.given_schema = schema  # kinds decided by a parallel split's parent, shared by all its parts
-        self.files = resolve_sources(source)
+        self.files = resolve_sources(source, storage_options)
         self.reader, self.names = read_columns(self.files, params)
         self.format = self.reader.format
         self.fingerprint = {"files": [f.fingerprint() for f in self.files]}

@@ -27,7 +27,7 @@ LABEL_NAME_PATTERN = re.compile(r"^(is|has|was|did)_|^churn|_(label|target|class
 MOST_SUGGESTED = 5
 
 
-def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
+def inspect_source(source, *, rows: int = 5, print_to=print, storage_options: dict | None = None, **parameters):
     """Print what ``split`` would infer for ``source``; return the schema.
 
     Parameters
@@ -38,6 +38,8 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
         How many first rows to show, parsed.
     print_to : callable
         Where the report goes (``print`` by default).
+    storage_options : dict, optional
+        As for :func:`questlearn.split.split_csv`.
     **parameters
         The split's parameters that shape the schema: ``label`` (None: show
         every column and suggest likely labels), ``task``, ``na_values``,
@@ -57,7 +59,7 @@ def inspect_source(source, *, rows: int = 5, print_to=print, **parameters):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
     params = SplitParameters(**parameters)
-    reader, _ = read_columns(resolve_sources(source), params)
+    reader, _ = read_columns(resolve_sources(source, storage_options), params)
     files = reader.files
     kinds = sorted({f.compression or "uncompressed" for f in files})
     print_to(f"questlearn: {len(files)} {reader.format.upper()} file(s), {reader.total_bytes / 1e6:.1f} MB on disk "

@@ -1,0 +1,148 @@
+"""An S3 protocol server on 127.0.0.1 for the object-storage tests, and endpoints that fail on purpose.
+
+:class:`S3Server` is moto's threaded server (a real S3 HTTP endpoint, its
+objects in memory); :class:`FaultyEndpoint` answers every request with one
+S3 error (403 InvalidAccessKeyId, 503 SlowDown...) and counts the requests;
+:class:`CountingProxy` relays to a server and counts the bytes it sends
+back. All of them listen on 127.0.0.1 only.
+"""
+
+import logging
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+#: Fake credentials for the tests' environment; the secret is recognisable, to look for it in every output.
+ACCESS_KEY_ID = "testing-access-key-id"
+SECRET_ACCESS_KEY = "sEcReT-tEsT-vAlUe-0123456789"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1 (:attr:`endpoint` is ``http://127.0.0.1:PORT``)."""
+
+    def __init__(self):
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    def start(self) -> "S3Server":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def s3_filesystem(endpoint: str):
+    """A pyarrow S3 filesystem on ``endpoint`` that may create buckets (the tests' own uploads)."""
+    import pyarrow.fs as pafs
+
+    return pafs.S3FileSystem(access_key=ACCESS_KEY_ID, secret_key=SECRET_ACCESS_KEY, region="us-east-1",
+                             scheme="http", endpoint_override=endpoint.split("://", 1)[1],
+                             allow_bucket_creation=True)
+
+
+def upload(filesystem, local_path, key: str) -> None:
+    """Copy a local file to ``key`` (``bucket/path``), in bounded pieces."""
+    with open(local_path, "rb") as source, filesystem.open_output_stream(key, compression=None) as target:
+        while piece := source.read(1 << 20):
+            target.write(piece)
+
+
+class FaultyEndpoint:
+    """An HTTP endpoint answering every request with ``status`` and the S3 error ``code``."""
+
+    def __init__(self, status: int, code: str):
+        endpoint = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                endpoint.requests += 1
+                body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                        f"<Message>{code}</Message><RequestId>1</RequestId></Error>").encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_PUT = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FaultyEndpoint":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class CountingProxy:
+    """A TCP relay on 127.0.0.1 to ``target_port``; :attr:`bytes_back` counts what the server sent back."""
+
+    def __init__(self, target_port: int):
+        proxy = self
+        self.bytes_back = 0
+        self._lock = threading.Lock()
+
+        class Relay(socketserver.BaseRequestHandler):
+            def handle(self):
+                with socket.create_connection(("127.0.0.1", target_port)) as upstream:
+                    up = threading.Thread(target=_pump, args=(self.request, upstream, None), daemon=True)
+                    up.start()
+                    _pump(upstream, self.request, proxy)
+                    up.join(timeout=5)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Relay)
+        self._server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def count(self, size: int) -> None:
+        with self._lock:
+            self.bytes_back += size
+
+    def __enter__(self) -> "CountingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _pump(source, target, counter) -> None:
+    """Copy bytes from one socket to the other until either closes."""
+    try:
+        while data := source.recv(1 << 16):
+            target.sendall(data)
+            if counter is not None:
+                counter.count(len(data))
+    except OSError:
+        pass
+    finally:
+        try:
+            target.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
