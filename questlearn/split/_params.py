@@ -48,6 +48,10 @@ class SplitParameters:
             raise OptionError(f"test_fraction must be at least 0 and val_fraction + test_fraction below 1 (rows are left "
                               f"for train), got val_fraction {self.val_fraction} and test_fraction {self.test_fraction} "
                               "(--val-fraction, --test-fraction)")
+        if float(self.test_fraction) > 0 and float(self.val_fraction) == 0:
+            raise OptionError(f"--test-fraction {self.test_fraction:g} with --val-fraction 0 would leave validate empty, "
+                              "and training needs validate rows to pick its best epoch before evaluate scores the "
+                              "test subset; give --val-fraction above 0 (e.g. 0.2), or drop --test-fraction")
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise OptionError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats}")
