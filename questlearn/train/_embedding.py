@@ -29,6 +29,8 @@ def embedding_bytes(code_counts) -> int:
 def describe_embeddings(code_counts) -> str:
     """One line: how many codes columns the model embeds and the bytes of their tables."""
     embedded = [int(count) for count in code_counts if count > ONE_HOT_MAX_CODES]
+    if not code_counts:
+        return "questlearn: embedding tables: none (no codes columns)"
     if not embedded:
         return (f"questlearn: embedding tables: none ({len(code_counts)} codes column(s), each of at most "
                 f"{ONE_HOT_MAX_CODES} codes, enter one-hot)")
