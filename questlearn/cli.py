@@ -253,7 +253,8 @@ def _add_schema_options(parser, label_default: str | None = "cleared") -> None:
                              "the others, and values first met after the sample, go to hashed buckets")
     parser.add_argument("--hash-buckets", type=int, default=64,
                         help="out-of-vocabulary buckets of a categorical column with more than 16 values in the "
-                             "sample (smaller ones get one); the model embeds large vocabularies")
+                             "sample (smaller ones get one); the model embeds large vocabularies, each bucket a row of "
+                             "its embedding table: at most 65,536 (the split and train print the tables' bytes)")
     parser.add_argument("--max-classes", type=int, default=50,
                         help="distinct label values accepted for classification")
 

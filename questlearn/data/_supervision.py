@@ -34,6 +34,7 @@ import collections
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -69,8 +70,7 @@ class BatchLoadError(RuntimeError):
     def __init__(self, message: str, user_error: type | None = None):
         super().__init__(message)
         self.user_error = user_error
-        if user_error is not None:
-            _recent_refusals.append(self)  # made, or unpickled from a worker, in this process
+        _recent_failures.append(self)  # made, or unpickled from a worker, in this process
 
     def __reduce__(self):
         return type(self), (str(self), self.user_error)
@@ -80,9 +80,9 @@ class BatchLoadError(RuntimeError):
         return self if self.user_error is None else self.user_error(str(self))
 
 
-# The latest user refusals made or received in this process: TensorFlow's tf.data turns the exception of a
-# batch into an op error of its own that only quotes the message, by which the refusal is found again.
-_recent_refusals = collections.deque(maxlen=16)
+# The latest failed batches made or received in this process: TensorFlow's tf.data turns the exception of a
+# batch into an op error of its own (an UnknownError) that only quotes the message, by which it is found again.
+_recent_failures = collections.deque(maxlen=16)
 
 
 def user_error_class(error: BaseException) -> type | None:
@@ -94,25 +94,53 @@ def user_error_class(error: BaseException) -> type | None:
 
 @contextmanager
 def batch_refusals_as_user_errors():
-    """Raise a failed batch whose cause is the user's (a damaged shard) as that named error.
+    """Raise a failed batch as questlearn's named error, once the data workers it started have ended.
 
     The failed batch is a :class:`BatchLoadError`, or the backend's error
     quoting one (TensorFlow's ``tf.data`` re-raises a batch's exception as
-    its own). The ``questlearn`` command prints a named error as one line; a
-    batch that failed for any other reason keeps its traceback.
+    an ``UnknownError`` of its own). A cause that is the user's (a damaged
+    shard) is raised as that named error, which the ``questlearn`` command
+    prints as one line; any other is raised as the :class:`BatchLoadError`,
+    with its message and the backend's error as its cause, and keeps its
+    traceback. On every backend, before the error leaves, the worker pools
+    started inside the block are terminated and their workers joined
+    (:func:`end_pools_started_since`), so none is left running.
     """
+    before = _data_pools()
     try:
         yield
     except Exception as error:
-        refusal = error if isinstance(error, BatchLoadError) else _refusal_quoted_by(error)
-        if refusal is None or refusal.user_error is None:
+        failure = error if isinstance(error, BatchLoadError) else _failure_quoted_by(error)
+        if failure is None:
             raise
-        raise refusal.as_user_error() from None
+        end_pools_started_since(before)
+        if failure.user_error is not None:
+            raise failure.as_user_error() from None
+        if failure is error:
+            raise
+        raise BatchLoadError(str(failure)) from error
 
 
-def _refusal_quoted_by(error: Exception) -> BatchLoadError | None:
+def _failure_quoted_by(error: Exception) -> BatchLoadError | None:
     text = str(error)
-    return next((refusal for refusal in reversed(_recent_refusals) if str(refusal) in text), None)
+    return next((failure for failure in reversed(_recent_failures) if str(failure) in text), None)
+
+
+def _data_pools() -> weakref.WeakSet:
+    """Keras's worker pools alive now (none when Keras's data adapter was never imported)."""
+    adapter = sys.modules.get("keras.src.trainers.data_adapters.py_dataset_adapter")
+    return weakref.WeakSet(adapter._DATA_POOLS) if adapter is not None else weakref.WeakSet()
+
+
+def end_pools_started_since(before) -> None:
+    """Terminate Keras's worker pools not in ``before`` and wait for their workers to end.
+
+    Each pool is shut down as :func:`_shut_down` does it (killing its
+    workers if terminating hangs), here in the calling thread, so the
+    wait is bounded by about ``2 * KILL_AFTER_SECONDS`` a pool.
+    """
+    for pool in [pool for pool in _data_pools() if pool not in before]:
+        _shut_down(pool, list(pool._pool))
 
 
 def heartbeat_dir(owner_pid: int) -> Path:
@@ -226,6 +254,14 @@ def _shut_down(pool, workers) -> None:
             if lock is not None:
                 _quietly(lock.release)  # ValueError when nobody holds it: fine
         terminator.join(KILL_AFTER_SECONDS)
+    # Terminating may have returned at once (another thread was terminating the pool) or failed half-way
+    # (a dead result handler), and the pool may have replaced a dead worker since: end whichever is left.
+    workers = list({process.pid: process for process in [*workers, *list(pool._pool)]}.values())
+    for process in workers:
+        for end in (process.terminate, process.kill):
+            if process.exitcode is None:
+                _quietly(end)
+                _quietly(process.join, 1.0)
     _forget([process.pid for process in workers])
 
 

@@ -14,7 +14,9 @@
   exact) the seeded draw would all send to one subset, and says which
   ``--val-fraction`` puts rows in both; :func:`check_subsets_dealt` is the
   same refusal after the pass, when the count was only estimated.
-  ``val_fraction=0`` asks for no validate subset and is never refused.
+  ``val_fraction=0`` asks for no validate subset (a train-only split, which
+  ``train`` refuses) and is never refused here; with ``test_fraction`` > 0
+  it is refused up front (:class:`~questlearn.split._params.SplitParameters`).
   The held-out test subset (``test_fraction`` > 0) is refused empty the
   same way: it was asked for.
 """

@@ -11,6 +11,9 @@ from ._scatter import MAX_OPEN_SHARDS
 
 FORMATS = ("csv", "npy")
 DEFAULT_FORMATS = ("npy",)
+# each out-of-vocabulary bucket is a row of the model's embedding table, used or not: 65,536 buckets of a
+# column already hold 13 MB of weights, and values worth more buckets are worth a vocabulary (--max-categories)
+MAX_HASH_BUCKETS = 65_536
 SPLIT_BLOCK_SIZE = 8 * 1024 * 1024  # as fast as 16 MiB here, and half the memory held in the stages
 INVALID_POLICIES = ("stop", "missing")  # a value a numeric or datetime column cannot read: stop, or read as missing
 
@@ -50,6 +53,10 @@ class SplitParameters:
             raise OptionError(f"test_fraction must be at least 0 and val_fraction + test_fraction below 1 (rows are left "
                               f"for train), got val_fraction {self.val_fraction} and test_fraction {self.test_fraction} "
                               "(--val-fraction, --test-fraction)")
+        if float(self.test_fraction) > 0 and float(self.val_fraction) == 0:
+            raise OptionError(f"--test-fraction {self.test_fraction:g} with --val-fraction 0 would leave validate empty, "
+                              "and training needs validate rows to pick its best epoch before evaluate scores the "
+                              "test subset; give --val-fraction above 0 (e.g. 0.2), or drop --test-fraction")
         unknown = set(self.formats) - set(FORMATS)
         if unknown or not self.formats:
             raise OptionError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats}")
@@ -59,8 +66,11 @@ class SplitParameters:
             raise OptionError(f"task must be one of {TASKS}, got {self.task!r}")
         if int(self.max_categories) < 1 or int(self.max_classes) < 2:
             raise OptionError(f"max_categories must be >= 1 and max_classes >= 2, got {self.max_categories}, {self.max_classes}")
-        if not 1 <= int(self.hash_buckets) <= 1 << 20:
-            raise OptionError(f"hash_buckets must be between 1 and 1048576, got {self.hash_buckets}")
+        if not 1 <= int(self.hash_buckets) <= MAX_HASH_BUCKETS:
+            raise OptionError(f"--hash-buckets must be between 1 and {MAX_HASH_BUCKETS:,}, got {self.hash_buckets:,}: "
+                              "each bucket is a row of the model's embedding table (up to 200 bytes) whether or not "
+                              "any value lands in it; keep the default 64, or raise --max-categories to keep more "
+                              "values in the vocabulary")
         if self.fill not in ("mean", "zero"):
             raise OptionError(f"fill must be 'mean' or 'zero', got {self.fill!r}")
         if self.invalid not in INVALID_POLICIES:

@@ -36,6 +36,7 @@ from ..io.csvscan import CsvFormatError
 from ..io.readers import SourceReader, reader_for
 from ..schema.encoding import Encoding
 from ..schema.infer import infer_schema
+from ..train._embedding import describe_embeddings
 
 DISK_MARGIN = 1.05
 #: The first wave of shards is opened for this many times the estimated rows
@@ -168,6 +169,7 @@ def decide_schema(reader: SourceReader, params, *, verbose: bool = True):
                                              datetime_formats=inferred.datetime_formats)
     if verbose:
         print(inferred.encoding.describe(), flush=True)
+        print(describe_embeddings(inferred.encoding.code_counts), flush=True)
     if not inferred.encoding.features:
         raise SchemaError(f"{reader.files[0].shown}: no column is a feature (the label {params.label!r}, ids and free "
                           "text are not): a model needs at least one; a numeric-looking id that is a real feature "

@@ -7,7 +7,9 @@ parses them.
 
 Without a label (``label=None``, ``questlearn inspect`` without ``--label``)
 every column is shown as a feature would be, and :func:`likely_labels`
-names the columns that look like a label, with the command to run next.
+names the columns that look like a label, each with its reason, and the
+command to run next; when no column gives a reason, no label is guessed and
+the report shows how to pass ``--label``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import pyarrow.compute as pc
 
 from ..schema._columns import IDENTIFIER, NUMERIC, TEXT
 
-# Names a label column often has (compared in lower case, ``-`` and spaces as ``_``).
-LABEL_NAMES = ("label", "labels", "target", "y", "class", "outcome", "cleared", "result", "response", "churn",
+# Names a label column often has (compared in lower case, ``-`` and spaces as ``_``). Not a bare ``y``: it is
+# as often a coordinate or a size (the diamonds table's width in mm) as the target of an ``X, y`` export.
+LABEL_NAMES = ("label", "labels", "target", "y_true", "class", "outcome", "cleared", "result", "response", "churn",
                "churned", "survived", "default", "fraud", "is_fraud", "converted", "clicked", "status")
 LABEL_NAME_PATTERN = re.compile(r"^(is|has|was|did)_|^churn|_(label|target|class|outcome|flag)$")
 MOST_SUGGESTED = 5
@@ -80,11 +83,12 @@ def likely_labels(columns, max_classes: int = 50) -> list:
 
     A column is a candidate when its name is a usual label name
     (:data:`LABEL_NAMES`) or has a label's shape (``is_*``, ``has_*``,
-    ``churn*``, ``*_label``, ``*_target``, ``*_flag``...), when it holds
-    two distinct values in the sample (a yes/no outcome), or when it is the
-    last column (where many exports put the label). Identifiers, free text
-    and columns missing in every sampled row are never candidates. Name
-    matches rank first, then two-valued columns, then the last column.
+    ``churn*``, ``*_label``, ``*_target``, ``*_flag``...), or when it holds
+    two distinct values in the sample (a yes/no outcome); a two-valued
+    last column (where many exports put the label) says so too. Being last
+    is no reason by itself, nor is a name such as ``y`` or ``price``.
+    Identifiers, free text and columns missing in every sampled row are
+    never candidates. Name matches rank first, then two-valued columns.
 
     Parameters
     ----------
@@ -104,10 +108,10 @@ def likely_labels(columns, max_classes: int = 50) -> list:
             reasons.append("its name")
         if column.distinct == 2:
             reasons.append("2 values")
-        if position == len(columns) - 1:
+        if reasons and column.distinct == 2 and position == len(columns) - 1:
             reasons.append("the last column")
         if reasons:
-            rank = (reasons[0] != "its name", reasons[0] != "2 values", position)
+            rank = (reasons[0] != "its name", -len(reasons), position)
             candidates.append((rank, column, reasons))
     return [(column, reasons) for _, column, reasons in sorted(candidates, key=lambda c: c[0])][:MOST_SUGGESTED]
 
@@ -116,8 +120,9 @@ def _label_suggestion(candidates: list, source, max_classes: int) -> str:
     """What ``inspect`` without ``--label`` prints last: the likely labels and the command to run next."""
     sources = " ".join(shlex.quote(str(s)) for s in (source if isinstance(source, (list, tuple)) else [source]))
     if not candidates:
-        return ("no column looks like a label (none is named like one, holds 2 values or ends the row); "
-                f"name the column to predict: questlearn inspect {sources} --label NAME")
+        return ("no label was guessed: no column is named like one (label, target, class, outcome, churned, is_*...) "
+                "or holds 2 values in the sample; name the column to predict: "
+                f"questlearn inspect {sources} --label NAME (a number to predict: add --task regression)")
     shown = ", ".join(f"{column.name} ({', '.join(reasons)})" for column, reasons in candidates)
     best = candidates[0][0]
     task = " --task regression" if best.kind == NUMERIC and best.distinct > max_classes else ""

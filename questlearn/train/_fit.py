@@ -38,6 +38,7 @@ from ._torch_cpu import limit_torch_threads
 from .devices import describe_device
 from ..manifest._files import load_manifest
 from ._defaults import training_plan
+from ._embedding import describe_embeddings
 from .model import build_model
 from .plots import read_history_csv
 
@@ -225,6 +226,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     shape = dict(hidden=hidden, dropout=dropout, learning_rate=learning_rate, extra_metrics=parallel.get("metrics", ()),
                  code_counts=train_data.code_counts(), model=model, quantiles=train_data.feature_quantiles(),
                  total_steps=epochs * len(train_data))
+    if verbose:
+        print(describe_embeddings(shape["code_counts"]), flush=True)
     regression = train_data.reader.task == "regression"
     extra = {}
     if regression:

@@ -3,8 +3,12 @@
 Keras's progress bar counts batches and, written to a file or a pipe,
 leaves one line per update. :class:`TrainingProgress` counts rows, and
 
-* on a terminal (or in a Jupyter notebook) rewrites one line in place, a
-  few times a second;
+* on a terminal rewrites one line in place, a few times a second;
+* in a Jupyter notebook rewrites one line in place too, but only every
+  ``interval`` seconds: each write is an output of its own in the saved
+  notebook (until ``nbconvert --coalesce-streams`` folds the rewritten
+  line into one), so an epoch leaves ``epoch seconds / interval + 1``
+  outputs, not five a second;
 * anywhere else (a log file, ``| tee``, a batch job) prints a new line only
   every ``interval`` seconds, so a long epoch writes
   ``epoch seconds / interval + 1`` lines, however many batches it has;
@@ -58,7 +62,8 @@ class TrainingProgress(keras.callbacks.Callback):
     stream : file-like, optional
         Where to write; default ``sys.stdout`` at the time of writing.
     interval : float, optional
-        Seconds between lines when ``stream`` is not a terminal (default
+        Seconds between lines when ``stream`` is not a terminal, and between
+        rewrites of the line in a Jupyter notebook (default
         ``LOG_INTERVAL_SECONDS``).
     dynamic : bool, optional
         Rewrite one line in place; default: when ``stream`` is a terminal or
@@ -85,10 +90,20 @@ class TrainingProgress(keras.callbacks.Callback):
     def dynamic(self) -> bool:
         if self._dynamic is not None:
             return self._dynamic
-        if self.stream is sys.stdout and "ipykernel" in sys.modules:
-            return True
+        return self._in_notebook() or self._on_terminal()
+
+    def _on_terminal(self) -> bool:
         isatty = getattr(self.stream, "isatty", None)
         return bool(isatty and isatty())
+
+    def _in_notebook(self) -> bool:
+        """Writing to a Jupyter kernel's output (not a terminal), where every write is an output of its own."""
+        return self.stream is sys.stdout and "ipykernel" in sys.modules and not self._on_terminal()
+
+    @property
+    def refresh_seconds(self) -> float:
+        """Seconds between progress writes inside an epoch."""
+        return TERMINAL_REFRESH_SECONDS if self.dynamic and not self._in_notebook() else self.interval
 
     def on_train_begin(self, logs=None):
         self._epochs = self.epochs or (self.params.get("epochs") if self.params else None)
@@ -109,7 +124,7 @@ class TrainingProgress(keras.callbacks.Callback):
         index = data.shard_index + (data.start_batch + batch) * data.shard_count
         self._done += rows_in_batches(data.plan, [index])
         now = time.monotonic()
-        if now - self._last_write >= (TERMINAL_REFRESH_SECONDS if self.dynamic else self.interval):
+        if now - self._last_write >= self.refresh_seconds:
             self._write(self._status(now), final=False)
             self._last_write = now
 

@@ -26,14 +26,7 @@ import numpy as np
 
 from ..errors import OptionError, SchemaError
 from ..quiet import keras
-
-ONE_HOT_MAX_CODES = 32
-EMBEDDING_MAX_SIZE = 50
-
-
-def embedding_size(codes: int) -> int:
-    """Dimensions of the embedding of a column of ``codes`` codes: ``min(50, round(1.6 * codes ** 0.56))``."""
-    return int(min(EMBEDDING_MAX_SIZE, max(2, round(1.6 * codes ** 0.56))))
+from ._embedding import EMBEDDING_MAX_SIZE, ONE_HOT_MAX_CODES, embedding_size  # noqa: F401 (imported from here too)
 
 
 @keras.saving.register_keras_serializable(package="questlearn")

@@ -4,10 +4,12 @@ Usage: python faulty_fit.py SPLIT_DIR START_METHOD FAULT WORKERS USE_MULTIPROCES
 
 FAULT is ``raise`` (ordinary exception), ``systemexit``, ``sigkill`` (the
 worker process is killed, as by the out-of-memory killer) or ``truncate``
-(a shard file is cut short after the dataset was built). Prints one line
-``RESULT <seconds> <leftover child processes> <error type>: <message>`` per
-fit; FITS (default 1) runs that many fits one after the other in this
-process, as a notebook cell run again would.
+(a shard file is cut short after the dataset was built). ``fit`` runs inside
+``batch_refusals_as_user_errors``, as ``questlearn.train`` runs it. Prints one
+line ``RESULT <seconds> <leftover child processes> <error type>: <message>``
+per fit, the leftover processes counted at once when ``fit`` has raised;
+FITS (default 1) runs that many fits one after the other in this process,
+as a notebook cell run again would.
 """
 
 import multiprocessing
@@ -32,6 +34,8 @@ def fit_once(split_dir, fault, workers, processes):
     from faulty_sequence import FaultySequence
     from tiny_model import softmax_over_blocks
 
+    from questlearn.data._supervision import batch_refusals_as_user_errors
+
     train = FaultySequence(split_dir, "train", batch_size=64, fault=fault, fail_at=FAIL_AT,
                            workers=int(workers), use_multiprocessing=processes == "1", max_queue_size=4)
     if fault == "truncate":
@@ -41,20 +45,35 @@ def fit_once(split_dir, fault, workers, processes):
     model = softmax_over_blocks(train)
     started = time.monotonic()
     try:
-        model.fit(train, epochs=1, shuffle=False, verbose=0)
+        with batch_refusals_as_user_errors():
+            model.fit(train, epochs=1, shuffle=False, verbose=0)
         outcome = "NO-ERROR: fit finished"
     except BaseException as error:  # noqa: BLE001 - we report whatever came out
         outcome = f"{type(error).__name__}: {' '.join(str(error).split())}"
     elapsed = time.monotonic() - started
-    deadline = time.monotonic() + 60  # leftover workers must end; generous for a loaded machine
-    me = psutil.Process()
-    while time.monotonic() < deadline:
-        leftover = [c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
-                    and "forkserver" not in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())]
-        if not leftover:
-            break
-        time.sleep(0.2)
+    leftover = [c for c in psutil.Process().children(recursive=True) if _alive(c)
+                and "forkserver" not in _command(c) and "resource_tracker" not in _command(c)]
+    for process in leftover:
+        print(f"LEFTOVER {process.pid} {_command(process)}", file=sys.stderr, flush=True)
     print(f"RESULT {elapsed:.1f} {len(leftover)} {outcome}", flush=True)
+
+
+def _alive(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _command(process) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 if __name__ == "__main__":

@@ -52,3 +52,15 @@ def test_shut_down_finishes_a_pool_whose_terminate_blocks(tmp_path, start_method
     result = subprocess.CompletedProcess([], 0, output.read_text(), "")
     assert "PLAIN_TERMINATE_BLOCKED True" in result.stdout, result.stdout + result.stderr[-2000:]  # the premise
     assert "SHUT_DOWN TERMINATE [] [False, False, False]" in result.stdout, result.stdout + result.stderr[-2000:]
+
+
+def test_a_backend_error_quoting_a_failed_batch_is_raised_as_that_batch_load_error_with_its_cause():
+    """TensorFlow's tf.data re-raises a batch's exception as an UnknownError quoting it."""
+    from questlearn.data._supervision import BatchLoadError, batch_refusals_as_user_errors
+
+    failure = BatchLoadError("a data worker process (pid 1) was killed by signal SIGKILL while loading batch 5")
+    quoting = RuntimeError(f"Graph execution error: <stack traces unavailable> BatchLoadError: {failure} [[{{node PyFunc}}]]")
+    with pytest.raises(BatchLoadError) as caught:
+        with batch_refusals_as_user_errors():
+            raise quoting
+    assert str(caught.value) == str(failure) and caught.value.__cause__ is quoting

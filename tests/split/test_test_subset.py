@@ -147,6 +147,14 @@ def test_the_command_line_refuses_fractions_that_leave_no_training_rows(log, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_a_test_subset_without_a_validate_subset_is_refused_up_front(log, tmp_path, capsys):
+    code = cli_main(["split", str(log), str(tmp_path / "out"), "--val-fraction", "0", "--test-fraction", "0.2"])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "validate empty" in error and "--val-fraction above 0" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_test_subset_the_draw_leaves_empty_is_refused_before_writing(tmp_path):
     source = write_quest_log(tmp_path / "small.csv", rows=20, seed=1)
     with pytest.raises(OptionError, match="test subset.*--test-fraction"):

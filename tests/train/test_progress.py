@@ -1,9 +1,11 @@
 """Progress inside an epoch: one rewritten line on a terminal, few lines in a log."""
 
 import io
+import re
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 from helpers import ID_COLUMNS, run_env
@@ -66,6 +68,31 @@ def test_progress_on_a_terminal_rewrites_one_line(small_split):
     assert text.count("\n") == 1 and text.endswith("\n")  # one finished line per epoch
     assert text.count("\r") >= 2  # rewritten in place while the epoch ran
     assert progress.dynamic and progress.lines == 1
+
+
+class NotebookOutput(io.StringIO):
+    """A Jupyter kernel's stdout as a saved notebook sees it: every write an output of its own."""
+
+    writes = 0
+
+    def write(self, text):
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.mark.timeout(300)
+def test_progress_in_a_notebook_leaves_few_outputs_and_one_line_per_epoch(small_split, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    output = NotebookOutput()
+    monkeypatch.setattr(sys, "stdout", output)
+    interval = 1.0
+    _, progress, seconds = fit_with_progress(small_split, None, epochs=2, batch_size=4, interval=interval)
+    monkeypatch.undo()
+    assert progress.dynamic
+    # a rewrite every interval seconds and the epoch's summary, not one every TERMINAL_REFRESH_SECONDS
+    assert output.writes <= 2 * (1 + seconds / interval), (output.writes, seconds)
+    coalesced = re.sub(r".*\r(?=[^\n])", "", output.getvalue())  # what nbconvert --coalesce-streams keeps
+    assert [line.split()[1] for line in coalesced.splitlines()] == ["1/2", "2/2"], coalesced
 
 
 def test_rows_in_batches_counts_the_short_last_batch(small_split):
