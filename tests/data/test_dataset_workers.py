@@ -19,7 +19,7 @@ FIT_BOUND_SECONDS = 150  # a hang is what is caught (fit never returns); 30 s wa
                         # loaded 2-core machine, so the bound leaves room for 10x that load
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(400)
 @pytest.mark.parametrize("start_method", START_METHODS)
 def test_worker_processes_see_every_row_once_under(id_split, start_method):
     result = run_child("epoch_ids.py", id_split, start_method, "csv")
@@ -62,7 +62,7 @@ def test_failing_batch_stops_fit_quickly_naming_the_shard(id_split, tmp_path, st
         assert ("OSError: injected read error" if fault == "raise" else "SystemExit: 3") in message
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_thread_workers_report_errors_too(id_split, tmp_path):
     result = run_child("faulty_fit.py", id_split, "fork", "raise", 2, 0)
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
@@ -102,7 +102,7 @@ def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_p
 def _runs_questlearn(python):
     if python is None or not os.path.exists(python):
         return False
-    probe = subprocess.run([python, "-c", "import questlearn.data.dataset"], capture_output=True, timeout=120,
+    probe = subprocess.run([python, "-c", "import questlearn.data.dataset"], capture_output=True, timeout=300,
                            env={**run_env(), "KERAS_BACKEND": "jax"})
     return probe.returncode == 0
 

@@ -198,7 +198,7 @@ def test_from_arrow_reads_naive_timestamps_and_dates():
 def test_importing_datetimes_loads_no_keras_or_tensorflow():
     code = ("import sys, questlearn.schema.datetimes; "
             "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'pandas') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

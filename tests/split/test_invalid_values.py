@@ -48,7 +48,7 @@ def small_sample(monkeypatch):
 
 def split_cli(*args):
     return subprocess.run([sys.executable, "-m", "questlearn", "split", *map(str, args), "--no-progress"],
-                          capture_output=True, text=True, env=run_env(), timeout=120)
+                          capture_output=True, text=True, env=run_env(), timeout=300)
 
 
 @pytest.mark.parametrize("bad", ["2023-02-30 10:00:00", "2023-06-30 23:59:60"], ids=["february 30", "leap second"])

@@ -34,7 +34,7 @@ def split_killed_at(point, nth, counts, source, out, formats, extra=()):
 def assert_resumes_to(expected, source, out, formats, where, extra=()):
     """Run the killed split in ``out`` again to its end; it must equal the clean split ``expected`` byte for byte."""
     resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(out), *ARGS,
-                              "--formats", formats, *extra], env=run_env(), capture_output=True, text=True, timeout=120)
+                              "--formats", formats, *extra], env=run_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, (*where, resumed.stderr[-2000:])
     got = tree(out)
     assert sorted(got) == sorted(expected), (*where, sorted(set(got) ^ set(expected))[:6])
@@ -86,7 +86,7 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
     files = sources[source]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(clean), *ARGS,
-                    "--formats", formats], check=True, env=run_env(), capture_output=True, timeout=120)
+                    "--formats", formats], check=True, env=run_env(), capture_output=True, timeout=300)
     expected = tree(clean)
     assert any(name.endswith(".numbers.npy") for name in expected) and any(name.endswith(".codes.npy") for name in expected)
     counted = tmp_path / "counted"
@@ -122,7 +122,7 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
     extra = ["--drop-missing-labels"]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=120)
+                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=300)
     expected = tree(clean)
     dropped = json.loads(expected["manifest.json"])["source"]["dropped_missing_labels"]
     assert dropped == int(((frame.index % 11 == 3) | (frame.index % 17 == 5)).sum())
@@ -157,7 +157,7 @@ def test_a_split_reading_invalid_values_as_missing_killed_resumes_with_the_same_
     extra = ["--invalid", "missing"]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "npy", *extra], check=True, env=run_env(), capture_output=True, timeout=120)
+                    "--formats", "npy", *extra], check=True, env=run_env(), capture_output=True, timeout=300)
     expected = tree(clean)
     stats = json.loads(expected["manifest.json"])["stats"]
     assert stats["power"]["invalid"] == int((frame.index % 13 == 4).sum())

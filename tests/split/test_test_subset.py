@@ -98,7 +98,7 @@ def test_a_split_with_a_test_subset_killed_at_any_step_resumes_byte_identical(tm
     extra = ["--val-fraction", "0.2", "--test-fraction", "0.2"]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=120)
+                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=300)
     expected = tree(clean)
     assert any(name.startswith("test/") and name.endswith(".numbers.npy") for name in expected)
     result = split_killed_at("append", 0, tmp_path / "counts.json", source, tmp_path / "counted", "csv,npy", extra)

@@ -31,7 +31,7 @@ def child_command(script, *args, python=sys.executable, python_options=()):
     return [python, *python_options, str(CHILDREN / script), *map(str, args)]
 
 
-def run_child(script, *args, timeout=120, env=None, python=sys.executable, python_options=()):
+def run_child(script, *args, timeout=300, env=None, python=sys.executable, python_options=()):
     """Run a child script of ``tests/children`` to its end, in that folder, and return the
     ``CompletedProcess`` (stdout and stderr captured as text).
 

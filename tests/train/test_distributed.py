@@ -90,7 +90,7 @@ def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_s
     assert sorted(p.name for p in model_dir.iterdir()) == ["best.keras", "history.csv", "history.json", "inference.json", "inference.keras", "model.keras"]
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_mismatched_configuration_stops_every_process(odd_split, tmp_path):
     split, _ = odd_split
     coordinator = f"127.0.0.1:{free_port()}"

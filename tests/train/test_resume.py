@@ -69,7 +69,7 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
         assert time.monotonic() < deadline, "the child never reached epoch 1, batch 37"
         time.sleep(0.1)
     os.kill(killed.pid, signal.SIGKILL)  # in the middle of epoch 1, 7 batches after its save at batch 30
-    killed.communicate(timeout=60)
+    killed.communicate(timeout=120)
     assert killed.returncode == -signal.SIGKILL
     state = load_backup(tmp_path / "b" / "backup")
     assert (state.epoch, state.batches_done) == (1, 30)
