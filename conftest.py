@@ -1,6 +1,8 @@
 """How the whole suite (tests/ and the notebooks) runs on parallel pytest-xdist workers, and how
 it reports a failure: at once, by name, as well as in the summary at the end."""
 
+import os
+
 import pytest
 
 
@@ -10,6 +12,13 @@ def pytest_collection_modifyitems(config, items):
     run_slow_modules_first(items)
     if getattr(config.option, "loadgroup", False):  # inside a pytest-xdist worker under --dist loadgroup
         name_groups(items)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, plus one. Many tests spend part of their time waiting (a child
+    process starting, a server answering, a watchdog's poll), and the extra worker fills those gaps."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
 
 
 def run_slow_modules_first(items):
