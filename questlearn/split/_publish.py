@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import OutputFolderError
-from ..manifest._files import ALL_SUBSETS, MANIFEST_NAME, fsync_directory, write_json_atomically
+from ..manifest._files import ALL_SUBSETS, MANIFEST_NAME, fsync_directory, write_manifest
 from ._journal import JOURNAL_NAME
 from ._record import report_end
 
@@ -61,7 +61,7 @@ def publish(out: Path, finishing: dict, verbose: bool) -> dict:
     for subset in finishing["shards"]:
         fsync_directory(out / subset)
     manifest = finishing["manifest"]
-    write_json_atomically(out / MANIFEST_NAME, manifest)
+    write_manifest(out / MANIFEST_NAME, manifest)
     remove_bookkeeping(out)
     if verbose:
         report_end(manifest)
