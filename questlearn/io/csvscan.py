@@ -39,6 +39,10 @@ def _outside_quotes(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return positions[(np.searchsorted(quotes, positions) & 1) == 0]
 
 
+def _mebibytes(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB"
+
+
 class CsvFormatError(InputFormatError):
     """A CSV file is not well-formed; the message names file, line and byte.
 
@@ -345,11 +349,13 @@ class CsvScanner:
                     if len(data) > self.max_record_bytes:
                         raise self.error(
                             line, offset,
-                            f"a record is longer than {self.max_record_bytes} bytes; "
+                            f"a record is longer than {self.max_record_bytes} bytes "
+                            f"({_mebibytes(self.max_record_bytes)}, the most questlearn reads as one record); "
                             "most likely a quote opened here is never closed",
                         )
                     pending = data
                     continue
+                self._check_record_lengths(block.data, offset, line)
                 consumed = len(block.data)
                 pending = data[consumed:]
                 offset += consumed
@@ -369,6 +375,24 @@ class CsvScanner:
             raise self._broken_off(error, offset, line, pending) from None
         finally:
             stream.close()
+
+    def _check_record_lengths(self, data, offset: int, line: int) -> None:
+        """Refuse a run that holds a record longer than :attr:`max_record_bytes`
+        (only a run longer than that can; most are not, and cost nothing)."""
+        if len(data) <= self.max_record_bytes:
+            return
+        array = np.frombuffer(data, np.uint8)
+        newlines = np.flatnonzero(array == LF)
+        ends = _outside_quotes(np.flatnonzero(array == QUOTE), newlines) + 1
+        lengths = np.diff(ends, prepend=0)
+        longest = int(np.argmax(lengths))
+        if lengths[longest] > self.max_record_bytes:
+            start = int(ends[longest] - lengths[longest])
+            raise self.error(line + int(np.searchsorted(newlines, start)), offset + start,
+                             f"this record is {int(lengths[longest])} bytes long, more than the "
+                             f"{self.max_record_bytes} bytes ({_mebibytes(self.max_record_bytes)}) questlearn reads "
+                             "as one record; shorten its long field (keep large text or blobs out of the log), "
+                             "or look for a quote here that is closed only far later")
 
     def _broken_off(self, error, offset: int, line: int, before: bytes) -> CsvFormatError:
         """The error for compressed data that breaks off, at the start of the
