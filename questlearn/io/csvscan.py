@@ -30,6 +30,7 @@ CR = 0x0D
 UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+DECOMPRESS_COMMANDS = {"gzip": "gzip -dc", "bz2": "bzip2 -dc", "xz": "xz -dc", "zstd": "zstd -dc"}
 UNTERMINATED = ("unterminated quoted field: the quote here opens a field that is never closed "
                 "before the end of the file")
 
@@ -232,6 +233,7 @@ class CsvScanner:
         head = b""
         try:
             head = stream.read(1 << 16)
+            self._refuse_compressed_twice(head)
             bom = head.startswith(UTF8_BOM)
             begin = len(UTF8_BOM) if bom else 0
             while True:
@@ -262,6 +264,19 @@ class CsvScanner:
         self._header_lines = raw.count(b"\n")
         self._fields = len(names)
         return Header(names=names, raw=raw, bom=bom)
+
+    def _refuse_compressed_twice(self, head: bytes) -> None:
+        """Refuse a compressed file whose decompressed data is compressed again (a ``.gz`` of a ``.gz``)."""
+        from ._magic import COMPRESSION_MAGIC
+
+        outer = self.source.compression
+        if outer not in DECOMPRESS_COMMANDS:
+            return  # plain, or a ZIP member (whose compressed content the archive reader refuses)
+        inner = next((name for magic, name in COMPRESSION_MAGIC if head.startswith(magic)), None)
+        if inner is not None:
+            raise InputFormatError(
+                f"{self.path} is {outer} data whose content is again {inner}-compressed (compressed twice): "
+                f"decompress it once ({DECOMPRESS_COMMANDS[outer]} {self.path} > a new file) and pass that file instead")
 
     @property
     def data_start(self) -> tuple[int, int]:
