@@ -101,9 +101,10 @@ class CsvReader(SourceReader):
         (the strict scanner only locates problems); CSV shards need every
         record's bytes, so then the strict scanner cuts the runs. Reading
         starts at ``position`` (a journal position; a fresh file's is all None).
-        An empty (0-byte) file has no runs: it is skipped like a header-only one.
+        An empty file (0 bytes, or compressed data that decompresses to
+        nothing) has no runs: it is skipped like a header-only one.
         """
-        if not source_file.bytes:
+        if source_file.empty:
             self.sha256 = sha256_of(source_file.path)
             return
         p = params

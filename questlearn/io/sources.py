@@ -16,8 +16,9 @@ compressed file. Formats questlearn does not read (7-Zip, tar, PDF,
 SQLite...) are recognised the same way and refused, naming what the file
 looks like. A dangling symbolic link, or a glob
 over the ``part-*`` files of an unfinished Spark job, is refused like the
-unfinished directory itself; an empty (0-byte) file is kept in the list
-(and skipped by the readers, like a header-only file).
+unfinished directory itself; an empty file (0 bytes, or compressed data
+that decompresses to nothing) is kept in the list (and skipped by the
+readers, like a header-only file).
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class SourceFile:
         The member's name inside the ZIP archive ``path``.
     archive_bytes : int or None
         The ZIP archive's size when the split started.
+    decodes_to_nothing : bool
+        Compressed data that decompresses to zero bytes (an empty ``.gz``):
+        :attr:`empty`, like a 0-byte file.
     """
 
     path: Path
@@ -98,6 +102,13 @@ class SourceFile:
     shown: str = ""
     member: str | None = None
     archive_bytes: int | None = None
+    decodes_to_nothing: bool = False
+
+    @property
+    def empty(self) -> bool:
+        """Whether the file holds no data: 0 bytes, or compressed data that
+        decompresses to none (the readers skip it, like a header-only file)."""
+        return not self.bytes or self.decodes_to_nothing
 
     def fingerprint(self) -> dict:
         return {"name": self.name, "path": str(self.path), "bytes": self.bytes, "mtime_ns": self.mtime_ns,
@@ -232,14 +243,29 @@ def resolve_sources(source) -> list[SourceFile]:
 
             files += member_sources(source_file, wanted.get(path))
         else:
-            files.append(source_file)
-    formats = {f.format for f in files if f.bytes}  # an empty file is skipped, whatever its name
+            files.append(_with_emptiness(source_file))
+    formats = {f.format for f in files if not f.empty}  # an empty file is skipped, whatever its name
     if formats == {"parquet"}:
-        files = [f if f.bytes else replace(f, format="parquet") for f in files]
+        files = [replace(f, format="parquet") if f.empty else f for f in files]
     if len(formats) > 1:
         parquet = next(f for f in files if f.format == "parquet")
         raise InputFormatError(f"the source mixes CSV and Parquet files ({parquet.name} is Parquet); split them separately")
     return files
+
+
+def _with_emptiness(source_file: SourceFile) -> SourceFile:
+    """``source_file``, marked :attr:`~SourceFile.empty` when it is compressed data that decompresses to
+    nothing (its first decoded byte is read; a damaged file is left for its reader to report)."""
+    if source_file.compression is None or not source_file.bytes:
+        return source_file
+    stream = DecodedStream(source_file)
+    try:
+        nothing = not stream.read(1)
+    except InputFormatError:
+        return source_file
+    finally:
+        stream.close()
+    return replace(source_file, decodes_to_nothing=nothing) if nothing else source_file
 
 
 def _dangling(path: Path) -> bool:
@@ -256,7 +282,7 @@ def single_file(path) -> SourceFile:
     kind, compression = _detect(path, path)
     source_file = SourceFile(path.resolve(), path.name, kind, compression, stat.st_size, stat.st_mtime_ns, str(path))
     if compression != "zip":
-        return source_file
+        return _with_emptiness(source_file)
     from ._zip import member_sources
 
     members = member_sources(source_file)
