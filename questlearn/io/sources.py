@@ -91,6 +91,10 @@ class SourceFile:
     decodes_to_nothing : bool
         Compressed data that decompresses to zero bytes (an empty ``.gz``):
         :attr:`empty`, like a 0-byte file.
+    recorded_size : int or None
+        The uncompressed size the file records of itself (a ZIP member: the
+        size in the archive's directory), or None (gzip and the others
+        record none that can be trusted: see :attr:`decoded_bytes`).
     """
 
     path: Path
@@ -103,6 +107,15 @@ class SourceFile:
     member: str | None = None
     archive_bytes: int | None = None
     decodes_to_nothing: bool = False
+    recorded_size: int | None = None
+
+    def decoded_bytes(self, ratio: float) -> float:
+        """The file's bytes once decompressed: its size when plain, the
+        :attr:`recorded_size` when it has one, else its size times ``ratio``
+        (decoded bytes per stored byte, as measured or guessed)."""
+        if self.compression is None:
+            return self.bytes
+        return self.recorded_size if self.recorded_size is not None else self.bytes * ratio
 
     @property
     def empty(self) -> bool:
