@@ -179,3 +179,12 @@ def test_a_value_longer_than_a_manifest_string_goes_to_the_buckets_and_the_split
     assert manifest["stats"]["colour"]["oov"] == 40
     codes = column_of(tmp_path / "split", "codes", "colour")
     assert codes.tolist() == [1 if v == long_value else {"a": 2, "b": 3}[v] for v in values]  # 0 missing, 1 the bucket
+
+
+def test_a_label_value_longer_than_a_manifest_string_stops_the_split_at_its_row(tmp_path):
+    rows = "".join(f"{i},{'L' * 5000 if i == 7 else i % 2}\n" for i in range(50))
+    (tmp_path / "s.csv").write_text("x,label\n" + rows)
+    with pytest.raises(CsvFormatError) as refused:
+        split_csv(tmp_path / "s.csv", tmp_path / "split", label="label", progress=False, verbose=False)
+    assert (refused.value.line, refused.value.byte_offset) == (9, len("x,label\n") + 7 * len("0,0\n"))
+    assert "the label 'label' holds a value of 5000 characters, more than the 4096 a class may have" in str(refused.value)
