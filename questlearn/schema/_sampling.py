@@ -191,8 +191,9 @@ def _resynchronised(scanner: CsvScanner, source_file, offset: int, piece_bytes: 
 def sample_parquet(files, readings: dict, *, pieces: int = SAMPLE_PIECES,
                    rows: int = PARQUET_SAMPLE_ROWS) -> tuple[pa.Table, str]:
     """Sampled rows of Parquet ``files``, spread over the source: about
-    ``rows`` rows from the first row group and ``pieces`` row groups spread
-    over the files (every group, when there are no more), and in each group
+    ``rows`` rows from ``pieces + 1`` row groups spread over the files (the
+    first, the last, and evenly between; every group when there are no
+    more), and in each group
     from batches spread over the whole group, not its first rows. The
     columns named in ``readings`` are as carried
     (:func:`~questlearn.io._parquet_columns.carried_table`).
@@ -210,7 +211,8 @@ def sample_parquet(files, readings: dict, *, pieces: int = SAMPLE_PIECES,
     for index, source_file in enumerate(files):
         metadata = open_parquet(source_file).metadata
         groups += [(index, g, metadata.row_group(g).num_rows) for g in range(metadata.num_row_groups)]
-    chosen = sorted({0} | {len(groups) * (k + 1) // (pieces + 1) for k in range(pieces)}) if groups else []
+    last = len(groups) - 1  # the first group, the last, and ``pieces - 1`` evenly between (all, when no more)
+    chosen = sorted({(last * k) // pieces for k in range(pieces + 1)}) if groups else []
     quota = max(1, rows // max(len(chosen), 1))
     tables = []
     for position in chosen:

@@ -55,3 +55,11 @@ def test_a_large_row_group_is_sampled_in_batches_spread_over_it(tmp_path):
     assert positions[0] < 1000 and positions[-1] > 49_000  # from the group's start to its end
     assert np.diff(positions).max() < 50_000 / 8  # no long stretch left out
     assert {"s00", "s39"} <= set(sample["shop"].to_pylist())  # the first shop and the last
+
+
+def test_the_first_and_the_last_of_many_row_groups_are_sampled(tmp_path):
+    table = sorted_table()
+    pq.write_table(table, tmp_path / "groups.parquet", row_group_size=1700)  # 12 row groups
+    sample, note = sample_parquet(resolve_sources(tmp_path / "groups.parquet"), readings_of(table.schema))
+    assert {"s00", "s39"} <= set(sample["shop"].to_pylist())  # the first group's shop and the last's
+    assert note.endswith("spread over 9 row groups of 1 Parquet file")
