@@ -74,7 +74,8 @@ class CsvReader(SourceReader):
 
         The pieces are spread over the whole source, so a log whose rows
         change length along the way is estimated from all of it, not its
-        first block. Compressed files count as their size times the
+        first block. A ZIP member counts as the uncompressed size the
+        archive records; other compressed files as their size times the
         decoded-per-stored ratio of the first compressed block sampled. A
         one-file source the sample read whole is counted exactly.
         """
@@ -84,7 +85,7 @@ class CsvReader(SourceReader):
         if len(files) == 1 and extent.first_whole:
             return extent.first_records, True
         ratio = extent.decoded_per_raw or 1.0
-        decoded = sum(f.bytes if f.compression is None else f.bytes * ratio for f in files)
+        decoded = sum(f.decoded_bytes(ratio) for f in files)
         rest = max(decoded - extent.first_end, 0)
         if extent.piece_records:
             per_byte = extent.piece_records / extent.piece_bytes
@@ -101,9 +102,10 @@ class CsvReader(SourceReader):
         (the strict scanner only locates problems); CSV shards need every
         record's bytes, so then the strict scanner cuts the runs. Reading
         starts at ``position`` (a journal position; a fresh file's is all None).
-        An empty (0-byte) file has no runs: it is skipped like a header-only one.
+        An empty file (0 bytes, or compressed data that decompresses to
+        nothing) has no runs: it is skipped like a header-only one.
         """
-        if not source_file.bytes:
+        if source_file.empty:
             self.sha256 = stored_sha256(source_file)
             return
         p = params

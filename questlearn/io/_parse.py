@@ -42,7 +42,9 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
         Strings that mean "missing" in every column, quoted or not.
     block_size : int, optional
         Parse in pieces of this many bytes, on pyarrow's threads (default:
-        the whole of ``data`` as one piece).
+        the whole of ``data`` as one piece). A run holding a record longer
+        than a piece is parsed again as one piece (pyarrow refuses a record
+        that straddles two pieces).
     newlines_in_values : bool
         False parses faster, but splits a record at a newline inside quotes;
         with two or more columns such a split record always has the wrong
@@ -51,15 +53,27 @@ def parse_records(data: bytes, names: list, *, delimiter: str = ",", types=None,
         False skips pyarrow's UTF-8 check of string columns, for records the
         scanners have already checked.
     """
-    return pa_csv.read_csv(
-        pa.BufferReader(pa.py_buffer(data)),  # no copy of the records
-        read_options=pa_csv.ReadOptions(column_names=names, block_size=block_size or max(len(data) + 1, 1 << 20)),
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines_in_values),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=types or {}, include_columns=include or [], null_values=list(null_values),
-            strings_can_be_null=True, quoted_strings_can_be_null=True, check_utf8=check_utf8,
-        ),
-    )
+    whole = max(len(data) + 1, 1 << 20)
+
+    def read(piece: int) -> pa.Table:
+        return pa_csv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)),  # no copy of the records
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=piece),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines_in_values),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types or {}, include_columns=include or [], null_values=list(null_values),
+                strings_can_be_null=True, quoted_strings_can_be_null=True, check_utf8=check_utf8,
+            ),
+        )
+
+    if not block_size or block_size >= whole:
+        return read(whole)
+    try:
+        return read(block_size)
+    except pa.ArrowInvalid as error:
+        if "straddl" not in str(error):
+            raise
+    return read(whole)  # a record longer than a piece: this run as one piece
 
 
 class RecordParser:

@@ -173,8 +173,9 @@ class SourceReader(ABC):
 
 
 def with_bytes(files) -> list:
-    """The files that are not empty (0 bytes), or all of them when all are (the reader then says the file is empty)."""
-    return [f for f in files if f.bytes] or list(files)
+    """The files that are not :attr:`~questlearn.io.sources.SourceFile.empty`, or all of them when all are
+    (the reader then says the file is empty)."""
+    return [f for f in files if not f.empty] or list(files)
 
 
 def header_difference(expected: list, found: list) -> str:

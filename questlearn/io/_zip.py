@@ -78,8 +78,35 @@ def _skip_reason(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+LOCAL_FIELDS = struct.Struct("<4s2xHH")  # signature, version needed (skipped), flag bits, compression method
+
+
+def _check_directory_entry(archive, info: zipfile.ZipInfo) -> None:
+    """Refuse a member whose central directory entry disagrees with its local header: a damaged archive
+    (whose garbled method or flags would otherwise read as an unknown method or encryption)."""
+    try:
+        with open(archive.path, "rb") as handle:
+            handle.seek(info.header_offset)
+            local = handle.read(LOCAL_FIELDS.size)
+    except (OSError, ValueError, OverflowError):
+        local = b""
+    if len(local) != LOCAL_FIELDS.size or local[:4] != ZIP_MAGIC:
+        wrong = f"points to byte {info.header_offset}, where no member begins"
+    else:
+        _, flags, method = LOCAL_FIELDS.unpack(local)
+        if method == info.compress_type and flags & ENCRYPTED == info.flag_bits & ENCRYPTED:
+            return
+        wrong = (f"says compression method {info.compress_type}, flags {info.flag_bits:#x}, where the member's own "
+                 f"header says method {method}, flags {flags:#x}")
+    raise InputFormatError(f"{archive.shown or archive.path} is a damaged ZIP archive: its central directory entry "
+                           f"for {info.filename!r} {wrong}; fetch or copy the archive again (or extract what "
+                           "unzip can and pass the CSV files)")
+
+
 def _check_readable(archive, info: zipfile.ZipInfo) -> None:
-    """Refuse a member ``zipfile`` cannot decompress: encrypted, patched, or another method."""
+    """Refuse a member ``zipfile`` cannot decompress: encrypted, patched, or another method (a damaged
+    directory entry is refused as such first)."""
+    _check_directory_entry(archive, info)
     if info.flag_bits & (ENCRYPTED | STRONG_ENCRYPTION) or info.compress_type == 99:
         raise _refuse(archive, info.filename, "is encrypted (password-protected)",
                       "questlearn does not read encrypted archives; extract it with its password (unzip) and pass "
@@ -141,7 +168,8 @@ def member_sources(archive, only: str | None = None) -> list:
     list of SourceFile
         One per data member: ``name`` and ``shown`` are ``archive:member``,
         ``compression`` is ``"zip"``, ``bytes`` is the member's stored
-        (compressed) size.
+        (compressed) size, ``recorded_size`` its uncompressed size as the
+        archive's directory records it (the row and disk estimates use it).
 
     Raises
     ------
@@ -200,7 +228,8 @@ def member_sources(archive, only: str | None = None) -> list:
 
 def _member_file(archive, info: zipfile.ZipInfo):
     return replace(archive, name=f"{archive.name}:{info.filename}", shown=f"{archive.shown or archive.path}:"
-                   f"{info.filename}", bytes=info.compress_size, member=info.filename, archive_bytes=archive.bytes)
+                   f"{info.filename}", bytes=info.compress_size, member=info.filename, archive_bytes=archive.bytes,
+                   recorded_size=info.file_size)
 
 
 @functools.lru_cache(maxsize=4)

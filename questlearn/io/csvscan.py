@@ -30,6 +30,7 @@ CR = 0x0D
 UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+DECOMPRESS_COMMANDS = {"gzip": "gzip -dc", "bz2": "bzip2 -dc", "xz": "xz -dc", "zstd": "zstd -dc"}
 UNTERMINATED = ("unterminated quoted field: the quote here opens a field that is never closed "
                 "before the end of the file")
 
@@ -37,6 +38,10 @@ UNTERMINATED = ("unterminated quoted field: the quote here opens a field that is
 def _outside_quotes(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """The positions preceded by an even number of quotes: outside any quoted field."""
     return positions[(np.searchsorted(quotes, positions) & 1) == 0]
+
+
+def _mebibytes(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB"
 
 
 class CsvFormatError(InputFormatError):
@@ -228,6 +233,7 @@ class CsvScanner:
         head = b""
         try:
             head = stream.read(1 << 16)
+            self._refuse_compressed_twice(head)
             bom = head.startswith(UTF8_BOM)
             begin = len(UTF8_BOM) if bom else 0
             while True:
@@ -258,6 +264,19 @@ class CsvScanner:
         self._header_lines = raw.count(b"\n")
         self._fields = len(names)
         return Header(names=names, raw=raw, bom=bom)
+
+    def _refuse_compressed_twice(self, head: bytes) -> None:
+        """Refuse a compressed file whose decompressed data is compressed again (a ``.gz`` of a ``.gz``)."""
+        from ._magic import COMPRESSION_MAGIC
+
+        outer = self.source.compression
+        if outer not in DECOMPRESS_COMMANDS:
+            return  # plain, or a ZIP member (whose compressed content the archive reader refuses)
+        inner = next((name for magic, name in COMPRESSION_MAGIC if head.startswith(magic)), None)
+        if inner is not None:
+            raise InputFormatError(
+                f"{self.path} is {outer} data whose content is again {inner}-compressed (compressed twice): "
+                f"decompress it once ({DECOMPRESS_COMMANDS[outer]} {self.path} > a new file) and pass that file instead")
 
     @property
     def data_start(self) -> tuple[int, int]:
@@ -345,11 +364,13 @@ class CsvScanner:
                     if len(data) > self.max_record_bytes:
                         raise self.error(
                             line, offset,
-                            f"a record is longer than {self.max_record_bytes} bytes; "
+                            f"a record is longer than {self.max_record_bytes} bytes "
+                            f"({_mebibytes(self.max_record_bytes)}, the most questlearn reads as one record); "
                             "most likely a quote opened here is never closed",
                         )
                     pending = data
                     continue
+                self._check_record_lengths(block.data, offset, line)
                 consumed = len(block.data)
                 pending = data[consumed:]
                 offset += consumed
@@ -369,6 +390,24 @@ class CsvScanner:
             raise self._broken_off(error, offset, line, pending) from None
         finally:
             stream.close()
+
+    def _check_record_lengths(self, data, offset: int, line: int) -> None:
+        """Refuse a run that holds a record longer than :attr:`max_record_bytes`
+        (only a run longer than that can; most are not, and cost nothing)."""
+        if len(data) <= self.max_record_bytes:
+            return
+        array = np.frombuffer(data, np.uint8)
+        newlines = np.flatnonzero(array == LF)
+        ends = _outside_quotes(np.flatnonzero(array == QUOTE), newlines) + 1
+        lengths = np.diff(ends, prepend=0)
+        longest = int(np.argmax(lengths))
+        if lengths[longest] > self.max_record_bytes:
+            start = int(ends[longest] - lengths[longest])
+            raise self.error(line + int(np.searchsorted(newlines, start)), offset + start,
+                             f"this record is {int(lengths[longest])} bytes long, more than the "
+                             f"{self.max_record_bytes} bytes ({_mebibytes(self.max_record_bytes)}) questlearn reads "
+                             "as one record; shorten its long field (keep large text or blobs out of the log), "
+                             "or look for a quote here that is closed only far later")
 
     def _broken_off(self, error, offset: int, line: int, before: bytes) -> CsvFormatError:
         """The error for compressed data that breaks off, at the start of the

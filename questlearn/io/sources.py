@@ -16,8 +16,9 @@ compressed file. Formats questlearn does not read (7-Zip, tar, PDF,
 SQLite...) are recognised the same way and refused, naming what the file
 looks like. A dangling symbolic link, or a glob
 over the ``part-*`` files of an unfinished Spark job, is refused like the
-unfinished directory itself; an empty (0-byte) file is kept in the list
-(and skipped by the readers, like a header-only file).
+unfinished directory itself; an empty file (0 bytes, or compressed data
+that decompresses to nothing) is kept in the list (and skipped by the
+readers, like a header-only file).
 
 Every path may also be a URL of an object store (``s3://bucket/logs/``,
 a glob such as ``s3://bucket/logs/*.csv.gz``): :mod:`questlearn.io.storage`
@@ -93,6 +94,13 @@ class SourceFile:
         changes when the object is replaced; None for a local file.
     store : LocalStore or RemoteStore
         Where the bytes are read (:mod:`questlearn.io.storage`).
+    decodes_to_nothing : bool
+        Compressed data that decompresses to zero bytes (an empty ``.gz``):
+        :attr:`empty`, like a 0-byte file.
+    recorded_size : int or None
+        The uncompressed size the file records of itself (a ZIP member: the
+        size in the archive's directory), or None (gzip and the others
+        record none that can be trusted: see :attr:`decoded_bytes`).
     """
 
     path: Path | str
@@ -106,6 +114,22 @@ class SourceFile:
     archive_bytes: int | None = None
     etag: str | None = None
     store: object = field(default=LOCAL, repr=False, compare=False)
+    decodes_to_nothing: bool = False
+    recorded_size: int | None = None
+
+    def decoded_bytes(self, ratio: float) -> float:
+        """The file's bytes once decompressed: its size when plain, the
+        :attr:`recorded_size` when it has one, else its size times ``ratio``
+        (decoded bytes per stored byte, as measured or guessed)."""
+        if self.compression is None:
+            return self.bytes
+        return self.recorded_size if self.recorded_size is not None else self.bytes * ratio
+
+    @property
+    def empty(self) -> bool:
+        """Whether the file holds no data: 0 bytes, or compressed data that
+        decompresses to none (the readers skip it, like a header-only file)."""
+        return not self.bytes or self.decodes_to_nothing
 
     def fingerprint(self) -> dict:
         return {"name": self.name, "path": str(self.path), "bytes": self.bytes, "mtime_ns": self.mtime_ns,
@@ -244,14 +268,29 @@ def resolve_sources(source, storage_options: dict | None = None) -> list[SourceF
 
             files += member_sources(source_file, wanted.get(path))
         else:
-            files.append(source_file)
-    formats = {f.format for f in files if f.bytes}  # an empty file is skipped, whatever its name
+            files.append(_with_emptiness(source_file))
+    formats = {f.format for f in files if not f.empty}  # an empty file is skipped, whatever its name
     if formats == {"parquet"}:
-        files = [f if f.bytes else replace(f, format="parquet") for f in files]
+        files = [replace(f, format="parquet") if f.empty else f for f in files]
     if len(formats) > 1:
         parquet = next(f for f in files if f.format == "parquet")
         raise InputFormatError(f"the source mixes CSV and Parquet files ({parquet.name} is Parquet); split them separately")
     return files
+
+
+def _with_emptiness(source_file: SourceFile) -> SourceFile:
+    """``source_file``, marked :attr:`~SourceFile.empty` when it is compressed data that decompresses to
+    nothing (its first decoded byte is read; a damaged file is left for its reader to report)."""
+    if source_file.compression is None or not source_file.bytes:
+        return source_file
+    stream = DecodedStream(source_file)
+    try:
+        nothing = not stream.read(1)
+    except InputFormatError:
+        return source_file
+    finally:
+        stream.close()
+    return replace(source_file, decodes_to_nothing=nothing) if nothing else source_file
 
 
 def single_file(path, storage_options: dict | None = None) -> SourceFile:
@@ -265,7 +304,7 @@ def single_file(path, storage_options: dict | None = None) -> SourceFile:
     source_file = SourceFile(stat.where, store.name(path), kind, compression, stat.size, stat.mtime_ns, str(path),
                              etag=stat.etag, store=store)
     if compression != "zip":
-        return source_file
+        return _with_emptiness(source_file)
     from ._zip import member_sources
 
     members = member_sources(source_file)

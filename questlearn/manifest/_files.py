@@ -63,6 +63,24 @@ def write_json_atomically(path: str | Path, payload: dict) -> None:
     fsync_directory(path.parent)
 
 
+def write_manifest(path: str | Path, manifest: dict) -> None:
+    """Publish a split's manifest: check it as every reader will (:func:`validate_manifest` on its JSON),
+    then write it atomically.
+
+    A manifest the split itself made that its readers would refuse is a bug
+    in the split, not the user's mistake: it raises ``RuntimeError`` (with
+    its traceback and the validator's reason), and nothing is written at
+    ``path``.
+    """
+    path = Path(path)
+    as_read = json.loads(json.dumps(manifest))  # what a reader gets back: tuples as lists, keys as strings
+    try:
+        validate_manifest(as_read, str(path))
+    except ManifestError as error:
+        raise RuntimeError(f"internal error: the split made a manifest its readers refuse; {error}") from error
+    write_json_atomically(path, manifest)
+
+
 def resolve_inside(root: Path, relative: str) -> Path:
     """Resolve a shard path from a manifest, refusing anything outside ``root``.
 

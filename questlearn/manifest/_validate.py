@@ -230,7 +230,12 @@ def _explain(error) -> str:
         return f"must be {'at least' if keyword == 'minimum' else 'at most'} {expected}, not {_short(value)}"
     if keyword == "uniqueItems":
         return "holds the same entry twice"
-    return _short(error.message, 300)
+    if keyword == "maxLength":
+        return f"is a string of {len(value)} characters, more than the {expected} allowed ({_short(value)})"
+    if keyword == "minLength":
+        return f"is a string of {len(value)} characters, at least {expected} needed"
+    # jsonschema's message quotes the value first and says why after it: shorten the value, never the why
+    return error.message.replace(repr(value), _short(value), 1)
 
 
 def _short(value, limit: int = 80) -> str:

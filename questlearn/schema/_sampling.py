@@ -7,7 +7,9 @@ spaced offsets of the (uncompressed) files, each resynchronised on a record
 boundary: from the first line end after the offset, the first position from
 which the strict scanner reads whole records with the header's field count.
 Compressed files cannot be entered in the middle; for them the sample is the
-beginning of several files. Parquet files are sampled by row group.
+beginning of several files. Parquet files are sampled by row group: the
+first and ``pieces`` more spread over the files, each through batches spread
+over the whole group (:func:`sample_parquet`).
 
 Nothing here is a guarantee: the pass still checks every value, and the
 sample only decides what it will check for.
@@ -15,6 +17,7 @@ sample only decides what it will check for.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -27,6 +30,9 @@ SAMPLE_PIECES = 8
 PIECE_BYTES = 1 << 20
 FIRST_BYTES = 4 << 20
 RESYNC_ATTEMPTS = 32
+PARQUET_SAMPLE_ROWS = 65_536  # rows a Parquet sample holds
+SAMPLE_BATCHES_PER_GROUP = 16  # a sampled row group gives its rows in at least this many spread batches
+MIN_SAMPLE_BATCH_ROWS, MAX_SAMPLE_BATCH_ROWS = 64, 8192
 
 
 @dataclass
@@ -180,28 +186,60 @@ def _resynchronised(scanner: CsvScanner, source_file, offset: int, piece_bytes: 
     return None
 
 
-def sample_parquet(files, readings: dict, *, pieces: int = SAMPLE_PIECES, rows: int = 8192) -> tuple[pa.Table, str]:
-    """Sampled rows of Parquet ``files``, the columns named in ``readings``
-    as carried (:func:`~questlearn.io._parquet_columns.carried_table`): the first
-    row group's first rows and ``pieces`` row groups spread over the files."""
-    from ..io._parquet_columns import carried_table, open_parquet, read_batches
+def sample_parquet(files, readings: dict, *, pieces: int = SAMPLE_PIECES,
+                   rows: int = PARQUET_SAMPLE_ROWS) -> tuple[pa.Table, str]:
+    """Sampled rows of Parquet ``files``, spread over the source: about
+    ``rows`` rows from ``pieces + 1`` row groups spread over the files (the
+    first, the last, and evenly between; every group when there are no
+    more), and in each group
+    from batches spread over the whole group, not its first rows. The
+    columns named in ``readings`` are as carried
+    (:func:`~questlearn.io._parquet_columns.carried_table`).
 
-    groups = []
+    Memory stays bounded: a sampled row group is streamed in small batches
+    (``ParquetFile.iter_batches`` over that one group) and only the spread
+    batches are kept, so a large row group is never held whole (as
+    ``read_row_group`` followed by ``take`` would). The price is decoding
+    the sampled groups' pages up to the last batch kept: a file of one
+    row group is decoded once, a batch at a time.
+    """
+    from ..io._parquet_columns import carried_table, open_parquet
+
+    groups = []  # (file index, row group, its rows)
     for index, source_file in enumerate(files):
         metadata = open_parquet(source_file).metadata
-        groups += [(index, g) for g in range(metadata.num_row_groups)]
-    chosen = sorted({groups[0]} | {groups[len(groups) * (k + 1) // (pieces + 1)] for k in range(pieces)
-                                   if len(groups) > 1}) if groups else []
+        groups += [(index, g, metadata.row_group(g).num_rows) for g in range(metadata.num_row_groups)]
+    last = len(groups) - 1  # the first group, the last, and ``pieces - 1`` evenly between (all, when no more)
+    chosen = sorted({(last * k) // pieces for k in range(pieces + 1)}) if groups else []
+    quota = max(1, rows // max(len(chosen), 1))
     tables = []
-    for index, group in chosen:
-        batches = read_batches(open_parquet(files[index]), files[index], group, list(readings), rows)
-        try:
-            batch = next(batches, None)
-        finally:
-            batches.close()
-        if batch is not None:
-            tables.append(carried_table(pa.Table.from_batches([batch]), readings))
+    for position in chosen:
+        index, group, group_rows = groups[position]
+        tables += [carried_table(pa.Table.from_batches([batch]), readings)
+                   for batch in _spread_batches(files[index], group, group_rows, list(readings), quota)]
     if not tables:
         tables.append(carried_table(open_parquet(files[0]).schema_arrow.empty_table(), readings))
     table = pa.concat_tables(tables)
-    return table, f"{len(tables)} row groups spread over {len(files)} Parquet file{'s' if len(files) > 1 else ''}"
+    return table, (f"{table.num_rows:,} rows spread over {len(chosen)} row group{'s' if len(chosen) != 1 else ''} "
+                   f"of {len(files)} Parquet file{'s' if len(files) > 1 else ''}")
+
+
+def _spread_batches(source_file, group: int, group_rows: int, columns: list, quota: int) -> list:
+    """About ``quota`` rows of one row group, as batches spread evenly over it (all of it when it is smaller)."""
+    from ..io._parquet_columns import open_parquet, read_batches
+
+    batch_rows = max(MIN_SAMPLE_BATCH_ROWS, min(MAX_SAMPLE_BATCH_ROWS, quota // SAMPLE_BATCHES_PER_GROUP))
+    count = max(1, math.ceil(group_rows / batch_rows))
+    wanted = min(count, math.ceil(quota / batch_rows))
+    keep = {(count - 1) * j // max(wanted - 1, 1) for j in range(wanted)}  # the first batch, the last, and between
+    kept = []
+    batches = read_batches(open_parquet(source_file), source_file, group, columns, batch_rows)
+    try:
+        for number, batch in enumerate(batches):
+            if number in keep:
+                kept.append(batch)
+            if number >= max(keep):
+                break
+    finally:
+        batches.close()
+    return kept

@@ -29,8 +29,9 @@ printed with the schema. A row becomes two blocks:
   12), ``0`` when missing.
 
 The vocabulary holds the sample's values, most frequent first, up to
-``max_categories``; values past it and values first met after the sample
-share the hash buckets: one bucket (the old ``<other>``) for a vocabulary
+``max_categories``; values past it, values longer than
+:data:`MAX_VALUE_CHARACTERS` (the longest string a manifest records) and
+values first met after the sample share the hash buckets: one bucket (the old ``<other>``) for a vocabulary
 of at most :data:`FEW_VALUES` values, ``hash_buckets`` for a larger one.
 The model one-hot-encodes small code ranges and embeds larger ones
 (:mod:`questlearn.train.model`).
@@ -50,6 +51,7 @@ import pyarrow.compute as pc
 
 from ..errors import SchemaError
 from ._columns import NUMBER_PATTERN
+from ..manifest._validate import MAX_NAME_LENGTH
 
 FILL_POLICIES = ("mean", "zero")
 FEW_VALUES = 16  # a vocabulary this small gets one out-of-vocabulary code (and is one-hot encoded by the model)
@@ -57,6 +59,7 @@ DEFAULT_HASH_BUCKETS = 64
 QUANTILE_BINS = 48  # bins of the piecewise-linear number embedding, from the sample's quantiles (16 left a
 # time series' day-to-day changes, 23 days a bin over a year, out of reach: benchmarks/bench_quality.py)
 DATETIME_PARTS = {"hour": 25, "weekday": 8, "month": 13}  # derived code columns and their code counts (0 = missing)
+MAX_VALUE_CHARACTERS = MAX_NAME_LENGTH  # the longest vocabulary value: a manifest records no longer string
 CODE_DTYPES = ((np.uint8, 1 << 8), (np.uint16, 1 << 16), (np.int32, 1 << 31))
 
 
@@ -104,6 +107,10 @@ class Encoding:
     capped : dict
         ``{column: values in the sample}`` for the categorical columns whose
         sample showed more values than the vocabulary holds (printed, not recorded).
+    overlong : dict
+        ``{column: distinct values}`` of the sample's values longer than
+        :data:`MAX_VALUE_CHARACTERS`, kept out of the vocabulary (they go to
+        the hash buckets; printed, not recorded).
     quantiles : dict
         ``{numbers column: [edges]}``: :data:`QUANTILE_BINS` + 1 quantiles of
         the column's present values in the sample (repeated edges merged), the
@@ -125,6 +132,7 @@ class Encoding:
     capped: dict = field(default_factory=dict, compare=False)
     quantiles: dict = field(default_factory=dict)
     indicators: list = field(default_factory=list)
+    overlong: dict = field(default_factory=dict, compare=False)
     _value_sets: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -203,12 +211,16 @@ class Encoding:
         datetime_formats : dict, optional
             ``{datetime column: DatetimeFormat or None}`` (None: no value in
             the sample to tell; read as ISO 8601).
+
+        A value longer than :data:`MAX_VALUE_CHARACTERS` never enters a
+        vocabulary: it is hashed into the buckets like a value first met
+        after the sample (and counted as out-of-vocabulary).
         """
         from . import datetimes as dt
 
         datetime_formats = datetime_formats or {}
         numeric, categorical, dated, fill_values = [], [], {}, []
-        vocabularies, buckets, capped = {}, {}, {}
+        vocabularies, buckets, capped, overlong = {}, {}, {}, {}
         missing = set(null_values) | {""}
 
         quantiles, indicators = {}, []
@@ -238,6 +250,9 @@ class Encoding:
                 column = pc.cast(sample[name], pa.string()) if in_sample else pa.chunked_array([], pa.string())
                 pairs = sorted((-c["counts"], c["values"]) for c in pc.value_counts(column).to_pylist()
                                if c["values"] is not None and c["values"] not in missing)
+                kept = [pair for pair in pairs if len(pair[1]) <= MAX_VALUE_CHARACTERS]
+                if len(kept) < len(pairs):
+                    overlong[name], pairs = len(pairs) - len(kept), kept
                 if max_categories is not None and len(pairs) > max_categories:
                     capped[name] = len(pairs)
                     pairs = pairs[:max_categories]
@@ -246,7 +261,7 @@ class Encoding:
                 few = len(pairs) <= FEW_VALUES and name not in capped
                 buckets[name] = 1 if few else int(hash_buckets)
         encoding = cls(fill, numeric, fill_values, categorical, vocabularies, buckets, dated, capped, quantiles,
-                       indicators)
+                       indicators, overlong)
         encoding.check_column_names()
         return encoding
 
@@ -321,6 +336,11 @@ class Encoding:
                  "to keep more) and values first met later")
             oov = "share one out-of-vocabulary code" if buckets == 1 else f"go to {buckets} hashed buckets"
             lines.append(f"  {name}: {size} values in the sample, most frequent first; {later} {oov}")
+            if self.overlong.get(name):
+                count = self.overlong[name]
+                lines.append(f"  {name}: {count} value{'s' if count != 1 else ''} of the sample longer than "
+                             f"{MAX_VALUE_CHARACTERS} characters {'go' if count != 1 else 'goes'} to the "
+                             "out-of-vocabulary code(s) (a vocabulary value is at most that long)")
         for name in self.datetimes:
             lines.append(f"  {name}: datetime -> {name}.days (days since 1970-01-01, wall clock), {name}.hour, "
                          f"{name}.weekday, {name}.month")

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputFormatError, SchemaError
-from ..manifest._files import MANIFEST_NAME, fsync_directory, write_json_atomically
+from ..manifest._files import MANIFEST_NAME, fsync_directory, write_manifest
 from ..schema._columns import CATEGORICAL, CLASSIFICATION, LABEL, NumericStats, Vocabulary
 from ..schema.encoding import Encoding
 from ._output import check_subsets_dealt
@@ -125,7 +125,7 @@ def merge_parts(out: Path, params: SplitParameters, plan: dict, files: list, par
                                         "part_rows": [p["source"]["rows"] for p in parts],
                                         "inexact_oov": [entry for v in vocabularies.values() for entry in v.inexact],
                                         **engine})
-    write_json_atomically(out / MANIFEST_NAME, manifest)
+    write_manifest(out / MANIFEST_NAME, manifest)
     return manifest
 
 

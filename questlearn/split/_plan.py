@@ -206,12 +206,14 @@ def _labelled_rows(sample, label: str, locate):
 
 
 # -- the size -----------------------------------------------------------------
+COMPRESSION_GUESS = 4  # decoded bytes per stored byte of a compressed file that records no uncompressed size
+
+
 def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int, *, verbose: bool = True) -> int:
     """Refuse before the pass when the output's disk cannot hold the estimated shards; return their bytes."""
     per_row = encoding.row_bytes() + 4 + 8
-    if "csv" in params.formats:
-        per_row += sum(f.bytes for f in files) / max(estimated_rows, 1) * (
-            1 if all(f.compression is None for f in files) else 4)
+    if "csv" in params.formats:  # the CSV copies hold the decoded records: a compressed file's guessed at 4x
+        per_row += sum(f.decoded_bytes(COMPRESSION_GUESS) for f in files) / max(estimated_rows, 1)
     needed = estimated_rows * per_row * DISK_MARGIN + (2 << 20)
     free = shutil.disk_usage(out).free
     if verbose:

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ..io._parse import Chunk
 from ..io._rowchecks import check_label_present, check_numbers
 from ..schema._columns import CATEGORICAL, DATETIME, LABEL, NUMERIC, REGRESSION, NumericStats, Vocabulary, label_strings
-from ..schema.encoding import Encoding
+from ..schema.encoding import MAX_VALUE_CHARACTERS, Encoding
 
 
 @dataclass
@@ -129,8 +129,15 @@ def label_codes(chunk: Chunk, vocabulary: Vocabulary, params, label_numeric: boo
     encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     repeats = np.bincount(indices, minlength=len(encoded.dictionary))
+    classes = label_strings(pa.chunked_array([encoded.dictionary]))
+    lengths = pc.fill_null(pc.utf8_length(classes), 0).to_numpy()
+    if len(lengths) and lengths.max() > MAX_VALUE_CHARACTERS:  # a manifest records no longer class
+        longest = int(lengths.argmax())
+        raise chunk.error(int(np.flatnonzero(indices == longest)[0]),
+                          f"the label {params.label!r} holds a value of {int(lengths[longest])} characters, more than "
+                          f"the {MAX_VALUE_CHARACTERS} a class may have: is it the right column? (--label NAME)")
     try:
-        codes = vocabulary.encode(label_strings(pa.chunked_array([encoded.dictionary])), repeats)
+        codes = vocabulary.encode(classes, repeats)
     except OverflowError:
         raise chunk.error(0, f"the label {params.label!r} has more than {params.max_classes} distinct values "
                           "in the rows up to this block; " + ("use --task regression for a numeric target, or "

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import OutputFolderError
-from ..manifest._files import ALL_SUBSETS, MANIFEST_NAME, fsync_directory, write_json_atomically
+from ..manifest._files import ALL_SUBSETS, MANIFEST_NAME, fsync_directory, write_json_atomically, write_manifest
 from ._journal import JOURNAL_NAME
 from ._record import report_end
 
@@ -48,8 +48,14 @@ def finishing_plan(subsets: dict) -> dict:
     return finishing
 
 
-def publish(out: Path, finishing: dict, verbose: bool) -> dict:
-    """Give the closed shards their final names, then write the manifest (resumable)."""
+def publish(out: Path, finishing: dict, verbose: bool, part: bool = False) -> dict:
+    """Give the closed shards their final names, then write the manifest (resumable).
+
+    The manifest is checked as its readers check it before it is written
+    (:func:`~questlearn.manifest._files.write_manifest`), except a ``part``'s
+    of a parallel split: that one only the merge reads (an empty part's has
+    no classes), and the merged manifest is checked in its turn.
+    """
     for name in finishing["discard"]:
         (out / name).unlink(missing_ok=True)
     for partial_name, final_name in finishing["renames"]:
@@ -61,7 +67,7 @@ def publish(out: Path, finishing: dict, verbose: bool) -> dict:
     for subset in finishing["shards"]:
         fsync_directory(out / subset)
     manifest = finishing["manifest"]
-    write_json_atomically(out / MANIFEST_NAME, manifest)
+    (write_json_atomically if part else write_manifest)(out / MANIFEST_NAME, manifest)
     remove_bookkeeping(out)
     if verbose:
         report_end(manifest)

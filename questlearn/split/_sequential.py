@@ -137,7 +137,7 @@ class _Splitter:
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
             self.state = resumed_state(self.out, journal, self.params, self.fingerprint, self.verbose)
             if journal.get("finishing"):
-                return publish(self.out, journal["finishing"], self.verbose)
+                return publish(self.out, journal["finishing"], self.verbose, part=self.given_schema is not None)
             self._set_parts()
             reopen_subsets(self.out, self.state, journal["subsets"], self.parts)
         else:
@@ -360,5 +360,5 @@ class _Splitter:
         finishing["manifest"] = split_manifest(self.state, finishing["shards"], files=self.files,
                                                source_format=self.format, names=self.names)
         write_finishing_journal(self.out, self.state, finishing)
-        return publish(self.out, finishing, self.verbose)
+        return publish(self.out, finishing, self.verbose, part=self.given_schema is not None)
 

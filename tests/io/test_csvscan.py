@@ -186,3 +186,14 @@ def test_lines_that_end_in_a_carriage_return_are_still_called_so(tmp_path):
     with pytest.raises(CsvFormatError, match="bare CR line ending") as caught:
         records(lf_header_then_cr)
     assert (caught.value.line, caught.value.byte_offset) == (2, 19)
+
+
+def test_a_whole_record_longer_than_the_limit_is_refused_where_it_starts_even_in_one_read(tmp_path):
+    path = write(tmp_path, b'a,b\n1,2\n3,"' + b"x\n" * 1000 + b'"\n5,6\n')  # a record of 2,005 bytes over 1,001 lines
+    scanner = CsvScanner(path, block_size=1 << 16, max_record_bytes=1024)
+    with pytest.raises(CsvFormatError) as caught:
+        list(scanner.blocks())
+    assert (caught.value.line, caught.value.byte_offset) == (3, 8)
+    assert "this record is 2005 bytes long, more than the 1024 bytes" in str(caught.value)
+    assert len(CsvScanner(path, block_size=1 << 16, max_record_bytes=2005).header.names) == 2
+    assert sum(len(b) for b in CsvScanner(path, block_size=1 << 16, max_record_bytes=2005).blocks()) == 3

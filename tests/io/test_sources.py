@@ -332,8 +332,8 @@ def test_a_header_mismatch_names_the_difference_without_echoing_the_file(plain, 
     assert renamed not in message  # the odd name is cut short
 
 
-@pytest.mark.parametrize("kind", ["csv", "parquet"])
-def test_an_empty_part_is_skipped_like_a_header_only_part(plain, tmp_path, kind):
+@pytest.mark.parametrize("kind", ["csv", "parquet", "csv.gz", "csv.zst"])
+def test_an_empty_part_is_skipped_like_a_header_only_part(plain, tmp_path, kind, capsys):
     _, log, _ = plain
     folder = tmp_path / "parts"
     paths = _spark_folder(log, folder, 3)
@@ -341,9 +341,12 @@ def test_an_empty_part_is_skipped_like_a_header_only_part(plain, tmp_path, kind)
         for path in paths:
             pq.write_table(pa_csv.read_csv(path), path.with_suffix(".parquet"))
             path.unlink()
-    (folder / f"part-00000-empty.{kind}").write_bytes(b"")  # first in name order
-    (folder / f"part-00003.{kind}").write_bytes(b"")
-    manifest = split(folder, tmp_path / "out", rows_per_shard=1000, id_columns=ID_COLUMNS, block_size=8192)
+    empty = {"csv.gz": gzip.compress(b""), "csv.zst": pa.compress(b"", "zstd", asbytes=True)}.get(kind, b"")
+    (folder / f"part-00000-empty.{kind}").write_bytes(empty)  # first in name order: compressed, it decompresses to nothing
+    (folder / f"part-00003.{kind}").write_bytes(empty)
+    split_csv(folder, tmp_path / "out", rows_per_shard=1000, id_columns=ID_COLUMNS, block_size=8192)
+    assert "questlearn: skipped 2 empty or header-only file(s)" in capsys.readouterr().out
+    manifest = load_manifest(tmp_path / "out")
     assert manifest["source"]["rows"] == 6000
     assert manifest["source"]["empty_files_skipped"] == 2
     assert len(manifest["source"]["files"]) == 5
@@ -369,3 +372,15 @@ def test_archives_and_other_binary_formats_are_named_by_their_first_bytes(plain,
         split_csv(source, tmp_path / "out", verbose=False)
     message = str(caught.value)
     assert message.startswith(f"{source} looks like {looks_like}") and "\n" not in message
+
+
+def test_a_gzip_of_a_gzip_is_named_with_its_fix(plain, tmp_path):
+    _, log, _ = plain
+    twice = tmp_path / "q.csv.gz"
+    twice.write_bytes(gzip.compress(gzip.compress(log.read_bytes())))
+    with pytest.raises(ValueError) as caught:
+        split_csv(twice, tmp_path / "out", id_columns=ID_COLUMNS, verbose=False)
+    message = str(caught.value)
+    assert message == (f"{twice} is gzip data whose content is again gzip-compressed (compressed twice): decompress it "
+                       f"once (gzip -dc {twice} > a new file) and pass that file instead")
+    assert not (tmp_path / "out").exists()

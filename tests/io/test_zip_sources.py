@@ -310,3 +310,48 @@ def test_a_parallel_split_of_a_zip_reads_each_member_as_a_part(rows, tmp_path):
     assert [f["member"] for f in parallel["source"]["files"]] == [f"part-{i}.csv" for i in range(3)]
     assert [f["rows"] for f in parallel["source"]["files"]] == [f["rows"] for f in sequential["source"]["files"]]
     assert sorted(shard_rows(parallel)) == sorted(shard_rows(sequential)) == sorted(line.rstrip(b"\n") for line in body)
+
+
+def test_a_highly_compressed_members_rows_and_disk_are_estimated_from_its_recorded_size(tmp_path, capsys):
+    import numpy as np
+
+    from questlearn.schema.encoding import Encoding
+
+    rng = np.random.default_rng(0)
+    rows, random = 300_000, 110_000  # 12.6 MB decoded; the sample's first 4 MiB hold random notes, which compress little
+    notes = [rng.bytes(16).hex() for _ in range(random)] + ["0" * 32] * (rows - random)
+    data = "id,note,label\n" + "".join(f"{i:06d},{note},{i % 2}\n" for i, note in enumerate(notes))
+    packed = write_zip(tmp_path / "log.zip", [("log.csv", data.encode())])
+    assert packed.stat().st_size < len(data) / 3
+    split_csv(packed, tmp_path / "out", label="label", id_columns=["id"], formats=("csv", "npy"), progress=False)
+    manifest = load_manifest(tmp_path / "out")
+    assert manifest["source"]["rows"] == rows
+    assert manifest["scatter"]["estimated_rows"] == pytest.approx(rows, rel=0.02)
+    printed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("questlearn: about"))
+    per_row = float(printed.split(" bytes a row")[0].rsplit("(", 1)[1])
+    shards_row = Encoding.from_record(manifest["schema"]["encoding"]).row_bytes() + 4 + 8  # + label + row number
+    assert per_row - shards_row == pytest.approx(len(data) / rows, rel=0.05)  # the CSV copy: the decoded bytes
+
+
+def _garble_directory_entry(path: Path, start: int, garbage: bytes) -> None:
+    """Overwrite bytes of the (first) member's central directory entry, from ``start`` past its signature."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    data[at + start:at + start + len(garbage)] = garbage
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("start, garbage, wrong", [
+    (10, b"\x3f\x3f", "says compression method 16191, flags 0x0, where the member's own header says method 8, flags 0x0"),
+    (8, b"\xab" * 12, "says compression method 43947, flags 0xabab, where the member's own header says method 8, flags 0x0"),
+    (42, b"\xff\x00\x00\x00", "points to byte 255, where no member begins"),
+], ids=["method", "flags-and-method", "offset"])
+def test_a_damaged_central_directory_is_reported_as_a_damaged_archive(plain, tmp_path, start, garbage, wrong):
+    log, _ = plain
+    packed = write_zip(tmp_path / "damaged.zip", [("quests.csv", log)])
+    _garble_directory_entry(packed, start, garbage)
+    with pytest.raises(InputFormatError) as caught:
+        split_csv(packed, tmp_path / "out", verbose=False)
+    assert str(caught.value) == (f"{packed} is a damaged ZIP archive: its central directory entry for 'quests.csv' "
+                                 f"{wrong}; fetch or copy the archive again (or extract what unzip can and pass the "
+                                 "CSV files)")

@@ -171,3 +171,37 @@ def test_load_manifest_refuses_an_edited_file_and_broken_json(id_split, tmp_path
         load_manifest(split)
     path.write_text(json.dumps(original))
     assert load_manifest(split)["source"]["rows"] == 2500
+
+
+def test_an_over_long_string_is_refused_with_its_length_and_the_cap(manifest):
+    value = "L" * 5000
+    with pytest.raises(ValueError) as refused:
+        validate_manifest(edited(manifest, set_in("schema", "categories", "quest_type", 0, value)), "manifest.json")
+    message = str(refused.value)
+    assert "field schema.categories.quest_type[0] is a string of 5000 characters, more than the 4096 allowed" in message
+    assert len(message) < 300
+
+
+def test_a_refusal_jsonschema_words_keeps_its_reason_after_a_long_value(manifest):
+    with pytest.raises(ValueError) as refused:
+        validate_manifest(edited(manifest, set_in("subsets", "validate", "shards", 0, "files", "codes", "sha256",
+                                                  "x" * 500)), "manifest.json")
+    assert str(refused.value).endswith("does not match '^[0-9a-f]{64}$'")
+
+
+def test_a_split_never_publishes_a_manifest_its_readers_refuse(tmp_path, monkeypatch):
+    from questlearn.manifest import _files
+
+    source = tmp_path / "s.csv"
+    source.write_text("colour,label\n" + "".join(f"{c},{i % 2}\n" for i, c in enumerate("abcab" * 10)))
+
+    def unreadable(path, manifest):  # what a split that records a wrong field would write
+        manifest["source"]["rows"] += 1
+        return write_manifest(path, manifest)
+
+    write_manifest = _files.write_manifest
+    monkeypatch.setattr("questlearn.split._publish.write_manifest", unreadable)
+    with pytest.raises(RuntimeError, match="field source.rows is 51, but the shards hold 50 rows") as failed:
+        split_csv(source, tmp_path / "split", label="label", progress=False, verbose=False)
+    assert not isinstance(failed.value, ValueError)  # a bug: not shown as the user's mistake
+    assert not (tmp_path / "split" / "manifest.json").exists()

@@ -150,3 +150,23 @@ def test_predict_reads_spark_typed_parquet_and_skips_empty_parts(trained, new_ro
     expected, got = pd.read_csv(tmp_path / "plain.csv"), pd.read_csv(tmp_path / "typed.csv")
     assert (got["attempt_id"] == expected["attempt_id"]).all()
     np.testing.assert_allclose(got[["p_0", "p_1"]].to_numpy(), expected[["p_0", "p_1"]].to_numpy(), atol=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_predict_refuses_a_record_over_16_mib_as_split_does(trained, new_rows, tmp_path):
+    from questlearn.io.csvscan import DEFAULT_MAX_RECORD_BYTES, CsvFormatError
+
+    _, _, result = trained
+    header, *lines = new_rows["plain"].read_text().splitlines(keepends=True)[:4]
+    source = tmp_path / "long.csv"
+    with open(source, "w") as handle:  # the third row's quest_type holds 17 MiB
+        handle.write(header + lines[0] + lines[1])
+        attempt, player, _, rest = lines[2].split(",", 3)
+        handle.write(f"{attempt},{player},q{'x' * (DEFAULT_MAX_RECORD_BYTES + (1 << 20))},{rest}")
+    try:
+        with pytest.raises(CsvFormatError) as refused:
+            predict_file(result.model_dir, source, tmp_path / "out.csv")
+    finally:
+        source.unlink()
+    assert refused.value.line == 4 and refused.value.byte_offset == len(header) + len(lines[0]) + len(lines[1])
+    assert "more than the 16777216 bytes (16 MiB) questlearn reads as one record" in str(refused.value)

@@ -165,3 +165,26 @@ def test_a_mostly_distinct_string_column_is_an_identifier_unless_named_a_categor
                          progress=False, verbose=False)
     assert manifest["schema"]["encoding"]["hash_buckets"]["session"] == 64
     assert len(manifest["schema"]["encoding"]["vocabularies"]["session"]) == 300
+
+
+def test_a_value_longer_than_a_manifest_string_goes_to_the_buckets_and_the_split_trains(tmp_path, capsys):
+    long_value = "L" * 5000
+    values = [long_value if i % 3 == 0 else "abc"[i % 2] for i in range(120)]
+    rows = ["colour,size,label"] + [f"{c},{i % 7},{i % 2}" for i, c in enumerate(values)]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    split_csv(tmp_path / "s.csv", tmp_path / "split", label="label", progress=False, verbose=True)
+    assert "colour: 1 value of the sample longer than 4096 characters goes to the out-of-vocabulary" in capsys.readouterr().out
+    manifest = load_manifest(tmp_path / "split")  # what train reads
+    assert manifest["schema"]["encoding"]["vocabularies"]["colour"] == ["a", "b"]
+    assert manifest["stats"]["colour"]["oov"] == 40
+    codes = column_of(tmp_path / "split", "codes", "colour")
+    assert codes.tolist() == [1 if v == long_value else {"a": 2, "b": 3}[v] for v in values]  # 0 missing, 1 the bucket
+
+
+def test_a_label_value_longer_than_a_manifest_string_stops_the_split_at_its_row(tmp_path):
+    rows = "".join(f"{i},{'L' * 5000 if i == 7 else i % 2}\n" for i in range(50))
+    (tmp_path / "s.csv").write_text("x,label\n" + rows)
+    with pytest.raises(CsvFormatError) as refused:
+        split_csv(tmp_path / "s.csv", tmp_path / "split", label="label", progress=False, verbose=False)
+    assert (refused.value.line, refused.value.byte_offset) == (9, len("x,label\n") + 7 * len("0,0\n"))
+    assert "the label 'label' holds a value of 5000 characters, more than the 4096 a class may have" in str(refused.value)
