@@ -1,4 +1,4 @@
-"""Command line: ``questlearn synth | inspect | split | train | predict | evaluate | plot | demo``.
+"""Command line: ``questlearn synth | split | inspect | train | predict | evaluate | export | plot | demo``.
 
 Run ``questlearn COMMAND --help`` for the options of each command. Heavy
 imports (Keras and its backend) happen only in the commands that train.
@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     formatter = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="questlearn", description=__doc__.splitlines()[0], formatter_class=formatter)
+    parser = argparse.ArgumentParser(prog="questlearn", formatter_class=formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -340,9 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--ray-workers", type=int, default=2, help="Ray Train workers (one process each)")
     train.set_defaults(run=_train)
 
-    predict = command("predict", "score the rows of a CSV with a trained model (streams any size)")
+    predict = command("predict", "score the rows of a CSV or Parquet source with a trained model (streams any size)")
     predict.add_argument("model_dir", type=Path, help="a trained model directory (holds inference.keras)")
-    predict.add_argument("input", type=Path, help="CSV file with the feature columns")
+    predict.add_argument("input", type=Path, help="the rows to score, with the feature columns: a CSV file (plain, or "
+                         "gzip/bz2/xz/zstd: detected by content), a Parquet file, or a directory of part files")
     predict.add_argument("output", type=Path, help="CSV file to write: ids, p_<class>, predicted, label")
     predict.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -350,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
     evaluate.add_argument("model_dir", type=Path, help="a trained model directory")
-    evaluate.add_argument("input", type=Path, help="a labelled CSV file, or a split directory (its test subset "
-                          "when it has one, else its validate subset)")
+    evaluate.add_argument("input", type=Path, help="a labelled CSV or Parquet source (a file or a "
+                          "directory of part files), or a split directory (its test subset when it has one, else its "
+                          "validate subset)")
     evaluate.add_argument("--subset", choices=("test", "validate"), default=None,
                           help="the subset of a split directory to score (default: test when the split has one)")
     evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
@@ -385,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=3, help="epochs to train")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
+    parser.description = f"Command line: questlearn {' | '.join(commands.choices)}"  # every command, as added
     return parser
 
 
