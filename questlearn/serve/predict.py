@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -262,11 +264,13 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     predictor = Predictor(model_dir)
     stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","))
     types = predictor.column_types(stream.names)
-    partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")  # a new name: clobbers nothing
+    remove_stale_partials(output)
+    partial = partial_name(output, secrets.token_hex(4))  # a new name: clobbers nothing
     rows, writer = 0, None
     try:
         with open(partial, "xb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
                                                disable=not progress) as bar:
+            _hold(sink)  # a live run's partial file: no other run removes it
             for block in stream.blocks(types):
                 scored = predictor.score(block.table, block.chunk)
                 if writer is None:
@@ -279,6 +283,7 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
                 writer = pa_csv.CSVWriter(sink, empty.schema)
             writer.close()
         os.replace(partial, output)
+        remove_stale_partials(output)  # any that a run started meanwhile and killed left behind
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -288,6 +293,70 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
         if partial.exists():
             partial.unlink()
     return rows
+
+
+PARTIAL_TOKEN = re.compile(r"[0-9a-f]{8}")
+
+
+def partial_name(output: Path, token: str) -> Path:
+    """The hidden file a run writes ``output`` into before renaming it: ``.NAME.TOKEN.partial`` beside it."""
+    return output.with_name(f".{output.name}.{token}.partial")
+
+
+def remove_stale_partials(output: Path) -> list[Path]:
+    """Remove the partial files earlier runs writing ``output`` left (a killed run cannot remove its own).
+
+    Only names :func:`partial_name` gives for this very output (eight hex
+    digits for the token) are removed: other outputs' partial files and any
+    other file stay, and so does the partial file of a run still writing
+    (it holds a lock on it, which ends with its process). Each removal is
+    printed.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    prefix, suffix = f".{output.name}.", ".partial"
+    removed = []
+    for path in output.parent.iterdir():
+        name = path.name
+        if name.startswith(prefix) and name.endswith(suffix) and PARTIAL_TOKEN.fullmatch(name[len(prefix):-len(suffix)]) \
+                and path.is_file() and not path.is_symlink() and not _held(path):
+            try:
+                path.unlink()
+            except FileNotFoundError:  # another run removed it first
+                continue
+            removed.append(path)
+    if removed:
+        print(f"predict: removed {len(removed)} partial file(s) of {output} left by an earlier run that did not finish: "
+              f"{', '.join(p.name for p in removed)}", file=sys.stderr)
+    return removed
+
+
+def _hold(handle) -> None:
+    """Lock an open partial file for as long as this process keeps it open (where ``fcntl`` exists)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: an open file cannot be removed there anyway
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _held(path: Path) -> bool:
+    """Whether a live run holds ``path`` (:func:`_hold`)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return False
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # gone, or unreadable: not ours to judge
+        return True
+    return False
 
 
 def check_output(output: Path, source, model_dir) -> None:
