@@ -272,15 +272,12 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
 
 
 def _train_baseline(reader, options: dict):
-    """The boosting baseline trained on a sample of the training shards; the cap and the rows drawn are printed."""
+    """The boosting baseline trained on a sample of the training shards; the sample, the fit and notes are printed."""
     import sys
 
     from ._baseline import BoostingBaseline
 
-    boosting = BoostingBaseline(reader, **options)
-    sample = boosting.sample
-    print(f"baseline gbdt: {len(sample.labels)} of {sample.available} training rows drawn (cap {sample.cap} rows, set by "
-          f"{sample.capped_by}); trained in {boosting.seconds:.1f} s", file=sys.stderr)
+    boosting = BoostingBaseline(reader, **options)  # prints the sample drawn, then the fit's start and end
     for note in (boosting.ordinal_note(), boosting.missing_numbers):
         if note:
             print(f"baseline gbdt: {note}", file=sys.stderr)
