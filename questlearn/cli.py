@@ -138,7 +138,15 @@ def _tensorboard(args) -> list:
     return [keras.callbacks.TensorBoard(str(args.tensorboard))]
 
 
+def _starting(args, what: str) -> None:
+    """Say at once what a serving command does, before its slow imports (Keras, TensorFlow: seconds)."""
+    if not args.no_progress:
+        print(f"questlearn {args.command}: loading the model in {args.model_dir}, then {what} ...", file=sys.stderr,
+              flush=True)
+
+
 def _predict(args) -> None:
+    _starting(args, f"scoring {args.input} into {args.output}")
     from .serve.predict import predict_file
 
     rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size, progress=not args.no_progress)
@@ -146,6 +154,7 @@ def _predict(args) -> None:
 
 
 def _evaluate(args) -> None:
+    _starting(args, f"scoring {args.input}")
     from .serve.evaluate import evaluate
 
     report = evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress,
@@ -156,6 +165,7 @@ def _evaluate(args) -> None:
 
 
 def _export(args) -> None:
+    _starting(args, f"writing {args.output or args.model_dir / 'saved_model'}")
     from .serve.export import export_saved_model
 
     target = export_saved_model(args.model_dir, target=args.output)
@@ -373,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["saved_model"], default="saved_model", help="what to write")
     export.add_argument("--output", type=Path, default=None,
                         help="directory to create (default MODEL_DIR/saved_model); it must not exist")
+    export.add_argument("--no-progress", action="store_true", help="no line saying what is being done")
     export.set_defaults(run=_export)
 
     plot = command("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput "

@@ -240,9 +240,9 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
 
     from ..data.dataset import QuestSequence
     from ..manifest._files import load_manifest
-    from .export import TRAINED_MODEL, load_saved_model, read_inference_spec
+    from ._model_files import TRAINED_MODEL, load_model_files
 
-    spec = read_inference_spec(model_dir)
+    spec, model = load_model_files(model_dir, TRAINED_MODEL)
     features = [f["name"] for f in spec["features"]]
     if subset is None:  # the held-out test subset when the split has one: validate chose the best epoch
         subset = "test" if "test" in load_manifest(split_dir)["subsets"] else "validate"
@@ -257,7 +257,6 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
         raise SchemaError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
                           f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
                           "labelled source file (read through inference.keras)")
-    model = load_saved_model(model_dir / TRAINED_MODEL)
     boosting = _train_baseline(reader, baseline) if baseline else None
     tally, boosting_tally = _Tally(spec), _Tally(spec)
     for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):

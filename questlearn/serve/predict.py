@@ -38,7 +38,7 @@ from ..io.csvscan import DEFAULT_BLOCK_SIZE
 from ..io.readers import InputBlock, reader_for
 from ..io.sources import resolve_sources
 from ..split._prepare import float_values
-from .export import INFERENCE_MODEL, INFERENCE_SPEC, load_saved_model, read_inference_spec
+from ._model_files import INFERENCE_MODEL, INFERENCE_SPEC, load_model_files
 
 CHUNK_ROWS = 8192  # rows per model call
 
@@ -145,8 +145,7 @@ class Predictor:
         if keras.backend.backend() != "tensorflow":
             raise OptionError(f"{INFERENCE_MODEL} takes string columns, which need the TensorFlow backend; "
                              f"the Keras backend here is {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
-        self.spec = read_inference_spec(self.model_dir)
-        self.model = load_saved_model(model_path)
+        self.spec, self.model = load_model_files(self.model_dir, INFERENCE_MODEL)  # checked, and checked to fit
         self.features = [f["name"] for f in self.spec["features"]]
         self.kinds = {f["name"]: f["kind"] for f in self.spec["features"]}
         self.classes = self.spec["classes"]
