@@ -37,6 +37,7 @@ a damaged shard stops with the loader's message naming the file.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,8 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
             labels = _label_values(block, label, spec)
             tally.update(predictor.raw_outputs(block.table), labels)
             bar.update(block.bytes_done - bar.n)
+    for note in predictor.input_notes():  # unseen categories, missing numbers: never silent
+        print(f"evaluate: {note}", file=sys.stderr)
     return {"source": str(source) if isinstance(source, (str, Path)) else [str(s) for s in source], **tally.result()}
 
 
@@ -272,8 +275,6 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
 
 def _train_baseline(reader, options: dict):
     """The boosting baseline trained on a sample of the training shards; the sample, the fit and notes are printed."""
-    import sys
-
     from ._baseline import BoostingBaseline
 
     boosting = BoostingBaseline(reader, **options)  # prints the sample drawn, then the fit's start and end

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -150,6 +151,10 @@ class Predictor:
         self.kinds = {f["name"]: f["kind"] for f in self.spec["features"]}
         self.classes = self.spec["classes"]
         self.regression = self.spec["task"] == "regression"
+        self.vocabularies = {n: pa.array(self.spec["categories"][n], pa.string()) for n, k in self.kinds.items()
+                             if k == "categorical"}
+        self.unseen = Counter()  # per categorical feature: values not in its vocabulary (hashed), over every row scored
+        self.missing = Counter()  # per numeric or datetime feature: missing values (filled as the split filled them)
 
     def column_types(self, available) -> dict:
         """pyarrow types of the columns to read; a missing feature is an error."""
@@ -183,16 +188,41 @@ class Predictor:
             column, kind = table[name], self.kinds[name]
             if kind == "numeric":
                 values = column.to_numpy().astype(np.float32)
+                self.missing[name] += int(np.isnan(values).sum())
             elif kind == "datetime":
                 values = self.seconds(name, column, rows)
             else:
-                values = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False).astype(object)
+                strings = pc.fill_null(pc.cast(column, pa.string()), "")
+                self.unseen[name] += int(pc.sum(pc.and_(pc.not_equal(strings, ""), pc.invert(
+                    pc.is_in(strings, value_set=self.vocabularies[name])))).as_py() or 0)
+                values = strings.to_numpy(zero_copy_only=False).astype(object)
             inputs[name] = tf.constant(values.reshape(-1, 1))
         return inputs
 
+    def input_notes(self) -> list[str]:
+        """What the model made of the rows scored so far that training did not prepare it for, one line a column.
+
+        A categorical value not in the training vocabulary (hashed into the
+        column's out-of-vocabulary buckets, as the split does), and a missing
+        number or datetime (filled with the split's fill value).
+        """
+        fill = {"mean": "the training mean", "zero": "0"}.get(self.spec.get("fill"), "the split's fill value")
+        notes = []
+        for name in self.features:
+            if self.unseen[name]:
+                notes.append(f"{name}: {self.unseen[name]} values not seen in training (hashed into its "
+                             f"{self.spec['hash_buckets'][name]} out-of-vocabulary bucket(s), as the split does)")
+            if self.missing[name]:
+                value = self.spec["fill_values"].get(name if self.kinds[name] == "numeric" else f"{name}.days")
+                marked = " and marked missing for the model" if f"{name}.missing" in self.spec["codes"] else ""
+                what = "filled with" if self.kinds[name] == "numeric" else "their days filled with"
+                notes.append(f"{name}: {self.missing[name]} missing, {what} {fill} ({value:.6g}){marked}")
+        return notes
+
     def seconds(self, name: str, column, rows=None) -> np.ndarray:
         """A datetime column as ``inference.keras`` takes it: int64 wall-clock seconds since 1970, the missing
-        ones ``MISSING_SECONDS``; text is parsed with the split's format (a value it cannot read is refused)."""
+        ones ``MISSING_SECONDS`` (counted in :attr:`missing`); text is parsed with the split's format (a value it
+        cannot read is refused)."""
         from ..schema import datetimes
 
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
@@ -206,6 +236,7 @@ class Predictor:
                 if rows is not None:
                     raise rows.error(int(bad), problem)
                 raise InputFormatError(f"row {int(bad)}: {problem}")
+        self.missing[name] += int(np.count_nonzero(missing))
         return np.where(missing, np.int64(datetimes.MISSING_SECONDS), seconds).astype(np.int64)
 
     def raw_outputs(self, table: pa.Table, rows=None) -> np.ndarray:
@@ -283,6 +314,8 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
             writer.close()
         os.replace(partial, output)
         remove_stale_partials(output)  # any that a run started meanwhile and killed left behind
+        for note in predictor.input_notes():
+            print(f"predict: {note}", file=sys.stderr)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
