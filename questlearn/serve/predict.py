@@ -12,8 +12,11 @@ The input is read by :func:`open_input`, with the reader of its format
 rules (:func:`questlearn.io._rowchecks.check_numbers`): an infinity, a value
 float32 cannot hold, or NaN written as a value in a CSV stops with file,
 line and byte (column and row for a DataFrame). The output is written under
-a temporary name beside it and renamed once complete; an output that is
-one of the inputs (the same file by any path or link) is refused.
+a temporary name beside it and renamed once complete (the partial files
+killed runs of the same output left are removed); an output that is one of
+the inputs (the same file by any path or link) is refused. Categories
+training never saw and missing numbers are counted per column and printed
+at the end (:meth:`Predictor.input_notes`).
 """
 
 from __future__ import annotations
