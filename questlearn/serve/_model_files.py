@@ -224,11 +224,11 @@ def _check_fit(spec: dict, model, spec_path: Path, path: Path, raw_columns: bool
         expected = {block: len(spec[block]) for block in ("numbers", "codes") if spec[block]}
     given = {name: tensor.shape[-1] for name, tensor in inputs.items()}
     if given != expected:
-        missing, extra = sorted(set(given) - set(expected)), sorted(set(expected) - set(given))
+        unnamed, untaken = sorted(set(given) - set(expected)), sorted(set(expected) - set(given))
         what = "features" if raw_columns else "numbers and codes"
-        detail = "; ".join(part for part in (f"it takes {missing}, which {INFERENCE_SPEC} does not name" if missing else "",
-                                             f"it does not take {extra}" if extra else "") if part) \
-            or f"their widths differ: {given} against {expected}"
+        parts = ([f"it takes {unnamed}, which {INFERENCE_SPEC} does not name"] if unnamed else []) \
+            + ([f"it does not take {untaken}"] if untaken else [])
+        detail = "; ".join(parts) or f"their widths differ: {given} against {expected}"
         raise ModelFileError(f"{spec_path} does not fit {path}: the model's inputs are not the {what} {INFERENCE_SPEC} "
                              f"names ({detail}); one of the two was edited: {REWRITE_HINT}")
     if outputs != width:

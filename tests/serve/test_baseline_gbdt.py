@@ -179,7 +179,7 @@ def test_gbdt_baseline_without_scikit_learn_names_the_extra_to_install(trained):
             f"    questlearn.serve.evaluate.evaluate({str(model_dir)!r}, {str(split)!r}, baseline='gbdt')\n"
             "except MissingPackageError:\n"
             "    print('raised MissingPackageError')\n"
-            f"sys.exit(questlearn.cli.main(['evaluate', {str(model_dir)!r}, {str(split)!r}, '--baseline', 'gbdt']))\n")
+            f"sys.exit(questlearn.cli.main(['evaluate', {str(model_dir)!r}, {str(split)!r}, '--baseline', 'gbdt', '--no-progress']))\n")
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=240)
     lines = child.stderr.strip().splitlines()
     assert child.returncode == 2 and len(lines) == 1 and "Traceback" not in child.stderr, child.stderr
