@@ -1,4 +1,4 @@
-"""Command line: ``questlearn synth | inspect | split | train | predict | evaluate | plot | demo``.
+"""Command line: ``questlearn synth | split | inspect | train | predict | evaluate | export | plot | demo``.
 
 Run ``questlearn COMMAND --help`` for the options of each command. Heavy
 imports (Keras and its backend) happen only in the commands that train.
@@ -153,7 +153,15 @@ def _tensorboard(args) -> list:
     return [keras.callbacks.TensorBoard(str(args.tensorboard))]
 
 
+def _starting(args, what: str) -> None:
+    """Say at once what a serving command does, before its slow imports (Keras, TensorFlow: seconds)."""
+    if not args.no_progress:
+        print(f"questlearn {args.command}: loading the model in {args.model_dir}, then {what} ...", file=sys.stderr,
+              flush=True)
+
+
 def _predict(args) -> None:
+    _starting(args, f"scoring {args.input} into {args.output}")
     from .serve.predict import predict_file
 
     rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size,
@@ -162,6 +170,7 @@ def _predict(args) -> None:
 
 
 def _evaluate(args) -> None:
+    _starting(args, f"scoring {args.input}")
     from .serve.evaluate import evaluate
 
     report = evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress,
@@ -172,6 +181,7 @@ def _evaluate(args) -> None:
 
 
 def _export(args) -> None:
+    _starting(args, f"writing {args.output or args.model_dir / 'saved_model'}")
     from .serve.export import export_saved_model
 
     target = export_saved_model(args.model_dir, target=args.output)
@@ -263,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     formatter = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="questlearn", description=__doc__.splitlines()[0], formatter_class=formatter)
+    parser = argparse.ArgumentParser(prog="questlearn", formatter_class=formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -365,10 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--ray-workers", type=int, default=2, help="Ray Train workers (one process each)")
     train.set_defaults(run=_train)
 
-    predict = command("predict", "score the rows of a CSV with a trained model (streams any size)")
+    predict = command("predict", "score the rows of a CSV or Parquet source with a trained model (streams any size)")
     predict.add_argument("model_dir", type=Path, help="a trained model directory (holds inference.keras)")
-    predict.add_argument("input", help="CSV or Parquet file(s) with the feature columns: a path, a directory, a glob "
-                         "or an object store's URL (as for split)")
+    predict.add_argument("input", help="the rows to score, with the feature columns: CSV (plain, or gzip/bz2/xz/zstd/zip: "
+                         "detected by content) or Parquet; a file, a directory of part files, a glob or an object "
+                         "store's URL (as for split)")
     predict.add_argument("output", type=Path, help="CSV file to write: ids, p_<class>, predicted, label")
     predict.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -377,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
     evaluate.add_argument("model_dir", type=Path, help="a trained model directory")
-    evaluate.add_argument("input", type=Path, help="a labelled CSV file, or a split directory (its test subset "
-                          "when it has one, else its validate subset)")
+    evaluate.add_argument("input", type=Path, help="a labelled CSV or Parquet source (a file or a "
+                          "directory of part files), or a split directory (its test subset when it has one, else its "
+                          "validate subset)")
     evaluate.add_argument("--subset", choices=("test", "validate"), default=None,
                           help="the subset of a split directory to score (default: test when the split has one)")
     evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
@@ -398,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["saved_model"], default="saved_model", help="what to write")
     export.add_argument("--output", type=Path, default=None,
                         help="directory to create (default MODEL_DIR/saved_model); it must not exist")
+    export.add_argument("--no-progress", action="store_true", help="no line saying what is being done")
     export.set_defaults(run=_export)
 
     plot = command("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput "
@@ -412,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=3, help="epochs to train")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
+    parser.description = f"Command line: questlearn {' | '.join(commands.choices)}"  # every command, as added
     return parser
 
 

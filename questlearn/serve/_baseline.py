@@ -31,6 +31,9 @@ The columns
 
 from __future__ import annotations
 
+import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -64,6 +67,44 @@ class Sample:
     cap: int
     capped_by: str
     available: int
+
+    @property
+    def capped(self) -> bool:
+        """Whether the cap left training rows out (else every row was drawn)."""
+        return self.available > self.cap
+
+    def describe(self) -> str:
+        """How many rows were drawn, and whether the cap applied (it did only when rows were left out)."""
+        if self.capped:
+            return f"{len(self.labels)} of {self.available} training rows drawn (cap {self.cap} rows, set by {self.capped_by})"
+        return f"all {self.available} training rows drawn (fewer than the cap of {self.cap} rows: it did not apply)"
+
+
+def boosting_threads() -> tuple[int, str]:
+    """The OpenMP threads the boosting model may use, and why that many.
+
+    HistGradientBoosting runs many short OpenMP loops, and OpenMP threads
+    spin while they wait for each other; on cores other processes keep busy,
+    every loop waits for its slowest thread, so more threads than idle cores
+    makes the fit many times slower, not faster. So: ``OMP_NUM_THREADS`` when
+    the user set it; else the cores this process may run on
+    (``os.sched_getaffinity``: a container's or ``taskset``'s share, not the
+    machine's), less those the last minute's load average kept busy (plus
+    one: this process itself), at least one.
+    """
+    chosen = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if chosen.isdigit() and int(chosen) > 0:
+        return int(chosen), "OMP_NUM_THREADS"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this system
+        return cores, f"the {cores} cores this process may use"
+    idle = (os.cpu_count() or cores) - math.floor(busy + 0.5) + 1
+    threads = max(1, min(cores, idle))
+    if threads < cores:
+        return threads, f"of the {cores} cores this process may use, the load average {busy:.1f} leaves {threads} idle"
+    return threads, f"the {cores} cores this process may use"
 
 
 def sample_cap(columns: int, max_rows: int, max_bytes: int) -> tuple[int, str]:
@@ -201,6 +242,7 @@ class BoostingBaseline:
         version = require_sklearn()
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+        _say("drawing a random sample of the training shards ...")
         began = time.perf_counter()
         self.sample = sample_training_rows(reader, max_rows, max_bytes, seed)
         self.sample_seconds = time.perf_counter() - began
@@ -222,9 +264,15 @@ class BoostingBaseline:
         kind = HistGradientBoostingRegressor if self.regression else HistGradientBoostingClassifier
         self.model = kind(categorical_features=mask if mask.any() else None, random_state=seed)
         self.description = f"{kind.__name__} (scikit-learn {version}; default settings, early_stopping='auto', random_state={seed})"
+        self.threads, why = boosting_threads()
+        _say(self.sample.describe())
+        _say(f"fitting {kind.__name__} on {len(self.sample.labels)} rows of {self.sample.x.shape[1]} columns with "
+             f"{self.threads} thread(s) ({why}) ...")
         began = time.perf_counter()
-        self.model.fit(self.sample.x, self.sample.labels)
+        with self._limited_threads():
+            self.model.fit(self.sample.x, self.sample.labels)
         self.seconds = time.perf_counter() - began
+        _say(f"fitted in {self.seconds:.1f} s ({int(self.model.n_iter_)} boosting iterations)")
         self.missing_numbers = _filled_columns(reader)
 
     def outputs(self, x: dict) -> np.ndarray:
@@ -232,11 +280,18 @@ class BoostingBaseline:
         rows = len(next(iter(x.values())))
         features = boosting_features(x.get("numbers", np.empty((rows, 0), np.float32)),
                                      x.get("codes", np.empty((rows, 0), np.int32)), self.number_names, self.code_names)
-        if self.regression:
-            return self.model.predict(features).astype(np.float32)
-        probabilities = np.zeros((len(features), self.num_classes), np.float32)
-        probabilities[:, self.model.classes_.astype(np.intp)] = self.model.predict_proba(features)
+        with self._limited_threads():
+            if self.regression:
+                return self.model.predict(features).astype(np.float32)
+            probabilities = np.zeros((len(features), self.num_classes), np.float32)
+            probabilities[:, self.model.classes_.astype(np.intp)] = self.model.predict_proba(features)
         return probabilities
+
+    def _limited_threads(self):
+        """OpenMP (scikit-learn's threads) limited to :attr:`threads` while the boosting model runs."""
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=self.threads, user_api="openmp")
 
     def ordinal_note(self) -> str | None:
         """Why some code columns are not categorical features (``None`` when all are)."""
@@ -250,23 +305,40 @@ class BoostingBaseline:
         keys = ("mae", "rmse") if self.regression else ("accuracy", "auc", "auc_over", "auc_max_error", "confusion_matrix")
         entry = {"model": self.description, **{key: scored[key] for key in keys}, "rows": scored["rows"],
                  "training_rows": len(self.sample.labels), "training_rows_available": self.sample.available,
-                 "sample_cap": self.sample.cap, "sample_capped_by": self.sample.capped_by,
+                 "sample_cap": self.sample.cap, "sample_capped": self.sample.capped,
+                 "sample_capped_by": self.sample.capped_by if self.sample.capped else None,
                  "sample": "uniform at random without replacement over the training shards (memory-mapped)",
                  "seconds": self.seconds, "sample_seconds": self.sample_seconds,
-                 "iterations": int(self.model.n_iter_),
+                 "iterations": int(self.model.n_iter_), "threads": self.threads,
                  "early_stopping": bool(getattr(self.model, "do_early_stopping_", False)),
                  "categorical_features": self.categorical,
                  "ordinal_features": self.ordinal,
                  "ordinal_note": self.ordinal_note(),
                  "missing_numbers": self.missing_numbers}
-        if self.regression:
-            entry["gap"] = {"rmse_ratio_minus_1": network["rmse"] / scored["rmse"] - 1 if scored["rmse"] else None,
-                            "meaning": "network RMSE / boosting RMSE - 1: above 0, the network is worse"}
-        else:
-            auc = None if network["auc"] is None or scored["auc"] is None else network["auc"] - scored["auc"]
-            entry["gap"] = {"accuracy_points": 100 * (network["accuracy"] - scored["accuracy"]), "auc": auc,
-                            "meaning": "network minus boosting: below 0, the network is worse"}
+        entry["gap"] = gap(network, scored, self.regression)
         return entry
+
+
+def gap(network: dict, boosting: dict, regression: bool) -> dict:
+    """The network against the boosting model, on every metric both report.
+
+    Regression: ``mae_ratio_minus_1`` and ``rmse_ratio_minus_1`` (network /
+    boosting - 1: above 0, the network is worse). Classification:
+    ``accuracy_points`` and ``auc`` (network minus boosting: below 0, the
+    network is worse; ``auc`` null where either is undefined).
+    """
+    if regression:
+        return {**{f"{metric}_ratio_minus_1": network[metric] / boosting[metric] - 1 if boosting[metric] else None
+                   for metric in ("mae", "rmse")},
+                "meaning": "network error / boosting error - 1, for MAE and RMSE: above 0, the network is worse"}
+    auc = None if network["auc"] is None or boosting["auc"] is None else network["auc"] - boosting["auc"]
+    return {"accuracy_points": 100 * (network["accuracy"] - boosting["accuracy"]), "auc": auc,
+            "meaning": "network minus boosting, for accuracy (in points) and AUC: below 0, the network is worse"}
+
+
+def _say(line: str) -> None:
+    """A progress line of the boosting baseline, on stderr (stdout holds evaluate's JSON)."""
+    print(f"baseline gbdt: {line}", file=sys.stderr, flush=True)
 
 
 def _filled_columns(reader) -> str:

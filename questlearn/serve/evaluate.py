@@ -37,6 +37,7 @@ a damaged shard stops with the loader's message naming the file.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,8 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
             labels = _label_values(block, label, spec)
             tally.update(predictor.raw_outputs(block.table), labels)
             bar.update(block.bytes_done - bar.n)
+    for note in predictor.input_notes():  # unseen categories, missing numbers: never silent
+        print(f"evaluate: {note}", file=sys.stderr)
     return {"source": str(source) if isinstance(source, (str, Path)) else [str(s) for s in source], **tally.result()}
 
 
@@ -240,9 +243,9 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
 
     from ..data.dataset import QuestSequence
     from ..manifest._files import load_manifest
-    from .export import TRAINED_MODEL, load_saved_model, read_inference_spec
+    from ._model_files import TRAINED_MODEL, load_model_files
 
-    spec = read_inference_spec(model_dir)
+    spec, model = load_model_files(model_dir, TRAINED_MODEL)
     features = [f["name"] for f in spec["features"]]
     if subset is None:  # the held-out test subset when the split has one: validate chose the best epoch
         subset = "test" if "test" in load_manifest(split_dir)["subsets"] else "validate"
@@ -257,7 +260,6 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
         raise SchemaError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
                           f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
                           "labelled source file (read through inference.keras)")
-    model = load_saved_model(model_dir / TRAINED_MODEL)
     boosting = _train_baseline(reader, baseline) if baseline else None
     tally, boosting_tally = _Tally(spec), _Tally(spec)
     for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):
@@ -272,15 +274,10 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
 
 
 def _train_baseline(reader, options: dict):
-    """The boosting baseline trained on a sample of the training shards; the cap and the rows drawn are printed."""
-    import sys
-
+    """The boosting baseline trained on a sample of the training shards; the sample, the fit and notes are printed."""
     from ._baseline import BoostingBaseline
 
-    boosting = BoostingBaseline(reader, **options)
-    sample = boosting.sample
-    print(f"baseline gbdt: {len(sample.labels)} of {sample.available} training rows drawn (cap {sample.cap} rows, set by "
-          f"{sample.capped_by}); trained in {boosting.seconds:.1f} s", file=sys.stderr)
+    boosting = BoostingBaseline(reader, **options)  # prints the sample drawn, then the fit's start and end
     for note in (boosting.ordinal_note(), boosting.missing_numbers):
         if note:
             print(f"baseline gbdt: {note}", file=sys.stderr)

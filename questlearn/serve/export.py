@@ -42,63 +42,23 @@ backend (Keras's ``StringLookup`` is TensorFlow-based).
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingPackageError, ModelFileError, OptionError, OutputFolderError
+from ..errors import MissingPackageError, OptionError, OutputFolderError
 from ..quiet import import_tensorflow, keras
 from ._column_names import signature_keys
+from ._model_files import INFERENCE_MODEL, INFERENCE_SPEC, TRAINED_MODEL, load_model_files
 
-INFERENCE_MODEL = "inference.keras"
-INFERENCE_SPEC = "inference.json"
-TRAINED_MODEL = "model.keras"
 SAVED_MODEL = "saved_model"
 OOV_TOKEN = "\x00questlearn-out-of-vocabulary"
 NO_VALUE_TOKEN = "\x00questlearn-no-value"  # the lookup's placeholder vocabulary for a column with none
 NA_VALUES_OF_UNRECORDED_SPLITS = [""]  # what splits made before ``schema.na_values`` was recorded treated as missing
-REWRITE_HINT = "restore it from a copy, or train the model again (`questlearn train` writes it)"
-
-_strings = {"type": "array", "items": {"type": "string"}}
-INFERENCE_SCHEMA = {  # what readers of inference.json rely on; unknown keys are allowed (newer exports add some)
-    "type": "object",
-    "required": ["features", "id_columns", "label", "task", "classes", "na_values", "fill_values", "categories",
-                 "hash_buckets", "datetimes", "numbers", "codes", "code_counts"],
-    "properties": {
-        "features": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["name", "kind"],
-            "properties": {"name": {"type": "string", "minLength": 1},
-                           "kind": {"enum": ["numeric", "categorical", "datetime"]}}}},
-        "id_columns": _strings,
-        "label": {"type": "string", "minLength": 1},
-        "task": {"enum": ["classification", "regression"]},
-        "classes": {**_strings, "uniqueItems": True},
-        "label_numeric": {"type": "boolean"},
-        "na_values": _strings,
-        "fill_values": {"type": "object", "additionalProperties": {"type": "number"}},
-        "categories": {"type": "object", "additionalProperties": _strings},
-        "hash_buckets": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
-        "datetimes": {"type": "object", "additionalProperties": {"type": "string"}},
-        "numbers": _strings,
-        "codes": _strings,
-        "code_counts": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-        "columns": _strings,
-        "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
-        "label_mean": {"type": ["number", "null"]},
-        "signature_keys": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
-        "input_layers": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
-    },
-    "if": {"properties": {"task": {"const": "regression"}}, "required": ["task"]},
-    "then": {"properties": {"classes": {"maxItems": 0}}},
-    "else": {"properties": {"classes": {"minItems": 1}}},
-}
 
 
 def inference_spec(reader) -> dict:
@@ -158,64 +118,6 @@ def inference_spec(reader) -> dict:
         "column_kinds": kinds,
         "signature_keys": signature_keys(reader.features),
     }
-
-
-def read_inference_spec(model_dir) -> dict:
-    """``MODEL_DIR/inference.json``, checked before anything trusts it.
-
-    Raises
-    ------
-    ModelFileError
-        The file is missing, is not JSON, or lacks a key or holds a value of
-        the wrong type (the message names the file and the field).
-    """
-    import jsonschema
-
-    from ..manifest._validate import _explain, _field
-
-    path = Path(model_dir) / INFERENCE_SPEC
-    if not path.is_file():
-        raise ModelFileError(f"{model_dir} holds no {INFERENCE_SPEC}: train a model there with `questlearn train` "
-                             "(this questlearn version) first")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:  # not UTF-8, or not JSON
-        raise ModelFileError(f"{path} is not valid JSON ({error}): it was damaged or edited; {REWRITE_HINT}") from None
-    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(INFERENCE_SCHEMA).iter_errors(spec))
-    if problem is not None:
-        raise ModelFileError(f"{path}: field {_field(problem.absolute_path)} {_explain(problem)}: it was damaged or "
-                             f"edited; {REWRITE_HINT}")
-    for feature in spec["features"]:
-        name, kind = feature["name"], feature["kind"]
-        table, key = {"numeric": ("fill_values", name), "datetime": ("fill_values", f"{name}.days"),
-                      "categorical": ("categories", name)}[kind]
-        if key not in spec[table] or (table == "fill_values" and not math.isfinite(spec[table][key])) \
-                or (kind == "categorical" and name not in spec["hash_buckets"]) \
-                or (kind == "datetime" and name not in spec["datetimes"]):
-            raise ModelFileError(f"{path}: field {table} has no {'finite fill value' if table == 'fill_values' else 'vocabulary'} "
-                                 f"for the feature {name!r}: it was damaged or edited; {REWRITE_HINT}")
-    return spec
-
-
-def load_saved_model(path: Path) -> keras.Model:
-    """``keras.saving.load_model(path)``; a missing, truncated or damaged file is refused naming it.
-
-    A ``.keras`` file is a zip archive: one whose entries cannot all be read
-    back with their checksums is damaged (Keras itself calls it "not found").
-    """
-    if not path.is_file():
-        raise ModelFileError(f"{path} does not exist: {REWRITE_HINT}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entry = archive.testzip()  # the first entry whose checksum fails, or None
-        damaged = None if entry is None else f"its entry {entry} fails its checksum"
-    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
-        damaged = f"not a complete zip archive: {error}"
-    if damaged is not None:
-        raise ModelFileError(f"{path} is damaged or truncated ({damaged}): {REWRITE_HINT}")
-    with warnings.catch_warnings():  # inference.keras: a column whose input layer is named otherwise (``a/b``)
-        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
-        return keras.saving.load_model(path)
 
 
 OWN_LAYERS = "questlearn_"  # how the names of the inference model's own layers start
@@ -456,8 +358,8 @@ def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path
     target = Path(target) if target is not None else model_dir / SAVED_MODEL
     if target.exists():
         raise OutputFolderError(f"{target} already exists: remove it, or write the SavedModel elsewhere (--output DIR)")
-    spec = spec if spec is not None else read_inference_spec(model_dir)
-    model = model if model is not None else load_saved_model(model_dir / INFERENCE_MODEL)
+    if model is None or spec is None:
+        spec, model = load_model_files(model_dir, INFERENCE_MODEL)
     kinds = {f["name"]: f["kind"] for f in spec["features"]}
     formats = {n: DatetimeFormat.from_record(r) for n, r in spec["datetimes"].items()}
     keys = spec.get("signature_keys") or signature_keys(kinds)  # an inference.json written before it recorded them

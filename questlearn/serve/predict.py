@@ -12,15 +12,21 @@ The input is read by :func:`open_input`, with the reader of its format
 rules (:func:`questlearn.io._rowchecks.check_numbers`): an infinity, a value
 float32 cannot hold, or NaN written as a value in a CSV stops with file,
 line and byte (column and row for a DataFrame). The output is written under
-a temporary name beside it and renamed once complete; an output that is
-one of the inputs (the same file by any path or link) is refused.
+a temporary name beside it and renamed once complete (the partial files
+killed runs of the same output left are removed); an output that is one of
+the inputs (the same file by any path or link) is refused. Categories
+training never saw and missing numbers are counted per column and printed
+at the end (:meth:`Predictor.input_notes`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -37,7 +43,7 @@ from ..io.readers import InputBlock, reader_for
 from ..io.sources import resolve_sources
 from ..io.storage import LOCAL
 from ..split._prepare import float_values
-from .export import INFERENCE_MODEL, INFERENCE_SPEC, load_saved_model, read_inference_spec
+from ._model_files import INFERENCE_MODEL, INFERENCE_SPEC, load_model_files
 
 CHUNK_ROWS = 8192  # rows per model call
 
@@ -148,12 +154,15 @@ class Predictor:
         if keras.backend.backend() != "tensorflow":
             raise OptionError(f"{INFERENCE_MODEL} takes string columns, which need the TensorFlow backend; "
                              f"the Keras backend here is {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
-        self.spec = read_inference_spec(self.model_dir)
-        self.model = load_saved_model(model_path)
+        self.spec, self.model = load_model_files(self.model_dir, INFERENCE_MODEL)  # checked, and checked to fit
         self.features = [f["name"] for f in self.spec["features"]]
         self.kinds = {f["name"]: f["kind"] for f in self.spec["features"]}
         self.classes = self.spec["classes"]
         self.regression = self.spec["task"] == "regression"
+        self.vocabularies = {n: pa.array(self.spec["categories"][n], pa.string()) for n, k in self.kinds.items()
+                             if k == "categorical"}
+        self.unseen = Counter()  # per categorical feature: values not in its vocabulary (hashed), over every row scored
+        self.missing = Counter()  # per numeric or datetime feature: missing values (filled as the split filled them)
 
     def column_types(self, available) -> dict:
         """pyarrow types of the columns to read; a missing feature is an error."""
@@ -187,16 +196,41 @@ class Predictor:
             column, kind = table[name], self.kinds[name]
             if kind == "numeric":
                 values = column.to_numpy().astype(np.float32)
+                self.missing[name] += int(np.isnan(values).sum())
             elif kind == "datetime":
                 values = self.seconds(name, column, rows)
             else:
-                values = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False).astype(object)
+                strings = pc.fill_null(pc.cast(column, pa.string()), "")
+                self.unseen[name] += int(pc.sum(pc.and_(pc.not_equal(strings, ""), pc.invert(
+                    pc.is_in(strings, value_set=self.vocabularies[name])))).as_py() or 0)
+                values = strings.to_numpy(zero_copy_only=False).astype(object)
             inputs[name] = tf.constant(values.reshape(-1, 1))
         return inputs
 
+    def input_notes(self) -> list[str]:
+        """What the model made of the rows scored so far that training did not prepare it for, one line a column.
+
+        A categorical value not in the training vocabulary (hashed into the
+        column's out-of-vocabulary buckets, as the split does), and a missing
+        number or datetime (filled with the split's fill value).
+        """
+        fill = {"mean": "the training mean", "zero": "0"}.get(self.spec.get("fill"), "the split's fill value")
+        notes = []
+        for name in self.features:
+            if self.unseen[name]:
+                notes.append(f"{name}: {self.unseen[name]} values not seen in training (hashed into its "
+                             f"{self.spec['hash_buckets'][name]} out-of-vocabulary bucket(s), as the split does)")
+            if self.missing[name]:
+                value = self.spec["fill_values"].get(name if self.kinds[name] == "numeric" else f"{name}.days")
+                marked = " and marked missing for the model" if f"{name}.missing" in self.spec["codes"] else ""
+                what = "filled with" if self.kinds[name] == "numeric" else "their days filled with"
+                notes.append(f"{name}: {self.missing[name]} missing, {what} {fill} ({value:.6g}){marked}")
+        return notes
+
     def seconds(self, name: str, column, rows=None) -> np.ndarray:
         """A datetime column as ``inference.keras`` takes it: int64 wall-clock seconds since 1970, the missing
-        ones ``MISSING_SECONDS``; text is parsed with the split's format (a value it cannot read is refused)."""
+        ones ``MISSING_SECONDS`` (counted in :attr:`missing`); text is parsed with the split's format (a value it
+        cannot read is refused)."""
         from ..schema import datetimes
 
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
@@ -210,6 +244,7 @@ class Predictor:
                 if rows is not None:
                     raise rows.error(int(bad), problem)
                 raise InputFormatError(f"row {int(bad)}: {problem}")
+        self.missing[name] += int(np.count_nonzero(missing))
         return np.where(missing, np.int64(datetimes.MISSING_SECONDS), seconds).astype(np.int64)
 
     def raw_outputs(self, table: pa.Table, rows=None) -> np.ndarray:
@@ -271,11 +306,13 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","),
                         storage_options)
     types = predictor.column_types(stream.names)
-    partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.partial")  # a new name: clobbers nothing
+    remove_stale_partials(output)
+    partial = partial_name(output, secrets.token_hex(4))  # a new name: clobbers nothing
     rows, writer = 0, None
     try:
         with open(partial, "xb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
                                                disable=not progress) as bar:
+            _hold(sink)  # a live run's partial file: no other run removes it
             for block in stream.blocks(types):
                 scored = predictor.score(block.table, block.chunk)
                 if writer is None:
@@ -288,6 +325,9 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
                 writer = pa_csv.CSVWriter(sink, empty.schema)
             writer.close()
         os.replace(partial, output)
+        remove_stale_partials(output)  # any that a run started meanwhile and killed left behind
+        for note in predictor.input_notes():
+            print(f"predict: {note}", file=sys.stderr)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -297,6 +337,70 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
         if partial.exists():
             partial.unlink()
     return rows
+
+
+PARTIAL_TOKEN = re.compile(r"[0-9a-f]{8}")
+
+
+def partial_name(output: Path, token: str) -> Path:
+    """The hidden file a run writes ``output`` into before renaming it: ``.NAME.TOKEN.partial`` beside it."""
+    return output.with_name(f".{output.name}.{token}.partial")
+
+
+def remove_stale_partials(output: Path) -> list[Path]:
+    """Remove the partial files earlier runs writing ``output`` left (a killed run cannot remove its own).
+
+    Only names :func:`partial_name` gives for this very output (eight hex
+    digits for the token) are removed: other outputs' partial files and any
+    other file stay, and so does the partial file of a run still writing
+    (it holds a lock on it, which ends with its process). Each removal is
+    printed.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    prefix, suffix = f".{output.name}.", ".partial"
+    removed = []
+    for path in output.parent.iterdir():
+        name = path.name
+        if name.startswith(prefix) and name.endswith(suffix) and PARTIAL_TOKEN.fullmatch(name[len(prefix):-len(suffix)]) \
+                and path.is_file() and not path.is_symlink() and not _held(path):
+            try:
+                path.unlink()
+            except FileNotFoundError:  # another run removed it first
+                continue
+            removed.append(path)
+    if removed:
+        print(f"predict: removed {len(removed)} partial file(s) of {output} left by an earlier run that did not finish: "
+              f"{', '.join(p.name for p in removed)}", file=sys.stderr)
+    return removed
+
+
+def _hold(handle) -> None:
+    """Lock an open partial file for as long as this process keeps it open (where ``fcntl`` exists)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: an open file cannot be removed there anyway
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _held(path: Path) -> bool:
+    """Whether a live run holds ``path`` (:func:`_hold`)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return False
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # gone, or unreadable: not ours to judge
+        return True
+    return False
 
 
 def check_output(output: Path, source, model_dir, storage_options: dict | None = None) -> None:

@@ -60,6 +60,20 @@ class ThroughputLogger(keras.callbacks.Callback):
             logs["rows_per_second"] = self.rows_per_epoch / seconds
 
 
+def restored_epoch(history: dict) -> int | None:
+    """Index into ``history`` of the epoch whose weights the trained model holds: the first lowest ``val_loss``.
+
+    ``EarlyStopping(restore_best_weights=True)`` restores that epoch's
+    weights when training ends (a later epoch replaces the best only when
+    strictly lower), so every metric reported as the best is that epoch's.
+    ``None`` when no epoch has a validation loss.
+    """
+    losses = np.asarray([np.nan if v is None else v for v in history.get("val_loss", [])], np.float64)
+    if not len(losses) or np.isnan(losses).all():
+        return None
+    return int(np.nanargmin(losses))
+
+
 @dataclass
 class TrainingResult:
     """What :func:`train` did."""
@@ -72,13 +86,31 @@ class TrainingResult:
     extra: dict = field(default_factory=dict)
 
     @property
+    def best_epoch(self) -> int | None:
+        """Index into the history of the epoch whose weights the model holds (:func:`restored_epoch`)."""
+        return restored_epoch(self.history)
+
+    def best(self, metric: str) -> float:
+        """``metric`` at :attr:`best_epoch` (NaN when there is none)."""
+        values, epoch = self.history.get(metric, []), self.best_epoch
+        return float(values[epoch]) if epoch is not None and epoch < len(values) else float("nan")
+
+    @property
     def best_val_accuracy(self) -> float:
-        return max(self.history.get("val_accuracy", [float("nan")]))
+        """The validation accuracy of the restored epoch (:attr:`best_epoch`)."""
+        return self.best("val_accuracy")
 
     def summary(self) -> dict:
+        """What training did, in a few numbers; the ``best_*`` ones all belong to the restored epoch.
+
+        ``best_epoch`` numbers it from 1, as Keras's progress lines do.
+        """
+        epoch = self.best_epoch
+        restored = {"best_epoch": None if epoch is None else int(self.history.get("epoch", range(epoch + 1))[epoch]) + 1,
+                    "best_val_loss": round(self.best("val_loss"), 6)}
         if "mean_baseline" in self.extra:
-            quality = {"best_val_rmse": round(min(self.history.get("val_rmse", [float("nan")])), 6),
-                       "best_val_mae": round(min(self.history.get("val_mae", [float("nan")])), 6),
+            quality = {"best_val_rmse": round(self.best("val_rmse"), 6),
+                       "best_val_mae": round(self.best("val_mae"), 6),
                        "mean_baseline_rmse": round(self.extra["mean_baseline"]["rmse"], 6),
                        "mean_baseline_mae": round(self.extra["mean_baseline"]["mae"], 6)}
         else:
@@ -87,6 +119,7 @@ class TrainingResult:
         return {
             "device": self.device,
             "epochs": len(self.history.get("epoch", [])),
+            **restored,
             **quality,
             "rows_per_second_last_epoch": round(self.history["rows_per_second"][-1]) if self.history.get("rows_per_second") else None,
             "model": str(self.model_dir / "model.keras"),
@@ -285,8 +318,11 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     remove_backup(backup_dir)  # only now: a kill before the export resumes instead of starting afresh
 
     history = read_history_csv(history_csv)
+    result = TrainingResult(model=network, history=history, model_dir=model_dir, device=device,
+                            majority_baseline=baseline, extra=extra)
     record = {
         **history,
+        "best_epoch": result.summary()["best_epoch"],  # numbered from 1: the epoch whose weights the model holds
         "device": device,
         "task": "regression" if regression else "classification",
         "majority_baseline": baseline,
@@ -304,5 +340,4 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     }
     with open(model_dir / "history.json", "w", encoding="utf-8") as handle:
         json.dump({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, handle, indent=1)
-    return TrainingResult(model=network, history=history, model_dir=model_dir, device=device, majority_baseline=baseline,
-                          extra=extra)
+    return result

@@ -76,8 +76,12 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
             raise named from None
     if result.error is not None:
         raise _named_job_failure(result.error) or result.error
+    from ._fit import restored_epoch
+
     history = json.loads((model_dir / "history.json").read_text(encoding="utf-8"))  # written by worker 0
-    return {"epochs": len(history.get("epoch", [])), "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])),
+    best = restored_epoch(history)  # the epoch whose weights the model holds: its metrics, not each one's best
+    return {"epochs": len(history.get("epoch", [])), "best_epoch": history.get("best_epoch"),
+            "best_val_accuracy": history["val_accuracy"][best] if best is not None and history.get("val_accuracy") else None,
             "rows_seen_per_epoch": history.get("rows_seen"), "train_rows": history["train_rows"],
             "processes": history.get("processes"), "model": str(model_dir / "model.keras"),
             "history": str(model_dir / "history.json"), "ray_nodes": nodes}

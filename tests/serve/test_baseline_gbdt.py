@@ -179,7 +179,7 @@ def test_gbdt_baseline_without_scikit_learn_names_the_extra_to_install(trained):
             f"    questlearn.serve.evaluate.evaluate({str(model_dir)!r}, {str(split)!r}, baseline='gbdt')\n"
             "except MissingPackageError:\n"
             "    print('raised MissingPackageError')\n"
-            f"sys.exit(questlearn.cli.main(['evaluate', {str(model_dir)!r}, {str(split)!r}, '--baseline', 'gbdt']))\n")
+            f"sys.exit(questlearn.cli.main(['evaluate', {str(model_dir)!r}, {str(split)!r}, '--baseline', 'gbdt', '--no-progress']))\n")
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=240)
     lines = child.stderr.strip().splitlines()
     assert child.returncode == 2 and len(lines) == 1 and "Traceback" not in child.stderr, child.stderr
@@ -194,3 +194,48 @@ def test_gbdt_baseline_refuses_a_csv_source_and_names_the_split_directory(traine
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1, lines
     assert "is not a split directory" in lines[0] and "pass the split directory the model was trained on" in lines[0]
+
+
+def test_the_gap_covers_every_metric_both_models_report():
+    regression = _baseline.gap({"mae": 3.0, "rmse": 5.0}, {"mae": 2.0, "rmse": 4.0}, regression=True)
+    assert regression["mae_ratio_minus_1"] == pytest.approx(0.5) and regression["rmse_ratio_minus_1"] == pytest.approx(0.25)
+    assert "MAE and RMSE" in regression["meaning"]
+    classification = _baseline.gap({"accuracy": 0.8, "auc": 0.9}, {"accuracy": 0.75, "auc": 0.85}, regression=False)
+    assert classification["accuracy_points"] == pytest.approx(5.0) and classification["auc"] == pytest.approx(0.05)
+    assert _baseline.gap({"accuracy": 0.8, "auc": None}, {"accuracy": 0.75, "auc": 0.85}, regression=False)["auc"] is None
+
+
+def test_the_sample_says_the_cap_applied_only_when_it_left_rows_out():
+    every = _baseline.Sample(np.zeros((50, 2), np.float32), np.zeros(50), cap=200, capped_by="the row cap (--baseline-rows)",
+                             available=50)
+    assert not every.capped and "all 50 training rows drawn" in every.describe() and "set by" not in every.describe()
+    capped = _baseline.Sample(np.zeros((20, 2), np.float32), np.zeros(20), cap=20, capped_by="the row cap (--baseline-rows)",
+                              available=50)
+    assert capped.capped and capped.describe() == "20 of 50 training rows drawn (cap 20 rows, set by the row cap (--baseline-rows))"
+
+
+def test_boosting_threads_follow_omp_num_threads_else_the_idle_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert _baseline.boosting_threads() == (3, "OMP_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(_baseline.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(_baseline.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(_baseline.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert _baseline.boosting_threads()[0] == 4  # the affinity's 4 cores, not the machine's 8
+    monkeypatch.setattr(_baseline.os, "getloadavg", lambda: (7.6, 0.0, 0.0))
+    threads, why = _baseline.boosting_threads()
+    assert threads == 1 and "load average 7.6" in why  # 8 busy cores of 8, this process among them
+
+
+@pytest.mark.timeout(600)
+def test_gbdt_baseline_prints_its_progress_and_reports_the_uncapped_sample_and_every_gap(trained, capsys):
+    _, split, model_dir = trained
+    code = main(["evaluate", str(model_dir), str(split), "--baseline", "gbdt", "--no-progress"])
+    out = capsys.readouterr()
+    boosting = json.loads(out.out)["baseline_gbdt"]
+    lines = [line for line in out.err.splitlines() if line.startswith("baseline gbdt:")]
+    fitting = next(i for i, line in enumerate(lines) if "fitting HistGradientBoostingClassifier on 2989 rows" in line)
+    assert code == 0 and any("fitted in" in line and " s " in line for line in lines[fitting + 1:]), out.err
+    assert any("all 2989 training rows drawn" in line for line in lines[:fitting]) and "cap 200000 rows, set by" not in out.err
+    assert boosting["sample_capped"] is False and boosting["sample_capped_by"] is None and boosting["threads"] >= 1
+    assert {"accuracy_points", "auc"} <= set(boosting["gap"])

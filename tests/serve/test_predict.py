@@ -137,3 +137,44 @@ def test_evaluate_refuses_a_split_encoded_otherwise_than_the_models(trained, tmp
     model_ready_split(log, other, fill="zero", rows_per_shard=4000, val_fraction=0.25, seed=1, id_columns=ID_COLUMNS)
     with pytest.raises(ValueError, match="encodes other columns .*than the split the model .* was trained on"):
         evaluate(result.model_dir, other)
+
+
+@pytest.mark.timeout(300)
+def test_predict_counts_unseen_categories_and_missing_numbers_per_column_and_prints_them(trained, tmp_path, capsys):
+    from questlearn.cli import main
+
+    log, _, result = trained
+    frame = pd.read_csv(log).head(300)
+    frame.loc[:11, "quest_type"] = [f"brand-new-{i}" for i in range(12)]  # 12 values training never saw
+    frame.loc[100:139, "power"] = np.nan  # 40 missing powers
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    missing_stamina = int(frame["stamina"].isna().sum())
+    capsys.readouterr()
+    assert main(["predict", str(result.model_dir), str(tmp_path / "new.csv"), str(tmp_path / "out.csv"), "--no-progress"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("predict: ")]
+    assert "predict: quest_type: 12 values not seen in training (hashed into its" in "\n".join(notes)
+    power = next(line for line in notes if line.startswith("predict: power:"))
+    assert power.startswith("predict: power: 40 missing, filled with the training mean (")
+    assert missing_stamina and any(line.startswith(f"predict: stamina: {missing_stamina} missing") for line in notes)
+    assert not any(line.startswith(("predict: difficulty:", "predict: player_level:")) for line in notes)
+
+
+@pytest.mark.timeout(300)
+def test_predict_says_what_it_does_first_and_never_imports_jsonschema(trained, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO, run_env
+
+    log, _, result = trained
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "questlearn", "predict", str(result.model_dir),
+                           str(log), str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=240,
+                          env=run_env(), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    imports = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    said = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("import time:")]
+    assert said[0] == f"questlearn predict: loading the model in {result.model_dir}, then scoring {log} into " \
+                      f"{tmp_path / 'out.csv'} ..."
+    before = done.stderr[:done.stderr.index(said[0])]
+    assert "keras" not in before and "tensorflow" not in before  # said before the slow imports
+    assert imports and not any(line.split("|")[-1].strip().startswith("jsonschema") for line in imports)

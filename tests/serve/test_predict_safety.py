@@ -289,3 +289,23 @@ def test_predict_refuses_a_new_output_inside_an_input_folder(trained, tmp_path):
     with pytest.raises(ValueError, match="lies inside the input folder"):
         predict_file(result.model_dir, parts, parts / "scored.csv")
     assert sorted(p.name for p in parts.iterdir()) == ["day1.csv"]
+
+
+@pytest.mark.timeout(300)
+def test_predict_removes_the_partial_files_earlier_runs_of_the_same_output_left_and_nothing_else(trained, tmp_path,
+                                                                                                   capsys):
+    import fcntl
+
+    log, _, result = trained
+    stale = [tmp_path / ".out.csv.deadbeef.partial", tmp_path / ".out.csv.0123abcd.partial"]
+    kept = [tmp_path / name for name in (".other.csv.deadbeef.partial", ".out.csv.notes.partial", "out.csv.deadbeef.partial",
+                                         ".out.csv.deadbeef.partial.bak", ".out.csv.DEADBEEF.partial", "notes.txt")]
+    live = tmp_path / ".out.csv.feedf00d.partial"  # a run still writing holds a lock on its file
+    for path in stale + kept + [live]:
+        path.write_text("left over")
+    with open(live, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        code, stderr = run_cli(capsys, "predict", result.model_dir, log, tmp_path / "out.csv", "--no-progress")
+    assert code == 0, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in kept] + [live.name, "out.csv"])
+    assert "removed 2 partial file(s)" in stderr and ".out.csv.deadbeef.partial" in stderr

@@ -9,7 +9,7 @@ import pytest
 from helpers import run_child
 from questlearn.data.dataset import QuestSequence
 from questlearn.manifest import load_manifest
-from questlearn.serve.export import TRAINED_MODEL, load_saved_model
+from questlearn.serve._model_files import TRAINED_MODEL, load_model_files
 from questlearn.serve.predict import inference_inputs, predict_file, predict_frame
 from questlearn.split import split_csv
 from questlearn.train._fit import train
@@ -84,7 +84,7 @@ def test_predict_on_the_source_agrees_with_the_training_path_on_every_validate_r
     manifest = load_manifest(served / "split")
     assert manifest["stats"]["shop"]["oov"] > 0  # hashed values are among the rows compared
     data = QuestSequence(served / "split", "validate", batch_size=4096, shuffle=False)
-    trained = load_saved_model(served / "model" / TRAINED_MODEL)
+    trained = load_model_files(served / "model", TRAINED_MODEL)[1]
     from_shards = np.concatenate([trained.predict_on_batch(data[i][0]) for i in range(len(data))])
     rows = np.concatenate([np.load(served / "split" / s["files"]["rows"]["name"])
                            for s in manifest["subsets"]["validate"]["shards"]])

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -203,3 +202,13 @@ def test_split_keeps_cleared_as_its_default_label():
     commands = build_parser()._subparsers._group_actions[0].choices
     assert commands["split"].parse_args(["in.csv", "out"]).label == "cleared"
     assert commands["inspect"].parse_args(["in.csv"]).label is None
+
+
+def test_top_level_help_lists_every_command_and_predict_help_names_its_sources():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    description = parser.description.split("questlearn", 1)[1]
+    assert [name.strip() for name in description.split("|")] == list(commands)
+    assert "export" in re.sub(r"\s+", " ", parser.format_help().split("positional arguments")[0])
+    predict_help = re.sub(r"\s+", " ", commands["predict"].format_help())
+    assert "Parquet" in predict_help and "CSV file with the feature columns" not in predict_help
