@@ -49,6 +49,7 @@ import numpy as np
 from .._orphans import die_with_parent
 from ..errors import InputFormatError, OptionError, OutputFolderError, QuestlearnError
 from ..io.sources import ZipMember
+from ..io.storage import open_output
 from ..manifest._files import MANIFEST_NAME, write_json_atomically
 from ..schema.encoding import Encoding
 from ..schema.infer import ColumnReport, InferredSchema
@@ -97,6 +98,9 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
     params = SplitParameters(**parameters)
     if parallel is not None and int(parallel) < 1:
         raise OptionError(f"--parallel must be at least 1, got {parallel}")
+    if open_output(out_dir, storage_options, parameters.pop("staging_dir", None)).remote:
+        raise OptionError(f"{out_dir}: a parallel split writes to a local or shared folder; split into an object "
+                          "store without --parallel, or into a folder and copy it")
     out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
     created = create_output_folder(out)
     try:
@@ -113,7 +117,7 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
     with _exclusive_lock(out):
         parent = _Splitter(source, out, params, False, verbose, storage_options=storage_options)
         if (out / MANIFEST_NAME).exists():
-            manifest = already_done(out, out / MANIFEST_NAME, parent.files, params)
+            manifest = already_done(out, out / MANIFEST_NAME, parent.files, params, parent.output)
             _remove_parts(out)
             return manifest
         plan = _load_or_make_plan(parent, out, params)

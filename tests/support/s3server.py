@@ -98,16 +98,29 @@ class FaultyEndpoint:
 
 
 class CountingProxy:
-    """A TCP relay on 127.0.0.1 to ``target_port``; :attr:`bytes_back` counts what the server sent back."""
+    """A TCP relay on 127.0.0.1 to ``target_port``; :attr:`bytes_back` counts what the server sent back.
+
+    :meth:`cut` drops every connection and refuses new ones (the server looks down, its objects kept);
+    :meth:`restore` relays again.
+    """
 
     def __init__(self, target_port: int):
         proxy = self
         self.bytes_back = 0
+        self.is_cut = False
         self._lock = threading.Lock()
+        self._connections = set()
 
         class Relay(socketserver.BaseRequestHandler):
             def handle(self):
+                if proxy.is_cut:
+                    self.request.close()
+                    return
                 with socket.create_connection(("127.0.0.1", target_port)) as upstream:
+                    for end in (self.request, upstream):  # no Nagle delay on each relayed request
+                        end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    with proxy._lock:
+                        proxy._connections.update((self.request, upstream))
                     up = threading.Thread(target=_pump, args=(self.request, upstream, None), daemon=True)
                     up.start()
                     _pump(upstream, self.request, proxy)
@@ -118,6 +131,20 @@ class CountingProxy:
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def cut(self) -> None:
+        """Drop every open connection; new ones are closed at once until :meth:`restore`."""
+        with self._lock:
+            self.is_cut = True
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restore(self) -> None:
+        self.is_cut = False
 
     def count(self, size: int) -> None:
         with self._lock:
