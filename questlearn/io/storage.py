@@ -584,6 +584,12 @@ class ReadAhead(io.RawIOBase):
 TRANSFER_BLOCK = 8 << 20
 
 
+def output_is_url(out) -> bool:
+    """Whether ``out`` names a place in a store (a URL other than ``file://``), not a path on this machine."""
+    match = URL.match(out) if isinstance(out, str) else None
+    return bool(match) and match.group(1).lower() != "file"
+
+
 def open_output(out, storage_options: dict | None = None, staging_dir=None):
     """Where a split writes: a :class:`LocalOutput` (a folder on this disk) or a :class:`RemoteOutput`
     (a prefix in an object store, its shards written first in a local staging folder).
@@ -628,6 +634,16 @@ class LocalOutput:
     def stored_names(self):
         """None: the folder is the output itself."""
         return None
+
+    def place(self, name: str) -> str:
+        """The path of ``name`` in the output."""
+        return str(self.folder / name)
+
+    def exists(self, name: str) -> bool:
+        return (self.folder / name).exists()
+
+    def fetch_prefix(self, prefix: str) -> None:
+        """Nothing to fetch: the folder is the output."""
 
     def fetch(self, name: str) -> None:
         """Nothing to fetch: the folder is the output."""
@@ -730,6 +746,15 @@ class RemoteOutput:
         selector = pafs.FileSelector(path, recursive=True, allow_not_found=True)
         infos = self.store._call(self.url, lambda: self.store.filesystem.get_file_info(selector))
         return sorted(i.path[len(path):].lstrip("/") for i in infos if i.type == pafs.FileType.File)
+
+    def exists(self, name: str) -> bool:
+        return self.store.kind(self.place(name)) == "file"
+
+    def fetch_prefix(self, prefix: str) -> None:
+        """Download every object under ``prefix`` to the same names in the staging folder."""
+        for name in self.stored_names():
+            if name.startswith(prefix.rstrip("/") + "/"):
+                self.fetch(name)
 
     def fetch(self, name: str) -> None:
         """Download the object ``name`` to the same name in the staging folder."""

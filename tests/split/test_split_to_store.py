@@ -9,19 +9,17 @@ goes away stops the split with one line, and the same command resumes it.
 Small shards and at most 3 open at once make several waves.
 """
 
-import gzip
 import json
 import subprocess
 import sys
 
 import pytest
 from helpers import run_child, run_env
-from s3server import CountingProxy, upload
+from s3server import CountingProxy, gzip_part_files, put_files, stored_objects
 
 from questlearn.cli import main
 from questlearn.errors import OutputFolderError
 from questlearn.split import split_csv
-from questlearn.synth import write_quest_log
 
 OPTIONS = dict(rows_per_shard=150, max_open_shards=3, val_fraction=0.2, seed=3, id_columns=("attempt_id",),
                block_size=8192, verbose=False)
@@ -32,14 +30,7 @@ ARGS = ["--rows-per-shard", "150", "--max-open-shards", "3", "--val-fraction", "
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     """Three gzip part files, 2,600 rows in all."""
-    folder = tmp_path_factory.mktemp("storeparts") / "parts"
-    folder.mkdir()
-    for index, count in enumerate((1000, 700, 900)):
-        plain = write_quest_log(folder / f"part-{index:05d}.csv", rows=count, seed=60 + index)
-        (folder / f"part-{index:05d}.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
-        plain.unlink()
-    (folder / "_SUCCESS").write_bytes(b"")  # a finished Spark job's parts
-    return folder
+    return gzip_part_files(tmp_path_factory.mktemp("storeparts") / "parts")
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +39,6 @@ def local_split(parts, tmp_path_factory):
     out = tmp_path_factory.mktemp("storelocal") / "split"
     split_csv(parts, out, **OPTIONS)
     return out
-
-
-def stored(s3, prefix) -> dict:
-    """``{name: bytes}`` of every object under ``prefix`` (directory markers left out)."""
-    import pyarrow.fs as pafs
-
-    base = f"{s3.bucket}/{prefix}"
-    infos = s3.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    objects = {}
-    for info in infos:
-        if info.type == pafs.FileType.File:
-            with s3.fs.open_input_stream(info.path) as handle:
-                objects[info.path[len(base) + 1:]] = handle.read()
-    return objects
 
 
 def assert_same_as_local(objects: dict, local_out):
@@ -77,16 +54,11 @@ def assert_same_as_local(objects: dict, local_out):
     assert remote_manifest["schema"] == local_manifest["schema"]
 
 
-def put_parts(s3, parts, prefix):
-    for path in sorted(parts.iterdir()):
-        upload(s3.fs, path, f"{s3.bucket}/{prefix}/{path.name}")
-
-
 def test_a_split_from_s3_into_s3_is_byte_identical_to_the_local_split(s3, parts, local_split, tmp_path):
-    put_parts(s3, parts, "logs")
+    put_files(s3, parts, "logs")
     staging = tmp_path / "staging"
     manifest = split_csv(s3.url("logs/"), s3.url("splits/one/"), staging_dir=staging, **OPTIONS)
-    assert_same_as_local(stored(s3, "splits/one"), local_split)
+    assert_same_as_local(stored_objects(s3, "splits/one"), local_split)
     assert manifest["subsets"] == json.loads((local_split / "manifest.json").read_text())["subsets"]
     assert not staging.exists()  # the staging folder goes with the split's end
     again = split_csv(s3.url("logs/"), s3.url("splits/one/"), staging_dir=staging, **OPTIONS)  # done: returned as is
@@ -101,14 +73,14 @@ def test_a_split_killed_mid_pass_resumes_from_the_store_with_an_empty_staging_fo
     first = run_child("split_kill_child.py", point, nth, tmp_path / "counts.json", "--", parts, out, *ARGS,
                       "--staging-dir", tmp_path / "machine-a")
     assert first.returncode == -9, first.stderr[-2000:]  # killed mid-pass
-    assert ".split-journal.json" in stored(s3, f"splits/killed-{point}")
-    assert "manifest.json" not in stored(s3, f"splits/killed-{point}")
+    assert ".split-journal.json" in stored_objects(s3, f"splits/killed-{point}")
+    assert "manifest.json" not in stored_objects(s3, f"splits/killed-{point}")
     resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", str(parts), out, *ARGS,
                               "--staging-dir", str(tmp_path / "machine-b")],
                              env=run_env(), capture_output=True, text=True, timeout=100)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming the interrupted split" in resumed.stdout
-    assert_same_as_local(stored(s3, f"splits/killed-{point}"), local_split)
+    assert_same_as_local(stored_objects(s3, f"splits/killed-{point}"), local_split)
 
 
 def test_a_prefix_holding_other_objects_or_the_source_is_refused_leaving_nothing(s3, parts, tmp_path):
@@ -118,13 +90,13 @@ def test_a_prefix_holding_other_objects_or_the_source_is_refused_leaving_nothing
     staging = tmp_path / "cache" / "staging"
     with pytest.raises(OutputFolderError, match=r"splits/busy is not empty .*notes\.txt"):
         split_csv(parts, s3.url("splits/busy/"), staging_dir=staging, **OPTIONS)
-    assert stored(s3, "splits/busy") == {"notes.txt": b"someone else's object\n"}
+    assert stored_objects(s3, "splits/busy") == {"notes.txt": b"someone else's object\n"}
     assert not (tmp_path / "cache").exists()
-    put_parts(s3, parts, "logs")
+    put_files(s3, parts, "logs")
     for out in ("logs/", "logs/split/"):  # the source itself, a prefix inside it
         with pytest.raises(OutputFolderError, match="overlaps the source"):
             split_csv(s3.url("logs/"), s3.url(out), staging_dir=staging, **OPTIONS)
-    assert sorted(stored(s3, "logs")) == sorted(p.name for p in parts.iterdir())  # nothing written among them
+    assert sorted(stored_objects(s3, "logs")) == sorted(p.name for p in parts.iterdir())  # nothing written among them
     assert not (tmp_path / "cache").exists()
 
 
@@ -152,8 +124,9 @@ def test_a_store_gone_mid_split_stops_it_in_one_line_and_the_same_command_resume
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err
         assert f"s3://{s3.bucket}/splits/cut/" in err and "cannot reach the object store" in err
-        assert "manifest.json" not in stored(s3, "splits/cut")
+        assert "manifest.json" not in stored_objects(s3, "splits/cut")
         proxy.restore()
         monkeypatch.setattr(journal.WriteJournal, "__call__", original)
         assert main(command) == 0, capsys.readouterr().err
-    assert_same_as_local(stored(s3, "splits/cut"), local_split)
+    assert_same_as_local(stored_objects(s3, "splits/cut"), local_split)
+

@@ -60,6 +60,40 @@ def upload(filesystem, local_path, key: str) -> None:
             target.write(piece)
 
 
+def put_files(s3, folder, prefix: str) -> None:
+    """Every file of ``folder`` as an object under ``prefix`` of the ``s3`` fixture's bucket."""
+    for path in sorted(folder.iterdir()):
+        upload(s3.fs, path, f"{s3.bucket}/{prefix}/{path.name}")
+
+
+def stored_objects(s3, prefix: str) -> dict:
+    """``{name under prefix: bytes}`` of every object under ``prefix`` (directory markers left out)."""
+    import pyarrow.fs as pafs
+
+    base = f"{s3.bucket}/{prefix}"
+    objects = {}
+    for info in s3.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True)):
+        if info.type == pafs.FileType.File:
+            with s3.fs.open_input_stream(info.path) as handle:
+                objects[info.path[len(base) + 1:]] = handle.read()
+    return objects
+
+
+def gzip_part_files(folder, rows=(1000, 700, 900), seed=60):
+    """Gzip part files of a finished Spark job (``_SUCCESS`` beside them) in the new folder ``folder``."""
+    import gzip
+
+    from questlearn.synth import write_quest_log
+
+    folder.mkdir(parents=True)
+    for index, count in enumerate(rows):
+        plain = write_quest_log(folder / f"part-{index:05d}.csv", rows=count, seed=seed + index)
+        (folder / f"part-{index:05d}.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+        plain.unlink()
+    (folder / "_SUCCESS").write_bytes(b"")
+    return folder
+
+
 class FaultyEndpoint:
     """An HTTP endpoint answering every request with ``status`` and the S3 error ``code``."""
 
