@@ -45,7 +45,7 @@ def _storage_options(args) -> dict:
 
 def _add_storage_option(parser) -> None:
     parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="an option of the object store holding the source (repeatable), e.g. "
+                        help="an option of the object store holding the source or the output (repeatable), e.g. "
                              "endpoint_override=HOST:PORT, region=eu-west-1, anonymous=true, scheme=http; "
                              "see docs/object-storage.md")
 
@@ -67,7 +67,8 @@ def _split(args) -> None:
         test_fraction=args.test_fraction,
         seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
         max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray,
-        drop_missing_labels=args.drop_missing_labels, storage_options=_storage_options(args), **_schema_options(args),
+        drop_missing_labels=args.drop_missing_labels, storage_options=_storage_options(args),
+        **({"staging_dir": args.staging_dir} if args.staging_dir else {}), **_schema_options(args),
     )
     subsets = manifest["subsets"]
     dropped = manifest["source"].get("dropped_missing_labels")
@@ -295,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a CSV file (plain, or gzip/bz2/xz/zstd: detected by content), a Parquet file, a "
                             "directory of part files, a glob, or several of them; each a path or an object store's "
                             "URL (s3://bucket/logs/, gs://..., abfs://..., hdfs://...)")
-    split.add_argument("output", type=Path, help="output directory (empty, or this same split to resume)")
+    split.add_argument("output", help="output directory (empty, or this same split to resume), or a prefix in an "
+                                      "object store (s3://bucket/splits/2026/; see docs/object-storage.md)")
     split.add_argument("--rows-per-shard", type=int, default=100_000,
                        help="most rows a shard holds; rows are dealt at random into all open shards, which end about equal")
     split.add_argument("--val-fraction", type=float, default=0.2, help="share of rows drawn into the validate subset")
@@ -312,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--max-open-shards", type=int, default=256,
                        help="shards filled at once per subset (each a random sample of the rows read while open; "
                             "3 file descriptors each)")
+    split.add_argument("--staging-dir", default=None, metavar="DIR",
+                       help="for an output in an object store (s3://bucket/prefix/): the local folder holding the "
+                            "current wave of shards before they are uploaded (default: ~/.cache/questlearn/staging/"
+                            "<hash of the output URL>)")
     split.add_argument("--drop-missing-labels", action="store_true",
                        help="leave out the rows whose label is empty or a missing-value token (counted in the manifest "
                             "as source.dropped_missing_labels and reported) instead of stopping at the first")

@@ -8,7 +8,8 @@ from ._sequential import split_sequential
 
 
 def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, parallel: int | None = None,
-              ray: str | None = None, schema=None, storage_options: dict | None = None, **parameters) -> dict:
+              ray: str | None = None, schema=None, storage_options: dict | None = None, staging_dir=None,
+              **parameters) -> dict:
     """Split ``source`` into model-ready shards under ``out_dir`` and return the manifest.
 
     Parameters
@@ -22,7 +23,10 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         ``gs://...``; see :mod:`questlearn.io.storage`).
     out_dir : str or Path
         Output directory: empty, or holding this same split (finished, or
-        interrupted and now resumed).
+        interrupted and now resumed). Or a prefix in an object store
+        (``s3://bucket/splits/2026/``), with the same rules: its shards are
+        written in ``staging_dir`` one wave at a time, uploaded and checked,
+        and ``manifest.json`` is uploaded last (docs/object-storage.md).
     progress : bool
         Show a progress bar (bytes of the source as stored, compressed or not).
     verbose : bool
@@ -63,7 +67,12 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         source with no data rows is then an empty part, not an error.
     storage_options : dict, optional
         Options of the object store's filesystem (``endpoint_override``,
-        ``region``, ``anonymous``, ``scheme``...), for a source given as a URL.
+        ``region``, ``anonymous``, ``scheme``...), for a source or an output
+        given as a URL.
+    staging_dir : str or Path, optional
+        The local folder holding the current wave's shards of an output in an
+        object store (default: ``~/.cache/questlearn/staging/<hash of the
+        output URL>``, under ``$XDG_CACHE_HOME`` when set).
 
     Returns
     -------
@@ -90,7 +99,10 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
             raise OptionError("a parallel split decides its schema itself; pass schema= or parallel=, not both")
         from ._parallel import split_parallel  # pools and Ray: only when asked for
 
+        if staging_dir is not None:
+            parameters["staging_dir"] = staging_dir
+
         return split_parallel(source, out_dir, parallel=parallel, ray=ray, progress=progress, verbose=verbose,
                               storage_options=storage_options, **parameters)
     return split_sequential(source, out_dir, progress=progress, verbose=verbose, schema=schema,
-                            storage_options=storage_options, **parameters)
+                            storage_options=storage_options, staging_dir=staging_dir, **parameters)

@@ -20,11 +20,13 @@ import shutil
 from pathlib import Path
 
 from ..errors import OutputFolderError
-from ..manifest._files import ALL_SUBSETS, write_json_atomically
-from ._shards import ShardFiles
+from ..manifest._files import ALL_SUBSETS, MANIFEST_NAME, write_json_atomically
+from ._shards import ShardFiles, shard_name
 from ._writer import sync_directory_file_system, sync_file_system
 
 JOURNAL_NAME = ".split-journal.json"
+#: The store's objects holding the bytes open shards gained at a checkpoint, named by the rows read before it.
+PIECES_NAME = ".split-pieces-"
 LOCK_NAME = ".split.lock"
 MARKER_NAME = ".questlearn-split"
 
@@ -85,10 +87,22 @@ def exclusive_lock(out: Path):
         yield
 
 
-def checkpoint(out: Path, state) -> WriteJournal:
+def own_name(name: str) -> bool:
+    """Whether ``name`` (relative to the output) is one a split writes: its bookkeeping, or a shard's file
+    (partial, a piece of one, or final) in a subset folder."""
+    if name in (JOURNAL_NAME, f".{JOURNAL_NAME}.tmp", MARKER_NAME, LOCK_NAME, MANIFEST_NAME, f".{MANIFEST_NAME}.tmp"):
+        return True
+    if name.startswith(PIECES_NAME) and name[len(PIECES_NAME):].isdigit():
+        return True
+    subset, slash, rest = name.partition("/")
+    return bool(slash) and subset in ALL_SUBSETS and "/" not in rest and rest.startswith((".shard_", "split_data_"))
+
+
+def checkpoint(out: Path, state, output) -> WriteJournal:
     """The writer action that journals the :class:`~questlearn.split._state.SplitState` ``state`` as it is now,
-    once the writes queued before it are on disk."""
-    return WriteJournal(out, state.to_journal(), [shard for subset in state.subsets.values() for shard in subset.open])
+    once the writes queued before it are on disk (and, for a store's output, uploaded)."""
+    return WriteJournal(out, state.to_journal(), [shard for subset in state.subsets.values() for shard in subset.open],
+                        output)
 
 
 def write_finishing_journal(out: Path, state, finishing: dict) -> None:
@@ -123,10 +137,21 @@ class CloseShard:
 
 
 class WriteJournal:
-    """Writer action: make the writes so far durable, then record the state."""
+    """Writer action: make the writes so far durable, then record the state.
 
-    def __init__(self, out: Path, snapshot: dict, open_shards: list):
-        self.out, self.snapshot, self.open_shards = out, snapshot, open_shards
+    For an output in an object store (:class:`questlearn.io.storage.RemoteOutput`)
+    the checkpoint also makes the writes safe in the store, in this order:
+    the closed shards still in the staging folder are uploaded (and leave
+    it), then the bytes every open shard gained since the last checkpoint,
+    one after the other in one object (``.split-pieces-RECORDS``; the
+    journal lists, for each shard file, its pieces: object, offset in it,
+    and the bytes of the file it holds), then the journal. A resume on any machine, its
+    staging folder empty, downloads the journal and the open shards' pieces
+    and goes on from this checkpoint, so no wave is written twice.
+    """
+
+    def __init__(self, out: Path, snapshot: dict, open_shards: list, output):
+        self.out, self.snapshot, self.open_shards, self.output = out, snapshot, open_shards, output
 
     def __call__(self):
         handles = [h for shard in self.open_shards for h in shard.handles.values()]
@@ -134,11 +159,35 @@ class WriteJournal:
             sync_file_system(handles[0].fileno(), [h.fileno() for h in handles])
         else:
             sync_directory_file_system(self.out)
-        by_index = {}
-        for shard in self.open_shards:
-            by_index[(shard.folder.name, shard.index)] = shard.sizes()
         for name, state in self.snapshot["subsets"].items():
-            for entry in state["open"]:
-                entry["sizes"] = by_index[(name, entry["index"])]
             state["closed"] = [dict(c) for c in state["closed"]]
+            for closed in state["closed"]:
+                for part, record in closed["files"].items():
+                    partial = self.out / name / record["partial"]
+                    if closed["rows"] and partial.exists():  # a full wave's shard: its final name is its index
+                        self.output.move(partial, shard_name(name, closed["index"], part))
+        self._save_pieces()
+        for name, state in self.snapshot["subsets"].items():
+            by_index = {shard.index: shard for shard in self.open_shards if shard.folder.name == name}
+            for entry in state["open"]:
+                shard = by_index[entry["index"]]
+                entry["sizes"] = shard.sizes()
+                entry["pieces"] = {part: [list(piece) for piece in pieces] for part, pieces in shard.pieces.items()}
         write_json_atomically(self.out / JOURNAL_NAME, self.snapshot)
+        self.output.save(self.out / JOURNAL_NAME, JOURNAL_NAME)
+
+    def _save_pieces(self) -> None:
+        """Copy to the output's store, as one object, the bytes each open shard gained since the last checkpoint."""
+        ranges, added, offset = [], [], 0
+        name = f"{PIECES_NAME}{self.snapshot['records']:012d}"
+        for shard in self.open_shards:
+            for part, size in shard.sizes().items():
+                pieces = shard.pieces.setdefault(part, [])
+                start = pieces[-1][3] if pieces else 0
+                if size > start:
+                    ranges.append((shard.partial_path(part), start, size))
+                    added.append((pieces, [name, offset, start, size]))
+                    offset += size - start
+        if ranges and self.output.save_pieces(name, ranges):
+            for pieces, piece in added:
+                pieces.append(piece)

@@ -26,7 +26,11 @@
    in memory at a time. Shards are numbered in part order.
 4. ``manifest.json`` is written last, in the format of a sequential split,
    plus a ``parallel`` record (parts, per-part seeds, engine); then
-   ``OUT/.parts`` is removed. A re-run after a kill redoes only the parts
+   ``OUT/.parts`` is removed. Into an object store
+   (:class:`~questlearn.io.storage.RemoteOutput`), each task writes its part
+   split to ``OUT/.parts/0000i/`` in the store (nodes share no local path),
+   the merge downloads the parts into this machine's staging folder, and the
+   merged shards are uploaded before the manifest. A re-run after a kill redoes only the parts
    without a finished manifest, then the whole (cheap, idempotent) merge.
 
 Each part deals its rows into its own open shards, so a shard of a
@@ -49,6 +53,7 @@ import numpy as np
 from .._orphans import die_with_parent
 from ..errors import InputFormatError, OptionError, OutputFolderError, QuestlearnError
 from ..io.sources import ZipMember
+from ..io.storage import open_output, output_is_url
 from ..manifest._files import MANIFEST_NAME, write_json_atomically
 from ..schema.encoding import Encoding
 from ..schema.infer import ColumnReport, InferredSchema
@@ -57,6 +62,7 @@ from ._output import create_output_folder, remove_created_folders
 from ._params import SplitParameters
 from ._plan import decide_schema
 from ._record import report_end
+from ._journal import own_name
 from ._sequential import LOCK_NAME, MARKER_NAME, _exclusive_lock, _Splitter, split_sequential
 from ._start import MARKER_TEXT, already_done, refuse_foreign_files
 
@@ -71,7 +77,8 @@ def part_seed(seed: int, index: int) -> int:
 
 
 def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | None = None, progress: bool = False,
-                   verbose: bool = True, storage_options: dict | None = None, **parameters) -> dict:
+                   verbose: bool = True, storage_options: dict | None = None, staging_dir=None,
+                   **parameters) -> dict:
     """Split each file of ``source`` as its own task and merge the results exactly.
 
     Parameters
@@ -84,7 +91,13 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
     ray : str, optional
         ``"local"`` to run the tasks on a private Ray on 127.0.0.1, or the
         address of a Ray cluster (the source and ``out_dir`` must then be on
-        storage every node reads at the same path).
+        storage every node reads at the same path, or in an object store).
+    staging_dir : str or Path, optional
+        For ``out_dir`` in an object store: this machine's folder for the
+        plan and the merge (each part task stages its shards in its own
+        node's default folder). Each task writes its part split to the store,
+        under ``out_dir/.parts/``; the merge downloads them, so no local
+        path is shared by the nodes.
 
     Returns
     -------
@@ -97,10 +110,15 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
     params = SplitParameters(**parameters)
     if parallel is not None and int(parallel) < 1:
         raise OptionError(f"--parallel must be at least 1, got {parallel}")
-    out = Path(out_dir).resolve()  # tasks (Ray workers too) run in other working directories
+    output = open_output(out_dir if output_is_url(out_dir) else Path(out_dir).resolve(),  # tasks (Ray workers too)
+                         storage_options, staging_dir)  # run in other working directories
+    out = output.folder
     created = create_output_folder(out)
     try:
-        return _split_parallel(source, out, params, parallel, ray, verbose, storage_options)
+        manifest = _split_parallel(source, output, params, parallel, ray, verbose, storage_options)
+        output.clear_staging(own_name)
+        remove_created_folders(created)
+        return manifest
     except Exception:
         if created and all(p.name == LOCK_NAME for p in out.iterdir()):  # failed before writing anything: leave nothing
             shutil.rmtree(out)
@@ -108,21 +126,23 @@ def split_parallel(source, out_dir, *, parallel: int | None = None, ray: str | N
         raise
 
 
-def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, verbose: bool,
+def _split_parallel(source, output, params: SplitParameters, parallel, ray, verbose: bool,
                     storage_options: dict | None) -> dict:
+    out = output.folder
     with _exclusive_lock(out):
-        parent = _Splitter(source, out, params, False, verbose, storage_options=storage_options)
+        parent = _Splitter(source, out, params, False, verbose, storage_options=storage_options, output=output)
+        _restore_plan(output)
         if (out / MANIFEST_NAME).exists():
-            manifest = already_done(out, out / MANIFEST_NAME, parent.files, params)
-            _remove_parts(out)
+            manifest = already_done(out, out / MANIFEST_NAME, parent.files, params, parent.output)
+            _remove_parts(out, output)
             return manifest
         plan = _load_or_make_plan(parent, out, params)
         files = parent.files
-        tasks = [dict(path=str(f.path), shown=f.shown, member=f.member, out=str(out / PARTS_DIR / f"{i:05d}"), schema=plan["schema"],
-                      parameters={**params.as_record(), "seed": plan["part_seeds"][i]},
+        tasks = [dict(path=str(f.path), shown=f.shown, member=f.member, out=output.place(f"{PARTS_DIR}/{i:05d}"),
+                      schema=plan["schema"], parameters={**params.as_record(), "seed": plan["part_seeds"][i]},
                       storage_options=storage_options)  # passed to the task, never written
                  for i, f in enumerate(files)]
-        todo = [t for t in tasks if not (Path(t["out"]) / MANIFEST_NAME).exists()]
+        todo = [t for i, t in enumerate(tasks) if not output.exists(f"{PARTS_DIR}/{i:05d}/{MANIFEST_NAME}")]
         if verbose and len(todo) < len(tasks):
             print(f"questlearn: resuming the parallel split in {out}: {len(tasks) - len(todo)} of {len(tasks)} parts "
                   "already done", flush=True)
@@ -134,12 +154,19 @@ def _split_parallel(source, out: Path, params: SplitParameters, parallel, ray, v
             else:
                 _run_in_processes(todo, workers, verbose)
         parts = []
-        for task in tasks:
-            part = json.loads((Path(task["out"]) / MANIFEST_NAME).read_text(encoding="utf-8"))
-            part["root"] = task["out"]
+        for index in range(len(tasks)):
+            root = out / PARTS_DIR / f"{index:05d}"
+            output.fetch_prefix(f"{PARTS_DIR}/{index:05d}")  # a store's part split: downloaded for the merge
+            part = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+            part["root"] = str(root)
             parts.append(part)
         manifest = merge_parts(out, params, plan, files, parts, engine)
-        _remove_parts(out)
+        for subset in manifest["subsets"].values():  # a store's output: the merged shards uploaded, then the manifest
+            for shard in subset["shards"]:
+                for entry in shard["files"].values():
+                    output.publish_file(out / entry["name"], entry["name"])
+        output.publish_manifest(out / MANIFEST_NAME)
+        _remove_parts(out, output)
     if verbose:
         for entry in manifest["parallel"]["inexact_oov"]:
             print(f"questlearn: warning: part {entry['part']} alone holds more than --max-categories "
@@ -172,6 +199,8 @@ def _load_or_make_plan(parent: _Splitter, out: Path, params: SplitParameters) ->
                        "sample_note": inferred.sample_note, "encoding": inferred.encoding.as_record()},
             "part_seeds": [part_seed(params.seed, i) for i in range(len(parent.files))]}
     write_json_atomically(path, plan)
+    parent.output.save(out / MARKER_NAME, MARKER_NAME)
+    parent.output.save(path, PLAN_NAME)  # a store's output: another machine resumes from it
     return plan
 
 
@@ -257,9 +286,29 @@ def _run_on_ray(tasks: list, address: str, workers: int, verbose: bool) -> list:
     return nodes
 
 
-def _remove_parts(out: Path) -> None:
-    """Drop the per-part work and the plan once the merged manifest is written."""
+def _remove_parts(out: Path, output) -> None:
+    """Drop the per-part work and the plan once the merged manifest is written (from an output's store too)."""
     if (out / PARTS_DIR).is_dir():
         shutil.rmtree(out / PARTS_DIR)
     with contextlib.suppress(FileNotFoundError):
         (out / PLAN_NAME).unlink()
+    stored = output.stored_names()
+    if stored is not None:
+        output.delete([name for name in stored if name.startswith(f"{PARTS_DIR}/") or name in (PLAN_NAME, MARKER_NAME)])
+
+
+def _restore_plan(output) -> None:
+    """Bring a store's manifest or plan of this parallel split into the staging folder; refuse a prefix
+    holding anything else (nothing happens for a local output)."""
+    stored = output.stored_names()
+    if stored is None:
+        return
+    output.clear_staging(lambda name: own_name(name) or name == PLAN_NAME or name.startswith(f"{PARTS_DIR}/"),
+                         keep=(LOCK_NAME,))
+    if MANIFEST_NAME in stored:
+        output.fetch(MANIFEST_NAME)
+    elif PLAN_NAME in stored:
+        output.fetch(PLAN_NAME)
+    elif stored:
+        raise OutputFolderError(f"{output.shown} is not empty ({stored[:5]}) and holds no questlearn split; "
+                                "name an empty or new prefix")

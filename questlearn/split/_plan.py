@@ -94,7 +94,7 @@ class SplitPlan:
         return rows * margin + SUBSET_SPREAD * math.sqrt(rows * (1 - share))
 
 
-def plan_split(reader: SourceReader, out: Path, params, *, schema=None, verbose: bool = True) -> SplitPlan:
+def plan_split(reader: SourceReader, out: Path, params, output=None, *, schema=None, verbose: bool = True) -> SplitPlan:
     """Decide the kinds, the encoding and the expected size of a split of a source into ``out``.
 
     Parameters
@@ -102,9 +102,13 @@ def plan_split(reader: SourceReader, out: Path, params, *, schema=None, verbose:
     reader : SourceReader
         The source (:func:`read_columns`: its columns already checked).
     out : Path
-        The output directory (its disk is checked).
+        The folder the shards are written in (its disk is checked).
     params : SplitParameters
         The split's parameters.
+    output : LocalOutput or RemoteOutput, optional
+        Where the split goes (:func:`questlearn.io.storage.open_output`):
+        ``out`` itself (the default), or a store's prefix, ``out`` then
+        its staging folder, which holds one wave of shards at a time.
     schema : InferredSchema, optional
         Kinds and encoding decided elsewhere (a parallel split's parent):
         used as they are, nothing is sampled.
@@ -118,7 +122,8 @@ def plan_split(reader: SourceReader, out: Path, params, *, schema=None, verbose:
     """
     inferred = schema if schema is not None else decide_schema(reader, params, verbose=verbose)
     estimated_rows, exact = reader.estimate_rows(inferred.extent)
-    estimated_bytes = check_disk(reader.files, out, params, inferred.encoding, estimated_rows, verbose=verbose)
+    estimated_bytes = check_disk(reader.files, out, params, inferred.encoding, estimated_rows, verbose=verbose,
+                                 output=output)
     return SplitPlan(kinds=inferred.kinds, label_numeric=inferred.label_numeric,
                      inferred=[asdict(c) for c in inferred.columns], encoding=inferred.encoding,
                      estimated_rows=estimated_rows, estimated_bytes=estimated_bytes, exact=exact)
@@ -209,26 +214,35 @@ def _labelled_rows(sample, label: str, locate):
 COMPRESSION_GUESS = 4  # decoded bytes per stored byte of a compressed file that records no uncompressed size
 
 
-def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int, *, verbose: bool = True) -> int:
-    """Refuse before the pass when the output's disk cannot hold the estimated shards; return their bytes."""
+def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int, *, verbose: bool = True,
+               output=None) -> int:
+    """Refuse before the pass when the disk of ``out`` cannot hold the shards it must hold at once (all of
+    them; for a store's output, one wave: :meth:`~questlearn.io.storage.RemoteOutput.disk_need`); return
+    the bytes of all the shards."""
     per_row = encoding.row_bytes() + 4 + 8
     if "csv" in params.formats:  # the CSV copies hold the decoded records: a compressed file's guessed at 4x
         per_row += sum(f.decoded_bytes(COMPRESSION_GUESS) for f in files) / max(estimated_rows, 1)
-    needed = estimated_rows * per_row * DISK_MARGIN + (2 << 20)
+    total = estimated_rows * per_row * DISK_MARGIN + (2 << 20)
+    wave_rows = sum(min(estimated_rows * params.share(s) * ESTIMATE_MARGIN + 1,
+                        params.max_open_shards * params.rows_per_shard) for s in params.subsets)
+    one_wave = wave_rows * per_row * DISK_MARGIN + (2 << 20)
+    needed = output.disk_need(total, one_wave) if output is not None else total
     free = shutil.disk_usage(out).free
     if verbose:
-        print(f"questlearn: about {estimated_rows:,} rows, about {human_size(needed)} of shards "
-              f"({per_row:.0f} bytes a row; {human_size(free)} free in {out})", flush=True)
+        where = output.disk_note(needed, free) if output is not None else f"{human_size(free)} free in {out}"
+        print(f"questlearn: about {estimated_rows:,} rows, about {human_size(total)} of shards "
+              f"({per_row:.0f} bytes a row; {where})", flush=True)
     if needed > free:
         raise DiskFullError(
             f"not enough disk for this split: about {estimated_rows:,} rows x {per_row:.0f} bytes "
             f"({len(encoding.numeric)} float32 numbers + {len(encoding.code_columns)} codes + label + row number"
             f"{' + the CSV copy' if 'csv' in params.formats else ''}) = about {human_size(needed)} "
-            f"of shards, but the disk holding {out} has {human_size(free)} free; free space, write to "
-            "another disk"
+            f"of shards{'' if needed == total else f', one wave of them, about {human_size(needed)}, staged at a time'}"
+            f", but the disk holding {out} has {human_size(free)} free; free space, write to "
+            f"another disk{'' if needed == total else ' (--staging-dir)'}"
             + (", or drop the CSV copies (formats=('npy',))" if "csv" in params.formats else "")
             )
-    return int(needed)
+    return int(total)
 
 
 def open_shard_limit(max_open_shards: int, parts: int) -> int:

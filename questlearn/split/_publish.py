@@ -12,13 +12,12 @@ and any leftover partial files go (:func:`remove_bookkeeping`).
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
-from ..errors import OutputFolderError
 from ..manifest._files import ALL_SUBSETS, MANIFEST_NAME, fsync_directory, write_json_atomically, write_manifest
-from ._journal import JOURNAL_NAME
+from ._journal import JOURNAL_NAME, own_name
 from ._record import report_end
+from ._shards import shard_name
 
 
 def finishing_plan(subsets: dict) -> dict:
@@ -37,8 +36,7 @@ def finishing_plan(subsets: dict) -> dict:
                 continue
             files = {}
             for part, record in closed["files"].items():
-                suffix = "csv" if part == "csv" else f"{part}.npy"
-                files[part] = {"name": f"{subset}/split_data_{index:05d}.{suffix}",
+                files[part] = {"name": shard_name(subset, index, part),
                                **{k: record[k] for k in ("bytes", "sha256", "data_offset")}}
                 finishing["renames"].append([f"{subset}/{record['partial']}", files[part]["name"]])
             entries.append({"index": index, "rows": closed["rows"], "files": files,
@@ -48,9 +46,11 @@ def finishing_plan(subsets: dict) -> dict:
     return finishing
 
 
-def publish(out: Path, finishing: dict, verbose: bool, part: bool = False) -> dict:
+def publish(out: Path, finishing: dict, verbose: bool, output, part: bool = False) -> dict:
     """Give the closed shards their final names, then write the manifest (resumable).
 
+    ``output`` (:func:`questlearn.io.storage.open_output`) renames the files
+    in ``out``, or uploads them to the store, and publishes the manifest last.
     The manifest is checked as its readers check it before it is written
     (:func:`~questlearn.manifest._files.write_manifest`), except a ``part``'s
     of a parallel split: that one only the merge reads (an empty part's has
@@ -59,19 +59,28 @@ def publish(out: Path, finishing: dict, verbose: bool, part: bool = False) -> di
     for name in finishing["discard"]:
         (out / name).unlink(missing_ok=True)
     for partial_name, final_name in finishing["renames"]:
-        partial, final = out / partial_name, out / final_name
-        if partial.exists():
-            os.replace(partial, final)
-        elif not final.exists():
-            raise OutputFolderError(f"{final} is missing; delete {out} and split again")
+        output.publish_file(out / partial_name, final_name)
     for subset in finishing["shards"]:
         fsync_directory(out / subset)
     manifest = finishing["manifest"]
     (write_json_atomically if part else write_manifest)(out / MANIFEST_NAME, manifest)
+    output.publish_manifest(out / MANIFEST_NAME)
     remove_bookkeeping(out)
+    tidy_store(output, manifest)
     if verbose:
         report_end(manifest)
     return manifest
+
+
+def tidy_store(output, manifest: dict) -> None:
+    """Delete from an output's store the split's bookkeeping (journal, marker, pieces of open shards) and
+    any shard object the manifest does not list (uploaded by a run that was killed); others' objects stay."""
+    stored = output.stored_names()
+    if stored is None:
+        return
+    listed = {entry["name"] for subset in manifest["subsets"].values() for shard in subset["shards"]
+              for entry in shard["files"].values()}
+    output.delete([name for name in stored if name not in listed and own_name(name) and name != MANIFEST_NAME])
 
 
 def remove_bookkeeping(out: Path):

@@ -54,10 +54,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DiskFullError, SchemaError
+from ..errors import DiskFullError, SchemaError, StorageError
 from ..io._chunks import read_ahead as _read_ahead
 from ..io.csvscan import CsvFormatError
 from ..io.sources import check_unchanged, resolve_sources
+from ..io.storage import open_output
 from ..manifest._files import FORMAT_VERSION, MANIFEST_NAME  # noqa: F401 - FORMAT_VERSION: re-exported
 from ..schema._columns import CLASSIFICATION, REGRESSION
 from ._journal import JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint, write_finishing_journal  # noqa: F401 - names re-exported
@@ -65,6 +66,7 @@ from ._journal import Append as _Append
 from ._journal import CloseShard as _CloseShard
 from ._journal import discard_unfinished as _discard_unfinished
 from ._journal import exclusive_lock as _exclusive_lock
+from ._journal import own_name
 from ._output import check_subsets_dealt, create_output_folder, remove_created_folders
 from ._params import SplitParameters
 from ._plan import read_columns
@@ -73,7 +75,7 @@ from ._publish import finishing_plan, publish
 from ._record import split_manifest
 from ._scatter import rows_by_shard, shards_for
 from ._shards import ShardFiles
-from ._start import already_done, fresh_state, open_limit, reopen_subsets, resumed_state, shard_parts
+from ._start import already_done, fresh_state, open_limit, reopen_subsets, restore_from_store, resumed_state, shard_parts
 from ._state import SplitState, start_position
 from ._writer import ShardWriter, sync_directory_file_system
 
@@ -81,15 +83,25 @@ CHECKPOINT_BYTES = 128 * 1024 * 1024
 
 
 def split_sequential(source, out_dir, *, progress: bool = False, verbose: bool = True, schema=None,
-                     storage_options: dict | None = None, **parameters) -> dict:
-    """Split ``source`` in this process: :func:`questlearn.split.split_csv` without ``parallel``."""
+                     storage_options: dict | None = None, staging_dir=None, **parameters) -> dict:
+    """Split ``source`` in this process: :func:`questlearn.split.split_csv` without ``parallel``.
+
+    ``out_dir`` is a folder, or a prefix in an object store whose shards are
+    written first in ``staging_dir`` (:func:`questlearn.io.storage.open_output`).
+    """
     params = SplitParameters(**parameters)
-    out = Path(out_dir)
-    splitter = _Splitter(source, out, params, progress, verbose, schema, storage_options)  # the source's refusals: before out exists
+    output = open_output(out_dir, storage_options, staging_dir)
+    out = output.folder
+    splitter = _Splitter(source, out, params, progress, verbose, schema, storage_options, output)  # the source's refusals: before out exists
     created = create_output_folder(out)
     try:
         with _exclusive_lock(out):
-            return splitter.run()
+            manifest = splitter.run()
+        output.clear_staging(own_name)
+        remove_created_folders(created)
+        return manifest
+    except StorageError:
+        raise  # the store failed, not the data: the same command resumes from the last checkpoint
     except OSError as error:
         free = shutil.disk_usage(out).free if out.exists() else None
         if error.errno == errno.ENOSPC or (free is not None and free < (64 << 20)):
@@ -103,6 +115,7 @@ def split_sequential(source, out_dir, *, progress: bool = False, verbose: bool =
         if splitter.writing or created:
             splitter.close()  # the writer thread stops before its files are removed
             _discard_unfinished(out, bool(created))
+            splitter.discard_stored()
             remove_created_folders(created)  # the folders this split made, if still empty
         raise
     finally:
@@ -114,8 +127,12 @@ class _Splitter:
     the pass over the source, the end (manifest, publishing)."""
 
     def __init__(self, source, out: Path, params: SplitParameters, progress: bool, verbose: bool, schema=None,
-                 storage_options: dict | None = None):
+                 storage_options: dict | None = None, output=None):
         self.out, self.params, self.progress, self.verbose = out, params, progress, verbose
+        self.output = output if output is not None else open_output(out)
+        self.output.check_apart(source)
+        self.started = False  # this run wrote the store's marker, or resumed its split: a data error removes it
+        self.wave_closed = False  # a wave closed since the last checkpoint
         self.given_schema = schema  # kinds decided by a parallel split's parent, shared by all its parts
         self.files = resolve_sources(source, storage_options)
         self.reader, self.names = read_columns(self.files, params)
@@ -128,28 +145,37 @@ class _Splitter:
 
     # -- run ------------------------------------------------------------
     def run(self) -> dict:
+        restore_from_store(self.output)
         manifest_path = self.out / MANIFEST_NAME
         if manifest_path.exists():
-            return already_done(self.out, manifest_path, self.files, self.params)
+            return already_done(self.out, manifest_path, self.files, self.params, self.output)
         journal_path = self.out / JOURNAL_NAME
         self.writing = True
         if journal_path.exists():
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
-            self.state = resumed_state(self.out, journal, self.params, self.fingerprint, self.verbose)
+            self.state = resumed_state(self.output.shown, journal, self.params, self.fingerprint, self.verbose)
+            self.started = True
             if journal.get("finishing"):
-                return publish(self.out, journal["finishing"], self.verbose, part=self.given_schema is not None)
+                return publish(self.out, journal["finishing"], self.verbose, self.output, part=self.given_schema is not None)
             self._set_parts()
-            reopen_subsets(self.out, self.state, journal["subsets"], self.parts)
+            reopen_subsets(self.out, self.state, journal["subsets"], self.parts, self.output)
         else:
+            self.started = True
             self.state, first_wave = fresh_state(self.out, self.reader, self.params, self.fingerprint,
                                                  schema=self.given_schema, verbose=self.verbose,
-                                                 where=self._source_name())
+                                                 where=self._source_name(), output=self.output)
             self._set_parts()
             for subset in self.params.subsets:
                 self._open_wave(subset, first_wave(self._share(subset)))
         self.writer = ShardWriter()
         self._split()
         return self._finish()
+
+    def discard_stored(self) -> None:
+        """After a data error: delete what this split put in its output's store (nothing for a local output)."""
+        stored = self.output.stored_names() if self.started else None
+        if stored and MARKER_NAME in stored:
+            self.output.delete([name for name in stored if own_name(name)])
 
     def close(self) -> None:
         if self.writer is not None:
@@ -202,7 +228,7 @@ class _Splitter:
                     state.position.update(position)
                     state.blank_lines += blank_lines  # counted with the position it belongs to (journaled together)
                     since_checkpoint += size
-                    if since_checkpoint >= CHECKPOINT_BYTES:
+                    if since_checkpoint >= CHECKPOINT_BYTES or (self.wave_closed and self.output.checkpoint_each_wave):
                         self._checkpoint()
                         since_checkpoint = 0
                     bar.update(done + read - bar.n)
@@ -334,11 +360,13 @@ class _Splitter:
         total = sum(f.bytes for f in self.files)
         remaining = max(state.estimated_rows - state.records, state.records * (total / consumed - 1), 1)
         self._open_wave(subset, remaining * self._share(subset))
+        self.wave_closed = True
         return [_CloseShard(state.subsets[subset].closed, shard, counts) for shard, counts in closing]
 
     def _checkpoint(self) -> None:
         """Queue a journal write after the writes queued so far."""
-        self.writer.submit([checkpoint(self.out, self.state)])
+        self.writer.submit([checkpoint(self.out, self.state, self.output)])
+        self.wave_closed = False
 
     def _source_name(self) -> str:
         return self.files[0].shown if len(self.files) == 1 else f"the source ({len(self.files)} files)"
@@ -360,5 +388,5 @@ class _Splitter:
         finishing["manifest"] = split_manifest(self.state, finishing["shards"], files=self.files,
                                                source_format=self.format, names=self.names)
         write_finishing_journal(self.out, self.state, finishing)
-        return publish(self.out, finishing, self.verbose, part=self.given_schema is not None)
+        return publish(self.out, finishing, self.verbose, self.output, part=self.given_schema is not None)
 

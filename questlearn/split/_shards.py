@@ -40,6 +40,12 @@ def npy_header(dtype, shape) -> bytes:
     return NPY_MAGIC + struct.pack("<H", room) + (text.ljust(room - 1) + "\n").encode("latin1")
 
 
+def shard_name(subset: str, index: int, part: str) -> str:
+    """A published shard file's name: ``train/split_data_00003.numbers.npy``."""
+    suffix = "csv" if part == "csv" else f"{part}.npy"
+    return f"{subset}/split_data_{index:05d}.{suffix}"
+
+
 class ShardFiles:
     """The open partial files of one shard.
 
@@ -59,6 +65,7 @@ class ShardFiles:
         self.folder, self.index, self.parts = Path(folder), int(index), parts
         self.rows = 0
         self.handles, self.hashes = {}, {}
+        self.pieces: dict = {}  # {part: [[start, end], ...]} copied to the output's store (a store's output only)
 
     def partial_path(self, part: str) -> Path:
         suffix = "csv" if part == "csv" else f"{part}.npy"

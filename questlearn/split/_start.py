@@ -18,17 +18,19 @@ import numpy as np
 from ..errors import OutputFolderError
 from ..io.sources import stored_sha256
 from ..schema._columns import REGRESSION
-from ._journal import LOCK_NAME, MARKER_NAME, clear_unjournaled_start
+from ..manifest._files import MANIFEST_NAME
+from ._journal import JOURNAL_NAME, LOCK_NAME, MARKER_NAME, clear_unjournaled_start, own_name
 from ._output import check_subsets_filled
 from ._params import SplitParameters
 from ._plan import open_shard_limit, plan_split
-from ._publish import remove_bookkeeping
+from ._publish import remove_bookkeeping, tidy_store
+from ._shards import ShardFiles
 from ._state import SplitState, SubsetState
 
 MARKER_TEXT = "written by questlearn split; the files beside it are its own\n"
 
 
-def already_done(out: Path, manifest_path: Path, files: list, params: SplitParameters) -> dict:
+def already_done(out: Path, manifest_path: Path, files: list, params: SplitParameters, output) -> dict:
     """The manifest of the finished split in ``out``, if it is of the same source and parameters (else refused)."""
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     same_params = manifest.get("parameters") == params.as_record()
@@ -40,6 +42,7 @@ def already_done(out: Path, manifest_path: Path, files: list, params: SplitParam
         raise OutputFolderError(f"{out} already holds a finished split of another source or with other parameters; "
                                 "delete it or choose another output directory")
     remove_bookkeeping(out)
+    tidy_store(output, manifest)
     return manifest
 
 
@@ -64,7 +67,7 @@ def shard_parts(params: SplitParameters, encoding, csv_header: bytes) -> dict:
 
 
 def fresh_state(out: Path, reader, params: SplitParameters, fingerprint: dict, *, schema, verbose: bool,
-                where: str):
+                where: str, output):
     """Plan a new split in the empty ``out`` and mark the folder as questlearn's.
 
     Returns the :class:`SplitState` before any row (its subsets without
@@ -74,10 +77,11 @@ def fresh_state(out: Path, reader, params: SplitParameters, fingerprint: dict, *
     """
     clear_unjournaled_start(out)
     refuse_foreign_files(out)
-    plan = plan_split(reader, out, params, schema=schema, verbose=verbose)
+    plan = plan_split(reader, out, params, output, schema=schema, verbose=verbose)
     if plan.exact and schema is None:  # a part of a parallel split may leave a subset empty
         check_subsets_filled(plan.estimated_rows, params, where)
     (out / MARKER_NAME).write_text(MARKER_TEXT, encoding="utf-8")
+    output.save(out / MARKER_NAME, MARKER_NAME)  # a store's prefix is the split's from now on
     for subset in params.subsets:
         (out / subset).mkdir()
     state = SplitState(params, fingerprint, plan.kinds, plan.label_numeric, plan.inferred, plan.encoding,
@@ -97,10 +101,34 @@ def resumed_state(out: Path, journal: dict, params: SplitParameters, fingerprint
     return SplitState.from_journal(journal, params, fingerprint)
 
 
-def reopen_subsets(out: Path, state: SplitState, saved: dict, parts: dict) -> None:
-    """Reopen each subset's open shards as the journal's ``saved`` subsets record them; remove the files
-    written after the checkpoint, by a wave the journal does not know."""
+def restore_from_store(output) -> None:
+    """Bring what an output's store holds of this split into its (emptied) staging folder: the manifest
+    of a finished split, or the journal of an unfinished one; a prefix holding anything else is refused.
+    Nothing happens for a local output."""
+    stored = output.stored_names()
+    if stored is None:
+        return
+    output.clear_staging(own_name, keep=(LOCK_NAME,))
+    if MANIFEST_NAME in stored:
+        output.fetch(MANIFEST_NAME)
+    elif JOURNAL_NAME in stored:
+        output.fetch(JOURNAL_NAME)
+    elif stored:
+        if MARKER_NAME not in stored or not all(own_name(name) for name in stored):
+            raise OutputFolderError(f"{output.shown} is not empty ({stored[:5]}) and holds no questlearn split; "
+                                    "name an empty or new prefix")
+        output.delete(stored)  # a split killed before its first checkpoint: nothing to resume from
+
+
+def reopen_subsets(out: Path, state: SplitState, saved: dict, parts: dict, output) -> None:
+    """Reopen each subset's open shards as the journal's ``saved`` subsets record them (an output's store
+    gives back their pieces first); remove the files written after the checkpoint, by a wave the journal
+    does not know."""
     for subset, entry in saved.items():
+        for shard in entry["open"]:
+            for part, pieces in shard.get("pieces", {}).items():
+                path = ShardFiles(out / subset, shard["index"], parts).partial_path(part)
+                output.fetch_pieces(path, pieces)
         state.subsets[subset] = SubsetState.from_journal(entry, out / subset, parts)
         keep = state.subsets[subset].partial_names()
         for path in (out / subset).iterdir():

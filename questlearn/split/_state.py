@@ -83,6 +83,7 @@ class SubsetState:
         for entry in saved["open"]:
             shard = ShardFiles(folder, entry["index"], parts)
             shard.reopen(entry["rows"], entry["sizes"])
+            shard.pieces = {part: [list(piece) for piece in pieces] for part, pieces in entry.get("pieces", {}).items()}
             shards.append(shard)
         return cls(ShardDealer.restore(saved["dealer"]), shards, [e["label_counts"] for e in saved["open"]],
                    saved["closed"], saved["next_index"], saved["rows"], saved["waves"])

@@ -20,7 +20,7 @@ def main():
     point, nth, count_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     split_args = sys.argv[sys.argv.index("--") + 1:]
     import questlearn.split._journal as journal
-    import questlearn.split._publish as publish
+    import questlearn.io.storage as storage
     import questlearn.split._sequential as split
     import questlearn.split._shards as shardfiles
     from questlearn.cli import main as cli_main
@@ -51,8 +51,8 @@ def main():
     wrap(journal.CloseShard, "__call__", "close")
     wrap(journal.CloseShard, "__call__", "after_close", after=True)
     wrap(shardfiles.os, "pwrite", "header")
-    wrap(publish.os, "replace", "replace")
-    wrap(publish.os, "replace", "after_replace", after=True)
+    wrap(storage.os, "replace", "replace")  # the os module: every rename, the final names and the manifest's
+    wrap(storage.os, "replace", "after_replace", after=True)
     wrap(journal, "sync_file_system", "sync")
     try:
         code = cli_main(["split", *split_args])

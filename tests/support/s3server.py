@@ -60,6 +60,40 @@ def upload(filesystem, local_path, key: str) -> None:
             target.write(piece)
 
 
+def put_files(s3, folder, prefix: str) -> None:
+    """Every file of ``folder`` as an object under ``prefix`` of the ``s3`` fixture's bucket."""
+    for path in sorted(folder.iterdir()):
+        upload(s3.fs, path, f"{s3.bucket}/{prefix}/{path.name}")
+
+
+def stored_objects(s3, prefix: str) -> dict:
+    """``{name under prefix: bytes}`` of every object under ``prefix`` (directory markers left out)."""
+    import pyarrow.fs as pafs
+
+    base = f"{s3.bucket}/{prefix}"
+    objects = {}
+    for info in s3.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True)):
+        if info.type == pafs.FileType.File:
+            with s3.fs.open_input_stream(info.path) as handle:
+                objects[info.path[len(base) + 1:]] = handle.read()
+    return objects
+
+
+def gzip_part_files(folder, rows=(1000, 700, 900), seed=60):
+    """Gzip part files of a finished Spark job (``_SUCCESS`` beside them) in the new folder ``folder``."""
+    import gzip
+
+    from questlearn.synth import write_quest_log
+
+    folder.mkdir(parents=True)
+    for index, count in enumerate(rows):
+        plain = write_quest_log(folder / f"part-{index:05d}.csv", rows=count, seed=seed + index)
+        (folder / f"part-{index:05d}.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+        plain.unlink()
+    (folder / "_SUCCESS").write_bytes(b"")
+    return folder
+
+
 class FaultyEndpoint:
     """An HTTP endpoint answering every request with ``status`` and the S3 error ``code``."""
 
@@ -98,16 +132,29 @@ class FaultyEndpoint:
 
 
 class CountingProxy:
-    """A TCP relay on 127.0.0.1 to ``target_port``; :attr:`bytes_back` counts what the server sent back."""
+    """A TCP relay on 127.0.0.1 to ``target_port``; :attr:`bytes_back` counts what the server sent back.
+
+    :meth:`cut` drops every connection and refuses new ones (the server looks down, its objects kept);
+    :meth:`restore` relays again.
+    """
 
     def __init__(self, target_port: int):
         proxy = self
         self.bytes_back = 0
+        self.is_cut = False
         self._lock = threading.Lock()
+        self._connections = set()
 
         class Relay(socketserver.BaseRequestHandler):
             def handle(self):
+                if proxy.is_cut:
+                    self.request.close()
+                    return
                 with socket.create_connection(("127.0.0.1", target_port)) as upstream:
+                    for end in (self.request, upstream):  # no Nagle delay on each relayed request
+                        end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    with proxy._lock:
+                        proxy._connections.update((self.request, upstream))
                     up = threading.Thread(target=_pump, args=(self.request, upstream, None), daemon=True)
                     up.start()
                     _pump(upstream, self.request, proxy)
@@ -118,6 +165,20 @@ class CountingProxy:
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def cut(self) -> None:
+        """Drop every open connection; new ones are closed at once until :meth:`restore`."""
+        with self._lock:
+            self.is_cut = True
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restore(self) -> None:
+        self.is_cut = False
 
     def count(self, size: int) -> None:
         with self._lock:
