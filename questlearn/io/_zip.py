@@ -85,9 +85,7 @@ def _check_directory_entry(archive, info: zipfile.ZipInfo) -> None:
     """Refuse a member whose central directory entry disagrees with its local header: a damaged archive
     (whose garbled method or flags would otherwise read as an unknown method or encryption)."""
     try:
-        with open(archive.path, "rb") as handle:
-            handle.seek(info.header_offset)
-            local = handle.read(LOCAL_FIELDS.size)
+        local = archive.store.read_range(archive.path, info.header_offset, LOCAL_FIELDS.size)
     except (OSError, ValueError, OverflowError):
         local = b""
     if len(local) != LOCAL_FIELDS.size or local[:4] != ZIP_MAGIC:
