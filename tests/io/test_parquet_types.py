@@ -243,14 +243,14 @@ def test_a_date_label_is_refused_before_the_pass(tmp_path):
 def test_a_parquet_string_column_that_stops_being_numeric_names_the_column_and_row_or_reads_it_as_missing(tmp_path):
     rows = 2000
     scores = [str(i) for i in range(rows)]
-    scores[rows - 3] = "red"  # in the last row group, which the sample does not read
+    scores[150] = "red"  # in the second of 20 row groups: the sample reads 9 of them, the first and last among them
     table = pa.table({"label": pa.array([i % 2 for i in range(rows)]), "score": pa.array(scores)})
     source = tmp_path / "late.parquet"
     pq.write_table(table, source, row_group_size=100)
     with pytest.raises(ValueError) as caught:
         split_csv(source, tmp_path / "out", label="label", verbose=False)
     message = str(caught.value)
-    assert "late.parquet: row 1998: column 'score' holds 'red'" in message and "--invalid missing" in message
+    assert "late.parquet: row 151: column 'score' holds 'red'" in message and "--invalid missing" in message
     manifest = split_csv(source, tmp_path / "kept", label="label", invalid="missing", verbose=False)
     assert (manifest["stats"]["score"]["invalid"], manifest["stats"]["score"]["missing"]) == (1, 1)
 
