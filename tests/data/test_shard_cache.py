@@ -189,3 +189,15 @@ def test_worker_processes_read_every_row_once_through_a_small_cache(s3, small_sh
         adapter.on_epoch_end()
     np.testing.assert_array_equal(np.sort(np.concatenate(ids)), expected_ids(small_shards, "train"))
     assert 0 < sampler.largest <= limit
+
+
+def test_the_train_command_takes_a_split_url_a_cache_folder_and_a_limit(s3, id_split, tmp_path, capsys):
+    from questlearn.cli import main
+
+    url = put_split(s3, id_split)
+    code = main(["train", url, "--model-dir", str(tmp_path / "model"), "--epochs", "1", "--batch-size", "256",
+                 "--model", "small", "--verbose", "0", "--cache-dir", str(tmp_path / "cache"), "--cache-limit", "5MB"])
+    out = capsys.readouterr().out
+    assert code in (0, None) and (tmp_path / "model" / "model.keras").is_file()
+    assert f"shards of {url.rstrip('/')}/ are fetched into the cache {tmp_path / 'cache'}, at most 5.0 MB" in out
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*.numbers.npy"))  # read from the cache
