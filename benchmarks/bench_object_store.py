@@ -62,9 +62,9 @@ def child(kind: str, source: str, cache: str, limit: str, epochs: str, batch_siz
 
     remote = {} if kind == "local" else {"cache_dir": cache, "cache_limit": int(limit)}
     started = time.perf_counter()
+    before = storage.fetched_bytes()  # the first epoch's bytes include the manifest's
     dataset = QuestSequence(source, "train", batch_size=int(batch_size), seed=1, **remote)
     fetched, rows, epoch_seconds = [], 0, []
-    before = storage.fetched_bytes()
     for epoch in range(int(epochs)):
         dataset.set_epoch(epoch)
         begun = time.perf_counter()

@@ -126,7 +126,7 @@ class LocalFiles:
     def release(self, entries: list) -> None:
         """The reader is done with this shard's files (nothing to do here)."""
 
-    def need_room(self, shards: int, units: list) -> None:
+    def need_room(self, reader: str, shards: int, units: list) -> None:
         """A reader may hold this many shards open at once (no limit applies here)."""
 
     def schedule(self, stream: str, shards: list) -> None:
@@ -173,7 +173,7 @@ class ShardCache:
         self.url, self.folder, self.limit = url.rstrip("/"), Path(folder), int(limit)
         self.storage_options = storage_options
         self.manifest = None
-        self.held_shards = 0
+        self.held_shards: dict = {}  # reader (the subset it reads) -> shards it may hold open at once
         self.units: dict = {}  # shard key -> its files' records, as the readers read them (npy or CSV)
         self._held: dict = {}  # shard key -> (lock file descriptor, count) held by readers of this process
         self._held_lock = threading.Lock()
@@ -201,6 +201,8 @@ class ShardCache:
                     print(f"questlearn: shards of {cache.url}/ are fetched into the cache {folder}, at most "
                           f"{shown_size(limit)} ({said}); the split has {shown_size(cache.split_bytes())}")
                 _CACHES[key] = cache
+            elif cache_limit is not None:
+                cache.limit = parse_size(cache_limit)  # the latest limit given for this folder
         return cache
 
     def _store(self):
@@ -250,8 +252,9 @@ class ShardCache:
     def split_bytes(self) -> int:
         return sum(entry["bytes"] for files in self._all_shards() for entry in files)
 
-    def need_room(self, shards: int, units: list) -> None:
-        """Note a reader that may hold ``shards`` shards open at once; a limit too small for all of them is refused.
+    def need_room(self, reader: str, shards: int, units: list) -> None:
+        """Note that ``reader`` (a subset's dataset; a new one replaces the old) may hold ``shards`` shards open
+        at once; a limit too small for all the readers is refused.
 
         ``units`` are the shards it may read, each the list of its files' records (the cache fetches and
         evicts a shard's files together).
@@ -261,13 +264,14 @@ class ShardCache:
         OptionError
             The limit is smaller than the largest shard times the shards held at once, plus one being fetched.
         """
-        self.held_shards += int(shards)
+        self.held_shards[reader] = int(shards)
+        held = sum(self.held_shards.values())
         self.units.update((self._key(entries), entries) for entries in units)
         largest = max(sum(entry["bytes"] for entry in files) for files in self.units.values())
-        needed = largest * (self.held_shards + 1) + (self.folder / MANIFEST_NAME).stat().st_size
+        needed = largest * (held + 1) + (self.folder / MANIFEST_NAME).stat().st_size
         if needed > self.limit:
             raise OptionError(f"--cache-limit {shown_size(self.limit)} is too small for {self.url}/: reading it holds "
-                              f"up to {self.held_shards} shards open and fetches one more, each up to "
+                              f"up to {held} shards open and fetches one more, each up to "
                               f"{shown_size(largest)}; give at least --cache-limit {needed}")
 
     # -- reading ----------------------------------------------------------

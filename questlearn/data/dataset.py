@@ -121,7 +121,7 @@ class QuestSequence(keras.utils.PyDataset):
         self._plan = None
         self._owner_pid = os.getpid()
         # the shards a reader holds open at once: each worker process's, and this process's own
-        files.need_room(self.reader.cache_shards * (int(workers) + 1 if use_multiprocessing else 1),
+        files.need_room(subset, self.reader.cache_shards * (int(workers) + 1 if use_multiprocessing else 1),
                         [self.reader._entries(shard) for shard in range(len(self.reader.shards))])
         if use_multiprocessing:
             choose_start_method()  # forkserver, not fork from a threaded process (see questlearn.data._start_method)

@@ -168,6 +168,10 @@ def test_a_limit_too_small_for_the_shards_held_at_once_is_refused_in_one_line(s3
     with pytest.raises(OptionError) as caught:
         QuestSequence(url, "train", cache_dir=tmp_path / "cache", cache_limit=largest_shard(id_split) * 2)
     assert "\n" not in str(caught.value) and "--cache-limit" in str(caught.value)
+    enough = largest_shard(id_split) * 5 + manifest_bytes(id_split)  # train and validate, 2 shards each, one fetch
+    for _ in range(3):  # a dataset made again replaces the one before: the limit still holds both readers
+        QuestSequence(url, "train", cache_dir=tmp_path / "cache", cache_limit=enough)
+    QuestSequence(url, "validate", cache_dir=tmp_path / "cache", cache_limit=enough)
     with pytest.raises(OptionError, match="--cache-limit takes a positive size"):
         QuestSequence(url, "train", cache_dir=tmp_path / "other", cache_limit="lots")
 
