@@ -145,12 +145,13 @@ def test_a_shard_replaced_in_the_store_after_the_split_is_refused_by_its_sha256(
     assert not (tmp_path / "cache" / shard["name"]).exists()  # nothing unverified is left to read
 
 
-@pytest.mark.parametrize("shuffle", [True, False])
-def test_a_split_in_the_store_gives_the_same_batches_as_the_local_split(s3, id_split, tmp_path, shuffle):
+@pytest.mark.parametrize("source,shuffle", [("npy", True), ("npy", False), ("csv", True)])
+def test_a_split_in_the_store_gives_the_same_batches_as_the_local_split(s3, id_split, tmp_path, source, shuffle):
     url = put_split(s3, id_split)
-    local = QuestSequence(id_split, "train", batch_size=200, shuffle=shuffle, seed=4)
-    remote = QuestSequence(url, "train", batch_size=200, shuffle=shuffle, seed=4, cache_dir=tmp_path / "cache",
-                           cache_limit=largest_shard(id_split) * 4 + manifest_bytes(id_split))
+    local = QuestSequence(id_split, "train", batch_size=200, shuffle=shuffle, seed=4, source=source)
+    remote = QuestSequence(url, "train", batch_size=200, shuffle=shuffle, seed=4, source=source,
+                           cache_dir=tmp_path / "cache",
+                           cache_limit=largest_shard(id_split) * 4 + manifest_bytes(id_split) if source == "npy" else "1MB")
     for epoch in (0, 1):
         local.set_epoch(epoch)
         remote.set_epoch(epoch)
