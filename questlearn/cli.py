@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
     evaluate.add_argument("model_dir", type=Path, help="a trained model directory")
-    evaluate.add_argument("input", type=Path, help="a labelled CSV file, or a split directory (its test subset "
+    evaluate.add_argument("input", help="a labelled CSV file, or a split directory or URL (its test subset "
                           "when it has one, else its validate subset)")
     evaluate.add_argument("--subset", choices=("test", "validate"), default=None,
                           help="the subset of a split directory to score (default: test when the split has one)")

@@ -110,6 +110,12 @@ def open_split(split_dir, subsets: tuple, *, verify: str = "once", cache_dir=Non
     return cache.manifest, cache
 
 
+def holds_split(item, storage_options: dict | None = None) -> bool:
+    """Whether a folder or a store's prefix holds a split (its ``manifest.json``)."""
+    store, place = locate(item, storage_options)
+    return store.kind(store.join(place, MANIFEST_NAME)) == "file"
+
+
 class LocalFiles:
     """A split's files where they are, each checked against its SHA-256 the first time it is read."""
 

@@ -206,3 +206,17 @@ def test_the_train_command_takes_a_split_url_a_cache_folder_and_a_limit(s3, id_s
     assert code in (0, None) and (tmp_path / "model" / "model.keras").is_file()
     assert f"shards of {url.rstrip('/')}/ are fetched into the cache {tmp_path / 'cache'}, at most 5.0 MB" in out
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*.numbers.npy"))  # read from the cache
+
+
+def test_evaluate_scores_a_split_in_the_store_as_the_same_split_on_disk(s3, tmp_path):
+    from trained import train_small_model
+
+    from questlearn.serve.evaluate import evaluate
+
+    _, split_dir, _ = train_small_model(tmp_path, rows=1200, epochs=1)
+    url = put_split(s3, split_dir)
+    local = evaluate(tmp_path / "model", split_dir)
+    remote = evaluate(tmp_path / "model", url)
+    assert remote.pop("source") == f"{url} (validate subset)"
+    local.pop("source")
+    assert remote == local
