@@ -86,6 +86,9 @@ def _train(args) -> None:
                    hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
                    model=args.model,
                    class_weight=args.class_weight)
+    remote = dict(cache_dir=args.cache_dir, cache_limit=args.cache_limit, storage_options=_storage_options(args))
+    if any(value for value in remote.values()):  # a split in a store (the Ray and JAX launchers take a local one)
+        options.update(remote)
     if args.local_processes or args.num_processes or args.ray is not None:  # several processes (JAX, or Ray)
         result = _train_several_processes(args, options)
         if result is None:
@@ -339,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(run=_inspect)
 
     train = command("train", "train the tabular model on a split")
-    train.add_argument("split_dir", type=Path, help="a finished split (holds manifest.json)")
+    train.add_argument("split_dir", help="a finished split (holds manifest.json): a folder, or the URL of one in an "
+                                         "object store (s3://bucket/prefix/), read through a local shard cache")
     train.add_argument("--model-dir", type=Path, default=Path("model"), help="where models, backups and the history go")
     train.add_argument("--epochs", type=int, default=None,
                        help="most epochs to train (default: enough for about 6,000 optimizer steps, 2 to 200, printed)")
@@ -370,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also save the training state every N batches: a killed run resumes at the batch after the last save")
     train.add_argument("--save-every-minutes", type=float, default=None, metavar="M",
                        help="also save the training state every M minutes inside an epoch")
+    train.add_argument("--cache-dir", type=Path, default=None,
+                       help="for a split in a store: the local folder its shards are fetched into (default "
+                            "~/.cache/questlearn/shards/<hash of the URL>, or under $XDG_CACHE_HOME)")
+    train.add_argument("--cache-limit", default=None, metavar="SIZE",
+                       help="for a split in a store: the most the cache folder may hold, e.g. 20GB or 500MB (default "
+                            "half the free disk there, printed); a split larger than this is fetched again every epoch")
+    _add_storage_option(train)
     scale = train.add_argument_group("several processes (JAX backend; see docs/scaling-out.md)")
     scale.add_argument("--num-processes", type=int, help="processes in the data-parallel job (one per host or GPU)")
     scale.add_argument("--process-id", type=int, help="this process's number, 0 .. N-1 (0 writes the files)")
@@ -394,9 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
     evaluate.add_argument("model_dir", type=Path, help="a trained model directory")
-    evaluate.add_argument("input", type=Path, help="a labelled CSV or Parquet source (a file or a "
-                          "directory of part files), or a split directory (its test subset when it has one, else its "
-                          "validate subset)")
+    evaluate.add_argument("input", help="a labelled CSV or Parquet source (a file or a directory of part files), "
+                          "or a split directory or URL (its test subset when it has one, else its validate subset)")
     evaluate.add_argument("--subset", choices=("test", "validate"), default=None,
                           help="the subset of a split directory to score (default: test when the split has one)")
     evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")

@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IntegrityError, OptionError
-from ..manifest._files import resolve_inside
-from ..manifest.integrity import ShardVerifier
+from ._shard_cache import LocalFiles
 from ..schema.encoding import FILL_POLICIES, Encoding
 
 LABEL_MODES = ("sparse", "one_hot")
@@ -212,10 +211,14 @@ class ShardReader:
         SHA-256 the first time this training run reads it, so damaged or
         swapped shards stop loading with the file's name. ``"off"``: skip
         hashing (see ``benchmarks/bench_loader.py`` for the cost).
+    files : optional
+        Where the shard files are: :class:`~questlearn.data._shard_cache.LocalFiles` of the manifest's
+        root (default), or a :class:`~questlearn.data._shard_cache.ShardCache` of a split in a store,
+        which fetches and verifies each shard before it is opened (``verify`` applies to local files).
     """
 
     def __init__(self, manifest: dict, subset: str, source: str = "npy", features=None, fill: str | None = None,
-                 label_mode: str = "sparse", cache_shards: int = 2, verify: str = "once"):
+                 label_mode: str = "sparse", cache_shards: int = 2, verify: str = "once", files=None):
         if subset == "test" and "test" not in manifest["subsets"]:
             raise OptionError(f"the split in {manifest.get('root', 'this directory')} has no test subset (it was split "
                               "without --test-fraction); read 'validate', or split again with --test-fraction")
@@ -239,7 +242,7 @@ class ShardReader:
         self.manifest, self.subset, self.source = manifest, subset, source
         self.fill, self.label_mode = self.encoding.fill, label_mode
         self.cache_shards = int(cache_shards)
-        self.verifier = ShardVerifier(verify)
+        self.files = files if files is not None else LocalFiles(Path(manifest["root"]), verify)
         self.all_features = list(schema["features"])
         self.features = list(features) if features is not None else self.all_features
         unknown = [f for f in self.features if f not in self.all_features]
@@ -377,16 +380,29 @@ class ShardReader:
         entry.set(loaded)
         with self._lock:
             while len(self._cache) > self.cache_shards:
-                self._cache.popitem(last=False)  # the memory map closes when its last batch is done
+                dropped, _ = self._cache.popitem(last=False)  # the memory map closes when its last batch is done
+                if self.source == "npy":  # a CSV shard's file was released once parsed
+                    self.files.release(self._entries(dropped))
         return loaded
 
+    def _entries(self, shard: int) -> list:
+        """The manifest records of the files of ``shard`` this reader reads."""
+        files = self.shards[shard]["files"]
+        return [files["csv"]] if self.source == "csv" else [files["numbers"], files["codes"], files["labels"]]
+
     def _open_npy(self, shard: int):
-        files, rows = self.shards[shard]["files"], self.shards[shard]["rows"]
+        rows = self.shards[shard]["rows"]
+        numbers_path, codes_path, labels_path = self.files.acquire(self._entries(shard))
+        try:
+            return self._open_maps(shard, rows, numbers_path, codes_path, labels_path)
+        except BaseException:
+            self.files.release(self._entries(shard))
+            raise
+
+    def _open_maps(self, shard: int, rows: int, numbers_path: Path, codes_path: Path, labels_path: Path):
         blocks = []
-        for part, dtype, width in (("numbers", np.dtype(np.float32), len(self.encoding.numeric)),
-                                   ("codes", self.encoding.code_dtype, len(self.encoding.code_columns))):
-            path = resolve_inside(self.root, files[part]["name"])
-            self.verifier.check(path, files[part])
+        for part, dtype, width, path in (("numbers", np.dtype(np.float32), len(self.encoding.numeric), numbers_path),
+                                         ("codes", self.encoding.code_dtype, len(self.encoding.code_columns), codes_path)):
             block = _open_map(path)
             if block.dtype != dtype or block.shape != (rows, width):
                 raise IntegrityError(f"shard file {path} holds {block.dtype} values of shape {block.shape}, the manifest "
@@ -394,11 +410,8 @@ class ShardReader:
                                      "after the split, or belongs to another split")
             blocks.append(block)
         if len(self.encoding.code_columns) and rows and shard not in self._ranges_checked:
-            check_code_range(blocks[1], self.encoding.code_counts, self.encoding.code_columns,
-                             resolve_inside(self.root, files["codes"]["name"]))
+            check_code_range(blocks[1], self.encoding.code_counts, self.encoding.code_columns, codes_path)
             self._ranges_checked.add(shard)  # once per shard and run, like the SHA-256: the files do not change
-        labels_path = resolve_inside(self.root, files["labels"]["name"])
-        self.verifier.check(labels_path, files["labels"])
         labels = _open_map(labels_path)
         if labels.shape != (rows,):
             raise IntegrityError(f"shard file {labels_path} holds labels of shape {labels.shape}, the manifest says ({rows},)")
@@ -424,15 +437,19 @@ class ShardReader:
 
     def _read_csv(self, shard: int):
         """A CSV shard parsed with the manifest's schema and encoded with its encoding."""
+        (path,) = self.files.acquire(self._entries(shard))
+        try:
+            return self._parse_csv(shard, path)
+        finally:
+            self.files.release(self._entries(shard))  # parsed into memory: the file is no longer needed
+
+    def _parse_csv(self, shard: int, path: Path):
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pa_csv
 
         from ..schema._columns import arrow_types, label_strings
 
-        entry = self.shards[shard]["files"]["csv"]
-        path = resolve_inside(self.root, entry["name"])
-        self.verifier.check(path, entry)
         schema = self.manifest["schema"]
         label = schema["label"]
         wanted = self.all_features + [label]

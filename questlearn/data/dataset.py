@@ -20,9 +20,10 @@ import numpy as np
 
 from .._orphans import die_with_parent
 from ..errors import OptionError
-from ..manifest._files import SUBSETS, load_manifest
+from ..manifest._files import SUBSETS
 from ..quiet import keras
 from ._batches import BatchPlan, EqualShards, ShardReader
+from ._shard_cache import open_split
 from ._start_method import choose_start_method
 from ._supervision import (
     BatchLoadError,
@@ -45,7 +46,9 @@ class QuestSequence(keras.utils.PyDataset):
     Parameters
     ----------
     split_dir : str or Path
-        Directory holding ``manifest.json``.
+        Directory holding ``manifest.json``, or the URL of a split in an object store
+        (``s3://bucket/prefix/``), read through a local shard cache
+        (:mod:`questlearn.data._shard_cache`).
     subset : str
         ``"train"``, ``"validate"``, or ``"test"`` when the split has a held-out
         test subset (``split --test-fraction``).
@@ -73,6 +76,11 @@ class QuestSequence(keras.utils.PyDataset):
         Keras ``PyDataset`` parallelism, passed to ``super().__init__``.
         Threads (``use_multiprocessing=False``) suit the npy source, whose
         reads release the GIL; processes suit the CSV source.
+    cache_dir, cache_limit, storage_options
+        For a split in a store: the local cache folder (default
+        ``~/.cache/questlearn/shards/<hash of the URL>``), its limit in bytes or
+        as ``"20GB"`` (default half the free disk there), and the store's
+        options (as ``--storage-option``).
 
     Notes
     -----
@@ -89,18 +97,21 @@ class QuestSequence(keras.utils.PyDataset):
     def __init__(self, split_dir, subset: str = "train", batch_size: int | None = 1024, *, source: str = "npy",
                  shuffle: bool = True, seed: int = 0, features=None, fill: str | None = None,
                  label_mode: str = "sparse", cache_shards: int = 2,
-                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10, verify: str = "once"):
+                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10, verify: str = "once",
+                 cache_dir=None, cache_limit=None, storage_options: dict | None = None):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if batch_size is not None and int(batch_size) < 1:
             raise OptionError(f"batch_size must be a positive integer or None, got {batch_size}")
         if int(workers) < 1 or int(max_queue_size) < 1:
             raise OptionError(f"workers and max_queue_size must be at least 1, got {workers} and {max_queue_size}")
         # the held-out test shards are checked (and opened) only by a reader of the test subset
-        self.manifest = load_manifest(split_dir, subsets=(*SUBSETS, "test") if subset == "test" else SUBSETS)
+        self.manifest, files = open_split(split_dir, (*SUBSETS, "test") if subset == "test" else SUBSETS,
+                                          verify=verify, cache_dir=cache_dir, cache_limit=cache_limit,
+                                          storage_options=storage_options)
         self.split_dir = str(split_dir)  # as given, for messages; files are read from manifest["root"]
         self.reader = ShardReader(self.manifest, subset, source=source, features=features, fill=fill,
                                   label_mode=label_mode, cache_shards=cache_shards,
-                                  verify=verify)
+                                  verify=verify, files=files)
         if not self.reader.shards:
             raise OptionError(f"the {subset!r} subset of {self.split_dir} has no shards (val_fraction was 0?)")
         self.subset, self.batch_size, self.shuffle, self.seed = subset, batch_size, bool(shuffle), int(seed)
@@ -109,6 +120,9 @@ class QuestSequence(keras.utils.PyDataset):
         self.start_batch = 0  # batches of this epoch to skip: set when resuming mid-epoch (questlearn.train._resume)
         self._plan = None
         self._owner_pid = os.getpid()
+        # the shards a reader holds open at once: each worker process's, and this process's own
+        files.need_room(subset, self.reader.cache_shards * (int(workers) + 1 if use_multiprocessing else 1),
+                        [self.reader._entries(shard) for shard in range(len(self.reader.shards))])
         if use_multiprocessing:
             choose_start_method()  # forkserver, not fork from a threaded process (see questlearn.data._start_method)
             watch_worker_pools()
@@ -161,7 +175,26 @@ class QuestSequence(keras.utils.PyDataset):
         if self._plan is None or self._plan.epoch != self.epoch:
             rows = [shard["rows"] for shard in self.reader.shards]
             self._plan = BatchPlan(rows, self.batch_size, self.shuffle, self.seed, self.epoch)
+            if os.getpid() == self._owner_pid:
+                self.reader.files.schedule(self.subset, [self.reader._entries(s) for s in self._shards_to_read()])
         return self._plan
+
+    def _shards_to_read(self) -> list[int]:
+        """The shards this epoch reads here, in the order it reads them (a split in a store fetches them ahead):
+        from the batch it starts at, and only those of its own rows in a data-parallel run."""
+        plan = self._plan
+        if self.shard_count > 1:
+            first, stop = self.equal_shards.rows(self.shard_index)
+            first = min(first + self.start_batch * self.batch_size, stop)
+        else:
+            first, stop = min(self.start_batch * (self.batch_size or 0), plan.total_rows), plan.total_rows
+        if self.batch_size is None:
+            return [int(s) for s in plan.order[self.start_batch:]]
+        if first >= stop:
+            return []
+        begin = int(np.searchsorted(plan.ends, first, side="right"))
+        end = int(np.searchsorted(plan.ends, stop - 1, side="right"))
+        return [int(s) for s in plan.order[begin:end + 1]]
 
     def set_epoch(self, epoch: int) -> None:
         """Jump to the order of ``epoch`` (e.g. after resuming training)."""

@@ -43,6 +43,7 @@ GLOB_CHARACTERS = set("*?[")
 FIRST_BLOCK = 64 * 1024  # what a CSV header read asks for: a file opened to check its header holds nothing more
 LARGEST_BLOCK = 8 << 20
 BLOCKS_AHEAD = 4
+FETCH_PIECE = 4 << 20  # a whole object fetched into a cache is read in pieces of this size
 FETCH_THREADS = 16  # shared by every stream: many files open at once cost no thread each
 #: How often a request is tried (throttling, transient faults) before it fails, and the seconds it may take.
 ATTEMPTS = 5
@@ -183,6 +184,9 @@ class LocalStore:
     def same_file(self, path: Path, local: Path) -> bool:
         """Whether ``path`` is the file ``local`` (reached by any path or link)."""
         return os.path.samefile(local, path)
+
+    def join(self, path: Path, relative: str) -> Path:
+        return Path(path) / relative
 
 
 def _dangling(path: Path) -> bool:
@@ -398,6 +402,64 @@ class RemoteStore:
     def same_file(self, url: str, local: Path) -> bool:
         return False  # an object in a store is never a file on this disk
 
+    def join(self, url: str, relative: str) -> str:
+        return url.rstrip("/") + "/" + relative
+
+    def read_small(self, url: str, most: int) -> bytes:
+        """The whole of a small object (a manifest); more than ``most`` bytes is refused."""
+        opened = self.open_random(url)
+        size = opened.size()
+        if size > most:
+            raise StorageError(f"{url} has {size} bytes, more than the {most} such a file can have: check the URL")
+        data = self._call(url, lambda: opened.read_at(size, 0))
+        _count_fetched(len(data))
+        return data
+
+    def fetch(self, url: str, target: Path, entry: dict) -> None:
+        """Download the object ``url`` whole into the new local file ``target``, verified against ``entry``.
+
+        ``entry`` is the object's manifest record (``bytes``, ``sha256`` and,
+        for a ``.npy`` file, ``data_offset``: where the hashed bytes start).
+        The bytes are hashed as they arrive; every byte counts in
+        :func:`fetched_bytes`.
+
+        Raises
+        ------
+        IntegrityError
+            The object's size or SHA-256 is not the recorded one (``target`` is removed).
+        StorageError
+            The store failed (one line naming ``url``).
+        """
+        digest, offset, done = hashlib.sha256(), int(entry.get("data_offset", 0)), 0
+        stream = self._call(url, lambda: self.filesystem.open_input_stream(self._path(url)))
+        try:
+            with open(target, "wb") as out:
+                while True:
+                    try:
+                        chunk = stream.read(FETCH_PIECE)
+                    except OSError as error:
+                        raise self.error(url, error) from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    if done + len(chunk) > offset:
+                        digest.update(memoryview(chunk)[max(0, offset - done):])
+                    done += len(chunk)
+                    _count_fetched(len(chunk))
+                    if done > entry["bytes"]:
+                        break
+        finally:
+            stream.close()
+        found = digest.hexdigest()
+        if done != entry["bytes"] or found != entry["sha256"]:
+            target.unlink(missing_ok=True)
+            what = (f"has {done if done <= entry['bytes'] else 'more than ' + str(entry['bytes'])} bytes, the split's "
+                    f"manifest says {entry['bytes']}") if done != entry["bytes"] else (
+                f"does not match the SHA-256 recorded in the split's manifest (recorded {entry['sha256'][:16]}..., "
+                f"found {found[:16]}...)")
+            raise IntegrityError(f"shard {url} {what}: it was replaced or damaged in the store after the split; "
+                                 "run the split again into a new prefix")
+
     # -- faults -------------------------------------------------------------
     def _call(self, url: str, action):
         """``action()``, its failures as one-line :class:`StorageError` messages naming ``url``."""
@@ -501,6 +563,18 @@ def _first_line(error: Exception) -> str:
 
 _POOL: list = []
 _POOL_LOCK = threading.Lock()
+_FETCHED = [0]
+_FETCHED_LOCK = threading.Lock()
+
+
+def _count_fetched(size: int) -> None:
+    with _FETCHED_LOCK:
+        _FETCHED[0] += size
+
+
+def fetched_bytes() -> int:
+    """Bytes this process has downloaded whole from stores (shards and manifests fetched into a cache)."""
+    return _FETCHED[0]
 
 
 def _fetch_pool() -> concurrent.futures.ThreadPoolExecutor:

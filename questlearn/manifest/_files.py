@@ -100,7 +100,7 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return resolved
 
 
-def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS) -> dict:
+def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS, check_files: bool = True) -> dict:
     """Load and check the manifest of a finished split.
 
     Parameters
@@ -111,6 +111,9 @@ def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS) -> dict:
         The subsets whose shard files are checked (exist, recorded size);
         default train and validate, so that a reader of those never opens
         the held-out test subset. A subset the split lacks is skipped.
+    check_files : bool
+        ``False`` for a manifest fetched from a store into a shard cache
+        (:mod:`questlearn.data._shard_cache`), whose shard files are checked as they are fetched.
 
     Returns
     -------
@@ -141,7 +144,7 @@ def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS) -> dict:
                             f"reads version {FORMAT_VERSION}" + ("; its shards hold categories as one-hot floats, not "
                             "codes: run `questlearn split` again into a new directory" if older else ""))
     validate_manifest(manifest, str(path))
-    for subset in subsets:
+    for subset in subsets if check_files else ():
         for shard in manifest["subsets"].get(subset, {"shards": ()})["shards"]:
             for entry in shard["files"].values():
                 file_path = resolve_inside(root, entry["name"])

@@ -44,7 +44,8 @@ import numpy as np
 
 from ..errors import InputFormatError, OptionError, SchemaError
 from ..io.csvscan import DEFAULT_BLOCK_SIZE
-from ..manifest._files import MANIFEST_NAME
+from ..data._shard_cache import holds_split, open_split
+from ..manifest._files import SUBSETS
 from ..schema._columns import label_strings
 from ._auc import StreamingAUC
 
@@ -135,7 +136,8 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
     model_dir : str or Path
         A trained model directory.
     source : str or Path
-        A labelled CSV source, or a split directory.
+        A labelled CSV source, or a split directory (or a split's URL in an object store, read through
+        the shard cache: :mod:`questlearn.data._shard_cache`).
     block_size : int
         Bytes of input per step for a file source.
     batch_size : int
@@ -163,7 +165,7 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
 
     from .predict import Predictor, open_input
 
-    is_split = isinstance(source, (str, Path)) and (Path(source) / MANIFEST_NAME).is_file()
+    is_split = isinstance(source, (str, Path)) and holds_split(source)
     if subset not in (None, "test", "validate") or (subset is not None and not is_split):
         raise OptionError(f"subset must be 'test' or 'validate', and chooses among a split directory's subsets; got "
                           f"{subset!r} for {source}")
@@ -171,7 +173,7 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
         _check_baseline(baseline, source, is_split)
     if is_split:
         options = dict(max_rows=baseline_rows, max_bytes=baseline_bytes, seed=baseline_seed) if baseline else None
-        return _evaluate_split(Path(model_dir), Path(source), batch_size, progress, options, subset)
+        return _evaluate_split(Path(model_dir), source, batch_size, progress, options, subset)
     predictor = Predictor(model_dir)
     spec = predictor.spec
     label = spec["label"]
@@ -234,7 +236,7 @@ def _label_values(block, label: str, spec: dict) -> np.ndarray:
     return codes.to_numpy(zero_copy_only=False).astype(np.float32 if spec["task"] == "regression" else np.int32)
 
 
-def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress: bool,
+def _evaluate_split(model_dir: Path, split_dir, batch_size: int, progress: bool,
                     baseline: dict | None = None, subset: str | None = None) -> dict:
     """The test subset of a split (or validate: ``subset``, or the split has no test subset), through
     ``model.keras`` and the training loader; with ``baseline`` (the sample's options), the boosting model
@@ -248,7 +250,7 @@ def _evaluate_split(model_dir: Path, split_dir: Path, batch_size: int, progress:
     spec, model = load_model_files(model_dir, TRAINED_MODEL)
     features = [f["name"] for f in spec["features"]]
     if subset is None:  # the held-out test subset when the split has one: validate chose the best epoch
-        subset = "test" if "test" in load_manifest(split_dir)["subsets"] else "validate"
+        subset = "test" if "test" in open_split(split_dir, SUBSETS)[0]["subsets"] else "validate"
     data = QuestSequence(split_dir, subset, batch_size=batch_size, shuffle=False, features=features)
     _check_same_target(spec, data.reader, model_dir, split_dir)
     encoding, reader = data.reader.encoding, data.reader

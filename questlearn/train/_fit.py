@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data._shard_cache import open_split
 from ..data._supervision import batch_refusals_as_user_errors
 from ..data.dataset import QuestSequence
 from ..errors import OptionError
@@ -36,7 +37,7 @@ from ._progress import TrainingProgress
 from ._resume import TrainingBackup, fit_resuming, load_backup, remove_backup
 from ._torch_cpu import limit_torch_threads
 from .devices import describe_device
-from ..manifest._files import load_manifest
+from ..manifest._files import SUBSETS
 from ._defaults import training_plan
 from ._embedding import describe_embeddings
 from .model import build_model
@@ -162,13 +163,15 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
           model: str = "default",
           fill: str | None = None, class_weight=None, verbose: int = 1, extra_callbacks=(),
           process: tuple[int, int] | None = None, save_every_batches: int | None = None,
-          save_every_minutes: float | None = None, progress: bool = False) -> TrainingResult:
+          save_every_minutes: float | None = None, progress: bool = False, cache_dir=None, cache_limit=None,
+          storage_options: dict | None = None) -> TrainingResult:
     """Train :func:`~questlearn.train.model.build_model` on ``split_dir``.
 
     Parameters
     ----------
     split_dir : str or Path
-        A finished split (holds ``manifest.json``).
+        A finished split (holds ``manifest.json``): a folder, or a URL (``s3://bucket/prefix/``) whose
+        shards are read through a local cache (:mod:`questlearn.data._shard_cache`).
     model_dir : str or Path
         Where models, backups and history go (see the module docstring).
     epochs, batch_size : int, optional
@@ -210,6 +213,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         batches and/or minutes; a killed run then resumes at the batch after
         the last save (see :mod:`questlearn.train._resume`). The state is always
         saved at the end of each epoch.
+    cache_dir, cache_limit, storage_options
+        For a split in a store: the cache folder, its limit (bytes, or ``"20GB"``), the store's
+        options (see :class:`~questlearn.data.dataset.QuestSequence`).
     progress : bool
         Show rows done, rows/s and time left inside each epoch
         (:class:`~questlearn.train._progress.TrainingProgress`) instead of Keras's
@@ -232,7 +238,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
         if value is not None and int(value) < (0 if name == "patience" else 1):
             raise OptionError(f"{name} must be at least {0 if name == 'patience' else 1}, got {value}")
-    manifest = load_manifest(split_dir)
+    remote = dict(cache_dir=cache_dir, cache_limit=cache_limit, storage_options=storage_options)
+    manifest, _ = open_split(split_dir, SUBSETS, **remote)
     keys = signature_keys(manifest["schema"]["features"])  # a name the SavedModel cannot serve: refused before the fit
     plan = training_plan(manifest["subsets"]["train"]["rows"], batch_size, epochs, patience)
     epochs, batch_size, patience = plan.epochs, plan.batch_size, plan.patience
@@ -246,7 +253,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
 
     keras.utils.set_random_seed(seed)
     loading = dict(batch_size=batch_size, source=source, workers=workers, fill=fill,
-                   use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+                   use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size, **remote)
     train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
     validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
     parallel = {}
@@ -328,7 +335,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         "majority_baseline": baseline,
         **extra,
         "backend": keras.backend.backend(),
-        "split_dir": str(Path(split_dir).resolve()),
+        "split_dir": manifest.get("url", manifest["root"]),
         "train_rows": train_data.plan.total_rows,
         "batch_size": batch_size,
         "model": model,
