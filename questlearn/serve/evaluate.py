@@ -244,7 +244,6 @@ def _evaluate_split(model_dir: Path, split_dir, batch_size: int, progress: bool,
     from tqdm import tqdm
 
     from ..data.dataset import QuestSequence
-    from ..manifest._files import load_manifest
     from ._model_files import TRAINED_MODEL, load_model_files
 
     spec, model = load_model_files(model_dir, TRAINED_MODEL)

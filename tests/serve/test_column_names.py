@@ -9,7 +9,8 @@ import pytest
 
 from questlearn.errors import SchemaError
 from questlearn.serve.evaluate import evaluate
-from questlearn.serve.export import export_saved_model, read_inference_spec
+from questlearn.serve._model_files import read_inference_spec
+from questlearn.serve.export import export_saved_model
 from questlearn.serve.predict import inference_inputs, predict_file, predict_frame
 from questlearn.split import split_csv
 from questlearn.train._fit import train
