@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import math
 
+from .._limits import MAX_STRING_LENGTH
 from ..errors import ManifestError
 
 MAX_CATEGORIES = 1 << 24  # vocabulary values per column: an embedding table of 16 M rows is the most a split may ask for
 MAX_CLASSES = 65_536
 MAX_HASH_BUCKETS = 1 << 20
 MAX_COLUMNS = 100_000
-MAX_NAME_LENGTH = 4096
+MAX_NAME_LENGTH = MAX_STRING_LENGTH
 COLUMN_KINDS = ("numeric", "categorical", "datetime", "text", "id", "label")
 TASKS = ("classification", "regression")
 

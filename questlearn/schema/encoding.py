@@ -51,7 +51,7 @@ import pyarrow.compute as pc
 
 from ..errors import SchemaError
 from ._columns import NUMBER_PATTERN
-from ..manifest._validate import MAX_NAME_LENGTH
+from .._limits import MAX_STRING_LENGTH
 
 FILL_POLICIES = ("mean", "zero")
 FEW_VALUES = 16  # a vocabulary this small gets one out-of-vocabulary code (and is one-hot encoded by the model)
@@ -59,7 +59,7 @@ DEFAULT_HASH_BUCKETS = 64
 QUANTILE_BINS = 48  # bins of the piecewise-linear number embedding, from the sample's quantiles (16 left a
 # time series' day-to-day changes, 23 days a bin over a year, out of reach: benchmarks/bench_quality.py)
 DATETIME_PARTS = {"hour": 25, "weekday": 8, "month": 13}  # derived code columns and their code counts (0 = missing)
-MAX_VALUE_CHARACTERS = MAX_NAME_LENGTH  # the longest vocabulary value: a manifest records no longer string
+MAX_VALUE_CHARACTERS = MAX_STRING_LENGTH  # the longest vocabulary value: a manifest records no longer string
 CODE_DTYPES = ((np.uint8, 1 << 8), (np.uint16, 1 << 16), (np.int32, 1 << 31))
 
 
