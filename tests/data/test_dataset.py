@@ -35,7 +35,7 @@ def epoch_through_keras(dataset, shuffle_in_fit=False):
     return [batch[0]["numbers"][:, column].astype(np.int64) for batch in batches], batches
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("source", ["npy", "csv"])
 @pytest.mark.parametrize("workers,processes", [(1, False), (2, False), (2, True)])
 @pytest.mark.parametrize("shuffle", [False, True])

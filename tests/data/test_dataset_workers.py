@@ -19,7 +19,7 @@ FIT_BOUND_SECONDS = 150  # a hang is what is caught (fit never returns); 30 s wa
                         # loaded 2-core machine, so the bound leaves room for 10x that load
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("start_method", START_METHODS)
 def test_worker_processes_see_every_row_once_under(id_split, start_method):
     result = run_child("epoch_ids.py", id_split, start_method, "csv")
@@ -39,12 +39,12 @@ FAULTS = [(method, "sigkill", 5) for method in START_METHODS] + [
     ("fork", "sigkill", 0), ("forkserver", "sigkill", 0)]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("start_method,fault,fail_at", FAULTS)
 def test_failing_batch_stops_fit_quickly_naming_the_shard(id_split, tmp_path, start_method, fault, fail_at):
     split = tmp_path / "split"
     shutil.copytree(id_split, split)
-    result = run_child("faulty_fit.py", split, start_method, fault, 2, 1, fail_at, timeout=280)
+    result = run_child("faulty_fit.py", split, start_method, fault, 2, 1, fail_at, timeout=840)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT")]
     assert lines, f"fit did not come back: {result.stderr[-3000:]}"
     _, seconds, leftover, message = lines[0].split(" ", 3)
@@ -62,7 +62,7 @@ def test_failing_batch_stops_fit_quickly_naming_the_shard(id_split, tmp_path, st
         assert ("OSError: injected read error" if fault == "raise" else "SystemExit: 3") in message
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_thread_workers_report_errors_too(id_split, tmp_path):
     result = run_child("faulty_fit.py", id_split, "fork", "raise", 2, 0)
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
@@ -70,18 +70,18 @@ def test_thread_workers_report_errors_too(id_split, tmp_path):
     assert line.split(" ", 3)[3].startswith("BatchLoadError: "), line
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_healthy_multi_epoch_training_with_worker_processes_is_not_stopped(id_split, tmp_path):
     """The watchdog must not mistake workers of finished pools (every epoch has new ones) for dead ones:
     from the second epoch on, the first epoch's workers are gone."""
     result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(id_split), "--model-dir", str(tmp_path / "m"),
                              "--epochs", "2", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0"],
-                            capture_output=True, text=True, timeout=280, env=run_env())
+                            capture_output=True, text=True, timeout=840, env=run_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"epochs": 2' in result.stdout
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("start_method", ["forkserver"])  # questlearn's default; spawn shares the queue code
 def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_path, start_method):
     """Terminating the first failed pool must not block the watchdog (it did, on a queue lock),
@@ -89,7 +89,7 @@ def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_p
 
     The child's timeout catches that hang; no wall time is asserted (spawn workers each import
     the backend, which takes long on a busy machine)."""
-    result = run_child("faulty_fit.py", id_split, start_method, "sigkill", 2, 1, 5, 2, timeout=380)
+    result = run_child("faulty_fit.py", id_split, start_method, "sigkill", 2, 1, 5, 2, timeout=1140)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT")]
     assert len(lines) == 2, f"the second fit did not come back: {result.stdout[-2000:]} {result.stderr[-3000:]}"
     for line in lines:
@@ -102,7 +102,7 @@ def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_p
 def _runs_questlearn(python):
     if python is None or not os.path.exists(python):
         return False
-    probe = subprocess.run([python, "-c", "import questlearn.data.dataset"], capture_output=True, timeout=300,
+    probe = subprocess.run([python, "-c", "import questlearn.data.dataset"], capture_output=True, timeout=900,
                            env={**run_env(), "KERAS_BACKEND": "jax"})
     return probe.returncode == 0
 
@@ -117,10 +117,10 @@ FORK_WARNINGS = ("use of fork() may lead to deadlocks", "os.fork() was called") 
 
 def _fit_with_worker_processes(python, split):
     env = {**run_env(), "KERAS_BACKEND": "jax"}  # JAX warns on fork under any Python, CPython from 3.12
-    return run_child("process_workers_fit.py", split, python=python, python_options=WARNINGS_SHOWN, env=env, timeout=280)
+    return run_child("process_workers_fit.py", split, python=python, python_options=WARNINGS_SHOWN, env=env, timeout=840)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_process_workers_do_not_start_by_fork(id_split):
     """Keras pools use the default start method; questlearn makes it forkserver unless the program chose one."""
     result = _fit_with_worker_processes(sys.executable, id_split)
@@ -129,7 +129,7 @@ def test_process_workers_do_not_start_by_fork(id_split):
     assert not [w for w in FORK_WARNINGS if w in result.stderr], result.stderr[-3000:]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(PYTHON_312 is None, reason="needs a python3.12 (or QUESTLEARN_PYTHON312=/path/to/python) that "
                     "can import questlearn with the jax backend: 3.12 is where fork from a threaded process warns")
 def test_no_fork_warning_on_python_312(id_split):

@@ -81,7 +81,7 @@ class SizeSampler:
         self._thread.join()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(360)
 def test_training_with_a_cache_smaller_than_the_split_sees_every_row_and_stays_under_the_limit(
         s3, small_shards, tmp_path, monkeypatch):
     id_split = small_shards
@@ -112,7 +112,7 @@ def test_training_with_a_cache_smaller_than_the_split_sees_every_row_and_stays_u
     assert storage.fetched_bytes() - before > split_bytes(id_split)  # it streamed: more than one split's bytes
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(360)
 def test_a_split_smaller_than_the_cache_is_fetched_once_over_three_epochs(s3, id_split, tmp_path):
     url = put_split(s3, id_split)
     before = storage.fetched_bytes()
@@ -177,7 +177,7 @@ def test_a_limit_too_small_for_the_shards_held_at_once_is_refused_in_one_line(s3
         QuestSequence(url, "train", cache_dir=tmp_path / "other", cache_limit="lots")
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(540)
 def test_worker_processes_read_every_row_once_through_a_small_cache(s3, small_shards, tmp_path):
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 

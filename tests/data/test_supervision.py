@@ -40,7 +40,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_shut_down_finishes_a_pool_whose_terminate_blocks(tmp_path, start_method):
     script = tmp_path / "broken_pool.py"
@@ -48,7 +48,7 @@ def test_shut_down_finishes_a_pool_whose_terminate_blocks(tmp_path, start_method
     output = tmp_path / "output.txt"
     with open(output, "w") as handle:  # a file, not a pipe: a leftover worker cannot hold the test up
         subprocess.run([sys.executable, str(script), start_method], stdout=handle, stderr=subprocess.STDOUT,
-                       timeout=300, env=run_env())
+                       timeout=900, env=run_env())
     result = subprocess.CompletedProcess([], 0, output.read_text(), "")
     assert "PLAIN_TERMINATE_BLOCKED True" in result.stdout, result.stdout + result.stderr[-2000:]  # the premise
     assert "SHUT_DOWN TERMINATE [] [False, False, False]" in result.stdout, result.stdout + result.stderr[-2000:]

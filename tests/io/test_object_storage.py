@@ -145,7 +145,7 @@ def test_predict_scores_an_s3_source_like_the_local_file(s3, tmp_path, capsys):
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(1200)
 def test_a_killed_split_refuses_to_resume_over_a_replaced_object(s3, tmp_path, capsys):
     log = write_quest_log(tmp_path / "quests.csv", rows=4000, seed=8)
     upload(s3.fs, log, f"{s3.bucket}/r/quests.csv")
@@ -263,7 +263,7 @@ def test_a_scheme_whose_fsspec_package_is_missing_names_the_package():
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(1200)
 def test_a_parallel_split_of_an_s3_prefix_passes_the_storage_options_to_its_part_tasks(s3, tmp_path, monkeypatch):
     parts = gzip_parts(tmp_path / "parts", rows=(400, 300))
     put_folder(s3, parts, "par")

@@ -117,7 +117,7 @@ TYPED = {
 }
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("type_name", list(TYPED))
 def test_parquet_typed_columns_split_into_the_right_values_per_row(type_name, tmp_path):
     values, kind, number, text = TYPED[type_name]
@@ -139,7 +139,7 @@ def test_parquet_typed_columns_split_into_the_right_values_per_row(type_name, tm
         assert shards["csv"]["typed"] == [text(i) for i in range(ROWS)]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_dictionary_encoded_string_feature_is_categorical_like_plain_strings(tmp_path):
     colours = ["red", "green", "blue"]
     values = pa.array([colours[i % 3] for i in range(ROWS)]).dictionary_encode()
@@ -152,7 +152,7 @@ def test_a_dictionary_encoded_string_feature_is_categorical_like_plain_strings(t
     assert shards["csv"]["colour"] == [colours[i % 3] for i in range(ROWS)]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_dictionary_encoded_string_label_is_a_label_like_plain_strings(tmp_path):
     label = pa.array([["no", "yes"][i % 2] for i in range(ROWS)]).dictionary_encode()
     manifest, shards = split_parquet(typed_table("other", pa.array(range(ROWS)), label=label), tmp_path)
@@ -160,7 +160,7 @@ def test_a_dictionary_encoded_string_label_is_a_label_like_plain_strings(tmp_pat
     assert shards["labels"].tolist() == [i % 2 for i in range(ROWS)]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_integers_past_2_53_are_numeric_with_a_printed_precision_note(tmp_path, capsys):
     values = pa.array([2 ** 60 + i for i in range(ROWS)], pa.int64())
     source = tmp_path / "big.parquet"
@@ -171,7 +171,7 @@ def test_integers_past_2_53_are_numeric_with_a_printed_precision_note(tmp_path, 
     assert len(notes) == 1 and "'big'" in notes[0] and "lose precision" in notes[0]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_every_parquet_type_is_reported_by_inspect(tmp_path):
     table = pa.table({"label": pa.array([["no", "yes"][i % 2] for i in range(ROWS)]).dictionary_encode(),
                       **{name: TYPED[name][0] for name in TYPED},
@@ -201,7 +201,7 @@ NESTED = {
 }
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("type_name", list(NESTED))
 def test_nested_parquet_columns_are_left_out_with_a_note_without_csv_copies(type_name, tmp_path, capsys):
     manifest, shards = split_parquet(typed_table("nested", NESTED[type_name]), tmp_path, formats=("npy",),
@@ -212,7 +212,7 @@ def test_nested_parquet_columns_are_left_out_with_a_note_without_csv_copies(type
     assert "column 'nested'" in capsys.readouterr().out
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("type_name", list(NESTED))
 @pytest.mark.parametrize("role", ["csv copies", "label", "categorical column"])
 def test_nested_parquet_columns_are_refused_before_the_pass_when_needed(type_name, role, tmp_path):
@@ -231,7 +231,7 @@ def test_nested_parquet_columns_are_refused_before_the_pass_when_needed(type_nam
     assert not list((tmp_path / "out").glob("**/*.npy"))  # refused before the pass
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_date_label_is_refused_before_the_pass(tmp_path):
     source = tmp_path / "dated.parquet"
     pq.write_table(typed_table("other", pa.array(range(ROWS)), label=TYPED["date"][0]), source)
@@ -239,7 +239,7 @@ def test_a_date_label_is_refused_before_the_pass(tmp_path):
         split_csv(source, tmp_path / "out", label="label", verbose=False)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_parquet_string_column_that_stops_being_numeric_names_the_column_and_row_or_reads_it_as_missing(tmp_path):
     rows = 2000
     scores = [str(i) for i in range(rows)]
@@ -273,7 +273,7 @@ def _one_line_error(source, out) -> str:
     return message
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_truncated_parquet_file_is_named_in_one_line(good_parquet, tmp_path):
     truncated = tmp_path / "truncated.parquet"
     truncated.write_bytes(good_parquet.read_bytes()[:3000])
@@ -284,7 +284,7 @@ def test_a_truncated_parquet_file_is_named_in_one_line(good_parquet, tmp_path):
         inspect_source(truncated, label="label", print_to=lines.append)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_damaged_parquet_footer_is_named_in_one_line(good_parquet, tmp_path):
     data = bytearray(good_parquet.read_bytes())
     data[-40:-8] = b"\xff" * 32  # the footer's metadata, before its length and magic
@@ -293,7 +293,7 @@ def test_a_damaged_parquet_footer_is_named_in_one_line(good_parquet, tmp_path):
     assert "footer.parquet: not a readable Parquet file" in _one_line_error(damaged, tmp_path / "out")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_damaged_parquet_data_page_names_file_row_group_and_column(good_parquet, tmp_path):
     data = bytearray(good_parquet.read_bytes())
     chunk = pq.ParquetFile(good_parquet).metadata.row_group(19).column(2)  # the last: read by the pass, not the sample

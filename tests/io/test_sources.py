@@ -219,7 +219,7 @@ def _kill_and_resume(command, out: Path, kills_at):
     last; see tests/children/split_kill_child.py), then let it finish; return how many runs were killed."""
     kills = 0
     for point, nth in kills_at:
-        killed = run_child("split_kill_child.py", point, nth, out.parent / "unused.json", "--", *command[4:], timeout=240)
+        killed = run_child("split_kill_child.py", point, nth, out.parent / "unused.json", "--", *command[4:], timeout=720)
         assert killed.returncode in (0, -signal.SIGKILL), killed.stderr[-2000:]
         kills += killed.returncode == -signal.SIGKILL
     subprocess.run(command, check=True, env=run_env(), stdout=subprocess.DEVNULL)
@@ -231,7 +231,7 @@ def _tree(root: Path) -> dict:
             if p.is_file() and p.name != ".split.lock"}
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("layout", ["gzip", "parts"])
 def test_killed_split_of_gzip_and_multi_file_sources_resumes_byte_identical(tmp_path, layout):
     log = write_quest_log(tmp_path / "big.csv", rows=60_000, seed=9)

@@ -278,7 +278,7 @@ def test_splitting_a_zip_again_into_its_finished_output_returns_the_manifest(pla
     assert split(packed, tmp_path / "out")["subsets"] == first["subsets"]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_killed_split_of_a_zip_resumes_byte_identical(tmp_path):
     log = write_quest_log(tmp_path / "log.csv", rows=12_000, seed=9)
     packed = write_zip(tmp_path / "log.zip", [("a/log.csv", log), ("b/log.csv", log)])
@@ -287,7 +287,7 @@ def test_a_killed_split_of_a_zip_resumes_byte_identical(tmp_path):
     kills = 0
     for point, nth in (("append", 40), ("journal", 4), ("append", 120)):  # in the first member, then the second
         result = run_child("split_kill_child.py", point, nth, tmp_path / "unused.json", "--", *SPLIT[4:],
-                           str(packed), str(killed), timeout=240)
+                           str(packed), str(killed), timeout=720)
         assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
         kills += 1
     subprocess.run([*SPLIT, str(packed), str(killed)], check=True, env=run_env(), stdout=subprocess.DEVNULL)
@@ -299,7 +299,7 @@ def test_a_killed_split_of_a_zip_resumes_byte_identical(tmp_path):
     assert [f["rows"] for f in load_manifest(killed)["source"]["files"]] == [12_000, 12_000]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_parallel_split_of_a_zip_reads_each_member_as_a_part(rows, tmp_path):
     header, body = rows
     members = [(f"part-{i}.csv", header + b"".join(body[i::3])) for i in range(3)]

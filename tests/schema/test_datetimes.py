@@ -198,7 +198,7 @@ def test_from_arrow_reads_naive_timestamps_and_dates():
 def test_importing_datetimes_loads_no_keras_or_tensorflow():
     code = ("import sys, questlearn.schema.datetimes; "
             "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'pandas') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=900)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -211,7 +211,7 @@ def tensorflow_backend():
     return keras
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_keras_features_load_without_questlearn_and_equal_features(tmp_path):
     keras = tensorflow_backend()
     from questlearn.schema.datetimes import keras_features
@@ -229,7 +229,7 @@ def test_keras_features_load_without_questlearn_and_equal_features(tmp_path):
     env["PYTHONPATH"] = ""
     env["KERAS_BACKEND"] = "tensorflow"
     child = run_child("datetime_features_child.py", tmp_path / "features.keras", tmp_path / "seconds.npy",
-                      tmp_path / "out.npz", env=env, timeout=240)
+                      tmp_path / "out.npz", env=env, timeout=720)
     assert child.returncode == 0, child.stderr[-3000:]
     loaded = np.load(tmp_path / "out.npz")
     expected = features(seconds, seconds == MISSING_SECONDS)
@@ -240,7 +240,7 @@ def test_keras_features_load_without_questlearn_and_equal_features(tmp_path):
         np.testing.assert_array_equal(loaded[name][:, 0], expected[name], err_msg=name)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_tf_parse_agrees_with_parse_on_every_format():
     tensorflow_backend()
     import tensorflow as tf

@@ -221,14 +221,14 @@ def test_inspect_prints_the_schema_and_rows_and_writes_nothing(big_frame, tmp_pa
     source = write_frame(big_frame.head(3000), tmp_path / "q.csv", {(2, "power"): "?"})
     before = sorted(p.name for p in tmp_path.iterdir())
     result = subprocess.run([sys.executable, "-m", "questlearn", "inspect", str(source), "--id-column", "attempt_id",
-                             "--rows", "3"], capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=300)
+                             "--rows", "3"], capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=900)
     assert result.returncode == 1, result.stderr  # a problem to settle: the exit code says so
     out = result.stdout
     assert "power" in out and "numeric except '?'" in out and "--na-value '?'" in out
     assert "first 3 rows as parsed" in out and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     ok = subprocess.run([sys.executable, "-m", "questlearn", "inspect", str(source), "--na-value", "?"],
-                        capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=300)
+                        capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=900)
     assert ok.returncode == 0 and "problems" not in ok.stdout
 
 

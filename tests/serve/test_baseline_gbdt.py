@@ -74,7 +74,7 @@ def shard_blocks(split, subset):
     return x, labels, categorical
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_gbdt_baseline_is_a_boosting_model_of_the_training_rows_scored_on_the_validate_rows(trained):
     _, split, model_dir = trained
     report = evaluate(model_dir, split, baseline="gbdt")
@@ -101,7 +101,7 @@ def test_gbdt_baseline_is_a_boosting_model_of_the_training_rows_scored_on_the_va
     assert report["majority_baseline"] > 0  # the majority baseline stays beside it
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_gbdt_baseline_of_a_regression_model_reports_mae_rmse_and_the_rmse_ratio(tmp_path):
     from sklearn.datasets import load_diabetes
 
@@ -122,7 +122,7 @@ def test_gbdt_baseline_of_a_regression_model_reports_mae_rmse_and_the_rmse_ratio
     assert "accuracy" not in boosting and report["baseline"]["predicts"] == "the training mean"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_gbdt_baseline_draws_a_bounded_sample_from_the_memory_maps(trained, monkeypatch, capsys):
     _, split, model_dir = trained
     taken = []
@@ -167,7 +167,7 @@ def test_gbdt_baseline_draws_a_bounded_sample_from_the_memory_maps(trained, monk
     assert not np.array_equal(again.labels, sample.labels) or not np.array_equal(again.x, sample.x, equal_nan=True)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_gbdt_baseline_without_scikit_learn_names_the_extra_to_install(trained):
     _, split, model_dir = trained
     code = ("import sys\n"
@@ -180,14 +180,14 @@ def test_gbdt_baseline_without_scikit_learn_names_the_extra_to_install(trained):
             "except MissingPackageError:\n"
             "    print('raised MissingPackageError')\n"
             f"sys.exit(questlearn.cli.main(['evaluate', {str(model_dir)!r}, {str(split)!r}, '--baseline', 'gbdt', '--no-progress']))\n")
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=240)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=720)
     lines = child.stderr.strip().splitlines()
     assert child.returncode == 2 and len(lines) == 1 and "Traceback" not in child.stderr, child.stderr
     assert child.stdout.strip() == "raised MissingPackageError"
     assert "MissingPackage" not in lines[0] and "needs scikit-learn: pip install 'questlearn[baseline]'" in lines[0]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_gbdt_baseline_refuses_a_csv_source_and_names_the_split_directory(trained, capsys):
     root, _, model_dir = trained
     code = main(["evaluate", str(model_dir), str(root / "quests.csv"), "--baseline", "gbdt", "--no-progress"])
@@ -227,7 +227,7 @@ def test_boosting_threads_follow_omp_num_threads_else_the_idle_cores_this_proces
     assert threads == 1 and "load average 7.6" in why  # 8 busy cores of 8, this process among them
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_gbdt_baseline_prints_its_progress_and_reports_the_uncapped_sample_and_every_gap(trained, capsys):
     _, split, model_dir = trained
     code = main(["evaluate", str(model_dir), str(split), "--baseline", "gbdt", "--no-progress"])

@@ -42,7 +42,7 @@ def keras_auc(classes, probabilities, labels):
     return float(metric.result())
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_evaluate_auc_is_exact_for_a_rare_class_where_keras_thresholds_are_off():
     probabilities, labels = rare_class()
     exact = pairwise_auc(probabilities[:, 1], labels == 1)
@@ -53,7 +53,7 @@ def test_evaluate_auc_is_exact_for_a_rare_class_where_keras_thresholds_are_off()
     assert report["auc_over"] == "the probability of class 'yes'"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_evaluate_auc_leaves_out_and_names_classes_absent_from_the_scored_rows():
     rng = np.random.default_rng(3)
     classes = ["a", "b", "c", "d", "e"]
@@ -71,7 +71,7 @@ def test_evaluate_auc_leaves_out_and_names_classes_absent_from_the_scored_rows()
     assert alone["auc_classes_absent"] == ["a", "c", "d", "e"]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_evaluate_auc_counts_tied_scores_one_half():
     labels = np.array([0, 1] * 500, np.int32)
     same = np.full((1000, 2), 0.5, np.float32)
@@ -85,7 +85,7 @@ def test_evaluate_auc_counts_tied_scores_one_half():
     assert tally(["0", "1"], probabilities, labels)["auc"] == pytest.approx(0.75, abs=1e-12)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_streaming_auc_past_its_exact_buffer_stays_within_the_error_it_reports():
     rng = np.random.default_rng(7)
     labels = rng.integers(0, 4, size=12_000).astype(np.int32)

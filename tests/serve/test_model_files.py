@@ -59,7 +59,7 @@ def edit_keras_config(path, old: str, new: str) -> None:
             archive.writestr(name, data)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_classes_that_do_not_match_the_output_width_are_named(trained, tmp_path, capsys):
     log, split_dir, result = trained
     model = shutil.copytree(result.model_dir, tmp_path / "model")
@@ -68,7 +68,7 @@ def test_classes_that_do_not_match_the_output_width_are_named(trained, tmp_path,
         assert_one_line(code, stderr, str(model / "inference.json"), "gives 2 outputs a row", "expects 3")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_feature_removed_from_inference_json_is_named(trained, tmp_path, capsys):
     log, split_dir, result = trained
     model = shutil.copytree(result.model_dir, tmp_path / "model")
@@ -77,7 +77,7 @@ def test_a_feature_removed_from_inference_json_is_named(trained, tmp_path, capsy
         assert_one_line(code, stderr, str(model / "inference.json"), "'quest_type'")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("old, new, said", [
     ('"class_name": "Dense"', '"class_name": "NoSuchLayer"', "Could not deserialize 'keras.layers.NoSuchLayer'"),
     ('"activation": "relu"', '"activation": {"module": "os", "class_name": "function", "config": "system", '
@@ -93,7 +93,7 @@ def test_a_keras_config_naming_an_unknown_class_or_function_is_named(trained, tm
         assert_one_line(code, stderr, str(model / name), "cannot be loaded", said, "train the model again")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_python_lambda_in_a_keras_file_is_refused_and_never_run(trained, tmp_path, capsys, monkeypatch):
     log, split_dir, result = trained
     model = shutil.copytree(result.model_dir, tmp_path / "model")

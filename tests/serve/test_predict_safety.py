@@ -65,7 +65,7 @@ def copy_model(result, target):
 
 # -- the output is never one of the inputs -----------------------------------------
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("how", ["same_path", "other_spelling", "symbolic_link", "hard_link"])
 def test_predict_refuses_an_output_that_is_its_input(trained, tmp_path, capsys, monkeypatch, how):
     log, _, result = trained
@@ -85,7 +85,7 @@ def test_predict_refuses_an_output_that_is_its_input(trained, tmp_path, capsys, 
         "symbolic_link", "hard_link") else [])), "something was written"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_predict_refuses_an_output_that_is_a_file_of_a_directory_input_or_of_the_model(trained, tmp_path):
     log, _, result = trained
     parts = tmp_path / "parts"
@@ -100,7 +100,7 @@ def test_predict_refuses_an_output_that_is_a_file_of_a_directory_input_or_of_the
     assert (parts / "day1.csv").read_bytes() == log.read_bytes() and (model / "inference.json").read_bytes() == spec
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_predict_refuses_a_directory_as_output_in_one_line(trained, tmp_path, capsys):
     log, _, result = trained
     (tmp_path / "out").mkdir()
@@ -111,7 +111,7 @@ def test_predict_refuses_a_directory_as_output_in_one_line(trained, tmp_path, ca
 
 # -- the split's number rules -----------------------------------------------------
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("value, said", [("inf", "an infinite value"), ("-inf", "an infinite value"),
                                          ("1e300", "1e\\+300, beyond float32's range")])
 def test_predict_and_evaluate_refuse_numbers_the_split_refuses_with_line_and_byte(trained, tmp_path, value, said):
@@ -125,7 +125,7 @@ def test_predict_and_evaluate_refuse_numbers_the_split_refuses_with_line_and_byt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_predict_refuses_an_infinity_in_a_parquet_input_naming_its_row(trained, tmp_path):
     log, _, result = trained
     table = pa_csv.read_csv(log)
@@ -138,7 +138,7 @@ def test_predict_refuses_an_infinity_in_a_parquet_input_naming_its_row(trained, 
     assert not (tmp_path / "out.csv").exists()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("value, said", [(np.inf, "an infinite value"), (-1e300, "-1e\\+300, beyond float32's range")])
 def test_predict_frame_refuses_numbers_the_split_refuses_naming_column_and_row(trained, value, said):
     log, _, result = trained
@@ -184,7 +184,7 @@ class _FillingFile:
         self.handle.close()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_full_disk_during_predict_leaves_no_output_and_says_so_in_one_line(trained, tmp_path, capsys, monkeypatch):
     log, _, result = trained
     opened = []
@@ -203,7 +203,7 @@ def test_a_full_disk_during_predict_leaves_no_output_and_says_so_in_one_line(tra
 
 # -- damaged model files and shards ---------------------------------------------------
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("damage, said", [
     (lambda spec: '{"features": [', "is not valid JSON"),
     (lambda spec: json.dumps({**spec, "classes": "01"}), "field classes must be of type array"),
@@ -222,7 +222,7 @@ def test_a_tampered_inference_json_is_named_in_one_line(trained, tmp_path, capsy
     assert not (tmp_path / "out.csv").exists()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("damage", ["truncated", "flipped_byte"])
 def test_a_damaged_keras_file_is_reported_as_damaged_not_as_missing(trained, tmp_path, capsys, damage):
     log, split_dir, result = trained
@@ -242,7 +242,7 @@ def test_a_damaged_keras_file_is_reported_as_damaged_not_as_missing(trained, tmp
         assert "not found" not in stderr.lower()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("part", ["numbers", "codes"])
 def test_evaluate_refuses_a_shard_whose_sha256_does_not_match_in_one_line(trained, tmp_path, capsys, part):
     _, split_dir, result = trained
@@ -259,7 +259,7 @@ def test_evaluate_refuses_a_shard_whose_sha256_does_not_match_in_one_line(traine
 
 # -- evaluate: the split must predict what the model predicts --------------------------
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_evaluate_refuses_a_split_whose_classes_differ_from_the_models(trained, tmp_path, capsys):
     log, _, result = trained
     frame = pd.read_csv(log)
@@ -271,7 +271,7 @@ def test_evaluate_refuses_a_split_whose_classes_differ_from_the_models(trained, 
     assert_one_line_error(code, stderr, "classes ['0', '1', '2']", "classes ['0', '1']", str(result.model_dir))
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_evaluate_refuses_a_regression_split_for_a_classification_model(trained, tmp_path, capsys):
     log, _, result = trained
     model_ready_split(log, tmp_path / "split", task="regression", rows_per_shard=4000, val_fraction=0.25, seed=1,
@@ -280,7 +280,7 @@ def test_evaluate_refuses_a_regression_split_for_a_classification_model(trained,
     assert_one_line_error(code, stderr, "'cleared' (regression)", "'cleared' (classification, classes ['0', '1'])")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_predict_refuses_a_new_output_inside_an_input_folder(trained, tmp_path):
     log, _, result = trained
     parts = tmp_path / "parts"
@@ -291,7 +291,7 @@ def test_predict_refuses_a_new_output_inside_an_input_folder(trained, tmp_path):
     assert sorted(p.name for p in parts.iterdir()) == ["day1.csv"]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_predict_removes_the_partial_files_earlier_runs_of_the_same_output_left_and_nothing_else(trained, tmp_path,
                                                                                                    capsys):
     import fcntl

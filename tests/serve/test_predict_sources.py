@@ -47,7 +47,7 @@ def new_rows(tmp_path_factory):
     return {"plain": plain, "gzip": packed, "parts": parts, "zip": zipped, "parquet": parquet}
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("kind", ["gzip", "parts", "zip", "parquet"])
 def test_predict_keeps_rows_and_order_for_every_source_kind(trained, new_rows, tmp_path, kind):
     _, _, result = trained
@@ -59,7 +59,7 @@ def test_predict_keeps_rows_and_order_for_every_source_kind(trained, new_rows, t
     np.testing.assert_allclose(got[["p_0", "p_1"]].to_numpy(), expected[["p_0", "p_1"]].to_numpy(), atol=1e-6)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_evaluate_agrees_across_source_kinds(trained, new_rows):
     _, _, result = trained
     reference = evaluate(result.model_dir, new_rows["plain"])
@@ -69,7 +69,7 @@ def test_evaluate_agrees_across_source_kinds(trained, new_rows):
         assert report["accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_column_with_hashed_out_of_vocabulary_values_is_encoded_as_in_training(tmp_path):
     rng = np.random.default_rng(3)
     rows = 3000
@@ -103,7 +103,7 @@ def test_a_column_with_hashed_out_of_vocabulary_values_is_encoded_as_in_training
     np.testing.assert_array_equal(codes[inside], [1 + buckets + vocabulary.index(v) for v in values[inside]])
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_a_regression_model_predicts_and_evaluates_like_keras(tmp_path):
     from sklearn.datasets import load_diabetes
 
@@ -127,7 +127,7 @@ def test_a_regression_model_predicts_and_evaluates_like_keras(tmp_path):
     assert from_file["baseline"]["rmse"] > 0
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_predict_reads_spark_typed_parquet_and_skips_empty_parts(trained, new_rows, tmp_path):
     import pyarrow as pa
 
@@ -152,7 +152,7 @@ def test_predict_reads_spark_typed_parquet_and_skips_empty_parts(trained, new_ro
     np.testing.assert_allclose(got[["p_0", "p_1"]].to_numpy(), expected[["p_0", "p_1"]].to_numpy(), atol=1e-6)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_predict_refuses_a_record_over_16_mib_as_split_does(trained, new_rows, tmp_path):
     from questlearn.io.csvscan import DEFAULT_MAX_RECORD_BYTES, CsvFormatError
 

@@ -38,7 +38,7 @@ def unlabelled(tmp_path_factory):
 
 def split_cli(*args):
     return subprocess.run([sys.executable, "-m", "questlearn", "split", *map(str, args)], capture_output=True,
-                          text=True, env=run_env(), timeout=240)
+                          text=True, env=run_env(), timeout=720)
 
 
 def shard_arrays(split_dir, part: str) -> np.ndarray:
@@ -48,7 +48,7 @@ def shard_arrays(split_dir, part: str) -> np.ndarray:
     return np.concatenate(arrays)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_split_drops_rows_without_a_label_counts_them_and_no_shard_holds_one(unlabelled, tmp_path):
     source, missing = unlabelled
     out = tmp_path / "split"
@@ -76,7 +76,7 @@ def test_split_drops_rows_without_a_label_counts_them_and_no_shard_holds_one(unl
     assert [classes[codes[code]] for code in labels[np.argsort(rows)]] == frame["cleared"].drop(sorted(missing)).tolist()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_moments_of_a_split_with_dropped_rows_are_those_of_its_shards(unlabelled, tmp_path):
     from questlearn.data._batches import ShardReader
 
@@ -91,7 +91,7 @@ def test_moments_of_a_split_with_dropped_rows_are_those_of_its_shards(unlabelled
     np.testing.assert_allclose(variance[spread > 0], spread[spread > 0], rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_split_without_the_option_stops_at_a_missing_label_and_suggests_it(unlabelled, tmp_path):
     source, _ = unlabelled
     result = split_cli(source, tmp_path / "refused", *OPTIONS)
@@ -100,7 +100,7 @@ def test_split_without_the_option_stops_at_a_missing_label_and_suggests_it(unlab
     assert not (tmp_path / "refused").exists()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_missing_label_the_sample_did_not_see_stops_the_pass_suggesting_the_option(tmp_path, monkeypatch):
     from questlearn.io.csvscan import CsvFormatError
     from questlearn.schema import _sampling
@@ -127,7 +127,7 @@ def test_a_manifest_whose_shards_and_dropped_rows_do_not_make_the_source_rows_is
         validate_manifest(manifest, "manifest.json")
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_a_parallel_split_drops_the_same_rows_as_a_sequential_one(tmp_path):
     from splits import assert_same_statistics
 

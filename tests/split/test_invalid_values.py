@@ -48,7 +48,7 @@ def small_sample(monkeypatch):
 
 def split_cli(*args):
     return subprocess.run([sys.executable, "-m", "questlearn", "split", *map(str, args), "--no-progress"],
-                          capture_output=True, text=True, env=run_env(), timeout=300)
+                          capture_output=True, text=True, env=run_env(), timeout=900)
 
 
 @pytest.mark.parametrize("bad", ["2023-02-30 10:00:00", "2023-06-30 23:59:60"], ids=["february 30", "leap second"])
@@ -117,7 +117,7 @@ def test_a_split_without_the_option_records_no_count_and_an_unknown_policy_is_re
         split_csv(tmp_path / "log.csv", tmp_path / "other", invalid="skip", verbose=False)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_parallel_split_counts_the_values_read_as_missing_like_a_sequential_one(tmp_path):
     parts = tmp_path / "parts"
     parts.mkdir()

@@ -118,7 +118,7 @@ def test_a_log_whose_rows_get_shorter_is_dealt_in_one_wave_over_the_whole_log(tm
             assert numbers.min() < rows // 10 and numbers.max() > rows - rows // 10, (subset, shard["rows"])
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2700)
 def test_a_model_trained_on_the_sorted_log_is_as_good_as_one_trained_on_it_shuffled(tmp_path):
     from questlearn.serve.predict import predict_frame
     from questlearn.train._fit import train

@@ -110,7 +110,7 @@ def test_a_source_without_a_feature_column_is_refused_before_writing(tmp_path):
 def test_hash_buckets_above_the_documented_maximum_are_refused_in_one_line(tmp_path):
     source = rows_file(tmp_path / "s.csv", 50)
     result = subprocess.run([sys.executable, "-m", "questlearn", "split", str(source), str(tmp_path / "out"),
-                             "--hash-buckets", "1048576"], capture_output=True, text=True, env=run_env(), timeout=300)
+                             "--hash-buckets", "1048576"], capture_output=True, text=True, env=run_env(), timeout=900)
     assert result.returncode == 2
     error = result.stderr.strip()
     assert error.count("\n") == 0 and "between 1 and 65,536" in error and "--max-categories" in error

@@ -34,7 +34,7 @@ def split_killed_at(point, nth, counts, source, out, formats, extra=()):
 def assert_resumes_to(expected, source, out, formats, where, extra=()):
     """Run the killed split in ``out`` again to its end; it must equal the clean split ``expected`` byte for byte."""
     resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(out), *ARGS,
-                              "--formats", formats, *extra], env=run_env(), capture_output=True, text=True, timeout=300)
+                              "--formats", formats, *extra], env=run_env(), capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, (*where, resumed.stderr[-2000:])
     got = tree(out)
     assert sorted(got) == sorted(expected), (*where, sorted(set(got) ^ set(expected))[:6])
@@ -80,13 +80,13 @@ def kill_points(counts: dict):
     return chosen
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2700)
 @pytest.mark.parametrize("source,formats", [("one", "csv,npy")])  # gzip and part files: test_sources.py
 def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, source, formats):
     files = sources[source]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(clean), *ARGS,
-                    "--formats", formats], check=True, env=run_env(), capture_output=True, timeout=300)
+                    "--formats", formats], check=True, env=run_env(), capture_output=True, timeout=900)
     expected = tree(clean)
     assert any(name.endswith(".numbers.npy") for name in expected) and any(name.endswith(".codes.npy") for name in expected)
     counted = tmp_path / "counted"
@@ -109,7 +109,7 @@ def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, so
         assert_resumes_to(expected, files, out, formats, (point, nth))
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2700)
 def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identical(tmp_path):
     """The count of dropped rows is journaled with the position: a resumed run counts each dropped row once."""
     import pandas as pd
@@ -122,7 +122,7 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
     extra = ["--drop-missing-labels"]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=300)
+                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=900)
     expected = tree(clean)
     dropped = json.loads(expected["manifest.json"])["source"]["dropped_missing_labels"]
     assert dropped == int(((frame.index % 11 == 3) | (frame.index % 17 == 5)).sum())
@@ -142,7 +142,7 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
         assert_resumes_to(expected, source, out, "csv,npy", (point, nth), extra)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2700)
 def test_a_split_reading_invalid_values_as_missing_killed_resumes_with_the_same_counts(tmp_path):
     """The per-column counts of values read as missing are journaled with the statistics: a resumed run counts
     each one once."""
@@ -157,7 +157,7 @@ def test_a_split_reading_invalid_values_as_missing_killed_resumes_with_the_same_
     extra = ["--invalid", "missing"]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "npy", *extra], check=True, env=run_env(), capture_output=True, timeout=300)
+                    "--formats", "npy", *extra], check=True, env=run_env(), capture_output=True, timeout=900)
     expected = tree(clean)
     stats = json.loads(expected["manifest.json"])["stats"]
     assert stats["power"]["invalid"] == int((frame.index % 13 == 4).sum())

@@ -18,7 +18,7 @@ OPTIONS = dict(rows_per_shard=150, max_open_shards=3, val_fraction=0.2, seed=3, 
 
 
 @pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_ray_split_of_parts_in_s3_into_s3_shares_no_local_path_and_is_byte_identical(s3, tmp_path):
     """Two Ray nodes, each with its own cache (staging) folder: every part task writes its part split to the
     store, and the merge reads them from there."""

@@ -92,13 +92,13 @@ def test_the_test_subset_and_its_fraction_are_named_in_the_printed_summary(log, 
     assert f"test {test['rows']} rows in {len(test['shards'])} shards" in capsys.readouterr().out
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2700)
 def test_a_split_with_a_test_subset_killed_at_any_step_resumes_byte_identical(tmp_path):
     source = [write_quest_log(tmp_path / "log.csv", rows=5000, seed=9)]
     extra = ["--val-fraction", "0.2", "--test-fraction", "0.2"]
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=300)
+                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=900)
     expected = tree(clean)
     assert any(name.startswith("test/") and name.endswith(".numbers.npy") for name in expected)
     result = split_killed_at("append", 0, tmp_path / "counts.json", source, tmp_path / "counted", "csv,npy", extra)
@@ -114,7 +114,7 @@ def test_a_split_with_a_test_subset_killed_at_any_step_resumes_byte_identical(tm
         assert_resumes_to(expected, source, out, "csv,npy", (point, nth), extra)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_a_parallel_split_draws_and_merges_a_test_subset_part_by_part(tmp_path):
     parts = write_parts(tmp_path / "parts", rows=(900, 0, 1300, 600), nasty=False)
     manifest = split_csv(parts, tmp_path / "out", parallel=2, rows_per_shard=500, val_fraction=VAL,
@@ -198,7 +198,7 @@ def trained(tmp_path_factory):
     return split, result
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_train_never_opens_the_test_subset(trained, tmp_path):
     split, result = trained
     assert len(result.history["val_loss"]) == 2 and (result.model_dir / "model.keras").is_file()
@@ -211,7 +211,7 @@ def test_train_never_opens_the_test_subset(trained, tmp_path):
         QuestSequence(copy, "test")  # the test subset's own reader checks its shards
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_evaluate_scores_the_test_subset_and_says_so(trained):
     from questlearn.serve.evaluate import evaluate
 
@@ -225,7 +225,7 @@ def test_evaluate_scores_the_test_subset_and_says_so(trained):
                                                abs=1e-4)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_evaluate_subset_validate_scores_the_validate_subset(trained, capsys):
     split, result = trained
     manifest = load_manifest(split)
@@ -235,7 +235,7 @@ def test_evaluate_subset_validate_scores_the_validate_subset(trained, capsys):
     assert report["rows"] == manifest["subsets"]["validate"]["rows"]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_the_gbdt_baseline_is_scored_on_the_test_subset_with_the_network(trained):
     pytest.importorskip("sklearn")
     from questlearn.serve.evaluate import evaluate

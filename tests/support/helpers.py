@@ -31,7 +31,7 @@ def child_command(script, *args, python=sys.executable, python_options=()):
     return [python, *python_options, str(CHILDREN / script), *map(str, args)]
 
 
-def run_child(script, *args, timeout=300, env=None, python=sys.executable, python_options=()):
+def run_child(script, *args, timeout=900, env=None, python=sys.executable, python_options=()):
     """Run a child script of ``tests/children`` to its end, in that folder, and return the
     ``CompletedProcess`` (stdout and stderr captured as text).
 
@@ -68,7 +68,7 @@ def zero_inputs(model, rows: int) -> dict:
     return {name: np.zeros((rows, tensor.shape[-1]), tensor.dtype) for name, tensor in model.input.items()}
 
 
-def pause_when_exists(process, path, timeout=240) -> bool:
+def pause_when_exists(process, path, timeout=720) -> bool:
     """Poll for ``path`` and SIGSTOP ``process`` the moment it exists, so that what the test does
     next (a signal, filling a disk) lands in the middle of its run however busy the machine is.
 

@@ -35,7 +35,7 @@ class _RecordingGenerator:
         return getattr(self._rng, name)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_bench_quality_true_probabilities_reproduce_every_synth_label():
     pytest.importorskip("pandas")
     rng = _RecordingGenerator(seed=3)

@@ -16,7 +16,7 @@ from questlearn.quiet import is_noise
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \S+ +\d+ \S+:\d+\]|absl::InitializeLog|cuInit|rebuild TensorFlow")
 
 
-def cli(*args, env=None, timeout=280):
+def cli(*args, env=None, timeout=840):
     return subprocess.run([sys.executable, "-m", "questlearn", *map(str, args)], capture_output=True, text=True,
                           env=env or plain_env(), timeout=timeout)
 
@@ -61,7 +61,7 @@ def test_quiet_import_drops_start_up_noise_but_keeps_real_errors():
         "    os.write(2, b'E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure\\n')\n"
         "    os.write(2, b'Traceback: something real\\n')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=900)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure",
                                           "Traceback: something real"]
@@ -69,7 +69,7 @@ def test_quiet_import_drops_start_up_noise_but_keeps_real_errors():
     assert not is_noise("ValueError: bad input")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr():
     """A 3-class model's AUC runs boolean ops; on CPUs without AVX-512 oneDNN logs an E-line about it once."""
     code = (
@@ -81,12 +81,12 @@ def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr():
         "model.compile('adam', 'sparse_categorical_crossentropy', metrics=[SparseAUC(3)])\n"
         "model.fit(x, y, epochs=1, verbose=0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=280)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=840)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.strip() == "", result.stderr[-3000:]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_demo_writes_no_tensorflow_log_line_to_stderr(tmp_path):
     result = cli("demo", "--directory", tmp_path, "--rows", 5000, "--epochs", 1, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -95,7 +95,7 @@ def test_demo_writes_no_tensorflow_log_line_to_stderr(tmp_path):
     assert (tmp_path / "model" / "inference.keras").exists()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
     from helpers import pause_when_exists, resume
 
@@ -110,12 +110,12 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
         if paused and not (out / "manifest.json").exists():
             break
         resume(process)
-        process.communicate(timeout=300)
+        process.communicate(timeout=900)
     else:
         pytest.fail("the split finished three times before Ctrl-C could land in its pass")
     process.send_signal(signal.SIGINT)  # pending while paused: it lands in the pass
     resume(process)
-    stdout, stderr = process.communicate(timeout=300)
+    stdout, stderr = process.communicate(timeout=900)
     assert process.returncode == 130, (stdout, stderr)
     assert stderr == "interrupted; run the same command again to resume\n"
     assert not (out / "manifest.json").exists()
@@ -124,7 +124,7 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
     assert "split 150000 rows" in finished.stdout
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
     from splits import model_ready_split
 

@@ -45,7 +45,7 @@ def run_cli_with(replacement: str, *args) -> subprocess.CompletedProcess:
             f"def _plot(args):\n    {replacement}\n"
             "cli._plot = _plot\n"
             f"sys.exit(cli.main(['plot', *{[str(arg) for arg in args]!r}]))\n")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(), timeout=900)
 
 
 def test_a_bug_inside_a_command_shows_its_traceback(tmp_path):

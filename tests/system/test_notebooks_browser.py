@@ -109,7 +109,7 @@ def jupyterlab(tmp_path_factory):
     server = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 270
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as answer:
@@ -168,17 +168,17 @@ def cell_states(page) -> dict:
 def wait_for_idle_kernel(page) -> None:
     """Wait until the notebook's kernel is idle, twice, a few seconds apart (it may be replaced at start-up)."""
     for _ in range(2):
-        page.wait_for_selector(f"{PANEL} .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.wait_for_selector(f"{PANEL} .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=360_000)
         time.sleep(3)
 
 
 def run_notebook(page, base: str, token: str, name: str) -> dict:
     page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
-    page.wait_for_selector(f"{PANEL} .jp-CodeCell", timeout=90_000)
+    page.wait_for_selector(f"{PANEL} .jp-CodeCell", timeout=270_000)
     wait_for_idle_kernel(page)
     click_menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function(f"""() => [...document.querySelectorAll('{PANEL} .jp-CodeCell .jp-InputArea-prompt')]
-                                     .every(e => !/\\d/.test(e.textContent))""", timeout=30_000)
+                                     .every(e => !/\\d/.test(e.textContent))""", timeout=90_000)
     click_menu(page, "Run", "Run All Cells")
     started = time.monotonic()
     deadline = started + NOTEBOOK_SECONDS
@@ -190,7 +190,7 @@ def run_notebook(page, base: str, token: str, name: str) -> dict:
         if state["prompts"] and not busy and (numbered or state["errors"]):
             try:
                 page.wait_for_function(f"""() => [...document.querySelectorAll('{PANEL} .jp-OutputArea-output img')]
-                                                 .every(img => img.complete)""", timeout=30_000)
+                                                 .every(img => img.complete)""", timeout=90_000)
             except sync_api.TimeoutError:
                 pass  # judged by the caller: an image that never loads fails the test
             return cell_states(page)
@@ -235,7 +235,7 @@ def test_every_notebook_runs_in_jupyterlab_without_errors_and_renders_its_plots(
             assert state["images"], "notebook 04 shows no plot image"
         if name.startswith("01_"):
             try:  # widget views render a moment after their cell finished
-                browser_page.wait_for_selector(f"{PANEL} {PROGRESS_WIDGET}", timeout=30_000)
+                browser_page.wait_for_selector(f"{PANEL} {PROGRESS_WIDGET}", timeout=90_000)
             except sync_api.TimeoutError:
                 pytest.fail("notebook 01's split progress bar is not a Jupyter widget (is ipywidgets installed?)")
         path = save_screenshot(browser_page, name)

@@ -35,7 +35,7 @@ KEPT = [reader]  # left suspended, as a traceback in a reference cycle keeps it 
 """
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("reader", ["_read_ahead(blocks())",
                                     "_read_ahead(passed_on(_read_ahead(blocks())))"],  # the split's stages nest
                          ids=["one stage", "nested stages"])
@@ -44,12 +44,12 @@ def test_the_scan_ahead_thread_is_stopped_before_interpreter_shutdown(reader):
     the process ('terminate called without an active exception'). Nested stages stop too: the inner
     stage's exit hook runs first, and the outer stage must not then wait forever for it."""
     code = SUSPENDED_READ_AHEAD.format(root=str(REPO), reader=reader)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=run_env())
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=run_env())
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ALIVE_AT_EXIT []" in result.stdout, result.stdout + result.stderr[-2000:]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_many_splits_ending_in_a_conversion_error_exit_with_code_2(tmp_path):
     from questlearn.schema._sampling import FIRST_BYTES, PIECE_BYTES, SAMPLE_PIECES
 
@@ -74,7 +74,7 @@ def test_many_splits_ending_in_a_conversion_error_exit_with_code_2(tmp_path):
         processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env())
                      for c in commands[first:first + 2]]
         for process in processes:
-            _, stderr = process.communicate(timeout=300)
+            _, stderr = process.communicate(timeout=900)
             assert "terminate called" not in stderr and process.returncode == 2, (process.returncode, stderr[-2000:])
             assert stderr.strip().count("\n") == 0 and stderr.startswith("questlearn split: error: "), stderr
             assert f"line {bad + 1}" in stderr and "'abc'" in stderr and "sample made it numeric" in stderr

@@ -93,7 +93,7 @@ def cmdlines(seen: dict) -> list:
 
 
 # -- the helper ------------------------------------------------------------------------
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("start_method,death_signal,delay", [
     ("spawn", 1, 0), ("spawn", 0, 0), ("fork", 0, 0), ("forkserver", 1, 0), ("forkserver", 0, 0),
     ("spawn", 1, 3)])  # delay: the parent is killed before the child asks to die with it
@@ -108,7 +108,7 @@ def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkil
     assert_all_end_after_sigkill(parent, seen)
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(1200)
 def test_local_training_processes_end_when_their_launcher_is_sigkilled(id_split, tmp_path):
     launch = "import sys; from questlearn.train._launch import launch_local; sys.exit(launch_local(sys.argv[1:], 2))"
     launcher = start([sys.executable, "-c", launch, "train", str(id_split), "--model-dir",
@@ -125,7 +125,7 @@ def parts(tmp_path_factory):
     return write_parts(tmp_path_factory.mktemp("orphans") / "parts", rows=(3000, 2500, 3000, 2000), nasty=True)
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(1440)
 @pytest.mark.parametrize("moment", ["pool start-up", "mid-pass"])
 def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends(parts, tmp_path, moment):
     out = tmp_path / "out"
@@ -139,7 +139,7 @@ def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends
     assert_all_end_after_sigkill(split, seen)
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(1440)
 @pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
 def test_data_workers_inside_a_slow_batch_end_when_the_training_process_is_sigkilled(id_split, start_method):
     trainer = start(child_command("orphan_fit_child.py", id_split, start_method))

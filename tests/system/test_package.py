@@ -87,7 +87,7 @@ def test_the_cycle_check_finds_a_cycle():
 def loaded_after(code: str) -> list[str]:
     """The heavy modules a fresh interpreter has loaded after running ``code``."""
     probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=900, check=True)
     return done.stdout.split()
 
 
@@ -116,7 +116,7 @@ def test_every_public_name_resolves():
 def test_the_old_dataset_path_still_works_and_says_it_is_deprecated():
     code = ("import warnings\nwarnings.simplefilter('error', DeprecationWarning)\n"
             "try:\n    import questlearn.dataset\nexcept DeprecationWarning as w:\n    print('deprecated:', w)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True)
     assert done.stdout.startswith("deprecated: questlearn.dataset is deprecated")
     from questlearn.dataset import QuestSequence
     from questlearn.data import QuestSequence as moved

@@ -23,7 +23,7 @@ def shard_frame(manifest, subset) -> pd.DataFrame:
     return pd.concat([pd.read_csv(root / s["files"]["csv"]["name"]) for s in manifest["subsets"][subset]["shards"]])
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_penguins_with_NA_tokens_split_with_only_a_label_and_train_like_sklearn(tmp_path):
     from sklearn.compose import make_column_transformer
     from sklearn.impute import SimpleImputer
@@ -58,7 +58,7 @@ def test_penguins_with_NA_tokens_split_with_only_a_label_and_train_like_sklearn(
     assert result.best_val_accuracy > result.majority_baseline + 0.3
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_regression_on_a_real_table_clearly_beats_predicting_the_mean(tmp_path):
     from sklearn.datasets import load_diabetes
 

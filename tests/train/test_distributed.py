@@ -72,12 +72,12 @@ def assert_one_job_on_every_row(output: str, history_path, train_rows: int, epoc
     return digests["0"]
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(1260)
 def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_split, tmp_path):
     split, train_rows = odd_split
     model_dir = tmp_path / "model"
     done = run_questlearn(["train", split, "--model-dir", model_dir, "--epochs", 2, "--batch-size", BATCH,
-                           "--workers", 1, "--verbose", 2, "--local-processes", 2], timeout=360)
+                           "--workers", 1, "--verbose", 2, "--local-processes", 2], timeout=1080)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     digest = assert_one_job_on_every_row(output, model_dir / "history.json", train_rows)
@@ -90,7 +90,7 @@ def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_s
     assert sorted(p.name for p in model_dir.iterdir()) == ["best.keras", "history.csv", "history.json", "inference.json", "inference.keras", "model.keras"]
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(1440)
 def test_mismatched_configuration_stops_every_process(odd_split, tmp_path):
     split, _ = odd_split
     coordinator = f"127.0.0.1:{free_port()}"
@@ -100,7 +100,7 @@ def test_mismatched_configuration_stops_every_process(odd_split, tmp_path):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=jax_env())
                  for index, batch in ((0, BATCH), (1, BATCH + 1))]
     try:
-        outputs = [p.communicate(timeout=180) for p in processes]
+        outputs = [p.communicate(timeout=540) for p in processes]
     finally:
         for p in processes:
             p.kill()
@@ -127,13 +127,13 @@ def test_child_command_drops_only_the_launch_option():
 
 
 @pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_ray_train_keeps_identical_weights_and_uses_every_row_once_on_loopback(odd_split, tmp_path):
     pytest.importorskip("ray.train", reason="Ray Train is not installed (pip install 'questlearn[ray]')")
     split, train_rows = odd_split
     model_dir = tmp_path / "model"
     done = run_questlearn(["train", split, "--model-dir", model_dir, "--epochs", 2, "--batch-size", BATCH,
-                           "--workers", 1, "--verbose", 2, "--ray", "--ray-workers", 2], timeout=540)
+                           "--workers", 1, "--verbose", 2, "--ray", "--ray-workers", 2], timeout=1620)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert_one_job_on_every_row(output, model_dir / "history.json", train_rows)

@@ -54,22 +54,22 @@ def records(path):
     return rows
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(1200)
 def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path):
     expected = train_ids(id_feature_split)
 
     uninterrupted = start_training(tmp_path / "a.txt", "-", tmp_path / "a", id_feature_split)
-    out, err = uninterrupted.communicate(timeout=300)
+    out, err = uninterrupted.communicate(timeout=900)
     assert uninterrupted.returncode == 0, err[-3000:]
 
     killed = start_training(tmp_path / "b.txt", "1:37", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 720
     while not Path(f"{tmp_path / 'b.txt'}.paused").exists():
         assert killed.poll() is None, killed.stderr.read()[-3000:]
         assert time.monotonic() < deadline, "the child never reached epoch 1, batch 37"
         time.sleep(0.1)
     os.kill(killed.pid, signal.SIGKILL)  # in the middle of epoch 1, 7 batches after its save at batch 30
-    killed.communicate(timeout=120)
+    killed.communicate(timeout=360)
     assert killed.returncode == -signal.SIGKILL
     state = load_backup(tmp_path / "b" / "backup")
     assert (state.epoch, state.batches_done) == (1, 30)
@@ -78,7 +78,7 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
 
     Path(tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
     resumed = start_training(tmp_path / "b.txt", "-", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
-    out, err = resumed.communicate(timeout=300)
+    out, err = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, err[-3000:]
     assert "resuming from" in out and "batch 31" in out
 
@@ -127,7 +127,7 @@ class CrashAt(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_resume_refuses_another_data_order_and_keeps_early_stopping_state(id_feature_split, tmp_path):
     arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, save_every_batches=5)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -145,7 +145,7 @@ def test_resume_refuses_another_data_order_and_keeps_early_stopping_state(id_fea
     assert not (tmp_path / "backup").exists()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_save_every_minutes_saves_inside_the_epoch(id_feature_split, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(id_feature_split, tmp_path, epochs=1, batch_size=64, workers=1, verbose=0, save_every_minutes=1e-9,
@@ -183,14 +183,14 @@ print("SAME", keras.backend.backend())
 """
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(id_feature_split, tmp_path, backend):
     """jax keeps dropout's random state in seed variables; torch draws from its global generator,
     which the backup saves too: on both, a resumed run is the uninterrupted run."""
     pytest.importorskip(backend, reason=TORCH_MISSING if backend == "torch" else None)
     result = subprocess.run([sys.executable, "-c", BACKEND_CHECK, str(id_feature_split), str(tmp_path)],
-                            capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=380)
+                            capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=1140)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"SAME {backend}" in result.stdout
 
@@ -202,7 +202,7 @@ class CrashOnSave(keras.callbacks.Callback):
         raise RuntimeError("simulated crash")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_feature_split, tmp_path):
     arguments = dict(epochs=4, batch_size=256, workers=1, verbose=0, seed=4, learning_rate=0.05, dropout=0.0, patience=10)
     straight = train(id_feature_split, tmp_path / "a", **arguments)
@@ -231,7 +231,7 @@ def write_small_state(path):
     return meta, arrays
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_every_truncation_and_bit_flip_of_a_backup_loads_the_same_state_or_names_the_damage(tmp_path):
     from questlearn.train._resume import DamagedBackupError
 
@@ -272,7 +272,7 @@ DAMAGE = {"truncated": lambda data: data[:len(data) // 2],
           "bit-flipped": lambda data: data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1:]}
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_backup_stops_train_with_one_line_saying_to_delete_it(id_feature_split, saved_state, tmp_path, damage):
     backup = tmp_path / "model" / "backup"
@@ -281,7 +281,7 @@ def test_a_damaged_backup_stops_train_with_one_line_saying_to_delete_it(id_featu
     (backup / "state.npz").write_bytes(damaged)
     result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(id_feature_split), "--model-dir",
                              str(tmp_path / "model"), *TRAIN_ARGS], capture_output=True, text=True, env=run_env(),
-                            timeout=280)
+                            timeout=840)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("questlearn train: error:")]
