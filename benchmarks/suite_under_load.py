@@ -67,7 +67,7 @@ def main() -> int:
         for hog in hogs:
             hog.kill()
             hog.wait()
-    result = {"machine": machine(), "hogs": len(hogs), "load_before": os.getloadavg(), "runs": runs}
+    result = {"machine": machine(), "hogs": len(hogs), "load_at_end": os.getloadavg(), "runs": runs}
     path = results_folder() / f"{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
