@@ -94,7 +94,20 @@ def gzip_part_files(folder, rows=(1000, 700, 900), seed=60):
     return folder
 
 
-class FaultyEndpoint:
+class _ServedOnLoopback:
+    """A ``socketserver`` server (``self._server``) served by a thread (``self._thread``) while in a
+    ``with`` block, on 127.0.0.1; shut down and closed at its end."""
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class FaultyEndpoint(_ServedOnLoopback):
     """An HTTP endpoint answering every request with ``status`` and the S3 error ``code``."""
 
     def __init__(self, status: int, code: str):
@@ -122,16 +135,8 @@ class FaultyEndpoint:
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FaultyEndpoint":
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class CountingProxy:
+class CountingProxy(_ServedOnLoopback):
     """A TCP relay on 127.0.0.1 to ``target_port``; :attr:`bytes_back` counts what the server sent back.
 
     :meth:`cut` drops every connection and refuses new ones (the server looks down, its objects kept);
@@ -184,13 +189,6 @@ class CountingProxy:
         with self._lock:
             self.bytes_back += size
 
-    def __enter__(self) -> "CountingProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def _pump(source, target, counter) -> None:
