@@ -72,10 +72,10 @@ def pause_when_exists(process, path, timeout=720) -> bool:
     """Poll for ``path`` and SIGSTOP ``process`` the moment it exists, so that what the test does
     next (a signal, filling a disk) lands in the middle of its run however busy the machine is.
 
-    Returns True when the process was paused mid-run: ``path`` appeared, the process was still
-    running and ``finished`` (a second file, e.g. ``manifest.json``) did not exist yet; False when
-    it ended first (the caller retries with a fresh output). The caller resumes a paused process
-    with :func:`resume` after acting on it.
+    Returns True when the process was paused while still running, after ``path`` appeared; False
+    when it ended first, or when the deadline passed without ``path``. Whether the run was still
+    mid-way (e.g. no ``manifest.json`` yet) is the caller's to check; it retries with a fresh output
+    if not, and resumes a paused process with :func:`resume` after acting on it.
     """
     import signal
     import time
