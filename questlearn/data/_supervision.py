@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import multiprocessing.pool
 import os
 import shutil
 import signal
@@ -48,6 +49,7 @@ from ..errors import QuestlearnError
 POLL_SECONDS = 0.2
 TERMINATE_AFTER_SECONDS = 2.0
 KILL_AFTER_SECONDS = 3.0
+EXIT_WAIT_SECONDS = 30.0  # a bound, not a pause: the wait ends as soon as the killed workers have exited
 
 _watchdog_lock = threading.Lock()
 _watchdog_thread = None
@@ -255,14 +257,37 @@ def _shut_down(pool, workers) -> None:
                 _quietly(lock.release)  # ValueError when nobody holds it: fine
         terminator.join(KILL_AFTER_SECONDS)
     # Terminating may have returned at once (another thread was terminating the pool) or failed half-way
-    # (a dead result handler), and the pool may have replaced a dead worker since: end whichever is left.
+    # (a dead result handler), and the pool may have replaced a dead worker since. Its worker handler starts
+    # a replacement before it lists it in ``pool._pool``, so stop that thread first, then end whichever is left.
+    _stop_replacing_workers(pool)
     workers = list({process.pid: process for process in [*workers, *list(pool._pool)]}.values())
-    for process in workers:
-        for end in (process.terminate, process.kill):
-            if process.exitcode is None:
-                _quietly(end)
-                _quietly(process.join, 1.0)
+    _end_processes(workers)
     _forget([process.pid for process in workers])
+
+
+def _end_processes(workers) -> None:
+    """Terminate each worker still running, then kill those that outlive ``KILL_AFTER_SECONDS``, and wait
+    (at most ``EXIT_WAIT_SECONDS``) until each has exited: a killed process on a busy machine takes a
+    moment to end, and the caller promises that none is left."""
+    for end, wait in (("terminate", KILL_AFTER_SECONDS), ("kill", EXIT_WAIT_SECONDS)):
+        running = [process for process in workers if process.exitcode is None]
+        for process in running:
+            _quietly(getattr(process, end))
+        deadline = time.monotonic() + wait
+        for process in running:
+            _quietly(process.join, max(deadline - time.monotonic(), 0.01))
+
+
+def _stop_replacing_workers(pool) -> None:
+    """Stop the pool's worker handler (which replaces dead workers) and wait, bounded, for it to end."""
+    handler = getattr(pool, "_worker_handler", None)
+    if handler is None or handler is threading.current_thread():
+        return
+    handler._state = multiprocessing.pool.TERMINATE
+    notifier = getattr(pool, "_change_notifier", None)
+    if notifier is not None:
+        _quietly(notifier.put, None)  # wakes the handler from its wait on the workers' sentinels
+    handler.join(KILL_AFTER_SECONDS)
 
 
 def _quietly(function, *args) -> None:

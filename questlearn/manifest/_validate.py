@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 from .._limits import MAX_STRING_LENGTH
 from ..errors import ManifestError
@@ -175,9 +176,31 @@ MANIFEST_SCHEMA = {
 @functools.cache
 def _validator():
     """The compiled schema; jsonschema is imported here, on the first manifest checked, not at start-up."""
-    import jsonschema
+    return _jsonschema().Draft202012Validator(MANIFEST_SCHEMA)
 
-    return jsonschema.Draft202012Validator(MANIFEST_SCHEMA)
+
+def _jsonschema():
+    """The ``jsonschema`` module, imported without the optional IRI format checker.
+
+    Importing jsonschema registers a format checker for every optional
+    package it finds. One of them, ``rfc3987_syntax`` (which JupyterLab's
+    ``jupyter-events`` installs), compiles an Earley grammar at import: 1.2 s
+    of CPU in every ``split``, ``train`` and ``evaluate`` that checks a
+    manifest. :data:`MANIFEST_SCHEMA` uses no ``format`` keyword, so that
+    package is hidden while jsonschema is first imported; once jsonschema is
+    loaded (by questlearn or anyone before it) it is used as it is.
+    """
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        import jsonschema
+
+        return jsonschema
+    sys.modules["rfc3987_syntax"] = None  # an import of it raises ImportError, which jsonschema skips
+    try:
+        import jsonschema
+    finally:
+        if sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+    return jsonschema
 
 
 def validate_manifest(manifest, where: str) -> None:
@@ -195,9 +218,7 @@ def validate_manifest(manifest, where: str) -> None:
     ManifestError
         Naming the first wrong field (``schema.classes``, ``subsets.train.shards[3].rows``...) and why.
     """
-    import jsonschema
-
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(manifest))
+    error = _jsonschema().exceptions.best_match(_validator().iter_errors(manifest))
     if error is not None:
         raise ManifestError(f"{where}: field {_field(error.absolute_path)} {_explain(error)}")
     _check_consistency(manifest, where)

@@ -51,11 +51,21 @@ def fit_once(split_dir, fault, workers, processes):
     except BaseException as error:  # noqa: BLE001 - we report whatever came out
         outcome = f"{type(error).__name__}: {' '.join(str(error).split())}"
     elapsed = time.monotonic() - started
-    leftover = [c for c in psutil.Process().children(recursive=True) if _alive(c)
-                and "forkserver" not in _command(c) and "resource_tracker" not in _command(c)]
+    helpers = _start_method_helpers()
+    leftover = [c for c in psutil.Process().children(recursive=True) if c.pid not in helpers and _alive(c)]
     for process in leftover:
         print(f"LEFTOVER {process.pid} {_command(process)}", file=sys.stderr, flush=True)
     print(f"RESULT {elapsed:.1f} {len(leftover)} {outcome}", flush=True)
+
+
+def _start_method_helpers() -> set:
+    """The pids of multiprocessing's own long-lived processes: the fork server and the resource tracker.
+
+    By pid, not by command line: a worker the fork server forks keeps the fork server's command line."""
+    from multiprocessing import forkserver, resource_tracker
+
+    return {pid for pid in (getattr(forkserver._forkserver, "_forkserver_pid", None),
+                            getattr(resource_tracker._resource_tracker, "_pid", None)) if pid is not None}
 
 
 def _alive(process) -> bool:

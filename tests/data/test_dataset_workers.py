@@ -19,6 +19,11 @@ FIT_BOUND_SECONDS = 150  # a hang is what is caught (fit never returns); 30 s wa
                         # loaded 2-core machine, so the bound leaves room for 10x that load
 
 
+def leftover_lines(result) -> list:
+    """The child's ``LEFTOVER <pid> <command line>`` lines: the processes it found alive."""
+    return [line for line in result.stderr.splitlines() if line.startswith("LEFTOVER")]
+
+
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("start_method", START_METHODS)
 def test_worker_processes_see_every_row_once_under(id_split, start_method):
@@ -49,7 +54,7 @@ def test_failing_batch_stops_fit_quickly_naming_the_shard(id_split, tmp_path, st
     assert lines, f"fit did not come back: {result.stderr[-3000:]}"
     _, seconds, leftover, message = lines[0].split(" ", 3)
     assert float(seconds) < FIT_BOUND_SECONDS, message
-    assert int(leftover) == 0, f"worker processes alive when fit raised: {message}"
+    assert int(leftover) == 0, f"worker processes alive when fit raised: {message} {leftover_lines(result)}"
     # questlearn's named error on every backend (TensorFlow's tf.data re-raises it as an UnknownError of its own)
     assert message.startswith("IntegrityError: " if fault == "truncate" else "BatchLoadError: "), message
     assert "train/split_data_" in message  # the shard is named
@@ -94,7 +99,7 @@ def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_p
     assert len(lines) == 2, f"the second fit did not come back: {result.stdout[-2000:]} {result.stderr[-3000:]}"
     for line in lines:
         _, _, leftover, message = line.split(" ", 3)
-        assert int(leftover) == 0, f"worker processes alive when fit raised: {message}"
+        assert int(leftover) == 0, f"worker processes alive when fit raised: {message} {leftover_lines(result)}"
         assert message.startswith("BatchLoadError: "), message
         assert ("was killed by signal SIGKILL" in message or "died" in message) and "while loading batch 5 " in message
 

@@ -205,3 +205,27 @@ def test_a_split_never_publishes_a_manifest_its_readers_refuse(tmp_path, monkeyp
         split_csv(source, tmp_path / "split", label="label", progress=False, verbose=False)
     assert not isinstance(failed.value, ValueError)  # a bug: not shown as the user's mistake
     assert not (tmp_path / "split" / "manifest.json").exists()
+
+
+def test_checking_a_manifest_skips_the_grammar_jsonschema_would_compile_and_leaves_it_importable(id_split):
+    """jsonschema's optional IRI checker (rfc3987-syntax, which JupyterLab installs) compiles a grammar at
+    import, over a second of CPU in every command; the manifest schema needs no format, so it is not loaded,
+    and whoever imports it afterwards still can."""
+    import subprocess
+    import sys
+
+    from helpers import run_env
+
+    code = ("import importlib.util, sys; from questlearn.manifest._files import load_manifest; "
+            f"load_manifest({str(id_split)!r}); "
+            "print('jsonschema' in sys.modules, 'rfc3987_syntax' in sys.modules, "
+            "importlib.util.find_spec('rfc3987_syntax') is not None); "
+            "import jsonschema; print(jsonschema.Draft202012Validator({'type': 'integer'}).is_valid(3))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=run_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded, grammar, installed, works = result.stdout.split()
+    assert (loaded, grammar, works) == ("True", "False", "True")
+    if installed == "True":  # importable once questlearn is done with jsonschema
+        after = subprocess.run([sys.executable, "-c", code.replace("print(jsonschema", "import rfc3987_syntax; print(jsonschema")],
+                               capture_output=True, text=True, timeout=300, env=run_env())
+        assert after.returncode == 0 and after.stdout.split()[-1] == "True", after.stderr[-2000:]

@@ -5,8 +5,9 @@ idle kernels culled and the server shut down by itself when idle), opens
 each notebook in headless Chromium through Playwright, clears its outputs,
 runs all cells from the Run menu and checks the page: every code cell ran,
 no cell shows an error, every plot image loaded, and notebook 01's progress
-bar is a widget. It saves one small screenshot per notebook under
-``notebooks/screenshots/``.
+bar is a widget. It takes one small screenshot per notebook, in the test's
+temporary folder, or in ``QUESTLEARN_SCREENSHOTS`` when set (``notebooks/screenshots``
+refreshes the committed ones); a test run never changes the checkout.
 
 The notebooks run on a copy in a temporary folder (JupyterLab autosaves),
 in smoke mode. Skipped, with the reason, where Chromium, Playwright or
@@ -38,7 +39,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-SCREENSHOTS = NOTEBOOKS / "screenshots"
 CHROMIUM = os.environ.get("QUESTLEARN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags that work in containers: no sandbox (root), no GPU, no traffic anywhere but the local server.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -204,12 +204,12 @@ def run_notebook(page, base: str, token: str, name: str) -> dict:
         time.sleep(1)
 
 
-def save_screenshot(page, name: str) -> Path:
+def save_screenshot(page, name: str, folder: Path) -> Path:
     """A PNG of the cell named in SCREENSHOT_CELLS, reduced to a palette to stay small."""
     cell = page.locator(f"{PANEL} .jp-CodeCell", has_text=SCREENSHOT_CELLS[name]).first
     cell.scroll_into_view_if_needed()
-    SCREENSHOTS.mkdir(exist_ok=True)
-    path = SCREENSHOTS / name.replace(".ipynb", ".png")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name.replace(".ipynb", ".png")
     cell.screenshot(path=str(path))
     try:
         from PIL import Image  # comes with matplotlib
@@ -221,8 +221,9 @@ def save_screenshot(page, name: str) -> Path:
     return path
 
 
-def test_every_notebook_runs_in_jupyterlab_without_errors_and_renders_its_plots(jupyterlab, browser_page):
+def test_every_notebook_runs_in_jupyterlab_without_errors_and_renders_its_plots(jupyterlab, browser_page, tmp_path):
     base, token, work = jupyterlab
+    screenshots = Path(os.environ.get("QUESTLEARN_SCREENSHOTS") or tmp_path / "screenshots")
     names = sorted(path.name for path in work.glob("[0-9][0-9]_*.ipynb"))
     assert names == sorted(SCREENSHOT_CELLS), f"add the new notebook to SCREENSHOT_CELLS: {names}"
     for name in names:  # in order: 02 and 03 read the split that 01 writes
@@ -238,5 +239,5 @@ def test_every_notebook_runs_in_jupyterlab_without_errors_and_renders_its_plots(
                 browser_page.wait_for_selector(f"{PANEL} {PROGRESS_WIDGET}", timeout=90_000)
             except sync_api.TimeoutError:
                 pytest.fail("notebook 01's split progress bar is not a Jupyter widget (is ipywidgets installed?)")
-        path = save_screenshot(browser_page, name)
+        path = save_screenshot(browser_page, name, screenshots)
         assert path.stat().st_size > 1000
