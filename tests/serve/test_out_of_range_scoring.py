@@ -1,4 +1,4 @@
-"""A number beyond the range the split saw scores like the nearest end of it, in every saved form."""
+"""A number beyond the range the split saw scores like the nearest end of it, in every saved form; predict counts it."""
 
 import json
 
@@ -9,7 +9,7 @@ from trained import train_small_model
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.quiet import import_tensorflow, keras
-from questlearn.serve.predict import inference_inputs
+from questlearn.serve.predict import inference_inputs, predict_file
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,20 @@ def test_saved_model_scores_a_number_beyond_the_range_like_the_range_end(trained
         return serve(**columns)["probabilities"].numpy()
 
     np.testing.assert_allclose(score(raw_rows(log, values, 0)), score(raw_rows(log, values, 1)), atol=1e-6, rtol=0)
+
+
+@pytest.mark.timeout(900)
+def test_predict_counts_the_values_outside_the_training_range_per_column(trained, tmp_path, capsys):
+    log, _, model_dir, spec = trained
+    rows = pd.read_csv(log, nrows=20)
+    (power_low, power_high), (stamina_low, _) = spec["range"]["power"], spec["range"]["stamina"]
+    rows.loc[[1, 4, 7], "power"] = 50 * power_high  # a glitch far above the range
+    rows.loc[9, "power"] = power_high  # the range's end itself is inside it
+    rows.loc[[2, 3], "stamina"] = stamina_low - 999999  # a sentinel below it
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    capsys.readouterr()
+    assert predict_file(model_dir, tmp_path / "rows.csv", tmp_path / "out.csv") == 20
+    printed = capsys.readouterr().err
+    assert f"power: 3 values outside the training range [{power_low:.6g}, {power_high:.6g}]" in printed, printed
+    assert "stamina: 2 values outside the training range" in printed, printed
+    assert "player_level: " not in printed and "difficulty: " not in printed, printed
