@@ -317,6 +317,12 @@ class ShardReader:
         mean, variance = self.encoding.moments(self.manifest["stats"], source["rows"] - source.get("dropped_missing_labels", 0))
         return mean[self._numbers], variance[self._numbers]
 
+    def output_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` of each numbers column over the split, from the manifest statistics
+        (:meth:`Encoding.bounds`; NaN where the manifest records no range)."""
+        lower, upper = self.encoding.bounds(self.manifest["stats"])
+        return lower[self._numbers], upper[self._numbers]
+
     def shard_name(self, shard: int) -> str:
         files = self.shards[shard]["files"]
         return files["csv" if self.source == "csv" else "numbers"]["name"]

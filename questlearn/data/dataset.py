@@ -252,6 +252,11 @@ class QuestSequence(keras.utils.PyDataset):
         """``(mean, variance)`` per numbers column, from the manifest (no data pass)."""
         return self.reader.output_moments()
 
+    def feature_bounds(self):
+        """``(lower, upper)`` per numbers column: its range over the split, from the manifest (no data pass);
+        NaN where the manifest records none. The model bounds each number to it."""
+        return self.reader.output_bounds()
+
     def _describe(self, batch: int, segments) -> str:
         shards = ", ".join(self.reader.shard_name(shard) for shard, _ in segments)
         return f"batch {batch} of the {self.subset!r} subset of {self.split_dir} (epoch {self.epoch}; shards: {shards})"

@@ -442,6 +442,28 @@ class Encoding:
         variances = [v if v > 0 else 1.0 for v in variances]
         return np.asarray(means, np.float32), np.asarray(variances, np.float32)
 
+    def bounds(self, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The range of every numbers column over the split: ``(lower, upper)`` as float64 arrays.
+
+        The manifest's ``min`` and ``max`` over every row, widened to take in
+        the column's fill value (what a missing value becomes, in training and
+        when scoring), so no value the numbers block held is outside it; a
+        column without values gets its fill value as both bounds. NaN for a
+        column whose statistics record no ``min``/``max`` (a manifest written
+        before they were): its range is unknown.
+        """
+        lower, upper = [], []
+        for name, filled in zip(self.numeric, self.fill_values):
+            entry = stats.get(name, {})
+            if "min" not in entry or "max" not in entry:
+                lower.append(np.nan)
+                upper.append(np.nan)
+                continue
+            seen = [v for v in (entry["min"], entry["max"]) if v is not None]
+            lower.append(min([*seen, filled]))
+            upper.append(max([*seen, filled]))
+        return np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+
 
 def _without_tokens(column, null_values):
     """A string column with its missing-value tokens (and empty strings) as nulls."""

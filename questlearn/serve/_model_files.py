@@ -136,6 +136,11 @@ def check_inference_spec(spec, path) -> None:
                        ("delimiter", lambda v: isinstance(v, str) and len(v) == 1)):
         if key in spec and not check(spec[key]):
             raise wrong(key, f"holds {_short(spec[key])}, of the wrong type")
+    if "bounds" in spec:  # {numbers column: [min, max] the model clips it to, or null}; older files lack it
+        _expect(spec["bounds"], dict, "bounds", wrong)
+        for name, value in spec["bounds"].items():
+            if value is not None and not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))):
+                raise wrong(f"bounds.{name}", f"must be null or [min, max], not {_short(value)}")
     for key in ("signature_keys", "input_layers"):  # {column: its SavedModel key / its inference.keras input}
         if key in spec:
             _expect(spec[key], dict, key, wrong)

@@ -187,7 +187,7 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
             labels = _label_values(block, label, spec)
             tally.update(predictor.raw_outputs(block.table), labels)
             bar.update(block.bytes_done - bar.n)
-    for note in predictor.input_notes():  # unseen categories, missing numbers: never silent
+    for note in predictor.input_notes():  # unseen categories, missing and out-of-range numbers: never silent
         print(f"evaluate: {note}", file=sys.stderr)
     return {"source": str(source) if isinstance(source, (str, Path)) else [str(s) for s in source], **tally.result()}
 

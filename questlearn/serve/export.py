@@ -75,7 +75,9 @@ def inference_spec(reader) -> dict:
         JSON-ready: ``features`` (``[{"name", "kind"}]`` in input order),
         ``id_columns``, ``label``, ``task``, ``classes``, ``na_values``,
         ``fill``, ``fill_values`` (per numbers column: numeric features and
-        each datetime's ``t.days``), ``categories`` (vocabularies, most
+        each datetime's ``t.days``), ``bounds`` (per numbers column, ``[min, max]``
+        that the model clips it to, or null where the split recorded no
+        range), ``categories`` (vocabularies, most
         frequent first), ``hash_buckets``, ``datetimes`` (format records),
         ``numbers`` and ``codes`` (the column names of ``model.keras``'s two
         inputs), ``code_counts``, ``label_mean``, ``signature_keys`` (each
@@ -95,6 +97,7 @@ def inference_spec(reader) -> dict:
     task = schema.get("task", "classification")
     label_stats = stats.get(schema["label"], {})
     names = reader.input_names()
+    lower, upper = reader.output_bounds()
     return {
         "features": [{"name": n, "kind": kinds[n]} for n in reader.features],
         "id_columns": [c["name"] for c in schema["columns"] if c["kind"] == "id"],
@@ -105,6 +108,8 @@ def inference_spec(reader) -> dict:
         "na_values": list(schema.get("na_values", NA_VALUES_OF_UNRECORDED_SPLITS)),
         "fill": encoding.fill,
         "fill_values": {n: float(fill_values[n]) for n in names.get("numbers", [])},
+        "bounds": {n: None if np.isnan(low) or np.isnan(high) else [float(low), float(high)]
+                   for n, low, high in zip(names.get("numbers", []), lower, upper)},
         "categories": {n: list(encoding.vocabularies[n]) for n in reader.categorical_features},
         "hash_buckets": {n: int(encoding.hash_buckets[n]) for n in reader.categorical_features},
         "datetimes": {n: encoding.datetimes[n] for n in reader.datetime_features},

@@ -15,8 +15,9 @@ line and byte (column and row for a DataFrame). The output is written under
 a temporary name beside it and renamed once complete (the partial files
 killed runs of the same output left are removed); an output that is one of
 the inputs (the same file by any path or link) is refused. Categories
-training never saw and missing numbers are counted per column and printed
-at the end (:meth:`Predictor.input_notes`).
+training never saw, missing numbers and numbers beyond the range the split
+saw (the model clips them to it) are counted per column and printed at the
+end (:meth:`Predictor.input_notes`).
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ class Predictor:
                              if k == "categorical"}
         self.unseen = Counter()  # per categorical feature: values not in its vocabulary (hashed), over every row scored
         self.missing = Counter()  # per numeric or datetime feature: missing values (filled as the split filled them)
+        self.outside = Counter()  # per numeric or datetime feature: values beyond the training range (clipped to it)
+        self.bounds = {n: np.asarray(b, np.float32) for n, b in self.spec.get("bounds", {}).items() if b is not None}
 
     def column_types(self, available) -> dict:
         """pyarrow types of the columns to read; a missing feature is an error."""
@@ -189,6 +192,7 @@ class Predictor:
         locates a datetime value the split's format cannot read.
         """
         from ..quiet import import_tensorflow
+        from ..schema import datetimes
 
         tf = import_tensorflow()
         inputs = {}
@@ -197,8 +201,12 @@ class Predictor:
             if kind == "numeric":
                 values = column.to_numpy().astype(np.float32)
                 self.missing[name] += int(np.isnan(values).sum())
+                self.outside[name] += self.count_outside(name, values)
             elif kind == "datetime":
                 values = self.seconds(name, column, rows)
+                known = values[values != datetimes.MISSING_SECONDS]
+                days = (known.astype(np.float64) / datetimes.SECONDS_PER_DAY).astype(np.float32)  # as the model does
+                self.outside[name] += self.count_outside(f"{name}.days", days)
             else:
                 strings = pc.fill_null(pc.cast(column, pa.string()), "")
                 self.unseen[name] += int(pc.sum(pc.and_(pc.not_equal(strings, ""), pc.invert(
@@ -207,12 +215,21 @@ class Predictor:
             inputs[name] = tf.constant(values.reshape(-1, 1))
         return inputs
 
+    def count_outside(self, column: str, values: np.ndarray) -> int:
+        """How many of a numbers column's float32 ``values`` lie beyond the range the model clips it to."""
+        if column not in self.bounds:  # no range recorded (an older split or model): the model does not clip it
+            return 0
+        low, high = self.bounds[column]
+        return int(np.count_nonzero((values < low) | (values > high)))
+
     def input_notes(self) -> list[str]:
         """What the model made of the rows scored so far that training did not prepare it for, one line a column.
 
         A categorical value not in the training vocabulary (hashed into the
-        column's out-of-vocabulary buckets, as the split does), and a missing
-        number or datetime (filled with the split's fill value).
+        column's out-of-vocabulary buckets, as the split does), a missing
+        number or datetime (filled with the split's fill value), and a number
+        or datetime beyond the range the split saw (the model clips it to the
+        nearest end: it scores like the nearest value seen).
         """
         fill = {"mean": "the training mean", "zero": "0"}.get(self.spec.get("fill"), "the split's fill value")
         notes = []
@@ -225,6 +242,11 @@ class Predictor:
                 marked = " and marked missing for the model" if f"{name}.missing" in self.spec["codes"] else ""
                 what = "filled with" if self.kinds[name] == "numeric" else "their days filled with"
                 notes.append(f"{name}: {self.missing[name]} missing, {what} {fill} ({value:.6g}){marked}")
+            if self.outside[name]:
+                low, high = self.bounds[name if self.kinds[name] == "numeric" else f"{name}.days"]
+                unit = "" if self.kinds[name] == "numeric" else " (days since 1970)"
+                notes.append(f"{name}: {self.outside[name]} values outside the training range [{low:.6g}, {high:.6g}]"
+                             f"{unit}, scored as the nearest end of it")
         return notes
 
     def seconds(self, name: str, column, rows=None) -> np.ndarray:

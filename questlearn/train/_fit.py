@@ -40,7 +40,7 @@ from .devices import describe_device
 from ..manifest._files import SUBSETS
 from ._defaults import training_plan
 from ._embedding import describe_embeddings
-from .model import build_model
+from .model import build_model, describe_bounds
 from .plots import read_history_csv
 
 
@@ -265,9 +265,10 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     mean, variance = train_data.feature_moments()
     shape = dict(hidden=hidden, dropout=dropout, learning_rate=learning_rate, extra_metrics=parallel.get("metrics", ()),
                  code_counts=train_data.code_counts(), model=model, quantiles=train_data.feature_quantiles(),
-                 total_steps=epochs * len(train_data))
+                 total_steps=epochs * len(train_data), bounds=train_data.feature_bounds())
     if verbose:
         print(describe_embeddings(shape["code_counts"]), flush=True)
+        print(describe_bounds(train_data.input_names().get("numbers", []), shape["bounds"]), flush=True)
     regression = train_data.reader.task == "regression"
     extra = {}
     if regression:

@@ -2,7 +2,8 @@
 
 An MLP over two inputs, the blocks of the model-ready shards:
 
-* ``numbers``: a ``Normalization`` set from the manifest's streamed mean
+* ``numbers``: each first bounded to the range the split saw (below), then
+  a ``Normalization`` set from the manifest's streamed mean
   and variance (a 100 GB log needs no extra pass to adapt it); in the
   ``"default"`` preset each number also enters through a piecewise-linear
   embedding over its sample quantiles (recorded in the manifest), which
@@ -13,6 +14,18 @@ An MLP over two inputs, the blocks of the model-ready shards:
   and month), else embedded in :func:`embedding_size` dimensions (fast.ai's
   rule ``1.6 * n ** 0.56``, capped at 50 as PyTorch Tabular caps it). The
   one-hot columns enter the network as 0 and 1, not standardised.
+
+The range of a number is the manifest's ``min`` and ``max`` of its column
+over every row of the split (widened to take in its fill value): exact,
+and known without an extra pass over the data, where sample quantiles
+would miss the rarest values and cut rows that training saw. A value
+beyond the range (a sensor glitch, a unit error, a sentinel like 999999)
+scores like the nearest value seen, instead of extrapolating the network
+linearly; a value inside it is unchanged. The bounds are constant
+``maximum``/``minimum`` operations of the model, so ``model.keras``,
+``inference.keras`` and the SavedModel all apply them. A column whose
+manifest records no range (a split made before it recorded one) is not
+bounded.
 
 Softmax over the manifest's classes, sparse categorical cross-entropy,
 accuracy and ROC AUC; or one linear output for regression. ``"default"``
@@ -84,7 +97,7 @@ WARMUP_MAX_STEPS = 1000
 def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, dropout: float | None = None,
                 learning_rate: float = 1e-3, task: str = "classification", target_mean: float = 0.0,
                 target_std: float = 1.0, extra_metrics=(), model: str = "default",
-                quantiles=None, total_steps: int | None = None) -> keras.Model:
+                quantiles=None, total_steps: int | None = None, bounds=None) -> keras.Model:
     """Build and compile the network.
 
     Parameters
@@ -121,6 +134,11 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
     total_steps : int, optional
         Optimizer steps planned (epochs x batches): the length of the
         schedule (``"default"``); without it the rate stays constant.
+    bounds : (array-like, array-like), optional
+        ``(lower, upper)`` per numbers column, its range over the split
+        (``QuestSequence.feature_bounds()``): each number is clipped to it
+        before it is normalised and embedded; NaN leaves a side of a column
+        unbounded. Without them the numbers enter as they are.
 
     Returns
     -------
@@ -138,7 +156,7 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
     embedding = preset["numeric_embedding"] if quantiles is not None else 0
     optimizer = _optimizer(preset, learning_rate, total_steps)
     if task == "regression":
-        inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding)
+        inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds)
         standardised = keras.layers.Dense(1, name="standardised_target")(x)
         scale = float(target_std) if target_std and target_std > 0 else 1.0
         outputs = keras.layers.Rescaling(scale=scale, offset=float(target_mean), name="prediction")(standardised)
@@ -150,7 +168,7 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
     if num_classes < 2:
         raise SchemaError(f"a classifier needs at least 2 classes, the manifest has {num_classes}: "
                           "the label column holds one value in the training rows")
-    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding)
+    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
     network = keras.Model(inputs, outputs, name="quest_mlp")
     network.compile(
@@ -196,15 +214,45 @@ def _piecewise_linear(numbers, quantiles, size: int):
     return keras.layers.Flatten(name="numeric_embedding_flat")(embedded)
 
 
-def _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles=None, embedding: int = 0):
+def describe_bounds(names, bounds) -> str:
+    """One line: how many numbers columns the model bounds to their range in the split, and which it cannot."""
+    if not len(names):
+        return "questlearn: bounded numbers: none (no numbers columns)"
+    lower, upper = (np.asarray(side, np.float64) for side in bounds)
+    unbounded = [name for name, low, high in zip(names, lower, upper) if np.isnan(low) or np.isnan(high)]
+    line = (f"questlearn: bounded numbers: {len(names) - len(unbounded)} of {len(names)} numbers column(s) are clipped "
+            "to their min and max over the split's rows, so a value beyond scores like the nearest value seen")
+    if unbounded:
+        shown = ", ".join(unbounded[:6]) + (f", ... ({len(unbounded)} in all)" if len(unbounded) > 6 else "")
+        line += (f"; not bounded, their range unknown (the split's manifest records no min/max for them: split "
+                 f"again with this questlearn to bound them): {shown}")
+    return line
+
+
+def _bounded(numbers, bounds):
+    """``minimum(maximum(numbers, lower), upper)`` per column, with the bounds as float32 constants.
+
+    float32 rounding keeps order, so a value the shards hold (the float32 of a
+    value within the float64 range) is never moved. A NaN bound is no bound
+    (the largest float32); a NaN number stays NaN.
+    """
+    largest = np.finfo(np.float32).max
+    lower, upper = (np.asarray(side, np.float64) for side in bounds)
+    lower = np.where(np.isnan(lower), -largest, lower).astype(np.float32)
+    upper = np.where(np.isnan(upper), largest, upper).astype(np.float32)
+    return keras.ops.minimum(keras.ops.maximum(numbers, lower), upper)
+
+
+def _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles=None, embedding: int = 0, bounds=None):
     if not 0.0 <= dropout < 1.0:
         raise OptionError(f"dropout must be in [0, 1), got {dropout}")
     inputs, parts = {}, []
     if len(mean):
         inputs["numbers"] = keras.Input(shape=(len(mean),), name="numbers")
-        parts.append(keras.layers.Normalization(mean=mean, variance=variance, name="normalize_from_manifest")(inputs["numbers"]))
+        numbers = inputs["numbers"] if bounds is None else _bounded(inputs["numbers"], bounds)
+        parts.append(keras.layers.Normalization(mean=mean, variance=variance, name="normalize_from_manifest")(numbers))
         if embedding:
-            parts.append(_piecewise_linear(inputs["numbers"], quantiles, embedding))
+            parts.append(_piecewise_linear(numbers, quantiles, embedding))
     if len(code_counts):
         inputs["codes"] = codes = keras.Input(shape=(len(code_counts),), dtype="int32", name="codes")
         for position, count in enumerate(code_counts):
