@@ -148,3 +148,43 @@ def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_
     else:
         for a, b in zip(weights_a, weights_b):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_backup_in_the_store_that_does_not_match_its_pointer_is_refused_in_one_line(s3, tmp_path):
+    from s3server import upload
+
+    from questlearn.train._model_store import DamagedBackupError, open_model_dir
+
+    (tmp_path / "state.npz").write_bytes(b"not the state the pointer describes")
+    upload(s3.fs, tmp_path / "state.npz", f"{s3.bucket}/m/backup/state-000003.npz")
+    entry = {"object": "backup/state-000003.npz", "bytes": 35, "sha256": "0" * 64}
+    (tmp_path / "pointer.json").write_text(json.dumps({"save": 3, "files": {"backup/state.npz": entry}}))
+    upload(s3.fs, tmp_path / "pointer.json", f"{s3.bucket}/m/backup/pointer.json")
+    with pytest.raises(DamagedBackupError, match=r"state-000003.npz does not match the size and SHA-256 its pointer .*"
+                                                 r"delete s3://.*/m/backup/ to start training over") as raised:
+        open_model_dir(s3.url("m"), staging_dir=tmp_path / "stage", verbose=0).prepare()
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "stage" / "backup" / "state.npz").exists()  # nothing unverified left
+
+
+def test_a_staging_folder_holding_other_files_is_refused_and_a_local_model_folder_takes_none(s3, tmp_path):
+    from questlearn.errors import OptionError, OutputFolderError
+    from questlearn.train._model_store import open_model_dir
+
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputFolderError, match="holds files that are not questlearn's; name an empty or new folder"):
+        open_model_dir(s3.url("m"), staging_dir=tmp_path / "stage", verbose=0).prepare()
+    assert (tmp_path / "stage" / "notes.txt").read_text() == "mine"
+    with pytest.raises(OptionError, match="--staging-dir is for a --model-dir in an object store"):
+        open_model_dir(tmp_path / "model", staging_dir=tmp_path / "stage")
+
+
+def test_commands_that_cannot_use_a_model_folder_url_say_what_works(s3, tiny_split, tmp_path, capsys):
+    code = main(["export", s3.url("m"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "writes a local SavedModel: name the folder to create with --output DIR" in err
+    code = main(["train", str(tiny_split), "--model-dir", s3.url("m"), "--ray"])  # refused before Ray starts
+    err = capsys.readouterr().err
+    assert code == 2 and "works with a train in one process" in err and "pass a local or shared --model-dir" in err
+    assert stored_objects(s3, "m") == {}
