@@ -50,7 +50,7 @@ def start_training(tmp_path, record, pause, model_dir, split_dir, extra=()):
 
 
 @pytest.mark.timeout(600)
-def test_train_uploads_the_model_folder_and_predict_reads_it_from_the_store(s3, tiny_split, tmp_path, capsys,
+def test_train_uploads_the_model_folder_and_predict_and_evaluate_read_it_back(s3, tiny_split, tmp_path, capsys,
                                                                             monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     url = s3.url("runs/one")
@@ -72,6 +72,12 @@ def test_train_uploads_the_model_folder_and_predict_reads_it_from_the_store(s3, 
     assert f"downloaded the model in {url}" in captured.err
     main(["predict", str(tmp_path / "stage"), str(log), str(tmp_path / "local.csv"), "--no-progress"])
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    capsys.readouterr()
+    reports = []
+    for model in (url, str(tmp_path / "stage")):
+        assert main(["evaluate", model, str(log), "--no-progress"]) in (0, None)
+        reports.append(capsys.readouterr().out)
+    assert reports[0] == reports[1]
 
 
 def test_a_serving_command_on_a_prefix_without_a_finished_model_says_so_in_one_line(s3, tmp_path, capsys):
