@@ -51,7 +51,7 @@ def start_training(tmp_path, record, pause, model_dir, split_dir, extra=()):
 
 @pytest.mark.timeout(600)
 def test_train_uploads_the_model_folder_and_predict_and_evaluate_read_it_back(s3, tiny_split, tmp_path, capsys,
-                                                                            monkeypatch):
+                                                                               monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     url = s3.url("runs/one")
     code = main(["train", str(tiny_split), "--model-dir", url, "--staging-dir", str(tmp_path / "stage"),
