@@ -43,6 +43,26 @@ def _storage_options(args) -> dict:
     return parse_storage_options(args.storage_option)
 
 
+def _path_or_url(text: str):
+    """A model folder as given: a URL in an object store stays text, anything else is a path."""
+    from .io.storage import output_is_url
+
+    return text if output_is_url(text) else Path(text)
+
+
+def _local_model(args, storage_options=None) -> Path:
+    """The model folder a serving command reads: ``args.model_dir``, or a local copy of a model folder in a
+    store (its served files downloaded first)."""
+    if isinstance(args.model_dir, Path):
+        return args.model_dir
+    from .train._model_store import fetch_model_dir
+
+    folder = fetch_model_dir(args.model_dir, storage_options)
+    print(f"questlearn {args.command}: downloaded the model in {args.model_dir} to {folder}", file=sys.stderr,
+          flush=True)
+    return folder
+
+
 def _add_storage_option(parser) -> None:
     parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an option of the object store holding the source or the output (repeatable), e.g. "
@@ -90,6 +110,10 @@ def _train(args) -> None:
     if any(value for value in remote.values()):  # a split in a store (the Ray and JAX launchers take a local one)
         options.update(remote)
     if args.local_processes or args.num_processes or args.ray is not None:  # several processes (JAX, or Ray)
+        if not isinstance(args.model_dir, Path) or args.staging_dir is not None:
+            raise OptionError("a --model-dir in an object store (and --staging-dir) works with a train in one "
+                              "process; with --local-processes, --num-processes or --ray, pass a local or shared "
+                              "--model-dir")
         result = _train_several_processes(args, options)
         if result is None:
             return
@@ -98,7 +122,7 @@ def _train(args) -> None:
 
         result = train(args.split_dir, args.model_dir, extra_callbacks=_tensorboard(args), progress=args.verbose == 1,
                        save_every_batches=args.save_every_batches, save_every_minutes=args.save_every_minutes,
-                       **options)
+                       staging_dir=args.staging_dir, **options)
     print(json.dumps(result.summary(), indent=1))
 
 
@@ -168,7 +192,7 @@ def _predict(args) -> None:
     _starting(args, f"scoring {args.input} into {args.output}")
     from .serve.predict import predict_file
 
-    rows = predict_file(args.model_dir, args.input, args.output, block_size=args.block_size,
+    rows = predict_file(_local_model(args, _storage_options(args)), args.input, args.output, block_size=args.block_size,
                         progress=not args.no_progress, storage_options=_storage_options(args))
     print(f"wrote {rows} predictions to {args.output}")
 
@@ -177,7 +201,7 @@ def _evaluate(args) -> None:
     _starting(args, f"scoring {args.input}")
     from .serve.evaluate import evaluate
 
-    report = evaluate(args.model_dir, args.input, block_size=args.block_size, progress=not args.no_progress,
+    report = evaluate(_local_model(args), args.input, block_size=args.block_size, progress=not args.no_progress,
                       baseline=args.baseline, baseline_rows=args.baseline_rows,
                       baseline_bytes=args.baseline_memory_mib * 2 ** 20, baseline_seed=args.baseline_seed,
                       subset=args.subset)
@@ -185,10 +209,13 @@ def _evaluate(args) -> None:
 
 
 def _export(args) -> None:
+    if not isinstance(args.model_dir, Path) and args.output is None:
+        raise OptionError(f"export of the model in {args.model_dir} writes a local SavedModel: name the folder to "
+                          "create with --output DIR")
     _starting(args, f"writing {args.output or args.model_dir / 'saved_model'}")
     from .serve.export import export_saved_model
 
-    target = export_saved_model(args.model_dir, target=args.output)
+    target = export_saved_model(_local_model(args), target=args.output)
     print(f"wrote the SavedModel {target}: its serving_default signature takes the raw feature columns by name")
 
 
@@ -201,7 +228,7 @@ def _plot(args) -> None:
         raise MissingPackageError("plotting needs matplotlib: pip install 'questlearn[notebooks]'") from None
     from .train.plots import plot_history
 
-    history = args.model_dir / "history.json"
+    history = _local_model(args) / "history.json"
     if not history.is_file():
         raise ModelFileError(f"{args.model_dir} holds no history.json: train a model there first")
     figure = plot_history(history, title=str(args.model_dir))
@@ -344,7 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", "train the tabular model on a split")
     train.add_argument("split_dir", help="a finished split (holds manifest.json): a folder, or the URL of one in an "
                                          "object store (s3://bucket/prefix/), read through a local shard cache")
-    train.add_argument("--model-dir", type=Path, default=Path("model"), help="where models, backups and the history go")
+    train.add_argument("--model-dir", type=_path_or_url, default=Path("model"),
+                       help="where models, backups and the history go: a folder, or the URL of a prefix in an object "
+                            "store (s3://bucket/models/run1), written through a local staging folder and uploaded as "
+                            "it is written; a killed run resumes from the store on any machine")
+    train.add_argument("--staging-dir", type=Path, default=None,
+                       help="for a --model-dir in a store: the local folder it is written in first (default "
+                            "~/.cache/questlearn/models/<hash of the URL>, or under $XDG_CACHE_HOME)")
     train.add_argument("--epochs", type=int, default=None,
                        help="most epochs to train (default: enough for about 6,000 optimizer steps, 2 to 200, printed)")
     train.add_argument("--batch-size", type=int, default=None,
@@ -393,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     predict = command("predict", "score the rows of a CSV or Parquet source with a trained model (streams any size)")
-    predict.add_argument("model_dir", type=Path, help="a trained model directory (holds inference.keras)")
+    predict.add_argument("model_dir", type=_path_or_url, help="a trained model directory (holds inference.keras), or its URL in an object store")
     predict.add_argument("input", help="the rows to score, with the feature columns: CSV (plain, or gzip/bz2/xz/zstd/zip: "
                          "detected by content) or Parquet; a file, a directory of part files, a glob or an object "
                          "store's URL (as for split)")
@@ -404,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=_predict)
 
     evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
-    evaluate.add_argument("model_dir", type=Path, help="a trained model directory")
+    evaluate.add_argument("model_dir", type=_path_or_url, help="a trained model directory, or its URL in an object store")
     evaluate.add_argument("input", help="a labelled CSV or Parquet source (a file or a directory of part files), "
                           "or a split directory or URL (its test subset when it has one, else its validate subset)")
     evaluate.add_argument("--subset", choices=("test", "validate"), default=None,
@@ -422,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = command("export", "write a trained model for a serving system: a TensorFlow SavedModel whose "
                                "signature takes the raw columns by name")
-    export.add_argument("model_dir", type=Path, help="a trained model directory (holds inference.keras)")
+    export.add_argument("model_dir", type=_path_or_url, help="a trained model directory (holds inference.keras), or its URL in an object store")
     export.add_argument("--format", choices=["saved_model"], default="saved_model", help="what to write")
     export.add_argument("--output", type=Path, default=None,
                         help="directory to create (default MODEL_DIR/saved_model); it must not exist")
@@ -431,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = command("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput "
                            "per epoch of a training run")
-    plot.add_argument("model_dir", type=Path, help="a trained model directory (holds history.json)")
+    plot.add_argument("model_dir", type=_path_or_url,
+                      help="a trained model directory (holds history.json), or its URL in an object store")
     plot.add_argument("-o", "--output", type=Path, default=Path("history.png"), help="image file to write")
     plot.set_defaults(run=_plot)
 

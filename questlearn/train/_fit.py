@@ -14,6 +14,11 @@
 * ``history.csv`` — one row per finished epoch (``CSVLogger``, appended
   across resumptions) and ``history.json`` — the same, as lists, plus the
   device, the class baseline and the data set.
+
+``model_dir`` may be a URL (``s3://bucket/prefix``): the folder is then
+written in a local staging folder and uploaded as it is written, and a
+killed run resumes from the store on any machine
+(:mod:`questlearn.train._model_store`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from .devices import describe_device
 from ..manifest._files import SUBSETS
 from ._defaults import training_plan
 from ._embedding import describe_embeddings
+from ._model_store import open_model_dir
 from .model import build_model, describe_bounds
 from .plots import read_history_csv
 
@@ -85,6 +91,7 @@ class TrainingResult:
     device: str
     majority_baseline: float
     extra: dict = field(default_factory=dict)
+    stored_at: str | None = None  # the model folder's URL when it is kept in a store (model_dir: its local copy)
 
     @property
     def best_epoch(self) -> int | None:
@@ -123,8 +130,8 @@ class TrainingResult:
             **restored,
             **quality,
             "rows_per_second_last_epoch": round(self.history["rows_per_second"][-1]) if self.history.get("rows_per_second") else None,
-            "model": str(self.model_dir / "model.keras"),
-            "history": str(self.model_dir / "history.json"),
+            "model": f"{self.stored_at}/model.keras" if self.stored_at else str(self.model_dir / "model.keras"),
+            "history": f"{self.stored_at}/history.json" if self.stored_at else str(self.model_dir / "history.json"),
         }
 
 
@@ -164,7 +171,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
           fill: str | None = None, class_weight=None, verbose: int = 1, extra_callbacks=(),
           process: tuple[int, int] | None = None, save_every_batches: int | None = None,
           save_every_minutes: float | None = None, progress: bool = False, cache_dir=None, cache_limit=None,
-          storage_options: dict | None = None) -> TrainingResult:
+          storage_options: dict | None = None, staging_dir=None) -> TrainingResult:
     """Train :func:`~questlearn.train.model.build_model` on ``split_dir``.
 
     Parameters
@@ -173,7 +180,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         A finished split (holds ``manifest.json``): a folder, or a URL (``s3://bucket/prefix/``) whose
         shards are read through a local cache (:mod:`questlearn.data._shard_cache`).
     model_dir : str or Path
-        Where models, backups and history go (see the module docstring).
+        Where models, backups and history go (see the module docstring): a folder, or a URL
+        (``s3://bucket/prefix``) written through the local folder ``staging_dir``
+        (:mod:`questlearn.train._model_store`).
     epochs, batch_size : int, optional
         As in ``fit`` and :class:`~questlearn.data.dataset.QuestSequence`;
         by default chosen from the number of training rows and printed
@@ -215,7 +224,11 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         saved at the end of each epoch.
     cache_dir, cache_limit, storage_options
         For a split in a store: the cache folder, its limit (bytes, or ``"20GB"``), the store's
-        options (see :class:`~questlearn.data.dataset.QuestSequence`).
+        options (see :class:`~questlearn.data.dataset.QuestSequence`); the options serve a model folder
+        in a store too.
+    staging_dir : str or Path, optional
+        For a model folder in a store: the local folder it is written in first (default
+        ``~/.cache/questlearn/models/<hash of the URL>``, under ``$XDG_CACHE_HOME`` when it is set).
     progress : bool
         Show rows done, rows/s and time left inside each epoch
         (:class:`~questlearn.train._progress.TrainingProgress`) instead of Keras's
@@ -243,8 +256,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     keys = signature_keys(manifest["schema"]["features"])  # a name the SavedModel cannot serve: refused before the fit
     plan = training_plan(manifest["subsets"]["train"]["rows"], batch_size, epochs, patience)
     epochs, batch_size, patience = plan.epochs, plan.batch_size, plan.patience
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    stored = open_model_dir(model_dir, storage_options, staging_dir, verbose)
+    stored.prepare()  # a model folder in a store: its backup, if any, downloaded into the staging folder
+    model_dir = stored.folder
     backup_dir = model_dir / "backup"
     history_csv = model_dir / "history.csv"
     resumed = load_backup(backup_dir)
@@ -303,7 +317,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     backup = TrainingBackup(backup_dir, train_data, every_batches=save_every_batches, every_minutes=save_every_minutes,
-                            resumed=resumed, watched=(checkpoint, early_stopping))
+                            resumed=resumed, watched=(checkpoint, early_stopping), after_save=stored.backup_saved)
     callbacks = [
         ThroughputLogger(train_data.plan.total_rows),
         backup.time_keeper(),
@@ -327,7 +341,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
 
     history = read_history_csv(history_csv)
     result = TrainingResult(model=network, history=history, model_dir=model_dir, device=device,
-                            majority_baseline=baseline, extra=extra)
+                            majority_baseline=baseline, extra=extra, stored_at=stored.url)
     record = {
         **history,
         "best_epoch": result.summary()["best_epoch"],  # numbered from 1: the epoch whose weights the model holds
@@ -348,4 +362,5 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     }
     with open(model_dir / "history.json", "w", encoding="utf-8") as handle:
         json.dump({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, handle, indent=1)
+    stored.publish()  # a model folder in a store: the final files uploaded, history.json last
     return result

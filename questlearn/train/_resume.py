@@ -86,6 +86,9 @@ class TrainingBackup(keras.callbacks.Callback):
         ``EarlyStopping`` / ``ModelCheckpoint`` instances whose state
         (best value, wait, best weights) is saved and restored. List this
         callback after them.
+    after_save : callable, optional
+        Called with no arguments after each save (a model folder in a store
+        uploads the backup then: :mod:`questlearn.train._model_store`).
 
     Notes
     -----
@@ -94,7 +97,7 @@ class TrainingBackup(keras.callbacks.Callback):
     """
 
     def __init__(self, backup_dir, dataset, *, every_batches: int | None = None, every_minutes: float | None = None,
-                 resumed: BackupState | None = None, watched=()):
+                 resumed: BackupState | None = None, watched=(), after_save=None):
         super().__init__()
         if every_batches is not None and int(every_batches) < 1:
             raise OptionError(f"save_every_batches must be at least 1, got {every_batches}")
@@ -106,6 +109,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self.every_seconds = 60.0 * float(every_minutes) if every_minutes is not None else None
         self.resumed = resumed
         self.watched = list(watched)
+        self.after_save = after_save
         self.saves = 0
         self.continues = False  # True during a fit that runs only the rest of an interrupted epoch
         self._carry = None
@@ -243,6 +247,8 @@ class TrainingBackup(keras.callbacks.Callback):
             partial.unlink(missing_ok=True)  # a full disk, an interrupt: no half-written file left behind
             raise
         self.saves += 1
+        if self.after_save is not None:
+            self.after_save()
 
 
 class _CarriedTime(keras.callbacks.Callback):
