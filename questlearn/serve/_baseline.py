@@ -47,13 +47,6 @@ DEFAULT_ROWS = 200_000
 DEFAULT_BYTES = 512 * 2 ** 20
 
 
-def require_sklearn() -> str:
-    """scikit-learn's version; a one-line ``MissingPackageError`` naming the extra when it is not installed."""
-    from ._boosters import require
-
-    return require("gbdt")
-
-
 @dataclass
 class Sample:
     """Rows drawn from the training shards: ``x`` (float32, numbers then codes, code 0 as NaN) and ``labels``."""
