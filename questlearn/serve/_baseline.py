@@ -1,38 +1,37 @@
-"""A boosting yardstick for ``questlearn evaluate --baseline gbdt``.
+"""Boosting yardsticks for ``questlearn evaluate --baseline gbdt,lightgbm,catboost``: the sample and the report.
 
-scikit-learn's ``HistGradientBoostingClassifier`` (or ``Regressor``) with
-its default settings (``early_stopping="auto"``: on above 10,000 rows, on
-a tenth of the *training sample* held out; ``random_state`` is the seed, so
-a run repeats) is trained on a bounded random sample of the split's
-training shards and scored on the rows ``evaluate`` scores (the test
-subset when the split has one, else validate: the network's rows), so the network's metrics have a strong tabular model beside them.
+Each baseline named (``_boosters``: scikit-learn's HistGradientBoosting,
+LightGBM, CatBoost; default settings, the seed fixed, so a run repeats) is
+trained on one bounded random sample of the split's training shards, the
+same rows for all, and scored on the rows ``evaluate`` scores (the test
+subset when the split has one, else validate: the network's rows), so the
+network's metrics have strong tabular models beside them.
 
 The sample
     ``min(max_rows, max_bytes // (4 * columns))`` rows (features held as
-    float32; scikit-learn copies them once more as float64 and bins them),
-    drawn uniformly at random without replacement across all training
-    shards: how many rows each shard gives is one multivariate
-    hypergeometric draw over the shards' row counts, which rows a seeded
-    choice inside the shard; they are taken from the memory-mapped
-    ``numbers.npy``, ``codes.npy`` and ``labels.npy`` one shard at a time,
-    so memory follows the sample, never the split.
+    float32; the libraries copy them once more and bin them), drawn
+    uniformly at random without replacement across all training shards:
+    how many rows each shard gives is one multivariate hypergeometric draw
+    over the shards' row counts, which rows a seeded choice inside the
+    shard; they are taken from the memory-mapped ``numbers.npy``,
+    ``codes.npy`` and ``labels.npy`` one shard at a time, so memory follows
+    the sample, never the split.
 
 The columns
     The model's inputs, numbers then codes. Code 0 (missing) becomes NaN,
-    which the boosting model handles natively. Code columns with at most
-    255 codes (HistGradientBoosting's native limit) are categorical
-    features; larger ones enter as ordinal integers (their codes order
-    the hash buckets first, then the vocabulary most frequent first).
-    A numbers column with a missing-value indicator (``name.missing``, for
-    columns missing in the split's sample) is NaN where it marks the value
-    missing, and the indicator itself is left out; a column missing only
-    after the sample keeps the split's fill value (the report names both).
+    which boosting handles natively. Which code columns are categorical
+    features is the library's (``_boosters``): all for LightGBM and
+    CatBoost; for HistGradientBoosting those of at most 255 codes, larger
+    ones entering as ordinal integers (their codes order the hash buckets
+    first, then the vocabulary most frequent first). A numbers column with
+    a missing-value indicator (``name.missing``, for columns missing in the
+    split's sample) is NaN where it marks the value missing, and the
+    indicator itself is left out; a column missing only after the sample
+    keeps the split's fill value (the report names both).
 """
 
 from __future__ import annotations
 
-import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -40,22 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data._batches import _open_map, check_code_range
-from ..errors import InputFormatError, IntegrityError, MissingPackageError, OptionError
+from ..errors import InputFormatError, IntegrityError, OptionError
 from ..manifest._files import resolve_inside
+from ._boosters import boosting_threads
 
 DEFAULT_ROWS = 200_000
 DEFAULT_BYTES = 512 * 2 ** 20
-NATIVE_CATEGORIES = 255  # HistGradientBoosting's max_bins: categories 0..254
-EXTRA = "pip install 'questlearn[baseline]'"
-
-
-def require_sklearn() -> str:
-    """scikit-learn's version; a one-line ``MissingPackageError`` naming the extra when it is not installed."""
-    try:
-        import sklearn
-    except ImportError:
-        raise MissingPackageError(f"--baseline gbdt needs scikit-learn: {EXTRA}") from None
-    return sklearn.__version__
 
 
 @dataclass
@@ -67,6 +56,7 @@ class Sample:
     cap: int
     capped_by: str
     available: int
+    seconds: float = 0.0
 
     @property
     def capped(self) -> bool:
@@ -78,33 +68,6 @@ class Sample:
         if self.capped:
             return f"{len(self.labels)} of {self.available} training rows drawn (cap {self.cap} rows, set by {self.capped_by})"
         return f"all {self.available} training rows drawn (fewer than the cap of {self.cap} rows: it did not apply)"
-
-
-def boosting_threads() -> tuple[int, str]:
-    """The OpenMP threads the boosting model may use, and why that many.
-
-    HistGradientBoosting runs many short OpenMP loops, and OpenMP threads
-    spin while they wait for each other; on cores other processes keep busy,
-    every loop waits for its slowest thread, so more threads than idle cores
-    makes the fit many times slower, not faster. So: ``OMP_NUM_THREADS`` when
-    the user set it; else the cores this process may run on
-    (``os.sched_getaffinity``: a container's or ``taskset``'s share, not the
-    machine's), less those the last minute's load average kept busy (plus
-    one: this process itself), at least one.
-    """
-    chosen = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if chosen.isdigit() and int(chosen) > 0:
-        return int(chosen), "OMP_NUM_THREADS"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average on this system
-        return cores, f"the {cores} cores this process may use"
-    idle = (os.cpu_count() or cores) - math.floor(busy + 0.5) + 1
-    threads = max(1, min(cores, idle))
-    if threads < cores:
-        return threads, f"of the {cores} cores this process may use, the load average {busy:.1f} leaves {threads} idle"
-    return threads, f"the {cores} cores this process may use"
 
 
 def sample_cap(columns: int, max_rows: int, max_bytes: int) -> tuple[int, str]:
@@ -151,7 +114,7 @@ def sample_training_rows(reader, max_rows: int = DEFAULT_ROWS, max_bytes: int = 
     """
     manifest, encoding = reader.manifest, reader.encoding
     if "npy" not in manifest["parameters"]["formats"]:
-        raise OptionError("--baseline gbdt reads the training rows from the .npy shards, and this split has none "
+        raise OptionError("--baseline reads the training rows from the .npy shards, and this split has none "
                           "(re-split with formats including 'npy')")
     names = reader.input_names()
     numbers = [encoding.numeric.index(n) for n in names.get("numbers", [])]
@@ -228,51 +191,43 @@ def _labels(reader, stored: np.ndarray, root, shard: dict) -> np.ndarray:
 
 
 class BoostingBaseline:
-    """The boosting model trained on a :class:`Sample`; :meth:`outputs` scores a batch like the network's outputs.
+    """One boosting library's model trained on a shared :class:`Sample`; :meth:`outputs` scores a batch like
+    the network's outputs.
 
     Parameters
     ----------
     reader : questlearn.data._batches.ShardReader
         The reader of the subset ``evaluate`` scores the network on (test or validate).
-    max_rows, max_bytes, seed : int
-        See :func:`sample_training_rows`.
+    sample : Sample
+        The training rows drawn (:func:`draw_sample`): every baseline of one run fits the same rows.
+    name : {"gbdt", "lightgbm", "catboost"}
+        The library (``_boosters.BOOSTERS``).
+    seed : int
+        Seeds the model (and the rows LightGBM and CatBoost hold out for early stopping).
     """
 
-    def __init__(self, reader, max_rows: int = DEFAULT_ROWS, max_bytes: int = DEFAULT_BYTES, seed: int = 0):
-        version = require_sklearn()
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    def __init__(self, reader, sample: Sample, name: str, seed: int = 0):
+        from ._boosters import BOOSTERS
 
-        _say("drawing a random sample of the training shards ...")
-        began = time.perf_counter()
-        self.sample = sample_training_rows(reader, max_rows, max_bytes, seed)
-        self.sample_seconds = time.perf_counter() - began
+        self.name, self.sample = name, sample
         self.regression = reader.task == "regression"
-        self.num_classes = len(reader.classes)
         names = reader.input_names()
         self.number_names, self.code_names = names.get("numbers", []), names.get("codes", [])
         pairs = [(n, c) for n, c in zip(self.code_names, reader.code_counts()) if not _indicator_of(n, self.number_names)]
-        code_names, counts = [n for n, _ in pairs], [c for _, c in pairs]
-        self.categorical = [n for n, c in zip(code_names, counts) if c <= NATIVE_CATEGORIES]
-        self.ordinal = [n for n, c in zip(code_names, counts) if c > NATIVE_CATEGORIES]
-        first_code = len(names.get("numbers", []))
-        mask = np.zeros(self.sample.x.shape[1], bool)
-        mask[[first_code + i for i, c in enumerate(counts) if c <= NATIVE_CATEGORIES]] = True
-        if not self.regression and len(np.unique(self.sample.labels)) < 2:
-            raise InputFormatError(f"the {len(self.sample.labels)} training rows drawn for the boosting baseline hold only "
-                                   f"class {reader.classes[int(self.sample.labels[0])]!r}: it needs two classes (raise "
-                                   "--baseline-rows, or check the split's train subset)")
-        kind = HistGradientBoostingRegressor if self.regression else HistGradientBoostingClassifier
-        self.model = kind(categorical_features=mask if mask.any() else None, random_state=seed)
-        self.description = f"{kind.__name__} (scikit-learn {version}; default settings, early_stopping='auto', random_state={seed})"
         self.threads, why = boosting_threads()
-        _say(self.sample.describe())
-        _say(f"fitting {kind.__name__} on {len(self.sample.labels)} rows of {self.sample.x.shape[1]} columns with "
-             f"{self.threads} thread(s) ({why}) ...")
+        self.booster = BOOSTERS[name](self.regression, len(reader.classes), seed, self.threads)
+        limit = self.booster.max_categories
+        native = [limit is None or count <= limit for _, count in pairs]
+        self.categorical = [n for (n, _), keep in zip(pairs, native) if keep]
+        self.ordinal = [n for (n, _), keep in zip(pairs, native) if not keep]
+        mask = np.zeros(sample.x.shape[1], bool)
+        mask[len(self.number_names):] = native
+        _say(name, f"fitting {self.booster.title} on {len(sample.labels)} rows of {sample.x.shape[1]} columns with "
+                   f"{self.threads} thread(s) ({why}) ...")
         began = time.perf_counter()
-        with self._limited_threads():
-            self.model.fit(self.sample.x, self.sample.labels)
+        self.booster.fit(sample.x, sample.labels, mask)
         self.seconds = time.perf_counter() - began
-        _say(f"fitted in {self.seconds:.1f} s ({int(self.model.n_iter_)} boosting iterations)")
+        _say(name, f"fitted in {self.seconds:.1f} s ({self.booster.iterations} boosting iterations)")
         self.missing_numbers = _filled_columns(reader)
 
     def outputs(self, x: dict) -> np.ndarray:
@@ -280,43 +235,52 @@ class BoostingBaseline:
         rows = len(next(iter(x.values())))
         features = boosting_features(x.get("numbers", np.empty((rows, 0), np.float32)),
                                      x.get("codes", np.empty((rows, 0), np.int32)), self.number_names, self.code_names)
-        with self._limited_threads():
-            if self.regression:
-                return self.model.predict(features).astype(np.float32)
-            probabilities = np.zeros((len(features), self.num_classes), np.float32)
-            probabilities[:, self.model.classes_.astype(np.intp)] = self.model.predict_proba(features)
-        return probabilities
-
-    def _limited_threads(self):
-        """OpenMP (scikit-learn's threads) limited to :attr:`threads` while the boosting model runs."""
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(limits=self.threads, user_api="openmp")
+        return self.booster.outputs(features)
 
     def ordinal_note(self) -> str | None:
         """Why some code columns are not categorical features (``None`` when all are)."""
         if not self.ordinal:
             return None
-        return (f"{', '.join(self.ordinal)}: more than {NATIVE_CATEGORIES} codes (HistGradientBoosting's categorical "
-                "limit), so they enter as ordinal integers (hash buckets, then the vocabulary most frequent first)")
+        return (f"{', '.join(self.ordinal)}: more than {self.booster.max_categories} codes (HistGradientBoosting's "
+                "categorical limit), so they enter as ordinal integers (hash buckets, then the vocabulary most "
+                "frequent first)")
 
     def report(self, scored: dict, network: dict) -> dict:
-        """The ``baseline_gbdt`` entry: ``scored`` (its ``_Tally`` result), the sample and the gap to ``network``."""
+        """The ``baseline_<name>`` entry: ``scored`` (its ``_Tally`` result), the sample and the gap to ``network``."""
         keys = ("mae", "rmse") if self.regression else ("accuracy", "auc", "auc_over", "auc_max_error", "confusion_matrix")
-        entry = {"model": self.description, **{key: scored[key] for key in keys}, "rows": scored["rows"],
-                 "training_rows": len(self.sample.labels), "training_rows_available": self.sample.available,
-                 "sample_cap": self.sample.cap, "sample_capped": self.sample.capped,
-                 "sample_capped_by": self.sample.capped_by if self.sample.capped else None,
-                 "sample": "uniform at random without replacement over the training shards (memory-mapped)",
-                 "seconds": self.seconds, "sample_seconds": self.sample_seconds,
-                 "iterations": int(self.model.n_iter_), "threads": self.threads,
-                 "early_stopping": bool(getattr(self.model, "do_early_stopping_", False)),
+        sample = self.sample
+        entry = {"model": self.booster.description, **{key: scored[key] for key in keys}, "rows": scored["rows"],
+                 "training_rows": len(sample.labels), "training_rows_available": sample.available,
+                 "sample_cap": sample.cap, "sample_capped": sample.capped,
+                 "sample_capped_by": sample.capped_by if sample.capped else None,
+                 "sample": "uniform at random without replacement over the training shards (memory-mapped), "
+                           "the same rows for every baseline",
+                 "seconds": self.seconds, "sample_seconds": sample.seconds,
+                 "iterations": self.booster.iterations, "threads": self.threads,
+                 "early_stopping": self.booster.early_stopping,
                  "categorical_features": self.categorical,
                  "ordinal_features": self.ordinal,
                  "ordinal_note": self.ordinal_note(),
                  "missing_numbers": self.missing_numbers}
         entry["gap"] = gap(network, scored, self.regression)
         return entry
+
+
+def draw_sample(reader, names: list, max_rows: int = DEFAULT_ROWS, max_bytes: int = DEFAULT_BYTES,
+                seed: int = 0) -> Sample:
+    """The sample every baseline in ``names`` trains on (see :func:`sample_training_rows`), its progress printed;
+    a sample of one class is refused for classification."""
+    label = ",".join(names)
+    _say(label, "drawing a random sample of the training shards ...")
+    began = time.perf_counter()
+    sample = sample_training_rows(reader, max_rows, max_bytes, seed)
+    sample.seconds = time.perf_counter() - began
+    if reader.task != "regression" and len(np.unique(sample.labels)) < 2:
+        raise InputFormatError(f"the {len(sample.labels)} training rows drawn for the boosting baseline hold only "
+                               f"class {reader.classes[int(sample.labels[0])]!r}: it needs two classes (raise "
+                               "--baseline-rows, or check the split's train subset)")
+    _say(label, sample.describe())
+    return sample
 
 
 def gap(network: dict, boosting: dict, regression: bool) -> dict:
@@ -336,9 +300,9 @@ def gap(network: dict, boosting: dict, regression: bool) -> dict:
             "meaning": "network minus boosting, for accuracy (in points) and AUC: below 0, the network is worse"}
 
 
-def _say(line: str) -> None:
-    """A progress line of the boosting baseline, on stderr (stdout holds evaluate's JSON)."""
-    print(f"baseline gbdt: {line}", file=sys.stderr, flush=True)
+def _say(name: str, line: str) -> None:
+    """A progress line of the boosting baseline(s) ``name``, on stderr (stdout holds evaluate's JSON)."""
+    print(f"baseline {name}: {line}", file=sys.stderr, flush=True)
 
 
 def _filled_columns(reader) -> str:

@@ -27,8 +27,12 @@ baseline's MAE and RMSE.
 ``baseline="gbdt"`` (``--baseline gbdt``, a split directory only) adds
 ``baseline_gbdt``: scikit-learn's HistGradientBoosting trained on a bounded
 random sample of the split's training shards and scored on the same
-rows as the network (the same subset), with the gap to the network (see ``_baseline``; scikit-learn
-is the ``baseline`` extra, imported only then).
+rows as the network (the same subset), with the gap to the network (see
+``_baseline``). ``"lightgbm"`` and ``"catboost"`` add ``baseline_lightgbm``
+and ``baseline_catboost`` the same way; several, comma-separated
+(``"gbdt,lightgbm,catboost"``) or as a list, all train on one sample, the
+same rows (see ``_boosters``; each library is its extra: ``baseline``
+for scikit-learn, ``lightgbm``, ``catboost``, imported only then).
 
 A split is evaluated only when it predicts what the model predicts (same
 label, task and classes, in the same order) from the same encoded columns;
@@ -49,7 +53,7 @@ from ..manifest._files import SUBSETS
 from ..schema._columns import label_strings
 from ._auc import StreamingAUC
 
-BASELINES = ("gbdt",)
+BASELINES = ("gbdt", "lightgbm", "catboost")
 
 
 class _Tally:
@@ -127,7 +131,7 @@ class _Tally:
 
 
 def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_size: int = 8192,
-             progress: bool = False, baseline: str | None = None, baseline_rows: int = 200_000,
+             progress: bool = False, baseline: str | list | None = None, baseline_rows: int = 200_000,
              baseline_bytes: int = 512 * 2 ** 20, baseline_seed: int = 0, subset: str | None = None) -> dict:
     """Metrics of the model in ``model_dir`` on the labelled rows of ``source``.
 
@@ -144,10 +148,12 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
         Rows per model call for a split directory.
     progress : bool
         Show a progress bar.
-    baseline : {None, "gbdt"}
-        ``"gbdt"``: also train a HistGradientBoosting model on a sample of the
-        split's training shards and score it on the same rows (needs a split
-        directory and scikit-learn, the ``baseline`` extra).
+    baseline : None, str or list of str
+        Boosting models to train on one sample of the split's training shards
+        and score on the same rows: ``"gbdt"`` (scikit-learn's
+        HistGradientBoosting, the ``baseline`` extra), ``"lightgbm"``,
+        ``"catboost"`` (their extras), several comma-separated or as a list
+        (needs a split directory).
     baseline_rows, baseline_bytes : int
         Caps on that sample: rows, and bytes of float32 features; the smaller wins.
     baseline_seed : int
@@ -169,10 +175,9 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
     if subset not in (None, "test", "validate") or (subset is not None and not is_split):
         raise OptionError(f"subset must be 'test' or 'validate', and chooses among a split directory's subsets; got "
                           f"{subset!r} for {source}")
-    if baseline is not None:
-        _check_baseline(baseline, source, is_split)
+    names = _check_baseline(baseline, source, is_split) if baseline is not None else []
     if is_split:
-        options = dict(max_rows=baseline_rows, max_bytes=baseline_bytes, seed=baseline_seed) if baseline else None
+        options = dict(names=names, max_rows=baseline_rows, max_bytes=baseline_bytes, seed=baseline_seed) if names else None
         return _evaluate_split(Path(model_dir), source, batch_size, progress, options, subset)
     predictor = Predictor(model_dir)
     spec = predictor.spec
@@ -192,16 +197,31 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
     return {"source": str(source) if isinstance(source, (str, Path)) else [str(s) for s in source], **tally.result()}
 
 
-def _check_baseline(baseline, source, is_split: bool) -> None:
-    """Refuse an unknown baseline, a source that is no split, or a missing scikit-learn, before any work."""
-    if baseline not in BASELINES:
-        raise OptionError(f"baseline must be one of {BASELINES} or None, got {baseline!r}")
-    if not is_split:
-        raise OptionError(f"--baseline gbdt trains on a split's training shards, and {source} is not a split directory "
-                          "(no manifest.json): pass the split directory the model was trained on, or leave out --baseline")
-    from ._baseline import require_sklearn
+def baseline_names(baseline) -> list:
+    """The baselines named by ``baseline`` (``"gbdt,lightgbm"`` or a list), in order, each once; an unknown
+    or empty one is refused."""
+    parts = baseline.split(",") if isinstance(baseline, str) else list(baseline)
+    names = [part.strip() if isinstance(part, str) else part for part in parts]
+    unknown = [name for name in names if name not in BASELINES]
+    if unknown or not names:
+        raise OptionError(f"--baseline takes one or more of {', '.join(BASELINES)}, comma-separated "
+                          f"(e.g. gbdt,lightgbm,catboost); got {baseline!r}")
+    return list(dict.fromkeys(names))
 
-    require_sklearn()
+
+def _check_baseline(baseline, source, is_split: bool) -> list:
+    """The baselines to train; an unknown one, a source that is no split, or a missing library is refused
+    before any work."""
+    names = baseline_names(baseline)
+    if not is_split:
+        raise OptionError(f"--baseline {','.join(names)} trains on a split's training shards, and {source} is not a "
+                          "split directory (no manifest.json): pass the split directory the model was trained on, "
+                          "or leave out --baseline")
+    from ._boosters import require
+
+    for name in names:
+        require(name)
+    return names
 
 
 def _label_values(block, label: str, spec: dict) -> np.ndarray:
@@ -261,28 +281,33 @@ def _evaluate_split(model_dir: Path, split_dir, batch_size: int, progress: bool,
         raise SchemaError(f"the split {split_dir} encodes other columns (features, categories or fill values) than "
                           f"the split the model in {model_dir} was trained on; evaluate it on that split, or on a "
                           "labelled source file (read through inference.keras)")
-    boosting = _train_baseline(reader, baseline) if baseline else None
-    tally, boosting_tally = _Tally(spec), _Tally(spec)
+    boosters = _train_baselines(reader, **baseline) if baseline else []
+    tally, boosting_tallies = _Tally(spec), [_Tally(spec) for _ in boosters]
     for index in tqdm(range(len(data)), desc="evaluate", unit="batch", disable=not progress):
         x, labels = _load_batch(data, index)
         tally.update(np.asarray(model.predict_on_batch(x), np.float32), labels)
-        if boosting:
+        for boosting, boosting_tally in zip(boosters, boosting_tallies):
             boosting_tally.update(boosting.outputs(x), labels)
     report = {"source": f"{split_dir} ({subset} subset)", "subset": subset, **tally.result()}
-    if boosting:
-        report["baseline_gbdt"] = boosting.report(boosting_tally.result(), report)
+    for boosting, boosting_tally in zip(boosters, boosting_tallies):
+        report[f"baseline_{boosting.name}"] = boosting.report(boosting_tally.result(), report)
     return report
 
 
-def _train_baseline(reader, options: dict):
-    """The boosting baseline trained on a sample of the training shards; the sample, the fit and notes are printed."""
-    from ._baseline import BoostingBaseline
+def _train_baselines(reader, names: list, max_rows: int, max_bytes: int, seed: int) -> list:
+    """The boosting baselines, each trained on the same sample of the training shards; the sample, each fit
+    and the notes are printed."""
+    from ._baseline import BoostingBaseline, draw_sample
 
-    boosting = BoostingBaseline(reader, **options)  # prints the sample drawn, then the fit's start and end
-    for note in (boosting.ordinal_note(), boosting.missing_numbers):
-        if note:
-            print(f"baseline gbdt: {note}", file=sys.stderr)
-    return boosting
+    sample = draw_sample(reader, names, max_rows, max_bytes, seed)  # prints the rows drawn
+    boosters = []
+    for name in names:
+        boosting = BoostingBaseline(reader, sample, name, seed)  # prints the fit's start and end
+        for note in (boosting.ordinal_note(), boosting.missing_numbers if name == names[0] else None):
+            if note:
+                print(f"baseline {name}: {note}", file=sys.stderr)
+        boosters.append(boosting)
+    return boosters
 
 
 def _check_same_target(spec: dict, reader, model_dir: Path, split_dir: Path) -> None:

@@ -7,15 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ID_COLUMNS, run_env
+from boosting import shard_blocks, trained_with_zone
+from helpers import run_env
 from splits import model_ready_split
 
 from questlearn.cli import main
 from questlearn.data._batches import ShardReader
 from questlearn.manifest._files import load_manifest
-from questlearn.serve import _baseline
+from questlearn.serve import _baseline, _boosters
 from questlearn.serve.evaluate import evaluate
-from questlearn.synth import write_quest_log
 from questlearn.train._fit import train
 
 sklearn = pytest.importorskip("sklearn")
@@ -33,45 +33,8 @@ def one_openmp_thread():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A quest log with a 400-value ``zone`` column (465 codes: ordinal for the boosting model), split into
-    7 training shards and 3 validate shards, and a network trained on it."""
-    root = tmp_path_factory.mktemp("baseline_gbdt")
-    lines = write_quest_log(root / "plain.csv", rows=4000, seed=5).read_text().splitlines()
-    rng = np.random.default_rng(2)
-    zones = [f"z{rng.integers(400)}" for _ in lines[1:]]
-    (root / "quests.csv").write_text("\n".join([lines[0] + ",zone"] + [f"{line},{z}" for line, z in zip(lines[1:], zones)]) + "\n")
-    split = root / "split"
-    model_ready_split(root / "quests.csv", split, rows_per_shard=500, val_fraction=0.25, seed=1, id_columns=ID_COLUMNS,
-                      categorical_columns=["zone"])
-    result = train(split, root / "model", epochs=1, batch_size=256, workers=1, verbose=0)
-    return root, split, result.model_dir
-
-
-def shard_blocks(split, subset):
-    """Every row of a subset read straight from its .npy shards, in shard order: features (numbers, then codes with
-    code 0 as NaN), class indices or targets, and the boolean mask of code columns of at most 255 codes."""
-    manifest = load_manifest(split)
-    encoding = manifest["schema"]["encoding"]
-    blocks = []
-    for shard in manifest["subsets"][subset]["shards"]:
-        numbers, codes, labels = (np.load(split / shard["files"][part]["name"]) for part in ("numbers", "codes", "labels"))
-        numbers = numbers.copy()
-        kept = []
-        for position, name in enumerate(encoding["code_columns"]):
-            if name.endswith(".missing"):  # a missing-value indicator: NaN in its numbers column, for boosting
-                numbers[codes[:, position] == 1, encoding["numeric"].index(name.removesuffix(".missing"))] = np.nan
-            else:
-                kept.append(position)
-        codes = codes[:, kept].astype(np.float32)
-        codes[codes == 0] = np.nan
-        blocks.append((np.hstack([numbers, codes]), labels))
-    x = np.concatenate([b[0] for b in blocks])
-    stored = np.concatenate([b[1] for b in blocks])
-    labels = stored if manifest["schema"]["task"] == "regression" else np.asarray(manifest["schema"]["label_codes"])[stored]
-    categorical = np.array([False] * len(encoding["numeric"]) + [count <= 255 for name, count in
-                                                                 zip(encoding["code_columns"], encoding["code_counts"])
-                                                                 if not name.endswith(".missing")])
-    return x, labels, categorical
+    """See ``boosting.trained_with_zone``."""
+    return trained_with_zone(tmp_path_factory.mktemp("baseline_gbdt"))
 
 
 @pytest.mark.timeout(1800)
@@ -216,14 +179,14 @@ def test_the_sample_says_the_cap_applied_only_when_it_left_rows_out():
 
 def test_boosting_threads_follow_omp_num_threads_else_the_idle_cores_this_process_may_use(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert _baseline.boosting_threads() == (3, "OMP_NUM_THREADS")
+    assert _boosters.boosting_threads() == (3, "OMP_NUM_THREADS")
     monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(_baseline.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(_baseline.os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(_baseline.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert _baseline.boosting_threads()[0] == 4  # the affinity's 4 cores, not the machine's 8
-    monkeypatch.setattr(_baseline.os, "getloadavg", lambda: (7.6, 0.0, 0.0))
-    threads, why = _baseline.boosting_threads()
+    monkeypatch.setattr(_boosters.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(_boosters.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(_boosters.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert _boosters.boosting_threads()[0] == 4  # the affinity's 4 cores, not the machine's 8
+    monkeypatch.setattr(_boosters.os, "getloadavg", lambda: (7.6, 0.0, 0.0))
+    threads, why = _boosters.boosting_threads()
     assert threads == 1 and "load average 7.6" in why  # 8 busy cores of 8, this process among them
 
 
