@@ -200,6 +200,9 @@ class LightGBM(Booster):
         return predicted.astype(np.float32)
 
 
+CATBOOST_ITERATIONS = 1000  # CatBoost's own default, named so a test can fit fewer
+
+
 class CatBoost(Booster):
     """CatBoostClassifier / Regressor with every code column in ``cat_features`` as integer codes."""
 
@@ -214,8 +217,8 @@ class CatBoost(Booster):
         kind = catboost.CatBoostRegressor if self.regression else catboost.CatBoostClassifier
         options = {"loss_function": "MultiClass"} if not self.regression and self.num_classes > 2 else {}
         self.categorical = categorical
-        self.model = kind(random_seed=self.seed, thread_count=self.threads, allow_writing_files=False,
-                          logging_level="Silent", **options)
+        self.model = kind(iterations=CATBOOST_ITERATIONS, random_seed=self.seed, thread_count=self.threads,
+                          allow_writing_files=False, logging_level="Silent", **options)
         held = held_out(labels, self.seed, self.regression)
         x_fit, y_fit, x_held, y_held = _parts(x, labels, held)
         fit = {"eval_set": self._pool(x_held, y_held), "early_stopping_rounds": PATIENCE} if held is not None else {}

@@ -30,6 +30,13 @@ def one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(autouse=True)
+def fewer_catboost_trees(monkeypatch):
+    """CatBoost fits 200 trees instead of its default 1,000: the tests check which rows and features each
+    library gets and what is reported, not how far CatBoost gets (its 1,000 trees cost over a minute here)."""
+    monkeypatch.setattr(_boosters, "CATBOOST_ITERATIONS", 200)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """See ``boosting.trained_with_zone``: ``zone`` has 465 codes, past HistGradientBoosting's 255."""
