@@ -378,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "it is written; a killed run resumes from the store on any machine")
     train.add_argument("--staging-dir", type=Path, default=None,
                        help="for a --model-dir in a store: the local folder it is written in first (default "
-                            "~/.cache/questlearn/models/<hash of the URL>, or under $XDG_CACHE_HOME; with several processes, process 0's)")
+                            "~/.cache/questlearn/models/<hash of the URL>, or under $XDG_CACHE_HOME); with several "
+                            "processes, process 0's")
     train.add_argument("--epochs", type=int, default=None,
                        help="most epochs to train (default: enough for about 6,000 optimizer steps, 2 to 200, printed)")
     train.add_argument("--batch-size", type=int, default=None,

@@ -10,10 +10,10 @@ each worker through its own node's shard cache
 (:mod:`questlearn.data._shard_cache`), so the nodes need share no disk.
 A model folder URL is written by worker 0 through its node's staging folder
 (:mod:`questlearn.train._model_store`); Ray Train's own run folder then goes
-to a temporary folder of the driver's, removed at the end: questlearn reports
-no checkpoints to Ray (worker 0 uploads the backups and the model itself), so
-Ray keeps only its marker files there and needs no shared storage for them
-(each worker node makes the same path on its own disk). Worker 0 picks the JAX coordinator address
+to a temporary folder, removed at the end: questlearn reports no checkpoints
+to Ray (worker 0 uploads the backups and the model itself), so only Ray's
+controller, which Ray places on the driver's node, writes there (the marker
+of its run), and no shared storage is needed for it. Worker 0 picks the JAX coordinator address
 on its node and broadcasts it; Ray's own JAX backend does not initialise
 ``jax.distributed`` on CPU, so the workers always do it themselves.
 
