@@ -107,13 +107,14 @@ def _train(args) -> None:
                    model=args.model,
                    class_weight=args.class_weight)
     remote = dict(cache_dir=args.cache_dir, cache_limit=args.cache_limit, storage_options=_storage_options(args))
-    if any(value for value in remote.values()):  # a split in a store (the Ray and JAX launchers take a local one)
+    if any(value for value in remote.values()):  # a split in a store: every process reads it through its own cache
         options.update(remote)
     if args.local_processes or args.num_processes or args.ray is not None:  # several processes (JAX, or Ray)
-        if not isinstance(args.model_dir, Path) or args.staging_dir is not None:
-            raise OptionError("a --model-dir in an object store (and --staging-dir) works with a train in one "
-                              "process; with --local-processes, --num-processes or --ray, pass a local or shared "
-                              "--model-dir")
+        if args.staging_dir is not None:  # process 0 writes a model folder URL through it; the others use none
+            if isinstance(args.model_dir, Path):
+                raise OptionError("--staging-dir is for a --model-dir in an object store (s3://...); a local model "
+                                  "folder is written in place: leave it out")
+            options["staging_dir"] = args.staging_dir
         result = _train_several_processes(args, options)
         if result is None:
             return
@@ -377,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "it is written; a killed run resumes from the store on any machine")
     train.add_argument("--staging-dir", type=Path, default=None,
                        help="for a --model-dir in a store: the local folder it is written in first (default "
-                            "~/.cache/questlearn/models/<hash of the URL>, or under $XDG_CACHE_HOME)")
+                            "~/.cache/questlearn/models/<hash of the URL>, or under $XDG_CACHE_HOME); with several "
+                            "processes, process 0's")
     train.add_argument("--epochs", type=int, default=None,
                        help="most epochs to train (default: enough for about 6,000 optimizer steps, 2 to 200, printed)")
     train.add_argument("--batch-size", type=int, default=None,

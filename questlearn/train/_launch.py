@@ -21,7 +21,8 @@ def train_process(split_dir, model_dir, *, num_processes: int, process_id: int, 
 
     Every process runs this with the same arguments except ``process_id``.
     ``train_options`` go to :func:`questlearn.train._fit.train`; process 0 writes
-    to ``model_dir``, the others to a temporary directory removed at the end.
+    to ``model_dir`` (a folder, or a URL written through its staging folder), the
+    others to a temporary directory removed at the end (they take no ``staging_dir``).
 
     Returns
     -------
@@ -31,6 +32,8 @@ def train_process(split_dir, model_dir, *, num_processes: int, process_id: int, 
     from ._fit import train
 
     scratch = None if process_id == 0 else tempfile.mkdtemp(prefix=f"questlearn-process{process_id}-")
+    if scratch is not None:
+        train_options.pop("staging_dir", None)  # process 0's staging folder, for a model folder URL
     try:
         return train(split_dir, model_dir if scratch is None else scratch, process=(process_id, num_processes), **train_options)
     finally:

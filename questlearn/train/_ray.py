@@ -4,8 +4,16 @@
 N worker processes (on one machine, or spread over an existing cluster),
 and each runs :func:`questlearn.train._launch.train_process`: Ray is the
 launcher, ``keras.distribution`` on JAX does the training, and each worker
-reads only its own equal shard of the split (so the split directory must be
-on storage every node can read). Worker 0 picks the JAX coordinator address
+reads only its own equal shard of the split. A split folder must be on
+storage every node can read; a split URL (``s3://bucket/split/``) is read by
+each worker through its own node's shard cache
+(:mod:`questlearn.data._shard_cache`), so the nodes need share no disk.
+A model folder URL is written by worker 0 through its node's staging folder
+(:mod:`questlearn.train._model_store`); Ray Train's own run folder then goes
+to a temporary folder, removed at the end: questlearn reports no checkpoints
+to Ray (worker 0 uploads the backups and the model itself), so only Ray's
+controller, which Ray places on the driver's node, writes there (the marker
+of its run), and no shared storage is needed for it. Worker 0 picks the JAX coordinator address
 on its node and broadcasts it; Ray's own JAX backend does not initialise
 ``jax.distributed`` on CPU, so the workers always do it themselves.
 
@@ -17,12 +25,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from ..data._supervision import user_error_class
 from ..errors import MissingPackageError, OptionError
+from ..io.storage import locate, output_is_url
 from ._launch import train_process
+from ._model_store import HISTORY
 from ._processes import free_port
+
+HISTORY_BYTES = 64 << 20  # history.json is a few kB an epoch
 
 
 def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_workers: int = 2, **train_options) -> dict:
@@ -31,8 +45,10 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
     Parameters
     ----------
     split_dir, model_dir
-        As in :func:`questlearn.train._fit.train`; absolute paths are sent to the
-        workers, so they must name shared storage on a multi-node cluster.
+        As in :func:`questlearn.train._fit.train`. A URL (``s3://...``) is sent to the workers as
+        it is (each reads a split URL through its own node's shard cache; worker 0 writes a model
+        folder URL through its node's staging folder); a path is sent absolute, so on a multi-node
+        cluster it must name storage every node shares.
     address : str or None
         ``None`` or ``"local"``: start Ray here on 127.0.0.1. Otherwise the
         address of a running cluster (``ray.init(address=...)``).
@@ -59,33 +75,52 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
     if os.environ.get("PYTHONPATH"):
         env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
-    with ray_session(address, env_vars, num_cpus=max(int(ray_workers), os.cpu_count() or 1)) as nodes:
-        model_dir = Path(model_dir).resolve()
-        trainer = JaxTrainer(
-            _worker_loop,
-            train_loop_config={"split_dir": str(Path(split_dir).resolve()), "model_dir": str(model_dir), "options": train_options},
-            scaling_config=ScalingConfig(num_workers=int(ray_workers), resources_per_worker={"CPU": 1}),
-            run_config=RunConfig(name="questlearn", storage_path=str(model_dir / "ray")),
-        )
-        try:
-            result = trainer.fit()
-        except Exception as error:  # Ray wraps the workers' errors
-            named = _named_job_failure(error)
-            if named is None:
-                raise  # a bug in a worker: its traceback
-            raise named from None
+    split_dir, model_dir = _as_sent(split_dir), _as_sent(model_dir)
+    stored = output_is_url(model_dir)
+    ray_storage = tempfile.mkdtemp(prefix="questlearn-ray-") if stored else str(Path(model_dir) / "ray")
+    try:
+        with ray_session(address, env_vars, num_cpus=max(int(ray_workers), os.cpu_count() or 1)) as nodes:
+            trainer = JaxTrainer(
+                _worker_loop,
+                train_loop_config={"split_dir": split_dir, "model_dir": model_dir, "options": train_options},
+                scaling_config=ScalingConfig(num_workers=int(ray_workers), resources_per_worker={"CPU": 1}),
+                run_config=RunConfig(name="questlearn", storage_path=ray_storage),
+            )
+            try:
+                result = trainer.fit()
+            except Exception as error:  # Ray wraps the workers' errors
+                named = _named_job_failure(error)
+                if named is None:
+                    raise  # a bug in a worker: its traceback
+                raise named from None
+    finally:
+        if stored:
+            shutil.rmtree(ray_storage, ignore_errors=True)
     if result.error is not None:
         raise _named_job_failure(result.error) or result.error
     from ._fit import restored_epoch
 
-    history = json.loads((model_dir / "history.json").read_text(encoding="utf-8"))  # written by worker 0
+    history = _read_history(model_dir, train_options.get("storage_options"))  # written by worker 0
     best = restored_epoch(history)  # the epoch whose weights the model holds: its metrics, not each one's best
     return {"epochs": len(history.get("epoch", [])), "best_epoch": history.get("best_epoch"),
             "best_val_accuracy": history["val_accuracy"][best] if best is not None and history.get("val_accuracy") else None,
             "rows_seen_per_epoch": history.get("rows_seen"), "train_rows": history["train_rows"],
-            "processes": history.get("processes"), "model": str(model_dir / "model.keras"),
-            "history": str(model_dir / "history.json"), "ray_nodes": nodes}
+            "processes": history.get("processes"), "model": f"{model_dir.rstrip('/')}/model.keras",
+            "history": f"{model_dir.rstrip('/')}/{HISTORY}", "ray_nodes": nodes}
 
+
+def _as_sent(place) -> str:
+    """A split or model folder as the workers get it: a URL as it is, a path absolute."""
+    text = str(place) if isinstance(place, Path) else place
+    return text if output_is_url(text) else str(Path(text).resolve())
+
+
+def _read_history(model_dir: str, storage_options: dict | None) -> dict:
+    """Worker 0's ``history.json``: from the model folder, or from the store for a model folder URL."""
+    if not output_is_url(model_dir):
+        return json.loads((Path(model_dir) / HISTORY).read_text(encoding="utf-8"))
+    store, url = locate(model_dir, storage_options)
+    return json.loads(store.read_small(f"{url.rstrip('/')}/{HISTORY}", HISTORY_BYTES))
 
 def _named_job_failure(error: BaseException):
     """A failed Ray Train job's error as the workers' named error when each failed on a user's mistake

@@ -1,9 +1,12 @@
-"""A parallel split on Ray, its parts in S3 and its output in S3: no local path shared by the nodes.
+"""A parallel split on Ray, its parts in S3 and its output in S3, then Ray Train on that split into a
+model folder in S3: no local path shared by the nodes.
 
-Two Ray nodes on this machine (``ray.cluster_utils.Cluster``), each with its
-own cache folder for staging; the part tasks get URLs only, write their part
-splits to the store, and the merge reads them from there. The S3 server is
-moto's, on 127.0.0.1 (the ``s3`` fixture).
+Two Ray nodes on this machine (``ray.cluster_utils.Cluster``, started once),
+each with its own cache folder (``XDG_CACHE_HOME``) for staging and shards;
+the part tasks get URLs only, write their part splits to the store, and the
+merge reads them from there; the training workers read the split through
+their own node's shard cache, and worker 0 uploads the model. The S3 server
+is moto's, on 127.0.0.1 (the ``s3`` fixture).
 """
 
 import json
@@ -12,17 +15,20 @@ import pytest
 from s3server import gzip_part_files, put_files, stored_objects
 
 from questlearn.split import split_csv
+from questlearn.train._ray import train_with_ray
 
 OPTIONS = dict(rows_per_shard=150, max_open_shards=3, val_fraction=0.2, seed=3, id_columns=("attempt_id",),
                block_size=8192, verbose=False)
 
 
 @pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
-@pytest.mark.timeout(900)
-def test_a_ray_split_of_parts_in_s3_into_s3_shares_no_local_path_and_is_byte_identical(s3, tmp_path):
+@pytest.mark.timeout(1800)
+def test_a_ray_split_and_ray_training_in_s3_share_no_local_path(s3, tmp_path, monkeypatch):
     """Two Ray nodes, each with its own cache (staging) folder: every part task writes its part split to the
-    store, and the merge reads them from there."""
-    pytest.importorskip("ray")
+    store, and the merge reads them from there; then two Ray Train workers, one a node, train on that split
+    URL, each through its own node's shard cache, every training row once an epoch, into a model folder URL."""
+    pytest.importorskip("ray.train", reason="Ray Train is not installed (pip install 'questlearn[ray]')")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the workers' backend, as --ray requires
     import ray
     from ray.cluster_utils import Cluster
 
@@ -35,6 +41,9 @@ def test_a_ray_split_of_parts_in_s3_into_s3_shares_no_local_path_and_is_byte_ide
         cluster.add_node(num_cpus=1, env_vars={"XDG_CACHE_HOME": str(tmp_path / "node-b")})
         manifest = split_csv(s3.url("logs/"), s3.url("splits/ray/"), ray=cluster.address, parallel=2,
                              staging_dir=tmp_path / "driver", **OPTIONS)
+        ray.shutdown()  # the split's connection; training opens its own
+        summary = train_with_ray(s3.url("splits/ray/"), s3.url("models/ray"), address=cluster.address, ray_workers=2,
+                                 epochs=2, batch_size=64, workers=1, model="small", hidden=(8,), verbose=2)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -46,3 +55,16 @@ def test_a_ray_split_of_parts_in_s3_into_s3_shares_no_local_path_and_is_byte_ide
     assert all(objects[name] == data for name, data in local_files.items())
     assert json.loads(objects["manifest.json"])["subsets"] == local["subsets"]
     assert not (tmp_path / "driver").exists()
+
+    train_rows = manifest["subsets"]["train"]["rows"]
+    assert train_rows % 2, train_rows  # one padding row an epoch: still every row once
+    assert summary["processes"] == 2 and summary["rows_seen_per_epoch"] == [train_rows, train_rows]
+    assert summary["history"] == s3.url("models/ray/history.json")
+    model = stored_objects(s3, "models/ray")
+    assert {"model.keras", "inference.keras", "inference.json", "best.keras", "history.csv"} <= set(model)
+    assert not any(name.startswith(("backup/", "ray/")) for name in model), sorted(model)
+    assert json.loads(model["history.json"])["rows_seen"] == [train_rows, train_rows]
+    for node in ("node-a", "node-b"):  # each worker read the split through its own node's cache
+        assert any((tmp_path / node / "questlearn" / "shards").rglob("*.npy")), node
+    staged = [node for node in ("node-a", "node-b") if (tmp_path / node / "questlearn" / "models").exists()]
+    assert len(staged) == 1, staged  # worker 0 alone staged the model folder

@@ -190,7 +190,9 @@ def test_commands_that_cannot_use_a_model_folder_url_say_what_works(s3, tiny_spl
     code = main(["export", s3.url("m"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "writes a local SavedModel: name the folder to create with --output DIR" in err
-    code = main(["train", str(tiny_split), "--model-dir", s3.url("m"), "--ray"])  # refused before Ray starts
+    code = main(["train", str(tiny_split), "--model-dir", str(tmp_path / "m"), "--staging-dir", str(tmp_path / "s"),
+                 "--ray"])  # refused before Ray starts: only a model folder URL is staged, with --ray too
     err = capsys.readouterr().err
-    assert code == 2 and "works with a train in one process" in err and "pass a local or shared --model-dir" in err
+    assert code == 2 and "--staging-dir is for a --model-dir in an object store" in err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "s").exists()
     assert stored_objects(s3, "m") == {}
