@@ -2,24 +2,37 @@
 
 For each data set (a real table that an installed package ships, no network
 at run time, written once to ``benchmarks/.data/<name>.csv`` with a chosen
-label and task):
+label and task), every model trains on the same training rows and is scored
+on the same held-out test rows, which none of them saw:
 
 * questlearn, through its command line only, each command a fresh process:
-  ``questlearn split SOURCE SPLIT --label L --task T`` (defaults otherwise),
-  ``questlearn train SPLIT`` (defaults), ``questlearn evaluate MODEL SPLIT``
-  (its metrics on the validate rows), and ``questlearn predict`` on the
-  validate rows as a CSV (the source's own values) for the exact ROC AUC;
+  ``questlearn split SOURCE SPLIT --label L --task T --test-fraction F``
+  (defaults otherwise: validate 0.2), ``questlearn train SPLIT`` (defaults;
+  it trains on the train rows and keeps the best epoch on the validate
+  rows), ``questlearn evaluate MODEL SPLIT --subset test`` (its metrics on
+  the test rows, read from the test shards), and ``questlearn predict`` on
+  the test rows as a CSV (the source's own values) for the exact ROC AUC;
 * ``sklearn.ensemble.HistGradientBoostingClassifier`` / ``Regressor`` with
-  default settings, trained and scored on exactly the split's rows: the
-  ``rows.npy`` file of every shard (``manifest.json`` names them) holds the
-  0-based data-row numbers of the source that the shard took;
+  default settings, trained on exactly the split's train rows and scored on
+  its test rows: the ``rows.npy`` file of every shard (``manifest.json``
+  names them) holds the 0-based data-row numbers of the source that the
+  shard took;
 * LightGBM (``LGBMClassifier`` / ``Regressor``) and CatBoost
   (``CatBoostClassifier`` / ``Regressor``), default settings and the seed,
   on the same rows, every string column a native category at any
   cardinality (LightGBM: pandas ``category``; CatBoost: ``cat_features``);
-  a library that is not installed is reported as such;
+  a library that is not installed is reported as such. By default the
+  libraries do not use the validate rows; ``--libraries-early-stopping``
+  lets each stop on them, as questlearn keeps its best epoch there
+  (HistGradientBoosting: ``early_stopping=True`` with ``X_val``/``y_val``,
+  its default patience; LightGBM and CatBoost: ``eval_set``, patience
+  ``EARLY_STOPPING_ROUNDS``, the best iteration kept);
 * the baseline that predicts the training rows' majority class (or mean),
-  scored on the validate rows.
+  scored on the test rows.
+
+``--test-fraction 0`` scores the validate rows instead, as this benchmark did
+before the split had a test subset (the validate rows chose questlearn's best
+epoch, so its score there is optimistic).
 
 Boosting's features: the source read by pandas (default missing-value
 tokens); string columns as pandas ``category`` (``categorical_features=
@@ -27,33 +40,42 @@ tokens); string columns as pandas ``category`` (``categorical_features=
 values (boosting's limit for one categorical feature); a timestamp column,
 declared per data set, as its int seconds plus hour, weekday and month.
 questlearn gets the raw CSV and decides for itself. Where questlearn's split
-refuses a table, boosting runs on a seeded 80/20 draw of its own instead, and
-the table says so.
+refuses a table, boosting runs on a seeded draw of its own instead (the same
+fractions), and the table says so.
 
 Classification reports accuracy and the exact ROC AUC (binary; macro
-one-vs-rest over the classes present in the validate rows for more classes);
-regression RMSE and MAE. questlearn's training time is the wall time of the
-``questlearn train`` process (start-up included); boosting's is its fit and
-predict. The gap: classification, accuracy points
-questlearn - boosting; regression, RMSE % (questlearn / boosting - 1); the
-same gap to LightGBM, to CatBoost, and to the best of the three libraries on
-each table (highest accuracy, or lowest RMSE).
+one-vs-rest over the classes present in the scored rows for more classes);
+regression RMSE and MAE. The gap (``_quality_report``): classification,
+accuracy points questlearn - library; regression, RMSE % (questlearn /
+library - 1); to HistGradientBoosting, LightGBM, CatBoost, and the best of
+the three on each table (highest accuracy, or lowest RMSE). The summary gives,
+per task and per peer, the median and the worst gap over the real tables.
+
+Time to a model: the wall time of the whole ``questlearn train`` process
+(start-up included), and each library's fit time; the summary gives the
+median train time over the tables under 50,000 rows. ``--baseline-ref
+CHECKOUT`` also times ``questlearn train`` from another checkout
+(``PYTHONPATH=CHECKOUT``) on each table: each tree splits the table with its
+own code, then ``--rounds`` rounds train once with each, in fresh processes,
+the order alternating; medians, and their ratio today / reference.
 
 A synthetic quest log (``questlearn synth``) is added as ``synth_quest``: its
 generator draws ``cleared`` from known probabilities, so the Bayes-optimal
-accuracy on the validate rows is reported beside both models (the
+accuracy on the scored rows is reported beside both models (the
 probabilities are re-derived from the logged columns with the generator's
 formula, which uses the logged, rounded values).
 
-Results go to ``benchmarks/results/quality.json``: one entry per data set,
-each with the questlearn commit it ran at; a run of some sets (``--sets``)
-replaces those entries and keeps the others. The markdown table and a summary
-are printed.
+Results go to ``benchmarks/results/quality.json`` (``--output`` names another
+file; ``$QUESTLEARN_BENCH_RESULTS`` another folder): one entry per data set,
+each with the questlearn commit it ran at and its test fraction; a run of some
+sets (``--sets``) replaces those entries and keeps the others scored with the
+same test fraction. The markdown table and the summary lines are printed.
 
 The CSVs are written once; delete ``benchmarks/.data/`` to write them anew
 after a data set's definition changes.
 
-Usage: python benchmarks/bench_quality.py [--sets a,b | --quick] [--seeds N] [--list]
+Usage: python benchmarks/bench_quality.py [--sets a,b | --quick] [--seeds N] [--test-fraction F]
+       [--libraries-early-stopping] [--baseline-ref CHECKOUT [--rounds N]] [--output FILE] [--list]
 """
 
 from __future__ import annotations
@@ -73,13 +95,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(1, str(Path(__file__).parent.parent))  # this tree's questlearn (synth), before an installed one
-from _common import RESULTS, machine, run_child  # noqa: E402
+from _common import machine, results_folder, run_child  # noqa: E402
+from _quality_report import LIBRARIES, overall, summarise, summary_lines, table  # noqa: E402
 
 SCRIPT = Path(__file__)
 ROOT = SCRIPT.parent.parent
 DATA = SCRIPT.parent / ".data"
 RESULT_NAME = "quality"
 MAX_BOOSTING_CATEGORIES = 255
+EARLY_STOPPING_ROUNDS = 50  # LightGBM's and CatBoost's patience with --libraries-early-stopping
 COMMAND_TIMEOUT_S = 3600
 
 
@@ -244,13 +268,14 @@ def data_rows(path: Path) -> int:
 # --------------------------------------------------------------------------- the split's rows
 
 def split_rows(split_dir: Path) -> dict:
-    """The source's 0-based data-row numbers of each subset, in shard order, from the split's rows.npy files."""
+    """The source's 0-based data-row numbers of each subset (train, validate, and test where the split holds one),
+    in shard order, from the split's rows.npy files."""
     import numpy as np
 
     manifest = json.loads((split_dir / "manifest.json").read_text())
     rows = {}
-    for subset in ("train", "validate"):
-        parts = [np.load(split_dir / shard["files"]["rows"]["name"]) for shard in manifest["subsets"][subset]["shards"]]
+    for subset, described in manifest["subsets"].items():
+        parts = [np.load(split_dir / shard["files"]["rows"]["name"]) for shard in described["shards"]]
         rows[subset] = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
     return rows
 
@@ -349,17 +374,28 @@ def boosting_features(frame, timestamps: list, max_categories: int | None = MAX_
     return features, notes
 
 
-def own_draw(rows: int, seed: int, validate_fraction: float = 0.2) -> dict:
-    """A seeded random train/validate draw, for boosting when questlearn's split refused the table."""
+def own_draw(rows: int, seed: int, test_fraction: float, validate_fraction: float = 0.2) -> dict:
+    """A seeded random train/validate(/test) draw, for boosting when questlearn's split refused the table."""
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(rows)
-    cut = round(rows * validate_fraction)
-    return {"train": np.sort(order[cut:]), "validate": np.sort(order[:cut])}
+    validate_end = round(rows * validate_fraction)
+    test_end = validate_end + round(rows * test_fraction)
+    draw = {"train": np.sort(order[test_end:]), "validate": np.sort(order[:validate_end])}
+    if test_fraction > 0:
+        draw["test"] = np.sort(order[validate_end:test_end])
+    return draw
 
 
-def boosting_child(name: str, split_dir: str, seed: str) -> dict:
-    """Boosting on the split's rows (``split_dir`` "-": the harness's own draw, the split having failed)."""
+def scored_subset(rows: dict) -> str:
+    """The subset every model is scored on: the held-out test rows, or validate in a split without them."""
+    return "test" if "test" in rows else "validate"
+
+
+def boosting_child(name: str, split_dir: str, seed: str, test_fraction: str, early_stopping: str) -> dict:
+    """Boosting, trained on the split's training rows and scored on its test rows (validate in a split without
+    them; ``split_dir`` "-": the harness's own draw, the split having failed); ``early_stopping`` "1": each
+    library stops on the validate rows, as questlearn keeps its best epoch on them."""
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import (
@@ -369,48 +405,54 @@ def boosting_child(name: str, split_dir: str, seed: str) -> dict:
 
     data = DATASETS[name]
     frame = pd.read_csv(data.path)
-    rows = own_draw(len(frame), int(seed)) if split_dir == "-" else split_rows(Path(split_dir))
+    rows = own_draw(len(frame), int(seed), float(test_fraction)) if split_dir == "-" else split_rows(Path(split_dir))
+    scored = scored_subset(rows)
     truth = frame.pop(data.label)
     features, notes = boosting_features(frame, data.timestamps)
-    x_train, x_valid = features.iloc[rows["train"]], features.iloc[rows["validate"]]
-    y_train, y_valid = truth.iloc[rows["train"]], truth.iloc[rows["validate"]]
-    report = {"train_rows": len(x_train), "validate_rows": len(x_valid), "features": notes,
-              "rows_from": "a seeded 80/20 draw of its own (questlearn's split failed)" if split_dir == "-"
+    x_train, x_scored = features.iloc[rows["train"]], features.iloc[rows[scored]]
+    y_train, y_scored = truth.iloc[rows["train"]], truth.iloc[rows[scored]]
+    stop = early_stopping == "1"
+    x_val, y_val = features.iloc[rows["validate"]], truth.iloc[rows["validate"]]
+    report = {"train_rows": len(x_train), "scored_rows": len(x_scored), "scored_subset": scored, "features": notes,
+              "early_stopping": "on the validate rows (its default patience)" if stop else "its default",
+              "rows_from": "a seeded draw of its own (questlearn's split failed)" if split_dir == "-"
               else "the split's rows.npy"}
+    classify = data.task == "classification"
+    if classify:
+        y_train, y_scored, y_val = y_train.astype(str), y_scored.astype(str), y_val.astype(str)
+        kind = HistGradientBoostingClassifier
+    else:
+        y_train, y_val = y_train.astype(float), y_val.astype(float)
+        kind = HistGradientBoostingRegressor
+    model = kind(categorical_features="from_dtype", random_state=int(seed),
+                 **({"early_stopping": True} if stop else {}))
     started = time.perf_counter()
-    if data.task == "classification":
-        y_train, y_valid = y_train.astype(str), y_valid.astype(str)
-        model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=int(seed))
-        model.fit(x_train, y_train)
-        probabilities = model.predict_proba(x_valid)
-        report["seconds"] = time.perf_counter() - started
-        report["scores"] = classification_scores(y_valid, probabilities, model.classes_)
+    model.fit(x_train, y_train, **({"X_val": x_val, "y_val": y_val} if stop else {}))
+    report["fit_seconds"] = time.perf_counter() - started
+    if classify:
+        report["scores"] = classification_scores(y_scored, model.predict_proba(x_scored), model.classes_)
         majority = y_train.value_counts().idxmax()
         report["baseline"] = {"predicts": f"the training majority {majority!r}",
-                              "accuracy": float((y_valid == majority).mean())}
+                              "accuracy": float((y_scored == majority).mean())}
         if name == "synth_quest":
-            report["bayes"] = bayes_scores(frame.iloc[rows["validate"]].assign(**{data.label: y_valid}), data.label)
+            report["bayes"] = bayes_scores(frame.iloc[rows[scored]].assign(**{data.label: y_scored}), data.label)
     else:
-        model = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=int(seed))
-        model.fit(x_train, y_train.astype(float))
-        report["seconds"] = time.perf_counter() - started
-        report["scores"] = regression_scores(y_valid, model.predict(x_valid))
+        report["scores"] = regression_scores(y_scored, model.predict(x_scored))
         mean = float(y_train.mean())
         report["baseline"] = {"predicts": f"the training mean {mean:.4g}",
-                              **regression_scores(y_valid, np.full(len(y_valid), mean))}
+                              **regression_scores(y_scored, np.full(len(y_scored), mean))}
+    report["seconds"] = time.perf_counter() - started
     report["iterations"] = int(model.n_iter_)
     for library in LIBRARIES:
-        report[library] = library_child(library, data, frame, rows, truth, int(seed))
+        report[library] = library_child(library, data, frame, rows, truth, int(seed), stop)
     return report
 
 
-LIBRARIES = ("lightgbm", "catboost")  # beside HistGradientBoosting (the "boosting" entry)
-
-
-def library_child(library: str, data: DataSet, frame, rows: dict, truth, seed: int) -> dict:
+def library_child(library: str, data: DataSet, frame, rows: dict, truth, seed: int, stop: bool) -> dict:
     """LightGBM or CatBoost, default settings and ``seed``, on the same rows as HistGradientBoosting; every
     string column a native category at any cardinality (LightGBM: pandas ``category``; CatBoost: ``cat_features``
-    of strings, missing as "NA"); threads as ``questlearn evaluate --baseline`` limits them."""
+    of strings, missing as "NA"); threads as ``questlearn evaluate --baseline`` limits them. ``stop``: it stops
+    when its loss on the validate rows has not improved for EARLY_STOPPING_ROUNDS rounds, and keeps the best."""
     from questlearn.serve._boosters import boosting_threads
 
     try:
@@ -422,11 +464,13 @@ def library_child(library: str, data: DataSet, frame, rows: dict, truth, seed: i
     if library == "catboost":
         for name in categorical:
             features[name] = features[name].astype(object).where(features[name].notna(), "NA").astype(str)
-    x_train, x_valid = features.iloc[rows["train"]], features.iloc[rows["validate"]]
-    y_train, y_valid = truth.iloc[rows["train"]], truth.iloc[rows["validate"]]
+    scored = scored_subset(rows)
+    x_train, x_scored = features.iloc[rows["train"]], features.iloc[rows[scored]]
+    y_train, y_scored = truth.iloc[rows["train"]], truth.iloc[rows[scored]]
+    x_val, y_val = features.iloc[rows["validate"]], truth.iloc[rows["validate"]]
     classify = data.task == "classification"
-    if classify:
-        y_train, y_valid = y_train.astype(str), y_valid.astype(str)
+    label_type = str if classify else float
+    y_train, y_val, y_scored = y_train.astype(label_type), y_val.astype(label_type), y_scored.astype(label_type)
     threads = boosting_threads()[0]
     if library == "lightgbm":
         kind = module.LGBMClassifier if classify else module.LGBMRegressor
@@ -435,30 +479,39 @@ def library_child(library: str, data: DataSet, frame, rows: dict, truth, seed: i
         kind = module.CatBoostClassifier if classify else module.CatBoostRegressor
         model = kind(random_seed=seed, thread_count=threads, allow_writing_files=False, logging_level="Silent",
                      cat_features=categorical)
+    stopping = {}
+    if stop and library == "lightgbm":
+        stopping = {"eval_set": [(x_val, y_val)],
+                    "callbacks": [module.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]}
+    elif stop:
+        stopping = {"eval_set": (x_val, y_val), "early_stopping_rounds": EARLY_STOPPING_ROUNDS}
     started = time.perf_counter()
-    model.fit(x_train, y_train if classify else y_train.astype(float))
+    model.fit(x_train, y_train, **stopping)
+    fitted = time.perf_counter() - started
     if classify:
-        scores = classification_scores(y_valid, model.predict_proba(x_valid), model.classes_)
+        scores = classification_scores(y_scored, model.predict_proba(x_scored), model.classes_)
     else:
-        scores = regression_scores(y_valid, model.predict(x_valid))
+        scores = regression_scores(y_scored, model.predict(x_scored))
     return {"model": f"{kind.__name__} ({library} {module.__version__}, default settings, seed {seed})",
-            "seconds": time.perf_counter() - started, "scores": scores, "threads": threads,
-            "categorical": categorical, "features": [n for n in notes if "integer codes" not in n]}
+            "fit_seconds": fitted, "seconds": time.perf_counter() - started, "scores": scores, "threads": threads,
+            "categorical": categorical, "features": [n for n in notes if "integer codes" not in n],
+            "early_stopping": f"on the validate rows, patience {EARLY_STOPPING_ROUNDS}" if stop else "none"}
 
 
 # --------------------------------------------------------------------------- questlearn (its command line)
 
-def cli_env() -> dict:
+def cli_env(tree: Path = ROOT) -> dict:
+    """The environment of a questlearn command: ``tree``'s questlearn first on the path."""
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT),
+    return {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{path}" if path else str(tree),
             "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 
-def questlearn(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
-    """Run ``python -m questlearn ARGS`` in a fresh process; return it and its wall seconds."""
+def questlearn(*args: str, cwd: Path, tree: Path = ROOT) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``python -m questlearn ARGS`` (``tree``'s questlearn) in a fresh process; return it and its wall seconds."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "questlearn", *args], capture_output=True, text=True, check=False,
-                          env=cli_env(), cwd=cwd, timeout=COMMAND_TIMEOUT_S)
+                          env=cli_env(tree), cwd=cwd, timeout=COMMAND_TIMEOUT_S)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"questlearn {args[0]} exited {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}")
@@ -474,8 +527,8 @@ def json_from(text: str) -> dict:
         return json.loads(text[start + 1 if start >= 0 else text.index("{"):])
 
 
-def validate_csv(data: DataSet, rows, target: Path) -> Path:
-    """The validate rows of the source, values as the source wrote them, as a CSV for ``questlearn predict``."""
+def rows_csv(data: DataSet, rows, target: Path) -> Path:
+    """These rows of the source, values as the source wrote them, as a CSV for ``questlearn predict``."""
     import pandas as pd
 
     frame = pd.read_csv(data.path, dtype=str, keep_default_na=False)
@@ -483,28 +536,36 @@ def validate_csv(data: DataSet, rows, target: Path) -> Path:
     return target
 
 
-def predicted_scores(data: DataSet, predictions: Path, validate_source: Path) -> dict:
-    """Exact scores of ``questlearn predict``'s output against the validate rows' labels."""
+def predicted_scores(data: DataSet, predictions: Path, source: Path) -> dict:
+    """Exact scores of ``questlearn predict``'s output against the labels of the rows it was given."""
     import pandas as pd
 
     out = pd.read_csv(predictions, keep_default_na=False, na_values=[""])
-    truth = pd.read_csv(validate_source, dtype=str, keep_default_na=False)[data.label]
+    truth = pd.read_csv(source, dtype=str, keep_default_na=False)[data.label]
     if len(out) != len(truth):
-        raise RuntimeError(f"predict wrote {len(out)} rows for {len(truth)} validate rows")
+        raise RuntimeError(f"predict wrote {len(out)} rows for {len(truth)} scored rows")
     if data.task == "classification":
         columns = [c for c in out.columns if c.startswith("p_")]
         return classification_scores(truth, out[columns].to_numpy("float64"), [c[2:] for c in columns])
     return regression_scores(truth.astype(float), out["predicted"].astype(float))
 
 
-def run_questlearn(data: DataSet, work: Path, seed: int) -> dict:
+def split_args(data: DataSet, split_dir: Path, seed: int, test_fraction: float) -> list:
+    held_out = ["--test-fraction", str(test_fraction)] if test_fraction > 0 else []
+    return ["split", str(data.path), str(split_dir), "--label", data.label, "--task", data.task, "--seed", str(seed),
+            *held_out, "--no-progress"]
+
+
+def train_args(split_dir: Path, model_dir: Path, seed: int) -> list:
+    return ["train", str(split_dir), "--model-dir", str(model_dir), "--seed", str(seed), "--verbose", "0"]
+
+
+def run_questlearn(data: DataSet, work: Path, seed: int, test_fraction: float) -> dict:
     split_dir, model_dir = work / "split", work / "model"
-    _, split_seconds = questlearn("split", str(data.path), str(split_dir), "--label", data.label, "--task", data.task,
-                                  "--seed", str(seed), "--no-progress", cwd=work)
+    _, split_seconds = questlearn(*split_args(data, split_dir, seed, test_fraction), cwd=work)
     report = {"split_seconds": split_seconds}
     try:
-        _, report["train_seconds"] = questlearn("train", str(split_dir), "--model-dir", str(model_dir), "--seed",
-                                                str(seed), "--verbose", "0", cwd=work)
+        _, report["train_seconds"] = questlearn(*train_args(split_dir, model_dir, seed), cwd=work)
     except RuntimeError as error:
         report["error"] = str(error)
         return report
@@ -512,13 +573,15 @@ def run_questlearn(data: DataSet, work: Path, seed: int) -> dict:
     if history.exists():
         epochs = json.loads(history.read_text())
         report["epochs"] = len(epochs) if isinstance(epochs, list) else len(next(iter(epochs.values()), []))
-    done, report["evaluate_seconds"] = questlearn("evaluate", str(model_dir), str(split_dir), "--no-progress", cwd=work)
+    rows = split_rows(split_dir)
+    scored = report["scored_subset"] = scored_subset(rows)
+    done, report["evaluate_seconds"] = questlearn("evaluate", str(model_dir), str(split_dir), "--subset", scored,
+                                                  "--no-progress", cwd=work)
     evaluated = json_from(done.stdout)
     keep = ("accuracy", "auc", "loss") if data.task == "classification" else ("rmse", "mae", "loss")
-    report["evaluate"] = {k: evaluated.get(k) for k in (*keep, "rows", "majority_baseline", "baseline")
+    report["evaluate"] = {k: evaluated.get(k) for k in (*keep, "rows", "subset", "majority_baseline", "baseline")
                           if k in evaluated}
-    rows = split_rows(split_dir)
-    source = validate_csv(data, rows["validate"], work / "validate_rows.csv")
+    source = rows_csv(data, rows[scored], work / f"{scored}_rows.csv")
     try:
         questlearn("predict", str(model_dir), str(source), str(work / "predicted.csv"), "--no-progress", cwd=work)
         report["predict_exact"] = predicted_scores(data, work / "predicted.csv", source)
@@ -527,194 +590,93 @@ def run_questlearn(data: DataSet, work: Path, seed: int) -> dict:
     return report
 
 
+def time_train(data: DataSet, work: Path, test_fraction: float, reference: Path, rounds: int) -> dict:
+    """``questlearn train`` of this tree and of ``reference``, side by side: each tree splits the table with its
+    own code (untimed), then each round trains once with each, in fresh processes, the order alternating."""
+    trees = {"today": ROOT, "reference": reference}
+    splits = {name: work / f"timing-split-{name}" for name in trees}
+    for name, tree in trees.items():
+        questlearn(*split_args(data, splits[name], 0, test_fraction), cwd=work, tree=tree)
+    seconds = {name: [] for name in trees}
+    for round_number in range(rounds):
+        for name in (list(trees) if round_number % 2 == 0 else list(reversed(trees))):
+            model_dir = work / f"timing-model-{name}"
+            _, took = questlearn(*train_args(splits[name], model_dir, 0), cwd=work, tree=trees[name])
+            seconds[name].append(took)
+            shutil.rmtree(model_dir, ignore_errors=True)
+    today, before = statistics.median(seconds["today"]), statistics.median(seconds["reference"])
+    return {"reference": str(reference), "reference_commit": commit(tree=reference), "rounds": rounds,
+            "seconds": seconds, "today_median_seconds": today, "reference_median_seconds": before,
+            "ratio": today / before}
+
+
 # --------------------------------------------------------------------------- one data set
 
-def mean_of(values):
-    values = [v for v in values if v is not None]
-    return statistics.fmean(values) if values else None
-
-
-def run_set(data: DataSet, seeds: int) -> dict:
+def run_set(data: DataSet, seeds: int, test_fraction: float, early_stopping: bool, reference: Path | None,
+            rounds: int) -> dict:
     materialise(data)
     entry = {"task": data.task, "label": data.label, "origin": data.origin, "note": data.note,
              "rows": data_rows(data.path), "timestamps": data.timestamps, "commit": commit(),
-             "questlearn_commit": commit("questlearn"), "seeds": []}
+             "questlearn_commit": commit("questlearn"), "test_fraction": test_fraction,
+             "scored_subset": "test" if test_fraction > 0 else "validate", "seeds": []}
     for seed in range(seeds):
         work = Path(tempfile.mkdtemp(prefix=f"bench-quality-{data.name}-"))
         try:
             run = {"seed": seed}
             try:
-                run["questlearn"] = run_questlearn(data, work, seed)
+                run["questlearn"] = run_questlearn(data, work, seed, test_fraction)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 run["questlearn"] = {"error": str(error)[-3000:]}
             split = work / "split"
             try:
                 run["boosting"] = run_child(SCRIPT, "boost", data.name,
-                                            str(split) if (split / "manifest.json").exists() else "-", str(seed))
+                                            str(split) if (split / "manifest.json").exists() else "-", str(seed),
+                                            str(test_fraction), "1" if early_stopping else "0")
             except RuntimeError as error:
                 run["boosting"] = {"error": str(error)[-3000:]}
             entry["seeds"].append(run)
+            if reference is not None and seed == 0:
+                try:
+                    entry["train_timing"] = time_train(data, work, test_fraction, reference, rounds)
+                except (RuntimeError, subprocess.TimeoutExpired) as error:
+                    entry["train_timing"] = {"reference": str(reference), "error": str(error).strip()[-1500:]}
         finally:
             shutil.rmtree(work, ignore_errors=True)
     entry["summary"] = summarise(data.task, entry["seeds"])
     return entry
 
 
-def summarise(task: str, runs: list) -> dict:
-    """Means over the seeds of each figure, and the gap; a failed side's last error line instead of its figures."""
-    ours = [r["questlearn"] for r in runs if "evaluate" in r.get("questlearn", {})]
-    boosted = [r["boosting"] for r in runs if "scores" in r.get("boosting", {})]
-    summary = {"seeds": len(runs)}
-    for side, done, key in (("questlearn", ours, "questlearn"), ("boosting", boosted, "boosting")):
-        if not done:
-            errors = [r.get(key, {}).get("error") for r in runs if r.get(key, {}).get("error")]
-            summary[f"{side}_error"] = (errors[0].strip().splitlines()[-1].replace(f"{ROOT}{os.sep}", "")
-                                        if errors else "not run")
-    if ours:
-        q = {k: mean_of(r["evaluate"].get(k) for r in ours) for k in
-             (("accuracy", "auc") if task == "classification" else ("rmse", "mae"))}
-        exact = [r["predict_exact"] for r in ours if "predict_exact" in r]
-        if exact:
-            q.update({f"{k}_exact": mean_of(e.get(k) for e in exact) for k in exact[0]})
-        for k in [k for k, v in q.items() if v is None]:  # a figure evaluate no longer prints: predict's exact one
-            q[k] = q.get(f"{k}_exact")
-        summary.update(questlearn=q, questlearn_train_seconds=mean_of(r["train_seconds"] for r in ours),
-                       questlearn_epochs=mean_of(r.get("epochs") for r in ours))
-    if boosted:
-        summary["boosting"] = {k: mean_of(r["scores"][k] for r in boosted) for k in boosted[0]["scores"]}
-        summary["baseline"] = {k: mean_of(r["baseline"][k] for r in boosted) for k in boosted[0]["baseline"]
-                               if k != "predicts"}
-        summary["boosting_seconds"] = mean_of(r["seconds"] for r in boosted)
-        summary["boosting_rows_from"] = boosted[0].get("rows_from", "the split's rows.npy")
-    if not (ours and boosted):
-        return summary
-    q, b = summary["questlearn"], summary["boosting"]
-    if None in (q.get("accuracy" if task == "classification" else "rmse"),):
-        return summary
-    if task == "classification":
-        summary["gap"] = 100 * (q["accuracy"] - b["accuracy"])
-        summary["gap_unit"] = "accuracy points, questlearn - boosting"
-    else:
-        summary["gap"] = 100 * (q["rmse"] / b["rmse"] - 1)
-        summary["gap_unit"] = "RMSE %, questlearn / boosting - 1"
-    bayes = [r["bayes"] for r in boosted if "bayes" in r]
-    if bayes:
-        summary["bayes"] = {k: mean_of(x[k] for x in bayes) for k in bayes[0]}
-    summarise_libraries(task, boosted, summary)
-    return summary
+# --------------------------------------------------------------------------- results
 
-
-def gap_to(task: str, ours: dict, theirs: dict) -> float:
-    """Accuracy points questlearn - peer (classification), or RMSE % questlearn / peer - 1 (regression)."""
-    if task == "classification":
-        return 100 * (ours["accuracy"] - theirs["accuracy"])
-    return 100 * (ours["rmse"] / theirs["rmse"] - 1)
-
-
-def summarise_libraries(task: str, boosted: list, summary: dict) -> None:
-    """LightGBM's and CatBoost's means and gaps (runs that have them), and the best of the three libraries."""
-    metric, better = ("accuracy", max) if task == "classification" else ("rmse", min)
-    peers = {"gbdt": summary["boosting"]}
-    for library in LIBRARIES:
-        done = [r[library] for r in boosted if "scores" in r.get(library, {})]
-        if not done:
-            errors = [r[library]["error"] for r in boosted if "error" in r.get(library, {})]
-            if errors:
-                summary[f"{library}_error"] = errors[0].strip().splitlines()[-1]
-            continue
-        summary[library] = {k: mean_of(r["scores"][k] for r in done) for k in done[0]["scores"]}
-        summary[f"{library}_seconds"] = mean_of(r["seconds"] for r in done)
-        summary[f"{library}_gap"] = gap_to(task, summary["questlearn"], summary[library])
-        peers[library] = summary[library]
-    if len(peers) > 1:
-        best = better(peers, key=lambda name: peers[name][metric])
-        summary["best_boosting"] = best
-        summary["best_gap"] = gap_to(task, summary["questlearn"], peers[best])
-
-
-# --------------------------------------------------------------------------- reporting
-
-def commit(folder: str | None = None) -> str:
+def commit(folder: str | None = None, tree: Path = ROOT) -> str:
     """The checkout's commit (or the last commit that changed ``folder``), "+dirty" if questlearn/ has edits."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True, check=False).stdout.strip()
     head = (git("log", "-1", "--format=%H", "--", folder) if folder else git("rev-parse", "HEAD"))[:12] or "unknown"
     return head + ("+dirty" if git("status", "--porcelain", "--", "questlearn") else "")
 
 
-def fmt(value, digits=3):
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def table(entries: dict) -> str:
-    lines = [("| data set | rows | task | seeds | questlearn | boosting | baseline | gap | LightGBM | CatBoost "
-              "| gap to the best (which) | questlearn train s (process) | boosting s (fit + predict) |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, entry in entries.items():
-        s = entry["summary"]
-        q, b, base = s.get("questlearn"), s.get("boosting"), s.get("baseline")
-        failed = "failed: {}".format
-        if entry["task"] == "classification":
-            cells = [f"acc {fmt(q['accuracy'])}, AUC {fmt(q.get('auc_exact', q.get('auc')))}" if q
-                     else failed(s["questlearn_error"][:160]),
-                     f"acc {fmt(b['accuracy'])}, AUC {fmt(b['auc'])}" if b else failed(s["boosting_error"][:160]),
-                     f"acc {fmt(base['accuracy'])}" if base else "—",
-                     f"{s['gap']:+.1f} pt" if "gap" in s else "—"]
-            if "bayes" in s:
-                cells[1] += f" (Bayes acc {fmt(s['bayes']['accuracy'])}, AUC {fmt(s['bayes']['auc'])})"
-        else:
-            cells = [f"RMSE {q['rmse']:.4g}, MAE {q['mae']:.4g}" if q else failed(s["questlearn_error"][:160]),
-                     f"RMSE {b['rmse']:.4g}, MAE {b['mae']:.4g}" if b else failed(s["boosting_error"][:160]),
-                     f"RMSE {base['rmse']:.4g}" if base else "—", f"{s['gap']:+.0f} %" if "gap" in s else "—"]
-        if b and "draw of its own" in s.get("boosting_rows_from", ""):
-            cells[1] += " (own 80/20 draw)"
-        cells += [library_cell(entry["task"], s, library) for library in LIBRARIES]
-        unit = " pt" if entry["task"] == "classification" else " %"
-        cells.append(f"{s['best_gap']:+.1f}{unit} ({s['best_boosting']})" if "best_gap" in s else "—")
-        lines.append(f"| {name} | {entry['rows']:,} | {entry['task'][:5]}. | {s['seeds']} | "
-                     + " | ".join(cells).replace("\n", " ")
-                     + f" | {fmt(s.get('questlearn_train_seconds'), 1)} | {fmt(s.get('boosting_seconds'), 2)} |")
-    return "\n".join(lines)
-
-
-def library_cell(task: str, summary: dict, library: str) -> str:
-    """A LightGBM or CatBoost cell: its scores and the gap to it, or why it has none."""
-    scores = summary.get(library)
-    if not scores:
-        return f"failed: {summary[f'{library}_error'][:120]}" if f"{library}_error" in summary else "—"
-    gap = summary.get(f"{library}_gap")
-    if task == "classification":
-        return f"acc {fmt(scores['accuracy'])}, AUC {fmt(scores['auc'])}" + (f" ({gap:+.1f} pt)" if gap is not None else "")
-    return f"RMSE {scores['rmse']:.4g}, MAE {scores['mae']:.4g}" + (f" ({gap:+.0f} %)" if gap is not None else "")
-
-
-def overall(entries: dict) -> dict:
-    summary = {}
-    for task, unit in (("classification", "accuracy points"), ("regression", "RMSE %")):
-        gaps = {n: e["summary"]["gap"] for n, e in entries.items()
-                if e["task"] == task and "gap" in e["summary"] and n != "synth_quest"}
-        if gaps:
-            worst = sorted(gaps, key=gaps.get, reverse=task == "regression")[:3]
-            summary[task] = {"median_gap": statistics.median(gaps.values()), "unit": unit, "sets": len(gaps),
-                             "worst": {n: gaps[n] for n in worst}}
-            for peer in (*LIBRARIES, "best"):  # against LightGBM, CatBoost, and the best of the three per table
-                against = [e["summary"][f"{peer}_gap"] for n, e in entries.items()
-                           if e["task"] == task and f"{peer}_gap" in e["summary"] and n != "synth_quest"]
-                if against:
-                    summary[task][f"median_gap_to_{peer}"] = statistics.median(against)
-    summary["questlearn_failed"] = {n: e["summary"]["questlearn_error"] for n, e in entries.items()
-                                    if "questlearn_error" in e["summary"]}
-    return summary
-
-
-def save(entries: dict) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{RESULT_NAME}.json"
+def save(entries: dict, path: Path, settings: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({"machine": machine(), "summary": overall(entries), "sets": entries},
-                                    indent=1) + "\n")
+    temporary.write_text(json.dumps({"machine": machine(), "settings": settings, "summary": overall(entries),
+                                     "sets": entries}, indent=1) + "\n")
     temporary.replace(path)
     return path
+
+
+def earlier_entries(path: Path, test_fraction: float) -> dict:
+    """The entries of an earlier run at ``path`` scored the same way (same test fraction), summarised anew."""
+    if not path.exists():
+        return {}
+    entries = json.loads(path.read_text())["sets"]
+    other = [n for n, e in entries.items() if e.get("test_fraction", 0.0) != test_fraction]
+    if other:
+        print(f"dropped from {path}: {', '.join(other)} (scored with another --test-fraction)")
+    entries = {n: e for n, e in entries.items() if n not in other}
+    for entry in entries.values():
+        entry["summary"] = summarise(entry["task"], entry["seeds"])
+    return entries
 
 
 def main() -> int:
@@ -722,12 +684,30 @@ def main() -> int:
     parser.add_argument("--sets", help="comma-separated data sets to run (default: all); see --list")
     parser.add_argument("--quick", action="store_true", help="the 4 smallest data sets only")
     parser.add_argument("--seeds", type=int, default=1, help="split/train/boosting seeds 0..N-1, figures averaged")
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="share of rows held out as the split's test subset, which every model is scored on "
+                             "and none trains on (0: score the validate rows, as before)")
+    parser.add_argument("--libraries-early-stopping", action="store_true",
+                        help="the libraries stop on the validate rows (as questlearn keeps its best epoch there) "
+                             "instead of using their default settings alone")
+    parser.add_argument("--baseline-ref", type=Path, metavar="CHECKOUT",
+                        help="also time `questlearn train` from this checkout (its questlearn/ first on PYTHONPATH), "
+                             "side by side with this tree's")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the side-by-side train timing (medians)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"the results file (default: {RESULT_NAME}.json in benchmarks/results, or in "
+                             "$QUESTLEARN_BENCH_RESULTS)")
     parser.add_argument("--list", action="store_true", help="write the data sets' CSVs, print their table, stop")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(boosting_child(*args.child[1:])))
         return 0
+    if not 0 <= args.test_fraction < 0.8:
+        parser.error(f"--test-fraction must be at least 0 and below 0.8 (validate takes 0.2), got {args.test_fraction}")
+    reference = args.baseline_ref.resolve() if args.baseline_ref else None
+    if reference is not None and not (reference / "questlearn" / "__init__.py").exists():
+        parser.error(f"--baseline-ref {args.baseline_ref}: no questlearn/__init__.py there; give a checkout's root")
 
     if args.sets:
         names = [n.strip() for n in args.sets.split(",") if n.strip()]
@@ -752,21 +732,25 @@ def main() -> int:
         names = sorted(names, key=sizes.get)[:4]
     names = sorted(names, key=sizes.get)  # the largest (flights) last
 
-    path = RESULTS / f"{RESULT_NAME}.json"
-    entries = json.loads(path.read_text())["sets"] if path.exists() else {}
-    for entry in entries.values():  # figures of earlier runs, summarised as this version does
-        entry["summary"] = summarise(entry["task"], entry["seeds"])
+    path = args.output or results_folder() / f"{RESULT_NAME}.json"
+    settings = {"test_fraction": args.test_fraction, "val_fraction": 0.2,
+                "scored_subset": "test" if args.test_fraction > 0 else "validate",
+                "libraries_train_on": "the split's train rows, default settings, " + (
+                    "stopping on the validate rows" if args.libraries_early_stopping else "the validate rows unused"),
+                "baseline_ref": str(reference) if reference else None, "rounds": args.rounds if reference else None}
+    entries = earlier_entries(path, args.test_fraction)
     for name in names:
         print(f"\n== {name} ({sizes[name]:,} rows, {args.seeds} seed(s))", flush=True)
         started = time.perf_counter()
-        entries[name] = run_set(DATASETS[name], args.seeds)
+        entries[name] = run_set(DATASETS[name], args.seeds, args.test_fraction, args.libraries_early_stopping,
+                                reference, args.rounds)
         entries[name]["wall_seconds"] = time.perf_counter() - started
-        save(entries)
+        save(entries, path, settings)
         print(table({name: entries[name]}).splitlines()[-1], f"({entries[name]['wall_seconds']:.0f} s)", flush=True)
     order = sorted(entries, key=lambda n: (entries[n]["task"], entries[n]["rows"]))
     print("\n" + table({n: entries[n] for n in order}))
-    print("\n" + json.dumps(overall(entries), indent=1))
-    print(f"\nwrote {save(entries)}")
+    print("\n" + summary_lines(overall(entries)))
+    print(f"\nwrote {save(entries, path, settings)}")
     return 0
 
 
