@@ -80,7 +80,8 @@ def test_healthy_multi_epoch_training_with_worker_processes_is_not_stopped(id_sp
     """The watchdog must not mistake workers of finished pools (every epoch has new ones) for dead ones:
     from the second epoch on, the first epoch's workers are gone."""
     result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(id_split), "--model-dir", str(tmp_path / "m"),
-                             "--epochs", "2", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0"],
+                             "--epochs", "2", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0",
+                             "--model", "small", "--hidden", "8"],  # the loader is under test, not the network
                             capture_output=True, text=True, timeout=840, env=run_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert '"epochs": 2' in result.stdout
