@@ -54,7 +54,7 @@ def test_a_saved_model_loads_and_scores_each_day_through_its_own_vector(tmp_path
                         bounds=(days.min(axis=0), days.max(axis=0)), day_columns=[0])
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
-    rows = np.array([[18628.5], [18640.25], [18657.9], [18500.0], [19000.0]], np.float32)  # the last two: clipped
+    rows = {"numbers": np.array([[18628.5], [18640.25], [18657.9], [18500.0], [19000.0]], np.float32)}  # last two clipped
     np.testing.assert_allclose(loaded.predict(rows, verbose=0), model.predict(rows, verbose=0), atol=1e-6)
     layer = loaded.get_layer("days_embedding_0")
     assert layer.input_dim == 30  # a vector for each of the 30 days
@@ -64,3 +64,22 @@ def test_a_saved_model_loads_and_scores_each_day_through_its_own_vector(tmp_path
     layer.set_weights([weights])
     moved = np.abs(loaded.predict(rows, verbose=0) - before).max(axis=1) > 1e-4
     assert moved.tolist() == [False, True, False, False, False]
+
+
+def test_the_split_names_the_numbers_columns_that_hold_a_datetimes_days(tmp_path):
+    import pandas as pd
+
+    from questlearn.data.dataset import QuestSequence
+    from questlearn.split import split_csv
+
+    rng = np.random.default_rng(0)
+    rows = 300
+    pd.DataFrame({"amount": rng.normal(size=rows).round(3),
+                  "when": [f"2021-{m:02d}-{d:02d}T{h:02d}:00:00" for m, d, h in
+                           zip(rng.integers(1, 13, rows), rng.integers(1, 29, rows), rng.integers(0, 24, rows))],
+                  "size": rng.integers(0, 50, rows),
+                  "label": rng.integers(0, 2, rows)}).to_csv(tmp_path / "log.csv", index=False)
+    split_csv(tmp_path / "log.csv", tmp_path / "split", label="label", progress=False, verbose=False)
+    data = QuestSequence(tmp_path / "split", "train", batch_size=None)
+    names = data.input_names()["numbers"]
+    assert [names[i] for i in data.day_columns()] == ["when.days"]
