@@ -232,7 +232,7 @@ def _piecewise_linear(numbers, quantiles, size: int):
 def day_edges(lower: float, upper: float) -> np.ndarray:
     """Bin edges for a datetime's elapsed days between ``lower`` and ``upper``: one bin a day, from midnight.
 
-    A range longer than :data:`DAY_BINS_MAX` days gets that many equal bins, each a whole number of days
+    A range longer than :data:`DAY_BINS_MAX` days gets at most that many equal bins, each a whole number of days
     wide, so the embedding's size stays bounded (a year of hourly rows: 366 bins of a day; ten years:
     457 bins of 8 days).
     """
