@@ -309,6 +309,11 @@ class ShardReader:
             return None
         return [quantiles[name] for name in names]
 
+    def output_day_columns(self) -> list[int]:
+        """Positions in the numbers block of the columns that hold a datetime's elapsed days (``t.days``)."""
+        days = {f"{name}.days" for name in self.encoding.datetimes}
+        return [position for position, i in enumerate(self._numbers) if self.encoding.numeric[i] in days]
+
     def output_moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of each numbers column, from the manifest statistics
         (:meth:`Encoding.moments`; no pass over the data). Used to set a Keras

@@ -248,6 +248,10 @@ class QuestSequence(keras.utils.PyDataset):
         """Per numbers column, its sample quantiles from the manifest (the model's number embedding bins)."""
         return self.reader.output_quantiles()
 
+    def day_columns(self) -> list[int]:
+        """Positions in the numbers block of each datetime's elapsed days (the model embeds them by the day)."""
+        return self.reader.output_day_columns()
+
     def feature_moments(self):
         """``(mean, variance)`` per numbers column, from the manifest (no data pass)."""
         return self.reader.output_moments()

@@ -7,7 +7,12 @@ An MLP over two inputs, the blocks of the model-ready shards:
   and variance (a 100 GB log needs no extra pass to adapt it); in the
   ``"default"`` preset each number also enters through a piecewise-linear
   embedding over its sample quantiles (recorded in the manifest), which
-  lets the network bend sharply where the data does;
+  lets the network bend sharply where the data does; given
+  ``day_columns`` (opt-in: ``train`` does not pass them), a datetime's
+  elapsed days (``t.days``) also enter through an embedding of the day
+  they fall in (bins a day wide, wider past :data:`DAY_BINS_MAX` days, see
+  :func:`day_edges`), so the network resolves days where 48 quantile bins
+  over a year are a week wide;
 * ``codes``: each category code column is one-hot encoded when it takes at
   most :data:`ONE_HOT_MAX_CODES` codes (a vocabulary of up to 16 values
   with its missing and out-of-vocabulary codes, a datetime's hour, weekday
@@ -90,6 +95,7 @@ MODELS = {
     # a wider network, AdamW with weight decay, and a warm-up then cosine learning-rate schedule
     "default": {"hidden": (256, 256), "dropout": 0.1, "numeric_embedding": 8, "weight_decay": 1e-4, "schedule": True},
 }
+DAY_BINS_MAX = 512  # bins of a datetime's elapsed-days embedding: one a day over 512 days, wider over a longer range
 WARMUP_SHARE = 0.05  # of the planned steps, at most WARMUP_MAX_STEPS
 WARMUP_MAX_STEPS = 1000
 
@@ -97,7 +103,7 @@ WARMUP_MAX_STEPS = 1000
 def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, dropout: float | None = None,
                 learning_rate: float = 1e-3, task: str = "classification", target_mean: float = 0.0,
                 target_std: float = 1.0, extra_metrics=(), model: str = "default",
-                quantiles=None, total_steps: int | None = None, bounds=None) -> keras.Model:
+                quantiles=None, total_steps: int | None = None, bounds=None, day_columns=()) -> keras.Model:
     """Build and compile the network.
 
     Parameters
@@ -139,6 +145,15 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
         (``QuestSequence.feature_bounds()``): each number is clipped to it
         before it is normalised and embedded; NaN leaves a side of a column
         unbounded. Without them the numbers enter as they are.
+    day_columns : sequence of int
+        Positions in the numbers block of the columns that hold a datetime's
+        elapsed days (``QuestSequence.day_columns()``). With an embedding
+        (``"default"`` and ``quantiles``), each also enters through an
+        embedding of its day, in bins a day wide over its range (:func:`day_edges`).
+        Opt-in (empty by default, and ``train`` passes none): on the dated
+        tables of ``benchmarks/bench_quality.py`` it helps where the label
+        moves from day to day (hourly weather) and loses where it is smooth
+        in time (``benchmarks/results/datetime_features.json``).
 
     Returns
     -------
@@ -156,7 +171,7 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
     embedding = preset["numeric_embedding"] if quantiles is not None else 0
     optimizer = _optimizer(preset, learning_rate, total_steps)
     if task == "regression":
-        inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds)
+        inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds, day_columns)
         standardised = keras.layers.Dense(1, name="standardised_target")(x)
         scale = float(target_std) if target_std and target_std > 0 else 1.0
         outputs = keras.layers.Rescaling(scale=scale, offset=float(target_mean), name="prediction")(standardised)
@@ -168,7 +183,7 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
     if num_classes < 2:
         raise SchemaError(f"a classifier needs at least 2 classes, the manifest has {num_classes}: "
                           "the label column holds one value in the training rows")
-    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds)
+    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds, day_columns)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
     network = keras.Model(inputs, outputs, name="quest_mlp")
     network.compile(
@@ -214,6 +229,40 @@ def _piecewise_linear(numbers, quantiles, size: int):
     return keras.layers.Flatten(name="numeric_embedding_flat")(embedded)
 
 
+def day_edges(lower: float, upper: float) -> np.ndarray:
+    """Bin edges for a datetime's elapsed days between ``lower`` and ``upper``: one bin a day, from midnight.
+
+    A range longer than :data:`DAY_BINS_MAX` days gets at most that many equal bins, each a whole number of days
+    wide, so the embedding's size stays bounded (a year of hourly rows: 366 bins of a day; ten years:
+    457 bins of 8 days).
+    """
+    start, end = np.floor(lower), np.ceil(upper)
+    days = max(end - start, 1.0)
+    width = max(1.0, np.ceil(days / DAY_BINS_MAX))
+    return start + width * np.arange(int(np.ceil(days / width)) + 1)
+
+
+def _day_embeddings(numbers, quantiles, size: int, bounds, day_columns) -> list:
+    """Per datetime's elapsed-days column: the embedding of the day it falls in, among :func:`day_edges` bins.
+
+    The bin is ``clip(floor((days - first edge) / width), 0, bins - 1)`` over the column's range in the split
+    (its quantiles' ends where the manifest records no range), then an ``Embedding`` of ``size``: each day
+    learns its own vector, which the quantile bins (a week wide over a year) cannot. Keras operations and a
+    built-in layer only, so the saved model loads without questlearn.
+    """
+    unknown = np.full(len(quantiles), np.nan)
+    lower, upper = (unknown, unknown) if bounds is None else (np.asarray(side, np.float64) for side in bounds)
+    parts = []
+    for column in sorted(set(int(c) for c in day_columns)):
+        low = lower[column] if np.isfinite(lower[column]) else min(quantiles[column])
+        high = upper[column] if np.isfinite(upper[column]) else max(quantiles[column])
+        edges = day_edges(low, high)
+        bins, start, width = len(edges) - 1, float(edges[0]), float(edges[1] - edges[0])
+        day = keras.ops.clip(keras.ops.floor((numbers[:, column] - start) / width), 0.0, float(bins - 1))
+        parts.append(keras.layers.Embedding(bins, size, name=f"days_embedding_{column}")(keras.ops.cast(day, "int32")))
+    return parts
+
+
 def describe_bounds(names, bounds) -> str:
     """One line: how many numbers columns the model bounds to their range in the split, and which it cannot."""
     if not len(names):
@@ -243,7 +292,8 @@ def _bounded(numbers, bounds):
     return keras.ops.minimum(keras.ops.maximum(numbers, lower), upper)
 
 
-def _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles=None, embedding: int = 0, bounds=None):
+def _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles=None, embedding: int = 0, bounds=None,
+                   day_columns=()):
     if not 0.0 <= dropout < 1.0:
         raise OptionError(f"dropout must be in [0, 1), got {dropout}")
     inputs, parts = {}, []
@@ -253,6 +303,7 @@ def _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles=None,
         parts.append(keras.layers.Normalization(mean=mean, variance=variance, name="normalize_from_manifest")(numbers))
         if embedding:
             parts.append(_piecewise_linear(numbers, quantiles, embedding))
+            parts.extend(_day_embeddings(numbers, quantiles, embedding, bounds, day_columns))
     if len(code_counts):
         inputs["codes"] = codes = keras.Input(shape=(len(code_counts),), dtype="int32", name="codes")
         for position, count in enumerate(code_counts):
