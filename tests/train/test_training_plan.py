@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from questlearn.train._defaults import TARGET_STEPS, training_plan
+from questlearn.train._defaults import (IN_MEMORY_TARGET_STEPS, STEPS_PER_EXECUTION, TARGET_STEPS, steps_per_execution,
+                                        training_plan)
+from questlearn.train.model import warmup_steps
 
 
 def test_a_300_row_table_gets_small_batches_and_many_epochs():
@@ -34,6 +36,28 @@ def test_the_users_values_win_and_only_the_rest_is_chosen():
     assert (plan.batch_size, plan.epochs) == (1024, 7) and plan.chosen == ("patience",)
     assert "chosen from the data size" in plan.describe(300)
     assert training_plan(300, 64, 5, 2).chosen == () and "as given" in training_plan(300, 64, 5, 2).describe(300)
+
+
+def test_a_table_in_memory_gets_a_larger_step_budget_and_patience_that_counts_after_the_warm_up():
+    for rows in (20_000, 54_000, 300_000):
+        from_shards, in_memory = training_plan(rows), training_plan(rows, in_memory=True, warmup_steps=warmup_steps)
+        steps = -(-rows // in_memory.batch_size)
+        assert in_memory.batch_size == from_shards.batch_size  # the same batches: only how long, and how patient
+        assert IN_MEMORY_TARGET_STEPS <= in_memory.epochs * steps < IN_MEMORY_TARGET_STEPS + steps
+        assert in_memory.epochs > 3 * from_shards.epochs and in_memory.patience >= 5
+        assert in_memory.warmup_epochs == -(-warmup_steps(in_memory.epochs * steps) // steps) >= 1
+    small = training_plan(276, in_memory=True, warmup_steps=warmup_steps)
+    assert (small.batch_size, small.epochs, small.patience, small.warmup_epochs) == (32, 400, 20, 20)
+    assert "counted after the warm-up's 20 epochs" in small.describe(276) and "in memory" in small.describe(276)
+    assert training_plan(276, in_memory=True).warmup_epochs == 0  # no schedule (the "small" preset): counted at once
+    given = training_plan(50_000, 64, 3, 2, in_memory=True, warmup_steps=warmup_steps)
+    assert (given.epochs, given.patience, given.warmup_epochs, given.chosen) == (3, 2, 1, ())  # 117 warm-up steps
+
+
+def test_steps_per_execution_divides_the_save_interval_and_is_one_where_batches_must_be_seen():
+    assert steps_per_execution() == STEPS_PER_EXECUTION > 1
+    assert steps_per_execution(save_every_batches=10) == 2 and steps_per_execution(save_every_batches=48) == 16
+    assert steps_per_execution(per_batch_callbacks=True) == 1 == steps_per_execution(backend="torch")
 
 
 def test_piecewise_linear_embedding_encodes_each_number_between_its_quantiles():
