@@ -46,6 +46,7 @@ from .model import MODELS, build_model, warmup_steps
 from .plots import read_history_csv
 
 
+VALIDATION_BATCH_SIZE = 1024  # rows a validation batch holds, at least
 IN_MEMORY_BUDGET = 256 * 2 ** 20  # bytes of training and validation rows served from memory, at most
 IN_MEMORY_SHARE = 0.25  # of the memory available when training starts, at most
 
@@ -248,8 +249,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         Serve the training and validation rows from arrays read once
         (:meth:`~questlearn.data.dataset.QuestSequence.in_memory`: the same batches in
         the same order) instead of from the shards batch by batch. By default, when
-        they fit :func:`memory_budget` (and the run is not one process of several);
-        the choice is printed. A table in memory also gets a larger step budget
+        they fit :func:`memory_budget`, unless ``use_multiprocessing`` or the run
+        is one process of several; the choice is printed. A table in memory also gets a larger step budget
         (:func:`~questlearn.train._defaults.training_plan`).
     steps_per_execution : int, optional
         Batches each call into the backend runs (Keras's ``compile`` argument);
@@ -295,16 +296,19 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     loading = dict(batch_size=batch_size, source=source, workers=workers, fill=fill,
                    use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size, **remote)
     train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
-    validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
+    # validation only evaluates: larger batches, fewer steps, the same mean over its rows
+    validation_data = QuestSequence(split_dir, "validate", shuffle=False,
+                                    **{**loading, "batch_size": max(batch_size, VALIDATION_BATCH_SIZE)})
     rows_bytes, budget = train_data.memory_bytes() + validation_data.memory_bytes(), memory_budget()
-    if in_memory is None:
-        in_memory = process is None and rows_bytes <= budget
+    if in_memory is None:  # worker processes were asked for (use_multiprocessing): they load the batches
+        in_memory = process is None and not use_multiprocessing and rows_bytes <= budget
     elif in_memory and process is not None:
         raise OptionError("in_memory serves a whole subset; a data-parallel process reads its own part from the shards")
     if in_memory:
         train_data, validation_data = train_data.in_memory(), validation_data.in_memory()
     if verbose:
-        where = "served from memory" if in_memory else "read from the shards batch by batch"
+        where = ("served from memory" if in_memory else "read from the shards batch by batch"
+                 + (" by worker processes" if use_multiprocessing else ""))
         print(f"questlearn: training and validation rows take {rows_bytes / 2 ** 20:.1f} MiB as arrays, the in-memory "
               f"budget is {budget / 2 ** 20:.0f} MiB (at most {IN_MEMORY_BUDGET // 2 ** 20} MiB or "
               f"{IN_MEMORY_SHARE:.0%} of the available memory): {where}", flush=True)
