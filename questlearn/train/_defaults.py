@@ -12,7 +12,8 @@ end it once the validation loss stops improving:
   from its shards (a log larger than memory, whose epochs are long), between
   2 and 200 epochs; :data:`IN_MEMORY_TARGET_STEPS` for a table whose training
   rows are served from memory (cheap steps), between 2 and
-  :data:`IN_MEMORY_EPOCH_RANGE`'s 400. The budget is a cap, not a goal:
+  200 epochs as well (a table of a few thousand rows reaches 200 epochs
+  first). The budget is a cap, not a goal:
   the learning rate's cosine runs over it, so it is still well above its
   floor while the validation loss keeps falling, and early stopping ends the
   run when it no longer does;
@@ -37,7 +38,7 @@ TARGET_STEPS = 6000  # a split read from its shards
 IN_MEMORY_TARGET_STEPS = 24000  # a table served from memory
 BATCH_RANGE = (32, 4096)
 EPOCH_RANGE = (2, 200)
-IN_MEMORY_EPOCH_RANGE = (2, 400)
+IN_MEMORY_EPOCH_RANGE = (2, 200)
 PATIENCE_RANGE = (3, 20)
 IN_MEMORY_PATIENCE_RANGE = (5, 20)
 STEPS_PER_EXECUTION = 16  # batches a backend call runs, when nothing needs to see each batch

@@ -322,7 +322,7 @@ class CrashAt(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 split, root = sys.argv[1], sys.argv[2]
-arguments = dict(epochs=3, batch_size=64, workers=1, verbose=0, seed=4, patience=10, steps_per_execution=5,
+arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, patience=10, steps_per_execution=5,
                  save_every_batches=10)
 straight = train(split, root + "/a", **arguments)
 record = json.load(open(root + "/a/history.json"))

@@ -35,5 +35,4 @@ def test_a_table_in_memory_trains_until_early_stopping_ends_it_and_ends_lower(sl
     assert not old_record["in_memory"] and new_record["in_memory"]
     assert len(old.history["epoch"]) == old_record["planned_epochs"]  # the epoch cap ended it
     assert len(new.history["epoch"]) < new_record["planned_epochs"]  # early stopping ended it
-    print(old.history["val_loss"], new.history["val_loss"], new_record["planned_epochs"])
     assert new.best("val_loss") < 0.8 * old.best("val_loss")

@@ -47,8 +47,8 @@ def test_a_table_in_memory_gets_a_larger_step_budget_and_patience_that_counts_af
         assert in_memory.epochs > 3 * from_shards.epochs and in_memory.patience >= 5
         assert in_memory.warmup_epochs == -(-warmup_steps(in_memory.epochs * steps) // steps) >= 1
     small = training_plan(276, in_memory=True, warmup_steps=warmup_steps)
-    assert (small.batch_size, small.epochs, small.patience, small.warmup_epochs) == (32, 400, 20, 20)
-    assert "counted after the warm-up's 20 epochs" in small.describe(276) and "in memory" in small.describe(276)
+    assert (small.batch_size, small.epochs, small.patience, small.warmup_epochs) == (32, 200, 20, 10)
+    assert "counted after the warm-up's 10 epochs" in small.describe(276) and "in memory" in small.describe(276)
     assert training_plan(276, in_memory=True).warmup_epochs == 0  # no schedule (the "small" preset): counted at once
     given = training_plan(50_000, 64, 3, 2, in_memory=True, warmup_steps=warmup_steps)
     assert (given.epochs, given.patience, given.warmup_epochs, given.chosen) == (3, 2, 1, ())  # 117 warm-up steps
