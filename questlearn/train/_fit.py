@@ -68,6 +68,30 @@ def _sees_every_batch(callback) -> bool:
                for hook in ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"))
 
 
+class EarlyStoppingAfterWarmup(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` whose patience counts only after the learning rate's warm-up.
+
+    The best value and weights are tracked from the first epoch (a warm-up
+    epoch may be the best one), but the epochs without improvement start to
+    count at epoch ``warmup_epochs``: the first, noisy epochs of a warm-up
+    cannot end the run.
+    """
+
+    def __init__(self, warmup_epochs: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.warmup_epochs = int(warmup_epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.warmup_epochs or (logs or {}).get(self.monitor) is None:
+            return super().on_epoch_end(epoch, logs)
+        patience, self.patience = self.patience, math.inf
+        self.wait -= 1  # Keras counts every epoch: this one does not count
+        try:
+            super().on_epoch_end(epoch, logs)
+        finally:
+            self.patience = patience
+
+
 class ThroughputLogger(keras.callbacks.Callback):
     """Add ``epoch_seconds`` and ``rows_per_second`` (training rows) to each epoch's logs."""
 
@@ -360,8 +384,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
               f"{len(train_data.code_counts())} category codes a row; {said}")
 
     checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
-    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
-                                                   start_from_epoch=plan.warmup_epochs)
+    early_stopping = EarlyStoppingAfterWarmup(plan.warmup_epochs, monitor="val_loss", patience=patience,
+                                              restore_best_weights=True)
     backup = TrainingBackup(backup_dir, train_data, every_batches=save_every_batches, every_minutes=save_every_minutes,
                             resumed=resumed, watched=(checkpoint, early_stopping))
     callbacks = [

@@ -77,3 +77,24 @@ def test_piecewise_linear_embedding_encodes_each_number_between_its_quantiles():
     first = [0.0, 0.5 + 0, 1 + 10 * 0.5, 1 + 10 * 1]  # bin 1 then bin 2, each clipped to [0, 1]
     second = [0.0, 50.0, 100.0, 100.0]
     np.testing.assert_allclose(out, np.stack([first, second], axis=1), atol=1e-5)
+
+
+def test_patience_counts_only_after_the_warm_up_and_the_best_epoch_may_be_a_warm_up_one():
+    from types import SimpleNamespace
+
+    from questlearn.train._fit import EarlyStoppingAfterWarmup
+
+    def stopped_at(callback, losses):
+        callback.set_model(SimpleNamespace(stop_training=False))
+        callback.on_train_begin()
+        for epoch, loss in enumerate(losses):
+            callback.on_epoch_end(epoch, {"val_loss": loss})
+            if callback.model.stop_training:
+                return epoch, callback.best_epoch
+        return None, callback.best_epoch
+
+    rising = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert stopped_at(EarlyStoppingAfterWarmup(0, patience=1), rising) == (1, 0)  # as Keras's EarlyStopping
+    assert stopped_at(EarlyStoppingAfterWarmup(3, patience=1), rising) == (3, 0)  # epochs 1 and 2 do not count
+    assert stopped_at(EarlyStoppingAfterWarmup(3, patience=2), [3.0, 2.0, 1.0, 1.5, 1.6, 1.7]) == (4, 2)
+    assert stopped_at(EarlyStoppingAfterWarmup(2, patience=0), [1.0, 2.0, 3.0]) == (2, 0)  # none stops inside it
