@@ -119,6 +119,7 @@ class QuestSequence(keras.utils.PyDataset):
         self.shard_index, self.shard_count = 0, 1
         self.start_batch = 0  # batches of this epoch to skip: set when resuming mid-epoch (questlearn.train._resume)
         self._plan = None
+        self._memory = None  # (x, y, first row of each shard) once read into memory (in_memory)
         self._owner_pid = os.getpid()
         # the shards a reader holds open at once: each worker process's, and this process's own
         files.need_room(subset, self.reader.cache_shards * (int(workers) + 1 if use_multiprocessing else 1),
@@ -145,6 +146,8 @@ class QuestSequence(keras.utils.PyDataset):
             batch = f"{position} of process {self.shard_index}'s equal shard (rows {first}:{stop} of {self.plan.total_rows})"
         else:
             batch, segments = position, self.plan.segments(position)
+        if self._memory is not None:
+            return self._take_from_memory(segments)
         in_worker = os.getpid() != self._owner_pid
         if in_worker:
             note_batch_started(self._owner_pid, self._describe(batch, segments))
@@ -168,6 +171,40 @@ class QuestSequence(keras.utils.PyDataset):
         """Advance to the next epoch's seeded order."""
         self.epoch += 1
         self._plan = None
+
+    # -- serving from memory --------------------------------------------------
+    def memory_bytes(self) -> int:
+        """Bytes the subset's rows take as arrays (:meth:`in_memory`): 4 a number, 4 a code, 8 a label."""
+        rows = sum(int(shard["rows"]) for shard in self.reader.shards)
+        return rows * (4 * len(self.reader._numbers) + 4 * len(self.reader._codes) + 8)
+
+    def in_memory(self) -> "QuestSequence":
+        """A copy that reads every shard of the subset once and serves its batches from those arrays.
+
+        The batches are the same rows in the same seeded order as this data set's (the same
+        :class:`~questlearn.data._batches.BatchPlan` picks them; only where they are read from
+        changes), without a file read, a loader thread or a worker process per batch: for a
+        subset that fits in memory (:meth:`memory_bytes`). Not for an equal shard of a
+        data-parallel run.
+        """
+        if self.shard_count > 1:
+            raise OptionError("in_memory() serves a whole subset: call it before shard()")
+        parts = [self.reader.read([(shard, np.arange(int(record["rows"])))])
+                 for shard, record in enumerate(self.reader.shards)]
+        x = {block: np.concatenate([part[0][block] for part in parts]) for block in parts[0][0]}
+        y = np.concatenate([part[1] for part in parts])
+        firsts = np.concatenate([[0], np.cumsum([int(record["rows"]) for record in self.reader.shards])[:-1]])
+        clone = QuestSequence.__new__(QuestSequence)
+        clone.__dict__.update(self.__dict__)
+        clone._plan = None
+        clone._memory = (x, y, firsts.astype(np.int64))
+        clone.workers, clone.use_multiprocessing = 1, False  # a batch is a fancy index: no loader to overlap
+        return clone
+
+    def _take_from_memory(self, segments):
+        x, y, firsts = self._memory
+        positions = np.concatenate([firsts[shard] + rows for shard, rows in segments])
+        return {block: values[positions] for block, values in x.items()}, y[positions]
 
     # -- helpers ------------------------------------------------------------
     @property

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +44,58 @@ from ._resume import TrainingBackup, fit_resuming, load_backup, remove_backup
 from ._torch_cpu import limit_torch_threads
 from .devices import describe_device
 from ..manifest._files import SUBSETS
+from ._defaults import steps_per_execution as choose_steps_per_execution
 from ._defaults import training_plan
 from ._embedding import describe_embeddings
 from ._model_store import open_model_dir
-from .model import build_model, describe_bounds
+from .model import MODELS, build_model, describe_bounds, warmup_steps
 from .plots import read_history_csv
+
+
+VALIDATION_BATCH_SIZE = 1024  # rows a validation batch holds, at least
+IN_MEMORY_BUDGET = 256 * 2 ** 20  # bytes of training and validation rows served from memory, at most
+IN_MEMORY_SHARE = 0.25  # of the memory available when training starts, at most
+
+
+def memory_budget() -> int:
+    """Bytes of rows :func:`train` may hold in memory: :data:`IN_MEMORY_BUDGET`, or
+    :data:`IN_MEMORY_SHARE` of the available memory when that is less."""
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on Linux: the fixed budget alone
+        return IN_MEMORY_BUDGET
+    return int(min(IN_MEMORY_BUDGET, IN_MEMORY_SHARE * available))
+
+
+def _sees_every_batch(callback) -> bool:
+    """Whether ``callback`` has its own batch hooks (Keras calls them once per ``steps_per_execution``)."""
+    base = keras.callbacks.Callback
+    return any(getattr(type(callback), hook) is not getattr(base, hook)
+               for hook in ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"))
+
+
+class EarlyStoppingAfterWarmup(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` whose patience counts only after the learning rate's warm-up.
+
+    The best value and weights are tracked from the first epoch (a warm-up
+    epoch may be the best one), but the epochs without improvement start to
+    count at epoch ``warmup_epochs``: the first, noisy epochs of a warm-up
+    cannot end the run.
+    """
+
+    def __init__(self, warmup_epochs: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.warmup_epochs = int(warmup_epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.warmup_epochs or (logs or {}).get(self.monitor) is None:
+            return super().on_epoch_end(epoch, logs)
+        patience, self.patience = self.patience, math.inf
+        self.wait -= 1  # Keras counts every epoch: this one does not count
+        try:
+            super().on_epoch_end(epoch, logs)
+        finally:
+            self.patience = patience
 
 
 class ThroughputLogger(keras.callbacks.Callback):
@@ -171,7 +219,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
           fill: str | None = None, class_weight=None, verbose: int = 1, extra_callbacks=(),
           process: tuple[int, int] | None = None, save_every_batches: int | None = None,
           save_every_minutes: float | None = None, progress: bool = False, cache_dir=None, cache_limit=None,
-          storage_options: dict | None = None, staging_dir=None) -> TrainingResult:
+          storage_options: dict | None = None, staging_dir=None, in_memory: bool | None = None,
+          steps_per_execution: int | None = None) -> TrainingResult:
     """Train :func:`~questlearn.train.model.build_model` on ``split_dir``.
 
     Parameters
@@ -233,6 +282,18 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         Show rows done, rows/s and time left inside each epoch
         (:class:`~questlearn.train._progress.TrainingProgress`) instead of Keras's
         progress bar; ``verbose`` then only controls the opening line.
+    in_memory : bool, optional
+        Serve the training and validation rows from arrays read once
+        (:meth:`~questlearn.data.dataset.QuestSequence.in_memory`: the same batches in
+        the same order) instead of from the shards batch by batch. By default, when
+        they fit :func:`memory_budget`, unless ``use_multiprocessing`` or the run
+        is one process of several; the choice is printed. A table in memory also gets a larger step budget
+        (:func:`~questlearn.train._defaults.training_plan`).
+    steps_per_execution : int, optional
+        Batches each call into the backend runs (Keras's ``compile`` argument);
+        by default :func:`~questlearn.train._defaults.steps_per_execution` (1 on torch,
+        with a callback of ``extra_callbacks`` that has batch hooks, or in a
+        data-parallel process). Must divide ``save_every_batches``.
 
     Returns
     -------
@@ -248,14 +309,18 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     questlearn.data.BatchLoadError
         A batch failed for another reason (a data worker died, a bug).
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
+                        ("steps_per_execution", steps_per_execution)):
         if value is not None and int(value) < (0 if name == "patience" else 1):
             raise OptionError(f"{name} must be at least {0 if name == 'patience' else 1}, got {value}")
+    if steps_per_execution is not None and save_every_batches and int(save_every_batches) % int(steps_per_execution):
+        raise OptionError(f"steps_per_execution ({steps_per_execution}) must divide save_every_batches "
+                          f"({save_every_batches}): a save happens only at the end of a backend call")
     remote = dict(cache_dir=cache_dir, cache_limit=cache_limit, storage_options=storage_options)
     manifest, _ = open_split(split_dir, SUBSETS, **remote)
     keys = signature_keys(manifest["schema"]["features"])  # a name the SavedModel cannot serve: refused before the fit
-    plan = training_plan(manifest["subsets"]["train"]["rows"], batch_size, epochs, patience)
-    epochs, batch_size, patience = plan.epochs, plan.batch_size, plan.patience
+    given_batch_size = batch_size
+    batch_size = training_plan(manifest["subsets"]["train"]["rows"], batch_size).batch_size  # the same in memory or not
     stored = open_model_dir(model_dir, storage_options, staging_dir, verbose)
     stored.prepare()  # a model folder in a store: its backup, if any, downloaded into the staging folder
     model_dir = stored.folder
@@ -269,7 +334,26 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     loading = dict(batch_size=batch_size, source=source, workers=workers, fill=fill,
                    use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size, **remote)
     train_data = QuestSequence(split_dir, "train", shuffle=True, seed=seed, **loading)
-    validation_data = QuestSequence(split_dir, "validate", shuffle=False, **loading)
+    # validation only evaluates: larger batches, fewer steps, the same mean over its rows
+    validation_data = QuestSequence(split_dir, "validate", shuffle=False,
+                                    **{**loading, "batch_size": max(batch_size, VALIDATION_BATCH_SIZE)})
+    rows_bytes, budget = train_data.memory_bytes() + validation_data.memory_bytes(), memory_budget()
+    if in_memory is None:  # worker processes were asked for (use_multiprocessing): they load the batches
+        in_memory = process is None and not use_multiprocessing and rows_bytes <= budget
+    elif in_memory and process is not None:
+        raise OptionError("in_memory serves a whole subset; a data-parallel process reads its own part from the shards")
+    if in_memory:
+        train_data, validation_data = train_data.in_memory(), validation_data.in_memory()
+    if verbose:
+        where = ("served from memory" if in_memory else "read from the shards batch by batch"
+                 + (" by worker processes" if use_multiprocessing else ""))
+        print(f"questlearn: training and validation rows take {rows_bytes / 2 ** 20:.1f} MiB as arrays, the in-memory "
+              f"budget is {budget / 2 ** 20:.0f} MiB (at most {IN_MEMORY_BUDGET // 2 ** 20} MiB or "
+              f"{IN_MEMORY_SHARE:.0%} of the available memory): {where}", flush=True)
+    schedule = MODELS.get(model, {}).get("schedule", False)
+    plan = training_plan(manifest["subsets"]["train"]["rows"], given_batch_size, epochs, patience, in_memory=in_memory,
+                         warmup_steps=warmup_steps if schedule else None)
+    epochs, patience = plan.epochs, plan.patience
     parallel = {}
     if process is not None:  # equal shards, agreed by all processes, or all fail here
         from ._processes import shard_for_process
@@ -315,7 +399,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
               f"{len(train_data.code_counts())} category codes a row; {said}")
 
     checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
-    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    early_stopping = EarlyStoppingAfterWarmup(plan.warmup_epochs, monitor="val_loss", patience=patience,
+                                              restore_best_weights=True)
     backup = TrainingBackup(backup_dir, train_data, every_batches=save_every_batches, every_minutes=save_every_minutes,
                             resumed=resumed, watched=(checkpoint, early_stopping), after_save=stored.backup_saved)
     callbacks = [
@@ -329,6 +414,12 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         *([TrainingProgress(train_data, epochs=epochs)] if progress else []),  # after backup, which sets the epoch
         *extra_callbacks,
     ]
+    if steps_per_execution is None:
+        per_batch = process is not None or any(map(_sees_every_batch, (*extra_callbacks, *parallel.get("callbacks", ()))))
+        steps_per_execution = choose_steps_per_execution(save_every_batches, per_batch, keras.backend.backend())
+    elif steps_per_execution > 1 and keras.backend.backend() == "torch":
+        raise OptionError(f"steps_per_execution must be 1 on the torch backend, got {steps_per_execution}")
+    network.steps_per_execution = int(steps_per_execution)  # as compile(steps_per_execution=...) sets it
     if class_weight == "balanced":
         counts = class_counts(train_data)
         class_weight = {c: float(counts.sum() / (len(counts) * n)) for c, n in enumerate(counts.tolist()) if n}
@@ -356,6 +447,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         "model": model,
         "planned_epochs": epochs,
         "patience": patience,
+        "patience_from_epoch": plan.warmup_epochs,
+        "in_memory": bool(in_memory),
+        "steps_per_execution": int(steps_per_execution),
         "workers": workers,
         "use_multiprocessing": use_multiprocessing,
         **parallel.get("record", {}),

@@ -118,11 +118,15 @@ class TrainingProgress(keras.callbacks.Callback):
         self._start = time.monotonic()
         self._last_write = self._start
         self._width = 0
+        self._next_batch = 0
 
     def on_train_batch_end(self, batch, logs=None):
+        # with steps_per_execution > 1 Keras calls this once per call into the backend, with the call's last
+        # batch (past the epoch's end in a short last call): every batch since the previous call counts
         data = self.dataset
-        index = data.shard_index + (data.start_batch + batch) * data.shard_count
-        self._done += rows_in_batches(data.plan, [index])
+        done = range(self._next_batch, min(batch + 1, len(data)))
+        self._next_batch = done.stop
+        self._done += rows_in_batches(data.plan, [data.shard_index + (data.start_batch + b) * data.shard_count for b in done])
         now = time.monotonic()
         if now - self._last_write >= self.refresh_seconds:
             self._write(self._status(now), final=False)

@@ -23,7 +23,11 @@ instead. It saves, atomically, in ``backup/state.npz``:
   weights), which Keras would otherwise forget on a restart.
 
 It saves at the end of each epoch and, when asked, every ``every_batches``
-batches and/or every ``every_minutes`` minutes. On a restart, :func:`train`
+batches and/or every ``every_minutes`` minutes. With ``steps_per_execution``
+above 1, Keras calls the batch hooks once per call into the backend, with
+the call's last batch: a save then falls at the end of a call and records the
+batches really done (:func:`~questlearn.train._fit.train` makes
+``steps_per_execution`` divide ``every_batches``), so resuming stays exact. On a restart, :func:`train`
 loads the state, restores the variables, and runs the rest of the
 interrupted epoch from batch ``batches_done`` (``QuestSequence.start_batch``)
 as a ``fit`` of its own, then the remaining epochs. The data set is pointed

@@ -201,10 +201,16 @@ def _optimizer(preset: dict, learning_rate: float, total_steps: int | None):
         return keras.optimizers.Adam(learning_rate)
     rate = learning_rate
     if total_steps:
-        warmup = int(min(WARMUP_MAX_STEPS, max(1, WARMUP_SHARE * total_steps)))
+        warmup = warmup_steps(total_steps)
         rate = keras.optimizers.schedules.CosineDecay(learning_rate / 10, decay_steps=max(int(total_steps) - warmup, 1),
                                                       alpha=0.01, warmup_target=learning_rate, warmup_steps=warmup)
     return keras.optimizers.AdamW(rate, weight_decay=preset["weight_decay"])
+
+
+def warmup_steps(total_steps: int) -> int:
+    """Steps of the ``"default"`` preset's linear warm-up in a plan of ``total_steps``: a
+    :data:`WARMUP_SHARE` of them, at least 1, at most :data:`WARMUP_MAX_STEPS`."""
+    return int(min(WARMUP_MAX_STEPS, max(1, WARMUP_SHARE * total_steps)))
 
 
 def _piecewise_linear(numbers, quantiles, size: int):

@@ -305,3 +305,56 @@ def test_partial_states_of_killed_saves_are_removed_at_the_next_start(tmp_path):
     write_small_state(backup / "state.npz")
     stale[0].write_bytes(b"PK\x03\x04half a save")
     assert load_backup(backup).epoch == 1 and not stale[0].exists()
+
+
+SPE_CHECK = """
+import json, sys, keras, numpy as np
+from questlearn.train._fit import train
+from questlearn.train._resume import load_backup
+
+class CrashAt(keras.callbacks.Callback):
+    ends = []
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        CrashAt.ends.append(batch)
+        if (self.epoch, batch) == (1, 24):
+            raise RuntimeError("simulated crash")
+
+split, root = sys.argv[1], sys.argv[2]
+arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, patience=10, steps_per_execution=5,
+                 save_every_batches=10)
+straight = train(split, root + "/a", **arguments)
+record = json.load(open(root + "/a/history.json"))
+assert record["steps_per_execution"] == 5 and record["in_memory"], record
+try:
+    train(split, root + "/b", extra_callbacks=[CrashAt()], **arguments)
+except RuntimeError:
+    pass
+assert CrashAt.ends[:3] == [4, 9, 14], CrashAt.ends[:3]  # Keras ran five batches a call
+state = load_backup(root + "/b/backup")
+assert (state.epoch, state.batches_done) == (1, 20), (state.epoch, state.batches_done)
+resumed = train(split, root + "/b", **arguments)
+assert straight.history["loss"] == resumed.history["loss"], (straight.history["loss"], resumed.history["loss"])
+for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+print("SAME", keras.backend.backend())
+"""
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_several_steps_per_execution_resume_mid_epoch_exactly(id_feature_split, tmp_path, backend):
+    """Five batches a backend call, a save every ten: killed at batch 24 of epoch 1, the run resumes at batch 20
+    and ends as the uninterrupted run does, on TensorFlow and on jax."""
+    pytest.importorskip(backend)
+    result = subprocess.run([sys.executable, "-c", SPE_CHECK, str(id_feature_split), str(tmp_path)],
+                            capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=1140)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"SAME {backend}" in result.stdout
+
+
+def test_steps_per_execution_must_divide_the_save_interval(id_feature_split, tmp_path):
+    with pytest.raises(ValueError, match="must divide save_every_batches"):
+        train(id_feature_split, tmp_path, epochs=1, batch_size=64, verbose=0, steps_per_execution=4,
+              save_every_batches=10)

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from questlearn.train._defaults import TARGET_STEPS, training_plan
+from questlearn.train._defaults import (IN_MEMORY_TARGET_STEPS, STEPS_PER_EXECUTION, TARGET_STEPS, steps_per_execution,
+                                        training_plan)
+from questlearn.train.model import warmup_steps
 
 
 def test_a_300_row_table_gets_small_batches_and_many_epochs():
@@ -36,6 +38,29 @@ def test_the_users_values_win_and_only_the_rest_is_chosen():
     assert training_plan(300, 64, 5, 2).chosen == () and "as given" in training_plan(300, 64, 5, 2).describe(300)
 
 
+def test_a_table_in_memory_gets_a_larger_step_budget_and_patience_that_counts_after_the_warm_up():
+    for rows in (20_000, 54_000, 300_000):
+        from_shards, in_memory = training_plan(rows), training_plan(rows, in_memory=True, warmup_steps=warmup_steps)
+        steps = -(-rows // in_memory.batch_size)
+        assert in_memory.batch_size == from_shards.batch_size  # the same batches: only how long, and how patient
+        assert IN_MEMORY_TARGET_STEPS <= in_memory.epochs * steps < IN_MEMORY_TARGET_STEPS + steps
+        assert in_memory.epochs > 3 * from_shards.epochs
+        assert in_memory.patience == max(5, from_shards.patience)  # a tenth of the epochs from shards, at least 5
+        assert in_memory.warmup_epochs == -(-warmup_steps(in_memory.epochs * steps) // steps) >= 1
+    small = training_plan(276, in_memory=True, warmup_steps=warmup_steps)
+    assert (small.batch_size, small.epochs, small.patience, small.warmup_epochs) == (32, 200, 20, 10)
+    assert "counted after the warm-up's 10 epochs" in small.describe(276) and "in memory" in small.describe(276)
+    assert training_plan(276, in_memory=True).warmup_epochs == 0  # no schedule (the "small" preset): counted at once
+    given = training_plan(50_000, 64, 3, 2, in_memory=True, warmup_steps=warmup_steps)
+    assert (given.epochs, given.patience, given.warmup_epochs, given.chosen) == (3, 2, 1, ())  # 117 warm-up steps
+
+
+def test_steps_per_execution_divides_the_save_interval_and_is_one_where_batches_must_be_seen():
+    assert steps_per_execution() == STEPS_PER_EXECUTION > 1
+    assert steps_per_execution(save_every_batches=10) == 2 and steps_per_execution(save_every_batches=48) == 16
+    assert steps_per_execution(per_batch_callbacks=True) == 1 == steps_per_execution(backend="torch")
+
+
 def test_piecewise_linear_embedding_encodes_each_number_between_its_quantiles():
     import keras
 
@@ -53,3 +78,24 @@ def test_piecewise_linear_embedding_encodes_each_number_between_its_quantiles():
     first = [0.0, 0.5 + 0, 1 + 10 * 0.5, 1 + 10 * 1]  # bin 1 then bin 2, each clipped to [0, 1]
     second = [0.0, 50.0, 100.0, 100.0]
     np.testing.assert_allclose(out, np.stack([first, second], axis=1), atol=1e-5)
+
+
+def test_patience_counts_only_after_the_warm_up_and_the_best_epoch_may_be_a_warm_up_one():
+    from types import SimpleNamespace
+
+    from questlearn.train._fit import EarlyStoppingAfterWarmup
+
+    def stopped_at(callback, losses):
+        callback.set_model(SimpleNamespace(stop_training=False))
+        callback.on_train_begin()
+        for epoch, loss in enumerate(losses):
+            callback.on_epoch_end(epoch, {"val_loss": loss})
+            if callback.model.stop_training:
+                return epoch, callback.best_epoch
+        return None, callback.best_epoch
+
+    rising = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert stopped_at(EarlyStoppingAfterWarmup(0, patience=1), rising) == (1, 0)  # as Keras's EarlyStopping
+    assert stopped_at(EarlyStoppingAfterWarmup(3, patience=1), rising) == (3, 0)  # epochs 1 and 2 do not count
+    assert stopped_at(EarlyStoppingAfterWarmup(3, patience=2), [3.0, 2.0, 1.0, 1.5, 1.6, 1.7]) == (4, 2)
+    assert stopped_at(EarlyStoppingAfterWarmup(2, patience=0), [1.0, 2.0, 3.0]) == (2, 0)  # none stops inside it

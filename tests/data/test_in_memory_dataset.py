@@ -1,0 +1,47 @@
+"""A subset served from memory gives the same batches, in the same seeded order, as read from its shards."""
+
+import numpy as np
+import pytest
+
+from questlearn.data.dataset import QuestSequence
+
+
+def assert_same_batches(from_shards, from_memory, epochs):
+    assert len(from_memory) == len(from_shards)
+    for epoch in range(epochs):
+        from_shards.set_epoch(epoch)
+        from_memory.set_epoch(epoch)
+        for index in range(len(from_shards)):
+            (x_shards, y_shards), (x_memory, y_memory) = from_shards[index], from_memory[index]
+            assert sorted(x_memory) == sorted(x_shards)
+            for block in x_shards:
+                assert x_memory[block].dtype == x_shards[block].dtype
+                np.testing.assert_array_equal(x_memory[block], x_shards[block], err_msg=f"epoch {epoch} batch {index}")
+            np.testing.assert_array_equal(y_memory, y_shards)
+
+
+@pytest.mark.parametrize("batch_size", [64, 77, None])
+def test_in_memory_batches_are_the_shard_batches_in_the_same_seeded_order(id_split, batch_size):
+    """Several shards, batches across shard boundaries, one batch per shard: same rows, same order, three epochs."""
+    from_shards = QuestSequence(id_split, "train", batch_size=batch_size, shuffle=True, seed=3, workers=2)
+    from_memory = from_shards.in_memory()
+    assert len(from_shards.reader.shards) > 3 and from_memory.workers == 1 and not from_memory.use_multiprocessing
+    assert_same_batches(from_shards, from_memory, epochs=3)
+    ids = from_memory.input_names()["numbers"].index("attempt_id")
+    from_memory.set_epoch(0)
+    first = np.concatenate([from_memory[i][0]["numbers"][:, ids] for i in range(len(from_memory))])
+    from_memory.set_epoch(1)
+    second = np.concatenate([from_memory[i][0]["numbers"][:, ids] for i in range(len(from_memory))])
+    assert sorted(first) == sorted(second) and len(set(first)) == len(first) and not np.array_equal(first, second)
+
+
+def test_in_memory_validation_and_a_resumed_epoch_match_the_shards(id_split):
+    validation = QuestSequence(id_split, "validate", batch_size=50, shuffle=False)
+    assert_same_batches(validation, validation.in_memory(), epochs=1)
+    resumed = QuestSequence(id_split, "train", batch_size=64, seed=1)
+    from_memory = resumed.in_memory()
+    resumed.start_batch = from_memory.start_batch = 5  # a resumed epoch starts after its last saved batch
+    assert_same_batches(resumed, from_memory, epochs=2)
+    numbers = len(resumed.input_names().get("numbers", []))
+    codes = len(resumed.input_names().get("codes", []))
+    assert resumed.memory_bytes() == resumed.plan.total_rows * (4 * numbers + 4 * codes + 8)
