@@ -31,6 +31,7 @@ NOT_A_USERS_MISTAKE = {"questlearn.data._supervision.BatchLoadError"}
 SORTED_MODULES = (".",)
 INTERNAL_VALUE_ERRORS = {
     ("train/_backup_file.py", "_read_state"): 2,  # caught by load_backup: a DamagedBackupError (a ModelFileError)
+    ("train/_model_store.py", "_read_pointer"): 1,  # caught there: a DamagedBackupError naming the pointer's URL
     ("schema/encoding.py", "__post_init__"): 2,  # an Encoding built wrong; the split builds it from checked options
     ("split/_scatter.py", "deal"): 1,  # more rows than free places: the split opens shards for every row first
     ("split/_shards.py", "npy_header"): 1,  # a shape whose header outgrows the fixed 128 bytes
