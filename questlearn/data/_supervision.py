@@ -287,7 +287,7 @@ def _stop_replacing_workers(pool) -> None:
     notifier = getattr(pool, "_change_notifier", None)
     if notifier is not None:
         _quietly(notifier.put, None)  # wakes the handler from its wait on the workers' sentinels
-    handler.join(KILL_AFTER_SECONDS)
+    handler.join(EXIT_WAIT_SECONDS)  # ends as soon as a replacement it is starting (slow on a busy machine) is listed
 
 
 def _quietly(function, *args) -> None:
