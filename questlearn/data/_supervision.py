@@ -53,6 +53,8 @@ EXIT_WAIT_SECONDS = 30.0  # a bound, not a pause: the wait ends as soon as the k
 
 _watchdog_lock = threading.Lock()
 _watchdog_thread = None
+_held_pools = set()  # every pool the watchdog has seen running, held until it has closed or been shut down
+_held_lock = threading.Lock()
 
 
 class BatchLoadError(RuntimeError):
@@ -129,9 +131,14 @@ def _failure_quoted_by(error: Exception) -> BatchLoadError | None:
 
 
 def _data_pools() -> weakref.WeakSet:
-    """Keras's worker pools alive now (none when Keras's data adapter was never imported)."""
+    """Keras's worker pools alive now, and those the watchdog holds (none when Keras's data adapter was never
+    imported). Keras lists its pools in a weak set: when ``fit`` fails it drops a pool that may still have
+    workers running, so the watchdog keeps each pool it has seen until the pool has ended."""
     adapter = sys.modules.get("keras.src.trainers.data_adapters.py_dataset_adapter")
-    return weakref.WeakSet(adapter._DATA_POOLS) if adapter is not None else weakref.WeakSet()
+    pools = weakref.WeakSet(adapter._DATA_POOLS) if adapter is not None else weakref.WeakSet()
+    with _held_lock:
+        pools.update(_held_pools)
+    return pools
 
 
 def end_pools_started_since(before) -> None:
@@ -195,7 +202,10 @@ def _watch() -> None:
     records = weakref.WeakKeyDictionary()
     while True:
         time.sleep(POLL_SECONDS)
-        for pool in list(py_dataset_adapter._DATA_POOLS):
+        with _held_lock:
+            _held_pools.update(pool for pool in list(py_dataset_adapter._DATA_POOLS) if pool._state == "RUN")
+            watched = list(_held_pools)
+        for pool in watched:
             try:
                 record = records.setdefault(pool, {"seen": {}, "initial": None, "failed": None,
                                                    "born": time.time() - POLL_SECONDS - 0.5})
@@ -215,6 +225,7 @@ def _check(pool, record: dict) -> None:
     if record["failed"] is None:
         if pool._state != "RUN" and not record.get("forgotten"):
             _forget(list(record["seen"]))  # the pool closed normally
+            _release(pool)
             record["forgotten"] = True
         return
     error, since = record["failed"]
@@ -263,6 +274,13 @@ def _shut_down(pool, workers) -> None:
     workers = list({process.pid: process for process in [*workers, *list(pool._pool)]}.values())
     _end_processes(workers)
     _forget([process.pid for process in workers])
+    _release(pool)
+
+
+def _release(pool) -> None:
+    """Stop holding a pool that has closed or been shut down."""
+    with _held_lock:
+        _held_pools.discard(pool)
 
 
 def _end_processes(workers) -> None:
