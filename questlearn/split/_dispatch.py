@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._interrupts import keep_interrupts_in_python
 from ..errors import OptionError
 from ._output import check_output_apart
 from ._sequential import split_sequential
@@ -89,7 +90,14 @@ def split_csv(source, out_dir, *, progress: bool = False, verbose: bool = True, 
         holding something else, or one that is, holds or lies inside the
         source; a train, validate or test subset left without rows
         (:mod:`questlearn.split._output`).
+
+    Notes
+    -----
+    A split turns off pyarrow's own Ctrl-C handling for the process
+    (:func:`questlearn._interrupts.keep_interrupts_in_python`), which can
+    drop the signal: an interrupt then always stops the split.
     """
+    keep_interrupts_in_python()
     for key in ("id_columns", "categorical_columns", "datetime_columns", "formats", "na_values"):
         if key in parameters:
             parameters[key] = tuple(parameters[key])
