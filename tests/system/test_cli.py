@@ -52,39 +52,52 @@ def test_version(capsys):
     assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"questlearn {questlearn.__version__}"
 
 
-def test_quiet_import_drops_start_up_noise_but_keeps_real_errors():
-    code = (
-        "import os\n"
-        "from questlearn.quiet import filtered_stderr\n"
-        "with filtered_stderr():\n"
-        "    os.write(2, b'I0000 00:00:1795571487.494494   11176 port.cc:153] oneDNN custom operations are on.\\n')\n"
-        "    os.write(2, b'E0000 00:00:1795571494.970452   11176 cuda_platform.cc:52] failed call to cuInit: INTERNAL\\n')\n"
-        "    os.write(2, b'E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure\\n')\n"
-        "    os.write(2, b'Traceback: something real\\n')\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=900)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == ["E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure",
-                                          "Traceback: something real"]
+STDERR_CHECKS = (
+    "import os, sys\n"
+    "import numpy as np\n"
+    "from questlearn.quiet import filtered_stderr, keras\n"
+    "from questlearn.train.model import SparseAUC\n"
+    # A 3-class model's AUC runs boolean ops; on CPUs without AVX-512 oneDNN logs an E-line about it once.
+    "x, y = np.random.rand(64, 4).astype('float32'), np.arange(64) % 3\n"
+    "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='softmax')])\n"
+    "model.compile('adam', 'sparse_categorical_crossentropy', metrics=[SparseAUC(3)])\n"
+    "model.fit(x, y, epochs=1, verbose=0)\n"
+    "sys.stderr.flush()\n"
+    "os.write(2, b'-- filtered --\\n')\n"
+    "with filtered_stderr():\n"
+    "    os.write(2, b'I0000 00:00:1795571487.494494   11176 port.cc:153] oneDNN custom operations are on.\\n')\n"
+    "    os.write(2, b'E0000 00:00:1795571494.970452   11176 cuda_platform.cc:52] failed call to cuInit: INTERNAL\\n')\n"
+    "    os.write(2, b'E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure\\n')\n"
+    "    os.write(2, b'Traceback: something real\\n')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def stderr_checks():
+    """One fresh process (the user's environment) that fits a multi-class model, then writes start-up noise and
+    real errors inside ``filtered_stderr``; returns its exit code and its stderr before and after the marker."""
+    result = subprocess.run([sys.executable, "-c", STDERR_CHECKS], capture_output=True, text=True, env=plain_env(),
+                            timeout=840)
+    fit, marker, filtered = result.stderr.partition("-- filtered --\n")
+    return result.returncode, result.stderr, fit, filtered if marker else None
+
+
+@pytest.mark.timeout(900)
+def test_quiet_import_drops_start_up_noise_but_keeps_real_errors(stderr_checks):
+    returncode, stderr, _, filtered = stderr_checks
+    assert returncode == 0, stderr
+    assert filtered.splitlines() == ["E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure",
+                                     "Traceback: something real"]
     assert is_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
     assert not is_noise("ValueError: bad input")
 
 
 @pytest.mark.timeout(900)
-def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr():
+def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr(stderr_checks):
     """A 3-class model's AUC runs boolean ops; on CPUs without AVX-512 oneDNN logs an E-line about it once."""
-    code = (
-        "import numpy as np\n"
-        "from questlearn.quiet import keras\n"
-        "from questlearn.train.model import SparseAUC\n"
-        "x, y = np.random.rand(64, 4).astype('float32'), np.arange(64) % 3\n"
-        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='softmax')])\n"
-        "model.compile('adam', 'sparse_categorical_crossentropy', metrics=[SparseAUC(3)])\n"
-        "model.fit(x, y, epochs=1, verbose=0)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=840)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.strip() == "", result.stderr[-3000:]
+    returncode, stderr, fit, _ = stderr_checks
+    assert returncode == 0, stderr[-3000:]
+    assert fit.strip() == "", stderr[-3000:]
 
 
 @pytest.mark.timeout(900)
