@@ -99,3 +99,15 @@ def record_batches(record_path, pause=None):
             setattr(owner, name, original)
 
     return undo
+
+
+def train_recorded(record_path, train_args):
+    """Run ``questlearn train TRAIN_ARGS...`` in this process to its end, recording every trained batch to
+    ``record_path`` as :func:`record_batches` does; returns the command's exit code."""
+    from questlearn.cli import main
+
+    undo = record_batches(record_path)
+    try:
+        return main(["train", *map(str, train_args)])
+    finally:
+        undo()

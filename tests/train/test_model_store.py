@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from batch_records import record_batches
+from batch_records import train_recorded
 from helpers import start_child
 from resumed import assert_resumed_equals_uninterrupted
 from s3server import stored_objects
@@ -88,14 +88,10 @@ def test_a_serving_command_on_a_prefix_without_a_finished_model_says_so_in_one_l
 
 @pytest.mark.timeout(1200)
 def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_every_row_once(
-        s3, tiny_split, tmp_path, monkeypatch):
+        s3, tiny_split, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    undo = record_batches(tmp_path / "a.txt")  # the uninterrupted run, in this process, recorded as the child's are
-    try:
-        code = main(["train", str(tiny_split), "--model-dir", str(tmp_path / "a"), *TRAIN_ARGS])
-    finally:
-        undo()
-    assert code == 0
+    uninterrupted = train_recorded(tmp_path / "a.txt", [tiny_split, "--model-dir", tmp_path / "a", *TRAIN_ARGS])
+    assert uninterrupted == 0, capsys.readouterr().err[-3000:]
     straight = records(tmp_path / "a.txt")
     batches = max(b for e, b, _ in straight) + 1
     assert batches > 10
@@ -126,9 +122,11 @@ def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_
     shutil.rmtree(tmp_path / "xdg", ignore_errors=True)
 
     (tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
-    resumed = start_training(tmp_path, "b.txt", "-", url, tiny_split, [*every, "--staging-dir", tmp_path / "two"])
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-3000:]
+    capsys.readouterr()
+    resumed = train_recorded(tmp_path / "b.txt", [tiny_split, "--model-dir", url, *TRAIN_ARGS, *every, "--staging-dir",
+                                                  tmp_path / "two"])  # in this process: a new start
+    out, err = capsys.readouterr()
+    assert resumed == 0, err[-3000:]
     assert "downloaded the backup" in out and "resuming from" in out and "batch 9" in out
 
     after = records(tmp_path / "b.txt")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from batch_records import record_batches
+from batch_records import train_recorded
 from helpers import TORCH_MISSING, run_child, run_env, start_child
 from resumed import CrashAt, assert_resumed_equals_uninterrupted, steps_per_execution_resume
 from splits import model_ready_split
@@ -48,16 +48,6 @@ def start_training(record, pause, model_dir, split_dir, extra=()):
     return start_child("resume_child.py", record, pause, "--", split_dir, "--model-dir", model_dir, *TRAIN_ARGS, *extra)
 
 
-def train_recorded(record, model_dir, split_dir):
-    """Run ``questlearn train`` to its end in this process, recording each batch's ids to ``record`` as the child
-    does; returns its exit code."""
-    undo = record_batches(record)
-    try:
-        return main(["train", str(split_dir), "--model-dir", str(model_dir), *TRAIN_ARGS])
-    finally:
-        undo()
-
-
 def records(path):
     """``[(epoch, batch, [ids...]), ...]`` in the order the batches were trained."""
     rows = []
@@ -68,10 +58,11 @@ def records(path):
 
 
 @pytest.mark.timeout(1200)
-def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path):
+def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path, capsys):
     expected = train_ids(id_feature_split)
 
-    assert train_recorded(tmp_path / "a.txt", tmp_path / "a", id_feature_split) == 0  # uninterrupted
+    uninterrupted = train_recorded(tmp_path / "a.txt", [id_feature_split, "--model-dir", tmp_path / "a", *TRAIN_ARGS])
+    assert uninterrupted == 0, capsys.readouterr().err[-3000:]
 
     killed = start_training(tmp_path / "b.txt", "1:37", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
     deadline = time.monotonic() + 720
@@ -88,9 +79,11 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
     assert [b for e, b, _ in before_kill if e == 1] == list(range(38))  # trained up to batch 37, then killed
 
     Path(tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
-    resumed = start_training(tmp_path / "b.txt", "-", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
-    out, err = resumed.communicate(timeout=900)
-    assert resumed.returncode == 0, err[-3000:]
+    capsys.readouterr()
+    resumed = train_recorded(tmp_path / "b.txt", [id_feature_split, "--model-dir", tmp_path / "b", *TRAIN_ARGS,
+                                                  "--save-every-batches", "10"])  # in this process: a new start
+    out, err = capsys.readouterr()
+    assert resumed == 0, err[-3000:]
     assert "resuming from" in out and "batch 31" in out
 
     after = records(tmp_path / "b.txt")
