@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import questlearn
-from questlearn.cli import build_parser
+from questlearn.cli import build_parser, main
 from questlearn.quiet import is_noise
 
 TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \S+ +\d+ \S+:\d+\]|absl::InitializeLog|cuInit|rebuild TensorFlow")
@@ -46,53 +46,70 @@ def test_every_option_has_help_and_help_shows_defaults():
     assert "--model {default,small}" in train_help and "(default: default)" in train_help
 
 
-def test_version():
-    result = cli("--version")
-    assert result.returncode == 0 and result.stdout.strip() == f"questlearn {questlearn.__version__}"
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"questlearn {questlearn.__version__}"
 
 
-def test_quiet_import_drops_start_up_noise_but_keeps_real_errors():
-    code = (
-        "import os\n"
-        "from questlearn.quiet import filtered_stderr\n"
-        "with filtered_stderr():\n"
-        "    os.write(2, b'I0000 00:00:1795571487.494494   11176 port.cc:153] oneDNN custom operations are on.\\n')\n"
-        "    os.write(2, b'E0000 00:00:1795571494.970452   11176 cuda_platform.cc:52] failed call to cuInit: INTERNAL\\n')\n"
-        "    os.write(2, b'E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure\\n')\n"
-        "    os.write(2, b'Traceback: something real\\n')\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=900)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == ["E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure",
-                                          "Traceback: something real"]
+STDERR_CHECKS = (
+    "import os, sys\n"
+    "import numpy as np\n"
+    "from questlearn.quiet import filtered_stderr, keras\n"
+    "from questlearn.train.model import SparseAUC\n"
+    # A 3-class model's AUC runs boolean ops; on CPUs without AVX-512 oneDNN logs an E-line about it once.
+    "x, y = np.random.rand(64, 4).astype('float32'), np.arange(64) % 3\n"
+    "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='softmax')])\n"
+    "model.compile('adam', 'sparse_categorical_crossentropy', metrics=[SparseAUC(3)])\n"
+    "model.fit(x, y, epochs=1, verbose=0)\n"
+    "sys.stderr.flush()\n"
+    "os.write(2, b'-- filtered --\\n')\n"
+    "with filtered_stderr():\n"
+    "    os.write(2, b'I0000 00:00:1795571487.494494   11176 port.cc:153] oneDNN custom operations are on.\\n')\n"
+    "    os.write(2, b'E0000 00:00:1795571494.970452   11176 cuda_platform.cc:52] failed call to cuInit: INTERNAL\\n')\n"
+    "    os.write(2, b'E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure\\n')\n"
+    "    os.write(2, b'Traceback: something real\\n')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def stderr_checks():
+    """One fresh process (the user's environment) that fits a multi-class model, then writes start-up noise and
+    real errors inside ``filtered_stderr``; returns its exit code and its stderr before and after the marker."""
+    result = subprocess.run([sys.executable, "-c", STDERR_CHECKS], capture_output=True, text=True, env=plain_env(),
+                            timeout=840)
+    fit, marker, filtered = result.stderr.partition("-- filtered --\n")
+    return result.returncode, result.stderr, fit, filtered if marker else None
+
+
+@pytest.mark.timeout(900)
+def test_quiet_import_drops_start_up_noise_but_keeps_real_errors(stderr_checks):
+    returncode, stderr, _, filtered = stderr_checks
+    assert returncode == 0, stderr
+    assert filtered.splitlines() == ["E0000 00:00:1795571494.970452   11176 kernel.cc:9] a genuine failure",
+                                     "Traceback: something real"]
     assert is_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
     assert not is_noise("ValueError: bad input")
 
 
 @pytest.mark.timeout(900)
-def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr():
+def test_multi_class_fit_writes_no_onednn_boolean_notice_to_stderr(stderr_checks):
     """A 3-class model's AUC runs boolean ops; on CPUs without AVX-512 oneDNN logs an E-line about it once."""
-    code = (
-        "import numpy as np\n"
-        "from questlearn.quiet import keras\n"
-        "from questlearn.train.model import SparseAUC\n"
-        "x, y = np.random.rand(64, 4).astype('float32'), np.arange(64) % 3\n"
-        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='softmax')])\n"
-        "model.compile('adam', 'sparse_categorical_crossentropy', metrics=[SparseAUC(3)])\n"
-        "model.fit(x, y, epochs=1, verbose=0)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(), timeout=840)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.strip() == "", result.stderr[-3000:]
+    returncode, stderr, fit, _ = stderr_checks
+    assert returncode == 0, stderr[-3000:]
+    assert fit.strip() == "", stderr[-3000:]
 
 
 @pytest.mark.timeout(900)
-def test_demo_writes_no_tensorflow_log_line_to_stderr(tmp_path):
+def test_demo_runs_end_to_end_and_writes_no_tensorflow_log_line_to_stderr(tmp_path):
     result = cli("demo", "--directory", tmp_path, "--rows", 5000, "--epochs", 1, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     noisy = [line for line in result.stderr.splitlines() if TF_LOG_LINE.search(line)]
     assert not noisy, noisy
     assert (tmp_path / "model" / "inference.keras").exists()
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["epochs"] == 1 and 0 < summary["best_val_accuracy"] <= 1  # quality: see tests/train/test_train.py
+    assert (tmp_path / "split" / "manifest.json").exists() and (tmp_path / "model" / "history.json").exists()
 
 
 @pytest.mark.timeout(900)
@@ -125,7 +142,7 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
 
 
 @pytest.mark.timeout(1800)
-def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
+def test_train_options_predict_evaluate_and_plot_commands(tmp_path, capsys):
     from splits import model_ready_split
 
     from questlearn.synth import write_quest_log
@@ -152,16 +169,20 @@ def test_train_options_predict_evaluate_and_plot_commands(tmp_path):
     assert not [line for line in predicted.stderr.splitlines() if TF_LOG_LINE.search(line)], predicted.stderr
     assert len((tmp_path / "scores.csv").read_text().splitlines()) == 3001
 
-    evaluated = cli("evaluate", model, split_dir, "--no-progress")
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    report = json.loads(evaluated.stdout)
+    # train and predict ran in fresh processes above (TensorFlow's log lines); these run in this one
+    code = main(["evaluate", str(model), str(split_dir), "--no-progress"])
+    evaluated = capsys.readouterr()
+    assert code == 0, evaluated.err[-3000:]
+    report = json.loads(evaluated.out)
     assert {"loss", "accuracy", "auc", "majority_baseline", "confusion_matrix"} <= set(report)
 
-    missing = cli("predict", model, tmp_path / "nowhere.csv", tmp_path / "x.csv", "--no-progress")
-    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    code = main(["predict", str(model), str(tmp_path / "nowhere.csv"), str(tmp_path / "x.csv"), "--no-progress"])
+    missing = capsys.readouterr()
+    assert code == 2 and "does not exist" in missing.err and "Traceback" not in missing.err
 
-    plotted = cli("plot", model, "-o", tmp_path / "history.png")
-    assert plotted.returncode == 0, plotted.stderr[-3000:]
+    code = main(["plot", str(model), "-o", str(tmp_path / "history.png")])
+    plotted = capsys.readouterr()
+    assert code == 0, plotted.err[-3000:]
     assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -174,11 +195,12 @@ def _churn_log(path):
     return path
 
 
-def test_inspect_without_a_label_lists_every_column_and_names_the_likely_labels(tmp_path):
+def test_inspect_without_a_label_lists_every_column_and_names_the_likely_labels(tmp_path, capsys):
     source = _churn_log(tmp_path / "customers.csv")
-    result = cli("inspect", source, "--rows", 2)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    code = main(["inspect", str(source), "--rows", "2"])
+    result = capsys.readouterr()
+    assert code == 0, result.err
+    out = result.out
     for column, kind in (("customer_id", "id"), ("age", "numeric"), ("churned", "categorical"),
                          ("plan", "categorical"), ("monthly_spend", "numeric")):
         assert re.search(rf"^  {column} +{kind} +0 ", out, re.MULTILINE), (column, out)
@@ -188,14 +210,16 @@ def test_inspect_without_a_label_lists_every_column_and_names_the_likely_labels(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]  # wrote nothing
 
 
-def test_inspect_with_a_label_shows_it_as_the_label_and_suggests_nothing(tmp_path):
+def test_inspect_with_a_label_shows_it_as_the_label_and_suggests_nothing(tmp_path, capsys):
     source = _churn_log(tmp_path / "customers.csv")
-    result = cli("inspect", source, "--label", "churned")
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"^  churned +label +0 +2 ", result.stdout, re.MULTILINE), result.stdout
-    assert "likely label columns" not in result.stdout
-    missing = cli("inspect", source, "--label", "cleared")
-    assert missing.returncode == 2 and "label column 'cleared' is missing from the header" in missing.stderr
+    code = main(["inspect", str(source), "--label", "churned"])
+    result = capsys.readouterr()
+    assert code == 0, result.err
+    assert re.search(r"^  churned +label +0 +2 ", result.out, re.MULTILINE), result.out
+    assert "likely label columns" not in result.out
+    code = main(["inspect", str(source), "--label", "cleared"])
+    missing = capsys.readouterr()
+    assert code == 2 and "label column 'cleared' is missing from the header" in missing.err
 
 
 def test_split_keeps_cleared_as_its_default_label():

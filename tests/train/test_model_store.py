@@ -13,16 +13,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import keras
-import numpy as np
 import pytest
+from batch_records import train_recorded
 from helpers import start_child
+from resumed import assert_resumed_equals_uninterrupted
 from s3server import stored_objects
 from splits import ID_SPLIT_OPTIONS, expected_ids, model_ready_split
 
 from questlearn.cli import main
 from questlearn.synth import write_quest_log
-from questlearn.train._fit import read_history_csv
 from questlearn.train._resume import load_backup
 
 TRAIN_ARGS = ["--epochs", "2", "--batch-size", "32", "--workers", "1", "--seed", "4", "--model", "small"]
@@ -89,11 +88,10 @@ def test_a_serving_command_on_a_prefix_without_a_finished_model_says_so_in_one_l
 
 @pytest.mark.timeout(1200)
 def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_every_row_once(
-        s3, tiny_split, tmp_path, monkeypatch):
+        s3, tiny_split, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    uninterrupted = start_training(tmp_path, "a.txt", "-", tmp_path / "a", tiny_split)
-    _, err = uninterrupted.communicate(timeout=600)
-    assert uninterrupted.returncode == 0, err[-3000:]
+    uninterrupted = train_recorded(tmp_path / "a.txt", [tiny_split, "--model-dir", tmp_path / "a", *TRAIN_ARGS])
+    assert uninterrupted == 0, capsys.readouterr().err[-3000:]
     straight = records(tmp_path / "a.txt")
     batches = max(b for e, b, _ in straight) + 1
     assert batches > 10
@@ -124,9 +122,11 @@ def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_
     shutil.rmtree(tmp_path / "xdg", ignore_errors=True)
 
     (tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
-    resumed = start_training(tmp_path, "b.txt", "-", url, tiny_split, [*every, "--staging-dir", tmp_path / "two"])
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-3000:]
+    capsys.readouterr()
+    resumed = train_recorded(tmp_path / "b.txt", [tiny_split, "--model-dir", url, *TRAIN_ARGS, *every, "--staging-dir",
+                                                  tmp_path / "two"])  # in this process: a new start
+    out, err = capsys.readouterr()
+    assert resumed == 0, err[-3000:]
     assert "downloaded the backup" in out and "resuming from" in out and "batch 9" in out
 
     after = records(tmp_path / "b.txt")
@@ -142,18 +142,7 @@ def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_
     (tmp_path / "b").mkdir()
     for name in ("model.keras", "history.csv"):
         (tmp_path / "b" / name).write_bytes(stored[name])
-    history_a, history_b = read_history_csv(tmp_path / "a" / "history.csv"), read_history_csv(tmp_path / "b" / "history.csv")
-    assert history_b["epoch"] == [0, 1]
-    weights_a = keras.saving.load_model(tmp_path / "a" / "model.keras").get_weights()
-    weights_b = keras.saving.load_model(tmp_path / "b" / "model.keras").get_weights()
-    if keras.backend.backend() == "tensorflow":  # deterministic on CPU with one loading thread: the same run
-        for column in ("loss", "accuracy", "val_loss"):
-            assert history_a[column] == history_b[column], column
-        for a, b in zip(weights_a, weights_b):
-            np.testing.assert_array_equal(a, b)
-    else:
-        for a, b in zip(weights_a, weights_b):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert_resumed_equals_uninterrupted(tmp_path / "a", tmp_path / "b", ("loss", "accuracy", "val_loss"), 2)
 
 
 def test_a_backup_in_the_store_that_does_not_match_its_pointer_is_refused_in_one_line(s3, tmp_path):

@@ -13,11 +13,14 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TORCH_MISSING, run_env, start_child
+from batch_records import train_recorded
+from helpers import TORCH_MISSING, run_child, run_env, start_child
+from resumed import CrashAt, assert_resumed_equals_uninterrupted, steps_per_execution_resume
 from splits import model_ready_split
 
+from questlearn.cli import main
 from questlearn.synth import write_quest_log
-from questlearn.train._fit import read_history_csv, train
+from questlearn.train._fit import train
 from questlearn.train._resume import load_backup
 
 TRAIN_ARGS = ["--epochs", "3", "--batch-size", "64", "--workers", "1", "--seed", "4"]
@@ -55,12 +58,11 @@ def records(path):
 
 
 @pytest.mark.timeout(1200)
-def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path):
+def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path, capsys):
     expected = train_ids(id_feature_split)
 
-    uninterrupted = start_training(tmp_path / "a.txt", "-", tmp_path / "a", id_feature_split)
-    out, err = uninterrupted.communicate(timeout=900)
-    assert uninterrupted.returncode == 0, err[-3000:]
+    uninterrupted = train_recorded(tmp_path / "a.txt", [id_feature_split, "--model-dir", tmp_path / "a", *TRAIN_ARGS])
+    assert uninterrupted == 0, capsys.readouterr().err[-3000:]
 
     killed = start_training(tmp_path / "b.txt", "1:37", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
     deadline = time.monotonic() + 720
@@ -77,9 +79,11 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
     assert [b for e, b, _ in before_kill if e == 1] == list(range(38))  # trained up to batch 37, then killed
 
     Path(tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
-    resumed = start_training(tmp_path / "b.txt", "-", tmp_path / "b", id_feature_split, ["--save-every-batches", "10"])
-    out, err = resumed.communicate(timeout=900)
-    assert resumed.returncode == 0, err[-3000:]
+    capsys.readouterr()
+    resumed = train_recorded(tmp_path / "b.txt", [id_feature_split, "--model-dir", tmp_path / "b", *TRAIN_ARGS,
+                                                  "--save-every-batches", "10"])  # in this process: a new start
+    out, err = capsys.readouterr()
+    assert resumed == 0, err[-3000:]
     assert "resuming from" in out and "batch 31" in out
 
     after = records(tmp_path / "b.txt")
@@ -97,34 +101,10 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
     lineage = [r for r in before_kill if r[0] == 0 or (r[0] == 1 and r[1] < 30)] + after
     assert lineage == straight
 
-    history_a = read_history_csv(tmp_path / "a" / "history.csv")
-    history_b = read_history_csv(tmp_path / "b" / "history.csv")
-    assert history_b["epoch"] == [0, 1, 2]  # one entry per epoch, the resumed one covering the whole epoch
-    weights_a = keras.saving.load_model(tmp_path / "a" / "model.keras").get_weights()
-    weights_b = keras.saving.load_model(tmp_path / "b" / "model.keras").get_weights()
-    if keras.backend.backend() == "tensorflow":
-        # TensorFlow on CPU with one loading thread is deterministic: the resumed run is the same run.
-        for column in ("loss", "accuracy", "auc", "val_loss"):
-            assert history_a[column] == history_b[column], column
-        for a, b in zip(weights_a, weights_b):
-            np.testing.assert_array_equal(a, b)
-    else:
-        for a, b in zip(weights_a, weights_b):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # one history entry per epoch, the resumed one covering the whole epoch; on TensorFlow (deterministic on
+    # CPU with one loading thread) the resumed run is the same run
+    assert_resumed_equals_uninterrupted(tmp_path / "a", tmp_path / "b", ("loss", "accuracy", "auc", "val_loss"), 3)
     assert not (tmp_path / "b" / "backup").exists()
-
-
-class CrashAt(keras.callbacks.Callback):
-    def __init__(self, epoch, batch):
-        super().__init__()
-        self.at = (epoch, batch)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.mark.timeout(900)
@@ -154,45 +134,36 @@ def test_save_every_minutes_saves_inside_the_epoch(id_feature_split, tmp_path):
     assert (state.epoch, state.batches_done) == (0, 4)  # a save after every batch: the time is always up
 
 
-BACKEND_CHECK = """
-import sys, keras, numpy as np
-from questlearn.train._fit import train
-from questlearn.train._resume import load_backup
-
-class CrashAt(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == (1, 17):
-            raise RuntimeError("simulated crash")
-
-split, root = sys.argv[1], sys.argv[2]
-arguments = dict(epochs=3, batch_size=64, workers=1, verbose=0, seed=4, patience=10)
-straight = train(split, root + "/a", **arguments)
-try:
-    train(split, root + "/b", save_every_batches=5, extra_callbacks=[CrashAt()], **arguments)
-except RuntimeError:
-    pass
-state = load_backup(root + "/b/backup")
-assert (state.epoch, state.batches_done) == (1, 15), (state.epoch, state.batches_done)
-resumed = train(split, root + "/b", save_every_batches=5, **arguments)
-assert straight.history["loss"] == resumed.history["loss"], (straight.history["loss"], resumed.history["loss"])
-for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
-    np.testing.assert_array_equal(a, b)
-print("SAME", keras.backend.backend())
-"""
+# The resume checks of tests/support/resumed.py each backend runs, all in one child process per backend.
+OTHER_BACKEND_CHECKS = {"jax": ("resumed_equals_uninterrupted", "steps_per_execution_resume"),
+                        "torch": ("resumed_equals_uninterrupted",)}
 
 
-@pytest.mark.timeout(1200)
+@pytest.fixture(scope="module")
+def backend_checks(id_feature_split, tmp_path_factory):
+    """``run(backend)``: the child process (tests/children/resume_checks.py) that ran every check of
+    ``OTHER_BACKEND_CHECKS[backend]`` with ``KERAS_BACKEND=backend``, started once per module."""
+    results = {}
+
+    def run(backend):
+        if backend not in results:
+            results[backend] = run_child("resume_checks.py", id_feature_split, tmp_path_factory.mktemp(backend),
+                                         *OTHER_BACKEND_CHECKS[backend], timeout=1740,
+                                         env={**run_env(), "KERAS_BACKEND": backend})
+        return results[backend]
+
+    return run
+
+
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(id_feature_split, tmp_path, backend):
+def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(backend_checks, backend):
     """jax keeps dropout's random state in seed variables; torch draws from its global generator,
     which the backup saves too: on both, a resumed run is the uninterrupted run."""
     pytest.importorskip(backend, reason=TORCH_MISSING if backend == "torch" else None)
-    result = subprocess.run([sys.executable, "-c", BACKEND_CHECK, str(id_feature_split), str(tmp_path)],
-                            capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=1140)
+    result = backend_checks(backend)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"SAME {backend}" in result.stdout
+    assert f"SAME resumed_equals_uninterrupted {backend}" in result.stdout
 
 
 class CrashOnSave(keras.callbacks.Callback):
@@ -274,18 +245,18 @@ DAMAGE = {"truncated": lambda data: data[:len(data) // 2],
 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_backup_stops_train_with_one_line_saying_to_delete_it(id_feature_split, saved_state, tmp_path, damage):
+def test_a_damaged_backup_stops_train_with_one_line_saying_to_delete_it(id_feature_split, saved_state, tmp_path, damage,
+                                                                          capsys):
     backup = tmp_path / "model" / "backup"
     backup.mkdir(parents=True)
     damaged = DAMAGE[damage](saved_state)
     (backup / "state.npz").write_bytes(damaged)
-    result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(id_feature_split), "--model-dir",
-                             str(tmp_path / "model"), *TRAIN_ARGS], capture_output=True, text=True, env=run_env(),
-                            timeout=840)
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("questlearn train: error:")]
-    assert len(errors) == 1, result.stderr[-3000:]
+    code = main(["train", str(id_feature_split), "--model-dir", str(tmp_path / "model"), *TRAIN_ARGS])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("questlearn train: error:")]
+    assert len(errors) == 1, stderr[-3000:]
     assert str(backup / "state.npz") in errors[0] and f"delete the directory {backup} to start training over" in errors[0]
     assert (backup / "state.npz").read_bytes() == damaged  # the user decides; nothing is deleted for them
 
@@ -307,51 +278,18 @@ def test_partial_states_of_killed_saves_are_removed_at_the_next_start(tmp_path):
     assert load_backup(backup).epoch == 1 and not stale[0].exists()
 
 
-SPE_CHECK = """
-import json, sys, keras, numpy as np
-from questlearn.train._fit import train
-from questlearn.train._resume import load_backup
-
-class CrashAt(keras.callbacks.Callback):
-    ends = []
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-    def on_train_batch_end(self, batch, logs=None):
-        CrashAt.ends.append(batch)
-        if (self.epoch, batch) == (1, 24):
-            raise RuntimeError("simulated crash")
-
-split, root = sys.argv[1], sys.argv[2]
-arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, patience=10, steps_per_execution=5,
-                 save_every_batches=10)
-straight = train(split, root + "/a", **arguments)
-record = json.load(open(root + "/a/history.json"))
-assert record["steps_per_execution"] == 5 and record["in_memory"], record
-try:
-    train(split, root + "/b", extra_callbacks=[CrashAt()], **arguments)
-except RuntimeError:
-    pass
-assert CrashAt.ends[:3] == [4, 9, 14], CrashAt.ends[:3]  # Keras ran five batches a call
-state = load_backup(root + "/b/backup")
-assert (state.epoch, state.batches_done) == (1, 20), (state.epoch, state.batches_done)
-resumed = train(split, root + "/b", **arguments)
-assert straight.history["loss"] == resumed.history["loss"], (straight.history["loss"], resumed.history["loss"])
-for a, b in zip(straight.model.get_weights(), resumed.model.get_weights()):
-    np.testing.assert_array_equal(a, b)
-print("SAME", keras.backend.backend())
-"""
-
-
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_several_steps_per_execution_resume_mid_epoch_exactly(id_feature_split, tmp_path, backend):
+def test_several_steps_per_execution_resume_mid_epoch_exactly(id_feature_split, backend_checks, tmp_path, backend):
     """Five batches a backend call, a save every ten: killed at batch 24 of epoch 1, the run resumes at batch 20
-    and ends as the uninterrupted run does, on TensorFlow and on jax."""
+    and ends as the uninterrupted run does, on TensorFlow and on jax (tests/support/resumed.py asserts it)."""
     pytest.importorskip(backend)
-    result = subprocess.run([sys.executable, "-c", SPE_CHECK, str(id_feature_split), str(tmp_path)],
-                            capture_output=True, text=True, env={**run_env(), "KERAS_BACKEND": backend}, timeout=1140)
+    if keras.backend.backend() == backend:  # this process's backend: no child needed
+        steps_per_execution_resume(id_feature_split, tmp_path)
+        return
+    result = backend_checks(backend)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"SAME {backend}" in result.stdout
+    assert f"SAME steps_per_execution_resume {backend}" in result.stdout
 
 
 def test_steps_per_execution_must_divide_the_save_interval(id_feature_split, tmp_path):

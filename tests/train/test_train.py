@@ -11,6 +11,7 @@ import pytest
 from helpers import ID_COLUMNS, run_env, zero_inputs
 from splits import model_ready_split
 
+from questlearn.cli import main
 from questlearn.synth import write_quest_log
 from questlearn.train._fit import read_history_csv, train
 from questlearn.train.plots import plot_history
@@ -150,23 +151,12 @@ def test_the_whole_flow_runs_on_another_backend(quest_split, tmp_path, backend):
 
 
 @pytest.mark.timeout(900)
-def test_demo_command_runs_end_to_end(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "questlearn.cli", "demo", "--directory", str(tmp_path),
-                             "--rows", "6000", "--epochs", "1", "--no-progress"],
-                            capture_output=True, text=True, env=run_env(), timeout=840)
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
-    assert summary["epochs"] == 1 and 0 < summary["best_val_accuracy"] <= 1  # quality: see the tests above
-    assert (tmp_path / "split" / "manifest.json").exists() and (tmp_path / "model" / "history.json").exists()
-
-
-@pytest.mark.timeout(900)
-def test_synth_split_and_train_commands(tmp_path):
+def test_synth_split_and_train_commands(tmp_path, capsys):
     def cli(*args):
-        result = subprocess.run([sys.executable, "-m", "questlearn", *map(str, args)], capture_output=True,
-                                text=True, env=run_env(), timeout=840)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
+        code = main([*map(str, args)])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err[-3000:]
+        return captured.out
 
     assert "wrote 4000 rows" in cli("synth", tmp_path / "log.csv", "--rows", 4000, "--nasty")
     out = cli("split", tmp_path / "log.csv", tmp_path / "split", "--rows-per-shard", 1000, "--id-column", "attempt_id",
