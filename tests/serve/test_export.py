@@ -9,7 +9,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from helpers import run_env
-from trained import train_small_model
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.schema.encoding import Encoding
@@ -17,8 +16,8 @@ from questlearn.serve.predict import Predictor, open_input, predict_frame
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return train_small_model(tmp_path_factory.mktemp("export"))
+def trained(small_model):
+    return small_model
 
 
 def validate_rows(split_dir):

@@ -9,15 +9,14 @@ import shutil
 import zipfile
 
 import pytest
-from trained import train_small_model
 
 from questlearn.cli import main
 from questlearn.quiet import keras
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return train_small_model(tmp_path_factory.mktemp("model_files"), rows=1000, epochs=1)
+def trained(small_model):
+    return small_model
 
 
 def run_all(capsys, model, log, split_dir, tmp_path):

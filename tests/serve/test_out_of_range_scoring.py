@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from trained import train_small_model
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.quiet import import_tensorflow, keras
@@ -13,8 +12,8 @@ from questlearn.serve.predict import inference_inputs, predict_file
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    log, split_dir, result = train_small_model(tmp_path_factory.mktemp("out_of_range"), rows=1000, epochs=1)
+def trained(small_model):
+    log, split_dir, result = small_model
     spec = json.loads((result.model_dir / "inference.json").read_text())
     stats = json.loads((split_dir / "manifest.json").read_text())["stats"]
     spec["range"] = {name: (stats[name]["min"], stats[name]["max"]) for name in numeric_features(spec)}  # every row's

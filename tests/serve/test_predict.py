@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from helpers import ID_COLUMNS
 from splits import model_ready_split
-from trained import train_small_model
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.io.csvscan import CsvFormatError
@@ -17,8 +16,8 @@ from questlearn.synth import corrupt, write_quest_log
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return train_small_model(tmp_path_factory.mktemp("predict"))
+def trained(small_model):
+    return small_model
 
 
 @pytest.mark.timeout(900)

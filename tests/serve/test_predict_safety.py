@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import ID_COLUMNS
 from splits import model_ready_split
-from trained import train_small_model
 
 from questlearn.cli import main
 from questlearn.io.csvscan import CsvFormatError
@@ -29,8 +28,8 @@ from questlearn.serve.predict import open_input, predict_file, predict_frame
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return train_small_model(tmp_path_factory.mktemp("predict_safety"))
+def trained(small_model):
+    return small_model
 
 
 def run_cli(capsys, *args):

@@ -10,7 +10,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 from splits import model_ready_split
-from trained import train_small_model
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.schema.encoding import DEFAULT_HASH_BUCKETS, fingerprint_buckets
@@ -21,8 +20,8 @@ from questlearn.train._fit import train
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return train_small_model(tmp_path_factory.mktemp("predict_sources"))
+def trained(small_model):
+    return small_model
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,25 @@ each with its own cache folder (``XDG_CACHE_HOME``) for staging and shards;
 the part tasks get URLs only, write their part splits to the store, and the
 merge reads them from there; the training workers read the split through
 their own node's shard cache, and worker 0 uploads the model. The S3 server
-is moto's, on 127.0.0.1 (the ``s3`` fixture).
+is moto's, on 127.0.0.1 (the ``s3`` fixture). Training is the command
+``questlearn train URL --ray ADDRESS --verbose 2`` in a child process, whose
+output and summary show the weights bit-identical on both workers and every
+row used once an epoch; worker 0 serves the JAX coordinator on its node's
+address. (A private Ray on 127.0.0.1 is checked by the Ray split in
+``test_parallel_split.py``: both start it through ``questlearn._ray_session``.)
 """
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
+from helpers import run_env
 from s3server import gzip_part_files, put_files, stored_objects
+from trained import assert_one_job_on_every_row
 
 from questlearn.split import split_csv
-from questlearn.train._ray import train_with_ray
 
 OPTIONS = dict(rows_per_shard=150, max_open_shards=3, val_fraction=0.2, seed=3, id_columns=("attempt_id",),
                block_size=8192, verbose=False)
@@ -26,7 +35,8 @@ OPTIONS = dict(rows_per_shard=150, max_open_shards=3, val_fraction=0.2, seed=3, 
 def test_a_ray_split_and_ray_training_in_s3_share_no_local_path(s3, tmp_path, monkeypatch):
     """Two Ray nodes, each with its own cache (staging) folder: every part task writes its part split to the
     store, and the merge reads them from there; then two Ray Train workers, one a node, train on that split
-    URL, each through its own node's shard cache, every training row once an epoch, into a model folder URL."""
+    URL, each through its own node's shard cache, every training row once an epoch, into a model folder URL;
+    both workers end with bit-identical weights, and the JAX coordinator is served on the node's address."""
     pytest.importorskip("ray.train", reason="Ray Train is not installed (pip install 'questlearn[ray]')")
     monkeypatch.setenv("KERAS_BACKEND", "jax")  # the workers' backend, as --ray requires
     import ray
@@ -42,8 +52,11 @@ def test_a_ray_split_and_ray_training_in_s3_share_no_local_path(s3, tmp_path, mo
         manifest = split_csv(s3.url("logs/"), s3.url("splits/ray/"), ray=cluster.address, parallel=2,
                              staging_dir=tmp_path / "driver", **OPTIONS)
         ray.shutdown()  # the split's connection; training opens its own
-        summary = train_with_ray(s3.url("splits/ray/"), s3.url("models/ray"), address=cluster.address, ray_workers=2,
-                                 epochs=2, batch_size=64, workers=1, model="small", hidden=(8,), verbose=2)
+        node_address = cluster.head_node.node_ip_address  # both nodes run on this machine: one address
+        done = subprocess.run([sys.executable, "-m", "questlearn", "train", s3.url("splits/ray/"), "--model-dir",
+                               s3.url("models/ray"), "--ray", cluster.address, "--ray-workers", "2", "--epochs", "2",
+                               "--batch-size", "64", "--workers", "1", "--model", "small", "--hidden", "8",
+                               "--verbose", "2"], capture_output=True, text=True, timeout=1500, env=run_env())
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -56,6 +69,9 @@ def test_a_ray_split_and_ray_training_in_s3_share_no_local_path(s3, tmp_path, mo
     assert json.loads(objects["manifest.json"])["subsets"] == local["subsets"]
     assert not (tmp_path / "driver").exists()
 
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    summary = json.loads(done.stdout[done.stdout.rindex("\n{"):])
     train_rows = manifest["subsets"]["train"]["rows"]
     assert train_rows % 2, train_rows  # one padding row an epoch: still every row once
     assert summary["processes"] == 2 and summary["rows_seen_per_epoch"] == [train_rows, train_rows]
@@ -64,6 +80,9 @@ def test_a_ray_split_and_ray_training_in_s3_share_no_local_path(s3, tmp_path, mo
     assert {"model.keras", "inference.keras", "inference.json", "best.keras", "history.csv"} <= set(model)
     assert not any(name.startswith(("backup/", "ray/")) for name in model), sorted(model)
     assert json.loads(model["history.json"])["rows_seen"] == [train_rows, train_rows]
+    assert_one_job_on_every_row(output, json.loads(model["history.json"]), train_rows)
+    assert summary["ray_nodes"] == [node_address]  # the Ray nodes, checked after ray.init
+    assert re.search(rf"serves the JAX coordinator at {re.escape(node_address)}:\d+", output), output[-4000:]
     for node in ("node-a", "node-b"):  # each worker read the split through its own node's cache
         assert any((tmp_path / node / "questlearn" / "shards").rglob("*.npy")), node
     staged = [node for node in ("node-a", "node-b") if (tmp_path / node / "questlearn" / "models").exists()]

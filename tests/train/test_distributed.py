@@ -1,4 +1,4 @@
-"""Data-parallel training across processes on localhost (JAX on CPU), and under Ray Train.
+"""Data-parallel training across processes on localhost (JAX on CPU).
 
 What must hold after a multi-process run, checked through the model and not
 only through the loader (a loader-level check passes a job that silently
@@ -11,18 +11,18 @@ trains on half of the rows):
   count that does not divide by processes x batch size (padding rows weigh 0);
 * a mismatched configuration stops every process with a message, no hang.
 
-Every test is bounded twice: a subprocess timeout and pytest-timeout.
+Every test is bounded twice: a subprocess timeout and pytest-timeout. Ray Train is
+checked the same way in ``tests/split/test_split_to_store_ray.py``.
 """
 
 import json
-import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from helpers import run_env
 from splits import model_ready_split
+from trained import assert_one_job_on_every_row
 
 from questlearn.cli import _without_option
 from questlearn.synth import write_quest_log
@@ -30,8 +30,6 @@ from questlearn.train._launch import launch_local
 from questlearn.train._processes import free_port, require_jax_backend, weights_digest
 
 BATCH = 128
-DIGEST = re.compile(r"process (\d+)/2 final weights sha256 ([0-9a-f]{64})")
-ROWS = re.compile(r"process (\d+)/2, epoch (\d+): (\d+) training rows")
 
 
 @pytest.fixture(scope="module")
@@ -57,21 +55,6 @@ def run_questlearn(args, timeout):
                           timeout=timeout, env=jax_env())
 
 
-def assert_one_job_on_every_row(output: str, history_path, train_rows: int, epochs: int = 2):
-    digests = dict(DIGEST.findall(output))
-    assert sorted(digests) == ["0", "1"], output[-3000:]
-    assert len(set(digests.values())) == 1, digests  # bit-identical weights on both processes
-    served = {}
-    for process, epoch, rows in ROWS.findall(output):
-        served.setdefault(int(epoch), {})[int(process)] = int(rows)
-    assert sorted(served) == list(range(1, epochs + 1))
-    assert all(sum(per_process.values()) == train_rows and len(per_process) == 2 for per_process in served.values()), served
-    history = json.loads(history_path.read_text())
-    assert history["rows_seen"] == [train_rows] * epochs  # counted through the model, globally
-    assert history["processes"] == 2 and history["padding_rows_per_epoch"] == 1
-    return digests["0"]
-
-
 @pytest.mark.timeout(1260)
 def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_split, tmp_path):
     split, train_rows = odd_split
@@ -80,7 +63,7 @@ def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_s
                            "--workers", 1, "--verbose", 2, "--local-processes", 2], timeout=1080)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
-    digest = assert_one_job_on_every_row(output, model_dir / "history.json", train_rows)
+    digest = assert_one_job_on_every_row(output, json.loads((model_dir / "history.json").read_text()), train_rows)
     import keras
 
     import questlearn.train.model  # noqa: F401 - registers the custom metrics for loading
@@ -124,20 +107,3 @@ def test_other_backends_are_refused_with_the_reason(monkeypatch):
 def test_child_command_drops_only_the_launch_option():
     argv = ["train", "s", "--local-processes", "2", "--epochs", "3", "--local-processes=4"]
     assert _without_option(argv, "--local-processes") == ["train", "s", "--epochs", "3"]
-
-
-@pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
-@pytest.mark.timeout(1800)
-def test_ray_train_keeps_identical_weights_and_uses_every_row_once_on_loopback(odd_split, tmp_path):
-    pytest.importorskip("ray.train", reason="Ray Train is not installed (pip install 'questlearn[ray]')")
-    split, train_rows = odd_split
-    model_dir = tmp_path / "model"
-    done = run_questlearn(["train", split, "--model-dir", model_dir, "--epochs", 2, "--batch-size", BATCH,
-                           "--workers", 1, "--verbose", 2, "--ray", "--ray-workers", 2], timeout=1620)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
-    assert_one_job_on_every_row(output, model_dir / "history.json", train_rows)
-    summary = json.loads(done.stdout[done.stdout.rindex("\n{"):])
-    assert summary["ray_nodes"] == ["127.0.0.1"]  # the Ray node, checked after ray.init
-    assert re.search(r"serves the JAX coordinator at 127\.0\.0\.1:\d+", output)
-    assert np.array_equal(summary["rows_seen_per_epoch"], [train_rows, train_rows])
