@@ -26,6 +26,7 @@ from trained import assert_one_job_on_every_row
 
 from questlearn.split import split_csv
 
+LOOPBACK = "127.0.0.1"  # both nodes, the driver and the training child: nothing listens elsewhere
 OPTIONS = dict(rows_per_shard=150, max_open_shards=3, val_fraction=0.2, seed=3, id_columns=("attempt_id",),
                block_size=8192, verbose=False)
 
@@ -39,20 +40,26 @@ def test_a_ray_split_and_ray_training_in_s3_share_no_local_path(s3, tmp_path, mo
     both workers end with bit-identical weights, and the JAX coordinator is served on the node's address."""
     pytest.importorskip("ray.train", reason="Ray Train is not installed (pip install 'questlearn[ray]')")
     monkeypatch.setenv("KERAS_BACKEND", "jax")  # the workers' backend, as --ray requires
+    # Ray's single-machine mode keeps every node, the driver and the training child on 127.0.0.1 (read when
+    # Ray is imported; set in this process too, should another test have imported Ray before).
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
+    from ray._private import ray_constants
     from ray.cluster_utils import Cluster
+
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
 
     parts = gzip_part_files(tmp_path / "parts")
     put_files(s3, parts, "logs")
     local = split_csv(parts, tmp_path / "local", parallel=2, **OPTIONS)
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "env_vars": {"XDG_CACHE_HOME": str(tmp_path / "node-a")}})
+        "num_cpus": 1, "node_ip_address": LOOPBACK, "include_dashboard": False,
+        "env_vars": {"XDG_CACHE_HOME": str(tmp_path / "node-a")}})
     try:
-        cluster.add_node(num_cpus=1, env_vars={"XDG_CACHE_HOME": str(tmp_path / "node-b")})
+        cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK, env_vars={"XDG_CACHE_HOME": str(tmp_path / "node-b")})
         manifest = split_csv(s3.url("logs/"), s3.url("splits/ray/"), ray=cluster.address, parallel=2,
                              staging_dir=tmp_path / "driver", **OPTIONS)
         ray.shutdown()  # the split's connection; training opens its own
-        node_address = cluster.head_node.node_ip_address  # both nodes run on this machine: one address
         done = subprocess.run([sys.executable, "-m", "questlearn", "train", s3.url("splits/ray/"), "--model-dir",
                                s3.url("models/ray"), "--ray", cluster.address, "--ray-workers", "2", "--epochs", "2",
                                "--batch-size", "64", "--workers", "1", "--model", "small", "--hidden", "8",
@@ -81,8 +88,8 @@ def test_a_ray_split_and_ray_training_in_s3_share_no_local_path(s3, tmp_path, mo
     assert not any(name.startswith(("backup/", "ray/")) for name in model), sorted(model)
     assert json.loads(model["history.json"])["rows_seen"] == [train_rows, train_rows]
     assert_one_job_on_every_row(output, json.loads(model["history.json"]), train_rows)
-    assert summary["ray_nodes"] == [node_address]  # the Ray nodes, checked after ray.init
-    assert re.search(rf"serves the JAX coordinator at {re.escape(node_address)}:\d+", output), output[-4000:]
+    assert summary["ray_nodes"] == [LOOPBACK]  # the Ray nodes, checked after ray.init
+    assert re.search(r"serves the JAX coordinator at 127\.0\.0\.1:\d+", output), output[-4000:]
     for node in ("node-a", "node-b"):  # each worker read the split through its own node's cache
         assert any((tmp_path / node / "questlearn" / "shards").rglob("*.npy")), node
     staged = [node for node in ("node-a", "node-b") if (tmp_path / node / "questlearn" / "models").exists()]
