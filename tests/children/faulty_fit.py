@@ -18,7 +18,9 @@ note behind). A case repeated is a second fit of the same kind. Before each fit 
 prints ``CASE <n> <case>`` (to stdout and stderr, so a hang names its case),
 after it ``RESULT <n> <case> <seconds> <leftover child processes> <error
 type>: <message>``, the leftover processes counted at once when ``fit`` has
-raised and listed on stderr as ``LEFTOVER <n> <pid> <command line>``.
+raised (those started during the fit: a process of an earlier case still
+ending is not this fit's) and listed on stderr as ``LEFTOVER <n> <pid>
+<command line>``.
 """
 
 import multiprocessing
@@ -63,6 +65,7 @@ def fit_once(number, case, split_dir, fault, workers, processes, fail_at):
         with open(shard, "r+b") as handle:
             handle.truncate(200)
     model = softmax_over_blocks(train)
+    earlier = {child.pid for child in psutil.Process().children(recursive=True)}  # an earlier case's, if any
     started = time.monotonic()
     try:
         with batch_refusals_as_user_errors():
@@ -72,7 +75,8 @@ def fit_once(number, case, split_dir, fault, workers, processes, fail_at):
         outcome = f"{type(error).__name__}: {' '.join(str(error).split())}"
     elapsed = time.monotonic() - started
     helpers = _start_method_helpers()
-    leftover = [c for c in psutil.Process().children(recursive=True) if c.pid not in helpers and _alive(c)]
+    leftover = [c for c in psutil.Process().children(recursive=True)
+                if c.pid not in helpers and c.pid not in earlier and _alive(c)]
     for process in leftover:
         print(f"LEFTOVER {number} {process.pid} {_command(process)}", file=sys.stderr, flush=True)
     print(f"RESULT {number} {case} {elapsed:.1f} {len(leftover)} {outcome}", flush=True)
