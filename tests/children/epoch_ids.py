@@ -1,6 +1,12 @@
 """Print the attempt ids of one epoch read through Keras's enqueuer under a start method.
 
-Usage: python epoch_ids.py SPLIT_DIR START_METHOD SOURCE
+Usage: python epoch_ids.py SPLIT_DIR START_METHOD SOURCE [FIT_EPOCHS]
+
+With FIT_EPOCHS, it then trains a tiny model for that many epochs with worker
+processes for both the training and the validation rows, inside
+``batch_refusals_as_user_errors`` as ``questlearn train`` runs it: every epoch
+starts new pools, and the watchdog must not take the workers of the finished
+ones for dead. Prints ``IDS <id> ...`` and then ``FIT-EPOCHS <epochs trained>``.
 """
 
 import multiprocessing
@@ -15,14 +21,27 @@ def main():
 
     from questlearn.data.dataset import QuestSequence
 
-    dataset = QuestSequence(split_dir, "train", batch_size=200, source=source, seed=1,
-                            workers=2, use_multiprocessing=True, max_queue_size=3)
+    loading = dict(batch_size=200, source=source, seed=1, workers=2, use_multiprocessing=True, max_queue_size=3)
+    dataset = QuestSequence(split_dir, "train", **loading)
     adapter = PyDatasetAdapter(dataset, shuffle=False)
     adapter.on_epoch_begin()
     column = dataset.input_names()["numbers"].index("attempt_id")
     ids = np.concatenate([x["numbers"][:, column] for x, _ in adapter.get_numpy_iterator()]).astype(np.int64)
     adapter.on_epoch_end()
     print("IDS", " ".join(map(str, ids.tolist())), flush=True)
+    if len(sys.argv) > 4:
+        fit(dataset, QuestSequence(split_dir, "validate", **loading), int(sys.argv[4]))
+
+
+def fit(train, validation, epochs):
+    from tiny_model import softmax_over_blocks
+
+    from questlearn.data._supervision import batch_refusals_as_user_errors
+
+    model = softmax_over_blocks(train)
+    with batch_refusals_as_user_errors():
+        history = model.fit(train, validation_data=validation, epochs=epochs, verbose=0)
+    print(f"FIT-EPOCHS {len(history.history['loss'])}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""Start one child process guarded by :func:`questlearn._orphans.die_with_parent`, print its pid, wait.
+"""Start child processes guarded by :func:`questlearn._orphans.die_with_parent`, print their pids, wait.
 
-Usage: python orphan_parent.py START_METHOD DEATH_SIGNAL DELAY
+Usage: python orphan_parent.py CASE [CASE ...]
 
-The child waits DELAY seconds before it asks to die with its parent (a
-parent killed while its child still starts), then sleeps. ``DEATH_SIGNAL``
-is 1 to ask Linux for the parent-death signal, 0 for the watch thread only.
-Under ``forkserver`` the child's parent is the server, so it is given this
-process as its owner instead. Prints ``CHILD <pid>``.
+Each CASE is ``START_METHOD:DEATH_SIGNAL:DELAY`` and starts one child. The
+child waits DELAY seconds before it asks to die with its parent (a parent
+killed while its child still starts), then sleeps. ``DEATH_SIGNAL`` is 1 to
+ask Linux for the parent-death signal, 0 for the watch thread only. Under
+``forkserver`` the child's parent is the server, so it is given this process
+as its owner instead. Prints ``CHILD <pid> <case>`` per child.
 """
 
 import multiprocessing
@@ -27,9 +28,11 @@ def child(owner_pid: int, start_method: str, death_signal: bool, delay: float) -
 
 
 if __name__ == "__main__":
-    start_method, death_signal, delay = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3])
-    context = multiprocessing.get_context(start_method)
-    process = context.Process(target=child, args=(os.getpid(), start_method, death_signal, delay), daemon=False)
-    process.start()
-    print(f"CHILD {process.pid}", flush=True)
+    for case in sys.argv[1:]:
+        start_method, death_signal, delay = case.split(":")
+        context = multiprocessing.get_context(start_method)
+        process = context.Process(target=child, args=(os.getpid(), start_method, death_signal == "1", float(delay)),
+                                  daemon=False)
+        process.start()
+        print(f"CHILD {process.pid} {case}", flush=True)
     time.sleep(600)

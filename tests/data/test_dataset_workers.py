@@ -19,42 +19,69 @@ FIT_BOUND_SECONDS = 150  # a hang is what is caught (fit never returns); 30 s wa
                         # loaded 2-core machine, so the bound leaves room for 10x that load
 
 
-def leftover_lines(result) -> list:
-    """The child's ``LEFTOVER <pid> <command line>`` lines: the processes it found alive."""
-    return [line for line in result.stderr.splitlines() if line.startswith("LEFTOVER")]
+def leftover_lines(stderr: str) -> list:
+    """The child's ``LEFTOVER <case number> <pid> <command line>`` lines: the processes it found alive."""
+    return [line for line in stderr.splitlines() if line.startswith("LEFTOVER")]
 
 
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("start_method", START_METHODS)
 def test_worker_processes_see_every_row_once_under(id_split, start_method):
-    result = run_child("epoch_ids.py", id_split, start_method, "csv")
+    # Under forkserver (questlearn's default) the child then trains 2 epochs with worker processes, as
+    # `questlearn train --processes` does: the watchdog must not mistake workers of finished pools (every
+    # epoch has new ones) for dead ones: from the second epoch on, the first epoch's workers are gone.
+    fit_epochs = ["2"] if start_method == "forkserver" else []
+    result = run_child("epoch_ids.py", id_split, start_method, "csv", *fit_epochs)
     lines = [line for line in result.stdout.splitlines() if line.startswith("IDS")]
     assert lines, result.stderr[-3000:]
     ids = np.array(lines[0].split()[1:], dtype=np.int64)
     np.testing.assert_array_equal(np.sort(ids), expected_ids(id_split, "train"))
+    if fit_epochs:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "FIT-EPOCHS 2" in result.stdout, result.stderr[-3000:]
 
 
 # A worker's death is noticed differently under each start method (forkserver workers are not our
 # children), so SIGKILL runs under all three. What a worker raises comes back through the same pool
 # code under every start method: an exception runs under fork and spawn (a fresh interpreter), a
 # SystemExit (the worker ends; its message must still arrive) and a truncated shard under fork.
-FAULTS = [(method, "sigkill", 5) for method in START_METHODS] + [
-    ("fork", "raise", 5), ("spawn", "raise", 5), ("fork", "systemexit", 5), ("fork", "truncate", 5),
-    # Killed at the pool's very first batch, before the watchdog has seen the pool.
-    ("fork", "sigkill", 0), ("forkserver", "sigkill", 0)]
+# Each start method's cases run one after another in one child process (``FAULT:WORKERS:PROCESSES:FAIL_AT``),
+# as notebook cells run again would; a sigkill at batch 5 is the first, in a fresh process.
+FAULTS = {
+    "fork": ["sigkill:2:1:5", "raise:2:1:5", "systemexit:2:1:5", "truncate:2:1:5",
+             "raise:2:0:5",  # thread workers report errors too
+             # Killed at the pool's very first batch, before the watchdog has seen the pool.
+             "sigkill:2:1:0"],
+    "spawn": ["sigkill:2:1:5", "raise:2:1:5"],
+    # questlearn's default start method (spawn shares the queue code): terminating the first failed pool must
+    # not block the watchdog (it did, on a queue lock), or the next worker death in the process (a notebook
+    # cell run again) hangs ``fit`` forever; so a second and a third worker death follow the first.
+    "forkserver": ["sigkill:2:1:5", "sigkill:2:1:5", "sigkill:2:1:0"],
+}
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("start_method,fault,fail_at", FAULTS)
-def test_failing_batch_stops_fit_quickly_naming_the_shard(id_split, tmp_path, start_method, fault, fail_at):
-    split = tmp_path / "split"
-    shutil.copytree(id_split, split)
-    result = run_child("faulty_fit.py", split, start_method, fault, 2, 1, fail_at, timeout=840)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT")]
-    assert lines, f"fit did not come back: {result.stderr[-3000:]}"
-    _, seconds, leftover, message = lines[0].split(" ", 3)
+def fault_results(split, start_method, cases) -> tuple:
+    """Run ``cases`` in one ``faulty_fit.py`` child: ``({case number: RESULT fields}, stdout, stderr)``.
+
+    A child that hangs is killed by its timeout; the cases that reported before it still count."""
+    try:
+        result = run_child("faulty_fit.py", split, start_method, *cases, timeout=1500)
+        stdout, stderr = result.stdout, result.stderr
+    except subprocess.TimeoutExpired as hung:
+        stdout, stderr = (text.decode() if isinstance(text, bytes) else text or "" for text in (hung.stdout, hung.stderr))
+    results = {}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            _, number, _, seconds, leftover, message = line.split(" ", 5)
+            results[int(number)] = (seconds, leftover, message)
+    return results, stdout, stderr
+
+
+def check_fault_case(case, seconds, leftover, message, leftovers) -> None:
+    """What every failing batch must give: ``fit`` raised soon, no worker left, questlearn's error naming the batch."""
+    fault, _, _, fail_at = case.split(":")
     assert float(seconds) < FIT_BOUND_SECONDS, message
-    assert int(leftover) == 0, f"worker processes alive when fit raised: {message} {leftover_lines(result)}"
+    assert int(leftover) == 0, f"worker processes alive when fit raised: {message} {leftovers}"
     # questlearn's named error on every backend (TensorFlow's tf.data re-raises it as an UnknownError of its own)
     assert message.startswith("IntegrityError: " if fault == "truncate" else "BatchLoadError: "), message
     assert "train/split_data_" in message  # the shard is named
@@ -67,42 +94,22 @@ def test_failing_batch_stops_fit_quickly_naming_the_shard(id_split, tmp_path, st
         assert ("OSError: injected read error" if fault == "raise" else "SystemExit: 3") in message
 
 
-@pytest.mark.timeout(900)
-def test_thread_workers_report_errors_too(id_split, tmp_path):
-    result = run_child("faulty_fit.py", id_split, "fork", "raise", 2, 0)
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT"))
-    assert "could not load batch 5 " in line and "OSError: injected read error" in line
-    assert line.split(" ", 3)[3].startswith("BatchLoadError: "), line
-
-
-@pytest.mark.timeout(900)
-def test_healthy_multi_epoch_training_with_worker_processes_is_not_stopped(id_split, tmp_path):
-    """The watchdog must not mistake workers of finished pools (every epoch has new ones) for dead ones:
-    from the second epoch on, the first epoch's workers are gone."""
-    result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(id_split), "--model-dir", str(tmp_path / "m"),
-                             "--epochs", "2", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0",
-                             "--model", "small", "--hidden", "8"],  # the loader is under test, not the network
-                            capture_output=True, text=True, timeout=840, env=run_env())
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert '"epochs": 2' in result.stdout
-
-
-@pytest.mark.timeout(1200)
-@pytest.mark.parametrize("start_method", ["forkserver"])  # questlearn's default; spawn shares the queue code
-def test_a_second_worker_death_in_the_same_process_stops_fit_too(id_split, tmp_path, start_method):
-    """Terminating the first failed pool must not block the watchdog (it did, on a queue lock),
-    or the next worker death in the process (a notebook cell run again) hangs ``fit`` forever.
-
-    The child's timeout catches that hang; no wall time is asserted (spawn workers each import
-    the backend, which takes long on a busy machine)."""
-    result = run_child("faulty_fit.py", id_split, start_method, "sigkill", 2, 1, 5, 2, timeout=1140)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT")]
-    assert len(lines) == 2, f"the second fit did not come back: {result.stdout[-2000:]} {result.stderr[-3000:]}"
-    for line in lines:
-        _, _, leftover, message = line.split(" ", 3)
-        assert int(leftover) == 0, f"worker processes alive when fit raised: {message} {leftover_lines(result)}"
-        assert message.startswith("BatchLoadError: "), message
-        assert ("was killed by signal SIGKILL" in message or "died" in message) and "while loading batch 5 " in message
+@pytest.mark.timeout(1600)
+@pytest.mark.parametrize("start_method", START_METHODS)
+def test_failing_batch_stops_fit_quickly_naming_the_shard(id_split, start_method):
+    cases = FAULTS[start_method]
+    results, stdout, stderr = fault_results(id_split, start_method, cases)
+    failures = []
+    for number, case in enumerate(cases):
+        if number not in results:
+            failures.append(f"case {number} {case}: fit did not come back: {stdout[-2000:]} {stderr[-3000:]}")
+            break  # the cases after it never ran
+        own = [line for line in leftover_lines(stderr) if line.split()[1] == str(number)]
+        try:
+            check_fault_case(case, *results[number], own)
+        except AssertionError as failure:
+            failures.append(f"case {number} {case}: {failure}")
+    assert not failures, "\n".join(failures)
 
 
 def _runs_questlearn(python):

@@ -65,8 +65,10 @@ def running(processes) -> list:
     return alive
 
 
-def assert_all_end_after_sigkill(process, seen: dict) -> None:
-    """SIGKILL ``process``; its stdout must reach end-of-file and every descendant must end."""
+def assert_all_end_after_sigkill(process, seen: dict, cases: dict = None) -> None:
+    """SIGKILL ``process``; its stdout must reach end-of-file and every descendant must end.
+
+    ``cases`` names the case of a descendant (by pid) in the message of one that outlives it."""
     seen.update(descendants(process.pid))
     process.kill()
     output_ended = process.eof.wait(END_SECONDS)
@@ -74,7 +76,7 @@ def assert_all_end_after_sigkill(process, seen: dict) -> None:
     while running(seen.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     survivors = running(seen.values())
-    described = [(p.pid, " ".join(p.cmdline())[-120:]) for p in survivors]
+    described = [(p.pid, (cases or {}).get(p.pid, ""), " ".join(p.cmdline())[-120:]) for p in survivors]
     for survivor in survivors:  # leave nothing behind, pass or fail
         survivor.kill()
     process.wait()
@@ -93,19 +95,22 @@ def cmdlines(seen: dict) -> list:
 
 
 # -- the helper ------------------------------------------------------------------------
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("start_method,death_signal,delay", [
-    ("spawn", 1, 0), ("spawn", 0, 0), ("fork", 0, 0), ("forkserver", 1, 0), ("forkserver", 0, 0),
-    ("spawn", 1, 3)])  # delay: the parent is killed before the child asks to die with it
-def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkilled(start_method, death_signal, delay):
-    parent = start(child_command("orphan_parent.py", start_method, death_signal, delay))
+# START_METHOD:DEATH_SIGNAL:DELAY, one child each, all of one parent; delay: the parent is killed before
+# the child asks to die with it (last, so the others have asked by then).
+CHILD_CASES = ["fork:0:0", "spawn:1:0", "spawn:0:0", "forkserver:1:0", "forkserver:0:0", "spawn:1:3"]
 
-    def child_seen(found):
-        return any(line.startswith("CHILD ") and int(line.split()[1]) in found for line in parent.lines)
-    seen = watch_until(parent, child_seen)
-    if not delay:
-        time.sleep(1.5)  # the child has asked by now
-    assert_all_end_after_sigkill(parent, seen)
+
+@pytest.mark.timeout(900)
+def test_a_child_that_asks_to_die_with_its_parent_ends_when_the_parent_is_sigkilled():
+    parent = start(child_command("orphan_parent.py", *CHILD_CASES))
+
+    def cases(found):
+        return {int(line.split()[1]): line.split()[2] for line in parent.lines
+                if line.startswith("CHILD ") and int(line.split()[1]) in found}
+
+    seen = watch_until(parent, lambda found: len(cases(found)) == len(CHILD_CASES))
+    time.sleep(1.5)  # the children without a delay have asked by now
+    assert_all_end_after_sigkill(parent, seen, cases(seen))
 
 
 @pytest.mark.timeout(1200)
