@@ -55,6 +55,7 @@ _watchdog_lock = threading.Lock()
 _watchdog_thread = None
 _held_pools = set()  # every pool the watchdog has seen running, held until it has closed or been shut down
 _held_lock = threading.Lock()
+_pooled_workers = set()  # pids the watchdog has seen in a pool: their notes are that pool's, not a later one's
 
 
 class BatchLoadError(RuntimeError):
@@ -218,6 +219,7 @@ def _check(pool, record: dict) -> None:
     workers = list(pool._pool)
     for process in workers:
         record["seen"].setdefault(process.pid, process)
+        _pooled_workers.add(process.pid)
     if record["initial"] is None and len(workers) == pool._processes:
         record["initial"] = {process.pid for process in workers}
     if record["failed"] is None and pool._state == "RUN":
@@ -344,9 +346,11 @@ def _find_failure(record: dict, workers):
             return BatchLoadError(_death_message(pid, None, owner)), time.monotonic()
     # A worker that died before the watchdog first saw the pool: its note of the
     # batch it was loading (workers delete the note when a batch is done),
-    # written since the pool started, outlives it.
+    # written since the pool started, outlives it. A note of a worker seen in
+    # another pool (an earlier fit, whose shutdown may still be under way) is not this pool's.
     try:
-        notes = [p for p in owner.iterdir() if p.name.isdigit() and int(p.name) not in current]
+        notes = [p for p in owner.iterdir()
+                 if p.name.isdigit() and int(p.name) not in current and int(p.name) not in _pooled_workers]
     except OSError:
         notes = []
     for note in notes:
@@ -355,7 +359,9 @@ def _find_failure(record: dict, workers):
         except OSError:
             continue
         if recent and not _alive(int(note.name)):
-            return BatchLoadError(_death_message(int(note.name), None, owner)), time.monotonic()
+            error = BatchLoadError(_death_message(int(note.name), None, owner))
+            _forget([int(note.name)])  # this pool's now: a fit started next must not take it for its own
+            return error, time.monotonic()
     return None
 
 

@@ -10,11 +10,9 @@ FAULT, read by WORKERS workers, processes when PROCESSES is 1 (threads when
 case damages a fresh copy of the split, not SPLIT_DIR). ``fit`` runs inside
 ``batch_refusals_as_user_errors``, as ``questlearn.train`` runs it. The
 cases run one after the other in this process, as notebook cells run again
-would, with a pause of ``PAUSE_SECONDS`` before each fit after the first, as a
-person running a cell again leaves (the watchdog takes a note of a batch that
-was written less than a poll and half a second before it first saw a pool for
-that pool's, and a worker killed before the watchdog saw its pool leaves its
-note behind). A case repeated is a second fit of the same kind. Before each fit it
+would, with no pause between them: a fit started at once after another's
+worker died must report its own failure, not the earlier one (the watchdog
+deletes the note of a dead worker it has reported). A case repeated is a second fit of the same kind. Before each fit it
 prints ``CASE <n> <case>`` (to stdout and stderr, so a hang names its case),
 after it ``RESULT <n> <case> <seconds> <leftover child processes> <error
 type>: <message>``, the leftover processes counted at once when ``fit`` has
@@ -30,15 +28,10 @@ import sys
 import tempfile
 import time
 
-PAUSE_SECONDS = 2.0
-
-
 def main():
     split_dir, start_method, *cases = sys.argv[1:]
     multiprocessing.set_start_method(start_method, force=True)
     for number, case in enumerate(cases):
-        if number:
-            time.sleep(PAUSE_SECONDS)
         print(f"CASE {number} {case}", flush=True)
         print(f"CASE {number} {case}", file=sys.stderr, flush=True)
         fault, workers, processes, fail_at = case.split(":")
