@@ -485,10 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run one command; a :class:`~questlearn.errors.QuestlearnError` is printed as one line (exit status 2)."""
+    args = build_parser().parse_args(argv)
     from ._interrupts import keep_interrupts_in_python
 
     keep_interrupts_in_python()  # Ctrl-C always ends the command (pyarrow's own handler can drop it)
-    args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # --local-processes starts children with these
     try:
         code = args.run(args)

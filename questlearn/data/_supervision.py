@@ -318,9 +318,11 @@ def _quietly(function, *args) -> None:
 
 
 def _forget(pids) -> None:
-    """Delete the notes of a pool's workers, so a recycled pid starts clean."""
+    """Delete the notes of a pool's workers, so a recycled pid starts clean (a later pool's worker may be
+    given one of these pids, and its own note must then count)."""
     owner = heartbeat_dir(os.getpid())
     for pid in pids:
+        _pooled_workers.discard(pid)
         for name in (str(pid), f"{pid}.failed"):
             try:
                 (owner / name).unlink()

@@ -12,8 +12,9 @@ case damages a fresh copy of the split, not SPLIT_DIR). ``fit`` runs inside
 cases run one after the other in this process, as notebook cells run again
 would, with no pause between them: a fit started at once after another's
 worker died must report its own failure, not the earlier one (the watchdog
-deletes the note of a dead worker it has reported). A case repeated is a second fit of the same kind. Before each fit it
-prints ``CASE <n> <case>`` (to stdout and stderr, so a hang names its case),
+deletes the note of a dead worker it has reported). A case repeated is a
+second fit of the same kind. Before each fit it prints ``CASE <n> <case>``
+(to stdout and stderr, so a hang names its case),
 after it ``RESULT <n> <case> <seconds> <leftover child processes> <error
 type>: <message>``, the leftover processes counted at once when ``fit`` has
 raised (those started during the fit: a process of an earlier case still
@@ -27,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+
 
 def main():
     split_dir, start_method, *cases = sys.argv[1:]

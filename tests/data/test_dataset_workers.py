@@ -46,12 +46,12 @@ def test_worker_processes_see_every_row_once_under(id_split, start_method):
 # code under every start method: an exception runs under fork and spawn (a fresh interpreter), a
 # SystemExit (the worker ends; its message must still arrive) and a truncated shard under fork.
 # Each start method's cases run one after another in one child process (``FAULT:WORKERS:PROCESSES:FAIL_AT``),
-# as notebook cells run again would; a sigkill at batch 5 is the first, in a fresh process.
+# as notebook cells run again would.
 FAULTS = {
-    "fork": ["sigkill:2:1:5", "raise:2:1:5", "systemexit:2:1:5", "truncate:2:1:5",
-             "raise:2:0:5",  # thread workers report errors too
-             # Killed at the pool's very first batch, before the watchdog has seen the pool.
-             "sigkill:2:1:0"],
+    # Killed at the pool's very first batch, before the watchdog has seen the pool: first in a fresh process,
+    # before the watchdog thread and its notes folder exist.
+    "fork": ["sigkill:2:1:0", "sigkill:2:1:5", "raise:2:1:5", "systemexit:2:1:5", "truncate:2:1:5",
+             "raise:2:0:5"],  # thread workers report errors too
     "spawn": ["sigkill:2:1:5", "raise:2:1:5"],
     # questlearn's default start method (spawn shares the queue code): terminating the first failed pool must
     # not block the watchdog (it did, on a queue lock), or the next worker death in the process (a notebook

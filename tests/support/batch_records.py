@@ -9,6 +9,14 @@ tests/children/resume_child.py, whose run the test SIGKILLs mid-epoch.
 
 import os
 import time
+from pathlib import Path
+
+
+def read_batch_records(record_path) -> list:
+    """The record file :func:`record_batches` wrote: ``[(epoch, batch, [ids...]), ...]``, in the order the
+    batches were trained."""
+    return [(int(epoch), int(batch), [int(i) for i in ids])
+            for epoch, batch, *ids in (line.split() for line in Path(record_path).read_text().splitlines())]
 
 
 def record_batches(record_path, pause=None):

@@ -78,10 +78,11 @@ def steps_per_execution_resume(split, root):
     """Five batches a backend call, a save every ten: killed at batch 24 of epoch 1, the run resumes at batch 20
     and ends as the uninterrupted run does."""
     import json
+    from pathlib import Path
 
     arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, patience=10, steps_per_execution=5,
                      save_every_batches=10)
     crash = crash_resume_and_compare(split, root, arguments, {}, crash_at=(1, 24), saved_at=(1, 20))
-    record = json.loads(open(f"{root}/a/history.json").read())
+    record = json.loads((Path(root) / "a" / "history.json").read_text())
     assert record["steps_per_execution"] == 5 and record["in_memory"], record
     assert crash.ends[:3] == [4, 9, 14], crash.ends[:3]  # Keras ran five batches a call

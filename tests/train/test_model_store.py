@@ -11,10 +11,9 @@ import shutil
 import signal
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from batch_records import train_recorded
+from batch_records import read_batch_records, train_recorded
 from helpers import start_child
 from resumed import assert_resumed_equals_uninterrupted
 from s3server import stored_objects
@@ -35,12 +34,6 @@ def tiny_split(tmp_path_factory):
     log = write_quest_log(root / "quests.csv", rows=500, seed=8)
     model_ready_split(log, root / "split", fill="zero", **{**ID_SPLIT_OPTIONS, "rows_per_shard": 200})
     return root / "split"
-
-
-def records(path):
-    """``[(epoch, batch, [ids...]), ...]`` in the order the batches were trained (tests/children/resume_child.py)."""
-    return [(int(e), int(b), [int(i) for i in ids]) for e, b, *ids in
-            (line.split() for line in Path(path).read_text().splitlines())]
 
 
 def start_training(tmp_path, record, pause, model_dir, split_dir, extra=()):
@@ -92,7 +85,7 @@ def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     uninterrupted = train_recorded(tmp_path / "a.txt", [tiny_split, "--model-dir", tmp_path / "a", *TRAIN_ARGS])
     assert uninterrupted == 0, capsys.readouterr().err[-3000:]
-    straight = records(tmp_path / "a.txt")
+    straight = read_batch_records(tmp_path / "a.txt")
     batches = max(b for e, b, _ in straight) + 1
     assert batches > 10
 
@@ -117,7 +110,7 @@ def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_
     (tmp_path / "check" / "backup" / "state.npz").write_bytes(stored[pointer["files"]["backup/state.npz"]["object"]])
     state = load_backup(tmp_path / "check" / "backup")
     assert (state.epoch, state.batches_done) == (1, 8)
-    before_kill = records(tmp_path / "b.txt")
+    before_kill = read_batch_records(tmp_path / "b.txt")
     shutil.rmtree(tmp_path / "one")  # another machine: nothing of the first one's disk
     shutil.rmtree(tmp_path / "xdg", ignore_errors=True)
 
@@ -129,7 +122,7 @@ def test_a_run_killed_mid_epoch_resumes_from_the_store_on_another_machine_using_
     assert resumed == 0, err[-3000:]
     assert "downloaded the backup" in out and "resuming from" in out and "batch 9" in out
 
-    after = records(tmp_path / "b.txt")
+    after = read_batch_records(tmp_path / "b.txt")
     assert [b for e, b, _ in after if e == 1] == list(range(8, batches))  # right after the save
     kept = [i for e, b, ids in before_kill if e == 1 and b < 8 for i in ids]
     used = Counter(kept + [i for e, b, ids in after if e == 1 for i in ids])

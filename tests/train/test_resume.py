@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from batch_records import train_recorded
+from batch_records import read_batch_records, train_recorded
 from helpers import TORCH_MISSING, run_child, run_env, start_child
 from resumed import CrashAt, assert_resumed_equals_uninterrupted, steps_per_execution_resume
 from splits import model_ready_split
@@ -48,15 +48,6 @@ def start_training(record, pause, model_dir, split_dir, extra=()):
     return start_child("resume_child.py", record, pause, "--", split_dir, "--model-dir", model_dir, *TRAIN_ARGS, *extra)
 
 
-def records(path):
-    """``[(epoch, batch, [ids...]), ...]`` in the order the batches were trained."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        epoch, batch, *ids = map(int, line.split())
-        rows.append((epoch, batch, ids))
-    return rows
-
-
 @pytest.mark.timeout(1200)
 def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_split, tmp_path, capsys):
     expected = train_ids(id_feature_split)
@@ -75,7 +66,7 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
     assert killed.returncode == -signal.SIGKILL
     state = load_backup(tmp_path / "b" / "backup")
     assert (state.epoch, state.batches_done) == (1, 30)
-    before_kill = records(tmp_path / "b.txt")
+    before_kill = read_batch_records(tmp_path / "b.txt")
     assert [b for e, b, _ in before_kill if e == 1] == list(range(38))  # trained up to batch 37, then killed
 
     Path(tmp_path / "b.txt").rename(tmp_path / "b-killed.txt")
@@ -86,8 +77,8 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
     assert resumed == 0, err[-3000:]
     assert "resuming from" in out and "batch 31" in out
 
-    after = records(tmp_path / "b.txt")
-    batches_per_epoch = max(b for e, b, _ in records(tmp_path / "a.txt") if e == 0) + 1
+    after = read_batch_records(tmp_path / "b.txt")
+    batches_per_epoch = max(b for e, b, _ in read_batch_records(tmp_path / "a.txt") if e == 0) + 1
     assert [b for e, b, _ in after if e == 1] == list(range(30, batches_per_epoch))  # starts right after the save
     # The model's lineage in epoch 1: batches 0-29 of the killed run (kept in the saved state; its
     # batches 30-37 were lost with it) and batches 30-end of the resumed run.
@@ -97,7 +88,7 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
     assert used == expected, "the interrupted epoch skipped or repeated rows"
     assert max(used.values()) == 1
     # Same rows, same order as the uninterrupted run, in every epoch.
-    straight = [(e, b, ids) for e, b, ids in records(tmp_path / "a.txt")]
+    straight = [(e, b, ids) for e, b, ids in read_batch_records(tmp_path / "a.txt")]
     lineage = [r for r in before_kill if r[0] == 0 or (r[0] == 1 and r[1] < 30)] + after
     assert lineage == straight
 
@@ -155,6 +146,7 @@ def backend_checks(id_feature_split, tmp_path_factory):
     return run
 
 
+@pytest.mark.xdist_group("resume_backends")  # one worker: the backend child below is started once
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_resumed_run_equals_the_uninterrupted_one_on_other_backends(backend_checks, backend):
@@ -278,6 +270,7 @@ def test_partial_states_of_killed_saves_are_removed_at_the_next_start(tmp_path):
     assert load_backup(backup).epoch == 1 and not stale[0].exists()
 
 
+@pytest.mark.xdist_group("resume_backends")
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_several_steps_per_execution_resume_mid_epoch_exactly(id_feature_split, backend_checks, tmp_path, backend):
