@@ -15,6 +15,11 @@ def broken_pool(context):
     pool = context.Pool(2)
     while len([p for p in pool._pool if p.is_alive()]) < 2:
         time.sleep(0.05)
+    # Wait until a worker waits for tasks, holding the task queue's read lock (spawn workers take long to
+    # get there on a busy machine): the lock can no longer be taken here.
+    while pool._inqueue._rlock.acquire(block=False):
+        pool._inqueue._rlock.release()
+        time.sleep(0.05)
     time.sleep(0.3)
     workers = list(pool._pool)
     for process in workers:  # idle workers: one holds the task queue's read lock for good
