@@ -77,13 +77,31 @@ def start_local_ray(ray, **options) -> None:
     """``ray.init(**options)`` for a private Ray, started again (up to :data:`LOCAL_START_ATTEMPTS`
     times in all, each retry printed) when its node misses Ray's fixed start-up wait, as it can on
     a busy machine. Any other failure is raised at once."""
+    def again(attempt):
+        ray.shutdown()
+        print(f"the local Ray node did not register within Ray's start-up wait (a busy machine?); "
+              f"starting it again (attempt {attempt + 1} of {LOCAL_START_ATTEMPTS})", file=sys.stderr, flush=True)
+
+    start_ray_node(lambda: ray.init(**options), before_retry=again)
+
+
+def start_ray_node(start, before_retry=None) -> None:
+    """Call ``start`` (which starts a Ray node) up to :data:`LOCAL_START_ATTEMPTS` times, again only when
+    the node missed Ray's fixed start-up wait; ``before_retry(attempt)`` runs before each new attempt.
+
+    Parameters
+    ----------
+    start : callable
+        Starts the node (``ray.init``, ``Cluster.add_node``...).
+    before_retry : callable, optional
+        Cleans up after a failed attempt; called with that attempt's number (from 1).
+    """
     for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
         try:
-            ray.init(**options)
+            start()
             return
         except Exception as error:  # Ray raises a bare Exception for this
             if RAY_START_TIMEOUT not in str(error) or attempt == LOCAL_START_ATTEMPTS:
                 raise
-            ray.shutdown()
-            print(f"the local Ray node did not register within Ray's start-up wait (a busy machine?); "
-                  f"starting it again (attempt {attempt + 1} of {LOCAL_START_ATTEMPTS})", file=sys.stderr, flush=True)
+            if before_retry is not None:
+                before_retry(attempt)

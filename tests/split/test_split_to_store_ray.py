@@ -24,7 +24,7 @@ from helpers import run_env
 from s3server import gzip_part_files, put_files, stored_objects
 from trained import assert_one_job_on_every_row
 
-from questlearn._ray_session import LOCAL_START_ATTEMPTS, RAY_START_TIMEOUT
+from questlearn._ray_session import start_ray_node
 from questlearn.split import split_csv
 
 LOOPBACK = "127.0.0.1"  # both nodes, the driver and the training child: nothing listens elsewhere
@@ -36,13 +36,7 @@ def start_nodes(cluster, nodes: list) -> None:
     """Add ``nodes`` (the first is the head) to ``cluster``, each started again, as questlearn starts a private
     Ray, when it misses Ray's fixed 30 s start-up wait (it can on a busy machine)."""
     for node in nodes:
-        for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
-            try:
-                cluster.add_node(**node)
-                break
-            except Exception as error:  # Ray raises a bare Exception for this
-                if RAY_START_TIMEOUT not in str(error) or attempt == LOCAL_START_ATTEMPTS:
-                    raise
+        start_ray_node(lambda: cluster.add_node(**node))
 
 
 @pytest.mark.xdist_group("ray")  # one local Ray cluster at a time
