@@ -1,4 +1,4 @@
-"""How data worker processes start: never by ``fork`` from a threaded process.
+"""How data worker processes start: never by ``fork`` from a threaded process, and with Keras loaded once.
 
 Keras 3 creates its ``PyDataset`` worker pools with ``multiprocessing.Pool``
 (``keras/src/trainers/data_adapters/py_dataset_adapter.py``,
@@ -7,31 +7,53 @@ Linux before Python 3.14 that default is ``fork``, and by the time a pool
 starts, the Keras backend (JAX, TensorFlow, torch) runs threads of its own:
 forking then can deadlock, and Python 3.12+ warns ``This process ... is
 multi-threaded, use of fork() may lead to deadlocks in the child`` on every
-worker (JAX warns too). ``forkserver`` forks workers from a small
-single-threaded server process instead; it is Python 3.14's default on
-Linux, and questlearn's dataset pickles for it (it holds paths and the
-manifest only).
+worker (JAX warns too). ``forkserver`` forks workers from a server process
+that runs no Python thread instead; it is Python 3.14's default on Linux,
+and questlearn's dataset pickles for it (it holds paths and the manifest
+only).
 
 :func:`choose_start_method` makes ``forkserver`` the process default when
 nobody chose one and the platform default is ``fork``. A start method the
 program chose itself (``multiprocessing.set_start_method``) is kept.
+
+Keras starts a new pool for every epoch, and another for every validation
+pass, and each worker must import Keras and its backend to unpickle the
+dataset and Keras's task function: about 8 CPU-seconds with TensorFlow.
+With ``forkserver``, :func:`preload_worker_imports` has the server import
+them once (``multiprocessing.set_forkserver_preload``, with
+:mod:`questlearn.data._worker_imports`), so every worker of every later pool
+starts with them loaded. The server imports modules only and starts no
+thread; a worker runs no backend code (it reads shards into numpy arrays).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 
 SAFE_START_METHODS = ("forkserver", "spawn")
+#: What a data worker imports, loaded once by the forkserver: Keras, its backend and the readers, no thread started.
+WORKER_IMPORTS = "questlearn.data._worker_imports"
 
 
 def choose_start_method() -> str:
     """Set a thread-safe default start method for worker pools, if none is chosen.
+
+    With ``forkserver`` (chosen here or by the program), the server preloads
+    the workers' imports (:func:`preload_worker_imports`).
 
     Returns
     -------
     str
         The start method worker pools of this process will use.
     """
+    method = _default_start_method()
+    if method == "forkserver":
+        preload_worker_imports()
+    return method
+
+
+def _default_start_method() -> str:
     current = multiprocessing.get_start_method(allow_none=True)
     if current is not None:
         return current
@@ -44,3 +66,16 @@ def choose_start_method() -> str:
     except RuntimeError:  # another thread fixed the context just now: keep its choice
         return multiprocessing.get_start_method()
     return method
+
+
+def preload_worker_imports() -> None:
+    """Add :data:`WORKER_IMPORTS` to the modules the forkserver imports as it starts.
+
+    Keeps the modules already listed (``__main__`` by default, so that classes
+    defined in a script still unpickle). Has no effect on a server that is
+    already running; a module that fails to import there is skipped by
+    ``multiprocessing`` and imported by each worker instead.
+    """
+    listed = list(getattr(multiprocessing.forkserver._forkserver, "_preload_modules", None) or ["__main__"])
+    if WORKER_IMPORTS not in listed:
+        multiprocessing.set_forkserver_preload([*listed, WORKER_IMPORTS])

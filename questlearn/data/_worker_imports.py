@@ -1,0 +1,32 @@
+"""What every data worker process needs, imported once by the forkserver that forks them.
+
+:func:`questlearn.data._start_method.preload_worker_imports` names this
+module in ``multiprocessing.set_forkserver_preload``. Without it, each
+worker of each pool (Keras starts new ones every epoch and every validation
+pass) imports Keras and its backend to unpickle its task: about 8
+CPU-seconds with TensorFlow.
+
+The forkserver forks every worker, so it must run no thread of its own
+(Python 3.12+ warns on a fork from a threaded process, and a thread holding
+a lock at the fork deadlocks the child). So this module imports only:
+
+- Keras and its backend, its start-up log filtered, without starting the
+  backend (no device probe, no computation: TensorFlow starts its thread
+  pools then, not at import);
+- the readers, with pyarrow's allocator told not to start the jemalloc
+  background thread that purges freed memory (it purges as memory is freed
+  instead). The setting is made in the forkserver process alone, before
+  pyarrow is first imported there, and its workers inherit it.
+"""
+
+import os
+
+os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
+
+from .._startup_log import filtered_stderr  # noqa: E402  (after the allocator setting)
+
+with filtered_stderr():
+    import keras  # noqa: F401
+    from keras.src.trainers.data_adapters import py_dataset_adapter  # noqa: F401  (the workers' task functions)
+
+from . import _batches, _shard_cache  # noqa: E402,F401  (numpy and pyarrow, and the shard readers)
