@@ -17,6 +17,11 @@ a lock at the fork deadlocks the child). So this module imports only:
   background thread that purges freed memory (it purges as memory is freed
   instead). The setting is made in the forkserver process alone, before
   pyarrow is first imported there, and its workers inherit it.
+
+The server's only other threads are the idle pools of the BLAS libraries
+numpy and scipy load, which hold no lock between calls and register fork
+handlers; with them, Python 3.12 does not warn (tested with the jax backend
+when a Python 3.12 with questlearn is found), with jemalloc's it does.
 """
 
 import os
