@@ -3,14 +3,16 @@
     import lesson
     DATA, EPOCHS = lesson.start(epochs=8, smoke_epochs=2)
 
-Importing this module imports :mod:`questlearn.quiet` first, before anything
-imports Keras, so TensorFlow's C++ start-up log stays out of the notebook.
+:func:`start` imports :mod:`questlearn.quiet` first, before anything imports
+Keras, so TensorFlow's C++ start-up log stays out of the notebook; a lesson
+that never uses Keras (splitting, plotting) says ``keras=False`` and starts
+in a fraction of a second instead of importing it.
 """
 
 import os
 from pathlib import Path
 
-import questlearn.quiet  # first, before Keras
+import questlearn
 
 # Set (to any non-empty value) by notebooks/conftest.py when pytest runs the notebooks, or CI=true:
 # the notebooks train fewer epochs on the same data.
@@ -24,7 +26,8 @@ def smoke_mode() -> bool:
     return any(os.environ.get(name) for name in SMOKE_SWITCHES)
 
 
-def start(*, epochs: int | None = None, smoke_epochs: int | None = None, needs_split: bool = False):
+def start(*, epochs: int | None = None, smoke_epochs: int | None = None, needs_split: bool = False,
+          keras: bool = True):
     """Prepare a lesson: make the data folder and print the questlearn version and the mode.
 
     Parameters
@@ -35,12 +38,16 @@ def start(*, epochs: int | None = None, smoke_epochs: int | None = None, needs_s
         Epochs in smoke mode (default: ``epochs``).
     needs_split : bool
         The lesson reads notebook 01's split: stop with a message saying so when it is missing.
+    keras : bool
+        The lesson uses Keras: import it now, through :mod:`questlearn.quiet` (TensorFlow's start-up log off).
 
     Returns
     -------
     Path or (Path, int)
         The data folder, and with ``epochs`` also the epochs to train in this mode.
     """
+    if keras:
+        import questlearn.quiet  # noqa: F401  (first, before the lesson imports Keras)
     smoke = smoke_mode()
     DATA.mkdir(exist_ok=True)
     print("questlearn", questlearn.__version__, "| smoke mode" if smoke else "| full mode")
