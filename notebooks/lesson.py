@@ -9,6 +9,7 @@ that never uses Keras (splitting, plotting) says ``keras=False`` and starts
 in a fraction of a second instead of importing it.
 """
 
+import importlib
 import os
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def start(*, epochs: int | None = None, smoke_epochs: int | None = None, needs_s
         The data folder, and with ``epochs`` also the epochs to train in this mode.
     """
     if keras:
-        import questlearn.quiet  # noqa: F401  (first, before the lesson imports Keras)
+        importlib.import_module("questlearn.quiet")  # first, before the lesson imports Keras
     smoke = smoke_mode()
     DATA.mkdir(exist_ok=True)
     print("questlearn", questlearn.__version__, "| smoke mode" if smoke else "| full mode")

@@ -52,6 +52,7 @@ SCREENSHOT_CELLS = {
     "05_your_own_data.ipynb": "report = evaluate(MODEL, SPLIT)",
 }
 NOTEBOOK_SECONDS = 900  # a hang guard: a notebook takes under a minute alone
+STOPPED_SECONDS = 30  # no cell running and the rest never started for this long: Run All stopped at an error
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 PROGRESS_WIDGET = ".jp-OutputArea-output .jupyter-widgets.widget-hprogress"  # tqdm.auto's bar as an ipywidget
 
@@ -172,7 +173,18 @@ def wait_for_idle_kernel(page) -> None:
         time.sleep(3)
 
 
-def run_notebook(page, base: str, token: str, name: str) -> dict:
+def saved_errors(page, work: Path, name: str) -> list:
+    """The error outputs of notebook ``name`` as JupyterLab saves it (``ename: evalue``, traceback's last lines)."""
+    click_menu(page, "File", "Save Notebook")
+    time.sleep(2)
+    notebook = json.loads((work / name).read_text(encoding="utf-8"))
+    return [f"cell {number}: {output['ename']}: {output['evalue']}\n"
+            + re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.get("traceback", [])[-3:]))  # without colour codes
+            for number, cell in enumerate(notebook["cells"]) for output in cell.get("outputs", [])
+            if output.get("output_type") == "error"] or ["a cell stopped Run All, and the saved notebook shows no error"]
+
+
+def run_notebook(page, base: str, token: str, name: str, work: Path) -> dict:
     page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
     page.wait_for_selector(f"{PANEL} .jp-CodeCell", timeout=270_000)
     wait_for_idle_kernel(page)
@@ -182,11 +194,17 @@ def run_notebook(page, base: str, token: str, name: str) -> dict:
     click_menu(page, "Run", "Run All Cells")
     started = time.monotonic()
     deadline = started + NOTEBOOK_SECONDS
+    stopped_since = None
     while True:
         state = cell_states(page)
         numbered = all(re.fullmatch(r"\[\d+\]:", prompt) for prompt in state["prompts"])
         busy = any("*" in prompt for prompt in state["prompts"])
         untouched = not busy and not any(re.search(r"\d", prompt) for prompt in state["prompts"])
+        # Some cells ran, none runs now and the rest never started: Run All stopped (a cell raised).
+        stopped = not busy and not numbered and not untouched
+        stopped_since = (stopped_since or time.monotonic()) if stopped else None
+        if stopped_since is not None and time.monotonic() - stopped_since > STOPPED_SECONDS:
+            return {**state, "errors": state["errors"] or saved_errors(page, work, name)}
         if state["prompts"] and not busy and (numbered or state["errors"]):
             try:
                 page.wait_for_function(f"""() => [...document.querySelectorAll('{PANEL} .jp-OutputArea-output img')]
@@ -227,7 +245,7 @@ def test_every_notebook_runs_in_jupyterlab_without_errors_and_renders_its_plots(
     names = sorted(path.name for path in work.glob("[0-9][0-9]_*.ipynb"))
     assert names == sorted(SCREENSHOT_CELLS), f"add the new notebook to SCREENSHOT_CELLS: {names}"
     for name in names:  # in order: 02 and 03 read the split that 01 writes
-        state = run_notebook(browser_page, base, token, name)
+        state = run_notebook(browser_page, base, token, name, work)
         assert not state["errors"], f"{name} shows an error:\n" + "\n".join(state["errors"])
         assert [int(p[1:-2]) for p in state["prompts"]] == list(range(1, len(state["prompts"]) + 1)), \
             f"{name}: not every cell ran once, in order: {state['prompts']}"
