@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import run_child, run_env
+from helpers import run_child, run_env, run_questlearn
 
 from questlearn.split._sequential import JOURNAL_NAME
 from questlearn.synth import write_quest_log
@@ -33,8 +33,7 @@ def split_killed_at(point, nth, counts, source, out, formats, extra=()):
 
 def assert_resumes_to(expected, source, out, formats, where, extra=()):
     """Run the killed split in ``out`` again to its end; it must equal the clean split ``expected`` byte for byte."""
-    resumed = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(out), *ARGS,
-                              "--formats", formats, *extra], env=run_env(), capture_output=True, text=True, timeout=900)
+    resumed = run_questlearn("split", *source, out, *ARGS, "--formats", formats, *extra, module="questlearn.cli")
     assert resumed.returncode == 0, (*where, resumed.stderr[-2000:])
     got = tree(out)
     assert sorted(got) == sorted(expected), (*where, sorted(set(got) ^ set(expected))[:6])

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import zygote
+
 ID_COLUMNS = ("attempt_id", "player_id")
 # Why the torch tests skip where torch is missing (CI among them) and how to run them.
 TORCH_MISSING = ("torch is not installed; the test extra leaves it out because its default wheel pulls gigabytes "
@@ -31,7 +33,7 @@ def child_command(script, *args, python=sys.executable, python_options=()):
     return [python, *python_options, str(CHILDREN / script), *map(str, args)]
 
 
-def run_child(script, *args, timeout=900, env=None, python=sys.executable, python_options=()):
+def run_child(script, *args, timeout=900, env=None, python=sys.executable, python_options=(), fresh=False):
     """Run a child script of ``tests/children`` to its end, in that folder, and return the
     ``CompletedProcess`` (stdout and stderr captured as text).
 
@@ -48,17 +50,38 @@ def run_child(script, *args, timeout=900, env=None, python=sys.executable, pytho
         Its environment; :func:`run_env` when omitted.
     python, python_options
         The interpreter and its options (e.g. ``["-W", "always"]``).
+    fresh : bool
+        Start a fresh interpreter even where the child could be forked from the zygote, which has
+        Keras imported already (tests/support/zygote.py): for what only a fresh start shows.
     """
-    return subprocess.run(child_command(script, *args, python=python, python_options=python_options),
-                          capture_output=True, text=True, timeout=timeout,
-                          env=run_env() if env is None else env, cwd=CHILDREN)
+    env = run_env() if env is None else env
+    command = child_command(script, *args, python=python, python_options=python_options)
+    if not fresh and zygote.usable(python, python_options, env):
+        return zygote.run(command[1:], cwd=CHILDREN, env=env, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=CHILDREN)
 
 
-def start_child(script, *args, env=None):
-    """Start a child script of ``tests/children`` without waiting: a ``Popen`` with stdout and
-    stderr piped as text (the caller waits, with a timeout, or kills it)."""
-    return subprocess.Popen(child_command(script, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=run_env() if env is None else env, cwd=CHILDREN)
+def start_child(script, *args, env=None, fresh=False):
+    """Start a child script of ``tests/children`` without waiting: a ``Popen`` (or, forked from the
+    zygote, an object that answers like one) with stdout and stderr as text (the caller waits, with a
+    timeout, or kills it). ``fresh``: as for :func:`run_child`."""
+    env = run_env() if env is None else env
+    command = child_command(script, *args)
+    if not fresh and zygote.usable(env=env):
+        return zygote.start(command[1:], cwd=CHILDREN, env=env)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=CHILDREN)
+
+
+def run_questlearn(*args, module="questlearn", timeout=900, env=None, cwd=None, fresh=False):
+    """Run ``python -m questlearn ARGS`` (or ``-m`` another module) to its end and return the
+    ``CompletedProcess`` (text output), forked from the zygote unless ``fresh`` (see :func:`run_child`)."""
+    env = run_env() if env is None else env
+    cwd = os.getcwd() if cwd is None else cwd
+    argv = [module, *map(str, args)]
+    if not fresh and zygote.usable(env=env):
+        return zygote.run(argv, cwd=cwd, env=env, timeout=timeout, module=module)
+    return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=cwd)
 
 
 def zero_inputs(model, rows: int) -> dict:

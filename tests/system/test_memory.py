@@ -14,7 +14,7 @@ SMALL_ROWS = 50_000  # ~11 MB; 4x is ~43 MB
 
 
 def peak(*args):
-    result = run_child("memory_probe.py", *args, timeout=900)
+    result = run_child("memory_probe.py", *args, timeout=900, fresh=True)  # a peak RSS from a fresh interpreter
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("PEAK"))
     own, children = map(float, line.split()[1:])

@@ -1,0 +1,134 @@
+"""Child processes started from a process that has imported Keras once (tests/children/zygote.py).
+
+:func:`start` returns a :class:`ZygoteProcess`, which answers like a
+``subprocess.Popen`` with text output (``pid``, ``poll``, ``wait``,
+``communicate``, ``send_signal``, ``kill``, ``returncode``); :func:`usable`
+says whether a request can go to the zygote (same interpreter, no interpreter
+options, the zygote's Keras backend and ``PYTHONPATH``). One zygote per test process, started on
+first use; it ends when the test process does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+CHILDREN = Path(__file__).resolve().parents[1] / "children"
+_lock = threading.Lock()
+_server = None
+
+
+def _zygote():
+    """The running zygote (started on first use): ``(Popen, backend)``."""
+    global _server
+    with _lock:
+        if _server is None or _server[0].poll() is not None:
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            process = subprocess.Popen([sys.executable, str(CHILDREN / "zygote.py")], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True, env=env, cwd=CHILDREN)
+            ready = process.stdout.readline().split()
+            if ready[:1] != ["READY"]:
+                raise RuntimeError(f"the test zygote did not start: {ready}")
+            _server = (process, ready[1])
+        return _server
+
+
+def usable(python=sys.executable, python_options=(), env=None) -> bool:
+    """True when a child with these settings can be forked from the zygote instead of started fresh."""
+    if python != sys.executable or python_options:
+        return False
+    env = os.environ if env is None else env
+    # read as the interpreter starts (sys.path) or as Keras is imported (its backend): the zygote's are fixed
+    return all(env.get(name, default) == os.environ.get(name, default)
+               for name, default in (("KERAS_BACKEND", "tensorflow"), ("PYTHONPATH", "")))
+
+
+class ZygoteProcess:
+    """A child forked by the zygote, seen from the test: a ``Popen`` with text stdout and stderr."""
+
+    def __init__(self, argv, *, cwd, env, module=None):
+        self.args = list(argv)
+        self.returncode = None
+        self._folder = tempfile.mkdtemp(prefix="zygote-")
+        for name in ("stdout", "stderr"):
+            open(os.path.join(self._folder, name), "w").close()
+        # read ends, as Popen's pipes are (the child writes the files these open)
+        self.stdout, self.stderr = (open(os.path.join(self._folder, name), encoding="utf-8", errors="replace")
+                                    for name in ("stdout", "stderr"))
+        request = {"argv": [str(a) for a in argv], "cwd": str(cwd), "env": dict(env), "module": module,
+                   "folder": self._folder}
+        server, _ = _zygote()
+        with _lock:
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+        deadline = time.monotonic() + 300
+        pid_file = os.path.join(self._folder, "pid")
+        while not os.path.exists(pid_file):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the test zygote did not start the child")
+            time.sleep(0.002)
+        self.pid = int(open(pid_file).read())
+
+    def poll(self):
+        if self.returncode is None:
+            status = os.path.join(self._folder, "status")
+            if os.path.exists(status):
+                self.returncode = int(open(status).read())
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.002
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.05)
+        return self.returncode
+
+    def communicate(self, timeout=None):
+        self.wait(timeout)
+        output = []
+        for stream in (self.stdout, self.stderr):
+            stream.seek(0)
+            output.append(stream.read())
+            stream.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+        return tuple(output)
+
+    def send_signal(self, signum):
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+
+def start(argv, *, cwd, env, module=None) -> ZygoteProcess:
+    """Fork ``argv`` (a script path and its arguments; or, with ``module``, the module's argv) from the zygote."""
+    return ZygoteProcess(argv, cwd=cwd, env=env, module=module)
+
+
+def run(argv, *, cwd, env, timeout, module=None) -> subprocess.CompletedProcess:
+    """:func:`start` and wait, as ``subprocess.run(..., capture_output=True, text=True, timeout=...)`` does
+    (the child is killed when the timeout passes)."""
+    process = start(argv, cwd=cwd, env=env, module=module)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
