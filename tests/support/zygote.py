@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 CHILDREN = Path(__file__).resolve().parents[1] / "children"
+# Read as an interpreter starts (PYTHONPATH) or as Keras is imported (KERAS_BACKEND): fixed in the zygote, to the
+# values the test process had when this module was imported (a test may change its own environment later).
+FIXED = {"KERAS_BACKEND": os.environ.get("KERAS_BACKEND") or "tensorflow", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 _lock = threading.Lock()
 _server = None
 
@@ -31,7 +34,7 @@ def _zygote():
     global _server
     with _lock:
         if _server is None or _server[0].poll() is not None:
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, **FIXED, "PYTHONUNBUFFERED": "1"}
             env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
             process = subprocess.Popen([sys.executable, str(CHILDREN / "zygote.py")], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True, env=env, cwd=CHILDREN)
@@ -47,9 +50,8 @@ def usable(python=sys.executable, python_options=(), env=None) -> bool:
     if python != sys.executable or python_options:
         return False
     env = os.environ if env is None else env
-    # read as the interpreter starts (sys.path) or as Keras is imported (its backend): the zygote's are fixed
-    return all(env.get(name, default) == os.environ.get(name, default)
-               for name, default in (("KERAS_BACKEND", "tensorflow"), ("PYTHONPATH", "")))
+    return (env.get("KERAS_BACKEND") or "tensorflow") == FIXED["KERAS_BACKEND"] \
+        and env.get("PYTHONPATH", "") == FIXED["PYTHONPATH"]
 
 
 class ZygoteProcess:
