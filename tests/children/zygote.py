@@ -7,7 +7,7 @@ CPU-seconds importing Keras and TensorFlow before doing anything. This process
 imports them once, as ``questlearn.data._worker_imports`` does for data
 workers (the backend imported, not started: no device probe, no computation,
 so no thread but BLAS's idle pools; pyarrow's allocator without its background
-thread), and then, for each request (one JSON line on stdin), forks:
+thread; questlearn's modules that start no backend), and then, for each request (one JSON line on stdin), forks:
 
 - a *monitor*, which forks the *child* and records the child's pid, then its
   exit status (``-N`` when killed by signal N, as ``subprocess`` reports it);
@@ -45,6 +45,19 @@ import numpy  # noqa: E402,F401
 import pandas  # noqa: E402,F401
 import pyarrow.csv  # noqa: E402,F401
 import pyarrow.parquet  # noqa: E402,F401
+
+# questlearn's modules that start no backend (those importing questlearn.quiet probe TensorFlow's devices,
+# which starts its thread pools: a child imports them itself), and jsonschema as the manifest check imports it
+import questlearn.cli  # noqa: E402,F401
+import questlearn.data._batches  # noqa: E402,F401
+import questlearn.data._shard_cache  # noqa: E402,F401
+import questlearn.split._parallel  # noqa: E402,F401
+import questlearn.split._sequential  # noqa: E402,F401
+import questlearn.synth  # noqa: E402,F401
+from questlearn.manifest import _validate  # noqa: E402
+
+_validate._jsonschema()
+assert "questlearn.quiet" not in sys.modules, "a module imported above starts the Keras backend"
 
 
 def write_atomically(path, text):
