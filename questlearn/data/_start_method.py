@@ -22,8 +22,9 @@ dataset and Keras's task function: about 8 CPU-seconds with TensorFlow.
 With ``forkserver``, :func:`preload_worker_imports` has the server import
 them once (``multiprocessing.set_forkserver_preload``, with
 :mod:`questlearn.data._worker_imports`), so every worker of every later pool
-starts with them loaded. The server imports modules only and starts no
-thread; a worker runs no backend code (it reads shards into numpy arrays).
+starts with them loaded. The server imports modules only: it runs no Python
+thread and no jemalloc thread (BLAS's idle pools are its only other threads),
+and a worker runs no backend code (it reads shards into numpy arrays).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import multiprocessing
 import multiprocessing.forkserver
 
 SAFE_START_METHODS = ("forkserver", "spawn")
-#: What a data worker imports, loaded once by the forkserver: Keras, its backend and the readers, no thread started.
+#: What a data worker imports, loaded once by the forkserver: Keras, its backend and the readers (no backend started).
 WORKER_IMPORTS = "questlearn.data._worker_imports"
 
 
@@ -72,10 +73,11 @@ def preload_worker_imports() -> None:
     """Add :data:`WORKER_IMPORTS` to the modules the forkserver imports as it starts.
 
     Keeps the modules already listed (``__main__`` by default, so that classes
-    defined in a script still unpickle). Has no effect on a server that is
-    already running; a module that fails to import there is skipped by
-    ``multiprocessing`` and imported by each worker instead.
+    defined in a script still unpickle), also on a forkserver the program
+    chose itself. Has no effect on a server that is already running. If the
+    preload fails there, each worker imports what it needs itself, as without it.
     """
-    listed = list(getattr(multiprocessing.forkserver._forkserver, "_preload_modules", None) or ["__main__"])
+    listed = getattr(multiprocessing.forkserver._forkserver, "_preload_modules", None)
+    listed = ["__main__"] if listed is None else list(listed)
     if WORKER_IMPORTS not in listed:
         multiprocessing.set_forkserver_preload([*listed, WORKER_IMPORTS])

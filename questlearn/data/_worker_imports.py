@@ -20,18 +20,25 @@ a lock at the fork deadlocks the child). So this module imports only:
 
 The server's only other threads are the idle pools of the BLAS libraries
 numpy and scipy load, which hold no lock between calls and register fork
-handlers; with them, Python 3.12 does not warn (tested with the jax backend
-when a Python 3.12 with questlearn is found), with jemalloc's it does.
+handlers; with them, Python 3.12 did not warn here, with jemalloc's it did
+(tested with the jax backend where a Python 3.12 with questlearn is found).
+
+The import takes the server a few CPU-seconds; a parent killed meanwhile is
+outlived by that long (the server then reads that its parent is gone, and
+ends), and the server holds Keras's memory for as long as it runs.
 """
 
 import os
 
 os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
 
-from .._startup_log import filtered_stderr  # noqa: E402  (after the allocator setting)
+try:
+    from .._startup_log import filtered_stderr
 
-with filtered_stderr():
-    import keras  # noqa: F401
-    from keras.src.trainers.data_adapters import py_dataset_adapter  # noqa: F401  (the workers' task functions)
+    with filtered_stderr():
+        import keras  # noqa: F401
+        from keras.src.trainers.data_adapters import py_dataset_adapter  # noqa: F401  (the workers' task functions)
 
-from . import _batches, _shard_cache  # noqa: E402,F401  (numpy and pyarrow, and the shard readers)
+    from . import _batches, _shard_cache  # noqa: F401  (numpy and pyarrow, and the shard readers)
+except Exception:  # noqa: BLE001  the forkserver skips only an ImportError; any other would end it, and every pool
+    pass           # with it: without the preload, each worker imports what it needs itself, as before

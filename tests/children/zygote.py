@@ -57,7 +57,13 @@ import questlearn.synth  # noqa: E402,F401
 from questlearn.manifest import _validate  # noqa: E402
 
 _validate._jsonschema()
-assert "questlearn.quiet" not in sys.modules, "a module imported above starts the Keras backend"
+if "questlearn.quiet" in sys.modules:
+    raise RuntimeError("a module imported above starts the Keras backend: a forked child would inherit its threads")
+
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
 
 
 def write_atomically(path, text):
@@ -70,26 +76,26 @@ def run_child(request):
     """In the child: become the requested process, run it, exit as Python would. Never returns."""
     code = 1
     try:
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
         for fd, name in ((1, "stdout"), (2, "stderr")):
             target = os.open(os.path.join(request["folder"], name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(target, fd)
             os.close(target)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        sys.stdin = open(os.devnull)  # not the zygote's buffered requests
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
         argv = request["argv"]
         if request.get("module"):
-            sys.argv = [argv[0], *argv[1:]]
+            sys.argv = list(argv)
             sys.path.insert(0, request["cwd"])
-            runner = lambda: runpy.run_module(request["module"], run_name="__main__", alter_sys=True)  # noqa: E731
         else:
             sys.argv = list(argv)
             sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
-            runner = lambda: runpy.run_path(argv[0], run_name="__main__")  # noqa: E731
         try:
-            runner()
+            run_main(request.get("module"), argv)
             code = 0
         except SystemExit as stop:
             if stop.code is None:
@@ -107,6 +113,9 @@ def run_child(request):
             code = 1
         threading._shutdown()
         atexit._run_exitfuncs()
+    except BaseException:  # the set-up above failed: say why, as a real interpreter would
+        traceback.print_exc()
+        code = 1
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -117,6 +126,14 @@ def run_child(request):
             signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
         os._exit(code & 0xFF)
+
+
+def run_main(module, argv):
+    """Run the module (``python -m``) or the script ``argv[0]`` as ``__main__``."""
+    if module:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(argv[0], run_name="__main__")
 
 
 def monitor(request):

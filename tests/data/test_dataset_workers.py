@@ -40,14 +40,14 @@ def test_worker_processes_see_every_row_once_under(id_split, start_method):
     if fit_epochs:
         assert result.returncode == 0, result.stderr[-3000:]
         assert "FIT-EPOCHS 2" in result.stdout, result.stderr[-3000:]
-        # Keras starts new pools every epoch and validation pass (2 workers each: 8 here); the forkserver
-        # preloaded Keras, so none of them imports it again: each has used far less CPU by its first batch
-        # than a fresh process spends on the import, measured by the child on this machine (without the
-        # preload, 4.5 s against 6.3 s; with it, 0.01 s).
-        worker_seconds = [float(s) for s in re.search(r"^WORKER-CPU (.*)$", result.stdout, re.M).group(1).split()]
-        import_seconds = float(re.search(r"^IMPORT-CPU (\S+)$", result.stdout, re.M).group(1))
-        assert worker_seconds, result.stdout[-2000:]
-        assert max(worker_seconds) < import_seconds / 3, (worker_seconds, import_seconds)
+    # Keras starts new pools every epoch and validation pass (2 workers each); under forkserver every worker of
+    # the epoch and of the fit is forked from a server that imported Keras and the readers once, so none imports
+    # them again (about 6 CPU-seconds each with TensorFlow); under spawn each imports them itself.
+    workers = re.search(r"^WORKERS (.*)$", result.stdout, re.M).group(1).split()
+    assert workers, result.stdout[-2000:]
+    expected = "preloaded" if start_method == "forkserver" else ("fresh" if start_method == "spawn" else None)
+    if expected:
+        assert set(workers) == {expected}, workers
 
 
 # A worker's death is noticed differently under each start method (forkserver workers are not our

@@ -229,7 +229,7 @@ def test_keras_features_load_without_questlearn_and_equal_features(tmp_path):
     env["PYTHONPATH"] = ""
     env["KERAS_BACKEND"] = "tensorflow"
     child = run_child("datetime_features_child.py", tmp_path / "features.keras", tmp_path / "seconds.npy",
-                      tmp_path / "out.npz", env=env, timeout=720)
+                      tmp_path / "out.npz", env=env, timeout=720, fresh=True)  # no questlearn module loaded at all
     assert child.returncode == 0, child.stderr[-3000:]
     loaded = np.load(tmp_path / "out.npz")
     expected = features(seconds, seconds == MISSING_SECONDS)

@@ -64,7 +64,8 @@ def test_the_inference_model_agrees_with_predict_on_raw_rows_in_a_process_withou
             "kinds": {"amount": "numeric", "city": "categorical", "shop": "categorical", "when": "datetime"}}
     (tmp_path / "rows.json").write_text(json.dumps(rows))
     result = run_child("serve_without_questlearn.py", served / "model", tmp_path / "rows.json", tmp_path / "out.json",
-                       timeout=720, env={**__import__("helpers").run_env(), "PYTHONPATH": ""})
+                       timeout=720, env={**__import__("helpers").run_env(), "PYTHONPATH": ""},
+                       fresh=True)  # no questlearn module loaded at all
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads((tmp_path / "out.json").read_text())
     np.testing.assert_allclose(np.asarray(out["keras"]), probabilities, atol=1e-5)

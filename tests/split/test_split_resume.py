@@ -33,7 +33,7 @@ def split_killed_at(point, nth, counts, source, out, formats, extra=()):
 
 def assert_resumes_to(expected, source, out, formats, where, extra=()):
     """Run the killed split in ``out`` again to its end; it must equal the clean split ``expected`` byte for byte."""
-    resumed = run_questlearn("split", *source, out, *ARGS, "--formats", formats, *extra, module="questlearn.cli")
+    resumed = run_questlearn("split", *source, out, *ARGS, "--formats", formats, *extra)
     assert resumed.returncode == 0, (*where, resumed.stderr[-2000:])
     got = tree(out)
     assert sorted(got) == sorted(expected), (*where, sorted(set(got) ^ set(expected))[:6])

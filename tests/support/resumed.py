@@ -68,9 +68,9 @@ def crash_resume_and_compare(split, root, arguments, saving, crash_at, saved_at)
 
 
 def resumed_equals_uninterrupted(split, root):
-    """Killed at batch 17 of epoch 1 (the last; 33 batches each) with a save every five batches: resumed at
-    batch 15, the run ends as the uninterrupted one does."""
-    crash_resume_and_compare(split, root, dict(epochs=2, batch_size=128, workers=1, verbose=0, seed=4, patience=10),
+    """Killed at batch 17 of epoch 1 (of 3; 33 batches each) with a save every five batches: resumed at batch 15,
+    the run, and the epoch after it, end as the uninterrupted ones do."""
+    crash_resume_and_compare(split, root, dict(epochs=3, batch_size=128, workers=1, verbose=0, seed=4, patience=10),
                              dict(save_every_batches=5), crash_at=(1, 17), saved_at=(1, 15))
 
 

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 
 CHILDREN = Path(__file__).resolve().parents[1] / "children"
@@ -55,12 +56,17 @@ def usable(python=sys.executable, python_options=(), env=None) -> bool:
 
 
 class ZygoteProcess:
-    """A child forked by the zygote, seen from the test: a ``Popen`` with text stdout and stderr."""
+    """A child forked by the zygote, seen from the test: a ``Popen`` with text stdout and stderr.
+
+    Its monitor reaps it as it ends, so, unlike a ``Popen``'s child, its pid may be given to another
+    process once :meth:`poll` has reported it ended: signal it only while it runs (``send_signal`` checks).
+    """
 
     def __init__(self, argv, *, cwd, env, module=None):
         self.args = list(argv)
         self.returncode = None
         self._folder = tempfile.mkdtemp(prefix="zygote-")
+        weakref.finalize(self, shutil.rmtree, self._folder, True)  # removed with this object, however it ends
         for name in ("stdout", "stderr"):
             open(os.path.join(self._folder, name), "w").close()
         # read ends, as Popen's pipes are (the child writes the files these open)
@@ -78,13 +84,15 @@ class ZygoteProcess:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("the test zygote did not start the child")
             time.sleep(0.002)
-        self.pid = int(open(pid_file).read())
+        with open(pid_file) as handle:
+            self.pid = int(handle.read())
 
     def poll(self):
         if self.returncode is None:
             status = os.path.join(self._folder, "status")
             if os.path.exists(status):
-                self.returncode = int(open(status).read())
+                with open(status) as handle:
+                    self.returncode = int(handle.read())
         return self.returncode
 
     def wait(self, timeout=None):
@@ -98,14 +106,22 @@ class ZygoteProcess:
         return self.returncode
 
     def communicate(self, timeout=None):
-        self.wait(timeout)
-        output = []
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired as late:
+            late.stdout, late.stderr = self._output()  # what it printed so far, as subprocess.run attaches it
+            raise
+        output = self._output()
+        for stream in (self.stdout, self.stderr):
+            stream.close()
+        return output
+
+    def _output(self):
+        texts = []
         for stream in (self.stdout, self.stderr):
             stream.seek(0)
-            output.append(stream.read())
-            stream.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
-        return tuple(output)
+            texts.append(stream.read())
+        return tuple(texts)
 
     def send_signal(self, signum):
         if self.poll() is None:
@@ -129,8 +145,9 @@ def run(argv, *, cwd, env, timeout, module=None) -> subprocess.CompletedProcess:
     process = start(argv, cwd=cwd, env=env, module=module)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as late:
         process.kill()
         process.wait()
+        late.stdout, late.stderr = process._output()
         raise
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)

@@ -175,9 +175,13 @@ def wait_for_idle_kernel(page) -> None:
 
 def saved_errors(page, work: Path, name: str) -> list:
     """The error outputs of notebook ``name`` as JupyterLab saves it (``ename: evalue``, traceback's last lines)."""
+    path = work / name
+    before = path.stat().st_mtime_ns
     click_menu(page, "File", "Save Notebook")
-    time.sleep(2)
-    notebook = json.loads((work / name).read_text(encoding="utf-8"))
+    deadline = time.monotonic() + 60
+    while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    notebook = json.loads(path.read_text(encoding="utf-8"))
     return [f"cell {number}: {output['ename']}: {output['evalue']}\n"
             + re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.get("traceback", [])[-3:]))  # without colour codes
             for number, cell in enumerate(notebook["cells"]) for output in cell.get("outputs", [])
