@@ -4,8 +4,8 @@ Usage: python zygote.py   (started by tests/support/zygote.py; reads requests on
 
 Every child script and ``questlearn`` command a test runs would spend about 8
 CPU-seconds importing Keras and TensorFlow before doing anything. This process
-imports them once, as ``questlearn.data._worker_imports`` does for data
-workers (the backend imported, not started: no device probe, no computation,
+imports them once, through ``questlearn.data._worker_imports`` as the data
+workers' forkserver does (the backend imported, not started: no device probe, no computation,
 so no thread but BLAS's idle pools; pyarrow's allocator without its background
 thread; questlearn's modules that start no backend), and then, for each request (one JSON line on stdin), forks:
 
@@ -34,13 +34,11 @@ import sys
 import threading
 import traceback
 
-os.environ.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
+# What a data worker imports, as the forkserver preloads it: Keras and its backend (start-up log filtered, backend
+# not started), numpy and pyarrow (no jemalloc background thread), the shard readers
+import questlearn.data._worker_imports  # noqa: E402,F401
 
-from questlearn._startup_log import filtered_stderr  # noqa: E402
-
-with filtered_stderr():
-    import keras  # noqa: F401
-
+import keras  # noqa: E402  (loaded above; named here for the READY line)
 import numpy  # noqa: E402,F401
 import pandas  # noqa: E402,F401
 import pyarrow.csv  # noqa: E402,F401
@@ -59,11 +57,6 @@ from questlearn.manifest import _validate  # noqa: E402
 _validate._jsonschema()
 if "questlearn.quiet" in sys.modules:
     raise RuntimeError("a module imported above starts the Keras backend: a forked child would inherit its threads")
-
-
-def read(path):
-    with open(path) as handle:
-        return handle.read()
 
 
 def write_atomically(path, text):
