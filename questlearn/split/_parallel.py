@@ -68,6 +68,8 @@ from ._start import MARKER_TEXT, already_done, refuse_foreign_files
 
 PARTS_DIR = ".parts"
 PLAN_NAME = ".parallel-split.json"
+#: What a part process imports, loaded once by the forkserver that forks them (no Keras).
+SPLIT_WORKER_IMPORTS = "questlearn.split._worker_imports"
 
 
 def part_seed(seed: int, index: int) -> int:
@@ -236,16 +238,56 @@ def _as_named_error(error: ValueError) -> ValueError:
     return named(str(error))
 
 
-def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
+def part_process_context():
+    """The ``multiprocessing`` context of the part processes: ``forkserver`` with the splitter preloaded.
+
+    Never ``fork`` of this process, which holds pyarrow's threads. The
+    forkserver imports :mod:`questlearn.split._worker_imports` once and
+    forks every part process from there (``spawn``, where the platform
+    has no forkserver, starts each in a fresh interpreter). Where this
+    process uses Keras, the server preloads the data workers' imports too
+    (:func:`questlearn.data._start_method.preload_worker_imports`): one
+    forkserver serves a process's every pool, and it keeps the modules it
+    started with.
+    """
     import multiprocessing
+    import multiprocessing.forkserver
+    import sys
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    listed = getattr(multiprocessing.forkserver._forkserver, "_preload_modules", None)
+    listed = ["__main__"] if listed is None else list(listed)
+    if SPLIT_WORKER_IMPORTS not in listed:
+        multiprocessing.set_forkserver_preload([*listed, SPLIT_WORKER_IMPORTS])
+    if "keras" in sys.modules:
+        from ..data._start_method import preload_worker_imports
+
+        preload_worker_imports()
+    return multiprocessing.get_context("forkserver")
+
+
+def _end_with_owner(owner_pid: int) -> None:
+    """A part process's initializer: end when the splitting process ends (:mod:`questlearn._orphans`).
+
+    A ``spawn`` child is the owner's own, started by the thread that runs
+    the pool to its end: the parent-death signal is safe. A ``forkserver``
+    child's parent is the server, which outlives its children: the owner is
+    watched instead.
+    """
+    if os.getppid() == owner_pid:
+        die_with_parent(owner_pid)
+    else:
+        die_with_parent(owner_pid=owner_pid, death_signal=False)
+
+
+def _run_in_processes(tasks: list, workers: int, verbose: bool) -> None:
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    context = multiprocessing.get_context("spawn")  # no fork of a parent holding pyarrow's threads
-    # Workers end with this process, even when it is killed while they start (questlearn._orphans); they are
-    # started by this thread, in submit(), and it waits for them to the end: the parent-death signal is safe.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    # Workers end with this process, even when it is killed while they start (questlearn._orphans).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=part_process_context(),
+                             initializer=_end_with_owner, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(split_part, task): task for task in tasks}
         pending = set(futures)
         while pending:

@@ -15,7 +15,7 @@ import pytest
 from helpers import CHILDREN, child_command, run_env
 from splits import SPLIT, write_parts
 
-from questlearn.split._parallel import PARTS_DIR
+from questlearn.split._parallel import PARTS_DIR, SPLIT_WORKER_IMPORTS
 
 END_SECONDS = 60  # the watch is half a second; 120x that leaves room for a 10x loaded machine and still
                  # catches what matters: an orphan that lives on
@@ -137,11 +137,21 @@ def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends
     split = start([*SPLIT, "--parallel", "2", str(parts), str(out)])
 
     def ready(found):
-        if moment == "pool start-up":  # workers exist, still importing: before the pool's initializer ran
-            return any("spawn_main" in line for line in cmdlines(found))
+        if moment == "pool start-up":  # the pool's server exists, still importing: before any initializer ran
+            return any("forkserver import main" in line or "spawn_main" in line for line in cmdlines(found))
         return any(path.is_file() for path in (out / PARTS_DIR).rglob("*"))  # a part has started writing its shards
     seen = watch_until(split, ready)
+    if moment == "mid-pass":  # the part processes are forked by a server that preloaded the splitter
+        servers = [process for process in seen.values() if SPLIT_WORKER_IMPORTS in " ".join(safe_cmdline(process))]
+        assert servers and descendants(servers[0].pid), cmdlines(seen)
     assert_all_end_after_sigkill(split, seen)
+
+
+def safe_cmdline(process) -> list:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
 
 
 @pytest.mark.timeout(1440)
