@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from helpers import ID_COLUMNS, run_child, run_env
+from helpers import ID_COLUMNS, check, run_child, run_env, run_questlearn
 
 from questlearn.io.csvscan import CsvFormatError
 from questlearn.manifest._files import load_manifest
@@ -242,7 +242,7 @@ def test_killed_split_of_gzip_and_multi_file_sources_resumes_byte_identical(tmp_
         write_parts(log, source, 6)
         (source / "_SUCCESS").write_bytes(b"")
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    subprocess.run([*SPLIT, str(source), str(clean)], check=True, env=run_env(), stdout=subprocess.DEVNULL)
+    check(run_questlearn(*SPLIT[3:], source, clean, module="questlearn.cli"))
     # during the pass, then while closing the shards, then among the final renames
     steps = (("append", 300), ("after_append", 500), ("journal", 3), ("replace", 9), ("after_replace", 12),
              ("close", 2), ("after_replace", 5))

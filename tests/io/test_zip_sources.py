@@ -3,7 +3,6 @@
 import gzip
 import io
 import signal
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import ID_COLUMNS, run_child, run_env
+from helpers import ID_COLUMNS, check, run_child, run_questlearn
 
 from questlearn.errors import InputFormatError
 from questlearn.manifest._files import load_manifest
@@ -283,14 +282,14 @@ def test_a_killed_split_of_a_zip_resumes_byte_identical(tmp_path):
     log = write_quest_log(tmp_path / "log.csv", rows=12_000, seed=9)
     packed = write_zip(tmp_path / "log.zip", [("a/log.csv", log), ("b/log.csv", log)])
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    subprocess.run([*SPLIT, str(packed), str(clean)], check=True, env=run_env(), stdout=subprocess.DEVNULL)
+    check(run_questlearn(*SPLIT[3:], packed, clean, module="questlearn.cli"))
     kills = 0
     for point, nth in (("append", 40), ("journal", 4), ("append", 120)):  # in the first member, then the second
         result = run_child("split_kill_child.py", point, nth, tmp_path / "unused.json", "--", *SPLIT[4:],
                            str(packed), str(killed), timeout=720)
         assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
         kills += 1
-    subprocess.run([*SPLIT, str(packed), str(killed)], check=True, env=run_env(), stdout=subprocess.DEVNULL)
+    check(run_questlearn(*SPLIT[3:], packed, killed, module="questlearn.cli"))
     tree = {str(p.relative_to(clean)): p.read_bytes() for p in sorted(clean.rglob("*")) if p.is_file()}
     resumed = {str(p.relative_to(killed)): p.read_bytes() for p in sorted(killed.rglob("*")) if p.is_file()}
     assert kills == 3 and sorted(tree) == sorted(resumed)

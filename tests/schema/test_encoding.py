@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from helpers import run_env
+from helpers import run_questlearn
 
 from questlearn.errors import SchemaError
 from questlearn.schema.datetimes import detect_format
@@ -107,8 +105,7 @@ def test_a_split_with_colliding_input_names_is_refused_in_one_line_before_writin
     source = tmp_path / "clash.csv"
     source.write_text("t,t.days,cleared\n" + "".join(f"2024-01-{1 + i % 28:02d},{i},{i % 2}\n" for i in range(40)))
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "questlearn", "split", "--no-progress", str(source), str(out)],
-                            capture_output=True, text=True, env=run_env())
+    result = run_questlearn("split", "--no-progress", source, out)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     error = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(error) == 1 and "both be named 't.days'" in error[0]

@@ -1,12 +1,10 @@
 """Missing-value tokens, kinds from a spread sample, text columns, and the label policy."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, run_questlearn
 
 from questlearn.io.csvscan import CsvFormatError
 from questlearn.manifest._files import load_manifest
@@ -220,15 +218,13 @@ def test_blank_lines_before_the_header_and_a_last_row_without_newline(tmp_path):
 def test_inspect_prints_the_schema_and_rows_and_writes_nothing(big_frame, tmp_path):
     source = write_frame(big_frame.head(3000), tmp_path / "q.csv", {(2, "power"): "?"})
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = subprocess.run([sys.executable, "-m", "questlearn", "inspect", str(source), "--id-column", "attempt_id",
-                             "--rows", "3"], capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=900)
+    result = run_questlearn("inspect", source, "--id-column", "attempt_id", "--rows", "3", cwd=tmp_path)
     assert result.returncode == 1, result.stderr  # a problem to settle: the exit code says so
     out = result.stdout
     assert "power" in out and "numeric except '?'" in out and "--na-value '?'" in out
     assert "first 3 rows as parsed" in out and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    ok = subprocess.run([sys.executable, "-m", "questlearn", "inspect", str(source), "--na-value", "?"],
-                        capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=900)
+    ok = run_questlearn("inspect", source, "--na-value", "?", cwd=tmp_path)
     assert ok.returncode == 0 and "problems" not in ok.stdout
 
 

@@ -2,13 +2,11 @@
 
 import functools
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_env
+from helpers import run_questlearn
 
 from questlearn.manifest._files import load_manifest
 from questlearn.manifest._validate import validate_manifest
@@ -37,8 +35,7 @@ def unlabelled(tmp_path_factory):
 
 
 def split_cli(*args):
-    return subprocess.run([sys.executable, "-m", "questlearn", "split", *map(str, args)], capture_output=True,
-                          text=True, env=run_env(), timeout=720)
+    return run_questlearn("split", *args, timeout=720)
 
 
 def shard_arrays(split_dir, part: str) -> np.ndarray:

@@ -3,12 +3,10 @@ fix), or with ``invalid="missing"`` (``--invalid missing``) reads them as missin
 
 import functools
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
 
 import pytest
-from helpers import run_env
+from helpers import run_questlearn
 
 from questlearn.errors import OptionError
 from questlearn.io.csvscan import CsvFormatError
@@ -47,8 +45,7 @@ def small_sample(monkeypatch):
 
 
 def split_cli(*args):
-    return subprocess.run([sys.executable, "-m", "questlearn", "split", *map(str, args), "--no-progress"],
-                          capture_output=True, text=True, env=run_env(), timeout=900)
+    return run_questlearn("split", *args, "--no-progress", timeout=900)
 
 
 @pytest.mark.parametrize("bad", ["2023-02-30 10:00:00", "2023-06-30 23:59:60"], ids=["february 30", "leap second"])

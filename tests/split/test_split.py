@@ -12,7 +12,7 @@ import farmhash
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ID_COLUMNS, pause_when_exists, resume, run_env
+from helpers import ID_COLUMNS, check, pause_when_exists, resume, run_env, run_questlearn
 
 from questlearn.io.csvscan import CsvFormatError
 from questlearn.manifest._files import load_manifest
@@ -212,7 +212,7 @@ SPLIT_COMMAND = [sys.executable, "-m", "questlearn.cli", "split", "--rows-per-sh
 def test_killed_split_resumes_to_byte_identical_output(tmp_path):
     source = write_quest_log(tmp_path / "big.csv", rows=60_000, seed=9, nasty=True)
     clean = tmp_path / "clean"
-    subprocess.run([*SPLIT_COMMAND, str(source), str(clean)], check=True, env=run_env())
+    check(run_questlearn(*SPLIT_COMMAND[3:], source, clean, module="questlearn.cli"))
     killed = tmp_path / "killed"
     kills = 0
     for delay in (0.3, 0.5, 0.8, 1.1):
@@ -230,7 +230,7 @@ def test_killed_split_resumes_to_byte_identical_output(tmp_path):
             break
     assert kills >= 1, "the split finished before it could be killed; make the input bigger"
     assert not (killed / "manifest.json").exists() or kills >= 1
-    subprocess.run([*SPLIT_COMMAND, str(source), str(killed)], check=True, env=run_env())
+    check(run_questlearn(*SPLIT_COMMAND[3:], source, killed, module="questlearn.cli"))
 
     def tree(root):
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -315,8 +315,7 @@ def test_resume_is_refused_when_the_source_changed(tmp_path):
 def test_cli_reports_errors_without_a_traceback(tmp_path):
     source = tmp_path / "bad.csv"
     source.write_bytes(b"a,b,cleared\n1,2\n")
-    result = subprocess.run([sys.executable, "-m", "questlearn.cli", "split", str(source), str(tmp_path / "o")],
-                            capture_output=True, text=True, env=run_env())
+    result = run_questlearn("split", source, tmp_path / "o", module="questlearn.cli")
     assert result.returncode == 2
     assert "line 2, byte offset 12: ragged row" in result.stderr
     assert "Traceback" not in result.stderr

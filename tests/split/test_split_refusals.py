@@ -1,10 +1,8 @@
 """A split refuses, in one line and before it writes, what would harm its input or leave training without data."""
 
-import subprocess
-import sys
 
 import pytest
-from helpers import run_env
+from helpers import run_questlearn
 from splits import rows_file
 
 from questlearn.errors import SchemaError
@@ -47,8 +45,7 @@ def test_split_refuses_an_output_that_is_holds_or_lies_in_its_input(source, case
 def test_split_of_a_file_onto_itself_is_one_line_on_the_command_line(source):
     target = source / "a.csv"
     before = target.read_bytes()
-    result = subprocess.run([sys.executable, "-m", "questlearn", "split", str(target), str(target)],
-                            capture_output=True, text=True, env=run_env())
+    result = run_questlearn("split", target, target)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "is the source" in result.stderr
     assert target.read_bytes() == before
@@ -109,8 +106,7 @@ def test_a_source_without_a_feature_column_is_refused_before_writing(tmp_path):
 
 def test_hash_buckets_above_the_documented_maximum_are_refused_in_one_line(tmp_path):
     source = rows_file(tmp_path / "s.csv", 50)
-    result = subprocess.run([sys.executable, "-m", "questlearn", "split", str(source), str(tmp_path / "out"),
-                             "--hash-buckets", "1048576"], capture_output=True, text=True, env=run_env(), timeout=900)
+    result = run_questlearn("split", source, tmp_path / "out", "--hash-buckets", "1048576")
     assert result.returncode == 2
     error = result.stderr.strip()
     assert error.count("\n") == 0 and "between 1 and 65,536" in error and "--max-categories" in error

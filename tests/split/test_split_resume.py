@@ -8,11 +8,9 @@ to the last rename, and some runs are killed twice.
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
-from helpers import run_child, run_env, run_questlearn
+from helpers import check, run_child, run_questlearn
 
 from questlearn.split._sequential import JOURNAL_NAME
 from questlearn.synth import write_quest_log
@@ -84,8 +82,7 @@ def kill_points(counts: dict):
 def test_a_split_killed_at_any_step_resumes_byte_identical(sources, tmp_path, source, formats):
     files = sources[source]
     clean = tmp_path / "clean"
-    subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, files), str(clean), *ARGS,
-                    "--formats", formats], check=True, env=run_env(), capture_output=True, timeout=900)
+    check(run_questlearn("split", *files, clean, *ARGS, "--formats", formats, module="questlearn.cli"))
     expected = tree(clean)
     assert any(name.endswith(".numbers.npy") for name in expected) and any(name.endswith(".codes.npy") for name in expected)
     counted = tmp_path / "counted"
@@ -120,8 +117,7 @@ def test_a_split_dropping_missing_labels_killed_at_any_step_resumes_byte_identic
     frame.to_csv(source[0], index=False)
     extra = ["--drop-missing-labels"]
     clean = tmp_path / "clean"
-    subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=900)
+    check(run_questlearn("split", *source, clean, *ARGS, "--formats", "csv,npy", *extra, module="questlearn.cli"))
     expected = tree(clean)
     dropped = json.loads(expected["manifest.json"])["source"]["dropped_missing_labels"]
     assert dropped == int(((frame.index % 11 == 3) | (frame.index % 17 == 5)).sum())
@@ -155,8 +151,7 @@ def test_a_split_reading_invalid_values_as_missing_killed_resumes_with_the_same_
     frame.to_csv(source[0], index=False)
     extra = ["--invalid", "missing"]
     clean = tmp_path / "clean"
-    subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "npy", *extra], check=True, env=run_env(), capture_output=True, timeout=900)
+    check(run_questlearn("split", *source, clean, *ARGS, "--formats", "npy", *extra, module="questlearn.cli"))
     expected = tree(clean)
     stats = json.loads(expected["manifest.json"])["stats"]
     assert stats["power"]["invalid"] == int((frame.index % 13 == 4).sum())

@@ -4,12 +4,10 @@ merged and checked like the other subsets, never read by ``train``, scored by ``
 import json
 import math
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, check, run_questlearn
 from splits import model_ready_split, write_parts
 from test_split_resume import ARGS, assert_resumes_to, split_killed_at, tree
 
@@ -97,8 +95,7 @@ def test_a_split_with_a_test_subset_killed_at_any_step_resumes_byte_identical(tm
     source = [write_quest_log(tmp_path / "log.csv", rows=5000, seed=9)]
     extra = ["--val-fraction", "0.2", "--test-fraction", "0.2"]
     clean = tmp_path / "clean"
-    subprocess.run([sys.executable, "-m", "questlearn.cli", "split", *map(str, source), str(clean), *ARGS,
-                    "--formats", "csv,npy", *extra], check=True, env=run_env(), capture_output=True, timeout=900)
+    check(run_questlearn("split", *source, clean, *ARGS, "--formats", "csv,npy", *extra, module="questlearn.cli"))
     expected = tree(clean)
     assert any(name.startswith("test/") and name.endswith(".numbers.npy") for name in expected)
     result = split_killed_at("append", 0, tmp_path / "counts.json", source, tmp_path / "counted", "csv,npy", extra)

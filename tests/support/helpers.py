@@ -84,6 +84,12 @@ def run_questlearn(*args, module="questlearn", timeout=900, env=None, cwd=None, 
                           cwd=cwd)
 
 
+def check(done):
+    """``done`` (a finished process) when it exited 0; otherwise fail the test with the end of its stderr."""
+    assert done.returncode == 0, f"exit {done.returncode}: {(done.stderr or '')[-3000:]}"
+    return done
+
+
 def zero_inputs(model, rows: int) -> dict:
     """Zeros for each named input of a questlearn network (``{"numbers": float32, "codes": int32}``), ``rows`` rows."""
     import numpy as np

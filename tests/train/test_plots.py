@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ID_COLUMNS, run_env
+from helpers import ID_COLUMNS, run_env, run_questlearn
 
 from questlearn.train.plots import plot_history, plotted_metrics
 
@@ -28,8 +28,7 @@ def regression_model(tmp_path_factory):
 
 
 def plot_cli(*args):
-    return subprocess.run([sys.executable, "-m", "questlearn", "plot", *map(str, args)], capture_output=True,
-                          text=True, env=run_env(), timeout=720)
+    return run_questlearn("plot", *args, timeout=720)
 
 
 @pytest.mark.timeout(1800)
