@@ -3,12 +3,10 @@
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import run_env
+from helpers import run_questlearn
 
 from questlearn.data import _supervision
 from questlearn.data._batches import ShardReader
@@ -166,9 +164,8 @@ def test_train_stops_with_one_line_when_a_worker_process_meets_a_damaged_shard(s
     first = QuestSequence(split_copy, "train", batch_size=64, shuffle=True, seed=0).plan.segments(0)[0][0]
     damaged = shard_file(split_copy, (first + 1) % len(load_manifest(split_copy)["subsets"]["train"]["shards"]), "numbers")
     flip_bytes(damaged)  # not the shard of batch 0, which Keras reads in the training process itself
-    result = subprocess.run([sys.executable, "-m", "questlearn", "train", str(split_copy), "--model-dir", str(tmp_path / "model"),
-                             "--epochs", "1", "--batch-size", "64", "--workers", "2", "--processes", "--verbose", "0"],
-                            capture_output=True, text=True, timeout=840, env=run_env())
+    result = run_questlearn("train", split_copy, "--model-dir", tmp_path / "model", "--epochs", "1", "--batch-size", "64",
+                            "--workers", "2", "--processes", "--verbose", "0", timeout=840)
     errors = [line for line in result.stderr.splitlines() if line.startswith("questlearn train: error:")]
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and len(errors) == 1
