@@ -45,7 +45,7 @@ def _storage_options(args) -> dict:
 
 def _path_or_url(text: str):
     """A model folder as given: a URL in an object store stays text, anything else is a path."""
-    from .io.storage import output_is_url
+    from .io.outputs import output_is_url
 
     return text if output_is_url(text) else Path(text)
 

@@ -43,7 +43,8 @@ from ._magic import (
     ZIP_MAGIC,
     ignored_name,
 )
-from .storage import GLOB_CHARACTERS, LOCAL, locate
+from ._places import GLOB_CHARACTERS
+from .storage import LOCAL, locate
 
 
 @dataclass(frozen=True)

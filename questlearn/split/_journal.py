@@ -139,7 +139,7 @@ class CloseShard:
 class WriteJournal:
     """Writer action: make the writes so far durable, then record the state.
 
-    For an output in an object store (:class:`questlearn.io.storage.RemoteOutput`)
+    For an output in an object store (:class:`questlearn.io.outputs.RemoteOutput`)
     the checkpoint also makes the writes safe in the store, in this order:
     the closed shards still in the staging folder are uploaded (and leave
     it), then the bytes every open shard gained since the last checkpoint,

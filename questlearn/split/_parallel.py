@@ -27,7 +27,7 @@
 4. ``manifest.json`` is written last, in the format of a sequential split,
    plus a ``parallel`` record (parts, per-part seeds, engine); then
    ``OUT/.parts`` is removed. Into an object store
-   (:class:`~questlearn.io.storage.RemoteOutput`), each task writes its part
+   (:class:`~questlearn.io.outputs.RemoteOutput`), each task writes its part
    split to ``OUT/.parts/0000i/`` in the store (nodes share no local path),
    the merge downloads the parts into this machine's staging folder, and the
    merged shards are uploaded before the manifest. A re-run after a kill redoes only the parts
@@ -53,7 +53,7 @@ import numpy as np
 from .._orphans import die_with_parent
 from ..errors import InputFormatError, OptionError, OutputFolderError, QuestlearnError
 from ..io.sources import ZipMember
-from ..io.storage import open_output, output_is_url
+from ..io.outputs import open_output, output_is_url
 from ..manifest._files import MANIFEST_NAME, write_json_atomically
 from ..schema.encoding import Encoding
 from ..schema.infer import ColumnReport, InferredSchema

@@ -106,7 +106,7 @@ def plan_split(reader: SourceReader, out: Path, params, output=None, *, schema=N
     params : SplitParameters
         The split's parameters.
     output : LocalOutput or RemoteOutput, optional
-        Where the split goes (:func:`questlearn.io.storage.open_output`):
+        Where the split goes (:func:`questlearn.io.outputs.open_output`):
         ``out`` itself (the default), or a store's prefix, ``out`` then
         its staging folder, which holds one wave of shards at a time.
     schema : InferredSchema, optional
@@ -217,7 +217,7 @@ COMPRESSION_GUESS = 4  # decoded bytes per stored byte of a compressed file that
 def check_disk(files, out: Path, params, encoding: Encoding, estimated_rows: int, *, verbose: bool = True,
                output=None) -> int:
     """Refuse before the pass when the disk of ``out`` cannot hold the shards it must hold at once (all of
-    them; for a store's output, one wave: :meth:`~questlearn.io.storage.RemoteOutput.disk_need`); return
+    them; for a store's output, one wave: :meth:`~questlearn.io.outputs.RemoteOutput.disk_need`); return
     the bytes of all the shards."""
     per_row = encoding.row_bytes() + 4 + 8
     if "csv" in params.formats:  # the CSV copies hold the decoded records: a compressed file's guessed at 4x

@@ -49,7 +49,7 @@ def finishing_plan(subsets: dict) -> dict:
 def publish(out: Path, finishing: dict, verbose: bool, output, part: bool = False) -> dict:
     """Give the closed shards their final names, then write the manifest (resumable).
 
-    ``output`` (:func:`questlearn.io.storage.open_output`) renames the files
+    ``output`` (:func:`questlearn.io.outputs.open_output`) renames the files
     in ``out``, or uploads them to the store, and publishes the manifest last.
     The manifest is checked as its readers check it before it is written
     (:func:`~questlearn.manifest._files.write_manifest`), except a ``part``'s

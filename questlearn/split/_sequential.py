@@ -58,7 +58,7 @@ from ..errors import DiskFullError, SchemaError, StorageError
 from ..io._chunks import read_ahead as _read_ahead
 from ..io.csvscan import CsvFormatError
 from ..io.sources import check_unchanged, resolve_sources
-from ..io.storage import open_output
+from ..io.outputs import open_output
 from ..manifest._files import FORMAT_VERSION, MANIFEST_NAME  # noqa: F401 - FORMAT_VERSION: re-exported
 from ..schema._columns import CLASSIFICATION, REGRESSION
 from ._journal import JOURNAL_NAME, LOCK_NAME, MARKER_NAME, checkpoint, write_finishing_journal  # noqa: F401 - names re-exported
@@ -87,7 +87,7 @@ def split_sequential(source, out_dir, *, progress: bool = False, verbose: bool =
     """Split ``source`` in this process: :func:`questlearn.split.split_csv` without ``parallel``.
 
     ``out_dir`` is a folder, or a prefix in an object store whose shards are
-    written first in ``staging_dir`` (:func:`questlearn.io.storage.open_output`).
+    written first in ``staging_dir`` (:func:`questlearn.io.outputs.open_output`).
     """
     params = SplitParameters(**parameters)
     output = open_output(out_dir, storage_options, staging_dir)

@@ -37,7 +37,8 @@ import shutil
 from pathlib import Path
 
 from ..errors import IntegrityError, OptionError, OutputFolderError, StorageError
-from ..io.storage import RemoteOutput, locate, output_is_url
+from ..io.outputs import RemoteOutput, output_is_url
+from ..io.storage import locate
 from ..manifest._files import sha256_of
 from ._backup_file import STATE_FILE, DamagedBackupError
 

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from ..data._supervision import user_error_class
 from ..errors import MissingPackageError, OptionError
-from ..io.storage import locate, output_is_url
+from ..io.outputs import output_is_url
+from ..io.storage import locate
 from ._launch import train_process
 from ._model_store import HISTORY
 from ._processes import free_port
