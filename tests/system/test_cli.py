@@ -112,6 +112,12 @@ def test_demo_runs_end_to_end_and_writes_no_tensorflow_log_line_to_stderr(tmp_pa
     assert (tmp_path / "split" / "manifest.json").exists() and (tmp_path / "model" / "history.json").exists()
 
 
+# ``python -m questlearn`` with SIGINT handled as in a terminal. A child inherits an ignored SIGINT (a shell's
+# background job ignores it, and so does a test run started from one), and Python then leaves it ignored.
+AS_IN_A_TERMINAL = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "runpy.run_module('questlearn', run_name='__main__', alter_sys=True)")
+
+
 @pytest.mark.timeout(900)
 def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
     from helpers import pause_when_exists, resume
@@ -121,8 +127,9 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
     log = write_quest_log(tmp_path / "big.csv", rows=150_000, seed=2)
     for attempt in range(3):  # the split is paused as its pass starts; a retry only if it ended first
         out = tmp_path / f"split{attempt}"
-        args = [sys.executable, "-m", "questlearn", "split", str(log), str(out), "--block-size", "16384", "--no-progress"]
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plain_env())
+        args = ["split", str(log), str(out), "--block-size", "16384", "--no-progress"]
+        process = subprocess.Popen([sys.executable, "-c", AS_IN_A_TERMINAL, *args], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=plain_env())
         paused = pause_when_exists(process, out / ".questlearn-split")
         if paused and not (out / "manifest.json").exists():
             break
@@ -136,7 +143,7 @@ def test_ctrl_c_during_split_prints_one_line_and_exits_130(tmp_path):
     assert process.returncode == 130, (stdout, stderr)
     assert stderr == "interrupted; run the same command again to resume\n"
     assert not (out / "manifest.json").exists()
-    finished = cli(*args[3:])
+    finished = cli(*args)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "split 150000 rows" in finished.stdout
 
