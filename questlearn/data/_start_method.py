@@ -77,7 +77,17 @@ def preload_worker_imports() -> None:
     chose itself. Has no effect on a server that is already running. If the
     preload fails there, each worker imports what it needs itself, as without it.
     """
+    add_forkserver_preload(WORKER_IMPORTS)
+
+
+def add_forkserver_preload(module: str) -> None:
+    """Add ``module`` to the modules the forkserver imports as it starts, keeping those already listed.
+
+    ``__main__`` is listed by default. One forkserver serves every pool of a
+    process and keeps the modules it started with: a server already running
+    is not changed.
+    """
     listed = getattr(multiprocessing.forkserver._forkserver, "_preload_modules", None)
     listed = ["__main__"] if listed is None else list(listed)
-    if WORKER_IMPORTS not in listed:
-        multiprocessing.set_forkserver_preload([*listed, WORKER_IMPORTS])
+    if module not in listed:
+        multiprocessing.set_forkserver_preload([*listed, module])

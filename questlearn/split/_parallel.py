@@ -251,18 +251,14 @@ def part_process_context():
     started with.
     """
     import multiprocessing
-    import multiprocessing.forkserver
     import sys
+
+    from ..data._start_method import add_forkserver_preload, preload_worker_imports
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    listed = getattr(multiprocessing.forkserver._forkserver, "_preload_modules", None)
-    listed = ["__main__"] if listed is None else list(listed)
-    if SPLIT_WORKER_IMPORTS not in listed:
-        multiprocessing.set_forkserver_preload([*listed, SPLIT_WORKER_IMPORTS])
+    add_forkserver_preload(SPLIT_WORKER_IMPORTS)
     if "keras" in sys.modules:
-        from ..data._start_method import preload_worker_imports
-
         preload_worker_imports()
     return multiprocessing.get_context("forkserver")
 

@@ -81,12 +81,8 @@ def run_child(request):
         os.environ.clear()
         os.environ.update(request["env"])
         argv = request["argv"]
-        if request.get("module"):
-            sys.argv = list(argv)
-            sys.path.insert(0, request["cwd"])
-        else:
-            sys.argv = list(argv)
-            sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
+        sys.argv = list(argv)
+        sys.path.insert(0, request["cwd"] if request.get("module") else os.path.dirname(os.path.abspath(argv[0])))
         try:
             run_main(request.get("module"), argv)
             code = 0
