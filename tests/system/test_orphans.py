@@ -84,14 +84,16 @@ def assert_all_end_after_sigkill(process, seen: dict, cases: dict = None) -> Non
     assert output_ended, "the killed process's stdout never reached end-of-file"
 
 
+def cmdline(process) -> str | None:
+    """``process``'s command line, or None once it is gone."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return None
+
+
 def cmdlines(seen: dict) -> list:
-    lines = []
-    for process in seen.values():
-        try:
-            lines.append(" ".join(process.cmdline()))
-        except psutil.Error:
-            pass
-    return lines
+    return [line for line in map(cmdline, seen.values()) if line is not None]
 
 
 # -- the helper ------------------------------------------------------------------------
@@ -142,16 +144,9 @@ def test_a_sigkilled_parallel_split_leaves_no_process_behind_and_its_output_ends
         return any(path.is_file() for path in (out / PARTS_DIR).rglob("*"))  # a part has started writing its shards
     seen = watch_until(split, ready)
     if moment == "mid-pass":  # the part processes are forked by a server that preloaded the splitter
-        servers = [process for process in seen.values() if SPLIT_WORKER_IMPORTS in " ".join(safe_cmdline(process))]
+        servers = [process for process in seen.values() if SPLIT_WORKER_IMPORTS in (cmdline(process) or "")]
         assert servers and descendants(servers[0].pid), cmdlines(seen)
     assert_all_end_after_sigkill(split, seen)
-
-
-def safe_cmdline(process) -> list:
-    try:
-        return process.cmdline()
-    except psutil.Error:
-        return []
 
 
 @pytest.mark.timeout(1440)
