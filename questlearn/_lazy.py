@@ -3,10 +3,17 @@
 A package's ``__init__`` lists where each public name lives; nothing is
 imported until the name is used, so ``import questlearn`` and
 ``import questlearn.split`` stay free of Keras, pandas and jsonschema.
+:func:`deferred_modules` does the same for a module another package imports
+but that questlearn never uses (Keras's scikit-learn wrappers).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
 from importlib import import_module
 
 
@@ -40,3 +47,40 @@ def lazy_exports(package: str, homes: dict[str, str]):
         return sorted(set(namespace) | set(homes))
 
     return __getattr__, __dir__
+
+
+# Keras's scikit-learn wrappers import scikit-learn and SciPy when ``import keras`` runs, wherever
+# scikit-learn is installed: about a sixth of Keras's import time, in every process questlearn starts
+# (commands, data workers, their forkserver) that never uses the wrappers.
+KERAS_DEFERRED = ("keras.wrappers",)
+
+
+class _DeferredModules(importlib.abc.MetaPathFinder):
+    """Finds ``names`` as the path finder does, with a loader that runs their code on first use."""
+
+    def __init__(self, names):
+        self.names = frozenset(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.names:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+@contextlib.contextmanager
+def deferred_modules(names=KERAS_DEFERRED):
+    """Within the block, modules named in ``names`` that get imported run their code on first use.
+
+    ``import keras`` binds ``keras.wrappers`` without running it (so without importing
+    scikit-learn); the first attribute of it that anyone reads (``keras.wrappers.SKLearnClassifier``,
+    ``import keras.wrappers``) imports it as usual. Uses :class:`importlib.util.LazyLoader`.
+    """
+    finder = _DeferredModules(names)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)

@@ -15,6 +15,10 @@ hide them. This module therefore:
 3. writes back to ``sys.stderr`` every captured line that is not known
    start-up noise, so a real error during import stays visible.
 
+Keras's scikit-learn wrappers (``keras.wrappers``) are imported on first use
+(:func:`questlearn._lazy.deferred_modules`): where scikit-learn is installed,
+``import keras`` would otherwise import it and SciPy in every process.
+
 Every questlearn module that needs Keras imports it from here
 (``from .quiet import keras``). In a notebook, import this module before
 Keras::
@@ -28,6 +32,7 @@ from __future__ import annotations
 import contextlib
 
 # sets TF_CPP_MIN_LOG_LEVEL=2 unless the user set it
+from ._lazy import deferred_modules
 from ._startup_log import NOISE, filtered_stderr, is_noise  # noqa: F401  (NOISE: part of this module's interface)
 
 
@@ -58,7 +63,7 @@ _tensorflow = None
 
 
 def _import_keras():
-    with filtered_stderr():
+    with filtered_stderr(), deferred_modules():  # Keras's scikit-learn wrappers: imported on first use
         import keras
 
         if keras.backend.backend() == "tensorflow":

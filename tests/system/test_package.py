@@ -100,6 +100,18 @@ def test_starting_up_imports_no_keras_tensorflow_pandas_or_jsonschema(code):
     assert loaded_after(code) == []
 
 
+def test_keras_imported_by_questlearn_leaves_scikit_learn_until_its_wrappers_are_used():
+    """Keras's scikit-learn wrappers import scikit-learn and SciPy at ``import keras``; questlearn's
+    processes (commands, data workers, their forkserver) defer them to first use, and they still work."""
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed: nothing to defer")
+    code = ("import sys\nimport questlearn.quiet, questlearn.data._worker_imports\n"
+            "print('before', 'sklearn' in sys.modules, 'scipy.stats' in sys.modules)\n"
+            "from keras.wrappers import SKLearnClassifier\nfrom sklearn.base import BaseEstimator\n"
+            "print('after', issubclass(SKLearnClassifier, BaseEstimator))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True)
+    assert done.stdout.split("\n")[:2] == ["before False False", "after True"], done.stdout + done.stderr
+
+
 def test_every_public_name_resolves():
     import importlib
 
