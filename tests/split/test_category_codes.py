@@ -60,7 +60,7 @@ def items_log(path, distinct, rows=80_000):
 def trained_report(tmp_path, name):
     from helpers import run_child
 
-    result = run_child("train_and_report.py", tmp_path / name, timeout=840, fresh=True)  # its peak RSS, from a fresh start
+    result = run_child("train_and_report.py", tmp_path / name, timeout=840)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
