@@ -60,7 +60,8 @@ def test_two_local_processes_keep_identical_weights_and_use_every_row_once(odd_s
     split, train_rows = odd_split
     model_dir = tmp_path / "model"
     done = run_questlearn(["train", split, "--model-dir", model_dir, "--epochs", 2, "--batch-size", BATCH,
-                           "--workers", 1, "--verbose", 2, "--local-processes", 2], timeout=1080)
+                           "--workers", 1, "--verbose", 2, "--local-processes", 2, "--model", "small", "--hidden", 8],
+                          timeout=1080)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     digest = assert_one_job_on_every_row(output, json.loads((model_dir / "history.json").read_text()), train_rows)
