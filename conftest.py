@@ -2,6 +2,8 @@
 it reports a failure: at once, by name, as well as in the summary at the end."""
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -52,9 +54,29 @@ def name_groups(items):
 
 
 def pytest_configure(config):
-    """Keep the config for :func:`pytest_runtest_logreport` (plain pytest, no plugin needed)."""
+    """Keep the config for :func:`pytest_runtest_logreport` (plain pytest, no plugin needed); share
+    one JAX compilation cache (:func:`share_jax_compilation_cache`) across the run."""
     global _CONFIG
     _CONFIG = config
+    if not hasattr(config, "workerinput"):  # the controller (or a run without workers): before any worker starts
+        share_jax_compilation_cache(config)
+
+
+def share_jax_compilation_cache(config):
+    """Give every process of this run (workers, children, Ray nodes, notebook kernels: they inherit the
+    environment) one JAX persistent compilation cache, in a temporary folder removed at the end.
+
+    Many tests train the same small networks on the JAX backend, each in a fresh process (several
+    processes of one job, a Ray worker, a resumed run); XLA compiles each function anew there,
+    and that is most of their CPU time. The cache keeps only compiled code, keyed by the computation
+    and the versions: a hit runs the same code as a compile would produce. A cache the caller set is kept.
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="questlearn-tests-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # every compile, however short
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 _CONFIG = None
