@@ -1,243 +1,24 @@
-"""Command line: ``questlearn synth | split | inspect | train | predict | evaluate | export | plot | demo``.
+"""The ``questlearn`` command's argument parser: one function per command's arguments.
 
-Run ``questlearn COMMAND --help`` for the options of each command. Heavy
-imports (Keras and its backend) happen only in the commands that train.
+Building the parser imports no library beyond argparse (``--help`` stays
+fast); which handler runs each command is :func:`questlearn.cli.main`'s job.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import sys
 from pathlib import Path
-
-from .errors import MissingPackageError, ModelFileError, OptionError, QuestlearnError
-
-
-def _synth(args) -> None:
-    from .synth import rows_for_megabytes, write_quest_log
-
-    rows = args.rows if args.rows is not None else rows_for_megabytes(args.megabytes, args.nasty)
-    path = write_quest_log(args.output, rows=rows, seed=args.seed, nasty=args.nasty, progress=not args.no_progress)
-    print(f"wrote {rows} rows ({path.stat().st_size / 1e6:.1f} MB) to {path}")
-
-
-DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|"}
-
-
-def _schema_options(args) -> dict:
-    """The options that shape the schema, shared by split and inspect."""
-    return dict(label=args.label, id_columns=args.id_column, categorical_columns=args.categorical_column,
-                datetime_columns=args.datetime_column,
-                na_values=args.na_value, keep_default_na=not args.no_default_na,
-                delimiter=DELIMITER_NAMES.get(args.delimiter, args.delimiter), task=args.task,
-                max_categories=args.max_categories, max_classes=args.max_classes, hash_buckets=args.hash_buckets,
-                invalid=args.invalid)
-
-
-def _storage_options(args) -> dict:
-    """``--storage-option KEY=VALUE`` as the object store's options."""
-    from .io.storage import parse_storage_options
-
-    return parse_storage_options(args.storage_option)
 
 
 def _path_or_url(text: str):
     """A model folder as given: a URL in an object store stays text, anything else is a path."""
-    from .io.outputs import output_is_url
+    from ..io.outputs import output_is_url
 
     return text if output_is_url(text) else Path(text)
 
 
-def _local_model(args, storage_options=None) -> Path:
-    """The model folder a serving command reads: ``args.model_dir``, or a local copy of a model folder in a
-    store (its served files downloaded first)."""
-    if isinstance(args.model_dir, Path):
-        return args.model_dir
-    from .train._model_store import fetch_model_dir
-
-    folder = fetch_model_dir(args.model_dir, storage_options)
-    print(f"questlearn {args.command}: downloaded the model in {args.model_dir} to {folder}", file=sys.stderr,
-          flush=True)
-    return folder
-
-
-def _add_storage_option(parser) -> None:
-    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="an option of the object store holding the source or the output (repeatable), e.g. "
-                             "endpoint_override=HOST:PORT, region=eu-west-1, anonymous=true, scheme=http; "
-                             "see docs/object-storage.md")
-
-
-def _inspect(args) -> int:
-    from .split.inspection import inspect_source
-
-    sources = args.source if len(args.source) > 1 else args.source[0]
-    inferred = inspect_source(sources, rows=args.rows, storage_options=_storage_options(args), **_schema_options(args))
-    return 1 if inferred.problems else 0
-
-
-def _split(args) -> None:
-    from .split import split_csv
-
-    sources = args.source if len(args.source) > 1 else args.source[0]
-    manifest = split_csv(
-        sources, args.output, rows_per_shard=args.rows_per_shard, val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed, formats=args.formats.split(","), block_size=args.block_size, fill=args.fill,
-        max_open_shards=args.max_open_shards, progress=not args.no_progress, parallel=args.parallel, ray=args.ray,
-        drop_missing_labels=args.drop_missing_labels, storage_options=_storage_options(args),
-        **({"staging_dir": args.staging_dir} if args.staging_dir else {}), **_schema_options(args),
-    )
-    subsets = manifest["subsets"]
-    dropped = manifest["source"].get("dropped_missing_labels")
-    shown = f" ({dropped} without a label dropped)" if dropped is not None else ""
-    print(f"split {manifest['source']['rows']} rows{shown} of {len(manifest['source']['files'])} file(s) into {args.output}: "
-          f"train {subsets['train']['rows']} rows in {len(subsets['train']['shards'])} shards, "
-          f"validate {subsets['validate']['rows']} rows in {len(subsets['validate']['shards'])} shards"
-          + (f", test {subsets['test']['rows']} rows in {len(subsets['test']['shards'])} shards (held out: train never "
-             "reads them; evaluate scores them)" if "test" in subsets else ""))
-
-
-def _train(args) -> None:
-    options = dict(epochs=args.epochs, batch_size=args.batch_size, workers=args.workers,
-                   use_multiprocessing=args.processes, source=args.source, seed=args.seed, verbose=args.verbose,
-                   hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
-                   model=args.model,
-                   class_weight=args.class_weight)
-    remote = dict(cache_dir=args.cache_dir, cache_limit=args.cache_limit, storage_options=_storage_options(args))
-    if any(value for value in remote.values()):  # a split in a store: every process reads it through its own cache
-        options.update(remote)
-    if args.local_processes or args.num_processes or args.ray is not None:  # several processes (JAX, or Ray)
-        if args.staging_dir is not None:  # process 0 writes a model folder URL through it; the others use none
-            if isinstance(args.model_dir, Path):
-                raise OptionError("--staging-dir is for a --model-dir in an object store (s3://...); a local model "
-                                  "folder is written in place: leave it out")
-            options["staging_dir"] = args.staging_dir
-        result = _train_several_processes(args, options)
-        if result is None:
-            return
-    else:
-        from .train._fit import train
-
-        result = train(args.split_dir, args.model_dir, extra_callbacks=_tensorboard(args), progress=args.verbose == 1,
-                       save_every_batches=args.save_every_batches, save_every_minutes=args.save_every_minutes,
-                       staging_dir=args.staging_dir, **options)
-    print(json.dumps(result.summary(), indent=1))
-
-
-def _train_several_processes(args, options):
-    """``questlearn train`` with ``--local-processes``, ``--num-processes`` or ``--ray``.
-
-    Returns the :class:`~questlearn.train._fit.TrainingResult` on process 0 of a
-    job run here, ``None`` where this command only launched or was not the
-    chief; raises a :class:`~questlearn.errors.QuestlearnError` (printed by the CLI) on failure.
-    """
-    chosen = [name for name, given in (("--local-processes", args.local_processes), ("--num-processes", args.num_processes),
-                                       ("--ray", args.ray is not None)) if given]
-    if len(chosen) > 1:
-        raise OptionError(f"choose one of {', '.join(chosen)}")
-    from .train._launch import launch_local, train_process
-
-    if args.ray is not None:
-        from .train._ray import train_with_ray
-
-        print(json.dumps(train_with_ray(args.split_dir, args.model_dir, address=args.ray, ray_workers=args.ray_workers, **options), indent=1))
-        return None
-    if args.local_processes:
-        status = launch_local(_without_option(args.argv, "--local-processes"), args.local_processes)
-        if status:
-            raise QuestlearnError(f"the {args.local_processes}-process job failed (exit status {status}); each process's error is printed above")
-        return None
-    if args.process_id is None or args.coordinator is None:
-        raise OptionError("--num-processes needs --process-id and --coordinator HOST:PORT")
-    result = train_process(args.split_dir, args.model_dir, num_processes=args.num_processes, process_id=args.process_id,
-                           coordinator=args.coordinator, startup_timeout=args.startup_timeout, **options)
-    return result if args.process_id == 0 else None
-
-
-def _without_option(argv, option: str) -> list[str]:
-    """``argv`` less ``option VALUE`` / ``option=VALUE``."""
-    kept, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-        elif item == option:
-            skip = True
-        elif not item.startswith(option + "="):
-            kept.append(item)
-    return kept
-
-
-def _tensorboard(args) -> list:
-    if args.tensorboard is None:
-        return []
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is None:
-        raise MissingPackageError("--tensorboard needs the tensorboard package: pip install 'questlearn[tensorboard]'")
-    from .quiet import keras
-
-    return [keras.callbacks.TensorBoard(str(args.tensorboard))]
-
-
-def _starting(args, what: str) -> None:
-    """Say at once what a serving command does, before its slow imports (Keras, TensorFlow: seconds)."""
-    if not args.no_progress:
-        print(f"questlearn {args.command}: loading the model in {args.model_dir}, then {what} ...", file=sys.stderr,
-              flush=True)
-
-
-def _predict(args) -> None:
-    _starting(args, f"scoring {args.input} into {args.output}")
-    from .serve.predict import predict_file
-
-    rows = predict_file(_local_model(args, _storage_options(args)), args.input, args.output, block_size=args.block_size,
-                        progress=not args.no_progress, storage_options=_storage_options(args))
-    print(f"wrote {rows} predictions to {args.output}")
-
-
-def _evaluate(args) -> None:
-    _starting(args, f"scoring {args.input}")
-    from .serve.evaluate import evaluate
-
-    report = evaluate(_local_model(args), args.input, block_size=args.block_size, progress=not args.no_progress,
-                      baseline=args.baseline, baseline_rows=args.baseline_rows,
-                      baseline_bytes=args.baseline_memory_mib * 2 ** 20, baseline_seed=args.baseline_seed,
-                      subset=args.subset)
-    print(json.dumps(report, indent=1))
-
-
-def _export(args) -> None:
-    if not isinstance(args.model_dir, Path) and args.output is None:
-        raise OptionError(f"export of the model in {args.model_dir} writes a local SavedModel: name the folder to "
-                          "create with --output DIR")
-    _starting(args, f"writing {args.output or args.model_dir / 'saved_model'}")
-    from .serve.export import export_saved_model
-
-    target = export_saved_model(_local_model(args), target=args.output)
-    print(f"wrote the SavedModel {target}: its serving_default signature takes the raw feature columns by name")
-
-
-def _plot(args) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-    except ImportError:
-        raise MissingPackageError("plotting needs matplotlib: pip install 'questlearn[notebooks]'") from None
-    from .train.plots import plot_history
-
-    history = _local_model(args) / "history.json"
-    if not history.is_file():
-        raise ModelFileError(f"{args.model_dir} holds no history.json: train a model there first")
-    figure = plot_history(history, title=str(args.model_dir))
-    figure.savefig(args.output, dpi=120)
-    print(f"wrote {args.output}: {', '.join(figure.metrics)} per epoch")
-
-
 def _hidden_units(text: str) -> tuple:
+    """``--hidden 64,32`` as the layer sizes ``(64, 32)``; anything else is argparse's usage error."""
     try:
         units = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
@@ -247,24 +28,25 @@ def _hidden_units(text: str) -> tuple:
     return units
 
 
-def _demo(args) -> None:
-    """Synthesise a quest log, split it and train on it: the whole job, small."""
-    from .split import split_csv
-    from .synth import write_quest_log
-    from .train._fit import train
-
-    root = Path(args.directory)
-    root.mkdir(parents=True, exist_ok=True)
-    log = root / "quests.csv"
-    if not log.exists():
-        write_quest_log(log, rows=args.rows, seed=0, progress=not args.no_progress)
-    split_csv(log, root / "split", rows_per_shard=10_000, val_fraction=0.2, seed=0,
-              id_columns=("attempt_id", "player_id"), progress=not args.no_progress)
-    result = train(root / "split", root / "model", epochs=args.epochs, batch_size=1024, workers=2, verbose=2)
-    print(json.dumps(result.summary(), indent=1))
+def _add_storage_option(parser) -> None:
+    """Add ``--storage-option KEY=VALUE``, for a command that reads or writes an object store."""
+    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the object store holding the source or the output (repeatable), e.g. "
+                             "endpoint_override=HOST:PORT, region=eu-west-1, anonymous=true, scheme=http; "
+                             "see docs/object-storage.md")
 
 
 def _add_schema_options(parser, label_default: str | None = "cleared") -> None:
+    """Add the options that shape the schema, shared by split and inspect.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    label_default : str or None
+        The default ``--label``; ``None`` (inspect) shows every column and
+        names the likely label columns.
+    """
     label_help = "the column to predict" if label_default else (
         "the column to predict; without it every column is shown and the likely label columns are named")
     parser.add_argument("--label", default=label_default, help=label_help)
@@ -301,18 +83,8 @@ def _add_schema_options(parser, label_default: str | None = "cleared") -> None:
                         help="distinct label values accepted for classification")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    formatter = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="questlearn", formatter_class=formatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name, help_text):
-        return commands.add_parser(name, help=help_text, description=help_text, formatter_class=formatter)
-
-    synth = command("synth", "write a synthetic quest log CSV")
+def _add_synth_arguments(synth) -> None:
+    """The arguments of ``questlearn synth``."""
     synth.add_argument("output", type=Path, help="CSV file to write")
     size = synth.add_mutually_exclusive_group(required=True)
     size.add_argument("--rows", type=int, help="number of data rows")
@@ -320,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     synth.add_argument("--nasty", action="store_true", help="add a free-text column with quoting edge cases and a BOM")
     synth.add_argument("--no-progress", action="store_true", help="no progress bar")
-    synth.set_defaults(run=_synth)
 
-    split = command("split", "split a CSV or Parquet source into train/validate shards (resumable)")
+
+def _add_split_arguments(split) -> None:
+    """The arguments of ``questlearn split``."""
     split.add_argument("source", nargs="+",
                        help="a CSV file (plain, or gzip/bz2/xz/zstd: detected by content), a Parquet file, a "
                             "directory of part files, a glob, or several of them; each a path or an object store's "
@@ -359,17 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                        help="run the part tasks on Ray: a local Ray on 127.0.0.1, or the cluster at ADDRESS")
     _add_storage_option(split)
-    split.set_defaults(run=_split)
 
-    inspect = command("inspect", "print the schema split would infer and the first parsed rows; reads a sample "
-                                 "only and writes nothing")
+
+def _add_inspect_arguments(inspect) -> None:
+    """The arguments of ``questlearn inspect``."""
     inspect.add_argument("source", nargs="+", help="as for split")
     inspect.add_argument("--rows", type=int, default=5, help="first rows to show")
     _add_schema_options(inspect, label_default=None)
     _add_storage_option(inspect)
-    inspect.set_defaults(run=_inspect)
 
-    train = command("train", "train the tabular model on a split")
+
+def _add_train_arguments(train) -> None:
+    """The arguments of ``questlearn train``."""
     train.add_argument("split_dir", help="a finished split (holds manifest.json): a folder, or the URL of one in an "
                                          "object store (s3://bucket/prefix/), read through a local shard cache")
     train.add_argument("--model-dir", type=_path_or_url, default=Path("model"),
@@ -425,9 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                        help="run under Ray Train: a local Ray on 127.0.0.1, or the cluster at ADDRESS")
     scale.add_argument("--ray-workers", type=int, default=2, help="Ray Train workers (one process each)")
-    train.set_defaults(run=_train)
 
-    predict = command("predict", "score the rows of a CSV or Parquet source with a trained model (streams any size)")
+
+def _add_predict_arguments(predict) -> None:
+    """The arguments of ``questlearn predict``."""
     predict.add_argument("model_dir", type=_path_or_url, help="a trained model directory (holds inference.keras), or its URL in an object store")
     predict.add_argument("input", help="the rows to score, with the feature columns: CSV (plain, or gzip/bz2/xz/zstd/zip: "
                          "detected by content) or Parquet; a file, a directory of part files, a glob or an object "
@@ -436,9 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--block-size", type=int, default=8 * 1024 * 1024, help="bytes read per step (memory scales with this)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_storage_option(predict)
-    predict.set_defaults(run=_predict)
 
-    evaluate = command("evaluate", "metrics of a trained model on labelled rows, as JSON")
+
+def _add_evaluate_arguments(evaluate) -> None:
+    """The arguments of ``questlearn evaluate``."""
     evaluate.add_argument("model_dir", type=_path_or_url, help="a trained model directory, or its URL in an object store")
     evaluate.add_argument("input", help="a labelled CSV or Parquet source (a file or a directory of part files), "
                           "or a split directory or URL (its test subset when it has one, else its validate subset)")
@@ -455,60 +231,66 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--baseline-memory-mib", type=int, default=512,
                           help="most MiB of float32 features the baseline's sample holds (the smaller cap wins)")
     evaluate.add_argument("--baseline-seed", type=int, default=0, help="seed of the baseline's sample and model")
-    evaluate.set_defaults(run=_evaluate)
 
-    export = command("export", "write a trained model for a serving system: a TensorFlow SavedModel whose "
-                               "signature takes the raw columns by name")
+
+def _add_export_arguments(export) -> None:
+    """The arguments of ``questlearn export``."""
     export.add_argument("model_dir", type=_path_or_url, help="a trained model directory (holds inference.keras), or its URL in an object store")
     export.add_argument("--format", choices=["saved_model"], default="saved_model", help="what to write")
     export.add_argument("--output", type=Path, default=None,
                         help="directory to create (default MODEL_DIR/saved_model); it must not exist")
     export.add_argument("--no-progress", action="store_true", help="no line saying what is being done")
-    export.set_defaults(run=_export)
 
-    plot = command("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput "
-                           "per epoch of a training run")
+
+def _add_plot_arguments(plot) -> None:
+    """The arguments of ``questlearn plot``."""
     plot.add_argument("model_dir", type=_path_or_url,
                       help="a trained model directory (holds history.json), or its URL in an object store")
     plot.add_argument("-o", "--output", type=Path, default=Path("history.png"), help="image file to write")
-    plot.set_defaults(run=_plot)
 
-    demo = command("demo", "synthesise, split and train end to end on a small quest log")
+
+def _add_demo_arguments(demo) -> None:
+    """The arguments of ``questlearn demo``."""
     demo.add_argument("--directory", type=Path, default=Path("questlearn-demo"), help="working directory")
     demo.add_argument("--rows", type=int, default=50_000, help="rows of the synthetic log")
     demo.add_argument("--epochs", type=int, default=3, help="epochs to train")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.set_defaults(run=_demo)
+
+
+# Each command in the order --help lists them: its name, its help line, the function adding its arguments.
+COMMANDS = (
+    ("synth", "write a synthetic quest log CSV", _add_synth_arguments),
+    ("split", "split a CSV or Parquet source into train/validate shards (resumable)", _add_split_arguments),
+    ("inspect", "print the schema split would infer and the first parsed rows; reads a sample only and writes nothing",
+     _add_inspect_arguments),
+    ("train", "train the tabular model on a split", _add_train_arguments),
+    ("predict", "score the rows of a CSV or Parquet source with a trained model (streams any size)",
+     _add_predict_arguments),
+    ("evaluate", "metrics of a trained model on labelled rows, as JSON", _add_evaluate_arguments),
+    ("export", "write a trained model for a serving system: a TensorFlow SavedModel whose signature takes the raw "
+               "columns by name", _add_export_arguments),
+    ("plot", "draw the loss, every recorded metric (accuracy, auc; mae, rmse) and the throughput per epoch of a "
+             "training run", _add_plot_arguments),
+    ("demo", "synthesise, split and train end to end on a small quest log", _add_demo_arguments),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``questlearn`` command line.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parser with one subcommand per entry of :data:`COMMANDS`; the parsed
+        ``command`` names the one given.
+    """
+    from .. import __version__
+
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="questlearn", formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, add_arguments in COMMANDS:
+        add_arguments(commands.add_parser(name, help=help_text, description=help_text, formatter_class=formatter))
     parser.description = f"Command line: questlearn {' | '.join(commands.choices)}"  # every command, as added
     return parser
-
-
-def main(argv=None) -> int:
-    """Run one command; a :class:`~questlearn.errors.QuestlearnError` is printed as one line (exit status 2)."""
-    args = build_parser().parse_args(argv)
-    from ._interrupts import keep_interrupts_in_python
-
-    keep_interrupts_in_python()  # Ctrl-C always ends the command (pyarrow's own handler can drop it)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # --local-processes starts children with these
-    try:
-        code = args.run(args)
-    except QuestlearnError as error:  # a user's mistake (CsvFormatError included): one line, no traceback
-        print(f"questlearn {args.command}: error: {error}", file=sys.stderr)
-        del error
-        # Free the failed run's frames, arrays and helper threads (held in reference cycles by
-        # the traceback) now, while numpy and pyarrow are fully alive, not during interpreter shutdown.
-        gc.collect()
-        return 2
-    # Anything else (a plain ValueError from numpy included) is a bug: it propagates with its traceback, exit 1.
-    except KeyboardInterrupt:
-        resumable = args.command in ("split", "train", "demo")
-        print("interrupted; run the same command again to resume" if resumable else "interrupted", file=sys.stderr)
-        return 130
-    # Arrow's readers keep helper threads until they are freed: free them now, while pyarrow is alive, so that
-    # interpreter shutdown never tears down a live thread (std::terminate, exit -6: apache/arrow#34314).
-    gc.collect()
-    return code or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
