@@ -169,7 +169,8 @@ def evaluate(model_dir, source, *, block_size: int = DEFAULT_BLOCK_SIZE, batch_s
     """
     from tqdm import tqdm
 
-    from .predict import Predictor, open_input
+    from ._input_rows import open_input
+    from .predict import Predictor
 
     is_split = isinstance(source, (str, Path)) and holds_split(source)
     if subset not in (None, "test", "validate") or (subset is not None and not is_split):

@@ -7,14 +7,17 @@ through, ``p_<class>`` per class, ``predicted``, and the label when the
 input has it. :func:`predict_frame` does the same for a pandas DataFrame or
 a dict of columns.
 
-The input is read by :func:`open_input`, with the reader of its format
-(:mod:`questlearn.io.readers`, as ``split`` reads a source). Numbers obey the split's
-rules (:func:`questlearn.io._rowchecks.check_numbers`): an infinity, a value
+The input is read by :func:`~questlearn.serve._input_rows.open_input` (a
+DataFrame by :func:`~questlearn.serve._input_rows.read_frame`), with the
+reader of its format (:mod:`questlearn.io.readers`, as ``split`` reads a
+source). Numbers obey the split's rules
+(:func:`questlearn.io._rowchecks.check_numbers`): an infinity, a value
 float32 cannot hold, or NaN written as a value in a CSV stops with file,
 line and byte (column and row for a DataFrame). The output is written under
 a temporary name beside it and renamed once complete (the partial files
 killed runs of the same output left are removed); an output that is one of
-the inputs (the same file by any path or link) is refused. Categories
+the inputs (the same file by any path or link) is refused
+(:mod:`questlearn.serve._output_file`). Categories
 training never saw, missing numbers and numbers beyond the range the split
 saw (the model clips them to it) are counted per column and printed at the
 end (:meth:`Predictor.input_notes`).
@@ -22,117 +25,22 @@ end (:meth:`Predictor.input_notes`).
 
 from __future__ import annotations
 
-import errno
-import os
-import re
-import secrets
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from ..errors import DiskFullError, InputFormatError, ModelFileError, OptionError, OutputFolderError, SchemaError
-from ..io._rowchecks import check_numbers
+from ..errors import InputFormatError, ModelFileError, OptionError, SchemaError
 from ..io.csvscan import DEFAULT_BLOCK_SIZE
-from ..io.readers import InputBlock, reader_for
-from ..io.sources import resolve_sources
-from ..io.storage import LOCAL
-from ..split._prepare import float_values
+from ._input_rows import OffsetRows, open_input, read_frame
 from ._model_files import INFERENCE_MODEL, INFERENCE_SPEC, load_model_files
+from ._output_file import check_output, partial_file
 
 CHUNK_ROWS = 8192  # rows per model call
-
-
-@dataclass
-class InputStream:
-    """A source opened for reading: its columns, size and blocks."""
-
-    names: list[str]
-    total_bytes: int
-    blocks: Callable[[dict], Iterator[InputBlock]]  # column types -> parsed blocks
-
-
-def open_input(source, na_values, block_size: int = DEFAULT_BLOCK_SIZE, delimiter: str = ",",
-               storage_options: dict | None = None) -> InputStream:
-    """Open a source as a stream of parsed pyarrow tables.
-
-    Every source kind ``split`` accepts (:func:`questlearn.io.sources.resolve_sources`),
-    read by the reader of its format (:func:`questlearn.io.readers.reader_for`):
-    CSV files plain or compressed, scanned strictly (malformed input stops
-    with file, line and byte), several files or a directory (every header
-    must equal the first's), or Parquet files read by batch.
-
-    Parameters
-    ----------
-    source : str, Path or list
-        The input.
-    na_values : list of str
-        Tokens read as missing (the manifest's ``schema.na_values``).
-    block_size : int
-        Bytes per block; memory is a small multiple of this.
-    delimiter : str
-        The CSV field delimiter the model's split used.
-    storage_options : dict, optional
-        Options of the object store's filesystem, for a source given as a URL
-        (:mod:`questlearn.io.storage`).
-
-    Returns
-    -------
-    InputStream
-        ``blocks(column_types)`` yields :class:`~questlearn.io.readers.InputBlock`
-        objects holding only the requested columns, parsed as the given
-        pyarrow types; the float64 columns passed
-        :func:`~questlearn.io._rowchecks.check_numbers`.
-    """
-    reader = reader_for(resolve_sources(source, storage_options), delimiter=delimiter, block_size=block_size,
-                        check_names=False, role="an input")
-
-    def blocks(types: dict) -> Iterator[InputBlock]:
-        for block in reader.blocks(types, na_values):
-            check_numeric_columns(block.chunk, types)
-            yield block
-
-    return InputStream(names=reader.names, total_bytes=sum(f.bytes for f in reader.readable), blocks=blocks)
-
-
-def check_numeric_columns(rows, types: dict) -> None:
-    """Apply the split's number rules (:func:`~questlearn.io._rowchecks.check_numbers`) to the float64 columns.
-
-    Parameters
-    ----------
-    rows : Chunk or FrameRows
-        The parsed rows (``rows.table``) and where each is, for the message.
-    types : dict
-        ``{column: pyarrow type}`` of the columns read.
-    """
-    for name, wanted in types.items():
-        if wanted == pa.float64():
-            column = rows.table[name]
-            check_numbers(rows, name, float_values(column), column)
-
-
-@dataclass
-class FrameRows:
-    """Rows of a DataFrame or dict input, located for an error by position and index label.
-
-    Stands in for a :class:`~questlearn.io._parse.Chunk` in
-    :func:`check_numeric_columns`: it has no CSV block, so NaN is missing,
-    as pandas means it.
-    """
-
-    table: pa.Table
-    index: object = None  # the DataFrame's index; None for a dict of columns
-    block = None
-
-    def error(self, row: int, problem: str) -> ValueError:
-        where = f"row {row}" if self.index is None else f"row {row} (index {self.index[row]!r})"
-        return InputFormatError(f"the input's {where}: {problem}")
 
 
 class Predictor:
@@ -180,6 +88,7 @@ class Predictor:
         return types
 
     def output_columns(self, table: pa.Table) -> list[str]:
+        """Names of the output's columns for input ``table``: ids, ``p_<class>``, ``predicted``, label."""
         ids = [n for n in self.spec["id_columns"] if n in table.column_names]
         scores = [] if self.regression else [f"p_{c}" for c in self.classes]
         label = [self.spec["label"]] if self.spec["label"] in table.column_names else []
@@ -188,7 +97,8 @@ class Predictor:
     def model_inputs(self, table: pa.Table, rows=None) -> dict:
         """``{feature: (rows, 1) tensor}`` as ``inference.keras`` takes them.
 
-        ``rows`` (a :class:`~questlearn.io._parse.Chunk` or :class:`FrameRows`)
+        ``rows`` (a :class:`~questlearn.io._parse.Chunk` or
+        :class:`~questlearn.serve._input_rows.FrameRows`)
         locates a datetime value the split's format cannot read.
         """
         from ..quiet import import_tensorflow
@@ -274,7 +184,7 @@ class Predictor:
         parts = []
         for start in range(0, table.num_rows, CHUNK_ROWS):
             chunk = table.slice(start, CHUNK_ROWS)
-            located = None if rows is None else _Offset(rows, start)
+            located = None if rows is None else OffsetRows(rows, start)
             parts.append(np.asarray(self.model.predict_on_batch(self.model_inputs(chunk, located)), np.float32))
         width = 1 if self.regression else len(self.classes)
         return np.concatenate(parts) if parts else np.empty((0, width), np.float32)
@@ -303,7 +213,8 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     model_dir : str or Path
         A trained model directory (holds ``inference.keras``).
     source : str or Path
-        The input (see :func:`open_input`): files, or an object store's URL.
+        The input (see :func:`~questlearn.serve._input_rows.open_input`):
+        files, or an object store's URL.
     output : str or Path
         The CSV file to write; it appears only when every row is scored
         (written under a temporary name beside it, renamed at the end). It
@@ -313,7 +224,7 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     progress : bool
         Show a progress bar (bytes of input).
     storage_options : dict, optional
-        As for :func:`open_input`.
+        As for :func:`~questlearn.serve._input_rows.open_input`.
 
     Returns
     -------
@@ -328,143 +239,23 @@ def predict_file(model_dir, source, output, *, block_size: int = DEFAULT_BLOCK_S
     stream = open_input(source, predictor.spec["na_values"], block_size, predictor.spec.get("delimiter", ","),
                         storage_options)
     types = predictor.column_types(stream.names)
-    remove_stale_partials(output)
-    partial = partial_name(output, secrets.token_hex(4))  # a new name: clobbers nothing
     rows, writer = 0, None
-    try:
-        with open(partial, "xb") as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
-                                               disable=not progress) as bar:
-            _hold(sink)  # a live run's partial file: no other run removes it
-            for block in stream.blocks(types):
-                scored = predictor.score(block.table, block.chunk)
-                if writer is None:
-                    writer = pa_csv.CSVWriter(sink, scored.schema)
-                writer.write_table(scored)
-                rows += scored.num_rows
-                bar.update(block.bytes_done - bar.n)
-            if writer is None:  # a header and no rows: still a valid, empty result
-                empty = predictor.score(pa.table({n: pa.array([], t) for n, t in types.items()}))
-                writer = pa_csv.CSVWriter(sink, empty.schema)
-            writer.close()
-        os.replace(partial, output)
-        remove_stale_partials(output)  # any that a run started meanwhile and killed left behind
-        for note in predictor.input_notes():
-            print(f"predict: {note}", file=sys.stderr)
-    except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise DiskFullError(f"cannot write {output}: {error.strerror}; nothing was written (the partial file was "
-                            "removed): free some space or choose another disk, and run the command again") from None
-    finally:
-        if partial.exists():
-            partial.unlink()
+    with partial_file(output) as sink, tqdm(total=stream.total_bytes, unit="B", unit_scale=True, desc="predict",
+                                            disable=not progress) as bar:
+        for block in stream.blocks(types):
+            scored = predictor.score(block.table, block.chunk)
+            if writer is None:
+                writer = pa_csv.CSVWriter(sink, scored.schema)
+            writer.write_table(scored)
+            rows += scored.num_rows
+            bar.update(block.bytes_done - bar.n)
+        if writer is None:  # a header and no rows: still a valid, empty result
+            empty = predictor.score(pa.table({n: pa.array([], t) for n, t in types.items()}))
+            writer = pa_csv.CSVWriter(sink, empty.schema)
+        writer.close()
+    for note in predictor.input_notes():
+        print(f"predict: {note}", file=sys.stderr)
     return rows
-
-
-PARTIAL_TOKEN = re.compile(r"[0-9a-f]{8}")
-
-
-def partial_name(output: Path, token: str) -> Path:
-    """The hidden file a run writes ``output`` into before renaming it: ``.NAME.TOKEN.partial`` beside it."""
-    return output.with_name(f".{output.name}.{token}.partial")
-
-
-def remove_stale_partials(output: Path) -> list[Path]:
-    """Remove the partial files earlier runs writing ``output`` left (a killed run cannot remove its own).
-
-    Only names :func:`partial_name` gives for this very output (eight hex
-    digits for the token) are removed: other outputs' partial files and any
-    other file stay, and so does the partial file of a run still writing
-    (it holds a lock on it, which ends with its process). Each removal is
-    printed.
-
-    Returns
-    -------
-    list of Path
-        The files removed.
-    """
-    prefix, suffix = f".{output.name}.", ".partial"
-    removed = []
-    for path in output.parent.iterdir():
-        name = path.name
-        if name.startswith(prefix) and name.endswith(suffix) and PARTIAL_TOKEN.fullmatch(name[len(prefix):-len(suffix)]) \
-                and path.is_file() and not path.is_symlink() and not _held(path):
-            try:
-                path.unlink()
-            except FileNotFoundError:  # another run removed it first
-                continue
-            removed.append(path)
-    if removed:
-        print(f"predict: removed {len(removed)} partial file(s) of {output} left by an earlier run that did not finish: "
-              f"{', '.join(p.name for p in removed)}", file=sys.stderr)
-    return removed
-
-
-def _hold(handle) -> None:
-    """Lock an open partial file for as long as this process keeps it open (where ``fcntl`` exists)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: an open file cannot be removed there anyway
-        return
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _held(path: Path) -> bool:
-    """Whether a live run holds ``path`` (:func:`_hold`)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        return False
-    try:
-        with open(path, "rb") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:  # gone, or unreadable: not ours to judge
-        return True
-    return False
-
-
-def check_output(output: Path, source, model_dir, storage_options: dict | None = None) -> None:
-    """Refuse an output that is a directory, lies in no directory, is one of the inputs or lies in an input folder.
-
-    An input is any file of ``source`` or the model's ``inference.keras`` /
-    ``inference.json``; "is" means the same file, reached by any path,
-    symbolic or hard link (same device and inode).
-    """
-    if output.is_dir():
-        raise OutputFolderError(f"cannot write {output}: it is a directory; name the CSV file to write "
-                                f"(e.g. {output / 'predictions.csv'})")
-    if not output.parent.is_dir():
-        raise OutputFolderError(f"cannot write {output}: the directory {output.parent} does not exist")
-    if output.exists():
-        model_files = [Path(model_dir) / name for name in (INFERENCE_MODEL, INFERENCE_SPEC)]
-        inputs = [(f.store, f.path, f.shown) for f in resolve_sources(source, storage_options)]
-        inputs += [(LOCAL, p, str(p)) for p in model_files if p.exists()]
-        for store, path, shown in inputs:
-            if store.same_file(path, output):
-                raise OutputFolderError(f"cannot write {output}: it is the input file {shown}, which writing would replace; "
-                                        "choose another output file")
-    for folder in _source_folders(source):
-        if output.resolve().is_relative_to(folder):
-            raise OutputFolderError(f"cannot write {output}: it lies inside the input folder {folder}, where the next "
-                                    "run over that folder would read it as a part; write it elsewhere")
-
-
-def _source_folders(source) -> list[Path]:
-    """The folders named as (part of) ``source``, resolved."""
-    entries = source if isinstance(source, (list, tuple)) else [source]
-    return [Path(entry).resolve() for entry in entries if Path(entry).is_dir()]
-
-
-class _Offset:
-    """Rows located ``start`` rows further into ``rows`` (a chunk of a larger table)."""
-
-    def __init__(self, rows, start: int):
-        self.rows, self.start = rows, start
-
-    def error(self, row: int, problem: str) -> ValueError:
-        return self.rows.error(self.start + row, problem)
 
 
 def predict_frame(model_dir, data):
@@ -494,7 +285,7 @@ def predict_frame(model_dir, data):
         row (position and index label).
     """
     predictor = model_dir if isinstance(model_dir, Predictor) else Predictor(model_dir)
-    columns, rows = _frame_rows(predictor, data)
+    columns, rows = read_frame(predictor, data)
     scored = predictor.score(columns, rows)
     if rows.index is not None:
         return scored.to_pandas()
@@ -522,34 +313,5 @@ def inference_inputs(data, model_dir) -> dict:
         ``{column: (rows, 1) tensor}``.
     """
     predictor = model_dir if isinstance(model_dir, Predictor) else Predictor(model_dir)
-    columns, rows = _frame_rows(predictor, data)
+    columns, rows = read_frame(predictor, data)
     return predictor.model_inputs(columns, rows)
-
-
-def _frame_rows(predictor: Predictor, data) -> tuple[pa.Table, FrameRows]:
-    """The feature columns of a DataFrame or dict, as the model reads them (checked), and where each row is."""
-    is_frame = type(data).__name__ == "DataFrame"
-    table = pa.Table.from_pandas(data, preserve_index=False) if is_frame else pa.table(
-        {str(k): v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(v) if not isinstance(v, list) else v)
-         for k, v in data.items()})
-    types = predictor.column_types(table.column_names)
-    na_values = pa.array(predictor.spec["na_values"], pa.string())
-    columns = {}
-    for name, wanted in types.items():
-        column = table[name]
-        if name not in predictor.kinds:  # ids and the label pass through as given
-            columns[name] = column
-            continue
-        if predictor.kinds[name] == "datetime" and (pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
-            columns[name] = column  # read as the times they are, not as text
-            continue
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            column = pc.if_else(pc.is_in(column, value_set=na_values), pa.scalar(None, column.type), column)
-        try:
-            columns[name] = column.cast(wanted)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            raise InputFormatError(f"column {name!r} cannot be read as {wanted} for the model: {error}") from None
-    columns = pa.table(columns)
-    rows = FrameRows(columns, data.index if is_frame else None)
-    check_numeric_columns(rows, types)
-    return columns, rows

@@ -12,7 +12,8 @@ import pytest
 from questlearn.errors import InputFormatError, IntegrityError, OptionError, OutputFolderError
 from questlearn.io.readers import CsvReader, ParquetReader, reader_for
 from questlearn.io.sources import check_unchanged, resolve_sources
-from questlearn.serve.predict import check_output, open_input
+from questlearn.serve._input_rows import open_input
+from questlearn.serve._output_file import check_output
 from questlearn.split import split_csv
 
 

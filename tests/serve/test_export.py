@@ -12,7 +12,8 @@ from helpers import run_env
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.schema.encoding import Encoding
-from questlearn.serve.predict import Predictor, open_input, predict_frame
+from questlearn.serve._input_rows import open_input
+from questlearn.serve.predict import Predictor, predict_frame
 
 
 @pytest.fixture(scope="module")

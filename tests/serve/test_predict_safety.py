@@ -22,9 +22,10 @@ from splits import model_ready_split
 
 from questlearn.cli import main
 from questlearn.io.csvscan import CsvFormatError
-from questlearn.serve import predict as predict_module
+from questlearn.serve import _output_file
+from questlearn.serve._input_rows import open_input
 from questlearn.serve.evaluate import _label_values, evaluate
-from questlearn.serve.predict import open_input, predict_file, predict_frame
+from questlearn.serve.predict import predict_file, predict_frame
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +193,7 @@ def test_a_full_disk_during_predict_leaves_no_output_and_says_so_in_one_line(tra
         opened.append(path)
         return _FillingFile(open(path, mode, *args, **kwargs), room=40_000)
 
-    monkeypatch.setattr(predict_module, "open", filling_open, raising=False)
+    monkeypatch.setattr(_output_file, "open", filling_open, raising=False)
     code, stderr = run_cli(capsys, "predict", result.model_dir, log, tmp_path / "out.csv", "--block-size", 16384,
                            "--no-progress")
     assert_one_line_error(code, stderr, f"cannot write {tmp_path / 'out.csv'}", "No space left on device",
