@@ -143,29 +143,51 @@ _CACHES: dict = {}
 _CACHES_LOCK = threading.Lock()
 _INSTANCES: "weakref.WeakSet" = weakref.WeakSet()
 _LOCK_FILES: set = set()  # descriptors of shard lock files open in this process
+# Held while a lock file is opened and recorded, or forgotten and closed, and by a fork: a child is never forked
+# between the two steps, holding a copy of a descriptor that its after-fork handler does not know to close (the
+# copy would keep the parent's flock held for as long as the child lives: a worker waiting on that shard then
+# waits forever).
+_LOCK_FILES_LOCK = threading.Lock()
+
+
+def _open_lock_file(path) -> int:
+    with _LOCK_FILES_LOCK:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        _LOCK_FILES.add(descriptor)
+    return descriptor
 
 
 def _close_lock_file(descriptor: int) -> None:
-    _LOCK_FILES.discard(descriptor)
-    os.close(descriptor)
+    with _LOCK_FILES_LOCK:
+        _LOCK_FILES.discard(descriptor)
+        os.close(descriptor)
+
+
+def _before_fork() -> None:
+    _LOCK_FILES_LOCK.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _LOCK_FILES_LOCK.release()
 
 
 def _after_fork_in_child() -> None:
     """A worker forked from a process using a cache holds none of its locks: the copies of their
     descriptors are closed (the parent keeps its own) and the thread locks made anew."""
-    global _CACHES_LOCK
+    global _CACHES_LOCK, _LOCK_FILES_LOCK
     for descriptor in list(_LOCK_FILES):
         try:
             os.close(descriptor)
         except OSError:
             pass
     _LOCK_FILES.clear()
+    _LOCK_FILES_LOCK = threading.Lock()  # the forking thread held the parent's: this one is free
     _CACHES_LOCK = threading.Lock()
     for cache in list(_INSTANCES):
         cache._held, cache._held_lock, cache._streams = {}, threading.Lock(), {}
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 class ShardCache:
@@ -371,9 +393,7 @@ class ShardCache:
     def _open_lock(self, key: str) -> int:
         folder = self.folder / ".state"
         folder.mkdir(exist_ok=True)
-        descriptor = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        _LOCK_FILES.add(descriptor)
-        return descriptor
+        return _open_lock_file(folder / f"{key}.lock")
 
     def _folder_lock(self):
         return _FileLock(self.folder / ".lock")
@@ -497,8 +517,7 @@ class _FileLock:
         self.path = path
 
     def __enter__(self):
-        self.descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        _LOCK_FILES.add(self.descriptor)
+        self.descriptor = _open_lock_file(self.path)
         fcntl.flock(self.descriptor, fcntl.LOCK_EX)
         return self
 

@@ -5,6 +5,7 @@ A local split is uploaded to the tests' S3 server (moto on 127.0.0.1, the
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -220,3 +221,46 @@ def test_evaluate_scores_a_split_in_the_store_as_the_same_split_on_disk(s3, tmp_
     assert remote.pop("source") == f"{url} (validate subset)"
     local.pop("source")
     assert remote == local
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_forked_while_a_lock_file_opens_holds_no_copy_of_it(tmp_path, monkeypatch):
+    """A fork that lands between opening a shard's lock file and recording it would give the child a copy
+    the child does not know to close: that copy keeps the parent's flock for as long as the child lives,
+    and a worker then waits forever for the shard. The fork waits until the file is recorded."""
+    import os
+
+    from questlearn.data import _shard_cache
+
+    opened, forking = threading.Event(), threading.Event()
+    real_open = os.open
+
+    class PausingOs:
+        """``os`` for the cache module, whose ``open`` pauses after opening until a fork has been asked for."""
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def open(*args, **kwargs):
+            descriptor = real_open(*args, **kwargs)
+            opened.set()
+            forking.wait(10)
+            time.sleep(0.5)  # the fork, asked for, runs now unless something holds it back
+            return descriptor
+
+    monkeypatch.setattr(_shard_cache, "os", PausingOs())
+    lock = _shard_cache._FileLock(tmp_path / "shard.lock")
+    holder = threading.Thread(target=lock.__enter__)
+    holder.start()
+    assert opened.wait(30)
+    forking.set()
+    pid = os.fork()
+    if pid == 0:  # the child: does it still have the lock file open?
+        held = any(os.path.realpath(f"/proc/self/fd/{fd}") == str(tmp_path / "shard.lock")
+                   for fd in os.listdir("/proc/self/fd"))
+        os._exit(1 if held else 0)
+    holder.join(30)
+    lock.__exit__(None, None, None)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child holds a copy of the lock file"
