@@ -46,6 +46,7 @@ from .devices import describe_device
 from ..manifest._files import SUBSETS
 from ._defaults import steps_per_execution as choose_steps_per_execution
 from ._defaults import training_plan
+from ._calendar import describe_left_out, monthly_weekdays, sample_positions
 from ._embedding import describe_embeddings
 from ._model_store import open_model_dir
 from .model import MODELS, build_model, describe_bounds, warmup_steps
@@ -211,6 +212,16 @@ def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> 
     return {"mean": target_mean, "mae": absolute / max(rows, 1), "rmse": math.sqrt(squared / max(rows, 1))}
 
 
+def left_out_codes(train_data: QuestSequence) -> list[str]:
+    """Names of the codes columns the network leaves out: the weekday of each datetime whose training dates
+    all fall on one day of the month (:mod:`questlearn.train._calendar`), read from a bounded sample of rows."""
+    names = train_data.input_names()
+    if not train_data.day_columns() or not names.get("codes"):
+        return []
+    x, _ = train_data.reader.read(sample_positions([shard["rows"] for shard in train_data.reader.shards]))
+    return monthly_weekdays(x["numbers"], x["codes"], names)
+
+
 @batch_refusals_as_user_errors()  # a damaged shard met inside fit is the user's to fix: raised as its named error
 def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | None = None, workers: int = 2,
           use_multiprocessing: bool = False, max_queue_size: int = 10, source: str = "npy", seed: int = 0,
@@ -354,6 +365,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     plan = training_plan(manifest["subsets"]["train"]["rows"], given_batch_size, epochs, patience, in_memory=in_memory,
                          warmup_steps=warmup_steps if schedule else None)
     epochs, patience = plan.epochs, plan.patience
+    left_out = left_out_codes(train_data)  # from the whole subset: every process of a parallel run decides alike
     parallel = {}
     if process is not None:  # equal shards, agreed by all processes, or all fail here
         from ._processes import shard_for_process
@@ -363,9 +375,12 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     mean, variance = train_data.feature_moments()
     shape = dict(hidden=hidden, dropout=dropout, learning_rate=learning_rate, extra_metrics=parallel.get("metrics", ()),
                  code_counts=train_data.code_counts(), model=model, quantiles=train_data.feature_quantiles(),
-                 total_steps=epochs * len(train_data), bounds=train_data.feature_bounds())
+                 total_steps=epochs * len(train_data), bounds=train_data.feature_bounds(),
+                 left_out_codes=[train_data.input_names()["codes"].index(name) for name in left_out])
     if verbose:
         print(describe_embeddings(shape["code_counts"]), flush=True)
+        if describe_left_out(left_out):
+            print(describe_left_out(left_out), flush=True)
         print(describe_bounds(train_data.input_names().get("numbers", []), shape["bounds"]), flush=True)
     regression = train_data.reader.task == "regression"
     extra = {}

@@ -18,7 +18,9 @@ An MLP over two inputs, the blocks of the model-ready shards:
   with its missing and out-of-vocabulary codes, a datetime's hour, weekday
   and month), else embedded in :func:`embedding_size` dimensions (fast.ai's
   rule ``1.6 * n ** 0.56``, capped at 50 as PyTorch Tabular caps it). The
-  one-hot columns enter the network as 0 and 1, not standardised.
+  one-hot columns enter the network as 0 and 1, not standardised. A codes
+  column in ``left_out_codes`` does not enter at all (``train`` leaves out
+  the weekday of a monthly series: :mod:`questlearn.train._calendar`).
 
 The range of a number is the manifest's ``min`` and ``max`` of its column
 over every row of the split (widened to take in its fill value): exact,
@@ -103,7 +105,8 @@ WARMUP_MAX_STEPS = 1000
 def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, dropout: float | None = None,
                 learning_rate: float = 1e-3, task: str = "classification", target_mean: float = 0.0,
                 target_std: float = 1.0, extra_metrics=(), model: str = "default",
-                quantiles=None, total_steps: int | None = None, bounds=None, day_columns=()) -> keras.Model:
+                quantiles=None, total_steps: int | None = None, bounds=None, day_columns=(),
+                left_out_codes=()) -> keras.Model:
     """Build and compile the network.
 
     Parameters
@@ -154,6 +157,11 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
         tables of ``benchmarks/bench_quality.py`` it helps where the label
         moves from day to day (hourly weather) and loses where it is smooth
         in time (``benchmarks/results/datetime_features.json``).
+    left_out_codes : sequence of int
+        Positions in the codes block of columns the network does not take
+        (``train`` leaves out the weekday of a monthly series, see
+        :mod:`questlearn.train._calendar`): the ``codes`` input still holds
+        them, so the model's inputs are the split's.
 
     Returns
     -------
@@ -171,7 +179,8 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
     embedding = preset["numeric_embedding"] if quantiles is not None else 0
     optimizer = _optimizer(preset, learning_rate, total_steps)
     if task == "regression":
-        inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds, day_columns)
+        inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds, day_columns,
+                                   left_out_codes)
         standardised = keras.layers.Dense(1, name="standardised_target")(x)
         scale = float(target_std) if target_std and target_std > 0 else 1.0
         outputs = keras.layers.Rescaling(scale=scale, offset=float(target_mean), name="prediction")(standardised)
@@ -183,7 +192,8 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
     if num_classes < 2:
         raise SchemaError(f"a classifier needs at least 2 classes, the manifest has {num_classes}: "
                           "the label column holds one value in the training rows")
-    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds, day_columns)
+    inputs, x = _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles, embedding, bounds, day_columns,
+                               left_out_codes)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities")(x)
     network = keras.Model(inputs, outputs, name="quest_mlp")
     network.compile(
@@ -299,7 +309,7 @@ def _bounded(numbers, bounds):
 
 
 def _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles=None, embedding: int = 0, bounds=None,
-                   day_columns=()):
+                   day_columns=(), left_out_codes=()):
     if not 0.0 <= dropout < 1.0:
         raise OptionError(f"dropout must be in [0, 1), got {dropout}")
     inputs, parts = {}, []
@@ -312,7 +322,10 @@ def _hidden_layers(mean, variance, code_counts, hidden, dropout, quantiles=None,
             parts.extend(_day_embeddings(numbers, quantiles, embedding, bounds, day_columns))
     if len(code_counts):
         inputs["codes"] = codes = keras.Input(shape=(len(code_counts),), dtype="int32", name="codes")
+        left_out = {int(position) for position in left_out_codes}
         for position, count in enumerate(code_counts):
+            if position in left_out:
+                continue
             column = codes[:, position]
             if count <= ONE_HOT_MAX_CODES:
                 parts.append(keras.layers.CategoryEncoding(int(count), output_mode="one_hot",
