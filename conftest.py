@@ -17,12 +17,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: one worker per core, plus two. Many tests spend part of their time waiting (a child
-    process starting, a server answering, a watchdog's poll, a killed process's end), and the extra workers
-    fill those gaps: sampled on 2 cores with one extra worker, the suite kept 1 to 1.5 cores busy for a
-    quarter of its run."""
+    """``-n auto``: one worker per core, plus one. Many tests spend part of their time waiting (a child
+    process starting, a server answering, a watchdog's poll), and the extra worker fills those gaps."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores + 2
+    return cores + 1
 
 
 def run_slow_modules_first(items):
