@@ -379,8 +379,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
                  left_out_codes=[train_data.input_names()["codes"].index(name) for name in left_out])
     if verbose:
         print(describe_embeddings(shape["code_counts"]), flush=True)
-        if describe_left_out(left_out):
-            print(describe_left_out(left_out), flush=True)
+        left_out_line = describe_left_out(left_out)
+        if left_out_line:
+            print(left_out_line, flush=True)
         print(describe_bounds(train_data.input_names().get("numbers", []), shape["bounds"]), flush=True)
     regression = train_data.reader.task == "regression"
     extra = {}
