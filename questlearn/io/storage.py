@@ -10,7 +10,7 @@ them apart:
 - :class:`~questlearn.io._remote_store.RemoteStore`: objects, through a
   ``pyarrow.fs`` filesystem: listings, ranged reads (``open_input_file``),
   and a sequential stream that fetches blocks ahead in threads
-  (:class:`~questlearn.io._remote_store.ReadAhead`), so no object is ever
+  (:class:`~questlearn.io._read_ahead.ReadAhead`), so no object is ever
   downloaded whole or held in memory. Its module is imported only when a
   URL names a store.
 
@@ -23,7 +23,7 @@ A place is a :class:`~pathlib.Path` on this machine, or the object's URL
 endpoint from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, which pyarrow
 does not read itself. Credentials come from each store's own chain; their
 values never appear in a message
-(:meth:`~questlearn.io._remote_store.RemoteStore.error` removes them).
+(:func:`~questlearn.io._store_access.redacted` removes them).
 """
 
 from __future__ import annotations

@@ -276,7 +276,7 @@ def test_a_parallel_split_of_an_s3_prefix_passes_the_storage_options_to_its_part
 
 
 def test_a_stream_fetches_each_byte_once_with_a_bounded_read_ahead(s3, s3_server, tmp_path, monkeypatch):
-    from questlearn.io import _remote_store, storage
+    from questlearn.io import _read_ahead, storage
 
     data = bytes(range(256)) * (24 * 1024)  # 6 MiB
     (tmp_path / "blob.bin").write_bytes(data)
@@ -285,13 +285,13 @@ def test_a_stream_fetches_each_byte_once_with_a_bounded_read_ahead(s3, s3_server
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
         store, url = storage.locate(s3.url("blob.bin"))
         stream = store.open_stream(url, 0, url)
-        header = bytearray(_remote_store.FIRST_BLOCK)
-        assert stream.readinto(header) == _remote_store.FIRST_BLOCK and not stream.pending  # a header read: one block
+        header = bytearray(_read_ahead.FIRST_BLOCK)
+        assert stream.readinto(header) == _read_ahead.FIRST_BLOCK and not stream.pending  # a header read: one block
         got, most_pending, buffer = [bytes(header)], 0, bytearray(1 << 20)
         while count := stream.readinto(buffer):
             got.append(bytes(buffer[:count]))
             most_pending = max(most_pending, len(stream.pending))
         stream.close()
     assert b"".join(got) == data
-    assert 1 <= most_pending <= _remote_store.BLOCKS_AHEAD
+    assert 1 <= most_pending <= _read_ahead.BLOCKS_AHEAD
     assert len(data) <= proxy.bytes_back < len(data) * 1.05  # each byte once, plus the requests' headers
