@@ -44,7 +44,7 @@ def _train(args) -> None:
 def _train_several_processes(args, options):
     """``questlearn train`` with ``--local-processes``, ``--num-processes`` or ``--ray``.
 
-    Returns the :class:`~questlearn.train._fit.TrainingResult` on process 0 of a
+    Returns the :class:`~questlearn.train._result.TrainingResult` on process 0 of a
     job run here, ``None`` where this command only launched or was not the
     chief; raises a :class:`~questlearn.errors.QuestlearnError` (printed by the CLI) on failure.
     """

@@ -8,7 +8,7 @@ __all__ = ["train", "TrainingResult", "build_model", "describe_device", "plot_hi
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "train": "._fit",
-    "TrainingResult": "._fit",
+    "TrainingResult": "._result",
     "build_model": ".model",
     "describe_device": ".devices",
     "plot_history": ".plots",

@@ -26,32 +26,28 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
 
 from ..data._shard_cache import open_split
 from ..data._supervision import batch_refusals_as_user_errors
 from ..data.dataset import QuestSequence
 from ..errors import OptionError
+from ..manifest._files import SUBSETS
 from ..quiet import keras
 from ..serve._column_names import describe_rewritten, signature_keys
 from ..serve.export import export_models
+from ._calendar import describe_left_out, monthly_weekdays, sample_positions
+from ._callbacks import EarlyStoppingAfterWarmup, ThroughputLogger, sees_every_batch
+from ._defaults import steps_per_execution as choose_steps_per_execution
+from ._defaults import training_plan
+from ._embedding import describe_embeddings
+from ._model_store import open_model_dir
 from ._progress import TrainingProgress
+from ._result import TrainingResult, class_counts, mean_baseline
 from ._resume import TrainingBackup, fit_resuming, load_backup, remove_backup
 from ._torch_cpu import limit_torch_threads
 from .devices import describe_device
-from ..manifest._files import SUBSETS
-from ._defaults import steps_per_execution as choose_steps_per_execution
-from ._defaults import training_plan
-from ._calendar import describe_left_out, monthly_weekdays, sample_positions
-from ._embedding import describe_embeddings
-from ._model_store import open_model_dir
 from .model import MODELS, build_model, describe_bounds, warmup_steps
 from .plots import read_history_csv
-
 
 VALIDATION_BATCH_SIZE = 1024  # rows a validation batch holds, at least
 IN_MEMORY_BUDGET = 256 * 2 ** 20  # bytes of training and validation rows served from memory, at most
@@ -66,150 +62,6 @@ def memory_budget() -> int:
     except (AttributeError, ValueError, OSError):  # not on Linux: the fixed budget alone
         return IN_MEMORY_BUDGET
     return int(min(IN_MEMORY_BUDGET, IN_MEMORY_SHARE * available))
-
-
-def _sees_every_batch(callback) -> bool:
-    """Whether ``callback`` has its own batch hooks (Keras calls them once per ``steps_per_execution``)."""
-    base = keras.callbacks.Callback
-    return any(getattr(type(callback), hook) is not getattr(base, hook)
-               for hook in ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"))
-
-
-class EarlyStoppingAfterWarmup(keras.callbacks.EarlyStopping):
-    """``EarlyStopping`` whose patience counts only after the learning rate's warm-up.
-
-    The best value and weights are tracked from the first epoch (a warm-up
-    epoch may be the best one), but the epochs without improvement start to
-    count at epoch ``warmup_epochs``: the first, noisy epochs of a warm-up
-    cannot end the run.
-    """
-
-    def __init__(self, warmup_epochs: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.warmup_epochs = int(warmup_epochs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch >= self.warmup_epochs or (logs or {}).get(self.monitor) is None:
-            return super().on_epoch_end(epoch, logs)
-        patience, self.patience = self.patience, math.inf
-        self.wait -= 1  # Keras counts every epoch: this one does not count
-        try:
-            super().on_epoch_end(epoch, logs)
-        finally:
-            self.patience = patience
-
-
-class ThroughputLogger(keras.callbacks.Callback):
-    """Add ``epoch_seconds`` and ``rows_per_second`` (training rows) to each epoch's logs."""
-
-    def __init__(self, rows_per_epoch: int):
-        super().__init__()
-        self.rows_per_epoch = int(rows_per_epoch)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._started
-        if logs is not None:
-            logs["epoch_seconds"] = seconds
-            logs["rows_per_second"] = self.rows_per_epoch / seconds
-
-
-def restored_epoch(history: dict) -> int | None:
-    """Index into ``history`` of the epoch whose weights the trained model holds: the first lowest ``val_loss``.
-
-    ``EarlyStopping(restore_best_weights=True)`` restores that epoch's
-    weights when training ends (a later epoch replaces the best only when
-    strictly lower), so every metric reported as the best is that epoch's.
-    ``None`` when no epoch has a validation loss.
-    """
-    losses = np.asarray([np.nan if v is None else v for v in history.get("val_loss", [])], np.float64)
-    if not len(losses) or np.isnan(losses).all():
-        return None
-    return int(np.nanargmin(losses))
-
-
-@dataclass
-class TrainingResult:
-    """What :func:`train` did."""
-
-    model: keras.Model
-    history: dict
-    model_dir: Path
-    device: str
-    majority_baseline: float
-    extra: dict = field(default_factory=dict)
-    stored_at: str | None = None  # the model folder's URL when it is kept in a store (model_dir: its local copy)
-
-    @property
-    def best_epoch(self) -> int | None:
-        """Index into the history of the epoch whose weights the model holds (:func:`restored_epoch`)."""
-        return restored_epoch(self.history)
-
-    def best(self, metric: str) -> float:
-        """``metric`` at :attr:`best_epoch` (NaN when there is none)."""
-        values, epoch = self.history.get(metric, []), self.best_epoch
-        return float(values[epoch]) if epoch is not None and epoch < len(values) else float("nan")
-
-    @property
-    def best_val_accuracy(self) -> float:
-        """The validation accuracy of the restored epoch (:attr:`best_epoch`)."""
-        return self.best("val_accuracy")
-
-    def summary(self) -> dict:
-        """What training did, in a few numbers; the ``best_*`` ones all belong to the restored epoch.
-
-        ``best_epoch`` numbers it from 1, as Keras's progress lines do.
-        """
-        epoch = self.best_epoch
-        restored = {"best_epoch": None if epoch is None else int(self.history.get("epoch", range(epoch + 1))[epoch]) + 1,
-                    "best_val_loss": round(self.best("val_loss"), 6)}
-        if "mean_baseline" in self.extra:
-            quality = {"best_val_rmse": round(self.best("val_rmse"), 6),
-                       "best_val_mae": round(self.best("val_mae"), 6),
-                       "mean_baseline_rmse": round(self.extra["mean_baseline"]["rmse"], 6),
-                       "mean_baseline_mae": round(self.extra["mean_baseline"]["mae"], 6)}
-        else:
-            quality = {"best_val_accuracy": round(self.best_val_accuracy, 4),
-                       "majority_baseline": round(self.majority_baseline, 4)}
-        return {
-            "device": self.device,
-            "epochs": len(self.history.get("epoch", [])),
-            **restored,
-            **quality,
-            "rows_per_second_last_epoch": round(self.history["rows_per_second"][-1]) if self.history.get("rows_per_second") else None,
-            "model": f"{self.stored_at}/model.keras" if self.stored_at else str(self.model_dir / "model.keras"),
-            "history": f"{self.stored_at}/history.json" if self.stored_at else str(self.model_dir / "history.json"),
-        }
-
-
-def class_counts(dataset: QuestSequence) -> np.ndarray:
-    """Exact count of each class in a dataset's subset, from the manifest (no data read)."""
-    classes = dataset.manifest["schema"]["classes"]
-    counts = np.zeros(len(classes), dtype=np.int64)
-    for shard in dataset.reader.shards:
-        for value, count in shard["label_counts"].items():
-            counts[classes.index(value)] += count
-    return counts
-
-
-def mean_baseline(train_data: QuestSequence, validation_data: QuestSequence) -> dict:
-    """MAE and RMSE on validation of always predicting the training target's mean.
-
-    Reads only the validation shards, one at a time (bounded memory).
-    """
-    target_mean = train_data.manifest["subsets"]["train"]["label_stats"]["mean"]
-    reader = validation_data.reader
-    absolute = squared = 0.0
-    rows = 0
-    for shard in range(len(reader.shards)):
-        targets = reader.targets(shard)
-        errors = targets.astype(np.float64) - target_mean
-        absolute += float(np.abs(errors).sum())
-        squared += float((errors * errors).sum())
-        rows += len(targets)
-    return {"mean": target_mean, "mae": absolute / max(rows, 1), "rmse": math.sqrt(squared / max(rows, 1))}
 
 
 def left_out_codes(train_data: QuestSequence) -> list[str]:
@@ -431,7 +283,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         *extra_callbacks,
     ]
     if steps_per_execution is None:
-        per_batch = process is not None or any(map(_sees_every_batch, (*extra_callbacks, *parallel.get("callbacks", ()))))
+        per_batch = process is not None or any(map(sees_every_batch, (*extra_callbacks, *parallel.get("callbacks", ()))))
         steps_per_execution = choose_steps_per_execution(save_every_batches, per_batch, keras.backend.backend())
     elif steps_per_execution > 1 and keras.backend.backend() == "torch":
         raise OptionError(f"steps_per_execution must be 1 on the torch backend, got {steps_per_execution}")

@@ -26,7 +26,7 @@ def train_process(split_dir, model_dir, *, num_processes: int, process_id: int, 
 
     Returns
     -------
-    questlearn.train._fit.TrainingResult
+    questlearn.train._result.TrainingResult
     """
     initialize(coordinator, num_processes, process_id, startup_timeout=startup_timeout)
     from ._fit import train

@@ -99,7 +99,7 @@ def train_with_ray(split_dir, model_dir, *, address: str | None = "local", ray_w
             shutil.rmtree(ray_storage, ignore_errors=True)
     if result.error is not None:
         raise _named_job_failure(result.error) or result.error
-    from ._fit import restored_epoch
+    from ._result import restored_epoch
 
     history = _read_history(model_dir, train_options.get("storage_options"))  # written by worker 0
     best = restored_epoch(history)  # the epoch whose weights the model holds: its metrics, not each one's best

@@ -83,7 +83,7 @@ def test_piecewise_linear_embedding_encodes_each_number_between_its_quantiles():
 def test_patience_counts_only_after_the_warm_up_and_the_best_epoch_may_be_a_warm_up_one():
     from types import SimpleNamespace
 
-    from questlearn.train._fit import EarlyStoppingAfterWarmup
+    from questlearn.train._callbacks import EarlyStoppingAfterWarmup
 
     def stopped_at(callback, losses):
         callback.set_model(SimpleNamespace(stop_training=False))

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from questlearn.train._fit import TrainingResult, restored_epoch
+from questlearn.train._result import TrainingResult, restored_epoch
 
 # val_loss is lowest at the second epoch; val_rmse and val_mae are lowest at other epochs.
 REGRESSION = {"epoch": [0, 1, 2, 3], "val_loss": [4.0, 2.0, 2.5, 2.0], "val_rmse": [2.0, 1.41, 1.3, 1.42],
