@@ -556,8 +556,13 @@ def split_args(data: DataSet, split_dir: Path, seed: int, test_fraction: float) 
             *held_out, "--no-progress"]
 
 
+#: Options added to every ``questlearn train`` (``--train-option``): a plan or model tried against the defaults.
+TRAIN_OPTIONS: list = []
+
+
 def train_args(split_dir: Path, model_dir: Path, seed: int) -> list:
-    return ["train", str(split_dir), "--model-dir", str(model_dir), "--seed", str(seed), "--verbose", "0"]
+    return ["train", str(split_dir), "--model-dir", str(model_dir), "--seed", str(seed), "--verbose", "0",
+            *TRAIN_OPTIONS]
 
 
 def run_questlearn(data: DataSet, work: Path, seed: int, test_fraction: float) -> dict:
@@ -697,6 +702,10 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None,
                         help=f"the results file (default: {RESULT_NAME}.json in benchmarks/results, or in "
                              "$QUESTLEARN_BENCH_RESULTS)")
+    parser.add_argument("--train-option", action="append", default=[], metavar="OPTION",
+                        help="add OPTION to every `questlearn train` (repeat it, one word each: --train-option=--patience "
+                             "--train-option=1000); recorded in the results' settings. Write to --output, not over "
+                             "the defaults' results")
     parser.add_argument("--list", action="store_true", help="write the data sets' CSVs, print their table, stop")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -706,6 +715,7 @@ def main() -> int:
     if not 0 <= args.test_fraction < 0.8:
         parser.error(f"--test-fraction must be at least 0 and below 0.8 (validate takes 0.2), got {args.test_fraction}")
     reference = args.baseline_ref.resolve() if args.baseline_ref else None
+    TRAIN_OPTIONS[:] = args.train_option
     if reference is not None and not (reference / "questlearn" / "__init__.py").exists():
         parser.error(f"--baseline-ref {args.baseline_ref}: no questlearn/__init__.py there; give a checkout's root")
 
@@ -737,7 +747,8 @@ def main() -> int:
                 "scored_subset": "test" if args.test_fraction > 0 else "validate",
                 "libraries_train_on": "the split's train rows, default settings, " + (
                     "stopping on the validate rows" if args.libraries_early_stopping else "the validate rows unused"),
-                "baseline_ref": str(reference) if reference else None, "rounds": args.rounds if reference else None}
+                "baseline_ref": str(reference) if reference else None, "rounds": args.rounds if reference else None,
+                "train_options": TRAIN_OPTIONS}
     entries = earlier_entries(path, args.test_fraction)
     for name in names:
         print(f"\n== {name} ({sizes[name]:,} rows, {args.seeds} seed(s))", flush=True)
