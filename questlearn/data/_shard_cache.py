@@ -51,6 +51,7 @@ from ..errors import ManifestError, OptionError
 from ..io.storage import locate
 from ..manifest._files import MANIFEST_NAME, MAX_MANIFEST_BYTES, load_manifest, resolve_inside, write_json_atomically
 from ..manifest.integrity import ShardVerifier, check_npy_header
+from ._lock_files import FileLock, close_lock_file, open_lock_file
 
 #: Without --cache-limit: this fraction of the free disk where the cache lives.
 DEFAULT_FRACTION_OF_FREE_DISK = 0.5
@@ -142,52 +143,18 @@ class LocalFiles:
 _CACHES: dict = {}
 _CACHES_LOCK = threading.Lock()
 _INSTANCES: "weakref.WeakSet" = weakref.WeakSet()
-_LOCK_FILES: set = set()  # descriptors of shard lock files open in this process
-# Held while a lock file is opened and recorded, or forgotten and closed, and by a fork: a child is never forked
-# between the two steps, holding a copy of a descriptor that its after-fork handler does not know to close (the
-# copy would keep the parent's flock held for as long as the child lives: a worker waiting on that shard then
-# waits forever).
-_LOCK_FILES_LOCK = threading.Lock()
-
-
-def _open_lock_file(path) -> int:
-    with _LOCK_FILES_LOCK:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        _LOCK_FILES.add(descriptor)
-    return descriptor
-
-
-def _close_lock_file(descriptor: int) -> None:
-    with _LOCK_FILES_LOCK:
-        _LOCK_FILES.discard(descriptor)
-        os.close(descriptor)
-
-
-def _before_fork() -> None:
-    _LOCK_FILES_LOCK.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _LOCK_FILES_LOCK.release()
 
 
 def _after_fork_in_child() -> None:
-    """A worker forked from a process using a cache holds none of its locks: the copies of their
-    descriptors are closed (the parent keeps its own) and the thread locks made anew."""
-    global _CACHES_LOCK, _LOCK_FILES_LOCK
-    for descriptor in list(_LOCK_FILES):
-        try:
-            os.close(descriptor)
-        except OSError:
-            pass
-    _LOCK_FILES.clear()
-    _LOCK_FILES_LOCK = threading.Lock()  # the forking thread held the parent's: this one is free
+    """A worker forked from a process using a cache starts with its thread locks free and no streams
+    (its copies of the lock files are closed by :mod:`questlearn.data._lock_files`)."""
+    global _CACHES_LOCK
     _CACHES_LOCK = threading.Lock()
     for cache in list(_INSTANCES):
         cache._held, cache._held_lock, cache._streams = {}, threading.Lock(), {}
 
 
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ShardCache:
@@ -335,9 +302,9 @@ class ShardCache:
                         self._held[key] = (descriptor, 1)
                     else:  # held by another thread of this process already: one lock is enough
                         self._held[key] = (held[0], held[1] + 1)
-                        _close_lock_file(descriptor)
+                        close_lock_file(descriptor)
                 return self._paths(entries)
-            _close_lock_file(descriptor)
+            close_lock_file(descriptor)
             self._fetch(entries, now=True)
 
     def release(self, entries: list) -> None:
@@ -349,7 +316,7 @@ class ShardCache:
                 self._held[key] = (held[0], held[1] - 1)
                 return
         if held is not None:
-            _close_lock_file(held[0])  # closing the descriptor releases its lock
+            close_lock_file(held[0])  # closing the descriptor releases its lock
 
     # -- prefetching ---------------------------------------------------------
     def schedule(self, stream: str, shards: list) -> None:
@@ -393,10 +360,10 @@ class ShardCache:
     def _open_lock(self, key: str) -> int:
         folder = self.folder / ".state"
         folder.mkdir(exist_ok=True)
-        return _open_lock_file(folder / f"{key}.lock")
+        return open_lock_file(folder / f"{key}.lock")
 
     def _folder_lock(self):
-        return _FileLock(self.folder / ".lock")
+        return FileLock(self.folder / ".lock")
 
     def _fetch(self, entries: list, now: bool) -> bool:
         """Fetch a shard unless it is here; ``now``: a reader waits for it (and may evict pinned shards).
@@ -441,7 +408,7 @@ class ShardCache:
                 reservation.unlink(missing_ok=True)
             return True
         finally:
-            _close_lock_file(descriptor)
+            close_lock_file(descriptor)
 
     def used_bytes(self) -> int:
         """Bytes in the folder (shard files, manifest) plus those reserved by fetches under way."""
@@ -500,7 +467,7 @@ class ShardCache:
             self._state(key, "pin").unlink(missing_ok=True)
             return freed
         finally:
-            _close_lock_file(descriptor)
+            close_lock_file(descriptor)
 
 
 def _mtime(path: Path) -> float:
@@ -508,18 +475,3 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return 0.0
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file, as a context manager (between threads and processes)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        self.descriptor = _open_lock_file(self.path)
-        fcntl.flock(self.descriptor, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        _close_lock_file(self.descriptor)

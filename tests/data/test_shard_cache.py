@@ -230,13 +230,13 @@ def test_a_worker_forked_while_a_lock_file_opens_holds_no_copy_of_it(tmp_path, m
     and a worker then waits forever for the shard. The fork waits until the file is recorded."""
     import os
 
-    from questlearn.data import _shard_cache
+    from questlearn.data import _lock_files
 
     opened, forking = threading.Event(), threading.Event()
     real_open = os.open
 
     class PausingOs:
-        """``os`` for the cache module, whose ``open`` pauses after opening until a fork has been asked for."""
+        """``os`` for the lock files module, whose ``open`` pauses after opening until a fork has been asked for."""
 
         def __getattr__(self, name):
             return getattr(os, name)
@@ -249,8 +249,8 @@ def test_a_worker_forked_while_a_lock_file_opens_holds_no_copy_of_it(tmp_path, m
             time.sleep(0.5)  # the fork, asked for, runs now unless something holds it back
             return descriptor
 
-    monkeypatch.setattr(_shard_cache, "os", PausingOs())
-    lock = _shard_cache._FileLock(tmp_path / "shard.lock")
+    monkeypatch.setattr(_lock_files, "os", PausingOs())
+    lock = _lock_files.FileLock(tmp_path / "shard.lock")
     holder = threading.Thread(target=lock.__enter__)
     holder.start()
     assert opened.wait(30)
