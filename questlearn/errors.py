@@ -68,3 +68,14 @@ class MissingPackageError(QuestlearnError):
 
 class StorageError(QuestlearnError):
     """An object store that cannot be read: unreachable, credentials refused, a missing bucket or object, throttled."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its class name when the message is empty.
+
+    For the one-line errors that quote what a library said (pyarrow, a store);
+    a caller that quotes a long message cuts it itself. Not in ``__all__``: a
+    helper of questlearn's own modules, not of its interface.
+    """
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

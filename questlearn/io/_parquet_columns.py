@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import InputFormatError, SchemaError
+from ..errors import InputFormatError, SchemaError, first_line
 
 NUMBER, DURATION, STRING, DATETIME, NESTED = "number", "duration", "string", "datetime", "nested"
 UTC_NAMES = ("UTC", "utc", "Etc/UTC", "Z", "+00:00", "GMT", "Etc/GMT")
@@ -206,7 +206,7 @@ def open_parquet(source_file):
     try:
         return pq.ParquetFile(source_file.store.open_random(source_file.path))  # a store: footer and groups by ranges
     except (pa.ArrowException, OSError) as error:
-        raise ParquetFormatError(f"{source_file.shown}: not a readable Parquet file ({_first_line(error)}); "
+        raise ParquetFormatError(f"{source_file.shown}: not a readable Parquet file ({first_line(error)[:200]}); "
                                  "the file is damaged or truncated: copy or write it again") from None
 
 
@@ -216,7 +216,7 @@ def read_batches(parquet, source_file, group: int, columns: list, batch_size: in
         yield from parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns)
     except (pa.ArrowException, OSError) as error:
         raise ParquetFormatError(f"{source_file.shown}: row group {group}{_damaged_column(parquet, group, columns)}: "
-                                 f"the data is damaged ({_first_line(error)}); copy or write the file again") from None
+                                 f"the data is damaged ({first_line(error)[:200]}); copy or write the file again") from None
 
 
 def _damaged_column(parquet, group: int, columns: list) -> str:
@@ -227,8 +227,3 @@ def _damaged_column(parquet, group: int, columns: list) -> str:
         except (pa.ArrowException, OSError):
             return f", column {name!r}"
     return ""
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__

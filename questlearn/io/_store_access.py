@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import MissingPackageError, OptionError, StorageError
+from ..errors import MissingPackageError, OptionError, StorageError, first_line
 from ._places import URL
 
 #: How often a request is tried (throttling, transient faults) before it fails, and the seconds it may take.
@@ -150,8 +150,3 @@ def redacted(text: str, options: dict) -> str:
         if len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
-
-
-def first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
