@@ -2,7 +2,9 @@
 
 Starts JupyterLab on 127.0.0.1 (a free port, a random token, no browser,
 idle kernels culled and the server shut down by itself when idle), opens
-each notebook in headless Chromium through Playwright, clears its outputs,
+each notebook in one headless Chromium page through Playwright (the first by
+its URL, the next ones by JupyterLab's open command, without reloading
+JupyterLab), clears its outputs,
 runs all cells from the Run menu and checks the page: every code cell ran,
 no cell shows an error, every plot image loaded, and notebook 01's progress
 bar is a widget. It takes one small screenshot per notebook, in the test's
@@ -103,7 +105,7 @@ def jupyterlab(tmp_path_factory):
                f"--ServerApp.root_dir={work}", "--ServerApp.shutdown_no_activity_timeout=300",
                "--MappingKernelManager.cull_idle_timeout=240", "--MappingKernelManager.cull_interval=30",
                "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.extension_manager=readonly"]
+               "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI images often run as root
     log = open(root / "jupyterlab.log", "w", encoding="utf-8")
@@ -188,9 +190,24 @@ def saved_errors(page, work: Path, name: str) -> list:
             if output.get("output_type") == "error"] or ["a cell stopped Run All, and the saved notebook shows no error"]
 
 
-def run_notebook(page, base: str, token: str, name: str, work: Path) -> dict:
-    page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
+def open_notebook(page, base: str, token: str, name: str) -> None:
+    """Show notebook ``name`` as the only document: the first through the page's URL, each later one through
+    JupyterLab's own command in the same page (``window.jupyterapp``), as a learner opens it from the file
+    browser, after saving and closing the one before (its kernel is culled when idle)."""
+    if not page.url.startswith(base):
+        page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
+    else:
+        page.evaluate("""async name => {
+            const app = window.jupyterapp;
+            await app.commands.execute('docmanager:save');
+            await app.commands.execute('application:close-all');
+            await app.commands.execute('docmanager:open', {path: name});
+        }""", name)
     page.wait_for_selector(f"{PANEL} .jp-CodeCell", timeout=270_000)
+
+
+def run_notebook(page, base: str, token: str, name: str, work: Path) -> dict:
+    open_notebook(page, base, token, name)
     wait_for_idle_kernel(page)
     click_menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function(f"""() => [...document.querySelectorAll('{PANEL} .jp-CodeCell .jp-InputArea-prompt')]
