@@ -177,6 +177,9 @@ def _add_train_arguments(train) -> None:
     train.add_argument("--class-weight", choices=("balanced",), default=None,
                        help="weigh classes inversely to their frequency")
     train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR", help="write TensorBoard logs to DIR")
+    train.add_argument("--no-saved-model", dest="saved_model", action="store_false",
+                       help="write no saved_model/ beside inference.keras (a second or two less on a small table); "
+                            "questlearn export MODEL_DIR writes it later")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                        help="0 silent, 1 rows/s and time left inside each epoch, 2 Keras's line per epoch")
     train.add_argument("--save-every-batches", type=int, default=None, metavar="N",

@@ -19,7 +19,7 @@ def _train(args) -> None:
                    use_multiprocessing=args.processes, source=args.source, seed=args.seed, verbose=args.verbose,
                    hidden=args.hidden, dropout=args.dropout, learning_rate=args.learning_rate, patience=args.patience,
                    model=args.model,
-                   class_weight=args.class_weight)
+                   class_weight=args.class_weight, saved_model=args.saved_model)
     remote = dict(cache_dir=args.cache_dir, cache_limit=args.cache_limit, storage_options=_storage_options(args))
     if any(value for value in remote.values()):  # a split in a store: every process reads it through its own cache
         options.update(remote)

@@ -281,8 +281,8 @@ def portable_copy(trained: keras.Model, task: str = "classification") -> keras.M
     return copy
 
 
-def export_models(trained: keras.Model, reader, model_dir) -> Path:
-    """Write ``model.keras``, ``inference.keras`` and ``inference.json``.
+def export_models(trained: keras.Model, reader, model_dir, *, saved_model: bool = True) -> Path:
+    """Write ``model.keras``, ``inference.keras``, ``inference.json`` and, with TensorFlow, ``saved_model/``.
 
     ``inference.json`` also records ``input_layers``: the name of each
     feature column's input layer in ``inference.keras`` (:func:`input_names`).
@@ -295,6 +295,11 @@ def export_models(trained: keras.Model, reader, model_dir) -> Path:
         The training data's reader (e.g. ``QuestSequence.reader``).
     model_dir : str or Path
         Destination directory.
+    saved_model : bool
+        Also write ``saved_model/`` (on the TensorFlow backend). ``False`` skips it (about a second
+        or two of a small table's run); ``questlearn export`` writes it later from ``inference.keras``.
+        Either way a ``saved_model/`` of an earlier run in ``model_dir`` is removed, never left beside
+        this run's models.
 
     Returns
     -------
@@ -318,8 +323,8 @@ def export_models(trained: keras.Model, reader, model_dir) -> Path:
         return None
     inference = build_inference_model(portable, spec)
     inference.save(path)
-    if keras.backend.backend() == "tensorflow":
-        shutil.rmtree(model_dir / SAVED_MODEL, ignore_errors=True)  # this run's export replaces the last run's
+    shutil.rmtree(model_dir / SAVED_MODEL, ignore_errors=True)  # an earlier run's: never beside this run's models
+    if saved_model and keras.backend.backend() == "tensorflow":
         export_saved_model(model_dir, model=inference, spec=spec)
     return path
 

@@ -83,7 +83,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
           process: tuple[int, int] | None = None, save_every_batches: int | None = None,
           save_every_minutes: float | None = None, progress: bool = False, cache_dir=None, cache_limit=None,
           storage_options: dict | None = None, staging_dir=None, in_memory: bool | None = None,
-          steps_per_execution: int | None = None) -> TrainingResult:
+          steps_per_execution: int | None = None, saved_model: bool = True) -> TrainingResult:
     """Train :func:`~questlearn.train.model.build_model` on ``split_dir``.
 
     Parameters
@@ -157,6 +157,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         by default :func:`~questlearn.train._defaults.steps_per_execution` (1 on torch,
         with a callback of ``extra_callbacks`` that has batch hooks, or in a
         data-parallel process). Must divide ``save_every_batches``.
+    saved_model : bool
+        Also write ``saved_model/`` (TensorFlow backend). ``False`` (``--no-saved-model``) saves a
+        second or two of a small table's run; ``questlearn export MODEL_DIR`` writes it later.
 
     Returns
     -------
@@ -295,7 +298,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     fit_resuming(network, train_data, backup, epochs=epochs, sample=validation_data[0], history_csv=history_csv,
                  verbose=verbose, validation_data=validation_data, shuffle=False, callbacks=callbacks,
                  fit_verbose=0 if progress else verbose, class_weight=class_weight)
-    export_models(network, train_data.reader, model_dir)  # model.keras, inference.keras, inference.json
+    export_models(network, train_data.reader, model_dir, saved_model=saved_model)  # model.keras, inference.keras, ...
     remove_backup(backup_dir)  # only now: a kill before the export resumes instead of starting afresh
 
     history = read_history_csv(history_csv)

@@ -104,7 +104,7 @@ def test_training_with_a_cache_smaller_than_the_split_sees_every_row_and_stays_u
     cache = tmp_path / "cache"
     with SizeSampler(cache) as sampler:
         train(url, tmp_path / "model", epochs=2, batch_size=128, workers=2, model="small", verbose=0,
-              cache_dir=cache, cache_limit=limit)
+              cache_dir=cache, cache_limit=limit, saved_model=False)
     assert sampler.samples > 10 and 0 < sampler.largest <= limit
     expected = expected_ids(id_split, "train")
     assert sorted(seen) == [0, 1]

@@ -114,7 +114,7 @@ def test_lightgbm_and_catboost_baselines_of_a_regression_model_report_mae_rmse_a
     load_diabetes(as_frame=True, scaled=False).frame.to_csv(tmp_path / "diabetes.csv", index=False)
     split = tmp_path / "split"
     model_ready_split(tmp_path / "diabetes.csv", split, label="target", task="regression", rows_per_shard=100)
-    result = train(split, tmp_path / "model", epochs=2, batch_size=32, workers=1, verbose=0)
+    result = train(split, tmp_path / "model", epochs=2, batch_size=32, workers=1, verbose=0, saved_model=False)
     report = evaluate(result.model_dir, split, baseline=["lightgbm", "catboost"])
     assert "baseline_gbdt" not in report
     for name in ("lightgbm", "catboost"):

@@ -72,7 +72,7 @@ def test_gbdt_baseline_of_a_regression_model_reports_mae_rmse_and_the_rmse_ratio
     frame.to_csv(tmp_path / "diabetes.csv", index=False)
     split = tmp_path / "split"
     model_ready_split(tmp_path / "diabetes.csv", split, label="target", task="regression", rows_per_shard=100)
-    result = train(split, tmp_path / "model", epochs=2, batch_size=32, workers=1, verbose=0)
+    result = train(split, tmp_path / "model", epochs=2, batch_size=32, workers=1, verbose=0, saved_model=False)
     report = evaluate(result.model_dir, split, baseline="gbdt")
     boosting = report["baseline_gbdt"]
     x_train, y_train, _ = shard_blocks(split, "train")

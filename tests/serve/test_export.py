@@ -130,3 +130,34 @@ def test_columns_named_like_graph_operations_and_with_slashes(tmp_path):
     # Codes: 0 missing (""), 1..H the hashed out-of-vocabulary buckets, then the vocabulary.
     hashed = 1 + int(fingerprint_buckets(["a value hashed"], 64)[0])
     np.testing.assert_array_equal(model.predict(rows, verbose=0), [[1, 1, 3, 3, 2, 1, 66], [5, 2, 7, 1, 0, 0, hashed]])
+
+
+@pytest.mark.timeout(900)
+def test_without_a_saved_model_train_removes_the_last_runs_and_export_writes_one_later(trained, tmp_path):
+    """``saved_model=False`` (``--no-saved-model``) writes every other model file and no ``saved_model/``, removes
+    one left by an earlier run in the same folder, and ``questlearn export`` writes it afterwards."""
+    import tensorflow as tf
+
+    from questlearn.cli import main
+    from questlearn.cli._parser import build_parser
+    from questlearn.train._fit import train
+
+    log, split_dir, _ = trained
+    model_dir = tmp_path / "model"
+    train(split_dir, model_dir, epochs=1, batch_size=256, workers=1, verbose=0)
+    assert (model_dir / "saved_model" / "saved_model.pb").exists()
+    result = train(split_dir, model_dir, epochs=1, batch_size=256, workers=1, verbose=0, saved_model=False)
+    assert {"model.keras", "inference.keras", "inference.json", "best.keras", "history.json"} <= {
+        path.name for path in model_dir.iterdir()}
+    assert not (model_dir / "saved_model").exists()  # the first run's would not match this run's models
+    command = ["train", str(split_dir), "--model-dir", str(model_dir)]
+    assert build_parser().parse_args([*command, "--no-saved-model"]).saved_model is False
+    assert build_parser().parse_args(command).saved_model is True
+    assert main(["export", str(model_dir), "--no-progress"]) in (0, None)
+    serve = tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
+    spec = json.loads((model_dir / "inference.json").read_text())
+    rows = pd.read_csv(log, nrows=5)
+    inputs = {f["name"]: tf.constant(rows[f["name"]].to_numpy("float32")) if f["kind"] == "numeric"
+              else tf.constant(rows[f["name"]].fillna("").astype(str).to_numpy(object)) for f in spec["features"]}
+    served = serve(**{spec["signature_keys"][name]: value for name, value in inputs.items()})["probabilities"]
+    np.testing.assert_allclose(served.numpy(), predict_frame(result.model_dir, rows)[["p_0", "p_1"]].to_numpy(), atol=1e-5)

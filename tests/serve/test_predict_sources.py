@@ -81,7 +81,8 @@ def test_a_column_with_hashed_out_of_vocabulary_values_is_encoded_as_in_training
     frame.to_csv(source, index=False)
     model_ready_split(source, tmp_path / "split", categorical_columns=["guild"], max_categories=10, rows_per_shard=rows,
                       val_fraction=0.3, verbose=False)
-    result = train(tmp_path / "split", tmp_path / "model", epochs=1, batch_size=256, workers=1, verbose=0)
+    result = train(tmp_path / "split", tmp_path / "model", epochs=1, batch_size=256, workers=1, verbose=0,
+                   saved_model=False)
     validate = QuestSequence(tmp_path / "split", "validate", batch_size=None, shuffle=False)
     assert validate.input_names()["codes"] == ["guild"]
     x, _ = validate[0]
@@ -110,7 +111,8 @@ def test_a_regression_model_predicts_and_evaluates_like_keras(tmp_path):
     source = tmp_path / "diabetes.csv"
     frame.to_csv(source, index=False)
     model_ready_split(source, tmp_path / "split", label="target", task="regression", rows_per_shard=500, verbose=False)
-    result = train(tmp_path / "split", tmp_path / "model", epochs=3, batch_size=32, workers=1, verbose=0)
+    result = train(tmp_path / "split", tmp_path / "model", epochs=3, batch_size=32, workers=1, verbose=0,
+                   saved_model=False)
     validate = QuestSequence(tmp_path / "split", "validate", batch_size=None, shuffle=False)
     x, y = validate[0]
     expected = result.model.predict(x, verbose=0)[:, 0]

@@ -130,7 +130,7 @@ def test_a_model_trained_on_the_sorted_log_is_as_good_as_one_trained_on_it_shuff
         split_csv(source, tmp_path / f"split_{name}", rows_per_shard=10_000, val_fraction=0.2, seed=0, verbose=False)
         # the small preset: what is compared is where the rows went, not the network
         train(tmp_path / f"split_{name}", tmp_path / f"model_{name}", epochs=3, batch_size=1024, workers=1,
-              model="small", hidden=(16,), learning_rate=3e-3, seed=0, verbose=0)
+              model="small", hidden=(16,), learning_rate=3e-3, seed=0, verbose=0, saved_model=False)
         scored = predict_frame(tmp_path / f"model_{name}", held_out[["f0", "f1", "f2"]])
         accuracy[name] = float((scored["predicted"].astype(int).to_numpy() == held_out["cleared"].to_numpy()).mean())
         shutil.rmtree(tmp_path / f"split_{name}")

@@ -189,7 +189,7 @@ def trained(tmp_path_factory):
                       id_columns=ID_COLUMNS)
     (split / "test").rename(root / "test-kept")
     (split / "test").mkdir()  # an empty folder: every test shard file is missing
-    result = train(split, root / "model", epochs=2, batch_size=256, workers=1, verbose=0)
+    result = train(split, root / "model", epochs=2, batch_size=256, workers=1, verbose=0, saved_model=False)
     shutil.rmtree(split / "test")
     (root / "test-kept").rename(split / "test")
     return split, result

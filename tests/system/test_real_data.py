@@ -44,7 +44,7 @@ def test_penguins_with_NA_tokens_split_with_only_a_label_and_train_like_sklearn(
     assert len(manifest["schema"]["features"]) == 7
 
     result = train(tmp_path / "split", tmp_path / "model", epochs=60, batch_size=16, learning_rate=1e-2,
-                   patience=60, workers=1, verbose=0)
+                   patience=60, workers=1, verbose=0, saved_model=False)
     numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
     prepare = make_column_transformer(
         (make_pipeline(SimpleImputer(), StandardScaler()), numeric),
@@ -67,7 +67,7 @@ def test_regression_on_a_real_table_clearly_beats_predicting_the_mean(tmp_path):
     frame.to_csv(source, index=False)
     model_ready_split(source, tmp_path / "split", label="target", task="regression", rows_per_shard=100, seed=1, verbose=False)
     result = train(tmp_path / "split", tmp_path / "model", epochs=80, batch_size=32, learning_rate=3e-3,
-                   patience=20, workers=1, verbose=0)
+                   patience=20, workers=1, verbose=0, saved_model=False)
     summary = result.summary()
     assert summary["best_val_rmse"] < 0.85 * summary["mean_baseline_rmse"], summary
     assert summary["best_val_mae"] < 0.85 * summary["mean_baseline_mae"], summary

@@ -27,7 +27,8 @@ def scores_with_other_weekdays(tmp_path, dates, capsys) -> tuple:
     series_csv(tmp_path / "series.csv", dates)
     split_csv(tmp_path / "series.csv", tmp_path / "split", label="price", task="regression", progress=False,
               verbose=False)
-    result = train(tmp_path / "split", tmp_path / "model", epochs=1, hidden=(16,), verbose=1, workers=1)
+    result = train(tmp_path / "split", tmp_path / "model", epochs=1, hidden=(16,), verbose=1, workers=1,
+                   saved_model=False)
     said = [line for line in capsys.readouterr().out.splitlines() if "left out of the network" in line]
     data = QuestSequence(tmp_path / "split", "train", batch_size=None)
     x, _ = data.reader.read([(shard, np.arange(int(record["rows"]))) for shard, record in enumerate(data.reader.shards)])

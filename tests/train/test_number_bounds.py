@@ -76,7 +76,8 @@ def test_training_says_which_columns_it_cannot_bound_and_bounds_the_others(tmp_p
     highest = {column: manifest["stats"][column]["max"] for column in ("power", "stamina")}
     del manifest["stats"]["power"]["min"], manifest["stats"]["power"]["max"]  # as a split made before they were recorded
     (split_dir / "manifest.json").write_text(json.dumps(manifest))
-    result = train(split_dir, tmp_path / "model", epochs=1, batch_size=64, workers=1, model="small", verbose=2)
+    result = train(split_dir, tmp_path / "model", epochs=1, batch_size=64, workers=1, model="small", verbose=2,
+                   saved_model=False)
     printed = capsys.readouterr().out
     x, _ = QuestSequence(split_dir, "validate", batch_size=None, shuffle=False)[0]
     names = QuestSequence(split_dir, "validate", batch_size=None).input_names()["numbers"]

@@ -23,7 +23,7 @@ def regression_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("regression")
     log = write_quest_log(root / "quests.csv", rows=1500, seed=3)
     model_ready_split(log, root / "split", label="power", task="regression", rows_per_shard=1500, id_columns=ID_COLUMNS)
-    train(root / "split", root / "model", epochs=2, batch_size=256, workers=1, verbose=0)
+    train(root / "split", root / "model", epochs=2, batch_size=256, workers=1, verbose=0, saved_model=False)
     return root / "model"
 
 

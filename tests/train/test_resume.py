@@ -100,7 +100,7 @@ def test_sigkilled_training_resumes_mid_epoch_using_every_row_once(id_feature_sp
 
 @pytest.mark.timeout(900)
 def test_resume_refuses_another_data_order_and_keeps_early_stopping_state(id_feature_split, tmp_path):
-    arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, save_every_batches=5)
+    arguments = dict(epochs=2, batch_size=64, workers=1, verbose=0, seed=4, save_every_batches=5, saved_model=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(id_feature_split, tmp_path, extra_callbacks=[CrashAt(1, 12)], **arguments)
     state = load_backup(tmp_path / "backup")
@@ -120,7 +120,7 @@ def test_resume_refuses_another_data_order_and_keeps_early_stopping_state(id_fea
 def test_save_every_minutes_saves_inside_the_epoch(id_feature_split, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(id_feature_split, tmp_path, epochs=1, batch_size=64, workers=1, verbose=0, save_every_minutes=1e-9,
-              extra_callbacks=[CrashAt(0, 3)])
+              extra_callbacks=[CrashAt(0, 3)], saved_model=False)
     state = load_backup(tmp_path / "backup")
     assert (state.epoch, state.batches_done) == (0, 4)  # a save after every batch: the time is always up
 
@@ -167,7 +167,8 @@ class CrashOnSave(keras.callbacks.Callback):
 
 @pytest.mark.timeout(900)
 def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_feature_split, tmp_path):
-    arguments = dict(epochs=4, batch_size=256, workers=1, verbose=0, seed=4, learning_rate=0.05, dropout=0.0, patience=10)
+    arguments = dict(epochs=4, batch_size=256, workers=1, verbose=0, seed=4, learning_rate=0.05, dropout=0.0, patience=10,
+                     saved_model=False)
     straight = train(id_feature_split, tmp_path / "a", **arguments)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(id_feature_split, tmp_path / "b", extra_callbacks=[CrashOnSave()], **arguments)
@@ -226,7 +227,7 @@ def saved_state(id_feature_split, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("saved")
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(id_feature_split, model_dir, epochs=1, batch_size=64, workers=1, verbose=0, seed=4, save_every_batches=5,
-              extra_callbacks=[CrashAt(0, 6)])
+              extra_callbacks=[CrashAt(0, 6)], saved_model=False)
     return (model_dir / "backup" / "state.npz").read_bytes()
 
 
@@ -288,4 +289,4 @@ def test_several_steps_per_execution_resume_mid_epoch_exactly(id_feature_split, 
 def test_steps_per_execution_must_divide_the_save_interval(id_feature_split, tmp_path):
     with pytest.raises(ValueError, match="must divide save_every_batches"):
         train(id_feature_split, tmp_path, epochs=1, batch_size=64, verbose=0, steps_per_execution=4,
-              save_every_batches=10)
+              save_every_batches=10, saved_model=False)

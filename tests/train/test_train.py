@@ -27,7 +27,7 @@ def quest_split(tmp_path_factory):
 
 @pytest.mark.timeout(900)
 def test_model_clearly_beats_the_majority_baseline(quest_split, tmp_path):
-    result = train(quest_split, tmp_path / "model", epochs=4, batch_size=256, workers=2, verbose=0)
+    result = train(quest_split, tmp_path / "model", epochs=4, batch_size=256, workers=2, verbose=0, saved_model=False)
     assert 0.5 < result.majority_baseline < 0.65
     assert result.best_val_accuracy > result.majority_baseline + 0.1
     assert result.history["val_auc"][-1] > 0.75
@@ -63,10 +63,12 @@ class RecordEpochs(keras.callbacks.Callback):
 def test_interrupted_training_resumes_the_remaining_epochs(quest_split, tmp_path):
     model_dir = tmp_path / "model"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(quest_split, model_dir, epochs=4, batch_size=512, verbose=0, patience=10, extra_callbacks=[StopAfterEpoch(1)])
+        train(quest_split, model_dir, epochs=4, batch_size=512, verbose=0, patience=10, extra_callbacks=[StopAfterEpoch(1)],
+              saved_model=False)
     assert read_history_csv(model_dir / "history.csv")["epoch"] == [0, 1]
     recorder = RecordEpochs()
-    result = train(quest_split, model_dir, epochs=4, batch_size=512, verbose=0, patience=10, extra_callbacks=[recorder])
+    result = train(quest_split, model_dir, epochs=4, batch_size=512, verbose=0, patience=10, extra_callbacks=[recorder],
+                   saved_model=False)
     assert recorder.epochs == [2, 3]  # only the remaining epochs ran
     assert result.history["epoch"] == [0, 1, 2, 3]
     assert not (model_dir / "backup").exists()  # removed after a finished run
@@ -74,7 +76,7 @@ def test_interrupted_training_resumes_the_remaining_epochs(quest_split, tmp_path
 
 @pytest.mark.timeout(900)
 def test_history_round_trips_and_plots(quest_split, tmp_path):
-    train(quest_split, tmp_path / "model", epochs=2, batch_size=512, verbose=0)
+    train(quest_split, tmp_path / "model", epochs=2, batch_size=512, verbose=0, saved_model=False)
     history = json.loads((tmp_path / "model" / "history.json").read_text())
     assert history["epoch"] == [0, 1]
     for key in ("loss", "val_loss", "accuracy", "val_accuracy", "auc", "rows_per_second"):
@@ -119,7 +121,7 @@ def test_real_data_matches_a_scikit_learn_baseline(tmp_path):
     sklearn_accuracy = baseline.score(validation_frame.drop(columns="target"), validation_frame["target"])
 
     result = train(tmp_path / "split", tmp_path / "model", epochs=40, batch_size=32, workers=1, verbose=0,
-                   learning_rate=3e-3, patience=40, seed=0)
+                   learning_rate=3e-3, patience=40, seed=0, saved_model=False)
     assert sklearn_accuracy > 0.93
     assert result.best_val_accuracy >= sklearn_accuracy - 0.03, (result.best_val_accuracy, sklearn_accuracy)
 

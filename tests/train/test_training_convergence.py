@@ -27,7 +27,7 @@ def test_a_table_in_memory_trains_until_early_stopping_ends_it_and_ends_lower(sl
     # Both budgets a fiftieth of the real ones (300 and 1,200 steps, 25 steps an epoch), so the test stays short.
     monkeypatch.setattr(defaults, "TARGET_STEPS", 300)
     monkeypatch.setattr(defaults, "IN_MEMORY_TARGET_STEPS", 1200)
-    arguments = dict(verbose=0, hidden=(64, 64), seed=0)
+    arguments = dict(verbose=0, hidden=(64, 64), seed=0, saved_model=False)
     old = train(slow_regression, tmp_path / "old", in_memory=False, **arguments)  # the fixed step budget of before
     new = train(slow_regression, tmp_path / "new", **arguments)
     old_record = json.loads((tmp_path / "old" / "history.json").read_text())
