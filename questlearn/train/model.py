@@ -188,7 +188,7 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
         network.compile(optimizer=optimizer, loss=keras.losses.MeanSquaredError(),
                         weighted_metrics=[keras.metrics.MeanAbsoluteError(name="mae"),
                                           keras.metrics.RootMeanSquaredError(name="rmse"), *extra_metrics])
-        return network
+        return _with_built_optimizer(network)
     if num_classes < 2:
         raise SchemaError(f"a classifier needs at least 2 classes, the manifest has {num_classes}: "
                           "the label column holds one value in the training rows")
@@ -202,6 +202,17 @@ def build_model(mean, variance, num_classes: int, *, code_counts, hidden=None, d
         # weighted: rows with sample weight 0 (padding of equal shards) count in no metric; the same without weights
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseAUC(num_classes), *extra_metrics],
     )
+    return _with_built_optimizer(network)
+
+
+def _with_built_optimizer(network: keras.Model) -> keras.Model:
+    """``network`` with its optimizer's variables created now, not inside the first traced training step.
+
+    On TensorFlow, a ``tf.function`` that creates variables in its first trace is traced a second
+    time before its next call: a whole second trace of the training step (a second or more per ``fit``
+    of this network on 2 cores).
+    """
+    network.optimizer.build(network.trainable_variables)
     return network
 
 
