@@ -329,6 +329,17 @@ def export_models(trained: keras.Model, reader, model_dir, *, saved_model: bool 
     return path
 
 
+def _lookup_tables(model: keras.Model) -> list:
+    """The lookup tables of ``model``'s ``StringLookup`` layers, nested ones included."""
+    tables, layers = [], list(model.layers)
+    while layers:
+        layer = layers.pop()
+        layers.extend(getattr(layer, "layers", ()))
+        if getattr(layer, "lookup_table", None) is not None:
+            tables.append(layer.lookup_table)
+    return tables
+
+
 def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path:
     """Write ``MODEL_DIR/saved_model``: a TensorFlow SavedModel serving raw columns.
 
@@ -377,7 +388,6 @@ def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path
                  for n, k in kinds.items()}
     output = "prediction" if spec["task"] == "regression" else "probabilities"
 
-    @tf.function(input_signature=[signature])
     def serve(columns):
         inputs = {}
         for name, kind in kinds.items():
@@ -387,15 +397,19 @@ def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path
             inputs[name] = tf.reshape(column, [-1, 1])
         return {output: model(inputs, training=False)}
 
-    module = tf.Module()
-    module.model, module.serve = model, serve
+    # Keras's ExportArchive keeps the variables the serving function uses and the lookup tables, not the
+    # model's layers: TensorFlow then traces the serving function alone, not every layer's call as well
+    archive = keras.export.ExportArchive()
+    for table in _lookup_tables(model):
+        archive.track(table)
+    archive.add_endpoint("serving_default", serve, input_signature=[signature])
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel("ERROR")  # not TensorFlow's "Assets written to ..." line on every training run
     try:
-        tf.saved_model.save(module, str(partial), signatures={"serving_default": serve})
+        archive.write_out(str(partial), verbose=False)
     finally:
         logger.setLevel(level)
     os.replace(partial, target)  # complete, or not there
