@@ -45,8 +45,10 @@ def test_a_table_in_memory_gets_a_larger_step_budget_and_patience_that_counts_af
         assert in_memory.batch_size == from_shards.batch_size  # the same batches: only how long, and how patient
         assert IN_MEMORY_TARGET_STEPS <= in_memory.epochs * steps < IN_MEMORY_TARGET_STEPS + steps
         assert in_memory.epochs > 3 * from_shards.epochs
-        assert in_memory.patience == max(5, from_shards.patience)  # a tenth of the epochs from shards, at least 5
+        assert in_memory.patience == min(max(in_memory.epochs // 10, 5), 20)  # a tenth of its own plan, 5 to 20
         assert in_memory.warmup_epochs == -(-warmup_steps(in_memory.epochs * steps) // steps) >= 1
+    hourly = training_plan(5_255, in_memory=True, warmup_steps=warmup_steps)  # 165 steps an epoch
+    assert (hourly.epochs, hourly.patience, training_plan(5_255).patience) == (146, 14, 3)  # from shards: 37 epochs
     small = training_plan(276, in_memory=True, warmup_steps=warmup_steps)
     assert (small.batch_size, small.epochs, small.patience, small.warmup_epochs) == (32, 200, 20, 10)
     assert "counted after the warm-up's 10 epochs" in small.describe(276) and "in memory" in small.describe(276)
