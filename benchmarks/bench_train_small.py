@@ -49,8 +49,9 @@ def checkout(commit: str, folder: Path) -> Path:
 
 def questlearn(tree: Path, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    # cwd=tree: ``python -m`` puts the working folder first on sys.path, ahead of PYTHONPATH
     return subprocess.run([sys.executable, "-m", "questlearn", *map(str, args)], capture_output=True, text=True,
-                          env=env, check=False)
+                          env=env, cwd=tree, check=False)
 
 
 def make_table(name: str, folder: Path, synth_rows: int) -> tuple[Path, str]:

@@ -178,7 +178,7 @@ def _add_train_arguments(train) -> None:
                        help="weigh classes inversely to their frequency")
     train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR", help="write TensorBoard logs to DIR")
     train.add_argument("--no-saved-model", dest="saved_model", action="store_false",
-                       help="write no saved_model/ beside inference.keras (a second or two less on a small table); "
+                       help="write no saved_model/ beside inference.keras (about a second less on a small table); "
                             "questlearn export MODEL_DIR writes it later")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                        help="0 silent, 1 rows/s and time left inside each epoch, 2 Keras's line per epoch")

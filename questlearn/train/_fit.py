@@ -158,8 +158,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         with a callback of ``extra_callbacks`` that has batch hooks, or in a
         data-parallel process). Must divide ``save_every_batches``.
     saved_model : bool
-        Also write ``saved_model/`` (TensorFlow backend). ``False`` (``--no-saved-model``) saves a
-        second or two of a small table's run; ``questlearn export MODEL_DIR`` writes it later.
+        Also write ``saved_model/`` (TensorFlow backend). ``False`` (``--no-saved-model``) saves about a
+        second of a small table's run; ``questlearn export MODEL_DIR`` writes it later.
 
     Returns
     -------
