@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from helpers import run_env
+from trained import saved_model_scores
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.schema.encoding import Encoding
@@ -157,7 +158,5 @@ def test_without_a_saved_model_train_removes_the_last_runs_and_export_writes_one
     serve = tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
     spec = json.loads((model_dir / "inference.json").read_text())
     rows = pd.read_csv(log, nrows=5)
-    inputs = {f["name"]: tf.constant(rows[f["name"]].to_numpy("float32")) if f["kind"] == "numeric"
-              else tf.constant(rows[f["name"]].fillna("").astype(str).to_numpy(object)) for f in spec["features"]}
-    served = serve(**{spec["signature_keys"][name]: value for name, value in inputs.items()})["probabilities"]
-    np.testing.assert_allclose(served.numpy(), predict_frame(result.model_dir, rows)[["p_0", "p_1"]].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(saved_model_scores(serve, spec, rows),
+                               predict_frame(result.model_dir, rows)[["p_0", "p_1"]].to_numpy(), atol=1e-5)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from trained import saved_model_scores
 
 from questlearn.data.dataset import QuestSequence
 from questlearn.quiet import import_tensorflow, keras
@@ -75,17 +76,8 @@ def test_saved_model_scores_a_number_beyond_the_range_like_the_range_end(trained
     log, _, model_dir, spec = trained
     serve = tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
     values = beyond(spec, side)
-
-    def score(rows):
-        columns = {}
-        for feature in spec["features"]:
-            name, key = feature["name"], spec["signature_keys"][feature["name"]]
-            column = rows[name]
-            columns[key] = (tf.constant(column.to_numpy(np.float32)) if feature["kind"] == "numeric"
-                            else tf.constant(column.fillna("").astype(str).to_numpy(object)))
-        return serve(**columns)["probabilities"].numpy()
-
-    np.testing.assert_allclose(score(raw_rows(log, values, 0)), score(raw_rows(log, values, 1)), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(saved_model_scores(serve, spec, raw_rows(log, values, 0)),
+                               saved_model_scores(serve, spec, raw_rows(log, values, 1)), atol=1e-6, rtol=0)
 
 
 @pytest.mark.timeout(900)

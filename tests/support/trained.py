@@ -1,7 +1,9 @@
-"""A small trained model shared by the export, predict and CLI tests, and the checks of a two-process training run."""
+"""A small trained model shared by the export, predict and CLI tests, the checks of a two-process training run,
+and scoring raw rows through a SavedModel."""
 
 import re
 
+import numpy as np
 from helpers import ID_COLUMNS
 from splits import model_ready_split
 
@@ -39,3 +41,15 @@ def assert_one_job_on_every_row(output: str, history: dict, train_rows: int, epo
     assert history["rows_seen"] == [train_rows] * epochs  # counted through the model, globally
     assert history["processes"] == 2 and history["padding_rows_per_epoch"] == 1
     return digests["0"]
+
+
+def saved_model_scores(serve, spec: dict, rows, output: str = "probabilities") -> np.ndarray:
+    """``serve`` (a SavedModel's ``serving_default``) on ``rows``, a DataFrame of raw columns: each feature under
+    its signature key from ``spec`` (``inference.json``), float32 for numbers, strings (``""`` for missing) else."""
+    from questlearn.quiet import import_tensorflow
+
+    tf = import_tensorflow()
+    columns = {spec["signature_keys"][f["name"]]: tf.constant(rows[f["name"]].to_numpy(np.float32))
+               if f["kind"] == "numeric" else tf.constant(rows[f["name"]].fillna("").astype(str).to_numpy(object))
+               for f in spec["features"]}
+    return serve(**columns)[output].numpy()
