@@ -17,7 +17,11 @@ hide them. This module therefore:
 
 Keras's scikit-learn wrappers (``keras.wrappers``) are imported on first use
 (:func:`questlearn._lazy.deferred_modules`): where scikit-learn is installed,
-``import keras`` would otherwise import it and SciPy in every process.
+``import keras`` would otherwise import it and SciPy in every process. And
+unless Keras's backend is JAX, TensorFlow is imported with JAX hidden
+(:func:`_jax_hidden`): where JAX is installed, TensorFlow's TFLite converter
+would otherwise import it (for ``experimental_from_jax``, which questlearn
+never uses) in every process that loads TensorFlow, about 0.8 s of CPU.
 
 Every questlearn module that needs Keras imports it from here
 (``from .quiet import keras``). In a notebook, import this module before
@@ -30,6 +34,9 @@ Keras::
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import sys
 
 # sets TF_CPP_MIN_LOG_LEVEL=2 unless the user set it
 from ._lazy import deferred_modules
@@ -44,7 +51,7 @@ def import_tensorflow():
     """
     global _tensorflow
     if _tensorflow is None:
-        with filtered_stderr():
+        with filtered_stderr(), _jax_hidden():
             import tensorflow as tf
 
             # Device discovery is when CUDA prints its probe errors; do it now, filtered.
@@ -62,8 +69,43 @@ def import_tensorflow():
 _tensorflow = None
 
 
+def configured_backend() -> str:
+    """The backend ``import keras`` will load, found as Keras finds it: ``KERAS_BACKEND``, else the
+    ``"backend"`` of ``keras.json`` in ``KERAS_HOME`` (default ``~/.keras``, or ``/tmp/.keras`` where
+    the home folder is not writable), else ``"tensorflow"``."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.join(os.path.expanduser(home), "keras.json"), encoding="utf-8") as handle:
+            return str(json.load(handle).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+@contextlib.contextmanager
+def _jax_hidden():
+    """Within the block, ``import jax`` raises ImportError, unless JAX is imported already or is Keras's backend.
+
+    TensorFlow's TFLite converter imports JAX, where it is installed, when TensorFlow is imported (and goes
+    without it on ImportError). Afterwards JAX imports as usual.
+    """
+    hide = "jax" not in sys.modules and configured_backend() != "jax"
+    if hide:
+        sys.modules["jax"] = None  # the import system's mark for a module that cannot be imported
+    try:
+        yield
+    finally:
+        if hide and sys.modules.get("jax", 0) is None:
+            del sys.modules["jax"]
+
+
 def _import_keras():
-    with filtered_stderr(), deferred_modules():  # Keras's scikit-learn wrappers: imported on first use
+    # Keras's scikit-learn wrappers: imported on first use; TensorFlow (Keras imports it with its backend) without JAX
+    with filtered_stderr(), deferred_modules(), _jax_hidden():
         import keras
 
         if keras.backend.backend() == "tensorflow":
@@ -73,4 +115,4 @@ def _import_keras():
 
 keras = _import_keras()
 
-__all__ = ["keras", "filtered_stderr", "import_tensorflow", "is_noise"]
+__all__ = ["keras", "configured_backend", "filtered_stderr", "import_tensorflow", "is_noise"]

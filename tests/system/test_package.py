@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,16 +101,33 @@ def test_starting_up_imports_no_keras_tensorflow_pandas_or_jsonschema(code):
     assert loaded_after(code) == []
 
 
-def test_keras_imported_by_questlearn_leaves_scikit_learn_until_its_wrappers_are_used():
-    """Keras's scikit-learn wrappers import scikit-learn and SciPy at ``import keras``; questlearn's
-    processes (commands, data workers, their forkserver) defer them to first use, and they still work."""
+def test_keras_imported_by_questlearn_leaves_scikit_learn_and_jax_until_they_are_used():
+    """Keras's scikit-learn wrappers import scikit-learn and SciPy at ``import keras``, and TensorFlow's TFLite
+    converter imports JAX; questlearn's processes (commands, data workers, their forkserver) on the TensorFlow
+    backend import neither, and both still import and work afterwards."""
     pytest.importorskip("sklearn", reason="scikit-learn is not installed: nothing to defer")
+    pytest.importorskip("jax", reason="JAX is not installed: nothing to hide")
     code = ("import sys\nimport questlearn.quiet, questlearn.data._worker_imports\n"
-            "print('before', 'sklearn' in sys.modules, 'scipy.stats' in sys.modules)\n"
-            "from keras.wrappers import SKLearnClassifier\nfrom sklearn.base import BaseEstimator\n"
-            "print('after', issubclass(SKLearnClassifier, BaseEstimator))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True)
-    assert done.stdout.split("\n")[:2] == ["before False False", "after True"], done.stdout + done.stderr
+            "print('before', 'sklearn' in sys.modules, 'scipy.stats' in sys.modules, 'jax' in sys.modules)\n"
+            "from keras.wrappers import SKLearnClassifier\nfrom sklearn.base import BaseEstimator\nimport jax.numpy\n"
+            "print('after', issubclass(SKLearnClassifier, BaseEstimator), float(jax.numpy.ones(2).sum()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert done.stdout.split("\n")[:2] == ["before False False False", "after True 2.0"], done.stdout + done.stderr
+
+
+def test_the_backend_keras_will_load_is_found_as_keras_finds_it(tmp_path, monkeypatch):
+    from questlearn.quiet import configured_backend
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert configured_backend() == "tensorflow"  # no keras.json: Keras's default
+    (tmp_path / "keras.json").write_text('{"backend": "jax", "floatx": "float32"}')
+    assert configured_backend() == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # the variable wins over the file
+    assert configured_backend() == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", "")  # an empty variable does not count, as in Keras
+    assert configured_backend() == "jax"
 
 
 def test_every_public_name_resolves():
