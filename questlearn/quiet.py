@@ -18,10 +18,10 @@ hide them. This module therefore:
 Keras's scikit-learn wrappers (``keras.wrappers``) are imported on first use
 (:func:`questlearn._lazy.deferred_modules`): where scikit-learn is installed,
 ``import keras`` would otherwise import it and SciPy in every process. And
-unless Keras's backend is JAX, TensorFlow is imported with JAX hidden
+on the TensorFlow backend, TensorFlow is imported with JAX hidden
 (:func:`_jax_hidden`): where JAX is installed, TensorFlow's TFLite converter
 would otherwise import it (for ``experimental_from_jax``, which questlearn
-never uses) in every process that loads TensorFlow, about 0.8 s of CPU.
+never uses) in every process that loads TensorFlow, about half a second of CPU.
 
 Every questlearn module that needs Keras imports it from here
 (``from .quiet import keras``). In a notebook, import this module before
@@ -88,12 +88,13 @@ def configured_backend() -> str:
 
 @contextlib.contextmanager
 def _jax_hidden():
-    """Within the block, ``import jax`` raises ImportError, unless JAX is imported already or is Keras's backend.
+    """Within the block, ``import jax`` raises ImportError when Keras's backend is TensorFlow and JAX is not
+    imported yet (Keras's JAX and numpy backends import JAX themselves).
 
     TensorFlow's TFLite converter imports JAX, where it is installed, when TensorFlow is imported (and goes
     without it on ImportError). Afterwards JAX imports as usual.
     """
-    hide = "jax" not in sys.modules and configured_backend() != "jax"
+    hide = "jax" not in sys.modules and configured_backend() == "tensorflow"
     if hide:
         sys.modules["jax"] = None  # the import system's mark for a module that cannot be imported
     try:

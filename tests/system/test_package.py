@@ -116,6 +116,15 @@ def test_keras_imported_by_questlearn_leaves_scikit_learn_and_jax_until_they_are
     assert done.stdout.split("\n")[:2] == ["before False False False", "after True 2.0"], done.stdout + done.stderr
 
 
+def test_keras_backends_that_need_jax_import_it_through_questlearn():
+    """Only the TensorFlow backend imports TensorFlow with JAX hidden: Keras's numpy backend is built on JAX."""
+    pytest.importorskip("jax", reason="JAX is not installed: nothing to hide")
+    code = "import sys, questlearn.quiet, keras\nprint(keras.backend.backend(), 'jax' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "KERAS_BACKEND": "numpy"})
+    assert done.returncode == 0 and done.stdout.split("\n")[0] == "numpy True", done.stdout + done.stderr[-2000:]
+
+
 def test_the_backend_keras_will_load_is_found_as_keras_finds_it(tmp_path, monkeypatch):
     from questlearn.quiet import configured_backend
 

@@ -101,3 +101,22 @@ def test_patience_counts_only_after_the_warm_up_and_the_best_epoch_may_be_a_warm
     assert stopped_at(EarlyStoppingAfterWarmup(3, patience=1), rising) == (3, 0)  # epochs 1 and 2 do not count
     assert stopped_at(EarlyStoppingAfterWarmup(3, patience=2), [3.0, 2.0, 1.0, 1.5, 1.6, 1.7]) == (4, 2)
     assert stopped_at(EarlyStoppingAfterWarmup(2, patience=0), [1.0, 2.0, 3.0]) == (2, 0)  # none stops inside it
+
+
+def test_the_training_step_is_traced_once_per_fit():
+    """The optimizer is built with the network: an optimizer built inside the first traced step would make
+    TensorFlow trace the whole step a second time before its next call."""
+    import keras
+
+    from questlearn.train.model import build_model
+
+    network = build_model([0.0, 0.0], [1.0, 1.0], 2, code_counts=[], model="small")
+    assert network.optimizer.built and network.optimizer.variables
+    traced, step = [], network.train_step
+    network.train_step = lambda data: traced.append(1) or step(data)  # runs only while a graph is traced
+    network.steps_per_execution = 4
+    rng = np.random.default_rng(0)
+    x = {"numbers": rng.normal(size=(64, 2)).astype("float32")}
+    network.fit(x, rng.integers(0, 2, 64), batch_size=8, epochs=2, verbose=0)
+    if keras.backend.backend() == "tensorflow":  # a tf.function that created variables in its first trace: two
+        assert len(traced) == 1
