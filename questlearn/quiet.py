@@ -88,13 +88,13 @@ def configured_backend() -> str:
 
 @contextlib.contextmanager
 def _jax_hidden():
-    """Within the block, ``import jax`` raises ImportError when Keras's backend is TensorFlow and JAX is not
-    imported yet (Keras's JAX and numpy backends import JAX themselves).
+    """Within the block, ``import jax`` raises ImportError when Keras's backend is TensorFlow and neither JAX
+    nor TensorFlow is imported yet (Keras's JAX and numpy backends import JAX themselves).
 
     TensorFlow's TFLite converter imports JAX, where it is installed, when TensorFlow is imported (and goes
     without it on ImportError). Afterwards JAX imports as usual.
     """
-    hide = "jax" not in sys.modules and configured_backend() == "tensorflow"
+    hide = "jax" not in sys.modules and "tensorflow" not in sys.modules and configured_backend() == "tensorflow"
     if hide:
         sys.modules["jax"] = None  # the import system's mark for a module that cannot be imported
     try:
