@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import threading
-import time
 import weakref
 from collections import deque
 from pathlib import Path
@@ -55,7 +54,12 @@ from ._lock_files import FileLock, close_lock_file, open_lock_file
 
 #: Without --cache-limit: this fraction of the free disk where the cache lives.
 DEFAULT_FRACTION_OF_FREE_DISK = 0.5
-WAIT_SECONDS = 0.02  # how often a fetch waiting for room looks again
+# A fetch waiting for room looks again after WAIT_SECONDS, then twice as long each time, up to
+# PREFETCH_WAIT_SECONDS for a prefetch and READER_WAIT_SECONDS for a reader that needs the shard now;
+# a shard released in this process wakes it at once (one released by a worker process is seen at the next look).
+WAIT_SECONDS = 0.02
+PREFETCH_WAIT_SECONDS = 0.5
+READER_WAIT_SECONDS = 0.1
 UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
          "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -151,7 +155,7 @@ def _after_fork_in_child() -> None:
     global _CACHES_LOCK
     _CACHES_LOCK = threading.Lock()
     for cache in list(_INSTANCES):
-        cache._held, cache._held_lock, cache._streams = {}, threading.Lock(), {}
+        cache._start_thread_state()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -170,11 +174,18 @@ class ShardCache:
         self.manifest = None
         self.held_shards: dict = {}  # reader (the subset it reads) -> shards it may hold open at once
         self.units: dict = {}  # shard key -> its files' records, as the readers read them (npy or CSV)
+        self._owner_pid = os.getpid()
+        self._start_thread_state()
+        _INSTANCES.add(self)
+
+    def _start_thread_state(self) -> None:
+        """What belongs to this process's threads: held shards, prefetch streams, the wake-up for room."""
         self._held: dict = {}  # shard key -> (lock file descriptor, count) held by readers of this process
         self._held_lock = threading.Lock()
         self._streams: dict = {}  # stream name -> (deque of shards to prefetch, its thread)
-        self._owner_pid = os.getpid()
-        _INSTANCES.add(self)
+        self._paths_of: dict = {}  # a shard's file names -> their checked local paths
+        self._room = threading.Condition()
+        self._releases = 0  # shards released in this process so far (under self._room)
 
     # -- opening ----------------------------------------------------------
     @classmethod
@@ -235,7 +246,7 @@ class ShardCache:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._held, self._held_lock, self._streams = {}, threading.Lock(), {}
+        self._start_thread_state()
         _INSTANCES.add(self)
 
     # -- sizes ------------------------------------------------------------
@@ -275,7 +286,11 @@ class ShardCache:
         return re.sub(r"[^A-Za-z0-9._-]", "_", entries[0]["name"])
 
     def _paths(self, entries: list) -> list[Path]:
-        paths = [resolve_inside(self.folder, entry["name"]) for entry in entries]
+        """The local paths of a shard's files, checked to lie inside the folder once (eviction asks often)."""
+        names = tuple(entry["name"] for entry in entries)
+        paths = self._paths_of.get(names)
+        if paths is None:
+            paths = self._paths_of[names] = [resolve_inside(self.folder, name) for name in names]
         return paths
 
     def _present(self, entries: list) -> bool:
@@ -317,6 +332,16 @@ class ShardCache:
                 return
         if held is not None:
             close_lock_file(held[0])  # closing the descriptor releases its lock
+            with self._room:  # the shard may be evicted now: wake the fetches waiting for room
+                self._releases += 1
+                self._room.notify_all()
+
+    def _wait_for_room(self, releases: int, waits: int, longest: float) -> None:
+        """Sleep after a failed attempt to make room (the ``waits``-th in a row), unless a shard was released
+        in this process since the attempt began (``releases``, read before it); a release ends the sleep."""
+        with self._room:
+            if self._releases == releases:
+                self._room.wait(min(WAIT_SECONDS * 2 ** waits, longest))
 
     # -- prefetching ---------------------------------------------------------
     def schedule(self, stream: str, shards: list) -> None:
@@ -339,22 +364,26 @@ class ShardCache:
         thread.start()
 
     def _prefetch(self, queue: deque) -> None:
+        waits = 0  # failed attempts in a row: the next look waits longer, so a full cache costs no CPU
         while queue:
             try:
                 entries = queue[0]
             except IndexError:
                 return
+            releases = self._releases
             try:
                 done = self._fetch(entries, now=False)
             except Exception:  # noqa: BLE001 - the reader that needs the shard fetches it again and names the fault
                 done = True
             if done:
+                waits = 0
                 try:
                     queue.popleft()
                 except IndexError:
                     return
             else:
-                time.sleep(WAIT_SECONDS)
+                self._wait_for_room(releases, waits, PREFETCH_WAIT_SECONDS)
+                waits += 1
 
     # -- fetching and eviction --------------------------------------------
     def _open_lock(self, key: str) -> int:
@@ -384,10 +413,12 @@ class ShardCache:
                 return True
             size = sum(entry["bytes"] for entry in entries)
             reservation = self._state(key, "fetching")
+            waits, releases = 0, self._releases
             while not self._make_room(size, key, reservation, may_evict_pinned=now):
                 if not now:
                     return False
-                time.sleep(WAIT_SECONDS)
+                self._wait_for_room(releases, waits, READER_WAIT_SECONDS)
+                waits, releases = waits + 1, self._releases
             try:
                 store = self._store()
                 for entry, path in zip(entries, self._paths(entries)):

@@ -24,6 +24,10 @@ SUBSETS = ("train", "validate")  # every split has these two (validate may be em
 TEST_SUBSET = "test"  # the held-out subset, only in a split made with test_fraction > 0
 ALL_SUBSETS = (*SUBSETS, TEST_SUBSET)
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # a 100 GB split's manifest is a few MB
+# SHA-256 digests of the manifests that passed validate_manifest in this process: a run loads the same
+# manifest for each subset, the model and the evaluation, and checking its schema is the costly part.
+_VALID_MANIFESTS: set = set()
+MAX_REMEMBERED_MANIFESTS = 256
 
 
 def sha256_of(path: str | Path, offset: int = 0, chunk_size: int = 1 << 20) -> str:
@@ -133,9 +137,9 @@ def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS, check_files: 
         raise ManifestError(f"{root} holds no {MANIFEST_NAME}: run `questlearn split` first, or let an interrupted split finish")
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{path} has {path.stat().st_size} bytes, more than a questlearn manifest can ({MAX_MANIFEST_BYTES})")
+    data = path.read_bytes()
     try:
-        with open(path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
+        manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(f"{path} is not valid JSON ({error}): it was damaged or edited") from None
     if isinstance(manifest, dict) and manifest.get("format_version") != FORMAT_VERSION:
@@ -143,7 +147,12 @@ def load_manifest(split_dir: str | Path, subsets: tuple = SUBSETS, check_files: 
         raise ManifestError(f"{path} is a manifest of format version {manifest.get('format_version')!r}; this questlearn "
                             f"reads version {FORMAT_VERSION}" + ("; its shards hold categories as one-hot floats, not "
                             "codes: run `questlearn split` again into a new directory" if older else ""))
-    validate_manifest(manifest, str(path))
+    digest = hashlib.sha256(data).digest()
+    if digest not in _VALID_MANIFESTS:  # the same bytes give the same verdict: check them once per process
+        validate_manifest(manifest, str(path))
+        if len(_VALID_MANIFESTS) >= MAX_REMEMBERED_MANIFESTS:
+            _VALID_MANIFESTS.clear()
+        _VALID_MANIFESTS.add(digest)
     for subset in subsets if check_files else ():
         for shard in manifest["subsets"].get(subset, {"shards": ()})["shards"]:
             for entry in shard["files"].values():

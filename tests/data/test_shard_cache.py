@@ -264,3 +264,39 @@ def test_a_worker_forked_while_a_lock_file_opens_holds_no_copy_of_it(tmp_path, m
     lock.__exit__(None, None, None)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the forked child holds a copy of the lock file"
+
+
+@pytest.mark.timeout(300)
+def test_a_prefetch_finding_no_room_backs_off_and_a_release_wakes_it(s3, small_shards, tmp_path, monkeypatch):
+    """A prefetch waiting for room looks again after longer and longer waits (not every few milliseconds for as
+    long as the cache stays full: that stole a core from training), and fetches as soon as a shard is released."""
+    url = put_split(s3, small_shards)
+    dataset = QuestSequence(url, "train", batch_size=128, workers=1, cache_dir=tmp_path / "cache",
+                            cache_limit=largest_shard(small_shards) * 6 + manifest_bytes(small_shards))
+    cache, reader = dataset.reader.files, dataset.reader
+    shards = [reader._entries(shard) for shard in range(len(reader.shards))]
+    cache.schedule("train", [])  # no prefetch of the dataset's own: this test fills the cache itself
+    held = []
+    for entries in shards:  # readers hold shards until no other fits (a held shard is never evicted)
+        if cache.limit - cache.used_bytes() < sum(entry["bytes"] for entry in entries):
+            break
+        cache.acquire(entries)
+        held.append(entries)
+    waiting = [entries for entries in shards[len(held):] if not cache._present(entries)][:2]
+    assert held and waiting
+    attempts = []
+    make_room = cache._make_room
+    monkeypatch.setattr(cache, "_make_room", lambda *args, **kw: attempts.append(time.monotonic()) or make_room(*args, **kw))
+    cache.schedule("train", waiting)
+    time.sleep(4)
+    # 0.02 s, twice as long each time, up to 0.5 s: about a dozen looks in 4 s (one every 0.02 s was 200)
+    assert 3 <= len(attempts) <= 20, len(attempts)
+    assert not cache._present(waiting[0])
+    cache.release(held.pop())  # a reader is done with a shard: the prefetch evicts it and fetches
+    deadline = time.monotonic() + 120  # a hang guard, generous for a loaded machine
+    while not cache._present(waiting[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cache._present(waiting[0])
+    for entries in held:
+        cache.release(entries)
+    cache.schedule("train", [])

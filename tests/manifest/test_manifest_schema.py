@@ -173,6 +173,30 @@ def test_load_manifest_refuses_an_edited_file_and_broken_json(id_split, tmp_path
     assert load_manifest(split)["source"]["rows"] == 2500
 
 
+
+def test_a_manifest_is_checked_once_per_process_and_again_once_its_bytes_change(id_split, tmp_path, monkeypatch):
+    """A run loads one manifest for each subset, the model and the evaluation: its schema (the costly part of a
+    load) is checked for the first load of those bytes only; an edit is checked, and refused, at the next load."""
+    from questlearn.manifest import _files
+
+    split = tmp_path / "split"
+    shutil.copytree(id_split, split)
+    checked = []
+    monkeypatch.setattr(_files, "validate_manifest", lambda manifest, where: checked.append(where) or
+                        validate_manifest(manifest, where))
+    path = split / "manifest.json"
+    path.write_bytes(path.read_bytes() + b" ")  # bytes no earlier test of this process loaded
+    for _ in range(3):
+        assert load_manifest(split)["source"]["rows"] == 2500
+    assert checked == [str(path)]
+    original = json.loads(path.read_text())
+    path.write_text(json.dumps(edited(original, set_in("schema", "classes", "ab"))))
+    with pytest.raises(ValueError, match=f"{path}: field schema.classes"):
+        load_manifest(split)
+    with pytest.raises(ValueError, match=f"{path}: field schema.classes"):  # a refusal is never remembered
+        load_manifest(split)
+    assert len(checked) == 3
+
 def test_an_over_long_string_is_refused_with_its_length_and_the_cap(manifest):
     value = "L" * 5000
     with pytest.raises(ValueError) as refused:
