@@ -290,8 +290,8 @@ class ShardCache:
         names = tuple(entry["name"] for entry in entries)
         paths = self._paths_of.get(names)
         if paths is None:
-            paths = self._paths_of[names] = [resolve_inside(self.folder, name) for name in names]
-        return paths
+            paths = self._paths_of[names] = tuple(resolve_inside(self.folder, name) for name in names)
+        return list(paths)  # the caller's own list: the kept paths cannot be changed through it
 
     def _present(self, entries: list) -> bool:
         return all(path.is_file() for path in self._paths(entries))
