@@ -1,10 +1,12 @@
-"""The callbacks a training run adds to Keras's own: patience that waits for the warm-up, throughput in the logs."""
+"""The callbacks a training run adds to Keras's own: patience that waits for the warm-up and follows the loss's
+trend, throughput in the logs."""
 
 from __future__ import annotations
 
 import math
 import time
 
+from ..errors import OptionError
 from ..quiet import keras
 
 
@@ -15,21 +17,48 @@ def sees_every_batch(callback) -> bool:
                for hook in ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"))
 
 
+#: The moving average of the validation loss that also resets the patience: the weight of its past (about
+#: five epochs), and how far below its best it must fall to count (a share of that best).
+TREND_SMOOTHING = 0.8
+TREND_MIN_FALL = 0.01
+
+
 class EarlyStoppingAfterWarmup(keras.callbacks.EarlyStopping):
-    """``EarlyStopping`` whose patience counts only after the learning rate's warm-up.
+    """``EarlyStopping`` whose patience counts only after the warm-up, and only while the loss's trend is flat too.
 
     The best value and weights are tracked from the first epoch (a warm-up
     epoch may be the best one), but the epochs without improvement start to
     count at epoch ``warmup_epochs``: the first, noisy epochs of a warm-up
     cannot end the run.
+
+    An epoch also does not count when the exponential moving average of the
+    monitored value (``smoothing``: the weight of the past; 0 turns it off)
+    falls at least ``min_fall`` (a share) below its best so far. A small
+    table's validation loss can jump by half its value from one epoch to the
+    next while it still falls on average: the average's new lows keep such
+    a run going, where the jumps alone would stop it early. A loss that has
+    levelled off moves its average by less than ``min_fall``, so the run
+    still stops. The weights restored at the end are those of the epoch with
+    the best monitored value itself.
     """
 
-    def __init__(self, warmup_epochs: int = 0, **kwargs):
+    def __init__(self, warmup_epochs: int = 0, smoothing: float = TREND_SMOOTHING, min_fall: float = TREND_MIN_FALL,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= smoothing < 1 or not 0 <= min_fall < 1:
+            raise OptionError(f"smoothing and min_fall must be at least 0 and below 1, got {smoothing} and {min_fall}")
         self.warmup_epochs = int(warmup_epochs)
+        self.smoothing, self.min_fall = float(smoothing), float(min_fall)
+        self.trend = self.trend_best = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.trend = self.trend_best = None  # a resumed run gets both back from its backup (train._resume)
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch >= self.warmup_epochs or (logs or {}).get(self.monitor) is None:
+        current = (logs or {}).get(self.monitor)
+        trend_fell = self._follow_trend(current)
+        if current is None or (epoch >= self.warmup_epochs and not trend_fell):
             return super().on_epoch_end(epoch, logs)
         patience, self.patience = self.patience, math.inf
         self.wait -= 1  # Keras counts every epoch: this one does not count
@@ -37,6 +66,24 @@ class EarlyStoppingAfterWarmup(keras.callbacks.EarlyStopping):
             super().on_epoch_end(epoch, logs)
         finally:
             self.patience = patience
+        if trend_fell and epoch >= self.warmup_epochs:
+            self.wait = 0  # the average fell to a new low: the patience starts again
+
+    def _follow_trend(self, current) -> bool:
+        """Update the moving average with ``current``; whether it fell ``min_fall`` below its best."""
+        if current is None or not self.smoothing:
+            return False
+        current = float(current)
+        self.trend = current if self.trend is None else self.smoothing * self.trend + (1 - self.smoothing) * current
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        if self.trend_best is not None:
+            margin = self.min_fall * abs(self.trend_best)
+            lower_is_better = bool(self.monitor_op(-1.0, 1.0))
+            if not self.monitor_op(self.trend + (margin if lower_is_better else -margin), self.trend_best):
+                return False
+        self.trend_best = self.trend
+        return True
 
 
 class ThroughputLogger(keras.callbacks.Callback):

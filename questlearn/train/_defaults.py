@@ -25,7 +25,10 @@ end it once the validation loss stops improving:
   is high (an hourly series of 8,759 rows stopped at epoch 33 of 147 with
   patience 5, at twice the error its whole plan reaches); it counts only
   after the learning rate's warm-up (``warmup_epochs``), whose first epochs
-  are noisy, though the best epoch may be a warm-up one.
+  are noisy, though the best epoch may be a warm-up one, and only in epochs
+  in which the validation loss's moving average did not fall 1 % below its
+  best either (:class:`questlearn.train._callbacks.EarlyStoppingAfterWarmup`):
+  a loss that jumps while it falls on average does not end the run.
 
 The user's values always win; the plan is printed at the start of training.
 

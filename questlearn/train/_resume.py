@@ -49,7 +49,8 @@ import numpy as np
 from ..errors import ModelFileError, OptionError
 from ._backup_file import FORMAT, STATE_FILE, BackupState, DamagedBackupError, load_backup, remove_stale_partials  # noqa: F401
 
-_WATCHED = ("best", "wait", "best_epoch", "stopped_epoch", "best_weights")  # EarlyStopping / ModelCheckpoint state
+# EarlyStopping / ModelCheckpoint state (``trend``, ``trend_best``: EarlyStoppingAfterWarmup's moving average)
+_WATCHED = ("best", "wait", "best_epoch", "stopped_epoch", "trend", "trend_best", "best_weights")
 
 
 def _arrays(variables) -> list[np.ndarray]:

@@ -180,6 +180,8 @@ def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_fea
         train(id_feature_split, tmp_path / "b", extra_callbacks=[CrashOnSave()], **arguments)
     state = load_backup(tmp_path / "b" / "backup")
     assert state.epoch == 4 and state.meta["watched"][1]["best_epoch"] < 3  # the best is not the last epoch
+    watched = state.meta["watched"][1]  # and the moving average of val_loss that also resets the patience
+    assert watched["trend_best"] is not None and watched["trend"] >= 0.99 * watched["trend_best"]
     finished = train(id_feature_split, tmp_path / "b", **arguments)
     assert finished.history["epoch"] == [0, 1, 2, 3]
     for a, b in zip(straight.model.get_weights(), finished.model.get_weights()):

@@ -1,6 +1,7 @@
 """Batch size, epochs and patience follow the data size; the user's values win; the plan is printed."""
 
 import numpy as np
+import pytest
 
 from questlearn.train._defaults import (IN_MEMORY_TARGET_STEPS, STEPS_PER_EXECUTION, TARGET_STEPS, steps_per_execution,
                                         training_plan)
@@ -96,11 +97,79 @@ def test_patience_counts_only_after_the_warm_up_and_the_best_epoch_may_be_a_warm
                 return epoch, callback.best_epoch
         return None, callback.best_epoch
 
+    def plain(warmup, patience):  # the warm-up's rule alone, without the moving average (next test)
+        return EarlyStoppingAfterWarmup(warmup, smoothing=0, patience=patience)
+
     rising = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    assert stopped_at(EarlyStoppingAfterWarmup(0, patience=1), rising) == (1, 0)  # as Keras's EarlyStopping
-    assert stopped_at(EarlyStoppingAfterWarmup(3, patience=1), rising) == (3, 0)  # epochs 1 and 2 do not count
-    assert stopped_at(EarlyStoppingAfterWarmup(3, patience=2), [3.0, 2.0, 1.0, 1.5, 1.6, 1.7]) == (4, 2)
-    assert stopped_at(EarlyStoppingAfterWarmup(2, patience=0), [1.0, 2.0, 3.0]) == (2, 0)  # none stops inside it
+    assert stopped_at(plain(0, 1), rising) == (1, 0)  # as Keras's EarlyStopping
+    assert stopped_at(plain(3, 1), rising) == (3, 0)  # epochs 1 and 2 do not count
+    assert stopped_at(plain(3, 2), [3.0, 2.0, 1.0, 1.5, 1.6, 1.7]) == (4, 2)
+    assert stopped_at(plain(2, 0), [1.0, 2.0, 3.0]) == (2, 0)  # none stops inside it
+    # with the moving average: a loss rising from the first epoch never lowers it either
+    assert stopped_at(EarlyStoppingAfterWarmup(3, patience=1), rising) == (3, 0)
+
+
+def test_patience_waits_while_the_moving_average_of_a_jumpy_loss_falls_and_stops_once_it_levels_off():
+    """A validation loss that jumps by up to 80 % from epoch to epoch while it falls on average (as an hourly
+    series of 8,759 rows does): the jumps alone stop the run early; the moving average's new lows keep it
+    going until the average itself levels off. The weights restored are the best epoch's own; a loss that
+    turns and rises stops the run a few epochs after Keras's ``EarlyStopping`` would; and a loss that has
+    levelled off stops it, where an average allowed to reset the patience by any fall would not."""
+    from types import SimpleNamespace
+
+    import keras
+
+    from questlearn.errors import OptionError
+    from questlearn.train._callbacks import EarlyStoppingAfterWarmup
+
+    class Model(SimpleNamespace):
+        def get_weights(self):
+            return [self.epoch]
+
+        def set_weights(self, weights):
+            self.restored = weights[0]
+
+    def run(callback, losses):
+        """The epoch the run stops at (None: it never does) and the epoch whose weights it restores."""
+        model = Model(stop_training=False, epoch=0, restored=None)
+        callback.set_model(model)
+        callback.on_train_begin()
+        stopped = None
+        for epoch, loss in enumerate(losses):
+            model.epoch = epoch
+            callback.on_epoch_end(epoch, {"val_loss": float(loss)})
+            if model.stop_training:
+                stopped = epoch
+                break
+        callback.on_train_end()
+        return stopped, model.restored
+
+    def keras_early_stopping(patience):
+        return keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
+
+    def with_average(patience, **options):
+        return EarlyStoppingAfterWarmup(0, patience=patience, restore_best_weights=True, **options)
+
+    rng = np.random.default_rng(0)
+    jumps = np.where(rng.random(80) < 0.3, 1.0, 1.0 + 0.8 * rng.random(80))
+    jumpy = (0.3 + 2.0 * 0.9 ** np.arange(80)) * jumps
+    assert run(keras_early_stopping(3), jumpy) == (6, 3)
+    assert run(with_average(3, smoothing=0), jumpy) == (6, 3)  # the average off: as Keras's
+    assert run(with_average(3), jumpy) == (36, int(np.argmin(jumpy[:37])))
+
+    turning = np.concatenate([2.0 * 0.9 ** np.arange(20), 2.0 * 0.9 ** 19 * 1.1 ** np.arange(1, 30)])
+    assert run(keras_early_stopping(3), turning) == (22, 19)
+    assert run(with_average(3), turning) == (25, 19)
+
+    # the validation loss of the convergence test's table (test_training_convergence.py), flat from epoch 37
+    levelled = [0.7905, 0.615, 0.4527, 0.3043, 0.2284, 0.2, 0.1784, 0.1629, 0.1631, 0.1565, 0.1427, 0.1441,
+                0.1349, 0.1299, 0.1238, 0.1173, 0.1194, 0.1239, 0.1213, 0.1189, 0.1208, 0.1163, 0.1165, 0.114,
+                0.1162, 0.1198, 0.1117, 0.1131, 0.1093, 0.1107, 0.1108, 0.1108, 0.1116, 0.1105, 0.1101, 0.1094,
+                0.1094, 0.1079, 0.1094, 0.1097, 0.1093, 0.1096, 0.1094, 0.1092, 0.1092, 0.1091, 0.1091]
+    assert run(with_average(5), levelled) == (42, 37)
+    assert run(with_average(5, min_fall=0), levelled) == (None, 37)  # the average's lag: tiny lows to the end
+    with pytest.raises(OptionError, match="smoothing"):
+        EarlyStoppingAfterWarmup(0, smoothing=1.0)
 
 
 def test_the_training_step_is_traced_once_per_fit():
