@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from _common import machine, results_folder
-from bench_quality import DATASETS, materialise
+from bench_quality import DATASETS, cli_env, json_from, materialise, questlearn, split_args
 
 TRAIN = """
 import sys, time
@@ -41,24 +41,19 @@ print(len(result.history["epoch"]), time.perf_counter() - started)
 VARIANTS = (("without the average", "off"), ("with it (the default)", "on"))
 
 
-def questlearn(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "questlearn", *args], capture_output=True, text=True,
-                          check=True).stdout
-
-
 def run(name: str, seed: int, work: Path) -> list:
     data = DATASETS[name]
+    materialise(data)
     split = work / f"{name}_{seed}"
-    questlearn("split", str(materialise(data)), str(split), "--label", data.label, "--task", data.task,
-               "--seed", str(seed), "--test-fraction", "0.2", "--no-progress")
+    questlearn(*split_args(data, split, seed, 0.2), cwd=work)
     rows = []
     for variant, average in VARIANTS:
         model = work / f"{name}_{seed}_{average}"
         done = subprocess.run([sys.executable, "-c", TRAIN, str(split), str(model), str(seed), average],
-                              capture_output=True, text=True, check=True)
+                              capture_output=True, text=True, check=True, env=cli_env(), cwd=work)
         epochs, seconds = done.stdout.split()[-2:]
-        report = questlearn("evaluate", str(model), str(split), "--subset", "test", "--no-progress")
-        report = json.loads(report[report.index("{"):])
+        evaluated, _ = questlearn("evaluate", str(model), str(split), "--subset", "test", "--no-progress", cwd=work)
+        report = json_from(evaluated.stdout)
         score = {"rmse": report["rmse"]} if data.task == "regression" else {"accuracy": report["accuracy"]}
         rows.append({"set": name, "seed": seed, "early_stopping": variant, **score, "epochs": int(epochs),
                      "train_seconds": round(float(seconds), 1)})

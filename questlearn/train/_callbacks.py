@@ -78,9 +78,9 @@ class EarlyStoppingAfterWarmup(keras.callbacks.EarlyStopping):
         if self.monitor_op is None:
             self._set_monitor_op()
         if self.trend_best is not None:
-            margin = self.min_fall * abs(self.trend_best)
-            lower_is_better = bool(self.monitor_op(-1.0, 1.0))
-            if not self.monitor_op(self.trend + (margin if lower_is_better else -margin), self.trend_best):
+            margin = self.min_fall * abs(self.trend_best)  # towards the better side, as Keras signs min_delta
+            if not self.monitor_op(self.trend + (margin if self.monitor_op == keras.ops.less else -margin),
+                                   self.trend_best):
                 return False
         self.trend_best = self.trend
         return True

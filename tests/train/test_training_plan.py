@@ -1,5 +1,7 @@
 """Batch size, epochs and patience follow the data size; the user's values win; the plan is printed."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -83,19 +85,38 @@ def test_piecewise_linear_embedding_encodes_each_number_between_its_quantiles():
     np.testing.assert_allclose(out, np.stack([first, second], axis=1), atol=1e-5)
 
 
-def test_patience_counts_only_after_the_warm_up_and_the_best_epoch_may_be_a_warm_up_one():
-    from types import SimpleNamespace
+class _EpochModel(SimpleNamespace):
+    """A stand-in model for early-stopping callbacks: its weights are the number of the epoch they are from."""
 
+    def get_weights(self):
+        return [self.epoch]
+
+    def set_weights(self, weights):
+        self.restored = weights[0]
+
+
+def _replay(callback, losses):
+    """Feed ``losses`` to ``callback`` as each epoch's ``val_loss``: the epoch it stops at (None: it never
+    does), its best epoch, and the epoch whose weights it restores at the end (None: none)."""
+    model = _EpochModel(stop_training=False, epoch=0, restored=None)
+    callback.set_model(model)
+    callback.on_train_begin()
+    stopped = None
+    for epoch, loss in enumerate(losses):
+        model.epoch = epoch
+        callback.on_epoch_end(epoch, {"val_loss": float(loss)})
+        if model.stop_training:
+            stopped = epoch
+            break
+    callback.on_train_end()
+    return stopped, callback.best_epoch, model.restored
+
+
+def test_patience_counts_only_after_the_warm_up_and_the_best_epoch_may_be_a_warm_up_one():
     from questlearn.train._callbacks import EarlyStoppingAfterWarmup
 
     def stopped_at(callback, losses):
-        callback.set_model(SimpleNamespace(stop_training=False))
-        callback.on_train_begin()
-        for epoch, loss in enumerate(losses):
-            callback.on_epoch_end(epoch, {"val_loss": loss})
-            if callback.model.stop_training:
-                return epoch, callback.best_epoch
-        return None, callback.best_epoch
+        return _replay(callback, losses)[:2]
 
     def plain(warmup, patience):  # the warm-up's rule alone, without the moving average (next test)
         return EarlyStoppingAfterWarmup(warmup, smoothing=0, patience=patience)
@@ -115,34 +136,15 @@ def test_patience_waits_while_the_moving_average_of_a_jumpy_loss_falls_and_stops
     going until the average itself levels off. The weights restored are the best epoch's own; a loss that
     turns and rises stops the run a few epochs after Keras's ``EarlyStopping`` would; and a loss that has
     levelled off stops it, where an average allowed to reset the patience by any fall would not."""
-    from types import SimpleNamespace
-
     import keras
 
     from questlearn.errors import OptionError
     from questlearn.train._callbacks import EarlyStoppingAfterWarmup
 
-    class Model(SimpleNamespace):
-        def get_weights(self):
-            return [self.epoch]
-
-        def set_weights(self, weights):
-            self.restored = weights[0]
-
     def run(callback, losses):
         """The epoch the run stops at (None: it never does) and the epoch whose weights it restores."""
-        model = Model(stop_training=False, epoch=0, restored=None)
-        callback.set_model(model)
-        callback.on_train_begin()
-        stopped = None
-        for epoch, loss in enumerate(losses):
-            model.epoch = epoch
-            callback.on_epoch_end(epoch, {"val_loss": float(loss)})
-            if model.stop_training:
-                stopped = epoch
-                break
-        callback.on_train_end()
-        return stopped, model.restored
+        stopped, _, restored = _replay(callback, losses)
+        return stopped, restored
 
     def keras_early_stopping(patience):
         return keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
