@@ -46,6 +46,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ..data._memory_feed import fit_input
 from ..errors import ModelFileError, OptionError
 from ._backup_file import FORMAT, STATE_FILE, BackupState, DamagedBackupError, load_backup, remove_stale_partials  # noqa: F401
 
@@ -330,6 +331,10 @@ def fit_resuming(model, train_data, backup: TrainingBackup, *, epochs: int, samp
                  fit_verbose: int, **fit) -> None:
     """``model.fit(train_data, epochs=epochs, **fit)``, resumed from ``backup.resumed`` if there is one.
 
+    A data set served from memory reaches ``fit`` as its ``tf.data`` feed on TensorFlow
+    (:func:`~questlearn.data._memory_feed.fit_input`: the same batches, cut by TensorFlow), the
+    validation data set too.
+
     A state saved inside an epoch is resumed in two ``fit`` calls: the rest
     of the interrupted epoch (the data set starting at ``batches_done``),
     then the remaining epochs; a ``fit`` call cannot change the number of
@@ -345,13 +350,22 @@ def fit_resuming(model, train_data, backup: TrainingBackup, *, epochs: int, samp
         first_epoch = state.epoch
         if verbose:
             print(f"questlearn: resuming from {backup.backup_dir} at epoch {first_epoch + 1}, batch {state.batches_done + 1}")
+    if fit.get("validation_data") is not None:
+        fit["validation_data"], _ = fit_input(fit["validation_data"])  # no shuffle: one order, set when made
+    callbacks = list(fit.pop("callbacks", None) or [])
+
+    def fit_epochs(last: int) -> None:
+        data, feeding = fit_input(train_data)  # made now: a resumed epoch has fewer batches
+        model.fit(data, epochs=last, initial_epoch=first_epoch, verbose=fit_verbose, callbacks=[*callbacks, *feeding],
+                  **fit)
+
     if state is not None and state.batches_done and first_epoch < epochs:
         train_data.start_batch, backup.continues = state.batches_done, first_epoch + 1 < epochs
-        model.fit(train_data, epochs=first_epoch + 1, initial_epoch=first_epoch, verbose=fit_verbose, **fit)
+        fit_epochs(first_epoch + 1)
         train_data.start_batch, backup.continues = 0, False
         first_epoch = epochs if model.stop_training else first_epoch + 1  # EarlyStopping may end the run there
     if first_epoch < epochs:
-        model.fit(train_data, epochs=epochs, initial_epoch=first_epoch, verbose=fit_verbose, **fit)
+        fit_epochs(epochs)
     elif state is not None and not state.batches_done:
         backup.restore_best_weights()  # every epoch was done: only EarlyStopping's last step is left
 

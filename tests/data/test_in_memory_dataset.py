@@ -45,3 +45,36 @@ def test_in_memory_validation_and_a_resumed_epoch_match_the_shards(id_split):
     numbers = len(resumed.input_names().get("numbers", []))
     codes = len(resumed.input_names().get("codes", []))
     assert resumed.memory_bytes() == resumed.plan.total_rows * (4 * numbers + 4 * codes + 8)
+
+
+@pytest.mark.parametrize("batch_size, start_batch", [(64, 0), (77, 5)])
+def test_the_tensorflow_feed_from_memory_gives_the_shard_batches_of_each_epoch(id_split, batch_size, start_batch):
+    """fit reads a subset in memory through tf.data on TensorFlow: the same rows, batch by batch, epoch by epoch,
+    a resumed epoch starting after its last saved batch, as the data set reads them from its shards."""
+    from questlearn.data._memory_feed import fit_input
+    from questlearn.quiet import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the tf.data feed is the TensorFlow backend's")
+    from_shards = QuestSequence(id_split, "train", batch_size=batch_size, shuffle=True, seed=2)
+    from_memory = from_shards.in_memory()
+    from_shards.start_batch = from_memory.start_batch = start_batch
+    feed, (epoch_order,) = fit_input(from_memory)
+    assert fit_input(from_shards) == (from_shards, [])  # read from the shards: fit gets the data set itself
+    for epoch in (0, 1, 4):
+        epoch_order.on_epoch_begin(epoch)
+        from_shards.set_epoch(epoch)
+        batches = list(feed.as_numpy_iterator())
+        assert len(batches) == len(from_shards) == len(from_memory)
+        for index, (x_feed, y_feed) in enumerate(batches):
+            x_shards, y_shards = from_shards[index]
+            assert sorted(x_feed) == sorted(x_shards)
+            for block in x_shards:
+                assert x_feed[block].dtype == x_shards[block].dtype
+                np.testing.assert_array_equal(x_feed[block], x_shards[block], err_msg=f"epoch {epoch} batch {index}")
+            np.testing.assert_array_equal(y_feed, y_shards)
+    validation = QuestSequence(id_split, "validate", batch_size=50, shuffle=False).in_memory()
+    feed, _ = fit_input(validation)
+    for index, (x_feed, y_feed) in enumerate(feed.as_numpy_iterator()):
+        np.testing.assert_array_equal(y_feed, validation[index][1])
+        np.testing.assert_array_equal(x_feed["numbers"], validation[index][0]["numbers"])

@@ -1,7 +1,8 @@
 """Record, per trained batch, the attempt ids that questlearn's training fed the model.
 
-:func:`record_batches` patches :class:`~questlearn.data.dataset.QuestSequence` and
-``questlearn.train._fit.train`` so that every later ``train`` (``questlearn train`` included) appends
+:func:`record_batches` patches :class:`~questlearn.data.dataset.QuestSequence`, the epoch order of its
+``tf.data`` feed from memory (:func:`questlearn.data._memory_feed.epoch_positions`, whose rows TensorFlow
+cuts into the epoch's batches) and ``questlearn.train._fit.train`` so that every later ``train`` (``questlearn train`` included) appends
 one line per trained batch to a record file: ``epoch batch id id id ...`` (``batch`` counts the epoch's
 batches from its first, also in a resumed epoch). It is used in the test process and in
 tests/children/resume_child.py, whose run the test SIGKILLs mid-epoch.
@@ -32,6 +33,7 @@ def record_batches(record_path, pause=None):
     """
     import keras
 
+    import questlearn.data._memory_feed
     import questlearn.train._fit
     from questlearn.data.dataset import QuestSequence
 
@@ -40,14 +42,26 @@ def record_batches(record_path, pause=None):
     datasets = []
     originals = [(QuestSequence, name, QuestSequence.__dict__[name]) for name in ("__getitem__", "__init__", "in_memory")]
     originals.append((questlearn.train._fit, "train", questlearn.train._fit.train))
-    original_getitem, original_init, original_in_memory, original_train = (item[2] for item in originals)
+    originals.append((questlearn.data._memory_feed, "epoch_positions", questlearn.data._memory_feed.epoch_positions))
+    original_getitem, original_init, original_in_memory, original_train, original_positions = (
+        item[2] for item in originals)
+
+    def ids_of(self, x):
+        return x["numbers"][:, self.input_names()["numbers"].index("attempt_id")].astype("int64")
 
     def recording_getitem(self, index):
         x, y = original_getitem(self, index)
         if self.subset == "train":
-            column = self.input_names()["numbers"].index("attempt_id")
-            served[(self.epoch, int(index) + self.start_batch)] = x["numbers"][:, column].astype("int64").tolist()
+            served[(self.epoch, int(index) + self.start_batch)] = ids_of(self, x).tolist()
         return x, y
+
+    def recording_positions(self):  # the feed from memory: the epoch's rows, cut into batch_size slices
+        positions = original_positions(self)
+        if self.subset == "train":
+            ids = ids_of(self, {"numbers": self._memory[0]["numbers"][positions]})
+            for number, first in enumerate(range(0, len(ids), self.batch_size)):
+                served[(self.epoch, self.start_batch + number)] = ids[first:first + self.batch_size].tolist()
+        return positions
 
     def keep(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
@@ -101,6 +115,7 @@ def record_batches(record_path, pause=None):
     QuestSequence.__init__ = keep
     QuestSequence.in_memory = keep_in_memory
     questlearn.train._fit.train = train_with_recorder
+    questlearn.data._memory_feed.epoch_positions = recording_positions
 
     def undo():
         for owner, name, original in originals:
