@@ -212,7 +212,7 @@ class QuestSequence(keras.utils.PyDataset):
         if self._plan is None or self._plan.epoch != self.epoch:
             rows = [shard["rows"] for shard in self.reader.shards]
             self._plan = BatchPlan(rows, self.batch_size, self.shuffle, self.seed, self.epoch)
-            if os.getpid() == self._owner_pid:
+            if os.getpid() == self._owner_pid and self._memory is None:  # rows in memory: no shard to fetch again
                 self.reader.files.schedule(self.subset, [self.reader._entries(s) for s in self._shards_to_read()])
         return self._plan
 

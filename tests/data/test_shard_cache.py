@@ -4,6 +4,7 @@ A local split is uploaded to the tests' S3 server (moto on 127.0.0.1, the
 ``s3`` fixture) and read back as ``s3://bucket/split/``.
 """
 
+import json
 import threading
 import time
 
@@ -104,13 +105,28 @@ def test_training_with_a_cache_smaller_than_the_split_sees_every_row_and_stays_u
     cache = tmp_path / "cache"
     with SizeSampler(cache) as sampler:
         train(url, tmp_path / "model", epochs=2, batch_size=128, workers=2, model="small", verbose=0,
-              cache_dir=cache, cache_limit=limit, saved_model=False)
+              cache_dir=cache, cache_limit=limit, saved_model=False, in_memory=False)  # streamed, batch by batch
     assert sampler.samples > 10 and 0 < sampler.largest <= limit
     expected = expected_ids(id_split, "train")
     assert sorted(seen) == [0, 1]
     for epoch in seen.values():
         np.testing.assert_array_equal(np.sort(np.concatenate(list(epoch.values()))), expected)
     assert storage.fetched_bytes() - before > split_bytes(id_split)  # it streamed: more than one split's bytes
+
+
+@pytest.mark.timeout(360)
+def test_a_split_in_a_store_trained_from_memory_is_fetched_once_over_three_epochs(s3, small_shards, tmp_path):
+    """Served from memory, each shard is downloaded once, to be read into memory: the epochs after it fetch
+    nothing, even through a cache too small to keep the split."""
+    url = put_split(s3, small_shards)
+    limit = largest_shard(small_shards) * 8 + manifest_bytes(small_shards)
+    assert limit - manifest_bytes(small_shards) < split_bytes(small_shards) / 2
+    before = storage.fetched_bytes()
+    train(url, tmp_path / "model", epochs=3, batch_size=128, model="small", verbose=0, cache_dir=tmp_path / "cache",
+          cache_limit=limit, saved_model=False)
+    assert json.loads((tmp_path / "model" / "history.json").read_text())["in_memory"]
+    fetched = storage.fetched_bytes() - before
+    assert fetched == split_bytes(small_shards) + manifest_bytes(small_shards)  # each shard and the manifest once
 
 
 @pytest.mark.timeout(360)
