@@ -1,5 +1,5 @@
 """The callbacks a training run adds to Keras's own: patience that waits for the warm-up and follows the loss's
-trend, throughput in the logs."""
+trend, a best-model file written at most so often, throughput in the logs."""
 
 from __future__ import annotations
 
@@ -84,6 +84,49 @@ class EarlyStoppingAfterWarmup(keras.callbacks.EarlyStopping):
                 return False
         self.trend_best = self.trend
         return True
+
+
+#: Seconds between two writes of the best model while training runs (the last best is written at the end).
+CHECKPOINT_INTERVAL_SECONDS = 30.0
+
+
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint(save_best_only=True)`` that writes a new best at most every ``interval_seconds``.
+
+    A small table reaches a new best validation loss every few epochs of a
+    fraction of a second each, and Keras wrote the whole model file each
+    time: on a 344-row table 15 writes of about 0.09 s, a tenth of the run.
+    Here a new best is written at once when the last write is at least
+    ``interval_seconds`` old (always on a table whose epochs take longer);
+    otherwise it is marked ``unwritten`` and :meth:`write_unwritten` writes it
+    after training, when early stopping has put the best epoch's weights back
+    (both callbacks take the same epochs as best: a strictly lower validation
+    loss). The mark is kept in the resume backup, so a run killed before
+    the write still writes it when resumed. While a run trains, the file may
+    be up to ``interval_seconds`` behind its best epoch.
+    """
+
+    def __init__(self, filepath, interval_seconds: float = CHECKPOINT_INTERVAL_SECONDS, **kwargs):
+        super().__init__(filepath, save_best_only=True, **kwargs)
+        self.interval_seconds = float(interval_seconds)
+        self.unwritten = False
+        self._written_at = -math.inf
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        if not super()._should_save_model(epoch, batch, logs, filepath):  # also records the new best value
+            return False
+        now = time.monotonic()
+        if now - self._written_at < self.interval_seconds:
+            self.unwritten = True
+            return False
+        self._written_at, self.unwritten = now, False
+        return True
+
+    def write_unwritten(self, model) -> None:
+        """Write ``model`` (holding the best epoch's weights) if the last best is not written yet."""
+        if self.unwritten:
+            model.save(self.filepath, overwrite=True)
+            self.unwritten = False
 
 
 class ThroughputLogger(keras.callbacks.Callback):

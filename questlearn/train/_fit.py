@@ -2,7 +2,9 @@
 
 ``model_dir`` receives:
 
-* ``best.keras`` — the best model by validation loss (``ModelCheckpoint``);
+* ``best.keras`` — the best model by validation loss, written at most every
+  30 seconds while training runs and at its end
+  (:class:`~questlearn.train._callbacks.BestModelCheckpoint`);
 * ``model.keras`` — the model at the end (early stopping restores the best
   weights first), loadable without questlearn; ``inference.keras`` — the
   same network taking raw columns (see :mod:`questlearn.serve.export`);
@@ -36,7 +38,7 @@ from ..quiet import keras
 from ..serve._column_names import describe_rewritten, signature_keys
 from ..serve.export import export_models
 from ._calendar import describe_left_out, monthly_weekdays, sample_positions
-from ._callbacks import EarlyStoppingAfterWarmup, ThroughputLogger, sees_every_batch
+from ._callbacks import BestModelCheckpoint, EarlyStoppingAfterWarmup, ThroughputLogger, sees_every_batch
 from ._defaults import steps_per_execution as choose_steps_per_execution
 from ._defaults import training_plan
 from ._embedding import describe_embeddings
@@ -269,7 +271,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
               f"{validation_data.plan.total_rows} validation rows, {len(train_data.feature_moments()[0])} numbers and "
               f"{len(train_data.code_counts())} category codes a row; {said}")
 
-    checkpoint = keras.callbacks.ModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss", save_best_only=True)
+    checkpoint = BestModelCheckpoint(str(model_dir / "best.keras"), monitor="val_loss")
     early_stopping = EarlyStoppingAfterWarmup(plan.warmup_epochs, monitor="val_loss", patience=patience,
                                               restore_best_weights=True)
     backup = TrainingBackup(backup_dir, train_data, every_batches=save_every_batches, every_minutes=save_every_minutes,
@@ -298,6 +300,7 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     fit_resuming(network, train_data, backup, epochs=epochs, sample=validation_data[0], history_csv=history_csv,
                  verbose=verbose, validation_data=validation_data, shuffle=False, callbacks=callbacks,
                  fit_verbose=0 if progress else verbose, class_weight=class_weight)
+    checkpoint.write_unwritten(network)  # early stopping has put the best epoch's weights back
     export_models(network, train_data.reader, model_dir, saved_model=saved_model)  # model.keras, inference.keras, ...
     remove_backup(backup_dir)  # only now: a kill before the export resumes instead of starting afresh
 

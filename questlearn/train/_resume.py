@@ -50,8 +50,9 @@ from ..data._memory_feed import fit_input
 from ..errors import ModelFileError, OptionError
 from ._backup_file import FORMAT, STATE_FILE, BackupState, DamagedBackupError, load_backup, remove_stale_partials  # noqa: F401
 
-# EarlyStopping / ModelCheckpoint state (``trend``, ``trend_best``: EarlyStoppingAfterWarmup's moving average)
-_WATCHED = ("best", "wait", "best_epoch", "stopped_epoch", "trend", "trend_best", "best_weights")
+# EarlyStopping / ModelCheckpoint state (``trend``, ``trend_best``: EarlyStoppingAfterWarmup's moving average;
+# ``unwritten``: BestModelCheckpoint's best not yet in its file)
+_WATCHED = ("best", "wait", "best_epoch", "stopped_epoch", "trend", "trend_best", "unwritten", "best_weights")
 
 
 def _arrays(variables) -> list[np.ndarray]:
@@ -144,7 +145,10 @@ class TrainingBackup(keras.callbacks.Callback):
         self._rng_pending = state.group("rng")  # put back just before the first batch (see on_train_batch_begin)
 
     def restore_best_weights(self) -> None:
-        """Do what ``EarlyStopping(restore_best_weights=True)`` does when training ends."""
+        """Do what ``EarlyStopping(restore_best_weights=True)`` does when training ends, for a run whose every
+        epoch was done before it stopped: the watched callbacks get their saved state back first (as when a
+        ``fit`` begins), so that a best model not yet written is written after."""
+        self.on_train_begin()
         for index, (callback, saved) in enumerate(zip(self.watched, self.resumed.meta["watched"])):
             if getattr(callback, "restore_best_weights", False) and saved.get("best_weights"):
                 self.model.set_weights(self.resumed.group(f"best_weights_{index}"))

@@ -182,10 +182,19 @@ def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_fea
     assert state.epoch == 4 and state.meta["watched"][1]["best_epoch"] < 3  # the best is not the last epoch
     watched = state.meta["watched"][1]  # and the moving average of val_loss that also resets the patience
     assert watched["trend_best"] is not None and watched["trend"] >= 0.99 * watched["trend_best"]
+    # best.keras is written at most every 30 s: the crashed run's file still holds its first epoch, and the
+    # backup knows that a later best is not written yet
+    assert watched["best_epoch"] > 0 and state.meta["watched"][0]["unwritten"] is True
+    first_epoch_best = keras.saving.load_model(tmp_path / "b" / "best.keras").get_weights()
     finished = train(id_feature_split, tmp_path / "b", **arguments)
     assert finished.history["epoch"] == [0, 1, 2, 3]
     for a, b in zip(straight.model.get_weights(), finished.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for folder in ("b", "a"):  # both runs' best.keras: the best epoch's weights, the model's at the end
+        best = keras.saving.load_model(tmp_path / folder / "best.keras").get_weights()
+        for a, b in zip(best, finished.model.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=folder)
+    assert not all(np.array_equal(a, b) for a, b in zip(first_epoch_best, finished.model.get_weights()))
 
 
 # -- a damaged backup ----------------------------------------------------------------
