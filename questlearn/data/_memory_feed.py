@@ -34,6 +34,16 @@ import numpy as np
 from ..quiet import keras
 
 
+#: Bytes TensorFlow holds for the feed's copy of the rows, per byte of the arrays: its allocator keeps about
+#: twice the tensors' size (the feeds of a 100,000-row split whose arrays take 11.8 MiB added 21.6 MiB).
+TENSORFLOW_COPY = 2
+
+
+def held_bytes(array_bytes: int) -> int:
+    """Bytes a subset served from memory holds: its arrays, and on TensorFlow the feed's copy of them."""
+    return array_bytes * (1 + (TENSORFLOW_COPY if keras.backend.backend() == "tensorflow" else 0))
+
+
 def epoch_positions(sequence) -> np.ndarray:
     """Positions, in the arrays of ``sequence.in_memory()``, of the rows of its current epoch in training order.
 

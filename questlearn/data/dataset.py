@@ -189,11 +189,17 @@ class QuestSequence(keras.utils.PyDataset):
         """
         if self.shard_count > 1:
             raise OptionError("in_memory() serves a whole subset: call it before shard()")
-        parts = [self.reader.read([(shard, np.arange(int(record["rows"])))])
-                 for shard, record in enumerate(self.reader.shards)]
-        x = {block: np.concatenate([part[0][block] for part in parts]) for block in parts[0][0]}
-        y = np.concatenate([part[1] for part in parts])
-        firsts = np.concatenate([[0], np.cumsum([int(record["rows"]) for record in self.reader.shards])[:-1]])
+        rows = [int(record["rows"]) for record in self.reader.shards]
+        firsts = np.concatenate([[0], np.cumsum(rows)[:-1]])
+        x = y = None
+        for shard, (first, count) in enumerate(zip(firsts, rows)):  # into arrays of the whole subset: no second copy
+            part_x, part_y = self.reader.read([(shard, np.arange(count))])
+            if x is None:
+                x = {block: np.empty((sum(rows), *values.shape[1:]), values.dtype) for block, values in part_x.items()}
+                y = np.empty((sum(rows), *part_y.shape[1:]), part_y.dtype)
+            for block, values in part_x.items():
+                x[block][first:first + count] = values
+            y[first:first + count] = part_y
         clone = QuestSequence.__new__(QuestSequence)
         clone.__dict__.update(self.__dict__)
         clone._plan = None

@@ -30,6 +30,7 @@ import math
 import os
 
 from ..data._shard_cache import open_split
+from ..data._memory_feed import held_bytes
 from ..data._supervision import batch_refusals_as_user_errors
 from ..data.dataset import QuestSequence
 from ..errors import OptionError
@@ -52,7 +53,7 @@ from .model import MODELS, build_model, describe_bounds, warmup_steps
 from .plots import read_history_csv
 
 VALIDATION_BATCH_SIZE = 1024  # rows a validation batch holds, at least
-IN_MEMORY_BUDGET = 256 * 2 ** 20  # bytes of training and validation rows served from memory, at most
+IN_MEMORY_BUDGET = 256 * 2 ** 20  # bytes held for training and validation rows served from memory, at most
 IN_MEMORY_SHARE = 0.25  # of the memory available when training starts, at most
 
 
@@ -151,7 +152,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
         Serve the training and validation rows from arrays read once
         (:meth:`~questlearn.data.dataset.QuestSequence.in_memory`: the same batches in
         the same order) instead of from the shards batch by batch. By default, when
-        they fit :func:`memory_budget`, unless ``use_multiprocessing`` or the run
+        they fit :func:`memory_budget` (with TensorFlow's copy for its ``tf.data`` feed:
+        :func:`~questlearn.data._memory_feed.held_bytes`), unless ``use_multiprocessing`` or the run
         is one process of several; the choice is printed. A table in memory also gets a larger step budget
         (:func:`~questlearn.train._defaults.training_plan`).
     steps_per_execution : int, optional
@@ -206,8 +208,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     validation_data = QuestSequence(split_dir, "validate", shuffle=False,
                                     **{**loading, "batch_size": max(batch_size, VALIDATION_BATCH_SIZE)})
     rows_bytes, budget = train_data.memory_bytes() + validation_data.memory_bytes(), memory_budget()
+    held = held_bytes(rows_bytes)  # on TensorFlow also the tf.data feed's copy
     if in_memory is None:  # worker processes were asked for (use_multiprocessing): they load the batches
-        in_memory = process is None and not use_multiprocessing and rows_bytes <= budget
+        in_memory = process is None and not use_multiprocessing and held <= budget
     elif in_memory and process is not None:
         raise OptionError("in_memory serves a whole subset; a data-parallel process reads its own part from the shards")
     if in_memory:
@@ -215,7 +218,8 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     if verbose:
         where = ("served from memory" if in_memory else "read from the shards batch by batch"
                  + (" by worker processes" if use_multiprocessing else ""))
-        print(f"questlearn: training and validation rows take {rows_bytes / 2 ** 20:.1f} MiB as arrays, the in-memory "
+        copy = f" ({held / 2 ** 20:.1f} MiB with TensorFlow's copy for its feed)" if held > rows_bytes else ""
+        print(f"questlearn: training and validation rows take {rows_bytes / 2 ** 20:.1f} MiB as arrays{copy}, the in-memory "
               f"budget is {budget / 2 ** 20:.0f} MiB (at most {IN_MEMORY_BUDGET // 2 ** 20} MiB or "
               f"{IN_MEMORY_SHARE:.0%} of the available memory): {where}", flush=True)
     schedule = MODELS.get(model, {}).get("schedule", False)

@@ -1,5 +1,7 @@
 """A subset served from memory gives the same batches, in the same seeded order, as read from its shards."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,22 @@ def test_the_tensorflow_feed_from_memory_gives_the_shard_batches_of_each_epoch(i
     for index, (x_feed, y_feed) in enumerate(feed.as_numpy_iterator()):
         np.testing.assert_array_equal(y_feed, validation[index][1])
         np.testing.assert_array_equal(x_feed["numbers"], validation[index][0]["numbers"])
+
+
+
+def test_train_keeps_a_table_in_memory_only_when_the_arrays_and_tensorflows_copy_fit_the_budget(
+        id_split, tmp_path, monkeypatch):
+    """On TensorFlow the feed's copy counts: a budget the arrays fit but not with that copy reads the shards."""
+    import questlearn.train._fit as fit_module
+    from questlearn.data._memory_feed import TENSORFLOW_COPY
+    from questlearn.quiet import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the tf.data feed is the TensorFlow backend's")
+    arrays = sum(QuestSequence(id_split, subset).memory_bytes() for subset in ("train", "validate"))
+    chosen = {}
+    for budget in (arrays * (1 + TENSORFLOW_COPY), arrays * (1 + TENSORFLOW_COPY) - 1):
+        monkeypatch.setattr(fit_module, "memory_budget", lambda: budget)
+        fit_module.train(id_split, tmp_path / str(budget), epochs=1, model="small", verbose=0, saved_model=False)
+        chosen[budget] = json.loads((tmp_path / str(budget) / "history.json").read_text())["in_memory"]
+    assert list(chosen.values()) == [True, False]
