@@ -190,13 +190,13 @@ class QuestSequence(keras.utils.PyDataset):
         if self.shard_count > 1:
             raise OptionError("in_memory() serves a whole subset: call it before shard()")
         rows = [int(record["rows"]) for record in self.reader.shards]
-        firsts = np.concatenate([[0], np.cumsum(rows)[:-1]])
+        firsts, total = np.concatenate([[0], np.cumsum(rows)[:-1]]), sum(rows)
         x = y = None
         for shard, (first, count) in enumerate(zip(firsts, rows)):  # into arrays of the whole subset: no second copy
             part_x, part_y = self.reader.read([(shard, np.arange(count))])
             if x is None:
-                x = {block: np.empty((sum(rows), *values.shape[1:]), values.dtype) for block, values in part_x.items()}
-                y = np.empty((sum(rows), *part_y.shape[1:]), part_y.dtype)
+                x = {block: np.empty((total, *values.shape[1:]), values.dtype) for block, values in part_x.items()}
+                y = np.empty((total, *part_y.shape[1:]), part_y.dtype)
             for block, values in part_x.items():
                 x[block][first:first + count] = values
             y[first:first + count] = part_y
@@ -207,9 +207,16 @@ class QuestSequence(keras.utils.PyDataset):
         clone.workers, clone.use_multiprocessing = 1, False  # a batch is a fancy index: no loader to overlap
         return clone
 
+    def memory_positions(self, segments) -> np.ndarray:
+        """Positions in the arrays :meth:`in_memory` read of ``[(shard, row positions), ...]``, in that order."""
+        firsts = self._memory[2]
+        if not segments:
+            return np.zeros(0, np.int64)
+        return np.concatenate([firsts[shard] + rows for shard, rows in segments]).astype(np.int64, copy=False)
+
     def _take_from_memory(self, segments):
-        x, y, firsts = self._memory
-        positions = np.concatenate([firsts[shard] + rows for shard, rows in segments])
+        x, y, _ = self._memory
+        positions = self.memory_positions(segments)
         return {block: values[positions] for block, values in x.items()}, y[positions]
 
     # -- helpers ------------------------------------------------------------

@@ -29,8 +29,8 @@ import json
 import math
 import os
 
-from ..data._shard_cache import open_split
 from ..data._memory_feed import held_bytes
+from ..data._shard_cache import open_split
 from ..data._supervision import batch_refusals_as_user_errors
 from ..data.dataset import QuestSequence
 from ..errors import OptionError
@@ -39,7 +39,12 @@ from ..quiet import keras
 from ..serve._column_names import describe_rewritten, signature_keys
 from ..serve.export import export_models
 from ._calendar import describe_left_out, monthly_weekdays, sample_positions
-from ._callbacks import BestModelCheckpoint, EarlyStoppingAfterWarmup, ThroughputLogger, sees_every_batch
+from ._callbacks import (
+    BestModelCheckpoint,
+    EarlyStoppingAfterWarmup,
+    ThroughputLogger,
+    sees_every_batch,
+)
 from ._defaults import steps_per_execution as choose_steps_per_execution
 from ._defaults import training_plan
 from ._embedding import describe_embeddings

@@ -48,7 +48,14 @@ import numpy as np
 
 from ..data._memory_feed import fit_input
 from ..errors import ModelFileError, OptionError
-from ._backup_file import FORMAT, STATE_FILE, BackupState, DamagedBackupError, load_backup, remove_stale_partials  # noqa: F401
+from ._backup_file import (  # noqa: F401
+    FORMAT,
+    STATE_FILE,
+    BackupState,
+    DamagedBackupError,
+    load_backup,
+    remove_stale_partials,
+)
 
 # EarlyStopping / ModelCheckpoint state (``trend``, ``trend_best``: EarlyStoppingAfterWarmup's moving average;
 # ``unwritten``: BestModelCheckpoint's best not yet in its file)
@@ -358,18 +365,17 @@ def fit_resuming(model, train_data, backup: TrainingBackup, *, epochs: int, samp
         fit["validation_data"], _ = fit_input(fit["validation_data"])  # no shuffle: one order, set when made
     callbacks = list(fit.pop("callbacks", None) or [])
 
-    def fit_epochs(last: int) -> None:
+    def fit_epochs(first: int, last: int) -> None:
         data, feeding = fit_input(train_data)  # made now: a resumed epoch has fewer batches
-        model.fit(data, epochs=last, initial_epoch=first_epoch, verbose=fit_verbose, callbacks=[*callbacks, *feeding],
-                  **fit)
+        model.fit(data, epochs=last, initial_epoch=first, verbose=fit_verbose, callbacks=[*callbacks, *feeding], **fit)
 
     if state is not None and state.batches_done and first_epoch < epochs:
         train_data.start_batch, backup.continues = state.batches_done, first_epoch + 1 < epochs
-        fit_epochs(first_epoch + 1)
+        fit_epochs(first_epoch, first_epoch + 1)
         train_data.start_batch, backup.continues = 0, False
         first_epoch = epochs if model.stop_training else first_epoch + 1  # EarlyStopping may end the run there
     if first_epoch < epochs:
-        fit_epochs(epochs)
+        fit_epochs(first_epoch, epochs)
     elif state is not None and not state.batches_done:
         backup.restore_best_weights()  # every epoch was done: only EarlyStopping's last step is left
 

@@ -8,18 +8,22 @@ import pytest
 from questlearn.data.dataset import QuestSequence
 
 
+def assert_same_batch(expected, batch, where):
+    (x_expected, y_expected), (x, y) = expected, batch
+    assert sorted(x) == sorted(x_expected)
+    for block in x_expected:
+        assert x[block].dtype == x_expected[block].dtype
+        np.testing.assert_array_equal(x[block], x_expected[block], err_msg=where)
+    np.testing.assert_array_equal(y, y_expected, err_msg=where)
+
+
 def assert_same_batches(from_shards, from_memory, epochs):
     assert len(from_memory) == len(from_shards)
     for epoch in range(epochs):
         from_shards.set_epoch(epoch)
         from_memory.set_epoch(epoch)
         for index in range(len(from_shards)):
-            (x_shards, y_shards), (x_memory, y_memory) = from_shards[index], from_memory[index]
-            assert sorted(x_memory) == sorted(x_shards)
-            for block in x_shards:
-                assert x_memory[block].dtype == x_shards[block].dtype
-                np.testing.assert_array_equal(x_memory[block], x_shards[block], err_msg=f"epoch {epoch} batch {index}")
-            np.testing.assert_array_equal(y_memory, y_shards)
+            assert_same_batch(from_shards[index], from_memory[index], f"epoch {epoch} batch {index}")
 
 
 @pytest.mark.parametrize("batch_size", [64, 77, None])
@@ -68,19 +72,14 @@ def test_the_tensorflow_feed_from_memory_gives_the_shard_batches_of_each_epoch(i
         from_shards.set_epoch(epoch)
         batches = list(feed.as_numpy_iterator())
         assert len(batches) == len(from_shards) == len(from_memory)
-        for index, (x_feed, y_feed) in enumerate(batches):
-            x_shards, y_shards = from_shards[index]
-            assert sorted(x_feed) == sorted(x_shards)
-            for block in x_shards:
-                assert x_feed[block].dtype == x_shards[block].dtype
-                np.testing.assert_array_equal(x_feed[block], x_shards[block], err_msg=f"epoch {epoch} batch {index}")
-            np.testing.assert_array_equal(y_feed, y_shards)
+        for index, batch in enumerate(batches):
+            assert_same_batch(from_shards[index], batch, f"epoch {epoch} batch {index}")
     validation = QuestSequence(id_split, "validate", batch_size=50, shuffle=False).in_memory()
     feed, _ = fit_input(validation)
-    for index, (x_feed, y_feed) in enumerate(feed.as_numpy_iterator()):
-        np.testing.assert_array_equal(y_feed, validation[index][1])
-        np.testing.assert_array_equal(x_feed["numbers"], validation[index][0]["numbers"])
-
+    batches = list(feed.as_numpy_iterator())
+    assert len(batches) == len(validation)
+    for index, batch in enumerate(batches):
+        assert_same_batch(validation[index], batch, f"validation batch {index}")
 
 
 def test_train_keeps_a_table_in_memory_only_when_the_arrays_and_tensorflows_copy_fit_the_budget(
@@ -95,7 +94,7 @@ def test_train_keeps_a_table_in_memory_only_when_the_arrays_and_tensorflows_copy
     arrays = sum(QuestSequence(id_split, subset).memory_bytes() for subset in ("train", "validate"))
     chosen = {}
     for budget in (arrays * (1 + TENSORFLOW_COPY), arrays * (1 + TENSORFLOW_COPY) - 1):
-        monkeypatch.setattr(fit_module, "memory_budget", lambda: budget)
+        monkeypatch.setattr(fit_module, "memory_budget", lambda budget=budget: budget)
         fit_module.train(id_split, tmp_path / str(budget), epochs=1, model="small", verbose=0, saved_model=False)
         chosen[budget] = json.loads((tmp_path / str(budget) / "history.json").read_text())["in_memory"]
     assert list(chosen.values()) == [True, False]
