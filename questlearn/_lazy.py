@@ -4,7 +4,7 @@ A package's ``__init__`` lists where each public name lives; nothing is
 imported until the name is used, so ``import questlearn`` and
 ``import questlearn.split`` stay free of Keras, pandas and jsonschema.
 :func:`deferred_modules` does the same for a module another package imports
-but that questlearn never uses (Keras's scikit-learn wrappers).
+but that questlearn never uses (Keras's scikit-learn wrappers and image plots).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import types
 from importlib import import_module
 
 
@@ -50,9 +51,31 @@ def lazy_exports(package: str, homes: dict[str, str]):
 
 
 # Keras's scikit-learn wrappers import scikit-learn and SciPy when ``import keras`` runs, wherever
-# scikit-learn is installed: about a sixth of Keras's import time, in every process questlearn starts
-# (commands, data workers, their forkserver) that never uses the wrappers.
-KERAS_DEFERRED = ("keras.wrappers",)
+# scikit-learn is installed, and its image-gallery plots import matplotlib's pyplot: about a sixth and a tenth
+# of Keras's import time, in every process questlearn starts (commands, data workers, their forkserver),
+# none of which uses them.
+KERAS_DEFERRED = ("keras.wrappers", "keras.visualization", "keras.src.visualization")
+
+# What a deferred module answers without running: the import system's record of it. Code that walks
+# ``sys.modules`` reads these from every module (TensorFlow's autograph looks for each one's ``__file__``
+# whenever it converts a function, as a SavedModel's export does), and would run them all otherwise.
+MODULE_RECORD = frozenset({"__name__", "__file__", "__cached__", "__spec__", "__loader__", "__package__", "__class__"})
+
+
+class _DeferredModule(importlib.util._LazyModule):
+    """A module whose code runs on first use: reading any attribute but its :data:`MODULE_RECORD` runs it."""
+
+    def __getattribute__(self, name):
+        if name in MODULE_RECORD:
+            return types.ModuleType.__getattribute__(self, name)
+        return super().__getattribute__(name)
+
+
+class _DeferredLoader(importlib.util.LazyLoader):
+    def exec_module(self, module):
+        super().exec_module(module)
+        if type(module) is importlib.util._LazyModule:
+            module.__class__ = _DeferredModule
 
 
 class _DeferredModules(importlib.abc.MetaPathFinder):
@@ -66,7 +89,7 @@ class _DeferredModules(importlib.abc.MetaPathFinder):
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = importlib.util.LazyLoader(spec.loader)
+            spec.loader = _DeferredLoader(spec.loader)
         return spec
 
 
@@ -76,7 +99,9 @@ def deferred_modules(names=KERAS_DEFERRED):
 
     ``import keras`` binds ``keras.wrappers`` without running it (so without importing
     scikit-learn); the first attribute of it that anyone reads (``keras.wrappers.SKLearnClassifier``,
-    ``import keras.wrappers``) imports it as usual. Uses :class:`importlib.util.LazyLoader`.
+    ``import keras.wrappers``) imports it as usual, except the import system's record of the module
+    (:data:`MODULE_RECORD`: its name, file, spec), which it answers as it is. Uses
+    :class:`importlib.util.LazyLoader`.
     """
     finder = _DeferredModules(names)
     sys.meta_path.insert(0, finder)

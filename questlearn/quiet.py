@@ -15,9 +15,11 @@ hide them. This module therefore:
 3. writes back to ``sys.stderr`` every captured line that is not known
    start-up noise, so a real error during import stays visible.
 
-Keras's scikit-learn wrappers (``keras.wrappers``) are imported on first use
-(:func:`questlearn._lazy.deferred_modules`): where scikit-learn is installed,
-``import keras`` would otherwise import it and SciPy in every process. And
+Keras's scikit-learn wrappers (``keras.wrappers``) and image plots
+(``keras.visualization``) are imported on first use
+(:func:`questlearn._lazy.deferred_modules`): ``import keras`` would otherwise
+import scikit-learn and SciPy (where scikit-learn is installed) and
+matplotlib's pyplot in every process. And
 on the TensorFlow backend, TensorFlow is imported with JAX hidden
 (:func:`_jax_hidden`): where JAX is installed, TensorFlow's TFLite converter
 would otherwise import it (for ``experimental_from_jax``, which questlearn
@@ -105,7 +107,7 @@ def _jax_hidden():
 
 
 def _import_keras():
-    # Keras's scikit-learn wrappers: imported on first use; TensorFlow (Keras imports it with its backend) without JAX
+    # Keras's scikit-learn wrappers and image plots: imported on first use; TensorFlow without JAX
     with filtered_stderr(), deferred_modules(), _jax_hidden():
         import keras
 

@@ -36,7 +36,7 @@ try:
     from .._lazy import deferred_modules
     from .._startup_log import filtered_stderr
 
-    with filtered_stderr(), deferred_modules():  # Keras's scikit-learn wrappers: imported on first use
+    with filtered_stderr(), deferred_modules():  # Keras's scikit-learn wrappers, image plots: on first use
         import keras  # noqa: F401
         from keras.src.trainers.data_adapters import py_dataset_adapter  # noqa: F401  (the workers' task functions)
 

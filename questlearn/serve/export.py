@@ -388,6 +388,7 @@ def export_saved_model(model_dir, *, model=None, spec=None, target=None) -> Path
                  for n, k in kinds.items()}
     output = "prediction" if spec["task"] == "regression" else "probabilities"
 
+    @tf.autograph.experimental.do_not_convert  # its loop and branches run over Python values: nothing to rewrite
     def serve(columns):
         inputs = {}
         for name, kind in kinds.items():

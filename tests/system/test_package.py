@@ -101,19 +101,32 @@ def test_starting_up_imports_no_keras_tensorflow_pandas_or_jsonschema(code):
     assert loaded_after(code) == []
 
 
-def test_keras_imported_by_questlearn_leaves_scikit_learn_and_jax_until_they_are_used():
-    """Keras's scikit-learn wrappers import scikit-learn and SciPy at ``import keras``, and TensorFlow's TFLite
-    converter imports JAX; questlearn's processes (commands, data workers, their forkserver) on the TensorFlow
-    backend import neither, and both still import and work afterwards."""
+def test_keras_imported_by_questlearn_leaves_scikit_learn_matplotlib_and_jax_until_they_are_used(tmp_path):
+    """Keras's scikit-learn wrappers import scikit-learn and SciPy at ``import keras``, its image plots matplotlib's
+    pyplot, and TensorFlow's TFLite converter imports JAX; questlearn's processes (commands, data workers, their
+    forkserver) on the TensorFlow backend import none of them, also after TensorFlow's autograph has converted a
+    function (it reads every loaded module's ``__file__``, as a SavedModel's export makes it do), and all of them
+    still import and work afterwards."""
     pytest.importorskip("sklearn", reason="scikit-learn is not installed: nothing to defer")
     pytest.importorskip("jax", reason="JAX is not installed: nothing to hide")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: nothing to defer")
     code = ("import sys\nimport questlearn.quiet, questlearn.data._worker_imports\n"
-            "print('before', 'sklearn' in sys.modules, 'scipy.stats' in sys.modules, 'jax' in sys.modules)\n"
+            "import tensorflow as tf\n"
+            "@tf.function\ndef add_one(x):\n    return x + 1 if x.shape.rank else x\n"
+            "add_one(tf.constant([1.0]))\n"
+            "loaded = lambda: ('sklearn' in sys.modules, 'scipy.stats' in sys.modules, 'matplotlib.pyplot' in sys.modules,"
+            " 'jax' in sys.modules)\n"
+            "print('before', *loaded())\n"
             "from keras.wrappers import SKLearnClassifier\nfrom sklearn.base import BaseEstimator\nimport jax.numpy\n"
-            "print('after', issubclass(SKLearnClassifier, BaseEstimator), float(jax.numpy.ones(2).sum()))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True,
+            "from keras.visualization import plot_image_gallery\n"
+            "print('after', *loaded(), issubclass(SKLearnClassifier, BaseEstimator), float(jax.numpy.ones(2).sum()),"
+            " callable(plot_image_gallery))")
+    script = tmp_path / "uses_keras.py"  # a file: autograph converts only a function whose source it can read
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900, check=True,
                           env={**os.environ, "KERAS_BACKEND": "tensorflow"})
-    assert done.stdout.split("\n")[:2] == ["before False False False", "after True 2.0"], done.stdout + done.stderr
+    assert done.stdout.split("\n")[:2] == ["before False False False False", "after True True True True True 2.0 True"], (
+        done.stdout + done.stderr)
 
 
 def test_keras_backends_that_need_jax_import_it_through_questlearn():
