@@ -10,7 +10,9 @@
   same network taking raw columns (see :mod:`questlearn.serve.export`);
 * ``backup/`` — the training state while training runs
   (:mod:`questlearn.train._resume`): an interrupted run started again with the
-  same arguments resumes after the last save — at the next epoch, or, with
+  same arguments resumes after the last save — at the epoch after the last
+  one saved (the first epoch's end, then an epoch end at most every 30 s,
+  every epoch end of a log whose epochs take longer), or, with
   ``save_every_batches`` / ``save_every_minutes``, inside the interrupted
   epoch at the batch after the last save, so no row of it is used twice;
 * ``history.csv`` — one row per finished epoch (``CSVLogger``, appended
@@ -140,8 +142,9 @@ def train(split_dir, model_dir, *, epochs: int | None = None, batch_size: int | 
     save_every_batches, save_every_minutes : optional
         Also save the training state inside an epoch, every this many
         batches and/or minutes; a killed run then resumes at the batch after
-        the last save (see :mod:`questlearn.train._resume`). The state is always
-        saved at the end of each epoch.
+        the last save (see :mod:`questlearn.train._resume`). With either, the state
+        is also saved at every epoch end; without them, at the first epoch's end and then
+        at an epoch end at most every 30 s.
     cache_dir, cache_limit, storage_options
         For a split in a store: the cache folder, its limit (bytes, or ``"20GB"``), the store's
         options (see :class:`~questlearn.data.dataset.QuestSequence`); the options serve a model folder

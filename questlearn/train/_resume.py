@@ -22,8 +22,16 @@ instead. It saves, atomically, in ``backup/state.npz``:
   ``EarlyStopping`` and ``ModelCheckpoint`` (best value, patience used, best
   weights), which Keras would otherwise forget on a restart.
 
-It saves at the end of each epoch and, when asked, every ``every_batches``
-batches and/or every ``every_minutes`` minutes. With ``steps_per_execution``
+It saves at the end of the first epoch, then at an epoch end when its last
+save is at least :data:`BACKUP_INTERVAL_SECONDS` old (so at every epoch end of
+a log whose epochs take longer), and, when asked, every ``every_batches``
+batches and/or every ``every_minutes`` minutes, and then at every epoch end
+too. A small table's epochs take a fraction of a second, and a save (every
+variable and the optimizer's moments read back and written with an
+``fsync``) about 12 ms: on a 344-row table of 47 epochs, a twentieth of the
+run, and for a model folder in a store, an upload an epoch. A run killed
+between saves replays the epochs since the last one, in the same seeded
+order, so it ends as the uninterrupted run does. With ``steps_per_execution``
 above 1, Keras calls the batch hooks once per call into the backend, with
 the call's last batch: a save then falls at the end of a call and records the
 batches really done (:func:`~questlearn.train._fit.train` makes
@@ -38,6 +46,7 @@ of each epoch does not depend on how many ``fit`` calls came before.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -56,6 +65,8 @@ from ._backup_file import (  # noqa: F401
     load_backup,
     remove_stale_partials,
 )
+
+BACKUP_INTERVAL_SECONDS = 30.0  # between epoch-end saves, unless the user asks to save more often
 
 # EarlyStopping / ModelCheckpoint state (``trend``, ``trend_best``: EarlyStoppingAfterWarmup's moving average;
 # ``unwritten``: BestModelCheckpoint's best not yet in its file)
@@ -79,7 +90,8 @@ def _assign(variables, arrays, what: str) -> None:
 
 
 class TrainingBackup(keras.callbacks.Callback):
-    """Save the whole training state at epoch ends and every few batches or minutes.
+    """Save the whole training state at epoch ends (at most every ``interval_seconds``) and every few batches
+    or minutes.
 
     Parameters
     ----------
@@ -103,6 +115,10 @@ class TrainingBackup(keras.callbacks.Callback):
     after_save : callable, optional
         Called with no arguments after each save (a model folder in a store
         uploads the backup then: :mod:`questlearn.train._model_store`).
+    interval_seconds : float
+        Without ``every_batches`` or ``every_minutes``, an epoch end saves when
+        the last save is at least this old (the first epoch end always does).
+        With either, every epoch end saves.
 
     Notes
     -----
@@ -111,7 +127,8 @@ class TrainingBackup(keras.callbacks.Callback):
     """
 
     def __init__(self, backup_dir, dataset, *, every_batches: int | None = None, every_minutes: float | None = None,
-                 resumed: BackupState | None = None, watched=(), after_save=None):
+                 resumed: BackupState | None = None, watched=(), after_save=None,
+                 interval_seconds: float = BACKUP_INTERVAL_SECONDS):
         super().__init__()
         if every_batches is not None and int(every_batches) < 1:
             raise OptionError(f"save_every_batches must be at least 1, got {every_batches}")
@@ -124,7 +141,9 @@ class TrainingBackup(keras.callbacks.Callback):
         self.resumed = resumed
         self.watched = list(watched)
         self.after_save = after_save
+        self.interval_seconds = float(interval_seconds)
         self.saves = 0
+        self._saved_at = -math.inf
         self.continues = False  # True during a fit that runs only the rest of an interrupted epoch
         self._carry = None
         self._saved_model = None
@@ -212,7 +231,10 @@ class TrainingBackup(keras.callbacks.Callback):
             self._last_save = now
 
     def on_epoch_end(self, epoch, logs=None):
-        self._save(epoch + 1, 0)
+        asked = self.every_batches is not None or self.every_seconds is not None
+        # a fit that runs the rest of an interrupted epoch keeps the weights its epoch ended with (on_train_end)
+        if asked or self.continues or time.monotonic() - self._saved_at >= self.interval_seconds:
+            self._save(epoch + 1, 0)
 
     def time_keeper(self) -> keras.callbacks.Callback:
         """A callback to list right after ``ThroughputLogger``: it adds the time
@@ -264,6 +286,7 @@ class TrainingBackup(keras.callbacks.Callback):
             partial.unlink(missing_ok=True)  # a full disk, an interrupt: no half-written file left behind
             raise
         self.saves += 1
+        self._saved_at = time.monotonic()
         if self.after_save is not None:
             self.after_save()
 

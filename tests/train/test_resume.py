@@ -173,8 +173,9 @@ class CrashOnSave(keras.callbacks.Callback):
 
 @pytest.mark.timeout(900)
 def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_feature_split, tmp_path):
+    # asked to save every minute: the state is saved at every epoch end too, the last one included
     arguments = dict(epochs=4, batch_size=256, workers=1, verbose=0, seed=4, learning_rate=0.05, dropout=0.0, patience=10,
-                     saved_model=False)
+                     saved_model=False, save_every_minutes=1.0)
     straight = train(id_feature_split, tmp_path / "a", **arguments)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(id_feature_split, tmp_path / "b", extra_callbacks=[CrashOnSave()], **arguments)
@@ -195,6 +196,65 @@ def test_a_run_killed_after_its_last_epoch_finishes_with_the_best_weights(id_fea
         for a, b in zip(best, finished.model.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=folder)
     assert not all(np.array_equal(a, b) for a, b in zip(first_epoch_best, finished.model.get_weights()))
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Stands in for the backup's clock: each epoch takes ``seconds`` (the time at an epoch's end, from its begin)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds, self.now = seconds, 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.now = (epoch + 1) * self.seconds
+
+
+@pytest.mark.timeout(900)
+def test_without_save_options_an_epoch_end_saves_at_most_every_interval_and_a_kill_replays_the_epochs_since(
+        id_feature_split, tmp_path, monkeypatch):
+    """Epochs of 16 s: saved after epoch 0 (the first) and epoch 2 (32 s later), not after epochs 1 and 3. Killed
+    after its last epoch, the run resumes after epoch 2, replays epoch 3 and ends as the uninterrupted run does."""
+    from questlearn.train import _resume
+
+    arguments = dict(epochs=4, batch_size=256, workers=1, verbose=0, seed=4, learning_rate=0.05, dropout=0.0,
+                     patience=10, saved_model=False)
+    straight = train(id_feature_split, tmp_path / "a", **arguments)
+    clock, saved = EpochClock(16.0), []
+    monkeypatch.setattr(_resume, "time", clock)
+    save = _resume.TrainingBackup._save
+
+    def recorded_save(backup, epoch, batches_done):
+        saved.append(clock.now)
+        save(backup, epoch, batches_done)
+
+    monkeypatch.setattr(_resume.TrainingBackup, "_save", recorded_save)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(id_feature_split, tmp_path / "b", extra_callbacks=[clock, CrashOnSave()], **arguments)
+    assert _resume.BACKUP_INTERVAL_SECONDS == 30 and saved == [16.0, 48.0]
+    assert load_backup(tmp_path / "b" / "backup").epoch == 3
+    monkeypatch.undo()
+    finished = train(id_feature_split, tmp_path / "b", **arguments)
+    assert finished.history["epoch"] == [0, 1, 2, 3] and finished.history["loss"] == straight.history["loss"]
+    for a, b in zip(straight.model.get_weights(), finished.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_fit_that_finishes_an_interrupted_epoch_saves_at_its_end_whatever_the_interval():
+    """Resumed without the save option that made a mid-epoch state: the rest of that epoch is a fit of its own,
+    whose end must save (it keeps the weights the epoch ended with for the epochs after it)."""
+    from questlearn.train._resume import TrainingBackup
+
+    saves = []
+    for continues, asked in ((False, False), (True, False), (False, True)):
+        backup = TrainingBackup("unused", dataset=None, every_batches=5 if asked else None)
+        backup._save = lambda epoch, done, saves=saves: saves.append(epoch)
+        backup._saved_at = float("inf")  # just saved, as far as the interval goes
+        backup.continues = continues
+        backup.on_epoch_end(3)
+    assert saves == [4, 4]  # not the plain epoch end inside the interval
 
 
 # -- a damaged backup ----------------------------------------------------------------
