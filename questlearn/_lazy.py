@@ -14,6 +14,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import threading
 import types
 from importlib import import_module
 
@@ -62,19 +63,36 @@ KERAS_DEFERRED = ("keras.wrappers", "keras.visualization", "keras.src.visualizat
 MODULE_RECORD = frozenset({"__name__", "__file__", "__cached__", "__spec__", "__loader__", "__package__", "__class__"})
 
 
-class _DeferredModule(importlib.util._LazyModule):
-    """A module whose code runs on first use: reading any attribute but its :data:`MODULE_RECORD` runs it."""
+_LAZY_MODULE = getattr(importlib.util, "_LazyModule", None)  # the class LazyLoader gives a module not yet run
+_SWITCH = threading.Lock()
+
+
+class _DeferredModule(types.ModuleType):
+    """A module whose code runs on first use: reading or deleting any attribute but its :data:`MODULE_RECORD`
+    turns it back into :class:`importlib.util.LazyLoader`'s module, which runs it (Python's own code, so the
+    import lock and its checks stay as each Python version has them)."""
 
     def __getattribute__(self, name):
         if name in MODULE_RECORD:
             return types.ModuleType.__getattribute__(self, name)
-        return super().__getattribute__(name)
+        _to_lazy_module(self)
+        return getattr(self, name)
+
+    def __delattr__(self, name):
+        _to_lazy_module(self)
+        delattr(self, name)
+
+
+def _to_lazy_module(module) -> None:
+    with _SWITCH:
+        if type(module) is _DeferredModule:
+            module.__class__ = _LAZY_MODULE
 
 
 class _DeferredLoader(importlib.util.LazyLoader):
     def exec_module(self, module):
         super().exec_module(module)
-        if type(module) is importlib.util._LazyModule:
+        if _LAZY_MODULE is not None and type(module) is _LAZY_MODULE:
             module.__class__ = _DeferredModule
 
 
